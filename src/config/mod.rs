@@ -1,0 +1,322 @@
+//! Settings: `config/default.toml` (or the file given with `--config`), then `PFORTE__SECTION__KEY`
+//! environment variables. Unknown keys, wrong types and missing values are reported with the file or
+//! variable they came from.
+
+mod problem;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Toml};
+use figment::Figment;
+use serde::Deserialize;
+use url::Url;
+
+pub use problem::{Problem, Problems};
+
+use crate::secret::SecretRef;
+
+pub const DEFAULT_CONFIG_FILE: &str = "config/default.toml";
+pub const ENV_PREFIX: &str = "PFORTE__";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    #[serde(default)]
+    pub dev: DevSettings,
+    #[serde(default)]
+    pub registry: RegistrySettings,
+    pub keys: KeySettings,
+    #[serde(default)]
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// The address online services and browsers use; it is also the OpenID issuer.
+    pub public_url: Url,
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout_secs: u64,
+    #[serde(default = "default_body_limit")]
+    pub body_limit_bytes: usize,
+    #[serde(default = "default_shutdown_grace")]
+    pub shutdown_grace_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    pub url: DatabaseUrl,
+    #[serde(default = "default_max_connections")]
+    pub max_connections: u32,
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DevSettings {
+    /// Development simulators (upstream account providers, payment pay page). Never in production.
+    #[serde(default)]
+    pub simulators: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistrySettings {
+    /// Holds `identity/<id>.toml` and `payment/<id>.toml`.
+    #[serde(default = "default_providers_dir")]
+    pub providers: PathBuf,
+    #[serde(default = "default_clients_dir")]
+    pub clients: PathBuf,
+    #[serde(default = "default_tenants_dir")]
+    pub tenants: PathBuf,
+}
+
+impl Default for RegistrySettings {
+    fn default() -> Self {
+        RegistrySettings {
+            providers: default_providers_dir(),
+            clients: default_clients_dir(),
+            tenants: default_tenants_dir(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeySettings {
+    /// 32 random bytes, base64url, that encrypt the signing keys at rest.
+    pub master_key: SecretRef,
+    /// How long a replaced signing key stays in the JWKS so tokens it signed can still be verified.
+    #[serde(default = "default_retired_publish_secs")]
+    pub retired_publish_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    #[serde(default)]
+    pub format: LogFormat,
+    /// A tracing filter such as `info` or `pforte=debug,info`; `RUST_LOG` overrides it.
+    #[serde(default = "default_log_level")]
+    pub level: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings { format: LogFormat::default(), level: default_log_level() }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Human,
+    Json,
+}
+
+/// A database URL whose password never reaches a log line.
+#[derive(Clone, Deserialize)]
+#[serde(try_from = "String")]
+pub struct DatabaseUrl(String);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl DatabaseUrl {
+    pub fn backend(&self) -> Backend {
+        if self.0.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else {
+            Backend::Postgres
+        }
+    }
+
+    /// The URL with credentials, for the driver only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The URL without user or password, for logs and messages.
+    pub fn redacted(&self) -> String {
+        match Url::parse(&self.0) {
+            Ok(mut url) if self.backend() == Backend::Postgres => {
+                let _ = url.set_password(None);
+                let _ = url.set_username("");
+                url.set_query(None);
+                url.to_string()
+            }
+            _ => self.0.split('?').next().unwrap_or_default().to_owned(),
+        }
+    }
+}
+
+impl TryFrom<String> for DatabaseUrl {
+    type Error = String;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        let known = ["sqlite:", "postgres://", "postgresql://"];
+        if known.iter().any(|prefix| value.starts_with(prefix)) {
+            Ok(DatabaseUrl(value))
+        } else {
+            Err("the database URL must start with sqlite:, postgres:// or postgresql://".to_owned())
+        }
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+impl Settings {
+    /// Reads the given file (or `config/default.toml`) and the environment, then checks the values.
+    pub fn load(config_file: Option<&Path>) -> Result<Settings, Problems> {
+        Self::from_figment(Self::figment(config_file)?)
+    }
+
+    /// The layered sources before extraction; tests merge their own values on top.
+    pub fn figment(config_file: Option<&Path>) -> Result<Figment, Problems> {
+        let file = match config_file {
+            Some(path) if !path.is_file() => {
+                let mut problems = Problems::default();
+                problems.push(path.display().to_string(), "", "configuration file not found");
+                return Err(problems);
+            }
+            Some(path) => path.to_path_buf(),
+            None => PathBuf::from(DEFAULT_CONFIG_FILE),
+        };
+        Ok(Figment::new().merge(Toml::file_exact(file)).merge(Env::prefixed(ENV_PREFIX).split("__")))
+    }
+
+    pub fn from_figment(figment: Figment) -> Result<Settings, Problems> {
+        let settings: Settings = figment.extract().map_err(problems_from_figment)?;
+        settings.validate().into_result(settings)
+    }
+
+    /// Rules that span several keys or that types alone cannot express.
+    pub fn validate(&self) -> Problems {
+        let mut problems = Problems::default();
+        let url = &self.server.public_url;
+        let loopback = is_loopback_url(url);
+        if !matches!(url.scheme(), "http" | "https") {
+            problems.push("settings", "server.public_url", "must be an http or https URL");
+        } else if url.scheme() == "http" && !loopback {
+            problems.push("settings", "server.public_url", "must use https unless it is a loopback address");
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            problems.push("settings", "server.public_url", "must not carry a query or fragment");
+        }
+        if self.dev.simulators && !loopback {
+            problems.push(
+                "settings",
+                "dev.simulators",
+                "development simulators may only run when server.public_url is a loopback address",
+            );
+        }
+        if self.keys.master_key.is_plain() && !self.dev.simulators {
+            problems.push("settings", "keys.master_key", "plain: secrets are for development only; use env: or file:");
+        }
+        if self.server.body_limit_bytes == 0 {
+            problems.push("settings", "server.body_limit_bytes", "must be greater than zero");
+        }
+        if self.server.request_timeout_secs == 0 {
+            problems.push("settings", "server.request_timeout_secs", "must be greater than zero");
+        }
+        if self.database.max_connections == 0 {
+            problems.push("settings", "database.max_connections", "must be greater than zero");
+        }
+        problems
+    }
+
+    /// The issuer string: the public URL without a trailing slash.
+    pub fn issuer(&self) -> String {
+        self.server.public_url.as_str().trim_end_matches('/').to_owned()
+    }
+}
+
+pub fn is_loopback_url(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(domain)) => domain == "localhost" || domain.ends_with(".localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+/// Turns figment's errors into problems naming the file or variable, the key and the reason.
+fn problems_from_figment(error: figment::Error) -> Problems {
+    let mut problems = Problems::default();
+    for e in error {
+        let mut path = e.path.clone();
+        if let figment::error::Kind::MissingField(field) = &e.kind {
+            path.push(field.to_string());
+        }
+        let key = path.join(".");
+        let source = match &e.metadata {
+            Some(meta) => match &meta.source {
+                Some(figment::Source::File(file)) => file.display().to_string(),
+                _ if meta.name.contains("environment") => {
+                    let variable: Vec<String> = e.path.iter().map(|k| k.to_uppercase()).collect();
+                    format!("environment variable {ENV_PREFIX}{}", variable.join("__"))
+                }
+                _ => meta.name.to_string(),
+            },
+            None => "settings".to_owned(),
+        };
+        let reason = match &e.kind {
+            figment::error::Kind::MissingField(_) => "required value is missing".to_owned(),
+            kind => kind.to_string(),
+        };
+        problems.push(source, key, reason);
+    }
+    problems
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+fn default_request_timeout() -> u64 {
+    30
+}
+fn default_body_limit() -> usize {
+    256 * 1024
+}
+fn default_shutdown_grace() -> u64 {
+    30
+}
+fn default_max_connections() -> u32 {
+    10
+}
+fn default_connect_timeout() -> u64 {
+    5
+}
+fn default_providers_dir() -> PathBuf {
+    PathBuf::from("providers")
+}
+fn default_clients_dir() -> PathBuf {
+    PathBuf::from("config/clients")
+}
+fn default_tenants_dir() -> PathBuf {
+    PathBuf::from("config/tenants")
+}
+fn default_retired_publish_secs() -> u64 {
+    86_400
+}
+fn default_log_level() -> String {
+    "info".to_owned()
+}
+
+#[cfg(test)]
+mod tests;

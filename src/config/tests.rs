@@ -1,0 +1,137 @@
+use super::*;
+use figment::Jail;
+
+const VALID: &str = r#"
+[server]
+listen = "127.0.0.1:8080"
+public_url = "http://localhost:8080"
+
+[database]
+url = "sqlite://data/pforte.db"
+
+[dev]
+simulators = true
+
+[keys]
+master_key = "file:data/master.key"
+"#;
+
+fn load_in_jail(jail: &mut Jail, contents: &str) -> Result<Settings, Problems> {
+    jail.create_file("pforte.toml", contents).map_err(|e| {
+        let mut p = Problems::default();
+        p.push("jail", "", e.to_string());
+        p
+    })?;
+    Settings::load(Some(Path::new("pforte.toml")))
+}
+
+#[test]
+fn valid_file_loads_with_defaults_for_optional_keys() {
+    Jail::expect_with(|jail| {
+        let settings = load_in_jail(jail, VALID).map_err(|p| p.to_string())?;
+        assert_eq!(settings.server.listen.port(), 8080);
+        assert_eq!(settings.registry.clients, PathBuf::from("config/clients"));
+        assert_eq!(settings.log.format, LogFormat::Human);
+        assert_eq!(settings.issuer(), "http://localhost:8080");
+        Ok(())
+    });
+}
+
+#[test]
+fn unknown_key_names_file_and_key() {
+    Jail::expect_with(|jail| {
+        let text = VALID.replace("[dev]", "[dev]\nsimulatorz = true");
+        let problems = load_in_jail(jail, &text).err().ok_or("expected an error")?;
+        let message = problems.to_string();
+        assert!(message.contains("pforte.toml"), "{message}");
+        assert!(message.contains("simulatorz"), "{message}");
+        Ok(())
+    });
+}
+
+#[test]
+fn wrong_type_names_file_key_and_reason() {
+    Jail::expect_with(|jail| {
+        let text = VALID.replace("listen = \"127.0.0.1:8080\"", "listen = 8080");
+        let problems = load_in_jail(jail, &text).err().ok_or("expected an error")?;
+        let problem = &problems.0[0];
+        assert!(problem.source.ends_with("pforte.toml"), "{problem}");
+        assert_eq!(problem.key, "server.listen");
+        assert!(problem.reason.contains("invalid type"), "{problem}");
+        Ok(())
+    });
+}
+
+#[test]
+fn missing_required_value_is_named() {
+    Jail::expect_with(|jail| {
+        let text = VALID.replace("url = \"sqlite://data/pforte.db\"", "");
+        let problems = load_in_jail(jail, &text).err().ok_or("expected an error")?;
+        assert_eq!(problems.0[0].key, "database.url");
+        assert!(problems.0[0].reason.contains("missing"));
+        Ok(())
+    });
+}
+
+#[test]
+fn environment_overrides_the_file_and_bad_values_name_the_variable() {
+    Jail::expect_with(|jail| {
+        jail.set_env("PFORTE__SERVER__LISTEN", "127.0.0.1:9999");
+        jail.set_env("PFORTE__DATABASE__URL", "postgres://u:secretpw@127.0.0.1/pforte");
+        let settings = load_in_jail(jail, VALID).map_err(|p| p.to_string())?;
+        assert_eq!(settings.server.listen.port(), 9999);
+        assert_eq!(settings.database.url.backend(), Backend::Postgres);
+        assert!(!format!("{:?}", settings.database).contains("secretpw"));
+
+        jail.set_env("PFORTE__SERVER__LISTEN", "not an address");
+        let problems = Settings::load(Some(Path::new("pforte.toml"))).err().ok_or("expected an error")?;
+        assert!(problems.0[0].source.contains("PFORTE__SERVER__LISTEN"), "{problems}");
+        Ok(())
+    });
+}
+
+#[test]
+fn missing_config_file_is_reported() {
+    let problems = Settings::load(Some(Path::new("/nonexistent/pforte.toml"))).err();
+    assert!(problems.is_some_and(|p| p.to_string().contains("configuration file not found")));
+}
+
+#[test]
+fn simulators_are_refused_on_a_public_address() {
+    Jail::expect_with(|jail| {
+        let text = VALID.replace("http://localhost:8080", "https://pforte.example.de");
+        let problems = load_in_jail(jail, &text).err().ok_or("expected an error")?;
+        assert!(problems.0.iter().any(|p| p.key == "dev.simulators"), "{problems}");
+        Ok(())
+    });
+}
+
+#[test]
+fn plain_http_is_refused_for_a_public_address_and_plain_secrets_outside_development() {
+    Jail::expect_with(|jail| {
+        let text = VALID
+            .replace("http://localhost:8080", "http://pforte.example.de")
+            .replace("simulators = true", "simulators = false")
+            .replace("file:data/master.key", "plain:abc");
+        let problems = load_in_jail(jail, &text).err().ok_or("expected an error")?;
+        assert!(problems.0.iter().any(|p| p.key == "server.public_url"), "{problems}");
+        assert!(problems.0.iter().any(|p| p.key == "keys.master_key"), "{problems}");
+        Ok(())
+    });
+}
+
+#[test]
+fn unsupported_database_scheme_is_refused() {
+    Jail::expect_with(|jail| {
+        let text = VALID.replace("sqlite://data/pforte.db", "mysql://localhost/pforte");
+        let problems = load_in_jail(jail, &text).err().ok_or("expected an error")?;
+        assert_eq!(problems.0[0].key, "database.url");
+        Ok(())
+    });
+}
+
+#[test]
+fn shipped_default_configuration_is_valid() {
+    let settings = Settings::load(Some(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/config/default.toml"))));
+    assert!(settings.is_ok(), "{:?}", settings.err());
+}
