@@ -1,2 +1,14 @@
+//! pforte: an identity and payment broker for public-sector online services.
+
+pub mod app;
+pub mod audit;
+pub mod cli;
+pub mod clock;
 pub mod config;
+pub mod http;
+pub mod keys;
+pub mod registry;
 pub mod secret;
+pub mod state;
+pub mod storage;
+pub mod telemetry;

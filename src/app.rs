@@ -1,0 +1,172 @@
+//! Builds the application from settings and registry: binds the listener (port 0 in tests), prepares
+//! the database without waiting for it, and runs the server until shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::audit::{AuditEvent, AuditLog};
+use crate::clock::{SharedClock, SystemClock};
+use crate::config::Settings;
+use crate::keys::{KeyService, MasterKey, MasterKeyOrigin, SigningAlg};
+use crate::registry::Registry;
+use crate::state::{AppState, Readiness, Shared};
+use crate::storage::Database;
+
+const FIRST_RETRY: Duration = Duration::from_millis(500);
+const LONGEST_RETRY: Duration = Duration::from_secs(30);
+
+pub struct Application {
+    listener: TcpListener,
+    port: u16,
+    state: AppState,
+    shutdown: CancellationToken,
+}
+
+impl Application {
+    pub async fn build(settings: Settings, registry: Registry) -> anyhow::Result<Application> {
+        Self::build_with_clock(settings, registry, Arc::new(SystemClock)).await
+    }
+
+    pub async fn build_with_clock(
+        settings: Settings,
+        registry: Registry,
+        clock: SharedClock,
+    ) -> anyhow::Result<Application> {
+        let listen = settings.server.listen;
+        let listener =
+            TcpListener::bind(listen).await.map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+        Self::build_on(listener, settings, registry, clock)
+    }
+
+    /// Serves on a listener the caller bound already (tests bind port 0 first, so the public URL
+    /// can name the real port).
+    pub fn build_on(
+        listener: TcpListener,
+        settings: Settings,
+        registry: Registry,
+        clock: SharedClock,
+    ) -> anyhow::Result<Application> {
+        let state = build_state(settings, registry, clock)?;
+        let port = listener.local_addr()?.port();
+        Ok(Application { listener, port, state, shutdown: CancellationToken::new() })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn state(&self) -> AppState {
+        self.state.clone()
+    }
+
+    /// Cancelling this token stops the server gracefully.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Serves until the shutdown token is cancelled; in-flight requests get the configured grace
+    /// period to finish, background work stops, and the database pool closes.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let Application { listener, port, state, shutdown } = self;
+        let workers: Vec<JoinHandle<()>> = vec![tokio::spawn(bootstrap(state.clone(), shutdown.clone()))];
+        tracing::info!(
+            port,
+            public_url = %state.settings.server.public_url,
+            database = state.db.redacted_url(),
+            "pforte {} listening",
+            env!("CARGO_PKG_VERSION")
+        );
+
+        let grace = Duration::from_secs(state.settings.server.shutdown_grace_secs);
+        let router = crate::http::router(state.clone());
+        let server = axum::serve(listener, router).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        let grace_over = {
+            let shutdown = shutdown.clone();
+            async move {
+                shutdown.cancelled().await;
+                tokio::time::sleep(grace).await;
+            }
+        };
+        tokio::select! {
+            result = server => result?,
+            () = grace_over => tracing::warn!("shutdown grace period over; closing remaining connections"),
+        }
+        shutdown.cancel();
+        for worker in workers {
+            if tokio::time::timeout(grace, worker).await.is_err() {
+                tracing::warn!("a background worker did not stop within the grace period");
+            }
+        }
+        state.db.close().await;
+        tracing::info!("pforte stopped");
+        Ok(())
+    }
+}
+
+fn build_state(settings: Settings, registry: Registry, clock: SharedClock) -> anyhow::Result<AppState> {
+    let db = Database::connect_lazy(&settings.database)?;
+    let (master, origin) = MasterKey::load(&settings.keys.master_key, settings.dev.simulators)?;
+    if let MasterKeyOrigin::CreatedFile(path) = origin {
+        tracing::warn!(
+            file = %path.display(),
+            "created a new development master key; keep this file, it decrypts the signing keys"
+        );
+    }
+    let audit = AuditLog::new(db.clone(), clock.clone());
+    let keys = KeyService::new(db.clone(), master, clock.clone(), audit.clone(), settings.keys.retired_publish_secs);
+    Ok(AppState::new(Shared {
+        settings,
+        registry: Arc::new(registry),
+        db,
+        keys,
+        audit,
+        clock,
+        readiness: Readiness::default(),
+    }))
+}
+
+/// Reaches the database, applies migrations and makes sure a signing key exists, retrying with
+/// backoff while the database is unreachable. Until it succeeds `/readyz` answers 503.
+async fn bootstrap(state: AppState, shutdown: CancellationToken) {
+    let mut delay = FIRST_RETRY;
+    loop {
+        match prepare_database(&state).await {
+            Ok(applied) => {
+                state.readiness.set_ready();
+                tracing::info!(database = state.db.backend_name(), migrations_applied = applied, "database ready");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(
+                    database = state.db.redacted_url(),
+                    error = %e,
+                    retry_in_ms = delay.as_millis() as u64,
+                    "database not ready; retrying"
+                );
+                tokio::select! {
+                    () = tokio::time::sleep(delay) => {}
+                    () = shutdown.cancelled() => return,
+                }
+                delay = (delay * 2).min(LONGEST_RETRY);
+            }
+        }
+    }
+}
+
+async fn prepare_database(state: &AppState) -> anyhow::Result<usize> {
+    let applied = state.db.migrate().await?;
+    state.keys.ensure_active(SigningAlg::Es256, "system").await?;
+    let counts = state.registry.counts();
+    let details = json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "migrations_applied": applied,
+        "registry": counts.to_string(),
+    });
+    state.audit.append(AuditEvent::new("service.started", "system", "pforte", details)).await?;
+    Ok(applied)
+}

@@ -1,0 +1,240 @@
+//! The `pforte` command line. Exit codes: 0 success, 1 a runtime failure (database unreachable,
+//! I/O), 2 invalid configuration or registry, 3 `audit verify` found a broken chain.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use crate::app::Application;
+use crate::audit::AuditLog;
+use crate::clock::SystemClock;
+use crate::config::{Problems, Settings};
+use crate::keys::{KeyService, MasterKey, SigningAlg};
+use crate::registry::Registry;
+use crate::secret::SecretRef;
+use crate::storage::Database;
+
+pub const EXIT_FAILURE: u8 = 1;
+pub const EXIT_INVALID_CONFIG: u8 = 2;
+pub const EXIT_AUDIT_BROKEN: u8 = 3;
+
+/// How often one-shot commands try to reach the database before giving up.
+const DB_ATTEMPTS: u32 = 5;
+
+#[derive(Debug, Parser)]
+#[command(name = "pforte", version, about = "Identity and payment broker for public-sector online services")]
+pub struct Cli {
+    /// Configuration file to use instead of config/default.toml. Environment variables
+    /// PFORTE__SECTION__KEY override it.
+    #[arg(long, global = true, env = "PFORTE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (the default when no command is given). Stops gracefully on SIGTERM or Ctrl-C.
+    Serve,
+    /// Validate configuration and registry without serving; lists every problem and exits 2 if any.
+    Check,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Manage pforte's signing keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Inspect the hash-chained audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Add a new active signing key; the replaced key stays in the JWKS for keys.retired_publish_secs
+    /// so tokens it signed can still be verified.
+    Rotate {
+        /// Algorithm of the key to rotate: ES256 (default), PS256 or RS256.
+        #[arg(long, default_value = "ES256")]
+        alg: SigningAlg,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Recompute the hash chain; name the first row that does not fit (exit 3) or print the head hash.
+    Verify,
+}
+
+pub async fn run(cli: Cli) -> ExitCode {
+    let settings = match Settings::load(cli.config.as_deref()) {
+        Ok(settings) => settings,
+        Err(problems) => return invalid(&problems),
+    };
+    crate::telemetry::init(&settings.log);
+    let registry = match load_registry(&settings) {
+        Ok(registry) => registry,
+        Err(problems) => return invalid(&problems),
+    };
+    let result = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(settings, registry).await,
+        Command::Check => return check(&settings, &registry),
+        Command::Migrate => migrate(&settings).await,
+        Command::Keys { command: KeysCommand::Rotate { alg } } => rotate_keys(&settings, alg).await,
+        Command::Audit { command: AuditCommand::Verify } => return verify_audit(&settings).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pforte: {e:#}");
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}
+
+fn load_registry(settings: &Settings) -> Result<Registry, Problems> {
+    Registry::load(&settings.registry, &settings.server.public_url, settings.dev.simulators)
+}
+
+fn invalid(problems: &Problems) -> ExitCode {
+    eprintln!("pforte: the configuration is not valid ({} problem(s)):", problems.0.len());
+    for problem in &problems.0 {
+        eprintln!("  {problem}");
+    }
+    ExitCode::from(EXIT_INVALID_CONFIG)
+}
+
+async fn serve(settings: Settings, registry: Registry) -> anyhow::Result<()> {
+    tracing::info!(registry = %registry.counts(), "registry loaded");
+    let app = Application::build(settings, registry).await?;
+    let token = app.shutdown_token();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutdown requested; finishing in-flight requests");
+        token.cancel();
+    });
+    app.run_until_stopped().await
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Settings and registry are already valid here; what remains is whether the master key can be read.
+fn check(settings: &Settings, registry: &Registry) -> ExitCode {
+    let dev_creates_key =
+        settings.dev.simulators && matches!(&settings.keys.master_key, SecretRef::File(path) if !path.exists());
+    if !dev_creates_key {
+        if let Err(e) = MasterKey::load(&settings.keys.master_key, false) {
+            let mut problems = Problems::default();
+            problems.push("settings", "keys.master_key", e.to_string());
+            return invalid(&problems);
+        }
+    }
+    println!("configuration and registry are valid: {}", registry.counts());
+    ExitCode::SUCCESS
+}
+
+/// Connects and migrates, retrying with backoff a few times before giving up.
+async fn connect(settings: &Settings) -> anyhow::Result<Database> {
+    let db = Database::connect_lazy(&settings.database)?;
+    let mut delay = Duration::from_millis(500);
+    for attempt in 1..=DB_ATTEMPTS {
+        match db.migrate().await {
+            Ok(applied) => {
+                if applied > 0 {
+                    tracing::info!(applied, "migrations applied");
+                }
+                return Ok(db);
+            }
+            Err(e) if attempt < DB_ATTEMPTS => {
+                tracing::warn!(database = db.redacted_url(), error = %e, attempt, "database not ready; retrying");
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+            Err(e) => anyhow::bail!("database {} not reachable after {attempt} attempts: {e}", db.redacted_url()),
+        }
+    }
+    anyhow::bail!("database {} not reachable", db.redacted_url())
+}
+
+async fn migrate(settings: &Settings) -> anyhow::Result<()> {
+    let db = connect(settings).await?;
+    println!("database {} is up to date", db.redacted_url());
+    db.close().await;
+    Ok(())
+}
+
+async fn rotate_keys(settings: &Settings, alg: SigningAlg) -> anyhow::Result<()> {
+    let db = connect(settings).await?;
+    let (master, _) = MasterKey::load(&settings.keys.master_key, settings.dev.simulators)?;
+    let clock = Arc::new(SystemClock);
+    let audit = AuditLog::new(db.clone(), clock.clone());
+    let keys = KeyService::new(db.clone(), master, clock, audit, settings.keys.retired_publish_secs);
+    let rotation = keys.rotate(alg, "operator").await?;
+    println!("new active {alg} key: {}", rotation.new_kid);
+    for kid in &rotation.retired {
+        println!(
+            "retired {kid}: stays published for {} s so tokens it signed can be verified",
+            settings.keys.retired_publish_secs
+        );
+    }
+    db.close().await;
+    Ok(())
+}
+
+async fn verify_audit(settings: &Settings) -> ExitCode {
+    let db = match connect(settings).await {
+        Ok(db) => db,
+        Err(e) => {
+            eprintln!("pforte: {e:#}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    let result = AuditLog::new(db.clone(), Arc::new(SystemClock)).verify().await;
+    db.close().await;
+    match result {
+        Ok(report) => match report.first_broken {
+            None => {
+                println!("audit log intact: {} rows, head hash {}", report.rows, report.head_hash);
+                ExitCode::SUCCESS
+            }
+            Some(broken) => {
+                println!(
+                    "audit log BROKEN at row {}: {} ({} rows before it verified)",
+                    broken.seq, broken.reason, report.rows
+                );
+                ExitCode::from(EXIT_AUDIT_BROKEN)
+            }
+        },
+        Err(e) => {
+            eprintln!("pforte: cannot read the audit log: {e}");
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}

@@ -1,0 +1,57 @@
+//! The start page and the shared stylesheet (served by pforte itself: pages load no external assets).
+
+use axum::http::header;
+use axum::response::{Html, IntoResponse};
+use axum::routing::get;
+use axum::Router;
+
+use crate::state::AppState;
+
+const STYLESHEET: &str = include_str!("../../assets/pforte.css");
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/", get(home)).route("/assets/pforte.css", get(stylesheet))
+}
+
+/// Each public endpoint with what it is for; later capabilities add their lines here.
+const ENDPOINTS: &[(&str, &str)] = &[
+    ("/healthz", "liveness: the process is up"),
+    ("/readyz", "readiness: the database is reachable (503 otherwise)"),
+    ("/.well-known/jwks.json", "public keys that verify tokens pforte signs"),
+];
+
+async fn home() -> Html<String> {
+    let rows: String = ENDPOINTS
+        .iter()
+        .map(|(path, what)| format!("<tr><td><a href=\"{path}\"><code>{path}</code></a></td><td>{what}</td></tr>"))
+        .collect();
+    Html(format!(
+        r#"<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>pforte</title>
+<link rel="stylesheet" href="/assets/pforte.css">
+</head>
+<body>
+<main>
+<h1>pforte <small>version {version}</small></h1>
+<p>Identity and payment broker for public-sector online services: login with state service accounts,
+fee payment through the authorities' payment providers, and reconciliation for finance offices.</p>
+<h2>Endpoints</h2>
+<table>
+<thead><tr><th scope="col">Path</th><th scope="col">Purpose</th></tr></thead>
+<tbody>{rows}</tbody>
+</table>
+</main>
+</body>
+</html>
+"#,
+        version = env!("CARGO_PKG_VERSION"),
+    ))
+}
+
+async fn stylesheet() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")], STYLESHEET)
+}

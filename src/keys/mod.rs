@@ -1,0 +1,184 @@
+//! pforte's own signing keys: generated here, stored encrypted under the master key, published as a
+//! JWKS, rotated with an overlap so tokens signed by a replaced key stay verifiable until they expire.
+
+mod master;
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use josekit::jwk::Jwk;
+use serde_json::{json, Value};
+
+pub use master::{MasterKey, MasterKeyOrigin};
+
+use crate::audit::{AuditEvent, AuditLog};
+use crate::clock::SharedClock;
+use crate::storage::signing_keys::{self, SigningKeyRow};
+use crate::storage::{Database, StorageError};
+
+/// RSA modulus size: BSI TR-02102 asks for at least 3072 bits.
+const RSA_BITS: u32 = 3072;
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("master key: {0}")]
+    MasterKey(String),
+    #[error("key material: {0}")]
+    Crypto(String),
+    #[error("no active signing key for {0}")]
+    NoActiveKey(SigningAlg),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SigningAlg {
+    Es256,
+    Ps256,
+    Rs256,
+}
+
+impl SigningAlg {
+    pub const ALL: [SigningAlg; 3] = [SigningAlg::Es256, SigningAlg::Ps256, SigningAlg::Rs256];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SigningAlg::Es256 => "ES256",
+            SigningAlg::Ps256 => "PS256",
+            SigningAlg::Rs256 => "RS256",
+        }
+    }
+}
+
+impl fmt::Display for SigningAlg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for SigningAlg {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        SigningAlg::ALL
+            .into_iter()
+            .find(|alg| alg.as_str() == s)
+            .ok_or_else(|| format!("unsupported signing algorithm `{s}`: use ES256, PS256 or RS256"))
+    }
+}
+
+/// The private key that currently signs for one algorithm.
+pub struct ActiveKey {
+    pub kid: String,
+    pub alg: SigningAlg,
+    pub private_jwk: Jwk,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rotation {
+    pub new_kid: String,
+    pub retired: Vec<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct KeyService {
+    db: Database,
+    master: Arc<MasterKey>,
+    clock: SharedClock,
+    audit: AuditLog,
+    retired_publish_secs: i64,
+}
+
+impl KeyService {
+    pub fn new(
+        db: Database,
+        master: MasterKey,
+        clock: SharedClock,
+        audit: AuditLog,
+        retired_publish_secs: u64,
+    ) -> Self {
+        let retired_publish_secs = i64::try_from(retired_publish_secs).unwrap_or(i64::MAX / 2000);
+        KeyService { db, master: Arc::new(master), clock, audit, retired_publish_secs }
+    }
+
+    /// Creates a key for `alg` when none is active (first start). Returns the active key id.
+    pub async fn ensure_active(&self, alg: SigningAlg, actor: &str) -> Result<String, KeyError> {
+        match self.db.active_signing_key(alg.as_str()).await? {
+            Some(row) => Ok(row.kid),
+            None => Ok(self.rotate(alg, actor).await?.new_kid),
+        }
+    }
+
+    /// Adds a new active key for `alg`; the keys it replaces stay published for the overlap.
+    pub async fn rotate(&self, alg: SigningAlg, actor: &str) -> Result<Rotation, KeyError> {
+        // Key generation (RSA takes a while) happens before the transaction opens.
+        let now = self.clock.now_millis();
+        let kid = new_kid(alg, now);
+        let (private_jwk, public_jwk) = generate(alg, &kid)?;
+        let private_json = serde_json::to_vec(private_jwk.as_ref()).map_err(|e| KeyError::Crypto(e.to_string()))?;
+        let row = SigningKeyRow {
+            kid: kid.clone(),
+            alg: alg.as_str().to_owned(),
+            private_jwe: self.master.seal(&kid, &private_json)?,
+            public_jwk: Value::Object(public_jwk.as_ref().clone()).to_string(),
+            created_at: now,
+            retired_at: None,
+            publish_until: None,
+        };
+        let publish_until = now.saturating_add(self.retired_publish_secs.saturating_mul(1000));
+
+        let mut tx = self.db.begin_write().await?;
+        let retired = signing_keys::rotate(&mut tx, &row, publish_until).await?;
+        let event = if retired.is_empty() { "keys.created" } else { "keys.rotated" };
+        let details = json!({ "alg": alg.as_str(), "retired": retired, "publish_until_ms": publish_until });
+        self.audit.append_in(&mut tx, AuditEvent::new(event, actor, &kid, details)).await?;
+        tx.commit().await.map_err(StorageError::from)?;
+        Ok(Rotation { new_kid: kid, retired })
+    }
+
+    /// The public keys verifiers may meet, as a JWK Set.
+    pub async fn jwks(&self) -> Result<Value, KeyError> {
+        let rows = self.db.published_signing_keys(self.clock.now_millis()).await?;
+        let keys = rows
+            .iter()
+            .map(|row| serde_json::from_str::<Value>(&row.public_jwk))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| KeyError::Storage(StorageError::Corrupt(format!("public JWK: {e}"))))?;
+        Ok(json!({ "keys": keys }))
+    }
+
+    /// The private key that signs new tokens with `alg`.
+    pub async fn active(&self, alg: SigningAlg) -> Result<ActiveKey, KeyError> {
+        let row = self.db.active_signing_key(alg.as_str()).await?.ok_or(KeyError::NoActiveKey(alg))?;
+        let plaintext = self.master.open(&row.kid, &row.private_jwe)?;
+        let private_jwk = Jwk::from_bytes(&plaintext).map_err(|e| KeyError::Crypto(e.to_string()))?;
+        Ok(ActiveKey { kid: row.kid, alg, private_jwk })
+    }
+}
+
+/// Key ids say what they are and when they were made; the random part keeps them unique.
+fn new_kid(alg: SigningAlg, now_millis: i64) -> String {
+    let random = uuid::Uuid::new_v4().simple().to_string();
+    format!("{}-{}-{}", alg.as_str().to_lowercase(), now_millis, &random[..8])
+}
+
+fn generate(alg: SigningAlg, kid: &str) -> Result<(Jwk, Jwk), KeyError> {
+    let crypto = |e: josekit::JoseError| KeyError::Crypto(e.to_string());
+    let (mut private, mut public) = match alg {
+        SigningAlg::Es256 => {
+            let pair = josekit::jws::ES256.generate_key_pair().map_err(crypto)?;
+            (pair.to_jwk_private_key(), pair.to_jwk_public_key())
+        }
+        SigningAlg::Ps256 | SigningAlg::Rs256 => {
+            let pair = josekit::jws::RS256.generate_key_pair(RSA_BITS).map_err(crypto)?;
+            (pair.to_jwk_private_key(), pair.to_jwk_public_key())
+        }
+    };
+    for jwk in [&mut private, &mut public] {
+        jwk.set_key_id(kid);
+        jwk.set_algorithm(alg.as_str());
+        jwk.set_key_use("sig");
+    }
+    Ok((private, public))
+}

@@ -1,0 +1,138 @@
+//! The checks that turn one parsed registry file into a domain value. Every check records its problem
+//! under the file and key and returns `None`, so one load reports everything that is wrong at once.
+
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+
+use super::types::{EntityId, HttpUrl, RedirectUri};
+use crate::config::Problems;
+use crate::secret::SecretRef;
+
+/// Written in URL values of registry files; replaced by the configured public URL, so the development
+/// entries follow a changed port.
+pub const PUBLIC_URL_PLACEHOLDER: &str = "{public_url}";
+
+/// What every file of one load is checked against.
+pub(crate) struct LoadContext {
+    /// The public URL without a trailing slash, as it replaces the placeholder.
+    pub public_url: String,
+    pub dev_simulators: bool,
+}
+
+impl LoadContext {
+    pub fn new(public_url: &url::Url, dev_simulators: bool) -> Self {
+        LoadContext { public_url: public_url.as_str().trim_end_matches('/').to_owned(), dev_simulators }
+    }
+
+    /// Where the development simulators live; an upstream there is a simulator.
+    pub fn dev_prefix(&self) -> String {
+        format!("{}/dev/", self.public_url)
+    }
+}
+
+pub(crate) struct FileCheck<'a> {
+    pub source: &'a str,
+    pub context: &'a LoadContext,
+    problems: &'a mut Problems,
+}
+
+impl<'a> FileCheck<'a> {
+    pub fn new(source: &'a str, context: &'a LoadContext, problems: &'a mut Problems) -> Self {
+        FileCheck { source, context, problems }
+    }
+
+    pub fn problem(&mut self, key: impl Into<String>, reason: impl Into<String>) {
+        self.problems.push(self.source, key, reason);
+    }
+
+    /// Records the problem of a failed parse and keeps the value of a successful one.
+    pub fn accept<T>(&mut self, key: &str, parsed: Result<T, String>) -> Option<T> {
+        parsed.map_err(|reason| self.problem(key, reason)).ok()
+    }
+
+    pub fn non_empty(&mut self, key: &str, value: &str) -> Option<String> {
+        if value.trim().is_empty() {
+            self.problem(key, "must not be empty");
+            None
+        } else {
+            Some(value.to_owned())
+        }
+    }
+
+    pub fn positive_secs(&mut self, key: &str, secs: u64) -> Option<Duration> {
+        if secs == 0 {
+            self.problem(key, "must be greater than zero");
+            None
+        } else {
+            Some(Duration::from_secs(secs))
+        }
+    }
+
+    pub fn entity_id(&mut self, key: &str, value: &str) -> Option<EntityId> {
+        self.accept(key, EntityId::parse(value))
+    }
+
+    pub fn http_url(&mut self, key: &str, value: &str) -> Option<HttpUrl> {
+        let expanded = self.expand(value);
+        self.accept(key, HttpUrl::parse(&expanded))
+    }
+
+    pub fn redirect_uri(&mut self, key: &str, value: &str) -> Option<RedirectUri> {
+        let expanded = self.expand(value);
+        self.accept(key, RedirectUri::parse(&expanded))
+    }
+
+    fn expand(&self, value: &str) -> String {
+        value.replace(PUBLIC_URL_PLACEHOLDER, &self.context.public_url)
+    }
+
+    /// Reads the secret now, so a missing variable or file stops the start instead of the first request.
+    pub fn secret(&mut self, key: &str, secret: &SecretRef) -> Option<SecretString> {
+        if secret.is_plain() && !self.context.dev_simulators {
+            self.problem(key, "plain: secrets are for development only; use env:NAME or file:PATH");
+            return None;
+        }
+        self.accept(key, secret.resolve())
+    }
+
+    /// A secret the chosen method needs.
+    pub fn required_secret(&mut self, key: &str, secret: Option<&SecretRef>, needed_by: &str) -> Option<SecretString> {
+        match secret {
+            Some(secret) => self.secret(key, secret),
+            None => {
+                self.problem(key, format!("is required {needed_by}"));
+                None
+            }
+        }
+    }
+
+    /// A value the chosen method does not use: most likely a mix-up, so it is reported, not ignored.
+    pub fn unused<T>(&mut self, key: &str, value: Option<&T>, not_used_by: &str) {
+        if value.is_some() {
+            self.problem(key, format!("is not used {not_used_by}; remove it"));
+        }
+    }
+
+    /// A private key for signing (PEM or JSON Web Key); only the shape is checked here.
+    pub fn private_key(&mut self, key: &str, secret: Option<&SecretRef>, needed_by: &str) -> Option<SecretString> {
+        let value = self.required_secret(key, secret, needed_by)?;
+        if looks_like_private_key(value.expose_secret()) {
+            Some(value)
+        } else {
+            self.problem(key, "must be a PEM private key (-----BEGIN ... PRIVATE KEY-----) or a private JSON Web Key");
+            None
+        }
+    }
+}
+
+fn looks_like_private_key(text: &str) -> bool {
+    let text = text.trim();
+    if text.starts_with("-----BEGIN") {
+        return text.contains("PRIVATE KEY-----");
+    }
+    match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(serde_json::Value::Object(jwk)) => jwk.contains_key("kty") && jwk.contains_key("d"),
+        _ => false,
+    }
+}

@@ -1,0 +1,254 @@
+//! Upstream identity providers (`<providers>/identity/<id>.toml`): the account services pforte sends
+//! logins to, such as BundID or Mein Unternehmenskonto, each an OpenID Connect provider.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use super::check::FileCheck;
+use super::files::EntityFile;
+use super::types::{join_key, AccountType, ClientAuthMethod, EntityId, HttpUrl, Level};
+use crate::secret::SecretRef;
+
+/// The claims pforte issues; upstream claims are mapped onto these names.
+pub const PFORTE_CLAIMS: &[&str] = &[
+    "given_name",
+    "family_name",
+    "birth_name",
+    "title",
+    "birthdate",
+    "place_of_birth",
+    "nationality",
+    "email",
+    "address",
+    "postbox",
+    "org_name",
+    "org_tax_number",
+    "org_vat_id",
+    "org_legal_form",
+    "org_register_type",
+    "org_register_number",
+    "org_register_court",
+    "org_address",
+];
+
+/// The protocol pforte speaks with an upstream; a SAML adapter would be a second kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IdentityProviderKind {
+    Oidc,
+}
+
+#[derive(Debug, Clone)]
+pub struct IdentityProvider {
+    pub id: EntityId,
+    pub kind: IdentityProviderKind,
+    pub display_name: String,
+    pub account_type: AccountType,
+    pub issuer: HttpUrl,
+    pub client_id: String,
+    pub client_auth: UpstreamClientAuth,
+    pub scopes: Vec<String>,
+    /// Upstream claim name → pforte claim name (one of [`PFORTE_CLAIMS`]).
+    pub claims: BTreeMap<String, &'static str>,
+    /// Upstream `acr` value → level it proves.
+    pub levels: BTreeMap<String, Level>,
+    /// Required level → `acr_values` to send upstream.
+    pub acr_values: BTreeMap<Level, String>,
+    pub discovery_refresh: Duration,
+}
+
+impl IdentityProvider {
+    /// The level an upstream `acr` proves; `None` for a value pforte does not know, which proves nothing.
+    pub fn level_of(&self, acr: &str) -> Option<Level> {
+        self.levels.get(acr).copied()
+    }
+
+    /// The `acr_values` to send when a login needs exactly this level, if the provider has one for it.
+    pub fn acr_for(&self, level: Level) -> Option<&str> {
+        self.acr_values.get(&level).map(String::as_str)
+    }
+
+    /// The highest level any login at this provider can reach.
+    pub fn highest_level(&self) -> Option<Level> {
+        self.levels.values().copied().max()
+    }
+}
+
+/// How pforte authenticates at the upstream token endpoint.
+#[derive(Debug, Clone)]
+pub enum UpstreamClientAuth {
+    ClientSecretBasic { secret: SecretString },
+    ClientSecretPost { secret: SecretString },
+    PrivateKeyJwt { private_key: SecretString },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct IdentityProviderFile {
+    kind: IdentityProviderKind,
+    display_name: String,
+    account_type: AccountType,
+    issuer: String,
+    client_id: String,
+    client_auth: ClientAuthFile,
+    scopes: Vec<String>,
+    #[serde(default)]
+    claims: BTreeMap<String, String>,
+    levels: BTreeMap<String, Level>,
+    #[serde(default)]
+    acr_values: AcrValuesFile,
+    #[serde(default = "default_discovery_refresh_secs")]
+    discovery_refresh_secs: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClientAuthFile {
+    method: ClientAuthMethod,
+    secret: Option<SecretRef>,
+    private_key: Option<SecretRef>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AcrValuesFile {
+    low: Option<String>,
+    substantial: Option<String>,
+    high: Option<String>,
+}
+
+fn default_discovery_refresh_secs() -> u64 {
+    3600
+}
+
+pub(crate) fn parse(file: EntityFile<IdentityProviderFile>, check: &mut FileCheck<'_>) -> Option<IdentityProvider> {
+    let EntityFile { id, contents: f, .. } = file;
+    let display_name = check.non_empty("display_name", &f.display_name);
+    let issuer = check.http_url("issuer", &f.issuer).filter(|issuer| {
+        let plain_path = issuer.url().query().is_none();
+        if !plain_path {
+            check.problem("issuer", "must not contain a query (OpenID Connect Discovery, section 4)");
+        }
+        plain_path
+    });
+    if let Some(issuer) = &issuer {
+        if !check.context.dev_simulators && issuer.as_str().starts_with(&check.context.dev_prefix()) {
+            check.problem("issuer", "points at a development simulator, and dev.simulators is off");
+        }
+    }
+    let client_id = check.non_empty("client_id", &f.client_id);
+    let client_auth = client_auth(&f.client_auth, check);
+    let scopes = scopes(&f.scopes, check);
+    let claims = claims(&f.claims, check);
+    let levels = levels(f.levels, check);
+    let acr_values = acr_values(&f.acr_values, levels.as_ref(), check);
+    let discovery_refresh = check.positive_secs("discovery_refresh_secs", f.discovery_refresh_secs);
+    Some(IdentityProvider {
+        id,
+        kind: f.kind,
+        display_name: display_name?,
+        account_type: f.account_type,
+        issuer: issuer?,
+        client_id: client_id?,
+        client_auth: client_auth?,
+        scopes: scopes?,
+        claims: claims?,
+        levels: levels?,
+        acr_values: acr_values?,
+        discovery_refresh: discovery_refresh?,
+    })
+}
+
+fn client_auth(auth: &ClientAuthFile, check: &mut FileCheck<'_>) -> Option<UpstreamClientAuth> {
+    let with = format!("with method {}", auth.method.as_str());
+    match auth.method {
+        ClientAuthMethod::ClientSecretBasic | ClientAuthMethod::ClientSecretPost => {
+            check.unused("client_auth.private_key", auth.private_key.as_ref(), &with);
+            let secret = check.required_secret("client_auth.secret", auth.secret.as_ref(), &with)?;
+            Some(match auth.method {
+                ClientAuthMethod::ClientSecretPost => UpstreamClientAuth::ClientSecretPost { secret },
+                _ => UpstreamClientAuth::ClientSecretBasic { secret },
+            })
+        }
+        ClientAuthMethod::PrivateKeyJwt => {
+            check.unused("client_auth.secret", auth.secret.as_ref(), &with);
+            let private_key = check.private_key("client_auth.private_key", auth.private_key.as_ref(), &with)?;
+            Some(UpstreamClientAuth::PrivateKeyJwt { private_key })
+        }
+    }
+}
+
+fn scopes(scopes: &[String], check: &mut FileCheck<'_>) -> Option<Vec<String>> {
+    let mut valid = true;
+    for (index, scope) in scopes.iter().enumerate() {
+        if scope.is_empty() || scope.contains(char::is_whitespace) {
+            check.problem(format!("scopes[{index}]"), "a scope is one non-empty word without spaces");
+            valid = false;
+        }
+    }
+    if !scopes.iter().any(|s| s == "openid") {
+        check.problem("scopes", "must include \"openid\"");
+        valid = false;
+    }
+    valid.then(|| scopes.to_vec())
+}
+
+fn claims(claims: &BTreeMap<String, String>, check: &mut FileCheck<'_>) -> Option<BTreeMap<String, &'static str>> {
+    let mut mapped: BTreeMap<String, &'static str> = BTreeMap::new();
+    let mut valid = true;
+    for (upstream, pforte) in claims {
+        let key = join_key("claims", upstream);
+        match PFORTE_CLAIMS.iter().find(|known| **known == pforte.as_str()) {
+            Some(known) => {
+                if let Some((other, _)) = mapped.iter().find(|(_, p)| *p == known) {
+                    check.problem(key, format!("`{pforte}` is already mapped from the upstream claim `{other}`"));
+                    valid = false;
+                }
+                mapped.insert(upstream.clone(), known);
+            }
+            None => {
+                check
+                    .problem(key, format!("`{pforte}` is not a pforte claim; use one of {}", PFORTE_CLAIMS.join(", ")));
+                valid = false;
+            }
+        }
+    }
+    valid.then_some(mapped)
+}
+
+fn levels(levels: BTreeMap<String, Level>, check: &mut FileCheck<'_>) -> Option<BTreeMap<String, Level>> {
+    if levels.is_empty() {
+        // Without a mapping no login proves any level, and every login would be refused.
+        check.problem("levels", "must map at least one upstream acr value to a level");
+        return None;
+    }
+    Some(levels)
+}
+
+fn acr_values(
+    acr: &AcrValuesFile,
+    levels: Option<&BTreeMap<String, Level>>,
+    check: &mut FileCheck<'_>,
+) -> Option<BTreeMap<Level, String>> {
+    let mut values = BTreeMap::new();
+    let mut valid = true;
+    for (level, value) in [(Level::Low, &acr.low), (Level::Substantial, &acr.substantial), (Level::High, &acr.high)] {
+        let Some(value) = value else { continue };
+        let key = format!("acr_values.{level}");
+        if value.trim().is_empty() {
+            check.problem(key, "must not be empty");
+            valid = false;
+            continue;
+        }
+        // Asking for a value that the provider's own mapping rates lower is a contradiction in the file.
+        if let Some(proven) = levels.and_then(|l| l.get(value)).filter(|proven| **proven < level) {
+            check.problem(key, format!("`{value}` is mapped to `{proven}` in [levels], which is below {level}"));
+            valid = false;
+        }
+        values.insert(level, value.clone());
+    }
+    valid.then_some(values)
+}

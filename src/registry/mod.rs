@@ -1,0 +1,224 @@
+//! The registry: who may use the broker. Online services (clients), authorities (tenants) and upstream
+//! identity and payment providers are TOML files, one per entity, the file stem being its id:
+//!
+//! - `<providers>/identity/<id>.toml`, `<providers>/payment/<id>.toml`
+//! - `<tenants>/<id>.toml`, `<clients>/<id>.toml`
+//!
+//! All files are read at start and checked as a whole, references between them included; every problem
+//! names its file and key, and all of them are reported in one go. Secrets are resolved while loading, so
+//! a missing variable stops the start rather than the first login. URL values may contain
+//! `{public_url}`, which is replaced by the configured public URL.
+
+mod check;
+mod client;
+mod files;
+mod identity;
+mod payment;
+mod tenant;
+mod toml_error;
+mod types;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+
+use serde::de::DeserializeOwned;
+use url::Url;
+
+pub use check::PUBLIC_URL_PLACEHOLDER;
+pub use client::{Client, ClientAuth, ClientKeys, GrantType, IdTokenAlg, Scope};
+pub use identity::{IdentityProvider, IdentityProviderKind, UpstreamClientAuth, PFORTE_CLAIMS};
+pub use payment::{PaymentAuth, PaymentProvider, PaymentProviderKind};
+pub use tenant::{Tenant, TenantPayment};
+pub use types::{is_loopback_host, AccountType, ClientAuthMethod, EntityId, HttpUrl, Level, RedirectUri};
+
+use self::check::{FileCheck, LoadContext};
+use self::files::{EntityFile, IfMissing};
+use crate::config::{Problems, RegistrySettings};
+
+#[derive(Debug, Default)]
+pub struct Registry {
+    identity_providers: BTreeMap<EntityId, IdentityProvider>,
+    payment_providers: BTreeMap<EntityId, PaymentProvider>,
+    tenants: BTreeMap<EntityId, Tenant>,
+    clients: BTreeMap<EntityId, Client>,
+    /// originatorId → client id.
+    originators: BTreeMap<EntityId, EntityId>,
+}
+
+/// How many entities of each kind were loaded, for the startup log line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RegistryCounts {
+    pub identity_providers: usize,
+    pub payment_providers: usize,
+    pub tenants: usize,
+    pub clients: usize,
+}
+
+impl fmt::Display for RegistryCounts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} identity providers, {} payment providers, {} tenants, {} clients",
+            self.identity_providers, self.payment_providers, self.tenants, self.clients
+        )
+    }
+}
+
+impl Registry {
+    /// Reads and checks every registry file. `dev_simulators` allows `plain:` secrets and the development
+    /// simulators; without it they are problems.
+    pub fn load(settings: &RegistrySettings, public_url: &Url, dev_simulators: bool) -> Result<Registry, Problems> {
+        let context = LoadContext::new(public_url, dev_simulators);
+        let mut problems = Problems::default();
+        let identity_dir = settings.providers.join("identity");
+        let payment_dir = settings.providers.join("payment");
+
+        let identity_providers = load_kind(&identity_dir, IfMissing::Empty, &context, &mut problems, identity::parse);
+        let identity_providers: BTreeMap<_, _> =
+            identity_providers.into_iter().map(|(_, p)| (p.id.clone(), p)).collect();
+        let payment_providers = load_kind(&payment_dir, IfMissing::Empty, &context, &mut problems, payment::parse);
+        let payment_providers: BTreeMap<_, _> = payment_providers.into_iter().map(|(_, p)| (p.id.clone(), p)).collect();
+
+        let tenants = load_kind(&settings.tenants, IfMissing::Problem, &context, &mut problems, tenant::parse);
+        for (source, tenant) in &tenants {
+            let provider = &tenant.payment.provider;
+            if !payment_providers.contains_key(provider) {
+                problems.push(source, "payment.provider", not_registered("payment provider", provider, &payment_dir));
+            }
+        }
+        let tenants: BTreeMap<_, _> = tenants.into_iter().map(|(_, t)| (t.id.clone(), t)).collect();
+
+        let clients = load_kind(&settings.clients, IfMissing::Problem, &context, &mut problems, client::parse);
+        let mut originators: BTreeMap<String, (EntityId, &str)> = BTreeMap::new();
+        for (source, client) in &clients {
+            check_client_references(source, client, &identity_providers, &tenants, settings, &mut problems);
+            let Some(originator) = &client.originator_id else { continue };
+            // Originator ids are URL path segments; ones that differ only in case invite mix-ups.
+            match originators.get(&originator.as_str().to_ascii_lowercase()) {
+                Some((other, other_source)) => problems.push(
+                    source,
+                    "originator_id",
+                    format!("`{originator}` is already the originator id of client `{other}` ({other_source})"),
+                ),
+                None => {
+                    originators.insert(originator.as_str().to_ascii_lowercase(), (client.id.clone(), source));
+                }
+            }
+        }
+        let originators =
+            clients.iter().filter_map(|(_, c)| c.originator_id.clone().map(|o| (o, c.id.clone()))).collect();
+        let clients = clients.into_iter().map(|(_, c)| (c.id.clone(), c)).collect();
+
+        problems.into_result(Registry { identity_providers, payment_providers, tenants, clients, originators })
+    }
+
+    pub fn identity_provider(&self, id: &str) -> Option<&IdentityProvider> {
+        self.identity_providers.get(id)
+    }
+
+    pub fn payment_provider(&self, id: &str) -> Option<&PaymentProvider> {
+        self.payment_providers.get(id)
+    }
+
+    pub fn tenant(&self, id: &str) -> Option<&Tenant> {
+        self.tenants.get(id)
+    }
+
+    pub fn client(&self, id: &str) -> Option<&Client> {
+        self.clients.get(id)
+    }
+
+    pub fn client_by_originator(&self, originator_id: &str) -> Option<&Client> {
+        self.originators.get(originator_id).and_then(|client| self.clients.get(client))
+    }
+
+    pub fn identity_providers(&self) -> impl Iterator<Item = &IdentityProvider> {
+        self.identity_providers.values()
+    }
+
+    pub fn payment_providers(&self) -> impl Iterator<Item = &PaymentProvider> {
+        self.payment_providers.values()
+    }
+
+    pub fn tenants(&self) -> impl Iterator<Item = &Tenant> {
+        self.tenants.values()
+    }
+
+    pub fn clients(&self) -> impl Iterator<Item = &Client> {
+        self.clients.values()
+    }
+
+    pub fn counts(&self) -> RegistryCounts {
+        RegistryCounts {
+            identity_providers: self.identity_providers.len(),
+            payment_providers: self.payment_providers.len(),
+            tenants: self.tenants.len(),
+            clients: self.clients.len(),
+        }
+    }
+}
+
+/// Reads one directory and checks each file on its own; returns each valid entity with its file.
+fn load_kind<F: DeserializeOwned, T>(
+    dir: &Path,
+    if_missing: IfMissing,
+    context: &LoadContext,
+    problems: &mut Problems,
+    parse: fn(EntityFile<F>, &mut FileCheck<'_>) -> Option<T>,
+) -> Vec<(String, T)> {
+    let files = files::read_entity_files::<F>(dir, if_missing, problems);
+    let mut entities = Vec::new();
+    for file in files {
+        let source = file.source.clone();
+        let mut check = FileCheck::new(&source, context, problems);
+        if let Some(entity) = parse(file, &mut check) {
+            entities.push((source, entity));
+        }
+    }
+    entities
+}
+
+fn check_client_references(
+    source: &str,
+    client: &Client,
+    identity_providers: &BTreeMap<EntityId, IdentityProvider>,
+    tenants: &BTreeMap<EntityId, Tenant>,
+    settings: &RegistrySettings,
+    problems: &mut Problems,
+) {
+    for (index, id) in client.identity_providers.iter().enumerate() {
+        let key = format!("identity_providers[{index}]");
+        match identity_providers.get(id) {
+            None => problems.push(
+                source,
+                key,
+                not_registered("identity provider", id, &settings.providers.join("identity")),
+            ),
+            // No login through this provider could ever satisfy the client, so the entry is a mistake.
+            Some(provider) if provider.highest_level().is_none_or(|highest| highest < client.min_level) => problems
+                .push(
+                    source,
+                    key,
+                    format!(
+                        "identity provider `{id}` proves at most level {}, below this client's min_level {}",
+                        provider.highest_level().unwrap_or_default(),
+                        client.min_level
+                    ),
+                ),
+            Some(_) => {}
+        }
+    }
+    for (index, id) in client.tenants.iter().enumerate() {
+        if !tenants.contains_key(id) {
+            problems.push(source, format!("tenants[{index}]"), not_registered("tenant", id, &settings.tenants));
+        }
+    }
+}
+
+fn not_registered(kind: &str, id: &EntityId, dir: &Path) -> String {
+    format!("there is no valid {kind} `{id}` ({} is missing or has problems)", dir.join(format!("{id}.toml")).display())
+}
+
+#[cfg(test)]
+mod tests;

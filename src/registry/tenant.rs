@@ -1,0 +1,73 @@
+//! Tenants (`<tenants>/<id>.toml`): the authorities pforte collects payments for. The id is the
+//! XBezahldienste `endPointId`, for a municipality usually its 8-digit AGS.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use super::check::FileCheck;
+use super::files::EntityFile;
+use super::types::{join_key, EntityId};
+
+#[derive(Debug, Clone)]
+pub struct Tenant {
+    pub id: EntityId,
+    pub display_name: String,
+    pub payment: TenantPayment,
+}
+
+#[derive(Debug, Clone)]
+pub struct TenantPayment {
+    /// The payment provider instance this authority's payments go to; checked to exist.
+    pub provider: EntityId,
+    /// What the provider needs to know about this authority (e.g. mandant, bewirtschafter_nr).
+    pub settings: BTreeMap<String, String>,
+    /// Booking data added to every item unless the online service sends its own (e.g. Haushaltsstelle).
+    pub booking_defaults: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TenantFile {
+    display_name: String,
+    payment: PaymentFile,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PaymentFile {
+    provider: String,
+    #[serde(default)]
+    settings: BTreeMap<String, String>,
+    #[serde(default)]
+    booking_defaults: BTreeMap<String, String>,
+}
+
+pub(crate) fn parse(file: EntityFile<TenantFile>, check: &mut FileCheck<'_>) -> Option<Tenant> {
+    let EntityFile { id, contents: f, .. } = file;
+    let display_name = check.non_empty("display_name", &f.display_name);
+    let provider = check.entity_id("payment.provider", &f.payment.provider);
+    let settings = non_empty_values(check, "payment.settings", f.payment.settings);
+    let booking_defaults = non_empty_values(check, "payment.booking_defaults", f.payment.booking_defaults);
+    Some(Tenant {
+        id,
+        display_name: display_name?,
+        payment: TenantPayment { provider: provider?, settings: settings?, booking_defaults: booking_defaults? },
+    })
+}
+
+/// An empty value would be sent to the provider as if it were set; better to leave the key out.
+fn non_empty_values(
+    check: &mut FileCheck<'_>,
+    table: &str,
+    map: BTreeMap<String, String>,
+) -> Option<BTreeMap<String, String>> {
+    let mut valid = true;
+    for (key, value) in &map {
+        if key.trim().is_empty() || value.trim().is_empty() {
+            check.problem(join_key(table, key), "must have a non-empty name and value; leave unused keys out");
+            valid = false;
+        }
+    }
+    valid.then_some(map)
+}

@@ -1,0 +1,66 @@
+//! What every request handler and worker shares.
+
+use std::ops::Deref;
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use crate::audit::AuditLog;
+use crate::clock::SharedClock;
+use crate::config::Settings;
+use crate::keys::KeyService;
+use crate::registry::Registry;
+use crate::storage::Database;
+
+#[derive(Clone)]
+pub struct AppState(Arc<Shared>);
+
+pub struct Shared {
+    pub settings: Settings,
+    pub registry: Arc<Registry>,
+    pub db: Database,
+    pub keys: KeyService,
+    pub audit: AuditLog,
+    pub clock: SharedClock,
+    pub readiness: Readiness,
+}
+
+impl AppState {
+    pub fn new(shared: Shared) -> Self {
+        AppState(Arc::new(shared))
+    }
+}
+
+impl Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// Whether the database has been reached and migrated since start.
+#[derive(Clone, Debug)]
+pub struct Readiness(Arc<watch::Sender<bool>>);
+
+impl Default for Readiness {
+    fn default() -> Self {
+        Readiness(Arc::new(watch::channel(false).0))
+    }
+}
+
+impl Readiness {
+    pub fn set_ready(&self) {
+        self.0.send_replace(true);
+    }
+
+    pub fn is_ready(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    /// Resolves once the service is ready.
+    pub async fn wait(&self) {
+        let mut rx = self.0.subscribe();
+        let _ = rx.wait_for(|ready| *ready).await;
+    }
+}

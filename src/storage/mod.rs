@@ -1,0 +1,154 @@
+//! All SQL lives under this module. One query text serves both backends through sqlx's `Any` driver
+//! (numbered `$n` parameters work on SQLite and PostgreSQL alike); where the dialects differ, the
+//! statement is chosen by `Database::backend`. Migrations are kept per backend side by side.
+
+pub mod audit_log;
+pub mod signing_keys;
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::Once;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::migrate::Migrator;
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{AnyPool, Executor};
+
+use crate::config::{Backend, DatabaseSettings, DatabaseUrl};
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("database error: {0}")]
+    Sqlx(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("cannot prepare the SQLite database file: {0}")]
+    SqliteFile(String),
+    #[error("stored data is not what pforte wrote: {0}")]
+    Corrupt(String),
+}
+
+impl StorageError {
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(self, StorageError::Sqlx(sqlx::Error::Database(e)) if e.is_unique_violation())
+    }
+}
+
+pub type StorageResult<T> = Result<T, StorageError>;
+
+/// A handle on the database. Cloning is cheap; all clones share one pool.
+#[derive(Clone, Debug)]
+pub struct Database {
+    pool: AnyPool,
+    backend: Backend,
+    redacted_url: String,
+}
+
+impl Database {
+    /// Prepares a pool without connecting, so the server can start (and report not-ready) while the
+    /// database is still unreachable. For SQLite the file and its folder are created when missing.
+    pub fn connect_lazy(settings: &DatabaseSettings) -> StorageResult<Database> {
+        static DRIVERS: Once = Once::new();
+        DRIVERS.call_once(sqlx::any::install_default_drivers);
+
+        let backend = settings.url.backend();
+        let url = match backend {
+            Backend::Sqlite => prepare_sqlite_url(&settings.url)?,
+            Backend::Postgres => settings.url.expose().to_owned(),
+        };
+        let options = AnyConnectOptions::from_str(&url)?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(settings.max_connections)
+            .acquire_timeout(Duration::from_secs(settings.connect_timeout_secs))
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL lets readers proceed while one writer commits; the busy timeout makes
+                        // concurrent writers wait for the lock instead of failing at once.
+                        conn.execute("PRAGMA journal_mode = WAL").await?;
+                        conn.execute("PRAGMA busy_timeout = 5000").await?;
+                        conn.execute("PRAGMA foreign_keys = ON").await?;
+                        conn.execute("PRAGMA synchronous = FULL").await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_lazy_with(options);
+        Ok(Database { pool, backend, redacted_url: settings.url.redacted() })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn backend_name(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+
+    /// The URL without credentials, for log lines.
+    pub fn redacted_url(&self) -> &str {
+        &self.redacted_url
+    }
+
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Applies pending migrations. On PostgreSQL sqlx holds an advisory lock meanwhile, so several
+    /// instances starting together migrate once.
+    pub async fn migrate(&self) -> StorageResult<usize> {
+        let migrator = match self.backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        let applied_before = self.applied_migrations().await.unwrap_or(0);
+        migrator.run(&self.pool).await?;
+        let applied_after = self.applied_migrations().await?;
+        Ok(applied_after.saturating_sub(applied_before))
+    }
+
+    async fn applied_migrations(&self) -> StorageResult<usize> {
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success = TRUE")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(usize::try_from(count).unwrap_or(0))
+    }
+
+    /// A round trip to the database, for readiness.
+    pub async fn ping(&self) -> StorageResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Creates the folder of an SQLite database file and asks the driver to create the file itself.
+fn prepare_sqlite_url(url: &DatabaseUrl) -> StorageResult<String> {
+    let raw = url.expose();
+    let options = SqliteConnectOptions::from_str(raw).map_err(|e| StorageError::SqliteFile(e.to_string()))?;
+    let file: PathBuf = options.get_filename().to_path_buf();
+    let in_memory = raw.contains(":memory:") || raw.contains("mode=memory");
+    if !in_memory {
+        if let Some(parent) = file.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| StorageError::SqliteFile(format!("{}: {e}", parent.display())))?;
+        }
+    }
+    if raw.contains("mode=") || in_memory {
+        Ok(raw.to_owned())
+    } else if raw.contains('?') {
+        Ok(format!("{raw}&mode=rwc"))
+    } else {
+        Ok(format!("{raw}?mode=rwc"))
+    }
+}

@@ -1,0 +1,202 @@
+//! Test scaffolding: a database per test on each backend, the real server on a loopback port, and
+//! the compiled `pforte` binary for command-line tests.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+
+use figment::Figment;
+use libtest_mimic::Failed;
+use pforte::app::Application;
+use pforte::clock::{ManualClock, SharedClock, SystemClock};
+use pforte::config::Settings;
+use pforte::keys::MasterKey;
+use pforte::registry::Registry;
+use pforte::state::AppState;
+use sqlx::Connection;
+use tokio_util::sync::CancellationToken;
+
+pub type TestResult = anyhow::Result<()>;
+pub type BackendTest = fn(TestContext) -> Pin<Box<dyn Future<Output = TestResult> + Send>>;
+
+pub const MANIFEST_DIR: &str = env!("CARGO_MANIFEST_DIR");
+
+#[derive(Clone, Debug)]
+pub enum TestBackend {
+    Sqlite,
+    /// The admin URL; each test creates and later drops its own database through it.
+    Postgres(String),
+}
+
+/// What one test owns: its database and a scratch folder.
+pub struct TestContext {
+    pub database_url: String,
+    /// Holds the SQLite file (and anything else the test writes) until the test ends.
+    #[allow(dead_code)]
+    pub dir: tempfile::TempDir,
+    pub master_key: String,
+    pub backend: TestBackend,
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime")
+}
+
+pub fn run_plain(test: impl Future<Output = TestResult>) -> Result<(), Failed> {
+    runtime().block_on(test).map_err(|e| Failed::from(format!("{e:#}")))
+}
+
+pub fn run_backend_test(test: BackendTest, backend: TestBackend) -> Result<(), Failed> {
+    runtime()
+        .block_on(async move {
+            let dir = tempfile::tempdir()?;
+            let (database_url, drop_after) = match &backend {
+                TestBackend::Sqlite => (format!("sqlite://{}/pforte.db", dir.path().display()), None),
+                TestBackend::Postgres(admin) => {
+                    let name = format!("pforte_t_{}", uuid::Uuid::new_v4().simple());
+                    let mut conn = sqlx::PgConnection::connect(admin).await?;
+                    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await?;
+                    conn.close().await?;
+                    (with_database(admin, &name)?, Some(name))
+                }
+            };
+            let ctx =
+                TestContext { database_url, dir, master_key: MasterKey::generate().encode(), backend: backend.clone() };
+            let outcome = test(ctx).await;
+            if let (TestBackend::Postgres(admin), Some(name)) = (&backend, drop_after) {
+                let mut conn = sqlx::PgConnection::connect(admin).await?;
+                sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn).await?;
+            }
+            outcome
+        })
+        .map_err(|e: anyhow::Error| Failed::from(format!("{e:#}")))
+}
+
+fn with_database(admin: &str, name: &str) -> anyhow::Result<String> {
+    let mut url = url::Url::parse(admin)?;
+    url.set_path(&format!("/{name}"));
+    Ok(url.to_string())
+}
+
+/// The shipped registry, by absolute path so tests do not depend on the working directory.
+pub fn shipped_registry_figment(figment: Figment) -> Figment {
+    figment
+        .merge(("registry.providers", format!("{MANIFEST_DIR}/providers")))
+        .merge(("registry.clients", format!("{MANIFEST_DIR}/config/clients")))
+        .merge(("registry.tenants", format!("{MANIFEST_DIR}/config/tenants")))
+}
+
+/// A running pforte with its own database.
+pub struct TestApp {
+    pub address: String,
+    pub state: AppState,
+    pub client: reqwest::Client,
+    shutdown: CancellationToken,
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestContext {
+    /// Settings from the shipped default configuration, pointed at this test's database.
+    pub fn figment(&self) -> Figment {
+        let base = Settings::figment(Some(Path::new(&format!("{MANIFEST_DIR}/config/default.toml"))))
+            .expect("default configuration");
+        shipped_registry_figment(base)
+            .merge(("database.url", self.database_url.clone()))
+            .merge(("keys.master_key", format!("plain:{}", self.master_key)))
+            .merge(("server.listen", "127.0.0.1:0"))
+    }
+
+    pub async fn spawn_app(&self) -> TestApp {
+        self.spawn_app_with(|f| f, Arc::new(SystemClock)).await
+    }
+
+    pub async fn spawn_app_with_clock(&self, clock: ManualClock) -> TestApp {
+        self.spawn_app_with(|f| f, Arc::new(clock)).await
+    }
+
+    pub async fn spawn_app_with(&self, adjust: impl FnOnce(Figment) -> Figment, clock: SharedClock) -> TestApp {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("address").port();
+        let address = format!("http://127.0.0.1:{port}");
+        let figment = adjust(self.figment().merge(("server.public_url", address.clone())));
+        let settings = Settings::from_figment(figment).expect("valid test settings");
+        let registry = Registry::load(&settings.registry, &settings.server.public_url, settings.dev.simulators)
+            .expect("shipped registry");
+        let app = Application::build_on(listener, settings, registry, clock).expect("application");
+        let state = app.state();
+        let shutdown = app.shutdown_token();
+        let server = tokio::spawn(app.run_until_stopped());
+        state.readiness.wait().await;
+        let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+        TestApp { address, state, client, shutdown, server: Some(server) }
+    }
+
+    /// Environment for running the `pforte` binary against this test's database.
+    pub fn cli_env(&self) -> Vec<(String, String)> {
+        vec![
+            ("PFORTE__DATABASE__URL".into(), self.database_url.clone()),
+            ("PFORTE__KEYS__MASTER_KEY".into(), format!("plain:{}", self.master_key)),
+            ("PFORTE__REGISTRY__PROVIDERS".into(), format!("{MANIFEST_DIR}/providers")),
+            ("PFORTE__REGISTRY__CLIENTS".into(), format!("{MANIFEST_DIR}/config/clients")),
+            ("PFORTE__REGISTRY__TENANTS".into(), format!("{MANIFEST_DIR}/config/tenants")),
+            ("PFORTE__SERVER__LISTEN".into(), "127.0.0.1:0".into()),
+            ("PFORTE__LOG__FORMAT".into(), "json".into()),
+        ]
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.expect("request")
+    }
+
+    /// Stops the server gracefully and waits for it.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        if let Some(server) = self.server.take() {
+            server.await??;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// The compiled binary, run from the package root so relative defaults resolve.
+pub fn pforte_command() -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_pforte"));
+    command.current_dir(MANIFEST_DIR);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("PFORTE__") || key == "PFORTE_CONFIG" {
+            command.env_remove(key);
+        }
+    }
+    command
+}
+
+pub fn output_text(output: &std::process::Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+}
+
+pub fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target: PathBuf = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), target)?;
+        }
+    }
+    Ok(())
+}
