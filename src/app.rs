@@ -127,6 +127,7 @@ fn build_state(settings: Settings, registry: Registry, clock: SharedClock) -> an
         audit,
         clock,
         readiness: Readiness::default(),
+        http: crate::http_client::outbound_client()?,
     }))
 }
 

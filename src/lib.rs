@@ -6,6 +6,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod http;
+pub mod http_client;
 pub mod keys;
 pub mod registry;
 pub mod secret;

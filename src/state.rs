@@ -23,6 +23,8 @@ pub struct Shared {
     pub audit: AuditLog,
     pub clock: SharedClock,
     pub readiness: Readiness,
+    /// The shared outbound client (see `http_client`).
+    pub http: reqwest::Client,
 }
 
 impl AppState {
