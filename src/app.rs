@@ -12,6 +12,11 @@ use tokio_util::sync::CancellationToken;
 use crate::audit::{AuditEvent, AuditLog};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::Settings;
+use crate::identity::client_auth::ClientAuthenticator;
+use crate::identity::grants::Grants;
+use crate::identity::login::LoginService;
+use crate::identity::tokens::TokenService;
+use crate::identity::upstream::Upstreams;
 use crate::keys::{KeyService, MasterKey, MasterKeyOrigin, SigningAlg};
 use crate::registry::Registry;
 use crate::state::{AppState, Readiness, Shared};
@@ -19,6 +24,7 @@ use crate::storage::Database;
 
 const FIRST_RETRY: Duration = Duration::from_millis(500);
 const LONGEST_RETRY: Duration = Duration::from_secs(30);
+const PURGE_INTERVAL: Duration = Duration::from_secs(60);
 
 pub struct Application {
     listener: TcpListener,
@@ -73,7 +79,10 @@ impl Application {
     /// period to finish, background work stops, and the database pool closes.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let Application { listener, port, state, shutdown } = self;
-        let workers: Vec<JoinHandle<()>> = vec![tokio::spawn(bootstrap(state.clone(), shutdown.clone()))];
+        let workers: Vec<JoinHandle<()>> = vec![
+            tokio::spawn(bootstrap(state.clone(), shutdown.clone())),
+            tokio::spawn(purge_expired(state.clone(), shutdown.clone())),
+        ];
         tracing::info!(
             port,
             public_url = %state.settings.server.public_url,
@@ -119,15 +128,42 @@ fn build_state(settings: Settings, registry: Registry, clock: SharedClock) -> an
     }
     let audit = AuditLog::new(db.clone(), clock.clone());
     let keys = KeyService::new(db.clone(), master, clock.clone(), audit.clone(), settings.keys.retired_publish_secs);
+    let dev = if settings.dev.simulators { Some(Arc::new(crate::dev::Simulators::generate()?)) } else { None };
+    let http = crate::http_client::outbound_client()?;
+    let registry = Arc::new(registry);
+    let issuer = settings.issuer();
+    let tokens = TokenService::new(keys.clone(), db.clone(), issuer.clone(), clock.clone())?;
+    let upstreams = Arc::new(Upstreams::new(
+        http.clone(),
+        clock.clone(),
+        &settings.server.public_url,
+        crate::identity::upstream::DEFAULT_UPSTREAM_TIMEOUT,
+    ));
+    let login = LoginService::new(
+        db.clone(),
+        registry.clone(),
+        upstreams,
+        tokens.clone(),
+        keys.master(),
+        audit.clone(),
+        clock.clone(),
+    );
+    let grants = Grants::new(db.clone(), tokens.clone(), keys.master(), audit.clone(), clock.clone());
+    let client_auth = ClientAuthenticator::new(db.clone(), http.clone(), clock.clone(), &issuer);
     Ok(AppState::new(Shared {
         settings,
-        registry: Arc::new(registry),
+        registry,
         db,
         keys,
         audit,
         clock,
         readiness: Readiness::default(),
-        http: crate::http_client::outbound_client()?,
+        http,
+        tokens,
+        login,
+        grants,
+        client_auth,
+        dev,
     }))
 }
 
@@ -155,6 +191,26 @@ async fn bootstrap(state: AppState, shutdown: CancellationToken) {
                 }
                 delay = (delay * 2).min(LONGEST_RETRY);
             }
+        }
+    }
+}
+
+/// Removes expired logins (with any identity still in them), pushed requests, assertion ids and
+/// revocations, so personal data outlives its flow by at most one interval (security.md #24).
+async fn purge_expired(state: AppState, shutdown: CancellationToken) {
+    tokio::select! {
+        () = state.readiness.wait() => {}
+        () = shutdown.cancelled() => return,
+    }
+    loop {
+        match state.db.purge_expired(state.clock.now_millis()).await {
+            Ok(purged) if purged != Default::default() => tracing::info!(?purged, "purged expired records"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "purge of expired records failed; retrying next interval"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(PURGE_INTERVAL) => {}
+            () = shutdown.cancelled() => return,
         }
     }
 }

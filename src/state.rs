@@ -8,6 +8,10 @@ use tokio::sync::watch;
 use crate::audit::AuditLog;
 use crate::clock::SharedClock;
 use crate::config::Settings;
+use crate::identity::client_auth::ClientAuthenticator;
+use crate::identity::grants::Grants;
+use crate::identity::login::LoginService;
+use crate::identity::tokens::TokenService;
 use crate::keys::KeyService;
 use crate::registry::Registry;
 use crate::storage::Database;
@@ -25,6 +29,12 @@ pub struct Shared {
     pub readiness: Readiness,
     /// The shared outbound client (see `http_client`).
     pub http: reqwest::Client,
+    pub tokens: TokenService,
+    pub login: LoginService,
+    pub grants: Grants,
+    pub client_auth: ClientAuthenticator,
+    /// The development simulators of the upstream account providers; `None` unless `dev.simulators`.
+    pub dev: Option<Arc<crate::dev::Simulators>>,
 }
 
 impl AppState {

@@ -18,6 +18,13 @@ const ENDPOINTS: &[(&str, &str)] = &[
     ("/healthz", "liveness: the process is up"),
     ("/readyz", "readiness: the database is reachable (503 otherwise)"),
     ("/.well-known/jwks.json", "public keys that verify tokens pforte signs"),
+    ("/.well-known/openid-configuration", "OpenID Provider metadata for online services"),
+    ("/authorize", "login: authorization endpoint (code flow with PKCE)"),
+    ("/par", "pushed authorization requests (RFC 9126)"),
+    ("/token", "token endpoint (authorization_code, client_credentials)"),
+    ("/userinfo", "the logged-in identity behind an access token"),
+    ("/revoke", "token revocation (RFC 7009)"),
+    ("/logout", "RP-initiated logout"),
 ];
 
 async fn home() -> Html<String> {

@@ -6,6 +6,7 @@ mod health;
 mod home;
 mod jwks;
 pub mod middleware;
+pub mod oidc;
 
 use std::time::Duration;
 
@@ -21,10 +22,13 @@ use error::{ApiError, ErrorCode};
 
 pub fn router(state: AppState) -> Router {
     let limits = &state.settings.server;
-    let mut router = Router::new()
-        .merge(home::router())
-        .merge(health::router())
-        .merge(jwks::router())
+    let mut routes =
+        Router::new().merge(home::router()).merge(health::router()).merge(jwks::router()).merge(oidc::router());
+    // The configuration allows simulators only on a loopback public URL.
+    if state.settings.dev.simulators {
+        routes = routes.merge(crate::dev::router());
+    }
+    let mut router = routes
         .fallback(not_found)
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,

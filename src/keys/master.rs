@@ -88,6 +88,15 @@ impl MasterKey {
         Ok(key)
     }
 
+    /// A key for another purpose, derived so that knowing it reveals nothing about the master key.
+    pub fn derive(&self, purpose: &str) -> Result<[u8; 32], KeyError> {
+        use hmac::{Hmac, Mac};
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&self.0).map_err(|e| KeyError::Crypto(e.to_string()))?;
+        mac.update(b"pforte derived key: ");
+        mac.update(purpose.as_bytes());
+        Ok(mac.finalize().into_bytes().into())
+    }
+
     /// Encrypts `plaintext` for the record named `record_id`.
     pub fn seal(&self, record_id: &str, plaintext: &[u8]) -> Result<String, KeyError> {
         let mut header = JweHeader::new();

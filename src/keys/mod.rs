@@ -3,11 +3,13 @@
 
 mod master;
 
+use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use josekit::jwk::Jwk;
+use josekit::jws::{JwsSigner, JwsVerifier};
 use serde_json::{json, Value};
 
 pub use master::{MasterKey, MasterKeyOrigin};
@@ -75,19 +77,53 @@ pub struct ActiveKey {
     pub private_jwk: Jwk,
 }
 
+/// A signer ready for use, built once per cache period (parsing a key for every token is slow).
+pub struct CachedSigner {
+    pub kid: String,
+    pub alg: SigningAlg,
+    pub signer: Box<dyn JwsSigner>,
+}
+
+/// A published public key with its verifier.
+pub struct CachedVerifier {
+    pub kid: String,
+    pub alg: SigningAlg,
+    pub verifier: Box<dyn JwsVerifier>,
+}
+
+/// How long a signer or the set of verifiers is reused before the database is asked again; another
+/// instance's rotation is picked up within this time, and an unknown kid refreshes at once.
+const CACHE_MILLIS: i64 = 30_000;
+
+/// Published keys by kid.
+type VerifierSet = HashMap<String, Arc<CachedVerifier>>;
+
+#[derive(Default)]
+struct KeyCache {
+    signers: HashMap<SigningAlg, (i64, Arc<CachedSigner>)>,
+    verifiers: Option<(i64, Arc<VerifierSet>)>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rotation {
     pub new_kid: String,
     pub retired: Vec<String>,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct KeyService {
     db: Database,
     master: Arc<MasterKey>,
     clock: SharedClock,
     audit: AuditLog,
     retired_publish_secs: i64,
+    cache: Arc<RwLock<KeyCache>>,
+}
+
+impl fmt::Debug for KeyService {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyService").field("retired_publish_secs", &self.retired_publish_secs).finish_non_exhaustive()
+    }
 }
 
 impl KeyService {
@@ -99,7 +135,12 @@ impl KeyService {
         retired_publish_secs: u64,
     ) -> Self {
         let retired_publish_secs = i64::try_from(retired_publish_secs).unwrap_or(i64::MAX / 2000);
-        KeyService { db, master: Arc::new(master), clock, audit, retired_publish_secs }
+        KeyService { db, master: Arc::new(master), clock, audit, retired_publish_secs, cache: Arc::default() }
+    }
+
+    /// The master key, for other records that are encrypted at rest.
+    pub fn master(&self) -> Arc<MasterKey> {
+        self.master.clone()
     }
 
     /// Creates a key for `alg` when none is active (first start). Returns the active key id.
@@ -134,6 +175,9 @@ impl KeyService {
         let details = json!({ "alg": alg.as_str(), "retired": retired, "publish_until_ms": publish_until });
         self.audit.append_in(&mut tx, AuditEvent::new(event, actor, &kid, details)).await?;
         tx.commit().await.map_err(StorageError::from)?;
+        if let Ok(mut cache) = self.cache.write() {
+            *cache = KeyCache::default();
+        }
         Ok(Rotation { new_kid: kid, retired })
     }
 
@@ -154,6 +198,67 @@ impl KeyService {
         let plaintext = self.master.open(&row.kid, &row.private_jwe)?;
         let private_jwk = Jwk::from_bytes(&plaintext).map_err(|e| KeyError::Crypto(e.to_string()))?;
         Ok(ActiveKey { kid: row.kid, alg, private_jwk })
+    }
+}
+
+impl KeyService {
+    /// The signer for new tokens with `alg`, creating the first key of that algorithm if needed.
+    pub async fn signer(&self, alg: SigningAlg) -> Result<Arc<CachedSigner>, KeyError> {
+        let now = self.clock.now_millis();
+        if let Some((at, signer)) = self.cache.read().ok().and_then(|c| c.signers.get(&alg).cloned()) {
+            if now - at < CACHE_MILLIS {
+                return Ok(signer);
+            }
+        }
+        self.ensure_active(alg, "system").await?;
+        let active = self.active(alg).await?;
+        let crypto = |e: josekit::JoseError| KeyError::Crypto(e.to_string());
+        let signer: Box<dyn JwsSigner> = match alg {
+            SigningAlg::Es256 => Box::new(josekit::jws::ES256.signer_from_jwk(&active.private_jwk).map_err(crypto)?),
+            SigningAlg::Ps256 => Box::new(josekit::jws::PS256.signer_from_jwk(&active.private_jwk).map_err(crypto)?),
+            SigningAlg::Rs256 => Box::new(josekit::jws::RS256.signer_from_jwk(&active.private_jwk).map_err(crypto)?),
+        };
+        let cached = Arc::new(CachedSigner { kid: active.kid, alg, signer });
+        if let Ok(mut cache) = self.cache.write() {
+            cache.signers.insert(alg, (now, cached.clone()));
+        }
+        Ok(cached)
+    }
+
+    /// The verifier for a token signed by pforte with key `kid`, if that key is still published.
+    /// An unknown kid reloads the published keys once before giving up.
+    pub async fn verifier(&self, kid: &str) -> Result<Option<Arc<CachedVerifier>>, KeyError> {
+        let now = self.clock.now_millis();
+        let cached = self.cache.read().ok().and_then(|c| c.verifiers.clone());
+        if let Some((at, verifiers)) = cached {
+            if now - at < CACHE_MILLIS {
+                if let Some(found) = verifiers.get(kid) {
+                    return Ok(Some(found.clone()));
+                }
+            }
+        }
+        let verifiers = Arc::new(self.load_verifiers(now).await?);
+        if let Ok(mut cache) = self.cache.write() {
+            cache.verifiers = Some((now, verifiers.clone()));
+        }
+        Ok(verifiers.get(kid).cloned())
+    }
+
+    async fn load_verifiers(&self, now: i64) -> Result<HashMap<String, Arc<CachedVerifier>>, KeyError> {
+        let crypto = |e: josekit::JoseError| KeyError::Crypto(e.to_string());
+        let mut verifiers = HashMap::new();
+        for row in self.db.published_signing_keys(now).await? {
+            let alg: SigningAlg = row.alg.parse().map_err(KeyError::Crypto)?;
+            let jwk = Jwk::from_bytes(row.public_jwk.as_bytes()).map_err(crypto)?;
+            // The algorithm comes from our own record of the key, never from a token's header.
+            let verifier: Box<dyn JwsVerifier> = match alg {
+                SigningAlg::Es256 => Box::new(josekit::jws::ES256.verifier_from_jwk(&jwk).map_err(crypto)?),
+                SigningAlg::Ps256 => Box::new(josekit::jws::PS256.verifier_from_jwk(&jwk).map_err(crypto)?),
+                SigningAlg::Rs256 => Box::new(josekit::jws::RS256.verifier_from_jwk(&jwk).map_err(crypto)?),
+            };
+            verifiers.insert(row.kid.clone(), Arc::new(CachedVerifier { kid: row.kid, alg, verifier }));
+        }
+        Ok(verifiers)
     }
 }
 

@@ -49,7 +49,7 @@ impl fmt::Debug for EntityId {
 }
 
 /// Level of assurance of a login (eIDAS low, substantial, high). Ordered, so "at least" is `>=`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Level {
     #[default]

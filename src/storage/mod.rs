@@ -3,6 +3,7 @@
 //! statement is chosen by `Database::backend`. Migrations are kept per backend side by side.
 
 pub mod audit_log;
+pub mod logins;
 pub mod signing_keys;
 
 use std::path::PathBuf;

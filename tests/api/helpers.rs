@@ -132,6 +132,16 @@ impl TestContext {
         TestApp { address, state, client, shutdown, server: Some(server) }
     }
 
+    /// The shipped clients plus `extra` client files (name, TOML), in this test's folder.
+    pub fn clients_with(&self, extra: &[(&str, String)]) -> String {
+        let dir = self.dir.path().join("clients");
+        copy_dir(&Path::new(MANIFEST_DIR).join("config/clients"), &dir).expect("copy clients");
+        for (name, text) in extra {
+            std::fs::write(dir.join(format!("{name}.toml")), text).expect("write client");
+        }
+        dir.display().to_string()
+    }
+
     /// Environment for running the `pforte` binary against this test's database.
     pub fn cli_env(&self) -> Vec<(String, String)> {
         vec![

@@ -8,6 +8,9 @@ mod cli;
 mod health;
 mod helpers;
 mod keys;
+mod oidc;
+mod simulators;
+mod upstream;
 
 use helpers::{run_backend_test, BackendTest, TestBackend};
 use libtest_mimic::{Arguments, Trial};
@@ -16,6 +19,13 @@ use libtest_mimic::{Arguments, Trial};
 macro_rules! backend_tests {
     ($($path:path),* $(,)?) => {
         vec![$((stringify!($path), (|ctx| Box::pin($path(ctx))) as BackendTest)),*]
+    };
+}
+
+/// Registers async test functions that need no database, each as one trial.
+macro_rules! plain_tests {
+    ($($path:path),* $(,)?) => {
+        vec![$(Trial::test(stringify!($path).replace(' ', ""), || helpers::run_plain($path()))),*]
     };
 }
 
@@ -45,6 +55,29 @@ fn main() {
         cli::keys_rotate_adds_a_key_and_reports_the_retired_one,
         cli::audit_verify_passes_then_names_a_tampered_row,
         cli::serve_stops_cleanly_on_sigterm,
+        oidc::discovery_describes_the_provider,
+        oidc::unknown_client_gets_an_error_page_and_no_redirect,
+        oidc::unregistered_redirect_uri_gets_an_error_page_and_no_redirect,
+        oidc::invalid_requests_are_sent_back_with_error_state_and_iss,
+        oidc::duplicated_parameter_is_refused,
+        oidc::client_credentials_yields_a_signed_access_token,
+        oidc::token_endpoint_refuses_bad_client_authentication,
+        oidc::unknown_or_garbage_code_is_an_invalid_grant,
+        oidc::private_key_jwt_assertions_are_checked,
+        oidc::client_that_requires_par_cannot_skip_it,
+        oidc::pushed_request_uri_is_single_use_and_bound_to_its_client,
+        simulators::discovery_names_the_simulator_as_issuer_with_code_flow_pkce_and_es256,
+        simulators::code_flow_with_pkce_yields_a_verifiable_id_token_and_userinfo,
+        simulators::company_account_takes_client_secret_post_and_delivers_organisation_claims,
+        simulators::openidconnect_client_logs_in_against_the_simulator,
+        simulators::cancelling_the_login_redirects_with_access_denied_state_and_iss,
+        simulators::wrong_client_secret_is_refused_with_401_invalid_client,
+        simulators::wrong_code_verifier_is_refused_as_invalid_grant,
+        simulators::a_code_is_redeemed_once_and_its_replay_revokes_the_access_token,
+        simulators::unknown_redirect_uri_shows_an_error_page_and_does_not_redirect,
+        simulators::missing_pkce_challenge_is_redirected_back_as_invalid_request,
+        simulators::logout_sends_the_browser_back_to_pforte_with_its_state,
+        simulators::simulators_are_not_mounted_when_dev_simulators_is_off,
     ];
     let postgres = std::env::var("PFORTE_TEST_POSTGRES_URL").ok().filter(|url| !url.is_empty());
     let mut trials = Vec::new();
@@ -59,23 +92,53 @@ fn main() {
             .with_ignored_flag(postgres.is_none()),
         );
     }
-    trials.extend([
-        Trial::test("health::readyz_is_503_while_the_database_is_unreachable", || {
-            helpers::run_plain(health::readyz_is_503_while_the_database_is_unreachable())
-        }),
-        Trial::test("cli::check_accepts_the_shipped_configuration", || {
-            helpers::run_plain(cli::check_accepts_the_shipped_configuration())
-        }),
-        Trial::test("cli::check_names_file_key_and_reason_for_every_registry_problem", || {
-            helpers::run_plain(cli::check_names_file_key_and_reason_for_every_registry_problem())
-        }),
-        Trial::test("cli::serve_refuses_to_start_with_an_invalid_configuration", || {
-            helpers::run_plain(cli::serve_refuses_to_start_with_an_invalid_configuration())
-        }),
-        Trial::test("cli::serve_refuses_simulators_on_a_public_address", || {
-            helpers::run_plain(cli::serve_refuses_simulators_on_a_public_address())
-        }),
-        Trial::test("cli::help_explains_each_command", || helpers::run_plain(cli::help_explains_each_command())),
+    trials.extend(plain_tests![
+        health::readyz_is_503_while_the_database_is_unreachable,
+        cli::check_accepts_the_shipped_configuration,
+        cli::check_names_file_key_and_reason_for_every_registry_problem,
+        cli::serve_refuses_to_start_with_an_invalid_configuration,
+        cli::serve_refuses_simulators_on_a_public_address,
+        cli::help_explains_each_command,
+    ]);
+    trials.extend(plain_tests![
+        upstream::authorization_request_carries_state_nonce_pkce_s256_acr_values_and_the_provider_callback,
+        upstream::acr_values_ask_for_the_lowest_mapped_level_at_or_above_the_required_one,
+        upstream::login_yields_subject_level_and_only_the_mapped_claims,
+        upstream::login_without_userinfo_endpoint_uses_the_id_token_alone,
+        upstream::code_is_redeemed_with_client_secret_post,
+        upstream::code_is_redeemed_with_a_private_key_jwt_from_a_jwk,
+        upstream::code_is_redeemed_with_a_private_key_jwt_from_a_pem_key,
+        upstream::wrong_pkce_verifier_is_refused_by_the_provider,
+        upstream::id_token_signed_with_another_key_is_refused,
+        upstream::id_token_from_another_issuer_is_refused,
+        upstream::id_token_for_another_audience_is_refused,
+        upstream::id_token_authorized_for_another_party_is_refused,
+        upstream::id_token_with_another_nonce_is_refused,
+        upstream::expired_id_token_is_refused,
+        upstream::id_token_expired_by_less_than_the_clock_skew_is_accepted,
+        upstream::unsigned_id_token_with_alg_none_is_refused,
+        upstream::hs256_id_token_keyed_with_the_public_key_is_refused,
+        upstream::hs256_id_token_keyed_with_the_client_secret_is_refused,
+        upstream::id_token_without_subject_is_refused,
+        upstream::rotated_key_is_fetched_once_and_the_login_succeeds,
+        upstream::key_never_published_is_refused_and_refetched_at_most_once_a_minute,
+        upstream::token_endpoint_failing_with_500_makes_the_provider_unavailable,
+        upstream::hanging_token_endpoint_fails_as_unavailable_within_the_timeout,
+        upstream::unreachable_provider_is_unavailable,
+        upstream::discovery_naming_another_issuer_is_refused,
+        upstream::garbage_discovery_document_makes_the_provider_unavailable,
+        upstream::discovery_is_cached_until_the_refresh_interval_passes,
+        upstream::userinfo_about_another_subject_is_refused,
+        upstream::unmapped_acr_is_an_unknown_level,
+        upstream::login_below_the_required_level_is_refused,
+        upstream::response_with_another_state_is_refused,
+        upstream::iss_parameter_of_another_issuer_is_refused_as_a_mix_up,
+        upstream::missing_iss_parameter_is_refused_when_the_provider_announces_it,
+        upstream::missing_iss_parameter_is_accepted_when_the_provider_does_not_announce_it,
+        upstream::response_at_another_providers_callback_is_refused,
+        upstream::upstream_access_denied_is_reported_as_denied,
+        upstream::pending_login_survives_a_round_trip_and_never_shows_its_secrets,
+        upstream::complete_can_run_on_a_spawned_task,
     ]);
     libtest_mimic::run(&args, trials).exit();
 }

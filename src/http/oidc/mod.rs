@@ -1,0 +1,137 @@
+//! pforte as OpenID Provider: the HTTP side. Handlers parse and authenticate, call `identity`, and
+//! turn its answers into redirects, pages or OAuth JSON.
+
+mod authorize;
+mod discovery;
+mod logout;
+pub mod pages;
+mod token;
+mod userinfo;
+
+use std::collections::BTreeMap;
+
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use base64::Engine;
+use secrecy::SecretString;
+use serde_json::json;
+
+use crate::identity::client_auth::ClientCredentials;
+use crate::identity::oauth::{Challenge, OAuthError};
+use crate::state::AppState;
+
+/// Binds a login to the browser that started it (security.md #10, #11).
+pub const BROWSER_COOKIE: &str = "__Host-pforte-browser";
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .merge(discovery::router())
+        .merge(authorize::router())
+        .merge(token::router())
+        .merge(userinfo::router())
+        .merge(logout::router())
+}
+
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::BAD_REQUEST);
+        let body = json!({ "error": self.error, "error_description": self.description });
+        let mut response = (status, axum::Json(body)).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        let challenge = match self.challenge {
+            Some(Challenge::Basic) => Some("Basic realm=\"pforte\"".to_owned()),
+            Some(Challenge::Bearer) => Some(format!("Bearer error=\"{}\"", self.error)),
+            None => None,
+        };
+        if let Some(value) = challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
+            headers.insert(header::WWW_AUTHENTICATE, value);
+        }
+        response
+    }
+}
+
+/// Form or query parameters; a parameter given twice is an error (RFC 6749 §3.1).
+pub fn parse_parameters(raw: &[u8]) -> Result<BTreeMap<String, String>, String> {
+    let mut params = BTreeMap::new();
+    for (key, value) in url::form_urlencoded::parse(raw) {
+        if value.is_empty() {
+            continue;
+        }
+        if params.insert(key.to_string(), value.to_string()).is_some() {
+            return Err(format!("The parameter {key} appears more than once."));
+        }
+    }
+    Ok(params)
+}
+
+/// Client credentials from the Basic header and the form (RFC 6749 §2.3.1: Basic values are
+/// form-encoded before base64).
+pub fn client_credentials(
+    headers: &HeaderMap,
+    form: &BTreeMap<String, String>,
+) -> Result<ClientCredentials, OAuthError> {
+    let basic = match headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        Some(value) if value.len() > 6 && value[..6].eq_ignore_ascii_case("basic ") => {
+            let bad = || OAuthError::invalid_client("The Basic authorization header is malformed.");
+            let decoded = base64::engine::general_purpose::STANDARD.decode(value[6..].trim()).map_err(|_| bad())?;
+            let decoded = String::from_utf8(decoded).map_err(|_| bad())?;
+            let (id, secret) = decoded.split_once(':').ok_or_else(bad)?;
+            let id = form_decode(id);
+            let secret = form_decode(secret);
+            Some((id, SecretString::from(secret)))
+        }
+        _ => None,
+    };
+    Ok(ClientCredentials {
+        basic,
+        client_id: form.get("client_id").cloned(),
+        client_secret: form.get("client_secret").map(|s| SecretString::from(s.clone())),
+        client_assertion_type: form.get("client_assertion_type").cloned(),
+        client_assertion: form.get("client_assertion").cloned(),
+    })
+}
+
+fn form_decode(value: &str) -> String {
+    url::form_urlencoded::parse(format!("v={value}").as_bytes()).next().map(|(_, v)| v.into_owned()).unwrap_or_default()
+}
+
+/// The browser-binding cookie's value, if the browser sent one.
+pub fn browser_cookie(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, value)| *name == BROWSER_COOKIE && !value.is_empty())
+        .map(|(_, value)| value.to_owned())
+}
+
+pub fn browser_cookie_header(value: &str) -> Option<HeaderValue> {
+    HeaderValue::from_str(&format!("{BROWSER_COOKIE}={value}; Path=/; Secure; HttpOnly; SameSite=Lax")).ok()
+}
+
+/// 303 See Other: after a POST the browser follows with a GET (security.md #10).
+pub fn see_other(location: &str) -> Response {
+    match HeaderValue::from_str(location) {
+        Ok(value) => {
+            let mut response = StatusCode::SEE_OTHER.into_response();
+            response.headers_mut().insert(header::LOCATION, value);
+            response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            response
+        }
+        Err(_) => {
+            crate::http::error::ApiError::internal(&"redirect target is not a valid header value").into_response()
+        }
+    }
+}
+
+/// JSON that must not be cached (tokens, user data).
+pub fn no_store_json(body: serde_json::Value) -> Response {
+    let mut response = axum::Json(body).into_response();
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response.headers_mut().insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    response
+}

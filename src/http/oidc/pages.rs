@@ -1,0 +1,217 @@
+//! The pages a person sees during a login: the choice of account provider and the error pages. German
+//! by default, English on request; plain HTML forms, labelled, keyboard-usable, no scripts, no
+//! external assets.
+
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+
+use crate::identity::login::{Problem, ProviderChoice};
+use crate::registry::AccountType;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    De,
+    En,
+}
+
+impl Lang {
+    /// The service's `ui_locales` choice first, then the browser's Accept-Language, then German.
+    pub fn pick(requested: Option<&str>, headers: &HeaderMap) -> Lang {
+        let from_tag = |tag: &str| match tag.trim().get(..2).map(|p| p.to_ascii_lowercase()).as_deref() {
+            Some("en") => Some(Lang::En),
+            Some("de") => Some(Lang::De),
+            _ => None,
+        };
+        if let Some(lang) = requested.and_then(from_tag) {
+            return lang;
+        }
+        let accept = headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+        accept.split(',').find_map(|part| from_tag(part.split(';').next().unwrap_or_default())).unwrap_or(Lang::De)
+    }
+
+    fn code(self) -> &'static str {
+        match self {
+            Lang::De => "de",
+            Lang::En => "en",
+        }
+    }
+
+    fn text(self, de: &'static str, en: &'static str) -> &'static str {
+        match self {
+            Lang::De => de,
+            Lang::En => en,
+        }
+    }
+}
+
+/// Escapes text for HTML element content and attribute values.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn layout(lang: Lang, title: &str, body: &str) -> String {
+    format!(
+        r#"<!doctype html>
+<html lang="{lang}">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="referrer" content="no-referrer">
+<title>{title} · pforte</title>
+<link rel="stylesheet" href="/assets/pforte.css">
+</head>
+<body>
+<main>
+{body}
+</main>
+</body>
+</html>
+"#,
+        lang = lang.code(),
+        title = escape(title),
+    )
+}
+
+fn no_store(status: StatusCode, html: String) -> Response {
+    let mut response = (status, Html(html)).into_response();
+    response.headers_mut().insert(header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
+    response
+}
+
+/// The choice of account provider for one login.
+pub fn choose_provider(
+    lang: Lang,
+    login_id: &str,
+    service: &str,
+    providers: &[ProviderChoice],
+    cancel: &str,
+) -> Response {
+    let title = lang.text("Anmelden", "Log in");
+    let buttons: String = providers
+        .iter()
+        .map(|p| {
+            let who = match p.account_type {
+                AccountType::Person => lang.text("für Bürgerinnen und Bürger", "for citizens"),
+                AccountType::Organisation => {
+                    lang.text("für Unternehmen und Organisationen", "for companies and organisations")
+                }
+            };
+            format!(
+                r#"<li><button type="submit" name="provider" value="{id}">{name}</button> <span>{who}</span></li>"#,
+                id = escape(&p.id),
+                name = escape(&p.display_name),
+            )
+        })
+        .collect();
+    let body = format!(
+        r#"<h1>{title}</h1>
+<p>{intro} <strong>{service}</strong>.</p>
+<form method="post" action="/login/{login}">
+<fieldset>
+<legend>{legend}</legend>
+<ul class="choices">{buttons}</ul>
+</fieldset>
+</form>
+<p><a href="{cancel}">{cancel_text}</a></p>"#,
+        intro = lang.text("Wählen Sie, womit Sie sich anmelden möchten, für", "Choose how to log in to"),
+        service = escape(service),
+        login = escape(login_id),
+        legend = lang.text("Konto", "Account"),
+        cancel = escape(cancel),
+        cancel_text = lang.text("Abbrechen und zurück zum Onlinedienst", "Cancel and return to the online service"),
+    );
+    no_store(StatusCode::OK, layout(lang, title, &body))
+}
+
+/// An error page; `back` (when known) returns to the online service with an error response.
+pub fn error(lang: Lang, status: StatusCode, title: &str, explanation: &str, back: Option<&str>) -> Response {
+    let back = back
+        .map(|url| {
+            format!(
+                r#"<p><a class="button" href="{}">{}</a></p>"#,
+                escape(url),
+                lang.text("Zurück zum Onlinedienst", "Back to the online service")
+            )
+        })
+        .unwrap_or_default();
+    let body = format!(
+        r#"<h1>{title}</h1>
+<div class="error" role="alert"><p>{explanation}</p></div>
+{back}"#,
+        title = escape(title),
+        explanation = escape(explanation),
+    );
+    no_store(status, layout(lang, title, &body))
+}
+
+/// The page for a login problem.
+pub fn problem(lang: Lang, problem: Problem, back: Option<&str>) -> Response {
+    let (status, title, explanation) = match problem {
+        Problem::UnknownLogin => (
+            StatusCode::BAD_REQUEST,
+            lang.text("Anmeldung nicht gefunden", "Login not found"),
+            lang.text(
+                "Diese Anmeldung ist unbekannt, abgelaufen oder bereits abgeschlossen. Bitte starten Sie die Anmeldung beim Onlinedienst neu.",
+                "This login is unknown, has expired or is already complete. Please start again at the online service.",
+            ),
+        ),
+        Problem::WrongBrowser => (
+            StatusCode::BAD_REQUEST,
+            lang.text("Anmeldung in einem anderen Browser begonnen", "Login started in another browser"),
+            lang.text(
+                "Die Anmeldung muss in dem Browser abgeschlossen werden, in dem sie begonnen wurde.",
+                "The login must be completed in the browser in which it was started.",
+            ),
+        ),
+        Problem::UpstreamDown => (
+            StatusCode::BAD_GATEWAY,
+            lang.text("Kontodienst nicht erreichbar", "Account service unreachable"),
+            lang.text(
+                "Der gewählte Kontodienst antwortet gerade nicht. Bitte versuchen Sie es später erneut.",
+                "The chosen account service is not answering right now. Please try again later.",
+            ),
+        ),
+        Problem::UpstreamInvalid => (
+            StatusCode::BAD_GATEWAY,
+            lang.text("Anmeldung fehlgeschlagen", "Login failed"),
+            lang.text(
+                "Die Antwort des Kontodienstes hat die Sicherheitsprüfung nicht bestanden. Es wurden keine Daten weitergegeben.",
+                "The account service's answer failed the security checks. No data was passed on.",
+            ),
+        ),
+        Problem::ProviderNotAllowed => (
+            StatusCode::BAD_REQUEST,
+            lang.text("Kontodienst nicht zulässig", "Account service not allowed"),
+            lang.text(
+                "Dieser Kontodienst steht für diesen Onlinedienst nicht zur Verfügung.",
+                "This account service is not available for this online service.",
+            ),
+        ),
+        Problem::Internal => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            lang.text("Technischer Fehler", "Technical error"),
+            lang.text(
+                "Die Anmeldung konnte wegen eines Fehlers bei pforte nicht abgeschlossen werden.",
+                "The login could not be completed because of an error at pforte.",
+            ),
+        ),
+    };
+    error(lang, status, title, explanation, back)
+}
+
+/// The page for an authorization request that cannot be answered by redirect.
+pub fn bad_request(lang: Lang, description: &str) -> Response {
+    let title = lang.text("Ungültige Anmeldeanfrage", "Invalid login request");
+    error(lang, StatusCode::BAD_REQUEST, title, description, None)
+}

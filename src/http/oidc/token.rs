@@ -1,0 +1,120 @@
+//! The back-channel endpoints online services call with client authentication: token, pushed
+//! authorization requests (RFC 9126) and revocation (RFC 7009).
+
+use std::collections::BTreeMap;
+
+use axum::extract::{RawForm, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use serde_json::json;
+
+use super::authorize::REQUEST_URI_PREFIX;
+use super::{client_credentials, no_store_json, parse_parameters};
+use crate::identity::grants::CodeExchange;
+use crate::identity::oauth::{internal, OAuthError};
+use crate::identity::request::{self, AuthorizeError, Origin};
+use crate::identity::{fingerprint, random_token};
+use crate::registry::Client;
+use crate::state::AppState;
+
+/// Pushed requests live 90 seconds (RFC 9126 recommends a short lifetime; security.md: under 600 s).
+const PAR_LIFETIME_SECS: i64 = 90;
+/// Parameters that authenticate the client and are not part of the authorization request.
+const AUTH_PARAMETERS: &[&str] = &["client_secret", "client_assertion", "client_assertion_type"];
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/token", post(token)).route("/par", post(par)).route("/revoke", post(revoke))
+}
+
+/// Parses the form and authenticates the client: the common first half of every endpoint here.
+async fn authenticated<'s>(
+    state: &'s AppState,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(&'s Client, BTreeMap<String, String>), OAuthError> {
+    let form = parse_parameters(body).map_err(OAuthError::invalid_request)?;
+    let credentials = client_credentials(headers, &form)?;
+    let client = state.client_auth.authenticate(&state.registry, &credentials).await?;
+    Ok((client, form))
+}
+
+async fn token(State(state): State<AppState>, headers: HeaderMap, RawForm(body): RawForm) -> Response {
+    let answer = async {
+        let (client, form) = authenticated(&state, &headers, &body).await?;
+        let get = |name: &str| form.get(name).map(String::as_str);
+        match get("grant_type") {
+            Some("authorization_code") => {
+                let exchange = CodeExchange {
+                    code: get("code"),
+                    redirect_uri: get("redirect_uri"),
+                    code_verifier: get("code_verifier"),
+                };
+                state.grants.authorization_code(client, exchange).await
+            }
+            Some("client_credentials") => state.grants.client_credentials(client, get("scope")).await,
+            Some(other) => Err(OAuthError::unsupported_grant_type(format!("grant_type {other} is not supported."))),
+            None => Err(OAuthError::invalid_request("grant_type is missing.")),
+        }
+    }
+    .await;
+    match answer {
+        Ok(tokens) => no_store_json(serde_json::to_value(tokens).unwrap_or_default()),
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn par(State(state): State<AppState>, headers: HeaderMap, RawForm(body): RawForm) -> Response {
+    let answer = async {
+        let (client, mut form) = authenticated(&state, &headers, &body).await?;
+        if form.contains_key("request_uri") {
+            return Err(OAuthError::invalid_request("A pushed request cannot itself carry a request_uri."));
+        }
+        for name in AUTH_PARAMETERS {
+            form.remove(*name);
+        }
+        form.insert("client_id".into(), client.id.as_str().to_owned());
+        request::validate(&form, &state.registry, Origin::Pushed).map_err(|error| match error {
+            AuthorizeError::Page { description } => OAuthError::invalid_request(description),
+            AuthorizeError::Redirect { error: "invalid_scope", description, .. } => {
+                OAuthError::invalid_scope(description)
+            }
+            AuthorizeError::Redirect { description, .. } => OAuthError::invalid_request(description),
+        })?;
+        let request_uri = format!("{REQUEST_URI_PREFIX}{}", random_token());
+        let expires_at = state.clock.now_millis() + PAR_LIFETIME_SECS * 1000;
+        let stored = serde_json::to_string(&form).map_err(|e| internal(&e))?;
+        state
+            .db
+            .insert_par(&fingerprint(&request_uri), client.id.as_str(), &stored, expires_at)
+            .await
+            .map_err(|e| internal(&e))?;
+        Ok(json!({ "request_uri": request_uri, "expires_in": PAR_LIFETIME_SECS }))
+    }
+    .await;
+    match answer {
+        Ok(body) => (StatusCode::CREATED, no_store_json(body)).into_response(),
+        Err(error) => error.into_response(),
+    }
+}
+
+/// Revokes an access token of the calling client. Unknown or foreign tokens are ignored, as RFC 7009
+/// §2.2 asks, so the answer reveals nothing about them.
+async fn revoke(State(state): State<AppState>, headers: HeaderMap, RawForm(body): RawForm) -> Response {
+    let answer = async {
+        let (client, form) = authenticated(&state, &headers, &body).await?;
+        let token = form.get("token").ok_or_else(|| OAuthError::invalid_request("token is missing."))?;
+        if let Ok(access) = state.tokens.verify_access_token(token).await {
+            if access.client_id == client.id.as_str() {
+                state.db.revoke_token(&access.jti, access.expires_at * 1000).await.map_err(|e| internal(&e))?;
+            }
+        }
+        Ok::<_, OAuthError>(())
+    }
+    .await;
+    match answer {
+        Ok(()) => StatusCode::OK.into_response(),
+        Err(error) => error.into_response(),
+    }
+}

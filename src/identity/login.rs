@@ -1,0 +1,399 @@
+//! The browser's way through a login: authorization request → (provider choice) → upstream account
+//! provider → callback → code for the online service. Every step is bound to the browser that
+//! started it, and no step calls a provider while holding a database transaction.
+
+use std::sync::Arc;
+
+use serde_json::json;
+use url::Url;
+
+use super::request::AuthorizationRequest;
+use super::tokens::{minimise, Identity, TokenService};
+use super::upstream::{CallbackParams, PendingUpstream, UpstreamError, Upstreams};
+use super::{fingerprint, random_token};
+use crate::audit::{AuditEvent, AuditLog};
+use crate::clock::SharedClock;
+use crate::keys::MasterKey;
+use crate::registry::{AccountType, IdentityProvider, Registry};
+use crate::storage::logins::LoginRow;
+use crate::storage::Database;
+
+/// From the authorization request to the provider's answer: time to log in upstream.
+pub const LOGIN_LIFETIME_SECS: i64 = 1800;
+/// Codes live at most 60 seconds (security.md #5).
+pub const CODE_LIFETIME_SECS: i64 = 60;
+
+/// An account provider the person may choose.
+#[derive(Debug, Clone)]
+pub struct ProviderChoice {
+    pub id: String,
+    pub display_name: String,
+    pub account_type: AccountType,
+}
+
+#[derive(Debug, Clone)]
+pub enum Next {
+    ChooseProvider(Vec<ProviderChoice>),
+    Upstream(Url),
+}
+
+/// Why a login step cannot go on, in words for the person in front of the browser.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Problem {
+    /// The login is unknown, finished or expired (a replayed or foreign `state`).
+    UnknownLogin,
+    /// The answer arrived in another browser than the one that started the login.
+    WrongBrowser,
+    /// The account provider could not be reached or did not answer in time.
+    UpstreamDown,
+    /// The account provider's answer failed pforte's checks.
+    UpstreamInvalid,
+    /// The chosen provider is not one this service may use at this level.
+    ProviderNotAllowed,
+    Internal,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoginError {
+    /// Shown as a page; `back` returns to the service with an error, when the service is known.
+    Page { problem: Problem, back: Option<String> },
+    /// Sent to the service's redirect URI (an error response).
+    Redirect(String),
+}
+
+#[derive(Clone)]
+pub struct LoginService {
+    db: Database,
+    registry: Arc<Registry>,
+    upstreams: Arc<Upstreams>,
+    tokens: TokenService,
+    master: Arc<MasterKey>,
+    audit: AuditLog,
+    clock: SharedClock,
+}
+
+impl LoginService {
+    pub fn new(
+        db: Database,
+        registry: Arc<Registry>,
+        upstreams: Arc<Upstreams>,
+        tokens: TokenService,
+        master: Arc<MasterKey>,
+        audit: AuditLog,
+        clock: SharedClock,
+    ) -> Self {
+        LoginService { db, registry, upstreams, tokens, master, audit, clock }
+    }
+
+    /// Records a validated request and says whether the person must choose a provider first.
+    pub async fn start(&self, request: AuthorizationRequest, browser_id: &str) -> Result<(String, Next), LoginError> {
+        let eligible = self.eligible_providers(&request);
+        let chosen = match &request.idp_hint {
+            Some(hint) => match eligible.iter().find(|p| p.id.as_str() == hint) {
+                Some(provider) => Some(*provider),
+                None => {
+                    return Err(self.refuse(&request, "The requested account provider cannot prove the required level."))
+                }
+            },
+            None if eligible.len() == 1 => eligible.first().copied(),
+            None if eligible.is_empty() => {
+                return Err(self.refuse(&request, "No account provider of this service can prove the required level."))
+            }
+            None => None,
+        };
+        let now = self.clock.now_millis();
+        let row = LoginRow {
+            id: random_token(),
+            client_id: request.client_id.clone(),
+            request: serde_json::to_string(&request).map_err(|e| self.internal(&e, None))?,
+            browser_hash: fingerprint(browser_id),
+            provider_id: None,
+            upstream_sealed: None,
+            identity_sealed: None,
+            code_expires_at: None,
+            redeemed_at: None,
+            access_jti: None,
+            created_at: now,
+            expires_at: now + LOGIN_LIFETIME_SECS * 1000,
+        };
+        self.db.insert_login(&row).await.map_err(|e| self.internal(&e, None))?;
+        match chosen {
+            Some(provider) => {
+                Ok((row.id.clone(), Next::Upstream(self.go_upstream(&row.id, &request, provider).await?)))
+            }
+            None => {
+                let choices = eligible
+                    .iter()
+                    .map(|p| ProviderChoice {
+                        id: p.id.as_str().to_owned(),
+                        display_name: p.display_name.clone(),
+                        account_type: p.account_type,
+                    })
+                    .collect();
+                Ok((row.id, Next::ChooseProvider(choices)))
+            }
+        }
+    }
+
+    /// The person picked a provider on the choice page.
+    pub async fn choose(&self, login_id: &str, browser_id: &str, provider_id: &str) -> Result<Url, LoginError> {
+        let (row, request) = self.pending_login(login_id, browser_id).await?;
+        let provider = self
+            .eligible_providers(&request)
+            .into_iter()
+            .find(|p| p.id.as_str() == provider_id)
+            .ok_or(LoginError::Page { problem: Problem::ProviderNotAllowed, back: None })?;
+        self.go_upstream(&row.id, &request, provider).await
+    }
+
+    /// The provider sent the browser back. On success the service receives a code.
+    pub async fn callback(
+        &self,
+        provider_id: &str,
+        params: &CallbackParams,
+        browser_id: Option<&str>,
+    ) -> Result<String, LoginError> {
+        let unknown = LoginError::Page { problem: Problem::UnknownLogin, back: None };
+        let state = params.state.as_deref().ok_or(unknown.clone())?;
+        let row = self.db.login_by_upstream_state(&fingerprint(state)).await.map_err(|e| self.internal(&e, None))?;
+        let row = row.filter(|r| r.expires_at > self.clock.now_millis()).ok_or(unknown.clone())?;
+        let request: AuthorizationRequest = serde_json::from_str(&row.request).map_err(|e| self.internal(&e, None))?;
+        if browser_id.map(fingerprint).as_deref() != Some(row.browser_hash.as_str()) {
+            return Err(LoginError::Page { problem: Problem::WrongBrowser, back: None });
+        }
+        let sealed = row.upstream_sealed.as_deref().ok_or(unknown.clone())?;
+        let pending: PendingUpstream =
+            serde_json::from_slice(&self.master.open(&row.id, sealed).map_err(|e| self.internal(&e, None))?)
+                .map_err(|e| self.internal(&e, None))?;
+        // Mix-up defence: the answer must come back on the callback of the provider this login went to.
+        let provider = self.registry.identity_provider(provider_id);
+        let provider = match provider {
+            Some(p) if row.provider_id.as_deref() == Some(provider_id) && pending.provider_id == provider_id => p,
+            _ => {
+                self.record_failure(&request, provider_id, "response from another provider").await;
+                return Err(LoginError::Redirect(client_error(
+                    &request,
+                    "access_denied",
+                    "The answer came from another account provider.",
+                    self.tokens.issuer(),
+                )));
+            }
+        };
+
+        let identity = match self.upstreams.complete(provider, &pending, params).await {
+            Ok(identity) => identity,
+            Err(error) => return Err(self.upstream_failed(&request, provider, &error).await),
+        };
+        if identity.level < request.required_level {
+            self.record_failure(&request, provider_id, "level too low").await;
+            let text = format!(
+                "The login reached the level {}, but this service requires {}.",
+                identity.level, request.required_level
+            );
+            return Err(LoginError::Redirect(client_error(&request, "access_denied", &text, self.tokens.issuer())));
+        }
+        let client = self.registry.client(&request.client_id).ok_or(unknown)?;
+        let sub = self
+            .tokens
+            .pairwise_subject(&client.sector, provider_id, &identity.subject)
+            .map_err(|e| self.internal(&e, None))?;
+        let identity = Identity {
+            sub,
+            idp: provider_id.to_owned(),
+            account_type: account_type_name(provider.account_type).to_owned(),
+            level: identity.level,
+            auth_time: identity.auth_time.unwrap_or_else(|| self.clock.now().timestamp()),
+            amr: identity.amr,
+            claims: minimise(&identity.claims, &request.scopes),
+        };
+        let plain = serde_json::to_vec(&identity).map_err(|e| self.internal(&e, None))?;
+        let sealed = self.master.seal(&row.id, &plain).map_err(|e| self.internal(&e, None))?;
+        let code = random_token();
+        let code_expires_at = self.clock.now_millis() + CODE_LIFETIME_SECS * 1000;
+        let stored = self.db.set_login_code(&row.id, &sealed, &fingerprint(&code), code_expires_at).await;
+        if !stored.map_err(|e| self.internal(&e, None))? {
+            return Err(LoginError::Page { problem: Problem::UnknownLogin, back: None });
+        }
+        let details = json!({ "client": request.client_id, "idp": provider_id, "level": identity.level.as_str() });
+        self.audit_quietly(AuditEvent::new("login.succeeded", &request.client_id, &row.id, details)).await;
+        let mut pairs = vec![("code", code.as_str())];
+        if let Some(state) = &request.state {
+            pairs.push(("state", state));
+        }
+        pairs.push(("iss", self.tokens.issuer()));
+        Ok(with_query(&request.redirect_uri, &pairs))
+    }
+
+    fn eligible_providers(&self, request: &AuthorizationRequest) -> Vec<&IdentityProvider> {
+        let Some(client) = self.registry.client(&request.client_id) else { return Vec::new() };
+        client
+            .identity_providers
+            .iter()
+            .filter_map(|id| self.registry.identity_provider(id.as_str()))
+            .filter(|p| p.highest_level().is_some_and(|level| level >= request.required_level))
+            .collect()
+    }
+
+    async fn pending_login(
+        &self,
+        login_id: &str,
+        browser_id: &str,
+    ) -> Result<(LoginRow, AuthorizationRequest), LoginError> {
+        let unknown = LoginError::Page { problem: Problem::UnknownLogin, back: None };
+        let row = self.db.login_by_id(login_id).await.map_err(|e| self.internal(&e, None))?;
+        let row = row.filter(|r| {
+            r.expires_at > self.clock.now_millis() && r.identity_sealed.is_none() && r.redeemed_at.is_none()
+        });
+        let row = row.ok_or(unknown)?;
+        if fingerprint(browser_id) != row.browser_hash {
+            return Err(LoginError::Page { problem: Problem::WrongBrowser, back: None });
+        }
+        let request = serde_json::from_str(&row.request).map_err(|e| self.internal(&e, None))?;
+        Ok((row, request))
+    }
+
+    /// Asks the provider for an authorization request (discovery may call it: outside any
+    /// transaction), records it with the login, and returns where to send the browser.
+    async fn go_upstream(
+        &self,
+        login_id: &str,
+        request: &AuthorizationRequest,
+        provider: &IdentityProvider,
+    ) -> Result<Url, LoginError> {
+        let upstream = match self.upstreams.begin(provider, request.required_level).await {
+            Ok(upstream) => upstream,
+            Err(error) => return Err(self.upstream_failed(request, provider, &error).await),
+        };
+        let plain = serde_json::to_vec(&upstream.pending).map_err(|e| self.internal(&e, Some(request)))?;
+        let sealed = self.master.seal(login_id, &plain).map_err(|e| self.internal(&e, Some(request)))?;
+        let state_hash = fingerprint(&upstream.pending.state);
+        let recorded = self.db.set_login_upstream(login_id, provider.id.as_str(), &state_hash, &sealed).await;
+        if !recorded.map_err(|e| self.internal(&e, Some(request)))? {
+            return Err(LoginError::Page { problem: Problem::UnknownLogin, back: None });
+        }
+        Ok(upstream.authorization_url)
+    }
+
+    async fn upstream_failed(
+        &self,
+        request: &AuthorizationRequest,
+        provider: &IdentityProvider,
+        error: &UpstreamError,
+    ) -> LoginError {
+        let issuer = self.tokens.issuer();
+        tracing::warn!(idp = provider.id.as_str(), error = %error, "upstream login failed");
+        self.record_failure(request, provider.id.as_str(), error_kind(error)).await;
+        match error {
+            UpstreamError::Denied { .. } => LoginError::Redirect(client_error(
+                request,
+                "access_denied",
+                "The login was cancelled or refused at the account provider.",
+                issuer,
+            )),
+            UpstreamError::LevelTooLow { required, proven } => LoginError::Redirect(client_error(
+                request,
+                "access_denied",
+                &format!("The login reached the level {proven}, but this service requires {required}."),
+                issuer,
+            )),
+            UpstreamError::LevelNotOffered(_) => LoginError::Redirect(client_error(
+                request,
+                "access_denied",
+                "The account provider cannot prove the required level.",
+                issuer,
+            )),
+            UpstreamError::Unavailable(_) => LoginError::Page {
+                problem: Problem::UpstreamDown,
+                back: Some(client_error(
+                    request,
+                    "temporarily_unavailable",
+                    "The account provider could not be reached.",
+                    issuer,
+                )),
+            },
+            _ => LoginError::Page {
+                problem: Problem::UpstreamInvalid,
+                back: Some(client_error(
+                    request,
+                    "access_denied",
+                    "The account provider's answer was not valid.",
+                    issuer,
+                )),
+            },
+        }
+    }
+
+    fn refuse(&self, request: &AuthorizationRequest, description: &str) -> LoginError {
+        LoginError::Redirect(client_error(request, "access_denied", description, self.tokens.issuer()))
+    }
+
+    fn internal(&self, cause: &dyn std::fmt::Display, request: Option<&AuthorizationRequest>) -> LoginError {
+        tracing::error!(error = %cause, "login step failed");
+        let back = request
+            .map(|r| client_error(r, "server_error", "pforte could not complete the login.", self.tokens.issuer()));
+        LoginError::Page { problem: Problem::Internal, back }
+    }
+
+    async fn record_failure(&self, request: &AuthorizationRequest, provider_id: &str, reason: &str) {
+        let details = json!({ "client": request.client_id, "idp": provider_id, "reason": reason });
+        self.audit_quietly(AuditEvent::new("login.failed", &request.client_id, provider_id, details)).await;
+    }
+
+    /// An audit failure must not turn a login answer into a different one; it is logged loudly.
+    async fn audit_quietly(&self, event: AuditEvent) {
+        if let Err(e) = self.audit.append(event).await {
+            tracing::error!(error = %e, "could not write the audit log");
+        }
+    }
+}
+
+fn error_kind(error: &UpstreamError) -> &'static str {
+    match error {
+        UpstreamError::Denied { .. } => "denied upstream",
+        UpstreamError::Unavailable(_) => "provider unavailable",
+        UpstreamError::InvalidResponse(_) => "invalid provider response",
+        UpstreamError::StateMismatch => "state mismatch",
+        UpstreamError::IssuerMismatch => "issuer mismatch",
+        UpstreamError::UnknownLevel(_) => "unknown level",
+        UpstreamError::LevelTooLow { .. } => "level too low",
+        UpstreamError::LevelNotOffered(_) => "level not offered",
+        UpstreamError::Misconfigured(_) => "provider entry misconfigured",
+    }
+}
+
+pub fn account_type_name(account_type: AccountType) -> &'static str {
+    match account_type {
+        AccountType::Person => "person",
+        AccountType::Organisation => "organisation",
+    }
+}
+
+/// The redirect URI with `pairs` added to its query.
+fn with_query(redirect_uri: &str, pairs: &[(&str, &str)]) -> String {
+    match Url::parse(redirect_uri) {
+        Ok(mut url) => {
+            url.query_pairs_mut().extend_pairs(pairs);
+            url.into()
+        }
+        // Not reached: the URI matched a registered, parsed URL. Still no panic on a request path.
+        Err(_) => {
+            let query = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish();
+            format!("{redirect_uri}?{query}")
+        }
+    }
+}
+
+/// An error response for the service: its redirect URI with `error`, `error_description`, `state`
+/// and `iss` (RFC 9207).
+pub fn client_error(request: &AuthorizationRequest, error: &str, description: &str, issuer: &str) -> String {
+    error_redirect(&request.redirect_uri, request.state.as_deref(), error, description, issuer)
+}
+
+pub fn error_redirect(redirect_uri: &str, state: Option<&str>, error: &str, description: &str, issuer: &str) -> String {
+    let mut pairs = vec![("error", error), ("error_description", description)];
+    if let Some(state) = state {
+        pairs.push(("state", state));
+    }
+    pairs.push(("iss", issuer));
+    with_query(redirect_uri, &pairs)
+}

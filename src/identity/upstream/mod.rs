@@ -1,0 +1,345 @@
+//! pforte as relying party of upstream account providers (BundID-style citizen accounts, company accounts):
+//! the OpenID Connect authorization code flow with PKCE, from the authorization request to a checked,
+//! mapped identity.
+//!
+//! A login is two calls. [`Upstreams::begin`] makes the authorization request and returns what the caller
+//! must keep for the flow ([`PendingUpstream`], stored encrypted and bound to the browser, used once).
+//! [`Upstreams::complete`] takes the callback's query parameters and that stored value, checks the response
+//! for forgery and mix-ups, redeems the code, validates the ID token and maps claims and level.
+//!
+//! Tokens, codes, claims and other personal data never go into logs or error messages; errors say what
+//! was wrong, not what was received.
+
+mod discovery;
+mod exchange;
+mod validate;
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreIdToken};
+use openidconnect::{
+    AuthenticationContextClass, ClientId, CsrfToken, Nonce, OAuth2TokenResponse, PkceCodeChallenge, RedirectUrl, Scope,
+    TokenResponse,
+};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize, Serializer};
+use serde_json::{Map, Value};
+
+use self::discovery::{Provider, ProviderCache};
+use crate::clock::SharedClock;
+use crate::registry::{IdentityProvider, Level};
+use crate::secret::constant_time_eq;
+
+/// How long one [`Upstreams::begin`] or [`Upstreams::complete`] may take in all, unless configured
+/// otherwise: a hanging provider shows the citizen an error page in seconds.
+pub const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The relying party towards all upstream identity providers, with their discovered metadata and keys.
+pub struct Upstreams {
+    http: reqwest::Client,
+    clock: SharedClock,
+    /// `{public_url}/callback`, without a trailing slash; each provider has its own path below it.
+    callback_base: String,
+    timeout: Duration,
+    cache: ProviderCache,
+}
+
+/// Where to send the browser, and what to keep until the callback.
+#[derive(Debug)]
+pub struct UpstreamRequest {
+    pub authorization_url: url::Url,
+    pub pending: PendingUpstream,
+}
+
+/// One upstream login in flight. The caller stores it (encrypted, bound to the browser) and hands it to
+/// [`Upstreams::complete`] once; it holds the PKCE verifier and nonce, so it is never logged.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct PendingUpstream {
+    pub provider_id: String,
+    pub state: String,
+    pub nonce: String,
+    pub pkce_verifier: String,
+    /// The issuer this flow was started with: a response from any other is a mix-up.
+    pub expected_issuer: String,
+    pub redirect_uri: String,
+    /// The level the online service asked for; a login proving less is refused.
+    #[serde(serialize_with = "serialize_level")]
+    pub required_level: Level,
+}
+
+impl fmt::Debug for PendingUpstream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PendingUpstream")
+            .field("provider_id", &self.provider_id)
+            .field("expected_issuer", &self.expected_issuer)
+            .field("redirect_uri", &self.redirect_uri)
+            .field("required_level", &self.required_level)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The query parameters of an authorization response at `/callback/{provider}`.
+#[derive(Clone, Default, Deserialize)]
+pub struct CallbackParams {
+    pub code: Option<String>,
+    pub state: Option<String>,
+    pub iss: Option<String>,
+    pub error: Option<String>,
+    pub error_description: Option<String>,
+}
+
+impl fmt::Debug for CallbackParams {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CallbackParams")
+            .field("code", &self.code.as_ref().map(|_| "[redacted]"))
+            .field("state", &self.state.as_ref().map(|_| "[redacted]"))
+            .field("iss", &self.iss)
+            .field("error", &self.error)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Who logged in upstream, at which level, with the claims pforte may pass on.
+#[derive(Clone)]
+pub struct UpstreamIdentity {
+    pub provider_id: String,
+    pub subject: String,
+    pub level: Level,
+    pub acr: String,
+    pub amr: Vec<String>,
+    pub auth_time: Option<i64>,
+    /// Under pforte's claim names (see `registry::PFORTE_CLAIMS`); upstream claims without a mapping
+    /// are dropped.
+    pub claims: Map<String, Value>,
+}
+
+impl fmt::Debug for UpstreamIdentity {
+    /// Names the claims present, never their values or the subject: this is personal data.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UpstreamIdentity")
+            .field("provider_id", &self.provider_id)
+            .field("level", &self.level)
+            .field("acr", &self.acr)
+            .field("amr", &self.amr)
+            .field("claims", &self.claims.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why an upstream login did not produce an identity. Messages carry no token contents.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    /// The provider answered with `error=` (the citizen cancelled, `access_denied`, `login_required`, ...).
+    #[error("the identity provider refused the login: {error}")]
+    Denied { error: String, description: Option<String> },
+    /// Down, too slow, a 5xx, or metadata that is not usable.
+    #[error("the identity provider is unavailable: {0}")]
+    Unavailable(String),
+    /// A token or response that fails validation.
+    #[error("the identity provider sent an invalid response: {0}")]
+    InvalidResponse(String),
+    #[error("the state of the authorization response does not belong to this login")]
+    StateMismatch,
+    /// The response names another issuer than the flow was started with, or arrived at the callback of
+    /// another provider: an IdP mix-up.
+    #[error("the authorization response comes from another identity provider than this login was sent to")]
+    IssuerMismatch,
+    /// The `acr` of the ID token is missing (empty) or not in the provider's `[levels]`.
+    #[error("the identity provider reported a level `{0}` that is not mapped to a level of assurance")]
+    UnknownLevel(String),
+    /// The login proves less than the online service required.
+    #[error("the login proves level {proven}, below the required {required}")]
+    LevelTooLow { required: Level, proven: Level },
+    /// No login at this provider reaches the required level.
+    #[error("the identity provider offers no login at level {0} or above")]
+    LevelNotOffered(Level),
+    /// pforte's own entry for the provider cannot be used (e.g. an unreadable private key).
+    #[error("the identity provider entry is misconfigured: {0}")]
+    Misconfigured(String),
+}
+
+impl Upstreams {
+    /// `timeout` bounds each whole `begin` or `complete` call, all upstream requests included
+    /// (normally [`DEFAULT_UPSTREAM_TIMEOUT`]). `http` is the shared outbound client.
+    pub fn new(http: reqwest::Client, clock: SharedClock, public_url: &url::Url, timeout: Duration) -> Self {
+        let callback_base = format!("{}/callback", public_url.as_str().trim_end_matches('/'));
+        Upstreams { http, clock, callback_base, timeout, cache: ProviderCache::default() }
+    }
+
+    /// The redirect URI registered at a provider: `{public_url}/callback/{id}`, one path per provider so a
+    /// response can only ever be taken for that provider's flow.
+    pub fn redirect_uri(&self, idp: &IdentityProvider) -> String {
+        format!("{}/{}", self.callback_base, idp.id)
+    }
+
+    /// Builds the authorization request: fresh `state`, `nonce` and PKCE S256 verifier; `acr_values` asking
+    /// for the lowest level the provider maps at or above `required`; the provider's scopes.
+    pub async fn begin(&self, idp: &IdentityProvider, required: Level) -> Result<UpstreamRequest, UpstreamError> {
+        self.bounded(async {
+            if idp.highest_level().is_none_or(|highest| highest < required) {
+                return Err(UpstreamError::LevelNotOffered(required));
+            }
+            let acr = idp.acr_values.range(required..).next().map(|(_, acr)| acr.clone());
+            let provider = self.cache.provider(&self.http, self.clock.as_ref(), idp).await?;
+            let redirect_uri = self.redirect_uri(idp);
+            let redirect_url = RedirectUrl::new(redirect_uri.clone())
+                .map_err(|_| UpstreamError::Misconfigured("the callback URL is not a valid URL".into()))?;
+            let client = CoreClient::from_provider_metadata(
+                provider.metadata.clone(),
+                ClientId::new(idp.client_id.clone()),
+                None,
+            )
+            .set_redirect_uri(redirect_url);
+            let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+            let mut request = client
+                .authorize_url(CoreAuthenticationFlow::AuthorizationCode, CsrfToken::new_random, Nonce::new_random)
+                .set_pkce_challenge(challenge);
+            // The library always sends `openid`; adding it again would repeat it in `scope`.
+            for scope in idp.scopes.iter().filter(|scope| *scope != "openid") {
+                request = request.add_scope(Scope::new(scope.clone()));
+            }
+            if let Some(acr) = acr {
+                request = request.add_auth_context_value(AuthenticationContextClass::new(acr));
+            }
+            let (authorization_url, state, nonce) = request.url();
+            let pending = PendingUpstream {
+                provider_id: idp.id.to_string(),
+                state: state.secret().clone(),
+                nonce: nonce.secret().clone(),
+                pkce_verifier: verifier.secret().clone(),
+                expected_issuer: idp.issuer.as_str().to_owned(),
+                redirect_uri,
+                required_level: required,
+            };
+            Ok(UpstreamRequest { authorization_url, pending })
+        })
+        .await
+    }
+
+    /// Completes a login from the callback's query parameters and what [`Upstreams::begin`] returned.
+    /// The caller deletes `pending` before or right after this call, whatever the outcome: a state is
+    /// good for one response only.
+    pub async fn complete(
+        &self,
+        idp: &IdentityProvider,
+        pending: &PendingUpstream,
+        callback: &CallbackParams,
+    ) -> Result<UpstreamIdentity, UpstreamError> {
+        self.bounded(self.complete_unbounded(idp, pending, callback)).await
+    }
+
+    async fn complete_unbounded(
+        &self,
+        idp: &IdentityProvider,
+        pending: &PendingUpstream,
+        callback: &CallbackParams,
+    ) -> Result<UpstreamIdentity, UpstreamError> {
+        // Mix-up defence first: this flow must have been sent to this very provider.
+        if pending.provider_id != idp.id.as_str() || pending.expected_issuer != idp.issuer.as_str() {
+            return Err(UpstreamError::IssuerMismatch);
+        }
+        let state_matches = callback
+            .state
+            .as_deref()
+            .is_some_and(|state| constant_time_eq(&SecretString::from(pending.state.clone()), state));
+        if !state_matches {
+            return Err(UpstreamError::StateMismatch);
+        }
+        if callback.iss.as_deref().is_some_and(|iss| iss != pending.expected_issuer) {
+            return Err(UpstreamError::IssuerMismatch);
+        }
+        let provider = self.cache.provider(&self.http, self.clock.as_ref(), idp).await?;
+        if callback.iss.is_none()
+            && provider.metadata.additional_metadata().authorization_response_iss_parameter_supported
+        {
+            // RFC 9207: a provider that announces `iss` always sends it; a response without is not its own.
+            return Err(UpstreamError::IssuerMismatch);
+        }
+        if let Some(error) = &callback.error {
+            return Err(denied(error, callback.error_description.as_deref()));
+        }
+        let code =
+            callback.code.as_deref().filter(|code| !code.is_empty()).ok_or_else(|| {
+                UpstreamError::InvalidResponse("the callback carries neither a code nor an error".into())
+            })?;
+
+        let tokens = exchange::redeem_code(&self.http, self.clock.as_ref(), idp, &provider, pending, code).await?;
+        let id_token = tokens
+            .id_token()
+            .ok_or_else(|| UpstreamError::InvalidResponse("the token response carries no ID token".into()))?;
+        let verified = self.verify_id_token(idp, provider.clone(), id_token, &pending.nonce).await?;
+        let level = idp.level_of(&verified.acr).ok_or_else(|| UpstreamError::UnknownLevel(verified.acr.clone()))?;
+        if level < pending.required_level {
+            return Err(UpstreamError::LevelTooLow { required: pending.required_level, proven: level });
+        }
+        let userinfo = match provider.metadata.userinfo_endpoint() {
+            Some(endpoint) => {
+                let access_token = tokens.access_token().secret();
+                Some(exchange::fetch_userinfo(&self.http, endpoint.url(), access_token, &verified.subject).await?)
+            }
+            None => None,
+        };
+        let claims = validate::map_claims(idp, &verified.raw_claims, userinfo.as_ref());
+        Ok(UpstreamIdentity {
+            provider_id: idp.id.to_string(),
+            subject: verified.subject,
+            level,
+            acr: verified.acr,
+            amr: verified.amr,
+            auth_time: verified.auth_time,
+            claims,
+        })
+    }
+
+    /// Validates the ID token against the cached keys; if it names a key they lack, the provider may have
+    /// rotated its keys, so they are fetched again (at most once per cooldown) and the token checked once more.
+    async fn verify_id_token(
+        &self,
+        idp: &IdentityProvider,
+        provider: Arc<Provider>,
+        id_token: &CoreIdToken,
+        nonce: &str,
+    ) -> Result<validate::VerifiedIdToken, UpstreamError> {
+        let now = self.clock.now();
+        match validate::verify_id_token(id_token, &provider, idp, nonce, now) {
+            Err(validate::Rejected::UnknownKey) => {
+                match self.cache.refetch_jwks(&self.http, self.clock.as_ref(), idp, &provider).await? {
+                    Some(fresh) => validate::verify_id_token(id_token, &fresh, idp, nonce, now),
+                    None => Err(validate::Rejected::UnknownKey),
+                }
+            }
+            other => other,
+        }
+        .map_err(validate::Rejected::into_error)
+    }
+
+    async fn bounded<T>(&self, work: impl Future<Output = Result<T, UpstreamError>>) -> Result<T, UpstreamError> {
+        tokio::time::timeout(self.timeout, work).await.unwrap_or_else(|_| {
+            Err(UpstreamError::Unavailable(format!("no complete answer within {} ms", self.timeout.as_millis())))
+        })
+    }
+}
+
+impl fmt::Debug for Upstreams {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Upstreams")
+            .field("callback_base", &self.callback_base)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An `error=` response. The code is reduced to the characters OAuth allows for it, and the description
+/// kept short, because both end up on an error page and the provider's text is not trusted.
+fn denied(error: &str, description: Option<&str>) -> UpstreamError {
+    let error: String = error.chars().filter(|c| c.is_ascii_graphic() && *c != '"' && *c != '\\').take(64).collect();
+    let description = description.map(|d| d.chars().filter(|c| !c.is_control()).take(200).collect());
+    UpstreamError::Denied { error, description }
+}
+
+fn serialize_level<S: Serializer>(level: &Level, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(level.as_str())
+}
