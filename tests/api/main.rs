@@ -8,6 +8,7 @@ mod cli;
 mod health;
 mod helpers;
 mod keys;
+mod login;
 mod oidc;
 mod simulators;
 mod upstream;
@@ -55,6 +56,19 @@ fn main() {
         cli::keys_rotate_adds_a_key_and_reports_the_retired_one,
         cli::audit_verify_passes_then_names_a_tampered_row,
         cli::serve_stops_cleanly_on_sigterm,
+        login::citizen_logs_in_and_the_service_gets_minimal_claims_at_the_required_level,
+        login::company_account_delivers_organisation_claims,
+        login::login_below_the_required_level_gives_access_denied_and_no_code,
+        login::cancelling_at_the_provider_gives_the_service_access_denied,
+        login::replayed_code_is_refused_and_revokes_the_tokens_issued_from_it,
+        login::wrong_verifier_or_another_clients_code_is_an_invalid_grant,
+        login::code_expires_after_sixty_seconds,
+        login::foreign_or_replayed_state_and_another_browser_get_an_error_page,
+        login::answer_arriving_at_another_providers_callback_is_refused,
+        login::choice_page_lists_allowed_providers_in_german_or_english,
+        login::pushed_request_leads_through_the_same_login,
+        login::unreachable_provider_shows_an_error_page_with_the_way_back,
+        login::logout_returns_to_a_registered_address_only,
         oidc::discovery_describes_the_provider,
         oidc::unknown_client_gets_an_error_page_and_no_redirect,
         oidc::unregistered_redirect_uri_gets_an_error_page_and_no_redirect,

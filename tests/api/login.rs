@@ -1,0 +1,438 @@
+//! Whole logins as a browser and an online service see them: the demo client, pforte, and the
+//! development simulators as upstream account providers, all over real HTTP on loopback.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use josekit::jwk::Jwk;
+use pforte::clock::{Clock, ManualClock, SystemClock};
+use serde_json::Value;
+
+use crate::helpers::{copy_dir, TestApp, TestContext, TestResult, MANIFEST_DIR};
+use crate::oidc::{demo_request, location_query, with, CHALLENGE, DEMO_SECRET, VERIFIER};
+
+/// A browser: follows nothing by itself and keeps pforte's browser cookie.
+struct Browser<'a> {
+    app: &'a TestApp,
+    cookie: Option<String>,
+}
+
+impl<'a> Browser<'a> {
+    fn new(app: &'a TestApp) -> Self {
+        Browser { app, cookie: None }
+    }
+
+    fn remember(&mut self, response: &reqwest::Response) {
+        for value in response.headers().get_all("set-cookie") {
+            let text = value.to_str().unwrap_or_default();
+            assert!(text.contains("Secure") && text.contains("HttpOnly") && text.contains("SameSite=Lax"), "{text}");
+            if let Some(pair) = text.split(';').next().filter(|p| p.starts_with("__Host-pforte-browser=")) {
+                self.cookie = Some(pair.to_owned());
+            }
+        }
+    }
+
+    async fn get(&mut self, url: &str) -> reqwest::Response {
+        let mut request = self.app.client.get(url);
+        if let Some(cookie) = &self.cookie {
+            request = request.header("cookie", cookie);
+        }
+        let response = request.send().await.expect("GET");
+        self.remember(&response);
+        response
+    }
+
+    async fn post(&mut self, url: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        let mut request = self.app.client.post(url).form(form);
+        if let Some(cookie) = &self.cookie {
+            request = request.header("cookie", cookie);
+        }
+        let response = request.send().await.expect("POST");
+        self.remember(&response);
+        response
+    }
+
+    async fn authorize(&mut self, params: &[(String, String)]) -> reqwest::Response {
+        let query = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(params).finish();
+        self.get(&self.app.url(&format!("/authorize?{query}"))).await
+    }
+
+    /// From pforte's choice page, picks `provider`; returns the redirect to the provider.
+    async fn choose(&mut self, page: reqwest::Response, provider: &str) -> reqwest::Response {
+        assert_eq!(page.status(), 200);
+        let html = page.text().await.expect("page");
+        let action = html.split("action=\"").nth(1).and_then(|s| s.split('"').next()).expect("form action").to_owned();
+        self.post(&self.app.url(&action), &[("provider", provider)]).await
+    }
+
+    /// At the simulator: opens its page from `upstream` and logs in (or cancels); returns the
+    /// simulator's redirect back to pforte.
+    async fn at_simulator(
+        &mut self,
+        upstream: reqwest::Response,
+        persona: &str,
+        level: &str,
+        action: &str,
+    ) -> reqwest::Response {
+        assert_eq!(upstream.status(), 303);
+        let location = location(&upstream);
+        let page = self.get(&location).await;
+        assert_eq!(page.status(), 200, "simulator page");
+        let html = page.text().await.expect("page");
+        let request = hidden(&html, "request").expect("request id");
+        let decide = location.split("/authorize").next().expect("simulator base").to_owned() + "/authorize/decide";
+        self.post(&decide, &[("request", &request), ("persona", persona), ("level", level), ("action", action)]).await
+    }
+
+    /// The whole way from the authorization request to pforte's answer at the client's redirect URI.
+    async fn login(
+        &mut self,
+        params: &[(String, String)],
+        provider: &str,
+        persona: &str,
+        level: &str,
+    ) -> reqwest::Response {
+        let first = self.authorize(params).await;
+        let upstream = if first.status() == 200 { self.choose(first, provider).await } else { first };
+        let back = self.at_simulator(upstream, persona, level, "login").await;
+        assert_eq!(back.status(), 303);
+        self.get(&location(&back)).await
+    }
+}
+
+fn location(response: &reqwest::Response) -> String {
+    response.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
+}
+
+fn hidden(html: &str, name: &str) -> Option<String> {
+    let marker = format!("name=\"{name}\" value=\"");
+    Some(html.split(&marker).nth(1)?.split('"').next()?.to_owned())
+}
+
+fn citizen_request(app: &TestApp, scope: &str, acr: &str) -> Vec<(String, String)> {
+    with(with(demo_request(app), "scope", Some(scope)), "acr_values", Some(acr))
+}
+
+async fn redeem(app: &TestApp, code: &str, verifier: &str) -> reqwest::Response {
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code),
+        ("redirect_uri", &app.url("/demo/callback")),
+        ("code_verifier", verifier),
+    ];
+    app.client.post(app.url("/token")).basic_auth("demo", Some(DEMO_SECRET)).form(&form).send().await.expect("token")
+}
+
+/// Verifies an ID token with pforte's published keys, as a relying party would.
+async fn verify_id_token(app: &TestApp, token: &str) -> anyhow::Result<josekit::jwt::JwtPayload> {
+    let jwks: Value = app.get("/.well-known/jwks.json").await.json().await?;
+    let header = josekit::jwt::decode_header(token)?;
+    let kid = header.claim("kid").and_then(Value::as_str).unwrap_or_default();
+    let key = jwks["keys"].as_array().into_iter().flatten().find(|k| k["kid"] == kid).expect("key published");
+    let jwk = Jwk::from_map(key.as_object().cloned().unwrap_or_default())?;
+    Ok(josekit::jwt::decode_with_verifier(token, &josekit::jws::ES256.verifier_from_jwk(&jwk)?)?.0)
+}
+
+async fn code_from(answer: &reqwest::Response, app: &TestApp) -> BTreeMap<String, String> {
+    assert_eq!(answer.status(), 303, "pforte answers the client by redirect");
+    assert!(location(answer).starts_with(&app.url("/demo/callback?")), "{}", location(answer));
+    location_query(answer)
+}
+
+pub async fn citizen_logs_in_and_the_service_gets_minimal_claims_at_the_required_level(ctx: TestContext) -> TestResult {
+    let app = ctx.spawn_app().await;
+    let mut browser = Browser::new(&app);
+    let params = citizen_request(&app, "openid profile email", "http://eidas.europa.eu/LoA/substantial");
+    let answer = browser.login(&params, "bundid-sim", "erika", "STORK-QAA-Level-3").await;
+    let query = code_from(&answer, &app).await;
+    assert_eq!(query.get("state").map(String::as_str), Some("client-state-1"));
+    assert_eq!(query.get("iss"), Some(&app.address));
+    let code = query.get("code").expect("code");
+
+    let response = redeem(&app, code, VERIFIER).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    let tokens: Value = response.json().await?;
+    let id_token = verify_id_token(&app, tokens["id_token"].as_str().unwrap_or_default()).await?;
+    let claim = |name: &str| id_token.claim(name).cloned().unwrap_or(Value::Null);
+    assert_eq!(claim("iss"), app.address.as_str());
+    assert_eq!(claim("aud"), "demo");
+    assert_eq!(claim("nonce"), "client-nonce-1");
+    assert_eq!(claim("acr"), "http://eidas.europa.eu/LoA/substantial", "the level survives the broker");
+    assert_eq!(claim("idp"), "bundid-sim");
+    assert_eq!(claim("account_type"), "person");
+    assert_eq!(claim("given_name"), "Erika");
+    assert!(claim("email").is_string());
+    for withheld in ["birthdate", "address", "place_of_birth", "postbox"] {
+        assert!(claim(withheld).is_null(), "{withheld} was not requested and must not be released");
+    }
+    let sub = claim("sub").as_str().unwrap_or_default().to_owned();
+    assert_eq!(sub.len(), 43, "a pairwise subject, not the upstream one");
+
+    let userinfo: Value = app
+        .client
+        .get(app.url("/userinfo"))
+        .bearer_auth(tokens["access_token"].as_str().unwrap_or_default())
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(userinfo["sub"], sub.as_str());
+    assert_eq!(userinfo["given_name"], "Erika");
+    assert!(userinfo.get("birthdate").is_none());
+
+    // The same person logging in again gets the same subject.
+    let mut again = Browser::new(&app);
+    let answer = again.login(&params, "bundid-sim", "erika", "STORK-QAA-Level-4").await;
+    let code = code_from(&answer, &app).await.get("code").cloned().unwrap_or_default();
+    let tokens: Value = redeem(&app, &code, VERIFIER).await.json().await?;
+    let second = verify_id_token(&app, tokens["id_token"].as_str().unwrap_or_default()).await?;
+    assert_eq!(second.claim("sub"), Some(&Value::String(sub)));
+    assert_eq!(second.claim("acr"), Some(&Value::from("http://eidas.europa.eu/LoA/high")));
+    app.stop().await
+}
+
+pub async fn company_account_delivers_organisation_claims(ctx: TestContext) -> TestResult {
+    let app = ctx.spawn_app().await;
+    let mut browser = Browser::new(&app);
+    let params = with(
+        citizen_request(&app, "openid organisation", "http://eidas.europa.eu/LoA/substantial"),
+        "idp_hint",
+        Some("unternehmenskonto-sim"),
+    );
+    let first = browser.authorize(&params).await;
+    assert_eq!(first.status(), 303, "idp_hint skips the choice page");
+    let back = browser.at_simulator(first, "musterbau", "substanziell", "login").await;
+    let answer = browser.get(&location(&back)).await;
+    let code = code_from(&answer, &app).await.get("code").cloned().unwrap_or_default();
+    let tokens: Value = redeem(&app, &code, VERIFIER).await.json().await?;
+    let id_token = verify_id_token(&app, tokens["id_token"].as_str().unwrap_or_default()).await?;
+    assert_eq!(id_token.claim("account_type"), Some(&Value::from("organisation")));
+    assert!(id_token.claim("org_name").is_some_and(Value::is_string));
+    assert!(id_token.claim("org_tax_number").is_some_and(Value::is_string));
+    app.stop().await
+}
+
+pub async fn login_below_the_required_level_gives_access_denied_and_no_code(ctx: TestContext) -> TestResult {
+    let app = ctx.spawn_app().await;
+    let mut browser = Browser::new(&app);
+    let params = citizen_request(&app, "openid profile", "http://eidas.europa.eu/LoA/high");
+    let answer = browser.login(&params, "bundid-sim", "erika", "STORK-QAA-Level-3").await;
+    let query = code_from(&answer, &app).await;
+    assert_eq!(query.get("error").map(String::as_str), Some("access_denied"));
+    assert!(query.get("error_description").is_some_and(|d| d.contains("level")));
+    assert!(!query.contains_key("code"));
+    assert_eq!(query.get("state").map(String::as_str), Some("client-state-1"));
+    app.stop().await
+}
+
+pub async fn cancelling_at_the_provider_gives_the_service_access_denied(ctx: TestContext) -> TestResult {
+    let app = ctx.spawn_app().await;
+    let mut browser = Browser::new(&app);
+    let first = browser.authorize(&citizen_request(&app, "openid", "http://eidas.europa.eu/LoA/low")).await;
+    let upstream = browser.choose(first, "bundid-sim").await;
+    let back = browser.at_simulator(upstream, "erika", "STORK-QAA-Level-1", "cancel").await;
+    let answer = browser.get(&location(&back)).await;
+    let query = code_from(&answer, &app).await;
+    assert_eq!(query.get("error").map(String::as_str), Some("access_denied"));
+    assert_eq!(query.get("iss"), Some(&app.address));
+    assert!(!query.contains_key("code"));
+    app.stop().await
+}
+
+async fn fresh_code(app: &TestApp) -> String {
+    let mut browser = Browser::new(app);
+    let params = citizen_request(app, "openid profile", "http://eidas.europa.eu/LoA/low");
+    let answer = browser.login(&params, "bundid-sim", "erika", "STORK-QAA-Level-1").await;
+    code_from(&answer, app).await.get("code").cloned().unwrap_or_default()
+}
+
+pub async fn replayed_code_is_refused_and_revokes_the_tokens_issued_from_it(ctx: TestContext) -> TestResult {
+    let app = ctx.spawn_app().await;
+    let code = fresh_code(&app).await;
+    let tokens: Value = redeem(&app, &code, VERIFIER).await.json().await?;
+    let access = tokens["access_token"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(app.client.get(app.url("/userinfo")).bearer_auth(&access).send().await?.status(), 200);
+
+    let replay = redeem(&app, &code, VERIFIER).await;
+    assert_eq!(replay.status(), 400);
+    assert_eq!(replay.json::<Value>().await?["error"], "invalid_grant");
+    let after = app.client.get(app.url("/userinfo")).bearer_auth(&access).send().await?;
+    assert_eq!(after.status(), 401, "the access token from the replayed code is revoked");
+    assert!(after.headers()["www-authenticate"].to_str()?.contains("invalid_token"));
+    let audit = app.state.db.audit_entries_after(0, 1000).await?;
+    assert!(audit.iter().any(|r| r.event == "login.code_replayed"));
+    app.stop().await
+}
+
+pub async fn wrong_verifier_or_another_clients_code_is_an_invalid_grant(ctx: TestContext) -> TestResult {
+    let app = ctx.spawn_app().await;
+    let code = fresh_code(&app).await;
+    let wrong = redeem(&app, &code, "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXj").await;
+    assert_eq!(wrong.json::<Value>().await?["error"], "invalid_grant");
+    let burnt = redeem(&app, &code, VERIFIER).await;
+    assert_eq!(burnt.json::<Value>().await?["error"], "invalid_grant", "a failed attempt uses the code up");
+
+    let code = fresh_code(&app).await;
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", "x"),
+        ("code_verifier", VERIFIER),
+    ];
+    let no_redirect =
+        app.client.post(app.url("/token")).basic_auth("demo", Some(DEMO_SECRET)).form(&form).send().await?;
+    assert_eq!(no_redirect.json::<Value>().await?["error"], "invalid_grant", "redirect_uri must match");
+    app.stop().await
+}
+
+pub async fn code_expires_after_sixty_seconds(ctx: TestContext) -> TestResult {
+    let clock = ManualClock::at_millis(chrono::Utc::now().timestamp_millis());
+    let app = ctx.spawn_app_with_clock(clock.clone()).await;
+    let code = fresh_code(&app).await;
+    clock.advance_secs(61);
+    let response = redeem(&app, &code, VERIFIER).await;
+    assert_eq!(response.json::<Value>().await?["error"], "invalid_grant");
+    // The purge then removes the login and the identity in it.
+    let purged = app.state.db.purge_expired(clock.now_millis()).await?;
+    assert!(purged.logins >= 1);
+    app.stop().await
+}
+
+pub async fn foreign_or_replayed_state_and_another_browser_get_an_error_page(ctx: TestContext) -> TestResult {
+    let app = ctx.spawn_app().await;
+    let mut stranger = Browser::new(&app);
+    let forged = stranger.get(&app.url("/callback/bundid-sim?code=abc&state=forged")).await;
+    assert_eq!(forged.status(), 400);
+    assert!(forged.headers().get("location").is_none());
+
+    // The provider's answer opened in another browser (no cookie) is refused.
+    let mut browser = Browser::new(&app);
+    let first = browser.authorize(&citizen_request(&app, "openid", "http://eidas.europa.eu/LoA/low")).await;
+    let upstream = browser.choose(first, "bundid-sim").await;
+    let back = browser.at_simulator(upstream, "erika", "STORK-QAA-Level-1", "login").await;
+    let elsewhere = stranger.get(&location(&back)).await;
+    assert_eq!(elsewhere.status(), 400);
+    assert!(elsewhere.headers().get("location").is_none());
+    // The right browser completes it once; the same answer again is a replayed state.
+    assert_eq!(browser.get(&location(&back)).await.status(), 303);
+    let replayed = browser.get(&location(&back)).await;
+    assert_eq!(replayed.status(), 400);
+    app.stop().await
+}
+
+pub async fn answer_arriving_at_another_providers_callback_is_refused(ctx: TestContext) -> TestResult {
+    let app = ctx.spawn_app().await;
+    let mut browser = Browser::new(&app);
+    let first = browser.authorize(&citizen_request(&app, "openid", "http://eidas.europa.eu/LoA/substantial")).await;
+    let upstream = browser.choose(first, "bundid-sim").await;
+    let back = browser.at_simulator(upstream, "erika", "STORK-QAA-Level-3", "login").await;
+    let mixed_up = location(&back).replace("/callback/bundid-sim", "/callback/unternehmenskonto-sim");
+    let answer = browser.get(&mixed_up).await;
+    let query = code_from(&answer, &app).await;
+    assert_eq!(query.get("error").map(String::as_str), Some("access_denied"));
+    assert!(!query.contains_key("code"));
+    app.stop().await
+}
+
+pub async fn choice_page_lists_allowed_providers_in_german_or_english(ctx: TestContext) -> TestResult {
+    let app = ctx.spawn_app().await;
+    let mut browser = Browser::new(&app);
+    let page = browser.authorize(&citizen_request(&app, "openid", "http://eidas.europa.eu/LoA/low")).await;
+    assert_eq!(page.status(), 200);
+    let csp = page.headers()["content-security-policy"].to_str()?.to_owned();
+    assert!(csp.contains("frame-ancestors 'none'"));
+    let html = page.text().await?;
+    assert!(html.contains("lang=\"de\"") && html.contains("Anmelden"));
+    assert!(html.contains("BundID (Simulator)") && html.contains("Mein Unternehmenskonto (Simulator)"));
+    assert!(html.contains("<legend>") && html.contains("<button type=\"submit\""));
+
+    let english = with(citizen_request(&app, "openid", "http://eidas.europa.eu/LoA/low"), "ui_locales", Some("en"));
+    let html = browser.authorize(&english).await.text().await?;
+    assert!(html.contains("lang=\"en\"") && html.contains("Log in"));
+
+    // Asking for level low and a service with minimum low: the company account proves only
+    // substantial or high, yet it still reaches low, so both remain; with idp_hint there is no page.
+    let hinted =
+        with(citizen_request(&app, "openid", "http://eidas.europa.eu/LoA/low"), "idp_hint", Some("bundid-sim"));
+    let direct = browser.authorize(&hinted).await;
+    assert_eq!(direct.status(), 303);
+    assert!(location(&direct).contains("/dev/bundid/authorize"));
+    app.stop().await
+}
+
+pub async fn pushed_request_leads_through_the_same_login(ctx: TestContext) -> TestResult {
+    let app = ctx.spawn_app().await;
+    let form = with(citizen_request(&app, "openid profile", "http://eidas.europa.eu/LoA/low"), "client_id", None);
+    let pushed: Value =
+        app.client.post(app.url("/par")).basic_auth("demo", Some(DEMO_SECRET)).form(&form).send().await?.json().await?;
+    let params = vec![
+        ("client_id".to_owned(), "demo".to_owned()),
+        ("request_uri".to_owned(), pushed["request_uri"].as_str().unwrap_or_default().to_owned()),
+    ];
+    let mut browser = Browser::new(&app);
+    let answer = browser.login(&params, "bundid-sim", "erika", "STORK-QAA-Level-1").await;
+    let query = code_from(&answer, &app).await;
+    assert_eq!(query.get("state").map(String::as_str), Some("client-state-1"));
+    let tokens = redeem(&app, query.get("code").map(String::as_str).unwrap_or_default(), VERIFIER).await;
+    assert_eq!(tokens.status(), 200);
+    app.stop().await
+}
+
+/// A provider entry whose issuer does not answer: the person sees an error page within seconds.
+pub async fn unreachable_provider_shows_an_error_page_with_the_way_back(ctx: TestContext) -> TestResult {
+    let providers = ctx.dir.path().join("providers");
+    copy_dir(&std::path::Path::new(MANIFEST_DIR).join("providers"), &providers)?;
+    let shipped = std::fs::read_to_string(providers.join("identity/bundid-sim.toml"))?;
+    let down =
+        shipped.replace("{public_url}/dev/bundid", "http://127.0.0.1:1/down").replace("BundID (Simulator)", "Down");
+    std::fs::write(providers.join("identity/down.toml"), down)?;
+    let clients = ctx.clients_with(&[]);
+    let demo = std::fs::read_to_string(format!("{clients}/demo.toml"))?;
+    std::fs::write(format!("{clients}/demo.toml"), demo.replace("\"bundid-sim\", ", "\"bundid-sim\", \"down\", "))?;
+    let providers = providers.display().to_string();
+    let app = ctx
+        .spawn_app_with(
+            |f| f.merge(("registry.providers", providers)).merge(("registry.clients", clients)),
+            Arc::new(SystemClock),
+        )
+        .await;
+    let mut browser = Browser::new(&app);
+    let params = with(citizen_request(&app, "openid", "http://eidas.europa.eu/LoA/low"), "idp_hint", Some("down"));
+    let page = browser.authorize(&params).await;
+    assert_eq!(page.status(), 502);
+    let html = page.text().await?;
+    assert!(html.contains("nicht erreichbar"), "{html}");
+    assert!(html.contains("/demo/callback?error=temporarily_unavailable"), "the way back to the service");
+    app.stop().await
+}
+
+pub async fn logout_returns_to_a_registered_address_only(ctx: TestContext) -> TestResult {
+    let app = ctx.spawn_app().await;
+    let code = fresh_code(&app).await;
+    let tokens: Value = redeem(&app, &code, VERIFIER).await.json().await?;
+    let hint = tokens["id_token"].as_str().unwrap_or_default();
+    let back = app
+        .client
+        .get(app.url("/logout"))
+        .query(&[("id_token_hint", hint), ("post_logout_redirect_uri", &app.url("/demo")), ("state", "bye")])
+        .send()
+        .await?;
+    assert_eq!(back.status(), 303);
+    assert_eq!(location(&back), app.url("/demo?state=bye"));
+    let foreign = app
+        .client
+        .get(app.url("/logout"))
+        .query(&[("id_token_hint", hint), ("post_logout_redirect_uri", "https://attacker.example/")])
+        .send()
+        .await?;
+    assert_eq!(foreign.status(), 400);
+    assert!(foreign.headers().get("location").is_none());
+    let forged =
+        app.client.get(app.url("/logout")).query(&[("id_token_hint", "eyJhbGciOiJub25lIn0.e30.")]).send().await?;
+    assert_eq!(forged.status(), 400);
+    let plain = app.get("/logout").await;
+    assert_eq!(plain.status(), 200);
+    let _ = CHALLENGE;
+    app.stop().await
+}
