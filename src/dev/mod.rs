@@ -7,8 +7,10 @@
 //! start, codes and tokens vanish with the process.
 //!
 //! The handlers here adapt HTTP to the provider logic in `op`; test data is in `personas`, the
-//! pages in `pages`.
+//! pages in `pages`. `demo` is the demo online service under `/demo`, a relying party of pforte.
 
+mod demo;
+mod demo_pages;
 mod op;
 mod pages;
 pub mod personas;
@@ -68,6 +70,8 @@ impl SimKind {
 pub struct Simulators {
     bundid: Simulator,
     unternehmenskonto: Simulator,
+    /// The demo online service's logins on their way through pforte.
+    demo: demo::PendingLogins,
 }
 
 impl Simulators {
@@ -75,6 +79,7 @@ impl Simulators {
         Ok(Simulators {
             bundid: Simulator::generate(SimKind::BundId)?,
             unternehmenskonto: Simulator::generate(SimKind::Unternehmenskonto)?,
+            demo: demo::PendingLogins::default(),
         })
     }
 
@@ -100,7 +105,7 @@ pub fn router() -> Router<AppState> {
             .layer(Extension(kind));
         router = router.nest(&format!("/dev/{}", kind.name()), routes);
     }
-    router
+    router.merge(demo::router())
 }
 
 async fn discovery(State(state): State<AppState>, Extension(kind): Extension<SimKind>) -> Response {

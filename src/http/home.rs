@@ -1,5 +1,6 @@
 //! The start page and the shared stylesheet (served by pforte itself: pages load no external assets).
 
+use axum::extract::State;
 use axum::http::header;
 use axum::response::{Html, IntoResponse};
 use axum::routing::get;
@@ -27,9 +28,18 @@ const ENDPOINTS: &[(&str, &str)] = &[
     ("/logout", "RP-initiated logout"),
 ];
 
-async fn home() -> Html<String> {
+/// Shown only while the development simulators run.
+const DEV_ENDPOINTS: &[(&str, &str)] = &[
+    ("/demo", "development: demo online service that logs in through pforte"),
+    ("/dev/bundid/.well-known/openid-configuration", "development: citizen account simulator"),
+    ("/dev/unternehmenskonto/.well-known/openid-configuration", "development: company account simulator"),
+];
+
+async fn home(State(state): State<AppState>) -> Html<String> {
+    let dev: &[(&str, &str)] = if state.settings.dev.simulators { DEV_ENDPOINTS } else { &[] };
     let rows: String = ENDPOINTS
         .iter()
+        .chain(dev)
         .map(|(path, what)| format!("<tr><td><a href=\"{path}\"><code>{path}</code></a></td><td>{what}</td></tr>"))
         .collect();
     Html(format!(

@@ -72,8 +72,8 @@ impl Database {
     /// Begins a transaction that may append to the audit chain (and write anything else).
     pub async fn begin_write(&self) -> StorageResult<sqlx::Transaction<'static, sqlx::Any>> {
         let tx = match self.backend() {
-            Backend::Sqlite => self.pool().begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.pool().begin().await?,
+            Backend::Sqlite => self.writer().begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.writer().begin().await?,
         };
         Ok(tx)
     }

@@ -64,7 +64,7 @@ impl Database {
         .bind(&row.browser_hash)
         .bind(row.created_at)
         .bind(row.expires_at)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(())
     }
@@ -106,7 +106,7 @@ impl Database {
         .bind(state_hash)
         .bind(sealed)
         .bind(id)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -128,7 +128,7 @@ impl Database {
         .bind(code_hash)
         .bind(code_expires_at)
         .bind(id)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -150,13 +150,13 @@ impl Database {
         .bind(access_jti)
         .bind(keep_until)
         .bind(id)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(done.rows_affected() == 1)
     }
 
     pub async fn delete_login(&self, id: &str) -> StorageResult<()> {
-        sqlx::query("DELETE FROM login_transactions WHERE id = $1").bind(id).execute(self.pool()).await?;
+        sqlx::query("DELETE FROM login_transactions WHERE id = $1").bind(id).execute(self.writer()).await?;
         Ok(())
     }
 
@@ -174,7 +174,7 @@ impl Database {
         .bind(client_id)
         .bind(parameters)
         .bind(expires_at)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(())
     }
@@ -182,7 +182,7 @@ impl Database {
     /// The parameters of a pushed request, if it exists, belongs to `client_id`, has not expired and
     /// was not used before; it is marked used in the same step.
     pub async fn take_par(&self, request_uri_hash: &str, client_id: &str, now: i64) -> StorageResult<Option<String>> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.writer().begin().await?;
         let claimed = sqlx::query(
             "UPDATE par_requests SET used_at = $1 \
              WHERE request_uri_hash = $2 AND client_id = $3 AND used_at IS NULL AND expires_at > $1",
@@ -212,7 +212,7 @@ impl Database {
         .bind(client_id)
         .bind(jti)
         .bind(expires_at)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -222,7 +222,7 @@ impl Database {
         sqlx::query("INSERT INTO revoked_tokens (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING")
             .bind(jti)
             .bind(expires_at)
-            .execute(self.pool())
+            .execute(self.writer())
             .await?;
         Ok(())
     }
@@ -247,7 +247,7 @@ impl Database {
         ] {
             let done = sqlx::query(&format!("DELETE FROM {table} WHERE expires_at <= $1"))
                 .bind(now)
-                .execute(self.pool())
+                .execute(self.writer())
                 .await?;
             *counter = done.rows_affected();
         }

@@ -45,6 +45,9 @@ pub type StorageResult<T> = Result<T, StorageError>;
 #[derive(Clone, Debug)]
 pub struct Database {
     pool: AnyPool,
+    /// Where writes go. On SQLite one connection: writers queue here in order instead of polling
+    /// SQLite's file lock (which costs milliseconds per retry under load). On PostgreSQL the same pool.
+    writer: AnyPool,
     backend: Backend,
     redacted_url: String,
 }
@@ -62,24 +65,12 @@ impl Database {
             Backend::Postgres => settings.url.expose().to_owned(),
         };
         let options = AnyConnectOptions::from_str(&url)?;
-        let pool = AnyPoolOptions::new()
-            .max_connections(settings.max_connections)
-            .acquire_timeout(Duration::from_secs(settings.connect_timeout_secs))
-            .after_connect(move |conn, _meta| {
-                Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        // WAL lets readers proceed while one writer commits; the busy timeout makes
-                        // concurrent writers wait for the lock instead of failing at once.
-                        conn.execute("PRAGMA journal_mode = WAL").await?;
-                        conn.execute("PRAGMA busy_timeout = 5000").await?;
-                        conn.execute("PRAGMA foreign_keys = ON").await?;
-                        conn.execute("PRAGMA synchronous = FULL").await?;
-                    }
-                    Ok(())
-                })
-            })
-            .connect_lazy_with(options);
-        Ok(Database { pool, backend, redacted_url: settings.url.redacted() })
+        let pool = pool_options(backend, settings.max_connections, settings).connect_lazy_with(options.clone());
+        let writer = match backend {
+            Backend::Sqlite => pool_options(backend, 1, settings).connect_lazy_with(options),
+            Backend::Postgres => pool.clone(),
+        };
+        Ok(Database { pool, writer, backend, redacted_url: settings.url.redacted() })
     }
 
     pub fn backend(&self) -> Backend {
@@ -102,6 +93,10 @@ impl Database {
         &self.pool
     }
 
+    pub(crate) fn writer(&self) -> &AnyPool {
+        &self.writer
+    }
+
     /// Applies pending migrations. On PostgreSQL sqlx holds an advisory lock meanwhile, so several
     /// instances starting together migrate once.
     pub async fn migrate(&self) -> StorageResult<usize> {
@@ -110,7 +105,7 @@ impl Database {
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
         let applied_before = self.applied_migrations().await.unwrap_or(0);
-        migrator.run(&self.pool).await?;
+        migrator.run(&self.writer).await?;
         let applied_after = self.applied_migrations().await?;
         Ok(applied_after.saturating_sub(applied_before))
     }
@@ -129,8 +124,28 @@ impl Database {
     }
 
     pub async fn close(&self) {
+        self.writer.close().await;
         self.pool.close().await;
     }
+}
+
+fn pool_options(backend: Backend, max_connections: u32, settings: &DatabaseSettings) -> AnyPoolOptions {
+    AnyPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(settings.connect_timeout_secs))
+        .after_connect(move |conn, _meta| {
+            Box::pin(async move {
+                if backend == Backend::Sqlite {
+                    // WAL lets readers proceed while the writer commits; the busy timeout covers the
+                    // moments another process (a CLI command) holds the lock.
+                    conn.execute("PRAGMA journal_mode = WAL").await?;
+                    conn.execute("PRAGMA busy_timeout = 5000").await?;
+                    conn.execute("PRAGMA foreign_keys = ON").await?;
+                    conn.execute("PRAGMA synchronous = FULL").await?;
+                }
+                Ok(())
+            })
+        })
 }
 
 /// Creates the folder of an SQLite database file and asks the driver to create the file itself.

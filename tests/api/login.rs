@@ -436,3 +436,57 @@ pub async fn logout_returns_to_a_registered_address_only(ctx: TestContext) -> Te
     let _ = CHALLENGE;
     app.stop().await
 }
+
+/// The `openidconnect` crate as the online service: discovery, PKCE, ID token validation (ES256,
+/// nonce, issuer, audience) and userinfo against pforte, with a simulator upstream.
+pub async fn openidconnect_relying_party_logs_in_through_pforte(ctx: TestContext) -> TestResult {
+    use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreJwsSigningAlgorithm, CoreProviderMetadata};
+    use openidconnect::{
+        AuthenticationContextClass, AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce,
+        OAuth2TokenResponse, PkceCodeChallenge, RedirectUrl, Scope, TokenResponse,
+    };
+
+    let app = ctx.spawn_app().await;
+    let metadata = CoreProviderMetadata::discover_async(IssuerUrl::new(app.address.clone())?, &app.client).await?;
+    let client = CoreClient::from_provider_metadata(
+        metadata,
+        ClientId::new("demo".into()),
+        Some(ClientSecret::new(DEMO_SECRET.into())),
+    )
+    .set_redirect_uri(RedirectUrl::new(app.url("/demo/callback"))?);
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let (url, csrf, nonce) = client
+        .authorize_url(CoreAuthenticationFlow::AuthorizationCode, CsrfToken::new_random, Nonce::new_random)
+        .add_scope(Scope::new("profile".into()))
+        .add_scope(Scope::new("address".into()))
+        .add_auth_context_value(AuthenticationContextClass::new("http://eidas.europa.eu/LoA/substantial".into()))
+        .add_extra_param("idp_hint", "bundid-sim")
+        .set_pkce_challenge(challenge)
+        .url();
+
+    let mut browser = Browser::new(&app);
+    let upstream = browser.get(url.as_str()).await;
+    let back = browser.at_simulator(upstream, "hans-guenther", "STORK-QAA-Level-3", "login").await;
+    let answer = browser.get(&location(&back)).await;
+    let query = code_from(&answer, &app).await;
+    assert_eq!(query.get("state"), Some(csrf.secret()));
+
+    let tokens = client
+        .exchange_code(AuthorizationCode::new(query.get("code").cloned().unwrap_or_default()))?
+        .set_pkce_verifier(verifier)
+        .request_async(&app.client)
+        .await?;
+    let id_token = tokens.id_token().ok_or_else(|| anyhow::anyhow!("no ID token"))?;
+    let id_verifier = client.id_token_verifier().set_allowed_algs([CoreJwsSigningAlgorithm::EcdsaP256Sha256]);
+    let claims = id_token.claims(&id_verifier, &nonce)?;
+    assert_eq!(claims.auth_context_ref().map(|acr| acr.as_str()), Some("http://eidas.europa.eu/LoA/substantial"));
+    assert!(claims.address().is_some(), "the address scope releases the structured address");
+
+    let userinfo: openidconnect::core::CoreUserInfoClaims = client
+        .user_info(tokens.access_token().clone(), Some(claims.subject().clone()))?
+        .request_async(&app.client)
+        .await?;
+    assert!(userinfo.family_name().and_then(|n| n.get(None)).is_some());
+    assert!(userinfo.birthdate().is_none(), "birth data was not requested");
+    app.stop().await
+}

@@ -5,6 +5,7 @@
 
 mod audit;
 mod cli;
+mod demo;
 mod health;
 mod helpers;
 mod keys;
@@ -69,6 +70,13 @@ fn main() {
         login::pushed_request_leads_through_the_same_login,
         login::unreachable_provider_shows_an_error_page_with_the_way_back,
         login::logout_returns_to_a_registered_address_only,
+        login::openidconnect_relying_party_logs_in_through_pforte,
+        demo::demo_page_offers_a_level_scopes_and_a_login_button,
+        demo::citizen_logs_in_at_the_demo_service_and_sees_name_level_and_provider,
+        demo::callback_with_a_wrong_state_or_in_another_browser_shows_an_error_and_redeems_nothing,
+        demo::answer_from_another_issuer_is_refused,
+        demo::cancelling_at_the_simulator_shows_the_refusal_on_the_demo_page,
+        demo::demo_service_is_not_mounted_when_dev_simulators_is_off,
         oidc::discovery_describes_the_provider,
         oidc::unknown_client_gets_an_error_page_and_no_redirect,
         oidc::unregistered_redirect_uri_gets_an_error_page_and_no_redirect,
