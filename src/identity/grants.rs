@@ -1,13 +1,14 @@
 //! The token endpoint's grants: `authorization_code` (a login's code, once, with PKCE) and
 //! `client_credentials` (an online service calling pforte's APIs as itself).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::fingerprint;
+use super::levels::session_limits;
 use super::oauth::{internal, OAuthError};
 use super::request::{pkce_matches, AuthorizationRequest};
 use super::tokens::{Identity, TokenService, TOKEN_LIFETIME_SECS};
+use super::{fingerprint, random_token};
 use crate::audit::{AuditEvent, AuditLog};
 use crate::clock::SharedClock;
 use crate::keys::MasterKey;
@@ -24,8 +25,26 @@ pub struct TokenResponse {
     pub expires_in: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
     pub scope: String,
 }
+
+/// What a refresh token carries, encrypted under the master key: the token is the only place the
+/// identity lives between refreshes, so pforte still stores no profile.
+#[derive(Debug, Serialize, Deserialize)]
+struct RefreshContent {
+    family: String,
+    jti: String,
+    client_id: String,
+    scope: String,
+    /// Milliseconds: auth_time plus the longest session the level allows.
+    session_ends_at: i64,
+    identity: Identity,
+}
+
+/// The record id refresh tokens are sealed for (they are bound to their family by their content).
+const REFRESH_RECORD: &str = "pforte refresh token";
 
 /// The parameters of an `authorization_code` token request.
 pub struct CodeExchange<'a> {
@@ -122,12 +141,112 @@ impl Grants {
             .id_token(client, &identity, request.nonce.as_deref(), TOKEN_LIFETIME_SECS)
             .await
             .map_err(|e| internal(&e))?;
+        let scope = request.scopes.join(" ");
+        let refresh_token = if client.grant_types.contains(&GrantType::RefreshToken) {
+            let (token, family) = self.new_refresh_family(client, &identity, &scope).await?;
+            self.db.set_login_refresh_family(&row.id, &family).await.map_err(|e| internal(&e))?;
+            Some(token)
+        } else {
+            None
+        };
         Ok(TokenResponse {
             access_token: access.token,
             token_type: "Bearer",
             expires_in: access.expires_in,
             id_token: Some(id_token),
-            scope: request.scopes.join(" "),
+            refresh_token,
+            scope,
+        })
+    }
+
+    /// Starts a refresh token family whose life ends with the session the level allows.
+    async fn new_refresh_family(
+        &self,
+        client: &Client,
+        identity: &Identity,
+        scope: &str,
+    ) -> Result<(String, String), OAuthError> {
+        let (longest, idle) = session_limits(identity.level);
+        let now = self.clock.now_millis();
+        let session_ends_at = (identity.auth_time + longest) * 1000;
+        let content = RefreshContent {
+            family: random_token(),
+            jti: random_token(),
+            client_id: client.id.as_str().to_owned(),
+            scope: scope.to_owned(),
+            session_ends_at,
+            identity: identity.clone(),
+        };
+        let expires_at = session_ends_at.min(now + idle * 1000);
+        self.db
+            .insert_refresh_family(&content.family, &content.client_id, &content.jti, session_ends_at, expires_at)
+            .await
+            .map_err(|e| internal(&e))?;
+        Ok((self.seal_refresh(&content)?, content.family))
+    }
+
+    fn seal_refresh(&self, content: &RefreshContent) -> Result<String, OAuthError> {
+        let plain = serde_json::to_vec(content).map_err(|e| internal(&e))?;
+        self.master.seal(REFRESH_RECORD, &plain).map_err(|e| internal(&e))
+    }
+
+    /// The family and client of a refresh token pforte issued, if it is one.
+    pub fn refresh_token_family(&self, token: &str) -> Option<(String, String)> {
+        let plain = self.master.open(REFRESH_RECORD, token).ok()?;
+        let content: RefreshContent = serde_json::from_slice(&plain).ok()?;
+        Some((content.family, content.client_id))
+    }
+
+    pub async fn revoke_refresh_family(&self, family: &str) -> Result<(), OAuthError> {
+        self.db.revoke_refresh_family(family, self.clock.now_millis()).await.map_err(|e| internal(&e))
+    }
+
+    /// Exchanges a refresh token for new tokens and a new refresh token. A token that is not the
+    /// family's current one was used before: whoever holds it may have stolen it, so the family ends.
+    pub async fn refresh_token(&self, client: &Client, token: Option<&str>) -> Result<TokenResponse, OAuthError> {
+        if !client.grant_types.contains(&GrantType::RefreshToken) {
+            return Err(OAuthError::unauthorized_client("This client may not use refresh_token."));
+        }
+        let token = token.ok_or_else(|| OAuthError::invalid_request("refresh_token is missing."))?;
+        let invalid = || OAuthError::invalid_grant("The refresh token is invalid, expired or revoked.");
+        let plain = self.master.open(REFRESH_RECORD, token).map_err(|_| invalid())?;
+        let mut content: RefreshContent = serde_json::from_slice(&plain).map_err(|_| invalid())?;
+        if content.client_id != client.id.as_str() {
+            return Err(invalid());
+        }
+        let now = self.clock.now_millis();
+        let (_, idle) = session_limits(content.identity.level);
+        let old_jti = std::mem::replace(&mut content.jti, random_token());
+        let expires_at = content.session_ends_at.min(now + idle * 1000);
+        let rotated = self
+            .db
+            .rotate_refresh(&content.family, &old_jti, &content.jti, now, expires_at)
+            .await
+            .map_err(|e| internal(&e))?;
+        if !rotated {
+            // Reuse of an old token (or a family already over): end the family either way.
+            self.revoke_refresh_family(&content.family).await?;
+            let event = AuditEvent::new("token.refresh_reused", client.id.as_str(), &content.family, json!({}));
+            if let Err(e) = self.audit.append(event).await {
+                tracing::error!(error = %e, "could not write the audit log");
+            }
+            return Err(invalid());
+        }
+        let identity = &content.identity;
+        let access = self
+            .tokens
+            .access_token(client.id.as_str(), &identity.sub, &content.scope, Some(identity), TOKEN_LIFETIME_SECS)
+            .await
+            .map_err(|e| internal(&e))?;
+        let id_token =
+            self.tokens.id_token(client, identity, None, TOKEN_LIFETIME_SECS).await.map_err(|e| internal(&e))?;
+        Ok(TokenResponse {
+            access_token: access.token,
+            token_type: "Bearer",
+            expires_in: access.expires_in,
+            id_token: Some(id_token),
+            refresh_token: Some(self.seal_refresh(&content)?),
+            scope: content.scope.clone(),
         })
     }
 
@@ -152,6 +271,7 @@ impl Grants {
             token_type: "Bearer",
             expires_in: access.expires_in,
             id_token: None,
+            refresh_token: None,
             scope,
         })
     }

@@ -50,6 +50,7 @@ pub struct Purged {
     pub par_requests: u64,
     pub assertion_ids: u64,
     pub revoked_tokens: u64,
+    pub refresh_families: u64,
 }
 
 impl Database {
@@ -131,6 +132,79 @@ impl Database {
         .execute(self.writer())
         .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn insert_refresh_family(
+        &self,
+        family_id: &str,
+        client_id: &str,
+        jti: &str,
+        session_ends_at: i64,
+        expires_at: i64,
+    ) -> StorageResult<()> {
+        sqlx::query(
+            "INSERT INTO refresh_families (family_id, client_id, current_jti, session_ends_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(family_id)
+        .bind(client_id)
+        .bind(jti)
+        .bind(session_ends_at)
+        .bind(expires_at)
+        .execute(self.writer())
+        .await?;
+        Ok(())
+    }
+
+    /// Moves a family from `old_jti` to `new_jti`, once, while it is neither revoked nor expired.
+    /// False means the presented token was not the current one (or the family is over).
+    pub async fn rotate_refresh(
+        &self,
+        family_id: &str,
+        old_jti: &str,
+        new_jti: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> StorageResult<bool> {
+        let done = sqlx::query(
+            "UPDATE refresh_families SET current_jti = $1, expires_at = $2 \
+             WHERE family_id = $3 AND current_jti = $4 AND revoked_at IS NULL AND expires_at > $5",
+        )
+        .bind(new_jti)
+        .bind(expires_at)
+        .bind(family_id)
+        .bind(old_jti)
+        .bind(now)
+        .execute(self.writer())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn revoke_refresh_family(&self, family_id: &str, now: i64) -> StorageResult<()> {
+        sqlx::query("UPDATE refresh_families SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL")
+            .bind(now)
+            .bind(family_id)
+            .execute(self.writer())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn set_login_refresh_family(&self, login_id: &str, family_id: &str) -> StorageResult<()> {
+        sqlx::query("UPDATE login_transactions SET refresh_family = $1 WHERE id = $2")
+            .bind(family_id)
+            .bind(login_id)
+            .execute(self.writer())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn login_refresh_family(&self, login_id: &str) -> StorageResult<Option<String>> {
+        let family: Option<Option<String>> =
+            sqlx::query_scalar("SELECT refresh_family FROM login_transactions WHERE id = $1")
+                .bind(login_id)
+                .fetch_optional(self.pool())
+                .await?;
+        Ok(family.flatten())
     }
 
     /// Marks the code used and drops the identity, once. `keep_until` keeps the row (without any
@@ -244,6 +318,7 @@ impl Database {
             ("par_requests", &mut purged.par_requests),
             ("client_assertion_jtis", &mut purged.assertion_ids),
             ("revoked_tokens", &mut purged.revoked_tokens),
+            ("refresh_families", &mut purged.refresh_families),
         ] {
             let done = sqlx::query(&format!("DELETE FROM {table} WHERE expires_at <= $1"))
                 .bind(now)

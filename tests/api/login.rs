@@ -265,7 +265,7 @@ pub async fn replayed_code_is_refused_and_revokes_the_tokens_issued_from_it(ctx:
     app.stop().await
 }
 
-pub async fn wrong_verifier_or_another_clients_code_is_an_invalid_grant(ctx: TestContext) -> TestResult {
+pub async fn wrong_verifier_or_redirect_uri_uses_up_the_code(ctx: TestContext) -> TestResult {
     let app = ctx.spawn_app().await;
     let code = fresh_code(&app).await;
     let wrong = redeem(&app, &code, "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXj").await;
@@ -488,5 +488,155 @@ pub async fn openidconnect_relying_party_logs_in_through_pforte(ctx: TestContext
         .await?;
     assert!(userinfo.family_name().and_then(|n| n.get(None)).is_some());
     assert!(userinfo.birthdate().is_none(), "birth data was not requested");
+    app.stop().await
+}
+
+const SECOND_SECRET: &str = "second-service-secret";
+
+/// A second online service: its own sector, refresh tokens, PS256 ID tokens.
+fn second_client() -> String {
+    format!(
+        r#"display_name = "Zweiter Dienst"
+redirect_uris = ["{{public_url}}/second/callback"]
+identity_providers = ["bundid-sim"]
+scopes = ["openid", "profile"]
+grant_types = ["authorization_code", "refresh_token"]
+id_token_alg = "PS256"
+
+[auth]
+method = "client_secret_basic"
+secret = "plain:{SECOND_SECRET}"
+"#
+    )
+}
+
+async fn spawn_with_second_client(ctx: &TestContext, clock: Option<ManualClock>) -> TestApp {
+    let clients = ctx.clients_with(&[("second", second_client())]);
+    let clock: pforte::clock::SharedClock = match clock {
+        Some(clock) => Arc::new(clock),
+        None => Arc::new(SystemClock),
+    };
+    ctx.spawn_app_with(|f| f.merge(("registry.clients", clients)), clock).await
+}
+
+async fn second_login(app: &TestApp, level: &str) -> Value {
+    let params =
+        with(with(demo_request(app), "client_id", Some("second")), "redirect_uri", Some(&app.url("/second/callback")));
+    let mut browser = Browser::new(app);
+    let answer = browser.login(&params, "bundid-sim", "erika", level).await;
+    let target = url::Url::parse(&location(&answer)).expect("redirect");
+    let code = target.query_pairs().find(|(k, _)| k == "code").map(|(_, v)| v.into_owned()).expect("code");
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", &app.url("/second/callback")),
+        ("code_verifier", VERIFIER),
+    ];
+    let response = app
+        .client
+        .post(app.url("/token"))
+        .basic_auth("second", Some(SECOND_SECRET))
+        .form(&form)
+        .send()
+        .await
+        .expect("token");
+    assert_eq!(response.status(), 200);
+    response.json().await.expect("tokens")
+}
+
+async fn refresh(app: &TestApp, token: &str) -> reqwest::Response {
+    let form = [("grant_type", "refresh_token"), ("refresh_token", token)];
+    app.client
+        .post(app.url("/token"))
+        .basic_auth("second", Some(SECOND_SECRET))
+        .form(&form)
+        .send()
+        .await
+        .expect("refresh")
+}
+
+pub async fn refresh_tokens_rotate_and_a_reused_one_ends_the_family(ctx: TestContext) -> TestResult {
+    let app = spawn_with_second_client(&ctx, None).await;
+    let tokens = second_login(&app, "STORK-QAA-Level-3").await;
+    let header = josekit::jwt::decode_header(tokens["id_token"].as_str().unwrap_or_default())?;
+    assert_eq!(header.claim("alg"), Some(&Value::from("PS256")), "this client asked for PS256 ID tokens");
+    let first = tokens["refresh_token"].as_str().expect("a refresh token for a client registered for it").to_owned();
+
+    let renewed: Value = refresh(&app, &first).await.json().await?;
+    let second = renewed["refresh_token"].as_str().unwrap_or_default().to_owned();
+    assert!(renewed["access_token"].is_string() && renewed["id_token"].is_string());
+    assert_ne!(second, first);
+
+    let reused = refresh(&app, &first).await;
+    assert_eq!(reused.json::<Value>().await?["error"], "invalid_grant");
+    let after_reuse = refresh(&app, &second).await;
+    assert_eq!(after_reuse.json::<Value>().await?["error"], "invalid_grant", "reuse ends the whole family");
+
+    // The demo client is not registered for refresh tokens and gets none.
+    let code = fresh_code(&app).await;
+    let demo: Value = redeem(&app, &code, VERIFIER).await.json().await?;
+    assert!(demo.get("refresh_token").is_none());
+    app.stop().await
+}
+
+pub async fn refresh_token_lives_no_longer_than_the_session_its_level_allows(ctx: TestContext) -> TestResult {
+    let clock = ManualClock::at_millis(chrono::Utc::now().timestamp_millis());
+    let app = spawn_with_second_client(&ctx, Some(clock.clone())).await;
+    // Level high: sessions of at most 30 minutes, idle at most 5.
+    let tokens = second_login(&app, "STORK-QAA-Level-4").await;
+    let mut token = tokens["refresh_token"].as_str().unwrap_or_default().to_owned();
+    for _ in 0..7 {
+        clock.advance_secs(4 * 60);
+        let renewed: Value = refresh(&app, &token).await.json().await?;
+        token = renewed["refresh_token"].as_str().expect("still inside the session").to_owned();
+    }
+    clock.advance_secs(4 * 60);
+    assert_eq!(refresh(&app, &token).await.json::<Value>().await?["error"], "invalid_grant", "32 minutes > 30");
+
+    let idle = second_login(&app, "STORK-QAA-Level-4").await;
+    clock.advance_secs(6 * 60);
+    let late = refresh(&app, idle["refresh_token"].as_str().unwrap_or_default()).await;
+    assert_eq!(late.json::<Value>().await?["error"], "invalid_grant", "idle longer than 5 minutes");
+    app.stop().await
+}
+
+pub async fn revoked_refresh_token_no_longer_works(ctx: TestContext) -> TestResult {
+    let app = spawn_with_second_client(&ctx, None).await;
+    let tokens = second_login(&app, "STORK-QAA-Level-3").await;
+    let token = tokens["refresh_token"].as_str().unwrap_or_default();
+    let revoked = app
+        .client
+        .post(app.url("/revoke"))
+        .basic_auth("second", Some(SECOND_SECRET))
+        .form(&[("token", token)])
+        .send()
+        .await?;
+    assert_eq!(revoked.status(), 200);
+    assert_eq!(refresh(&app, token).await.json::<Value>().await?["error"], "invalid_grant");
+    app.stop().await
+}
+
+pub async fn code_of_another_client_is_an_invalid_grant_and_subjects_differ_per_service(
+    ctx: TestContext,
+) -> TestResult {
+    let app = spawn_with_second_client(&ctx, None).await;
+    let code = fresh_code(&app).await;
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", &app.url("/demo/callback")),
+        ("code_verifier", VERIFIER),
+    ];
+    let stolen =
+        app.client.post(app.url("/token")).basic_auth("second", Some(SECOND_SECRET)).form(&form).send().await?;
+    assert_eq!(stolen.json::<Value>().await?["error"], "invalid_grant");
+
+    // The same person at two services: two unlinkable subjects.
+    let demo: Value = redeem(&app, &code, VERIFIER).await.json().await?;
+    let demo_sub = verify_id_token(&app, demo["id_token"].as_str().unwrap_or_default()).await?.claim("sub").cloned();
+    let second = second_login(&app, "STORK-QAA-Level-1").await;
+    let access = app.state.tokens.verify_access_token(second["access_token"].as_str().unwrap_or_default()).await?;
+    assert!(demo_sub.is_some());
+    assert_ne!(demo_sub, Some(Value::String(access.sub)));
     app.stop().await
 }

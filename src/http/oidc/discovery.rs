@@ -28,7 +28,7 @@ async fn configuration(State(state): State<AppState>) -> Json<Value> {
         "revocation_endpoint": format!("{issuer}/revoke"),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
-        "grant_types_supported": ["authorization_code", "client_credentials"],
+        "grant_types_supported": ["authorization_code", "client_credentials", "refresh_token"],
         "subject_types_supported": ["pairwise"],
         "id_token_signing_alg_values_supported": ["ES256", "PS256", "RS256"],
         "userinfo_signing_alg_values_supported": [],

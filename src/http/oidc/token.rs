@@ -54,6 +54,7 @@ async fn token(State(state): State<AppState>, headers: HeaderMap, RawForm(body):
                 state.grants.authorization_code(client, exchange).await
             }
             Some("client_credentials") => state.grants.client_credentials(client, get("scope")).await,
+            Some("refresh_token") => state.grants.refresh_token(client, get("refresh_token")).await,
             Some(other) => Err(OAuthError::unsupported_grant_type(format!("grant_type {other} is not supported."))),
             None => Err(OAuthError::invalid_request("grant_type is missing.")),
         }
@@ -108,6 +109,10 @@ async fn revoke(State(state): State<AppState>, headers: HeaderMap, RawForm(body)
         if let Ok(access) = state.tokens.verify_access_token(token).await {
             if access.client_id == client.id.as_str() {
                 state.db.revoke_token(&access.jti, access.expires_at * 1000).await.map_err(|e| internal(&e))?;
+            }
+        } else if let Some((family, owner)) = state.grants.refresh_token_family(token) {
+            if owner == client.id.as_str() {
+                state.grants.revoke_refresh_family(&family).await?;
             }
         }
         Ok::<_, OAuthError>(())
