@@ -640,3 +640,85 @@ pub async fn code_of_another_client_is_an_invalid_grant_and_subjects_differ_per_
     assert_ne!(demo_sub, Some(Value::String(access.sub)));
     app.stop().await
 }
+
+/// The whole login with a mock upstream that answers with a faulty ID token: each fault ends on an
+/// error page with the way back to the service, and no code is issued.
+pub async fn faulty_upstream_id_tokens_never_produce_a_code(ctx: TestContext) -> TestResult {
+    use crate::upstream::mock_op::{MockOp, TokenFault};
+    use crate::upstream::{BASIC_AUTH, MOCK_IDP};
+
+    let op = MockOp::start(ManualClock::at_millis(chrono::Utc::now().timestamp_millis())).await?;
+    let providers = ctx.dir.path().join("providers");
+    copy_dir(&std::path::Path::new(MANIFEST_DIR).join("providers"), &providers)?;
+    let entry = MOCK_IDP.replace("{issuer}", &op.issuer).replace("{client_auth}", BASIC_AUTH);
+    std::fs::write(providers.join("identity/mock.toml"), entry)?;
+    let clients = ctx.clients_with(&[]);
+    let demo = std::fs::read_to_string(format!("{clients}/demo.toml"))?;
+    std::fs::write(format!("{clients}/demo.toml"), demo.replace("\"bundid-sim\", ", "\"bundid-sim\", \"mock\", "))?;
+    let providers = providers.display().to_string();
+    let app = ctx
+        .spawn_app_with(
+            |f| f.merge(("registry.providers", providers)).merge(("registry.clients", clients)),
+            Arc::new(SystemClock),
+        )
+        .await;
+
+    let faults = [
+        TokenFault::OtherKey,
+        TokenFault::WrongIssuer,
+        TokenFault::WrongAudience,
+        TokenFault::WrongNonce,
+        TokenFault::Unsigned,
+        TokenFault::Hs256WithPublicKey,
+        TokenFault::MissingSubject,
+    ];
+    for fault in faults.into_iter().map(Some).chain([None]) {
+        op.set(|op| {
+            op.behaviour.token = fault.unwrap_or(TokenFault::None);
+            op.behaviour.token_lifetime_secs = 300;
+        });
+        let mut browser = Browser::new(&app);
+        let params = with(
+            citizen_request(&app, "openid profile", "http://eidas.europa.eu/LoA/substantial"),
+            "idp_hint",
+            Some("mock"),
+        );
+        let upstream = browser.authorize(&params).await;
+        assert_eq!(upstream.status(), 303);
+        let answer = op.authorize(&url::Url::parse(&location(&upstream))?);
+        let query = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("code", answer.code.as_deref().unwrap_or_default())
+            .append_pair("state", answer.state.as_deref().unwrap_or_default())
+            .append_pair("iss", answer.iss.as_deref().unwrap_or_default())
+            .finish();
+        let back = browser.get(&app.url(&format!("/callback/mock?{query}"))).await;
+        match fault {
+            Some(fault) => {
+                assert_eq!(back.status(), 502, "{fault:?}");
+                let html = back.text().await?;
+                assert!(html.contains("/demo/callback?error=access_denied"), "{fault:?}: the way back");
+                assert!(!html.contains("code="), "{fault:?}: no code");
+            }
+            None => {
+                let query = code_from(&back, &app).await;
+                assert!(query.contains_key("code"), "the same flow works with a sound token");
+            }
+        }
+    }
+    // An expired ID token is refused the same way.
+    op.set(|op| {
+        op.behaviour.token = TokenFault::None;
+        op.behaviour.token_lifetime_secs = -120;
+    });
+    let mut browser = Browser::new(&app);
+    let params =
+        with(citizen_request(&app, "openid", "http://eidas.europa.eu/LoA/substantial"), "idp_hint", Some("mock"));
+    let upstream = browser.authorize(&params).await;
+    let answer = op.authorize(&url::Url::parse(&location(&upstream))?);
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("code", answer.code.as_deref().unwrap_or_default())
+        .append_pair("state", answer.state.as_deref().unwrap_or_default())
+        .finish();
+    assert_eq!(browser.get(&app.url(&format!("/callback/mock?{query}"))).await.status(), 502);
+    app.stop().await
+}

@@ -75,6 +75,7 @@ fn main() {
         login::refresh_token_lives_no_longer_than_the_session_its_level_allows,
         login::revoked_refresh_token_no_longer_works,
         login::code_of_another_client_is_an_invalid_grant_and_subjects_differ_per_service,
+        login::faulty_upstream_id_tokens_never_produce_a_code,
         demo::demo_page_offers_a_level_scopes_and_a_login_button,
         demo::citizen_logs_in_at_the_demo_service_and_sees_name_level_and_provider,
         demo::callback_with_a_wrong_state_or_in_another_browser_shows_an_error_and_redeems_nothing,

@@ -1,7 +1,7 @@
 //! pforte as relying party of an upstream account provider, against a mock OpenID Provider
 //! (`upstream/mock_op.rs`). No database: these run as plain trials.
 
-mod mock_op;
+pub mod mock_op;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -22,7 +22,7 @@ use crate::helpers::TestResult;
 const PUBLIC_URL: &str = "http://127.0.0.1:8080";
 
 /// The mock provider's registry entry; `{issuer}` and `{client_auth}` are filled in.
-const MOCK_IDP: &str = r#"
+pub const MOCK_IDP: &str = r#"
 kind = "oidc"
 display_name = "Mock account"
 account_type = "person"
@@ -67,7 +67,7 @@ secret = "plain:other-secret"
 L1 = "low"
 "#;
 
-const BASIC_AUTH: &str = "method = \"client_secret_basic\"\nsecret = \"plain:mock-secret-of-at-least-32-bytes\"";
+pub const BASIC_AUTH: &str = "method = \"client_secret_basic\"\nsecret = \"plain:mock-secret-of-at-least-32-bytes\"";
 
 struct Fixture {
     op: MockOp,
