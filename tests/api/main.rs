@@ -8,6 +8,7 @@ mod cli;
 mod demo;
 mod health;
 mod helpers;
+mod interop;
 mod keys;
 mod login;
 mod oidc;
@@ -119,6 +120,14 @@ fn main() {
             .with_ignored_flag(postgres.is_none()),
         );
     }
+    // Needs Node.js packages (`npm ci` in tests/interop/openid-client); reported as ignored without them.
+    let interop: BackendTest =
+        |ctx| Box::pin(interop::openid_client_logs_in_validates_the_id_token_and_reads_userinfo(ctx));
+    let name = "interop::openid_client_logs_in_validates_the_id_token_and_reads_userinfo::sqlite";
+    trials.push(
+        Trial::test(name, move || run_backend_test(interop, TestBackend::Sqlite))
+            .with_ignored_flag(!interop::openid_client_installed()),
+    );
     trials.extend(plain_tests![
         health::readyz_is_503_while_the_database_is_unreachable,
         cli::check_accepts_the_shipped_configuration,
