@@ -142,7 +142,7 @@ fn build_state(settings: Settings, registry: Registry, clock: SharedClock) -> an
     let login = LoginService::new(
         db.clone(),
         registry.clone(),
-        upstreams,
+        upstreams.clone(),
         tokens.clone(),
         keys.master(),
         audit.clone(),
@@ -163,6 +163,7 @@ fn build_state(settings: Settings, registry: Registry, clock: SharedClock) -> an
         login,
         grants,
         client_auth,
+        upstreams,
         dev,
     }))
 }

@@ -33,6 +33,7 @@ pub struct Shared {
     pub login: LoginService,
     pub grants: Grants,
     pub client_auth: ClientAuthenticator,
+    pub upstreams: Arc<crate::identity::upstream::Upstreams>,
     /// The development simulators of the upstream account providers; `None` unless `dev.simulators`.
     pub dev: Option<Arc<crate::dev::Simulators>>,
 }

@@ -418,8 +418,18 @@ pub async fn logout_returns_to_a_registered_address_only(ctx: TestContext) -> Te
         .query(&[("id_token_hint", hint), ("post_logout_redirect_uri", &app.url("/demo")), ("state", "bye")])
         .send()
         .await?;
+    // First to the account provider, so its session ends too, then back through pforte.
     assert_eq!(back.status(), 303);
-    assert_eq!(location(&back), app.url("/demo?state=bye"));
+    assert!(location(&back).starts_with(&app.url("/dev/bundid/logout?")), "{}", location(&back));
+    let upstream = app.client.get(location(&back)).send().await?;
+    assert_eq!(upstream.status(), 303);
+    assert!(location(&upstream).starts_with(&app.url("/logout/done?state=")));
+    let done = app.client.get(location(&upstream)).send().await?;
+    assert_eq!(done.status(), 303);
+    assert_eq!(location(&done), app.url("/demo?state=bye"));
+    // A forged state at /logout/done leads nowhere but the plain confirmation.
+    let forged = app.client.get(app.url("/logout/done?state=forged")).send().await?;
+    assert_eq!(forged.status(), 200);
     let foreign = app
         .client
         .get(app.url("/logout"))

@@ -29,6 +29,9 @@ pub(crate) struct ExtraMetadata {
     /// RFC 9207: the provider puts `iss` into every authorization response.
     #[serde(default)]
     pub authorization_response_iss_parameter_supported: bool,
+    /// RP-Initiated Logout: where to send the browser so the provider's session ends too.
+    #[serde(default)]
+    pub end_session_endpoint: Option<String>,
 }
 
 impl AdditionalProviderMetadata for ExtraMetadata {}

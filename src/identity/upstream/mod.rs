@@ -219,6 +219,30 @@ impl Upstreams {
         .await
     }
 
+    /// Where to send the browser so the provider ends its own session too (RP-Initiated Logout), if
+    /// the provider offers it; it returns the browser to `post_logout_redirect_uri` with `state`.
+    pub async fn end_session_url(
+        &self,
+        idp: &IdentityProvider,
+        post_logout_redirect_uri: &str,
+        state: &str,
+    ) -> Result<Option<url::Url>, UpstreamError> {
+        self.bounded(async {
+            let provider = self.cache.provider(&self.http, self.clock.as_ref(), idp).await?;
+            let Some(endpoint) = provider.metadata.additional_metadata().end_session_endpoint.as_deref() else {
+                return Ok(None);
+            };
+            let mut url = url::Url::parse(endpoint)
+                .map_err(|_| UpstreamError::InvalidResponse("end_session_endpoint is not a URL".into()))?;
+            url.query_pairs_mut()
+                .append_pair("client_id", &idp.client_id)
+                .append_pair("post_logout_redirect_uri", post_logout_redirect_uri)
+                .append_pair("state", state);
+            Ok(Some(url))
+        })
+        .await
+    }
+
     /// Completes a login from the callback's query parameters and what [`Upstreams::begin`] returned.
     /// The caller deletes `pending` before or right after this call, whatever the outcome: a state is
     /// good for one response only.
