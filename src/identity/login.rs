@@ -14,7 +14,7 @@ use super::{fingerprint, random_token};
 use crate::audit::{AuditEvent, AuditLog};
 use crate::clock::SharedClock;
 use crate::keys::MasterKey;
-use crate::registry::{AccountType, IdentityProvider, Registry};
+use crate::registry::{AccountType, IdentityProvider, Level, Registry};
 use crate::storage::logins::LoginRow;
 use crate::storage::Database;
 
@@ -50,6 +50,11 @@ pub enum Problem {
     UpstreamInvalid,
     /// The chosen provider is not one this service may use at this level.
     ProviderNotAllowed,
+    /// The login proved a lower level of assurance than the service requires.
+    LevelTooLow {
+        proven: Level,
+        required: Level,
+    },
     Internal,
 }
 
@@ -184,13 +189,10 @@ impl LoginService {
             Ok(identity) => identity,
             Err(error) => return Err(self.upstream_failed(&request, provider, &error).await),
         };
+        // `complete` refuses a lower level already; checked again here, where the code is issued.
         if identity.level < request.required_level {
             self.record_failure(&request, provider_id, "level too low").await;
-            let text = format!(
-                "The login reached the level {}, but this service requires {}.",
-                identity.level, request.required_level
-            );
-            return Err(LoginError::Redirect(client_error(&request, "access_denied", &text, self.tokens.issuer())));
+            return Err(self.level_too_low(&request, identity.level));
         }
         let client = self.registry.client(&request.client_id).ok_or(unknown)?;
         let sub = self
@@ -290,12 +292,7 @@ impl LoginService {
                 "The login was cancelled or refused at the account provider.",
                 issuer,
             )),
-            UpstreamError::LevelTooLow { required, proven } => LoginError::Redirect(client_error(
-                request,
-                "access_denied",
-                &format!("The login reached the level {proven}, but this service requires {required}."),
-                issuer,
-            )),
+            UpstreamError::LevelTooLow { proven, .. } => self.level_too_low(request, *proven),
             UpstreamError::LevelNotOffered(_) => LoginError::Redirect(client_error(
                 request,
                 "access_denied",
@@ -320,6 +317,17 @@ impl LoginService {
                     issuer,
                 )),
             },
+        }
+    }
+
+    /// A page that explains the level (people need to know why and what to use instead); its way
+    /// back tells the service `access_denied`. No code exists for such a login.
+    fn level_too_low(&self, request: &AuthorizationRequest, proven: Level) -> LoginError {
+        let description =
+            format!("The login reached the level {proven}, but this service requires {}.", request.required_level);
+        LoginError::Page {
+            problem: Problem::LevelTooLow { proven, required: request.required_level },
+            back: Some(client_error(request, "access_denied", &description, self.tokens.issuer())),
         }
     }
 

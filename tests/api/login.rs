@@ -218,11 +218,18 @@ pub async fn login_below_the_required_level_gives_access_denied_and_no_code(ctx:
     let mut browser = Browser::new(&app);
     let params = citizen_request(&app, "openid profile", "http://eidas.europa.eu/LoA/high");
     let answer = browser.login(&params, "bundid-sim", "erika", "STORK-QAA-Level-3").await;
-    let query = code_from(&answer, &app).await;
+    // The person learns why; the way back tells the service access_denied. No code anywhere.
+    assert_eq!(answer.status(), 403);
+    let html = answer.text().await?;
+    assert!(html.contains("Vertrauensniveau") && html.contains("substanziell") && html.contains("hoch"), "{html}");
+    let back = html.split("class=\"button\" href=\"").nth(1).and_then(|s| s.split('"').next()).unwrap_or_default();
+    let back = back.replace("&amp;", "&");
+    let query: BTreeMap<String, String> = url::Url::parse(&back)?.query_pairs().into_owned().collect();
+    assert!(back.starts_with(&app.url("/demo/callback?")));
     assert_eq!(query.get("error").map(String::as_str), Some("access_denied"));
     assert!(query.get("error_description").is_some_and(|d| d.contains("level")));
-    assert!(!query.contains_key("code"));
     assert_eq!(query.get("state").map(String::as_str), Some("client-state-1"));
+    assert!(!query.contains_key("code") && !html.contains("code="));
     app.stop().await
 }
 

@@ -6,7 +6,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 
 use crate::identity::login::{Problem, ProviderChoice};
-use crate::registry::AccountType;
+use crate::registry::{AccountType, Level};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lang {
@@ -155,8 +155,35 @@ pub fn error(lang: Lang, status: StatusCode, title: &str, explanation: &str, bac
     no_store(status, layout(lang, title, &body))
 }
 
+fn level_name(lang: Lang, level: Level) -> &'static str {
+    match level {
+        Level::Low => lang.text("niedrig", "low"),
+        Level::Substantial => lang.text("substanziell", "substantial"),
+        Level::High => lang.text("hoch", "high"),
+    }
+}
+
 /// The page for a login problem.
 pub fn problem(lang: Lang, problem: Problem, back: Option<&str>) -> Response {
+    if let Problem::LevelTooLow { proven, required } = problem {
+        let explanation = match lang {
+            Lang::De => format!(
+                "Ihre Anmeldung hat das Vertrauensniveau „{}“ erreicht, dieser Onlinedienst verlangt „{}“. \
+                 Bitte melden Sie sich mit einem Verfahren an, das dieses Niveau erreicht (für „hoch“ zum \
+                 Beispiel mit dem Online-Ausweis).",
+                level_name(lang, proven),
+                level_name(lang, required)
+            ),
+            Lang::En => format!(
+                "Your login reached the level of assurance “{}”, but this online service requires “{}”. \
+                 Please log in with a method that reaches this level (for “high”, for example, the online ID card).",
+                level_name(lang, proven),
+                level_name(lang, required)
+            ),
+        };
+        let title = lang.text("Vertrauensniveau nicht ausreichend", "Level of assurance too low");
+        return error(lang, StatusCode::FORBIDDEN, title, &explanation, back);
+    }
     let (status, title, explanation) = match problem {
         Problem::UnknownLogin => (
             StatusCode::BAD_REQUEST,
@@ -198,7 +225,7 @@ pub fn problem(lang: Lang, problem: Problem, back: Option<&str>) -> Response {
                 "This account service is not available for this online service.",
             ),
         ),
-        Problem::Internal => (
+        Problem::LevelTooLow { .. } | Problem::Internal => (
             StatusCode::INTERNAL_SERVER_ERROR,
             lang.text("Technischer Fehler", "Technical error"),
             lang.text(
