@@ -92,6 +92,7 @@ fn main() {
         oidc::token_endpoint_refuses_bad_client_authentication,
         oidc::unknown_or_garbage_code_is_an_invalid_grant,
         oidc::private_key_jwt_assertions_are_checked,
+        oidc::private_key_jwt_keys_are_fetched_from_the_clients_jwks_uri,
         oidc::client_that_requires_par_cannot_skip_it,
         oidc::pushed_request_uri_is_single_use_and_bound_to_its_client,
         simulators::discovery_names_the_simulator_as_issuer_with_code_flow_pkce_and_es256,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use josekit::jws::{JwsHeader, ES256};
 use josekit::jwt::JwtPayload;
-use pforte::clock::SystemClock;
+use pforte::clock::{Clock, ManualClock, SystemClock};
 use serde_json::{json, Value};
 
 use crate::helpers::{TestApp, TestContext, TestResult};
@@ -343,5 +343,60 @@ pub async fn pushed_request_uri_is_single_use_and_bound_to_its_client(ctx: TestC
     let refused = app.client.post(app.url("/par")).basic_auth("demo", Some(DEMO_SECRET)).form(&bad).send().await?;
     assert_eq!(refused.status(), 400);
     assert_eq!(refused.json::<Value>().await?["error"], "invalid_request");
+    app.stop().await
+}
+
+/// private_key_jwt with keys at a `jwks_uri`: fetched, cached, fetched again for a new key id.
+pub async fn private_key_jwt_keys_are_fetched_from_the_clients_jwks_uri(ctx: TestContext) -> TestResult {
+    use std::sync::Mutex;
+
+    let first = ES256.generate_key_pair()?;
+    let second = ES256.generate_key_pair()?;
+    let public = |pair: &josekit::jwk::alg::ec::EcKeyPair, kid: &str| {
+        let mut jwk = pair.to_jwk_public_key();
+        jwk.set_key_id(kid);
+        Value::Object(jwk.as_ref().clone())
+    };
+    let served = Arc::new(Mutex::new(json!({ "keys": [public(&first, "test-key-1")] })));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let jwks_uri = format!("http://127.0.0.1:{}/jwks", listener.local_addr()?.port());
+    let keys = served.clone();
+    let router = axum::Router::new()
+        .route("/jwks", axum::routing::get(move || async move { axum::Json(keys.lock().map(|k| k.clone()).unwrap_or_default()) }));
+    tokio::spawn(async move { axum::serve(listener, router).await });
+
+    let file = format!(
+        "display_name = \"JWKS client\"\nredirect_uris = [\"{{public_url}}/j/callback\"]\nidentity_providers = [\"bundid-sim\"]\n\
+         scopes = [\"openid\"]\ngrant_types = [\"client_credentials\"]\n\n[auth]\nmethod = \"private_key_jwt\"\njwks_uri = \"{jwks_uri}\"\n"
+    );
+    let clients = ctx.clients_with(&[("jwks-client", file)]);
+    let clock = ManualClock::at_millis(chrono::Utc::now().timestamp_millis());
+    let app = ctx.spawn_app_with(|f| f.merge(("registry.clients", clients)), Arc::new(clock.clone())).await;
+    let send = |pair: &josekit::jwk::alg::ec::EcKeyPair, kid: &str, jti: &str| {
+        let now = clock.now().timestamp();
+        let claims = json!({ "iss": "jwks-client", "sub": "jwks-client", "aud": app.address, "exp": now + 60, "iat": now, "jti": jti });
+        let mut header = JwsHeader::new();
+        header.set_key_id(kid);
+        let payload = JwtPayload::from_map(claims.as_object().cloned().unwrap_or_default()).expect("payload");
+        let signer = ES256.signer_from_jwk(&pair.to_jwk_private_key()).expect("signer");
+        let assertion = josekit::jwt::encode_with_signer(&payload, &header, &signer).expect("assertion");
+        let app = &app;
+        async move {
+            let form = [
+                ("grant_type", "client_credentials"),
+                ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
+                ("client_assertion", assertion.as_str()),
+            ];
+            app.client.post(app.url("/token")).form(&form).send().await.expect("token").status()
+        }
+    };
+    assert_eq!(send(&first, "test-key-1", "a").await, 200);
+    // The client rotates its key; pforte fetches the set again (after its short cooldown).
+    if let Ok(mut keys) = served.lock() {
+        *keys = json!({ "keys": [public(&second, "test-key-2")] });
+    }
+    clock.advance_secs(11);
+    assert_eq!(send(&second, "test-key-2", "b").await, 200);
+    assert_eq!(send(&first, "test-key-1", "c").await, 401, "the retired key no longer works");
     app.stop().await
 }
