@@ -12,13 +12,13 @@ use crate::helpers::{copy_dir, TestApp, TestContext, TestResult, MANIFEST_DIR};
 use crate::oidc::{demo_request, location_query, with, CHALLENGE, DEMO_SECRET, VERIFIER};
 
 /// A browser: follows nothing by itself and keeps pforte's browser cookie.
-struct Browser<'a> {
+pub struct Browser<'a> {
     app: &'a TestApp,
     cookie: Option<String>,
 }
 
 impl<'a> Browser<'a> {
-    fn new(app: &'a TestApp) -> Self {
+    pub fn new(app: &'a TestApp) -> Self {
         Browser { app, cookie: None }
     }
 
@@ -85,7 +85,7 @@ impl<'a> Browser<'a> {
     }
 
     /// The whole way from the authorization request to pforte's answer at the client's redirect URI.
-    async fn login(
+    pub async fn login(
         &mut self,
         params: &[(String, String)],
         provider: &str,
@@ -100,7 +100,7 @@ impl<'a> Browser<'a> {
     }
 }
 
-fn location(response: &reqwest::Response) -> String {
+pub fn location(response: &reqwest::Response) -> String {
     response.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
 }
 
@@ -109,11 +109,11 @@ fn hidden(html: &str, name: &str) -> Option<String> {
     Some(html.split(&marker).nth(1)?.split('"').next()?.to_owned())
 }
 
-fn citizen_request(app: &TestApp, scope: &str, acr: &str) -> Vec<(String, String)> {
+pub fn citizen_request(app: &TestApp, scope: &str, acr: &str) -> Vec<(String, String)> {
     with(with(demo_request(app), "scope", Some(scope)), "acr_values", Some(acr))
 }
 
-async fn redeem(app: &TestApp, code: &str, verifier: &str) -> reqwest::Response {
+pub async fn redeem(app: &TestApp, code: &str, verifier: &str) -> reqwest::Response {
     let form = [
         ("grant_type", "authorization_code"),
         ("code", code),

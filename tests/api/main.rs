@@ -11,6 +11,7 @@ mod helpers;
 mod interop;
 mod keys;
 mod login;
+mod logs;
 mod oidc;
 mod simulators;
 mod upstream;
@@ -129,6 +130,10 @@ fn main() {
         Trial::test(name, move || run_backend_test(interop, TestBackend::Sqlite))
             .with_ignored_flag(!interop::openid_client_installed()),
     );
+    trials.push(Trial::test(
+        "logs::no_personal_data_tokens_or_secrets_reach_the_logs",
+        logs::no_personal_data_tokens_or_secrets_reach_the_logs,
+    ));
     trials.extend(plain_tests![
         health::readyz_is_503_while_the_database_is_unreachable,
         cli::check_accepts_the_shipped_configuration,

@@ -361,8 +361,10 @@ pub async fn private_key_jwt_keys_are_fetched_from_the_clients_jwks_uri(ctx: Tes
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let jwks_uri = format!("http://127.0.0.1:{}/jwks", listener.local_addr()?.port());
     let keys = served.clone();
-    let router = axum::Router::new()
-        .route("/jwks", axum::routing::get(move || async move { axum::Json(keys.lock().map(|k| k.clone()).unwrap_or_default()) }));
+    let router = axum::Router::new().route(
+        "/jwks",
+        axum::routing::get(move || async move { axum::Json(keys.lock().map(|k| k.clone()).unwrap_or_default()) }),
+    );
     tokio::spawn(async move { axum::serve(listener, router).await });
 
     let file = format!(

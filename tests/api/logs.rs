@@ -1,0 +1,107 @@
+//! security.md #25: logs never contain personal data, tokens or secrets. A whole login, token
+//! exchange, userinfo, a failed client authentication and a logout run with every module logging at
+//! debug level into a buffer, which is then searched for everything that must not be there.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use libtest_mimic::Failed;
+use pforte::keys::MasterKey;
+use serde_json::Value;
+
+use crate::helpers::{TestBackend, TestContext};
+use crate::login::{citizen_request, location, redeem, Browser};
+use crate::oidc::{location_query, DEMO_SECRET, VERIFIER};
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut bytes) = self.0.lock() {
+            bytes.extend_from_slice(buf);
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+pub fn no_personal_data_tokens_or_secrets_reach_the_logs() -> Result<(), Failed> {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("debug"))
+        .with_writer(move || writer.clone())
+        .finish();
+    let dispatch = tracing::Dispatch::new(subscriber);
+    // Every thread of this test's runtime logs into the buffer, whatever other tests do meanwhile.
+    let on_start = dispatch.clone();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .on_thread_start(move || std::mem::forget(tracing::dispatcher::set_default(&on_start)))
+        .build()?;
+    let _guard = tracing::dispatcher::set_default(&dispatch);
+    let master_key = MasterKey::generate().encode();
+    let secrets = runtime.block_on(run_flows(master_key.clone())).map_err(|e| Failed::from(format!("{e:#}")))?;
+
+    let logs = String::from_utf8_lossy(&captured.0.lock().map(|b| b.clone()).unwrap_or_default()).into_owned();
+    assert!(logs.contains("request finished") && logs.contains("/token"), "the run was logged");
+    let mut forbidden = vec![
+        "Erika".to_owned(),
+        "Mustermann".to_owned(),
+        "1964-08-12".to_owned(),
+        DEMO_SECRET.to_owned(),
+        "bundid-sim-secret".to_owned(),
+        master_key,
+        VERIFIER.to_owned(),
+        "client-state-1".to_owned(),
+        "client-nonce-1".to_owned(),
+        "eyJ".to_owned(), // any JWT or JWE
+    ];
+    forbidden.extend(secrets);
+    for needle in forbidden {
+        if let Some(line) = logs.lines().find(|line| line.contains(&needle)) {
+            return Err(Failed::from(format!("the log contains `{needle}`: {line}")));
+        }
+    }
+    Ok(())
+}
+
+/// Runs the flows and returns the values it saw that must not be logged (code, tokens, sub).
+async fn run_flows(master_key: String) -> anyhow::Result<Vec<String>> {
+    let dir = tempfile::tempdir()?;
+    let ctx = TestContext {
+        database_url: format!("sqlite://{}/pforte.db", dir.path().display()),
+        dir,
+        master_key,
+        backend: TestBackend::Sqlite,
+    };
+    let app = ctx.spawn_app().await;
+    let mut browser = Browser::new(&app);
+    let params = citizen_request(&app, "openid profile birth", "http://eidas.europa.eu/LoA/substantial");
+    let answer = browser.login(&params, "bundid-sim", "erika", "STORK-QAA-Level-3").await;
+    let code = location_query(&answer).get("code").cloned().unwrap_or_default();
+    let tokens: Value = redeem(&app, &code, VERIFIER).await.json().await?;
+    let access = tokens["access_token"].as_str().unwrap_or_default().to_owned();
+    let id_token = tokens["id_token"].as_str().unwrap_or_default().to_owned();
+    let userinfo: Value = app.client.get(app.url("/userinfo")).bearer_auth(&access).send().await?.json().await?;
+    let sub = userinfo["sub"].as_str().unwrap_or_default().to_owned();
+    // A replay and a wrong secret make pforte log warnings and audit entries.
+    redeem(&app, &code, VERIFIER).await;
+    app.client
+        .post(app.url("/token"))
+        .basic_auth("demo", Some("wrong"))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await?;
+    let logout = app.client.get(app.url("/logout")).query(&[("id_token_hint", id_token.as_str())]).send().await?;
+    let _ = app.client.get(location(&logout)).send().await?;
+    app.stop().await?;
+    anyhow::ensure!(!code.is_empty() && !sub.is_empty(), "the login completed");
+    Ok(vec![code, access, id_token, sub])
+}
