@@ -10,6 +10,7 @@ pub mod http;
 pub mod http_client;
 pub mod identity;
 pub mod keys;
+pub mod payment;
 pub mod registry;
 pub mod secret;
 pub mod state;

@@ -1,0 +1,20 @@
+//! Payments as XBezahldienste v1.0.0 defines them, as a domain without HTTP or storage: the wire
+//! types with the standard's exact field names, exact money (`rust_decimal::Decimal` read from the
+//! JSON text, never `f64`), the validation rules of the standard, and the `functionalCode`s a refused
+//! request is answered with. The HTTP handlers parse a body with [`validate::parse_request_body`],
+//! merge the tenant's booking defaults and map a [`code::ValidationFailure`] to problem+json once.
+
+pub mod code;
+pub mod money;
+pub mod request;
+pub mod validate;
+pub mod wire;
+
+pub use code::{FunctionalCode, ValidationFailure};
+pub use money::{Amount, ItemAmount};
+pub use request::{Currency, Identifier, PaymentItem, PaymentRequest, Purpose};
+pub use validate::{check_required_booking_keys, merge_booking_defaults, parse_path_id, parse_request_body};
+pub use wire::{PaymentInformation, PaymentMethod, PaymentTransaction, Requestor, Status};
+
+#[cfg(test)]
+mod tests;

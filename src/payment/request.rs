@@ -1,0 +1,149 @@
+//! The checked payment request: what `validate::parse_request_body` returns. Every field has passed
+//! the standard's rules; serialising it gives the `paymentRequest` of a `PaymentTransaction` with the
+//! standard's field names (amounts with two decimal places, see `money`).
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use chrono::{DateTime, FixedOffset, SecondsFormat};
+use rust_decimal::Decimal;
+use serde::{Serialize, Serializer};
+
+use super::money::{serialize_number, Amount, ItemAmount};
+use super::wire::Requestor;
+
+/// Longest identifier: `requestId`, `originatorId`, `endPointId`.
+pub const MAX_ID_LENGTH: usize = 36;
+
+/// An XBezahldienste identifier: 1 to 36 characters of `^[\w\d-]+$`. The standard's regex comes
+/// from Java, where `\w` is ASCII (`[A-Za-z0-9_]`), so only those and `-` are accepted.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct Identifier(String);
+
+impl Identifier {
+    pub fn parse(value: String) -> Result<Identifier, String> {
+        if value.is_empty() {
+            return Err("must not be empty".to_owned());
+        }
+        if value.chars().count() > MAX_ID_LENGTH {
+            return Err(format!("must be at most {MAX_ID_LENGTH} characters"));
+        }
+        if !value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+            return Err("may only contain the letters A-Z and a-z, digits, '_' and '-'".to_owned());
+        }
+        Ok(Identifier(value))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Identifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The only currency of this version of the standard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum Currency {
+    #[serde(rename = "EUR")]
+    Eur,
+}
+
+/// `purpose`, the Verwendungszweck on bank statements: 1 to 27 characters of `^[\w\d\s-]+$`, read
+/// as Java reads it: ASCII letters, digits, `_`, `-` and the space. Umlauts and `ß` are refused:
+/// providers validating with the same Java regex would refuse them later, and many bank formats
+/// transliterate or drop them. Other whitespace (tabs, line breaks) is refused too: it has no place
+/// on a statement line.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct Purpose(String);
+
+pub const MAX_PURPOSE_LENGTH: usize = 27;
+
+impl Purpose {
+    pub fn parse(value: String) -> Result<Purpose, String> {
+        if value.trim().is_empty() {
+            return Err("must not be empty".to_owned());
+        }
+        if value.chars().count() > MAX_PURPOSE_LENGTH {
+            return Err(format!("must be at most {MAX_PURPOSE_LENGTH} characters"));
+        }
+        if !value.bytes().all(|b| b.is_ascii_alphanumeric() || b"_- ".contains(&b)) {
+            return Err("may only contain the letters A-Z and a-z (no umlauts), digits, spaces, '_' and '-'".to_owned());
+        }
+        Ok(Purpose(value))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A request that passed every check of the standard.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PaymentRequest {
+    pub request_id: Identifier,
+    #[serde(serialize_with = "serialize_timestamp")]
+    pub request_timestamp: DateTime<FixedOffset>,
+    pub currency: Currency,
+    pub gros_amount: Amount,
+    pub purpose: Purpose,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// As sent (not normalised by a URL parser), checked to be an absolute http(s) URL.
+    pub redirect_url: String,
+    /// 1 to 99 items whose gross amounts add up to `gros_amount`.
+    pub items: Vec<PaymentItem>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requestor: Option<Requestor>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PaymentItem {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Percent, 0 to 100 (`19`, `7`, `0`), written back with the digits it was sent with.
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "serialize_optional_number")]
+    pub tax_rate: Option<Decimal>,
+    /// A positive whole number; absent means 1 for the consistency check.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quantity: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub single_net_amount: Option<ItemAmount>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub single_tax_amount: Option<ItemAmount>,
+    pub total_net_amount: ItemAmount,
+    /// Absent means 0 (a fee without VAT); kept absent so the echo matches what was sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total_tax_amount: Option<ItemAmount>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub booking_data: BTreeMap<String, String>,
+}
+
+impl PaymentItem {
+    /// What the citizen pays for this item: total net plus total tax.
+    pub fn gross(&self) -> Decimal {
+        self.total_net_amount.value() + self.total_tax_amount.unwrap_or(ItemAmount::ZERO).value()
+    }
+}
+
+fn serialize_timestamp<S: Serializer>(value: &DateTime<FixedOffset>, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&value.to_rfc3339_opts(SecondsFormat::AutoSi, true))
+}
+
+fn serialize_optional_number<S: Serializer>(value: &Option<Decimal>, serializer: S) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(value) => serialize_number(value, serializer),
+        None => serializer.serialize_none(),
+    }
+}
