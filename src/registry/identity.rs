@@ -58,11 +58,18 @@ pub struct IdentityProvider {
     /// Required level → `acr_values` to send upstream.
     pub acr_values: BTreeMap<Level, String>,
     pub discovery_refresh: Duration,
+    /// The level a login proves when the provider's ID token carries no `acr` (many standard
+    /// providers never send one); without it such logins are refused.
+    pub level_without_acr: Option<Level>,
 }
 
 impl IdentityProvider {
-    /// The level an upstream `acr` proves; `None` for a value pforte does not know, which proves nothing.
+    /// The level an upstream `acr` proves; `None` for a value pforte does not know, which proves
+    /// nothing. An empty `acr` (none sent) proves `level_without_acr`, if the entry sets one.
     pub fn level_of(&self, acr: &str) -> Option<Level> {
+        if acr.is_empty() {
+            return self.level_without_acr;
+        }
         self.levels.get(acr).copied()
     }
 
@@ -73,7 +80,7 @@ impl IdentityProvider {
 
     /// The highest level any login at this provider can reach.
     pub fn highest_level(&self) -> Option<Level> {
-        self.levels.values().copied().max()
+        self.levels.values().copied().chain(self.level_without_acr).max()
     }
 }
 
@@ -102,6 +109,7 @@ pub(crate) struct IdentityProviderFile {
     acr_values: AcrValuesFile,
     #[serde(default = "default_discovery_refresh_secs")]
     discovery_refresh_secs: u64,
+    level_without_acr: Option<Level>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -159,6 +167,7 @@ pub(crate) fn parse(file: EntityFile<IdentityProviderFile>, check: &mut FileChec
         levels: levels?,
         acr_values: acr_values?,
         discovery_refresh: discovery_refresh?,
+        level_without_acr: f.level_without_acr,
     })
 }
 

@@ -199,12 +199,25 @@ mod loading {
         let idp = registry.identity_provider("idp").ok_or_else(|| problem("provider `idp` is missing"))?;
         assert_eq!(idp.level_of("L3"), Some(Level::Substantial));
         assert_eq!(idp.level_of("unknown"), None);
+        assert_eq!(idp.level_of(""), None, "no acr proves nothing unless the entry says otherwise");
         assert_eq!(idp.acr_for(Level::High), Some("http://eidas.europa.eu/LoA/high"));
         assert_eq!(idp.discovery_refresh.as_secs(), 3600);
         assert_eq!(registry.payment_provider("pay").map(|p| p.timeout.as_secs()), Some(10));
         assert_eq!(registry.client_by_originator("svc").map(|c| c.id.as_str()), Some("service"));
         assert!(registry.client_by_originator("nobody").is_none());
         assert_eq!(registry.counts().to_string(), "1 identity providers, 1 payment providers, 1 tenants, 1 clients");
+        Ok(())
+    }
+
+    #[test]
+    fn a_provider_that_sends_no_acr_can_be_given_a_level() -> Result<(), Problems> {
+        let tree = Tree::new().map_err(io_problem)?;
+        let entry = IDENTITY.replace("kind = \"oidc\"", "kind = \"oidc\"\nlevel_without_acr = \"low\"");
+        tree.write("providers/identity/idp.toml", &entry).map_err(io_problem)?;
+        let registry = tree.load(true)?;
+        let idp = registry.identity_provider("idp").ok_or_else(|| problem("provider `idp` is missing"))?;
+        assert_eq!(idp.level_of(""), Some(Level::Low));
+        assert_eq!(idp.level_of("L3"), Some(Level::Substantial), "a sent acr still counts as mapped");
         Ok(())
     }
 
