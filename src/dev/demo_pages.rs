@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 use super::demo::{LoggedIn, SCOPES};
-use crate::http::oidc::pages::escape;
+use crate::http::html::escape;
 
 /// The start page: what this service is, and the form that starts a login.
 pub fn start(logged_out: bool) -> String {
@@ -188,28 +188,13 @@ fn level_label(acr: &str) -> &'static str {
 }
 
 fn document(heading: &str, subtitle: &str, body: &str) -> String {
-    format!(
-        r#"<!doctype html>
-<html lang="de">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="referrer" content="no-referrer">
-<title>{heading} – Demo-Onlinedienst</title>
-<link rel="stylesheet" href="/assets/pforte.css">
-</head>
-<body>
-<main>
-<p><strong>Demo-Onlinedienst</strong> <small>(Testumgebung / test environment)</small></p>
-<h1>{heading} <small lang="en">{subtitle}</small></h1>
-{body}
-</main>
-</body>
-</html>
-"#,
+    let body = format!(
+        "<p><strong>Demo-Onlinedienst</strong> <small>(Testumgebung / test environment)</small></p>\n\
+         <h1>{heading} <small lang=\"en\">{subtitle}</small></h1>\n{body}",
         heading = escape(heading),
         subtitle = escape(subtitle),
-    )
+    );
+    crate::http::html::document("de", &format!("{heading} – Demo-Onlinedienst"), &body)
 }
 
 #[cfg(test)]

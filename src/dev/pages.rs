@@ -2,6 +2,7 @@
 //! only pforte's stylesheet, every control labelled.
 
 use super::personas::{LevelOption, Persona};
+use crate::http::html::escape;
 
 /// What the login page needs to show.
 pub struct LoginPage<'a> {
@@ -89,52 +90,17 @@ fn radio(name: &str, id: &str, value: &str, checked: bool, label_html: &str) -> 
 }
 
 fn document(display_name: &str, heading: &str, body: &str) -> String {
-    format!(
-        r#"<!doctype html>
-<html lang="de">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{heading} – {display_name}</title>
-<link rel="stylesheet" href="/assets/pforte.css">
-</head>
-<body>
-<main>
-<p><strong>{display_name}</strong></p>
-<h1>{heading}</h1>
-{body}
-</main>
-</body>
-</html>
-"#,
+    let body = format!(
+        "<p><strong>{display_name}</strong></p>\n<h1>{heading}</h1>\n{body}",
         display_name = escape(display_name),
         heading = escape(heading),
-    )
-}
-
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(c),
-        }
-    }
-    out
+    );
+    crate::http::html::document("de", &format!("{heading} – {display_name}"), &body)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn escape_neutralises_markup() {
-        assert_eq!(escape(r#"<a href="x">&'"#), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
-    }
 
     #[test]
     fn error_page_shows_the_escaped_message_in_german() {

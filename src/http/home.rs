@@ -42,31 +42,18 @@ async fn home(State(state): State<AppState>) -> Html<String> {
         .chain(dev)
         .map(|(path, what)| format!("<tr><td><a href=\"{path}\"><code>{path}</code></a></td><td>{what}</td></tr>"))
         .collect();
-    Html(format!(
-        r#"<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>pforte</title>
-<link rel="stylesheet" href="/assets/pforte.css">
-</head>
-<body>
-<main>
-<h1>pforte <small>version {version}</small></h1>
+    let body = format!(
+        r#"<h1>pforte <small>version {version}</small></h1>
 <p>Identity and payment broker for public-sector online services: login with state service accounts,
 fee payment through the authorities' payment providers, and reconciliation for finance offices.</p>
 <h2>Endpoints</h2>
 <table>
 <thead><tr><th scope="col">Path</th><th scope="col">Purpose</th></tr></thead>
 <tbody>{rows}</tbody>
-</table>
-</main>
-</body>
-</html>
-"#,
+</table>"#,
         version = env!("CARGO_PKG_VERSION"),
-    ))
+    );
+    Html(crate::http::html::document("en", "pforte", &body))
 }
 
 async fn stylesheet() -> impl IntoResponse {

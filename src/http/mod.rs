@@ -4,6 +4,7 @@
 pub mod error;
 mod health;
 mod home;
+pub mod html;
 mod jwks;
 pub mod middleware;
 pub mod oidc;

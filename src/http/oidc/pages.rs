@@ -44,43 +44,10 @@ impl Lang {
     }
 }
 
-/// Escapes text for HTML element content and attribute values.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+pub use crate::http::html::escape;
 
 fn layout(lang: Lang, title: &str, body: &str) -> String {
-    format!(
-        r#"<!doctype html>
-<html lang="{lang}">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="referrer" content="no-referrer">
-<title>{title} · pforte</title>
-<link rel="stylesheet" href="/assets/pforte.css">
-</head>
-<body>
-<main>
-{body}
-</main>
-</body>
-</html>
-"#,
-        lang = lang.code(),
-        title = escape(title),
-    )
+    crate::http::html::document(lang.code(), &format!("{title} · pforte"), body)
 }
 
 fn no_store(status: StatusCode, html: String) -> Response {
