@@ -140,3 +140,39 @@ pub async fn pages_carry_security_headers(ctx: TestContext) -> TestResult {
     }
     app.stop().await
 }
+
+/// Graceful shutdown: a request already inside a handler when the signal comes still gets its full
+/// answer. `Expect: 100-continue` makes the server say when the handler starts reading the body, so
+/// the test knows the request is in flight without waiting on a timer.
+pub async fn in_flight_request_finishes_after_shutdown_begins(ctx: TestContext) -> TestResult {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+
+    let app = ctx.spawn_app().await;
+    let address = app.address.trim_start_matches("http://").to_owned();
+    let body = "grant_type=client_credentials";
+    let credentials = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, "demo:demo-secret-change-me");
+    let head = format!(
+        "POST /token HTTP/1.1\r\nHost: {address}\r\nAuthorization: Basic {credentials}\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nExpect: 100-continue\r\n\r\n",
+        body.len()
+    );
+    let stream = tokio::net::TcpStream::connect(&address).await?;
+    let (read, mut write) = stream.into_split();
+    let mut read = BufReader::new(read);
+    write.write_all(head.as_bytes()).await?;
+    let mut line = String::new();
+    read.read_line(&mut line).await?;
+    assert!(line.starts_with("HTTP/1.1 100"), "the handler is reading the body: {line}");
+    read.read_line(&mut String::new()).await?;
+
+    app.begin_shutdown();
+    write.write_all(body.as_bytes()).await?;
+    let mut response = String::new();
+    read.read_to_string(&mut response).await?;
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains("access_token"));
+    app.stop().await?;
+    // Once stopped, nothing listens any more.
+    assert!(tokio::net::TcpStream::connect(&address).await.is_err());
+    Ok(())
+}

@@ -44,6 +44,7 @@ fn main() {
         health::wrong_method_gets_a_405_with_the_standard_error_body,
         health::oversized_body_gets_a_413_with_the_standard_error_body,
         health::pages_carry_security_headers,
+        health::in_flight_request_finishes_after_shutdown_begins,
         keys::first_start_creates_one_es256_key_and_publishes_it,
         keys::rotation_keeps_the_old_key_published_until_the_overlap_ends,
         keys::private_keys_are_stored_encrypted_under_the_master_key,
