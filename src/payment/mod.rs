@@ -7,6 +7,8 @@
 pub mod code;
 pub mod money;
 pub mod request;
+pub mod signals;
+pub mod state;
 pub mod validate;
 pub mod wire;
 

@@ -4,6 +4,7 @@
 
 pub mod audit_log;
 pub mod logins;
+pub mod payments;
 pub mod signing_keys;
 
 use std::path::PathBuf;

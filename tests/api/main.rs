@@ -13,6 +13,7 @@ mod keys;
 mod login;
 mod logs;
 mod oidc;
+mod payments;
 mod simulators;
 mod upstream;
 
@@ -85,6 +86,10 @@ fn main() {
         demo::answer_from_another_issuer_is_refused,
         demo::cancelling_at_the_simulator_shows_the_refusal_on_the_demo_page,
         demo::demo_service_is_not_mounted_when_dev_simulators_is_off,
+        payments::racing_paid_and_canceled_signals_end_in_exactly_one_final_status,
+        payments::a_final_status_never_moves_back_and_repeats_change_nothing,
+        payments::a_second_payment_with_the_same_request_id_is_refused_whole,
+        payments::paid_after_timeout_is_flagged_once_and_the_status_stays_failed,
         oidc::discovery_describes_the_provider,
         oidc::unknown_client_gets_an_error_page_and_no_redirect,
         oidc::unregistered_redirect_uri_gets_an_error_page_and_no_redirect,

@@ -1,0 +1,151 @@
+//! Recording payments and what happens to them: creation and every status signal go through here,
+//! each in one write transaction with its event row and audit entry, so a crash leaves either the
+//! whole change or none of it. (The notification outbox row joins these transactions with the
+//! payment API.)
+
+use serde_json::json;
+
+use super::state::{decide, Decision, Source};
+use super::wire::Status;
+use crate::audit::{AuditEvent, AuditLog};
+use crate::clock::SharedClock;
+use crate::storage::payments::{self, PaymentEventRow, PaymentRow};
+use crate::storage::{Database, StorageError};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Moved {
+        from: Status,
+        to: Status,
+    },
+    PaidAfterTimeout,
+    /// Nothing changed; the payment is in `current`.
+    Unchanged {
+        current: Status,
+    },
+    UnknownTransaction,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CreateError {
+    /// (originator, endpoint, requestId) exists already: the standard's PAYMENT_EXISTS.
+    #[error("a payment with this requestId exists already")]
+    Exists,
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+#[derive(Clone, Debug)]
+pub struct PaymentSignals {
+    db: Database,
+    audit: AuditLog,
+    clock: SharedClock,
+}
+
+impl PaymentSignals {
+    pub fn new(db: Database, audit: AuditLog, clock: SharedClock) -> Self {
+        PaymentSignals { db, audit, clock }
+    }
+
+    /// Stores a new payment in status INITIAL with its first event; nothing if the requestId exists.
+    pub async fn create(&self, row: &PaymentRow) -> Result<(), CreateError> {
+        let mut tx = self.db.begin_write().await?;
+        match payments::insert(&mut tx, row).await {
+            Err(e) if e.is_unique_violation() => return Err(CreateError::Exists),
+            other => other?,
+        }
+        let event = PaymentEventRow {
+            from_status: Status::Initial.as_str().to_owned(),
+            to_status: Status::Initial.as_str().to_owned(),
+            source: "client".to_owned(),
+            detail: None,
+            recorded_at: row.created_at,
+        };
+        payments::insert_event(&mut tx, &row.transaction_id, &event).await?;
+        let details =
+            json!({ "originator": row.originator_id, "endpoint": row.endpoint_id, "provider": row.provider_id });
+        self.audit
+            .append_in(&mut tx, AuditEvent::new("payment.created", &row.client_id, &row.transaction_id, details))
+            .await?;
+        tx.commit().await.map_err(StorageError::from)?;
+        Ok(())
+    }
+
+    /// Applies one status signal. Duplicates, late and out-of-order signals change nothing; of two
+    /// racing final signals exactly one wins (compare-and-set on the status read).
+    pub async fn record(
+        &self,
+        transaction_id: &str,
+        signal: Status,
+        source: Source,
+        detail: Option<&str>,
+    ) -> Result<Outcome, StorageError> {
+        let mut tx = self.db.begin_write().await?;
+        let Some(row) = payments::get(&mut tx, transaction_id).await? else {
+            return Ok(Outcome::UnknownTransaction);
+        };
+        let current = parse_status(&row.status)?;
+        let now = self.clock.now_millis();
+        let event = |to: Status| PaymentEventRow {
+            from_status: current.as_str().to_owned(),
+            to_status: to.as_str().to_owned(),
+            source: source.as_str().to_owned(),
+            detail: detail.map(str::to_owned),
+            recorded_at: now,
+        };
+        let outcome = match decide(current, row.timed_out_at.is_some(), signal, source) {
+            Decision::Move(to) => {
+                let timed_out = source == Source::Timeout;
+                if !payments::compare_and_set_status(
+                    &mut tx,
+                    transaction_id,
+                    current.as_str(),
+                    to.as_str(),
+                    detail,
+                    timed_out,
+                    now,
+                )
+                .await?
+                {
+                    // Another writer moved it between our read and this update (PostgreSQL).
+                    let current =
+                        payments::get(&mut tx, transaction_id).await?.map(|r| parse_status(&r.status)).transpose()?;
+                    return Ok(Outcome::Unchanged { current: current.unwrap_or(Status::Initial) });
+                }
+                payments::insert_event(&mut tx, transaction_id, &event(to)).await?;
+                let details = json!({ "from": current.as_str(), "to": to.as_str(), "source": source.as_str() });
+                self.audit
+                    .append_in(
+                        &mut tx,
+                        AuditEvent::new("payment.status_changed", source.as_str(), transaction_id, details),
+                    )
+                    .await?;
+                Outcome::Moved { from: current, to }
+            }
+            Decision::PaidAfterTimeout => {
+                if !payments::flag_paid_after_timeout(&mut tx, transaction_id, now).await? {
+                    return Ok(Outcome::Unchanged { current });
+                }
+                payments::insert_event(&mut tx, transaction_id, &event(Status::Payed)).await?;
+                let details = json!({ "status": current.as_str() });
+                self.audit
+                    .append_in(
+                        &mut tx,
+                        AuditEvent::new("payment.paid_after_timeout", "provider", transaction_id, details),
+                    )
+                    .await?;
+                Outcome::PaidAfterTimeout
+            }
+            Decision::Ignore => return Ok(Outcome::Unchanged { current }),
+        };
+        tx.commit().await.map_err(StorageError::from)?;
+        Ok(outcome)
+    }
+}
+
+fn parse_status(text: &str) -> Result<Status, StorageError> {
+    [Status::Initial, Status::Payed, Status::Canceled, Status::Failed]
+        .into_iter()
+        .find(|s| s.as_str() == text)
+        .ok_or_else(|| StorageError::Corrupt(format!("unknown payment status {text}")))
+}

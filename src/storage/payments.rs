@@ -1,0 +1,181 @@
+//! Rows of `payments` and `payment_events`. A status changes only by compare-and-set on the status
+//! read before, inside the caller's write transaction, together with its event row.
+
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
+
+use super::{Database, StorageResult};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentRow {
+    pub transaction_id: String,
+    pub originator_id: String,
+    pub endpoint_id: String,
+    pub client_id: String,
+    pub request_id: String,
+    pub request: String,
+    pub gros_amount: String,
+    pub provider_id: String,
+    pub provider_reference: Option<String>,
+    pub pay_url: Option<String>,
+    pub status: String,
+    pub status_detail: Option<String>,
+    pub timed_out_at: Option<i64>,
+    pub paid_after_timeout_at: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentEventRow {
+    pub from_status: String,
+    pub to_status: String,
+    pub source: String,
+    pub detail: Option<String>,
+    pub recorded_at: i64,
+}
+
+const COLUMNS: &str = "transaction_id, originator_id, endpoint_id, client_id, request_id, request, gros_amount, \
+                       provider_id, provider_reference, pay_url, status, status_detail, timed_out_at, \
+                       paid_after_timeout_at, created_at, updated_at, expires_at";
+
+fn from_row(row: &AnyRow) -> StorageResult<PaymentRow> {
+    Ok(PaymentRow {
+        transaction_id: row.try_get("transaction_id")?,
+        originator_id: row.try_get("originator_id")?,
+        endpoint_id: row.try_get("endpoint_id")?,
+        client_id: row.try_get("client_id")?,
+        request_id: row.try_get("request_id")?,
+        request: row.try_get("request")?,
+        gros_amount: row.try_get("gros_amount")?,
+        provider_id: row.try_get("provider_id")?,
+        provider_reference: row.try_get("provider_reference")?,
+        pay_url: row.try_get("pay_url")?,
+        status: row.try_get("status")?,
+        status_detail: row.try_get("status_detail")?,
+        timed_out_at: row.try_get("timed_out_at")?,
+        paid_after_timeout_at: row.try_get("paid_after_timeout_at")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        expires_at: row.try_get("expires_at")?,
+    })
+}
+
+/// Inserts a new payment; a second one with the same (originator, endpoint, requestId) fails with a
+/// unique violation (`StorageError::is_unique_violation`), which the API answers `PAYMENT_EXISTS`.
+pub async fn insert(conn: &mut AnyConnection, row: &PaymentRow) -> StorageResult<()> {
+    sqlx::query(&format!(
+        "INSERT INTO payments ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+    ))
+    .bind(&row.transaction_id)
+    .bind(&row.originator_id)
+    .bind(&row.endpoint_id)
+    .bind(&row.client_id)
+    .bind(&row.request_id)
+    .bind(&row.request)
+    .bind(&row.gros_amount)
+    .bind(&row.provider_id)
+    .bind(&row.provider_reference)
+    .bind(&row.pay_url)
+    .bind(&row.status)
+    .bind(&row.status_detail)
+    .bind(row.timed_out_at)
+    .bind(row.paid_after_timeout_at)
+    .bind(row.created_at)
+    .bind(row.updated_at)
+    .bind(row.expires_at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn get(conn: &mut AnyConnection, transaction_id: &str) -> StorageResult<Option<PaymentRow>> {
+    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM payments WHERE transaction_id = $1"))
+        .bind(transaction_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// Moves the status from `from` to `to`, only if it is still `from`. True when this call moved it.
+pub async fn compare_and_set_status(
+    conn: &mut AnyConnection,
+    transaction_id: &str,
+    from: &str,
+    to: &str,
+    detail: Option<&str>,
+    timed_out: bool,
+    now: i64,
+) -> StorageResult<bool> {
+    let done = sqlx::query(
+        "UPDATE payments SET status = $1, status_detail = $2, updated_at = $3, \
+         timed_out_at = CASE WHEN $4 = 1 THEN $3 ELSE timed_out_at END \
+         WHERE transaction_id = $5 AND status = $6",
+    )
+    .bind(to)
+    .bind(detail)
+    .bind(now)
+    .bind(i64::from(timed_out))
+    .bind(transaction_id)
+    .bind(from)
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Marks a timed-out payment as paid afterwards, once. True when this call marked it.
+pub async fn flag_paid_after_timeout(conn: &mut AnyConnection, transaction_id: &str, now: i64) -> StorageResult<bool> {
+    let done = sqlx::query(
+        "UPDATE payments SET paid_after_timeout_at = $1, updated_at = $1 \
+         WHERE transaction_id = $2 AND timed_out_at IS NOT NULL AND paid_after_timeout_at IS NULL",
+    )
+    .bind(now)
+    .bind(transaction_id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn insert_event(
+    conn: &mut AnyConnection,
+    transaction_id: &str,
+    event: &PaymentEventRow,
+) -> StorageResult<()> {
+    sqlx::query(
+        "INSERT INTO payment_events (transaction_id, from_status, to_status, source, detail, recorded_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(transaction_id)
+    .bind(&event.from_status)
+    .bind(&event.to_status)
+    .bind(&event.source)
+    .bind(&event.detail)
+    .bind(event.recorded_at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+impl Database {
+    pub async fn payment_events(&self, transaction_id: &str) -> StorageResult<Vec<PaymentEventRow>> {
+        let rows = sqlx::query(
+            "SELECT from_status, to_status, source, detail, recorded_at FROM payment_events \
+             WHERE transaction_id = $1 ORDER BY id",
+        )
+        .bind(transaction_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(PaymentEventRow {
+                    from_status: row.try_get("from_status")?,
+                    to_status: row.try_get("to_status")?,
+                    source: row.try_get("source")?,
+                    detail: row.try_get("detail")?,
+                    recorded_at: row.try_get("recorded_at")?,
+                })
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,120 @@
+//! Payment records and status changes on both databases: exactly one final status, nothing
+//! half-written, nothing lost (security.md #18, #22).
+
+use pforte::payment::signals::{CreateError, Outcome, PaymentSignals};
+use pforte::payment::state::Source;
+use pforte::payment::Status;
+use pforte::storage::payments::PaymentRow;
+
+use crate::helpers::{TestApp, TestContext, TestResult};
+
+fn new_payment(app: &TestApp, request_id: &str) -> PaymentRow {
+    let now = app.state.clock.now_millis();
+    PaymentRow {
+        transaction_id: pforte::identity::random_token(),
+        originator_id: "demo-service".into(),
+        endpoint_id: "09162000".into(),
+        client_id: "demo".into(),
+        request_id: request_id.into(),
+        request: "{}".into(),
+        gros_amount: "12.00".into(),
+        provider_id: "sim-pay".into(),
+        provider_reference: None,
+        pay_url: None,
+        status: Status::Initial.as_str().into(),
+        status_detail: None,
+        timed_out_at: None,
+        paid_after_timeout_at: None,
+        created_at: now,
+        updated_at: now,
+        expires_at: now + 3_600_000,
+    }
+}
+
+fn signals(app: &TestApp) -> PaymentSignals {
+    PaymentSignals::new(app.state.db.clone(), app.state.audit.clone(), app.state.clock.clone())
+}
+
+pub async fn racing_paid_and_canceled_signals_end_in_exactly_one_final_status(ctx: TestContext) -> TestResult {
+    let app = ctx.spawn_app().await;
+    let payment = new_payment(&app, "req-race");
+    signals(&app).create(&payment).await?;
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..16 {
+        let (signals, id) = (signals(&app), payment.transaction_id.clone());
+        let (status, source) =
+            if n % 2 == 0 { (Status::Payed, Source::Provider) } else { (Status::Canceled, Source::Client) };
+        tasks.spawn(async move { signals.record(&id, status, source, None).await });
+    }
+    let mut moved = Vec::new();
+    while let Some(outcome) = tasks.join_next().await {
+        if let Outcome::Moved { to, .. } = outcome?? {
+            moved.push(to);
+        }
+    }
+    assert_eq!(moved.len(), 1, "exactly one signal wins: {moved:?}");
+    let events = app.state.db.payment_events(&payment.transaction_id).await?;
+    assert_eq!(events.len(), 2, "created, then one change: {events:?}");
+    assert_eq!(events[1].to_status, moved[0].as_str());
+    assert!(app.state.audit.verify().await?.first_broken.is_none());
+    app.stop().await
+}
+
+pub async fn a_final_status_never_moves_back_and_repeats_change_nothing(ctx: TestContext) -> TestResult {
+    let app = ctx.spawn_app().await;
+    let payment = new_payment(&app, "req-final");
+    let signals = signals(&app);
+    signals.create(&payment).await?;
+    let id = &payment.transaction_id;
+    assert_eq!(
+        signals.record(id, Status::Payed, Source::Provider, None).await?,
+        Outcome::Moved { from: Status::Initial, to: Status::Payed }
+    );
+    for (status, source) in [
+        (Status::Payed, Source::Provider),
+        (Status::Initial, Source::Provider),
+        (Status::Canceled, Source::Client),
+        (Status::Failed, Source::Timeout),
+    ] {
+        assert_eq!(signals.record(id, status, source, None).await?, Outcome::Unchanged { current: Status::Payed });
+    }
+    assert_eq!(app.state.db.payment_events(id).await?.len(), 2);
+    assert_eq!(
+        signals.record("no-such-payment", Status::Payed, Source::Provider, None).await?,
+        Outcome::UnknownTransaction
+    );
+    app.stop().await
+}
+
+pub async fn a_second_payment_with_the_same_request_id_is_refused_whole(ctx: TestContext) -> TestResult {
+    let app = ctx.spawn_app().await;
+    let signals = signals(&app);
+    let first = new_payment(&app, "req-dup");
+    signals.create(&first).await?;
+    let second = new_payment(&app, "req-dup");
+    assert!(matches!(signals.create(&second).await, Err(CreateError::Exists)));
+    assert!(app.state.db.payment_events(&second.transaction_id).await?.is_empty(), "nothing half-written");
+    let other_endpoint = PaymentRow { endpoint_id: "03241001".into(), ..new_payment(&app, "req-dup") };
+    signals.create(&other_endpoint).await?;
+    app.stop().await
+}
+
+pub async fn paid_after_timeout_is_flagged_once_and_the_status_stays_failed(ctx: TestContext) -> TestResult {
+    let app = ctx.spawn_app().await;
+    let signals = signals(&app);
+    let payment = new_payment(&app, "req-late");
+    signals.create(&payment).await?;
+    let id = &payment.transaction_id;
+    let timeout = signals.record(id, Status::Failed, Source::Timeout, Some("timeout")).await?;
+    assert_eq!(timeout, Outcome::Moved { from: Status::Initial, to: Status::Failed });
+    assert_eq!(signals.record(id, Status::Payed, Source::Provider, None).await?, Outcome::PaidAfterTimeout);
+    assert_eq!(
+        signals.record(id, Status::Payed, Source::Provider, None).await?,
+        Outcome::Unchanged { current: Status::Failed }
+    );
+    let events = app.state.db.payment_events(id).await?;
+    assert_eq!(events.iter().map(|e| e.to_status.as_str()).collect::<Vec<_>>(), vec!["INITIAL", "FAILED", "PAYED"]);
+    let audit = app.state.db.audit_entries_after(0, 1000).await?;
+    assert!(audit.iter().any(|r| r.event == "payment.paid_after_timeout" && &r.subject == id));
+    app.stop().await
+}
