@@ -10,6 +10,7 @@ pub mod request;
 pub mod signals;
 pub mod state;
 pub mod validate;
+pub mod webhook;
 pub mod wire;
 
 pub use code::{FunctionalCode, ValidationFailure};
