@@ -5,6 +5,7 @@
 //! merge the tenant's booking defaults and map a [`code::ValidationFailure`] to problem+json once.
 
 pub mod code;
+pub mod idempotency;
 pub mod money;
 pub mod request;
 pub mod signals;

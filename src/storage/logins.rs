@@ -51,6 +51,7 @@ pub struct Purged {
     pub assertion_ids: u64,
     pub revoked_tokens: u64,
     pub refresh_families: u64,
+    pub idempotency_keys: u64,
 }
 
 impl Database {
@@ -319,6 +320,7 @@ impl Database {
             ("client_assertion_jtis", &mut purged.assertion_ids),
             ("revoked_tokens", &mut purged.revoked_tokens),
             ("refresh_families", &mut purged.refresh_families),
+            ("idempotency_keys", &mut purged.idempotency_keys),
         ] {
             let done = sqlx::query(&format!("DELETE FROM {table} WHERE expires_at <= $1"))
                 .bind(now)

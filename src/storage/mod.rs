@@ -3,6 +3,7 @@
 //! statement is chosen by `Database::backend`. Migrations are kept per backend side by side.
 
 pub mod audit_log;
+pub mod idempotency;
 pub mod logins;
 pub mod payments;
 pub mod signing_keys;

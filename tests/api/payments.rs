@@ -1,6 +1,8 @@
 //! Payment records and status changes on both databases: exactly one final status, nothing
 //! half-written, nothing lost (security.md #18, #22).
 
+use pforte::clock::ManualClock;
+use pforte::payment::idempotency::{Claim, Idempotency, IdempotencyError};
 use pforte::payment::signals::{CreateError, Outcome, PaymentSignals};
 use pforte::payment::state::Source;
 use pforte::payment::Status;
@@ -116,5 +118,63 @@ pub async fn paid_after_timeout_is_flagged_once_and_the_status_stays_failed(ctx:
     assert_eq!(events.iter().map(|e| e.to_status.as_str()).collect::<Vec<_>>(), vec!["INITIAL", "FAILED", "PAYED"]);
     let audit = app.state.db.audit_entries_after(0, 1000).await?;
     assert!(audit.iter().any(|r| r.event == "payment.paid_after_timeout" && &r.subject == id));
+    app.stop().await
+}
+
+fn idempotency(app: &TestApp) -> Idempotency {
+    Idempotency::new(app.state.db.clone(), app.state.clock.clone())
+}
+
+pub async fn the_same_key_and_request_replays_the_first_response(ctx: TestContext) -> TestResult {
+    let app = ctx.spawn_app().await;
+    let keys = idempotency(&app);
+    let hash = Idempotency::request_hash("POST", "/paymenttransaction/o/e", b"{\"requestId\":\"1\"}");
+    assert_eq!(keys.claim("demo", "key-1", &hash).await?, Claim::Proceed);
+    assert_eq!(keys.claim("demo", "key-1", &hash).await?, Claim::InProgress, "while the first runs");
+    keys.complete("demo", "key-1", 201, "{\"first\":true}").await?;
+    assert_eq!(
+        keys.claim("demo", "key-1", &hash).await?,
+        Claim::Replay { status: 201, body: "{\"first\":true}".into() }
+    );
+    let other = Idempotency::request_hash("POST", "/paymenttransaction/o/e", b"{\"requestId\":\"2\"}");
+    assert_eq!(keys.claim("demo", "key-1", &other).await?, Claim::Conflict);
+    // Keys belong to their client.
+    assert_eq!(keys.claim("second", "key-1", &other).await?, Claim::Proceed);
+    assert!(matches!(keys.claim("demo", "", &hash).await, Err(IdempotencyError::InvalidKey)));
+    assert!(matches!(keys.claim("demo", "bad key", &hash).await, Err(IdempotencyError::InvalidKey)));
+    app.stop().await
+}
+
+pub async fn concurrent_requests_with_one_key_let_exactly_one_proceed(ctx: TestContext) -> TestResult {
+    let app = ctx.spawn_app().await;
+    let hash = Idempotency::request_hash("POST", "/p", b"{}");
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..12 {
+        let (keys, hash) = (idempotency(&app), hash.clone());
+        tasks.spawn(async move { keys.claim("demo", "race", &hash).await });
+    }
+    let mut outcomes = Vec::new();
+    while let Some(outcome) = tasks.join_next().await {
+        outcomes.push(outcome??);
+    }
+    assert_eq!(outcomes.iter().filter(|c| **c == Claim::Proceed).count(), 1, "{outcomes:?}");
+    assert!(outcomes.iter().all(|c| matches!(c, Claim::Proceed | Claim::InProgress)));
+    app.stop().await
+}
+
+pub async fn a_released_or_expired_key_can_be_used_again(ctx: TestContext) -> TestResult {
+    let clock = ManualClock::at_millis(chrono::Utc::now().timestamp_millis());
+    let app = ctx.spawn_app_with_clock(clock.clone()).await;
+    let keys = idempotency(&app);
+    let hash = Idempotency::request_hash("POST", "/p", b"{}");
+    assert_eq!(keys.claim("demo", "k", &hash).await?, Claim::Proceed);
+    keys.release("demo", "k").await?;
+    assert_eq!(keys.claim("demo", "k", &hash).await?, Claim::Proceed, "released after a retryable failure");
+    keys.complete("demo", "k", 201, "{}").await?;
+    clock.advance_secs(24 * 3600);
+    assert!(matches!(keys.claim("demo", "k", &hash).await?, Claim::Replay { .. }), "kept at least 24 hours");
+    clock.advance_secs(2 * 3600);
+    let other = Idempotency::request_hash("POST", "/p", b"{\"x\":1}");
+    assert_eq!(keys.claim("demo", "k", &other).await?, Claim::Proceed, "an expired key binds nothing");
     app.stop().await
 }

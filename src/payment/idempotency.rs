@@ -1,0 +1,81 @@
+//! `Idempotency-Key` for creating payments (security.md #17, Stripe's semantics): the same key with
+//! the same request returns the first response again; the same key with another request is refused;
+//! a second request while the first still runs gets 409 — never two payments. Keys live 25 hours.
+
+use sha2::{Digest, Sha256};
+
+use crate::clock::SharedClock;
+use crate::storage::{Database, StorageError};
+
+/// Longer than the 24 hours clients may rely on.
+pub const KEY_LIFETIME_SECS: i64 = 25 * 3600;
+pub const MAX_KEY_LENGTH: usize = 255;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// This request holds the key: do the work, then `complete` (or `release` on a retryable failure).
+    Proceed,
+    /// The same request was answered before: send this response again.
+    Replay { status: u16, body: String },
+    /// The key was used for a different request.
+    Conflict,
+    /// The first request with this key is still running.
+    InProgress,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IdempotencyError {
+    #[error("the Idempotency-Key must be 1 to 255 visible ASCII characters")]
+    InvalidKey,
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+#[derive(Clone, Debug)]
+pub struct Idempotency {
+    db: Database,
+    clock: SharedClock,
+}
+
+impl Idempotency {
+    pub fn new(db: Database, clock: SharedClock) -> Self {
+        Idempotency { db, clock }
+    }
+
+    /// What makes two requests "the same": method, path and exact body bytes.
+    pub fn request_hash(method: &str, path: &str, body: &[u8]) -> String {
+        let mut hasher = Sha256::new();
+        for part in [method.as_bytes(), path.as_bytes(), body] {
+            hasher.update((part.len() as u64).to_be_bytes());
+            hasher.update(part);
+        }
+        hex::encode(hasher.finalize())
+    }
+
+    pub async fn claim(&self, client_id: &str, key: &str, request_hash: &str) -> Result<Claim, IdempotencyError> {
+        let valid = !key.is_empty() && key.len() <= MAX_KEY_LENGTH && key.bytes().all(|b| b.is_ascii_graphic());
+        if !valid {
+            return Err(IdempotencyError::InvalidKey);
+        }
+        let now = self.clock.now_millis();
+        let stored =
+            self.db.claim_idempotency_key(client_id, key, request_hash, now, now + KEY_LIFETIME_SECS * 1000).await?;
+        Ok(match stored {
+            None => Claim::Proceed,
+            Some(earlier) if earlier.request_hash != request_hash => Claim::Conflict,
+            Some(earlier) => match earlier.response {
+                Some((status, body)) => Claim::Replay { status, body },
+                None => Claim::InProgress,
+            },
+        })
+    }
+
+    pub async fn complete(&self, client_id: &str, key: &str, status: u16, body: &str) -> Result<(), StorageError> {
+        self.db.store_idempotent_response(client_id, key, status, body).await
+    }
+
+    /// Frees the key after a failure the client should retry (nothing was created).
+    pub async fn release(&self, client_id: &str, key: &str) -> Result<(), StorageError> {
+        self.db.release_idempotency_key(client_id, key).await
+    }
+}

@@ -1,0 +1,101 @@
+//! Rows of `idempotency_keys`. Claiming a key is one insert that either wins or finds the earlier
+//! claim, so two concurrent requests with the same key can never both proceed.
+
+use sqlx::Row;
+
+use super::{Database, StorageResult};
+
+/// What is stored under a key that was claimed before.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredKey {
+    pub request_hash: String,
+    /// `None` while the first request is still running.
+    pub response: Option<(u16, String)>,
+}
+
+impl Database {
+    /// Claims the key for this request. `None` means this call claimed it; otherwise the earlier
+    /// claim is returned (a live key: expired ones are taken over).
+    pub async fn claim_idempotency_key(
+        &self,
+        client_id: &str,
+        key: &str,
+        request_hash: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> StorageResult<Option<StoredKey>> {
+        // An expired claim no longer binds the key.
+        sqlx::query("DELETE FROM idempotency_keys WHERE client_id = $1 AND idempotency_key = $2 AND expires_at <= $3")
+            .bind(client_id)
+            .bind(key)
+            .bind(now)
+            .execute(self.writer())
+            .await?;
+        let claimed = sqlx::query(
+            "INSERT INTO idempotency_keys (client_id, idempotency_key, request_hash, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (client_id, idempotency_key) DO NOTHING",
+        )
+        .bind(client_id)
+        .bind(key)
+        .bind(request_hash)
+        .bind(now)
+        .bind(expires_at)
+        .execute(self.writer())
+        .await?;
+        if claimed.rows_affected() == 1 {
+            return Ok(None);
+        }
+        let row = sqlx::query(
+            "SELECT request_hash, response_status, response_body FROM idempotency_keys \
+             WHERE client_id = $1 AND idempotency_key = $2",
+        )
+        .bind(client_id)
+        .bind(key)
+        .fetch_optional(self.pool())
+        .await?;
+        let Some(row) = row else {
+            // Released between our insert and this read: report it as still running; a retry will claim it.
+            return Ok(Some(StoredKey { request_hash: request_hash.to_owned(), response: None }));
+        };
+        let status: Option<i64> = row.try_get("response_status")?;
+        let body: Option<String> = row.try_get("response_body")?;
+        let response = match (status, body) {
+            (Some(status), Some(body)) => Some((u16::try_from(status).unwrap_or(500), body)),
+            _ => None,
+        };
+        Ok(Some(StoredKey { request_hash: row.try_get("request_hash")?, response }))
+    }
+
+    /// Stores the response of the request that claimed the key.
+    pub async fn store_idempotent_response(
+        &self,
+        client_id: &str,
+        key: &str,
+        status: u16,
+        body: &str,
+    ) -> StorageResult<()> {
+        sqlx::query(
+            "UPDATE idempotency_keys SET response_status = $1, response_body = $2 \
+             WHERE client_id = $3 AND idempotency_key = $4",
+        )
+        .bind(i64::from(status))
+        .bind(body)
+        .bind(client_id)
+        .bind(key)
+        .execute(self.writer())
+        .await?;
+        Ok(())
+    }
+
+    /// Frees a key whose request failed in a way the client should retry (e.g. provider down).
+    pub async fn release_idempotency_key(&self, client_id: &str, key: &str) -> StorageResult<()> {
+        sqlx::query(
+            "DELETE FROM idempotency_keys WHERE client_id = $1 AND idempotency_key = $2 AND response_status IS NULL",
+        )
+        .bind(client_id)
+        .bind(key)
+        .execute(self.writer())
+        .await?;
+        Ok(())
+    }
+}
