@@ -32,6 +32,8 @@ pub struct Client {
     /// The authorities this service may create payments for; checked to exist.
     pub tenants: Vec<EntityId>,
     pub notification_url: Option<HttpUrl>,
+    /// Signs notifications (Standard Webhooks, `whsec_…`); required with `notification_url`.
+    pub notification_secret: Option<SecretString>,
 }
 
 impl Client {
@@ -127,6 +129,7 @@ pub(crate) struct ClientFile {
     #[serde(default)]
     tenants: Vec<String>,
     notification_url: Option<String>,
+    notification_secret: Option<SecretRef>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -175,6 +178,22 @@ pub(crate) fn parse(file: EntityFile<ClientFile>, check: &mut FileCheck<'_>) -> 
         Some(url) => check.http_url("notification_url", url).map(Some),
         None => Some(None),
     };
+    let notification_secret = match (&notification_url, &f.notification_secret) {
+        (_, Some(reference)) => check.secret("notification_secret", reference).and_then(|secret| {
+            match crate::payment::webhook::WebhookSecret::parse(&secret) {
+                Ok(_) => Some(Some(secret)),
+                Err(e) => {
+                    check.problem("notification_secret", e.to_string());
+                    None
+                }
+            }
+        }),
+        (Some(Some(_)), None) => {
+            check.problem("notification_secret", "is required with notification_url: notifications are signed");
+            None
+        }
+        _ => Some(None),
+    };
     Some(Client {
         id,
         display_name: display_name?,
@@ -191,6 +210,7 @@ pub(crate) fn parse(file: EntityFile<ClientFile>, check: &mut FileCheck<'_>) -> 
         originator_id: originator_id?,
         tenants: tenants?,
         notification_url: notification_url?,
+        notification_secret: notification_secret?,
     })
 }
 

@@ -179,7 +179,8 @@ mod loading {
         let tree = Tree::new().map_err(io_problem)?;
         let client = CLIENT.replace(
             "tenants = [",
-            "notification_url = \"{public_url}/hooks\"\npost_logout_redirect_uris = [\"{public_url}/bye\"]\ntenants = [",
+            "notification_url = \"{public_url}/hooks\"\nnotification_secret = \"plain:whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"\n\
+             post_logout_redirect_uris = [\"{public_url}/bye\"]\ntenants = [",
         );
         tree.write("clients/service.toml", &client).map_err(io_problem)?;
         let registry = tree.load(true)?;
@@ -206,6 +207,20 @@ mod loading {
         assert_eq!(registry.client_by_originator("svc").map(|c| c.id.as_str()), Some("service"));
         assert!(registry.client_by_originator("nobody").is_none());
         assert_eq!(registry.counts().to_string(), "1 identity providers, 1 payment providers, 1 tenants, 1 clients");
+        Ok(())
+    }
+
+    #[test]
+    fn a_notification_url_needs_a_valid_signing_secret() -> Result<(), Problems> {
+        let tree = Tree::new().map_err(io_problem)?;
+        let without = CLIENT.replace("tenants = [", "notification_url = \"https://svc.example.org/n\"\ntenants = [");
+        tree.write("clients/service.toml", &without).map_err(io_problem)?;
+        let problems = tree.load(true).err().unwrap_or_default();
+        assert_problem!(problems, "clients/service.toml", "notification_secret", "required");
+        let weak = without.replace("tenants = [", "notification_secret = \"plain:short\"\ntenants = [");
+        tree.write("clients/service.toml", &weak).map_err(io_problem)?;
+        let problems = tree.load(true).err().unwrap_or_default();
+        assert_problem!(problems, "clients/service.toml", "notification_secret", "base64");
         Ok(())
     }
 
