@@ -79,10 +79,13 @@ impl Application {
     /// period to finish, background work stops, and the database pool closes.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let Application { listener, port, state, shutdown } = self;
-        let workers: Vec<JoinHandle<()>> = vec![
+        let mut workers: Vec<JoinHandle<()>> = vec![
             tokio::spawn(bootstrap(state.clone(), shutdown.clone())),
             tokio::spawn(purge_expired(state.clone(), shutdown.clone())),
         ];
+        if state.settings.workers.notifications {
+            workers.push(tokio::spawn(deliver_notifications(state.clone(), shutdown.clone())));
+        }
         tracing::info!(
             port,
             public_url = %state.settings.server.public_url,
@@ -214,6 +217,21 @@ async fn purge_expired(state: AppState, shutdown: CancellationToken) {
             () = shutdown.cancelled() => return,
         }
     }
+}
+
+/// Delivers notifications to online services once the database is ready (see `payment::notify`).
+async fn deliver_notifications(state: AppState, shutdown: CancellationToken) {
+    tokio::select! {
+        () = state.readiness.wait() => {}
+        () = shutdown.cancelled() => return,
+    }
+    let notifier = crate::payment::notify::Notifier::new(
+        state.db.clone(),
+        state.registry.clone(),
+        state.http.clone(),
+        state.clock.clone(),
+    );
+    notifier.run(shutdown).await;
 }
 
 async fn prepare_database(state: &AppState) -> anyhow::Result<usize> {

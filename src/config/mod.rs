@@ -31,6 +31,28 @@ pub struct Settings {
     pub keys: KeySettings,
     #[serde(default)]
     pub log: LogSettings,
+    #[serde(default)]
+    pub workers: WorkerSettings,
+}
+
+/// Background work an instance takes part in. Several instances on one PostgreSQL share it safely;
+/// an operator may still keep it to some of them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerSettings {
+    /// Deliver notifications to online services from the outbox.
+    #[serde(default = "default_true")]
+    pub notifications: bool,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        WorkerSettings { notifications: true }
+    }
+}
+
+fn default_true() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, Deserialize)]

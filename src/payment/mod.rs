@@ -7,6 +7,7 @@
 pub mod code;
 pub mod idempotency;
 pub mod money;
+pub mod notify;
 pub mod request;
 pub mod signals;
 pub mod state;

@@ -1,14 +1,17 @@
 //! Recording payments and what happens to them: creation and every status signal go through here,
 //! each in one write transaction with its event row and audit entry, so a crash leaves either the
-//! whole change or none of it. (The notification outbox row joins these transactions with the
-//! payment API.)
+//! whole change or none of it, including the notification to the online service (outbox).
+
+use std::sync::Arc;
 
 use serde_json::json;
 
+use super::notify::Notifier;
 use super::state::{decide, Decision, Source};
 use super::wire::Status;
 use crate::audit::{AuditEvent, AuditLog};
 use crate::clock::SharedClock;
+use crate::registry::Registry;
 use crate::storage::payments::{self, PaymentEventRow, PaymentRow};
 use crate::storage::{Database, StorageError};
 
@@ -40,11 +43,12 @@ pub struct PaymentSignals {
     db: Database,
     audit: AuditLog,
     clock: SharedClock,
+    registry: Arc<Registry>,
 }
 
 impl PaymentSignals {
-    pub fn new(db: Database, audit: AuditLog, clock: SharedClock) -> Self {
-        PaymentSignals { db, audit, clock }
+    pub fn new(db: Database, audit: AuditLog, clock: SharedClock, registry: Arc<Registry>) -> Self {
+        PaymentSignals { db, audit, clock, registry }
     }
 
     /// Stores a new payment in status INITIAL with its first event; nothing if the requestId exists.
@@ -113,6 +117,22 @@ impl PaymentSignals {
                     return Ok(Outcome::Unchanged { current: current.unwrap_or(Status::Initial) });
                 }
                 payments::insert_event(&mut tx, transaction_id, &event(to)).await?;
+                // The online service learns of the change through the outbox, committed with it.
+                if let Some(client) = self.registry.client(&row.client_id) {
+                    let payload = json!({
+                        "type": "payment.status_changed",
+                        "timestamp": self.clock.now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                        "data": {
+                            "transactionId": row.transaction_id,
+                            "originatorId": row.originator_id,
+                            "endPointId": row.endpoint_id,
+                            "requestId": row.request_id,
+                            "status": to.as_str(),
+                            "statusDetail": detail,
+                        },
+                    });
+                    Notifier::enqueue_in(&mut tx, client, transaction_id, &payload, now).await?;
+                }
                 let details = json!({ "from": current.as_str(), "to": to.as_str(), "source": source.as_str() });
                 self.audit
                     .append_in(

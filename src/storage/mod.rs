@@ -5,6 +5,7 @@
 pub mod audit_log;
 pub mod idempotency;
 pub mod logins;
+pub mod outbox;
 pub mod payments;
 pub mod signing_keys;
 

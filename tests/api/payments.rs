@@ -1,12 +1,18 @@
 //! Payment records and status changes on both databases: exactly one final status, nothing
 //! half-written, nothing lost (security.md #18, #22).
 
-use pforte::clock::ManualClock;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::{Arc, Mutex};
+
+use pforte::clock::{Clock, ManualClock};
 use pforte::payment::idempotency::{Claim, Idempotency, IdempotencyError};
+use pforte::payment::notify::{Notifier, Round};
 use pforte::payment::signals::{CreateError, Outcome, PaymentSignals};
 use pforte::payment::state::Source;
+use pforte::payment::webhook::WebhookSecret;
 use pforte::payment::Status;
 use pforte::storage::payments::PaymentRow;
+use secrecy::SecretString;
 
 use crate::helpers::{TestApp, TestContext, TestResult};
 
@@ -34,7 +40,12 @@ fn new_payment(app: &TestApp, request_id: &str) -> PaymentRow {
 }
 
 fn signals(app: &TestApp) -> PaymentSignals {
-    PaymentSignals::new(app.state.db.clone(), app.state.audit.clone(), app.state.clock.clone())
+    PaymentSignals::new(
+        app.state.db.clone(),
+        app.state.audit.clone(),
+        app.state.clock.clone(),
+        app.state.registry.clone(),
+    )
 }
 
 pub async fn racing_paid_and_canceled_signals_end_in_exactly_one_final_status(ctx: TestContext) -> TestResult {
@@ -176,5 +187,196 @@ pub async fn a_released_or_expired_key_can_be_used_again(ctx: TestContext) -> Te
     clock.advance_secs(2 * 3600);
     let other = Idempotency::request_hash("POST", "/p", b"{\"x\":1}");
     assert_eq!(keys.claim("demo", "k", &other).await?, Claim::Proceed, "an expired key binds nothing");
+    app.stop().await
+}
+
+/// A receiving online service: checks every signature, counts what arrived, answers `status`.
+#[derive(Clone)]
+struct Receiver {
+    url: String,
+    status: Arc<AtomicU16>,
+    received: Arc<Mutex<Vec<(String, serde_json::Value)>>>,
+}
+
+const HOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+async fn receiver() -> anyhow::Result<Receiver> {
+    use axum::http::{HeaderMap, StatusCode};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://127.0.0.1:{}/hook", listener.local_addr()?.port());
+    let status = Arc::new(AtomicU16::new(200));
+    let received = Arc::new(Mutex::new(Vec::new()));
+    let (answer, log) = (status.clone(), received.clone());
+    let handler = move |headers: HeaderMap, body: axum::body::Bytes| {
+        let (answer, log) = (answer.clone(), log.clone());
+        async move {
+            let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+            let secret = WebhookSecret::parse(&SecretString::from(HOOK_SECRET.to_owned())).expect("secret");
+            let now = chrono::Utc::now().timestamp();
+            let valid = secret
+                .verify(
+                    &header("webhook-id"),
+                    &header("webhook-timestamp"),
+                    &header("webhook-signature"),
+                    &body,
+                    now,
+                    3 * 24 * 3600,
+                )
+                .is_ok();
+            let status = answer.load(Ordering::SeqCst);
+            if valid && status == 200 {
+                let payload = serde_json::from_slice(&body).unwrap_or_default();
+                log.lock().expect("log").push((header("webhook-id"), payload));
+            }
+            StatusCode::from_u16(if valid { status } else { 401 }).unwrap_or(StatusCode::OK)
+        }
+    };
+    let router = axum::Router::new().route("/hook", axum::routing::post(handler));
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    Ok(Receiver { url, status, received })
+}
+
+/// An app whose demo client notifies `receiver`, with the background worker off so the test drives
+/// delivery rounds itself.
+async fn app_notifying(ctx: &TestContext, receiver: &Receiver, clock: ManualClock) -> anyhow::Result<TestApp> {
+    let clients = ctx.clients_with(&[]);
+    let demo = std::fs::read_to_string(format!("{clients}/demo.toml"))?;
+    let demo = demo
+        .lines()
+        .map(|line| {
+            if line.starts_with("notification_url") {
+                format!("notification_url = \"{}\"", receiver.url)
+            } else if line.starts_with("notification_secret") {
+                format!("notification_secret = \"plain:{HOOK_SECRET}\"")
+            } else {
+                line.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(format!("{clients}/demo.toml"), demo)?;
+    Ok(ctx
+        .spawn_app_with(
+            |f| f.merge(("registry.clients", clients)).merge(("workers.notifications", false)),
+            Arc::new(clock),
+        )
+        .await)
+}
+
+fn notifier(app: &TestApp) -> Notifier {
+    Notifier::new(app.state.db.clone(), app.state.registry.clone(), app.state.http.clone(), app.state.clock.clone())
+}
+
+pub async fn a_status_change_is_notified_once_with_a_valid_signature(ctx: TestContext) -> TestResult {
+    let receiver = receiver().await?;
+    let clock = ManualClock::at_millis(chrono::Utc::now().timestamp_millis());
+    let app = app_notifying(&ctx, &receiver, clock).await?;
+    let payment = new_payment(&app, "req-notify");
+    signals(&app).create(&payment).await?;
+    signals(&app).record(&payment.transaction_id, Status::Payed, Source::Provider, None).await?;
+    let queued = app.state.db.notifications_of(&payment.transaction_id).await?;
+    assert_eq!(queued.len(), 1, "written with the status change");
+
+    assert_eq!(notifier(&app).deliver_due().await?, Round { delivered: 1, retried: 0, gave_up: 0 });
+    assert_eq!(notifier(&app).deliver_due().await?, Round::default(), "delivered means done");
+    let received = receiver.received.lock().map(|r| r.clone()).unwrap_or_default();
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].0, queued[0].id);
+    assert_eq!(received[0].1["type"], "payment.status_changed");
+    assert_eq!(received[0].1["data"]["status"], "PAYED");
+    assert_eq!(received[0].1["data"]["transactionId"], payment.transaction_id.as_str());
+    // A duplicate signal changes nothing and notifies nothing.
+    signals(&app).record(&payment.transaction_id, Status::Payed, Source::Provider, None).await?;
+    assert_eq!(app.state.db.notifications_of(&payment.transaction_id).await?.len(), 1);
+    app.stop().await
+}
+
+pub async fn a_receiver_down_for_hours_gets_the_message_later(ctx: TestContext) -> TestResult {
+    let receiver = receiver().await?;
+    receiver.status.store(503, Ordering::SeqCst);
+    let clock = ManualClock::at_millis(chrono::Utc::now().timestamp_millis());
+    let app = app_notifying(&ctx, &receiver, clock.clone()).await?;
+    let payment = new_payment(&app, "req-down");
+    signals(&app).create(&payment).await?;
+    signals(&app).record(&payment.transaction_id, Status::Canceled, Source::Client, None).await?;
+    let mut retries = 0;
+    for _ in 0..6 {
+        let round = notifier(&app).deliver_due().await?;
+        retries += round.retried;
+        clock.advance_secs(3600);
+    }
+    assert!(retries >= 3, "retried with growing pauses: {retries}");
+    assert!(receiver.received.lock().map(|r| r.is_empty()).unwrap_or(false));
+    receiver.status.store(200, Ordering::SeqCst);
+    let mut delivered = 0;
+    for _ in 0..4 {
+        delivered += notifier(&app).deliver_due().await?.delivered;
+        clock.advance_secs(6 * 3600);
+    }
+    assert_eq!(delivered, 1);
+    let id = &app.state.db.notifications_of(&payment.transaction_id).await?[0].id;
+    let log = app.state.db.notification_attempts(id).await?;
+    assert!(log.len() >= 4 && log.iter().rev().skip(1).all(|a| a.http_status == Some(503)), "{log:?}");
+    assert_eq!(log.last().and_then(|a| a.http_status), Some(200));
+    app.stop().await
+}
+
+pub async fn gone_stops_delivery_and_redelivery_puts_it_back(ctx: TestContext) -> TestResult {
+    let receiver = receiver().await?;
+    receiver.status.store(410, Ordering::SeqCst);
+    let clock = ManualClock::at_millis(chrono::Utc::now().timestamp_millis());
+    let app = app_notifying(&ctx, &receiver, clock.clone()).await?;
+    let payment = new_payment(&app, "req-gone");
+    signals(&app).create(&payment).await?;
+    signals(&app).record(&payment.transaction_id, Status::Payed, Source::Provider, None).await?;
+    assert_eq!(notifier(&app).deliver_due().await?.gave_up, 1);
+    clock.advance_secs(24 * 3600);
+    assert_eq!(notifier(&app).deliver_due().await?, Round::default(), "410 means: stop");
+    let message = app.state.db.notifications_of(&payment.transaction_id).await?.remove(0);
+    assert!(message.gave_up_reason.is_some_and(|r| r.contains("410")));
+
+    receiver.status.store(200, Ordering::SeqCst);
+    assert!(app.state.db.redeliver_notification(&message.id, clock.now_millis()).await?);
+    assert_eq!(notifier(&app).deliver_due().await?.delivered, 1);
+    app.stop().await
+}
+
+pub async fn delivery_gives_up_after_three_days(ctx: TestContext) -> TestResult {
+    let receiver = receiver().await?;
+    receiver.status.store(500, Ordering::SeqCst);
+    let clock = ManualClock::at_millis(chrono::Utc::now().timestamp_millis());
+    let app = app_notifying(&ctx, &receiver, clock.clone()).await?;
+    let payment = new_payment(&app, "req-never");
+    signals(&app).create(&payment).await?;
+    signals(&app).record(&payment.transaction_id, Status::Failed, Source::Timeout, None).await?;
+    let mut gave_up = 0;
+    for _ in 0..40 {
+        gave_up += notifier(&app).deliver_due().await?.gave_up;
+        clock.advance_secs(3 * 3600);
+    }
+    assert_eq!(gave_up, 1);
+    let message = app.state.db.notifications_of(&payment.transaction_id).await?.remove(0);
+    assert!(message.gave_up_reason.is_some_and(|r| r.contains("three days")));
+    assert!(message.gave_up_at.is_some_and(|at| at - message.created_at <= 3 * 24 * 3600 * 1000));
+    app.stop().await
+}
+
+pub async fn two_workers_never_deliver_one_message_twice(ctx: TestContext) -> TestResult {
+    let receiver = receiver().await?;
+    let clock = ManualClock::at_millis(chrono::Utc::now().timestamp_millis());
+    let app = app_notifying(&ctx, &receiver, clock).await?;
+    for n in 0..10 {
+        let payment = new_payment(&app, &format!("req-{n}"));
+        signals(&app).create(&payment).await?;
+        signals(&app).record(&payment.transaction_id, Status::Payed, Source::Provider, None).await?;
+    }
+    let (first, second) = (notifier(&app), notifier(&app));
+    let (a, b) = tokio::join!(first.deliver_due(), second.deliver_due());
+    assert_eq!(a?.delivered + b?.delivered, 10);
+    let received = receiver.received.lock().map(|r| r.clone()).unwrap_or_default();
+    let mut ids: Vec<&String> = received.iter().map(|(id, _)| id).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!((received.len(), ids.len()), (10, 10), "each message exactly once");
     app.stop().await
 }

@@ -1,0 +1,179 @@
+//! Notifications to online services: a signed message (Standard Webhooks) on every status change,
+//! delivered at least once. Messages are written to the outbox in the transaction of the change; this
+//! worker delivers them with exponential backoff and jitter for up to three days. Only a 2xx answer
+//! counts as delivered; 410 Gone means the service switched the endpoint off, so pforte stops.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use serde_json::Value;
+use sqlx::AnyConnection;
+use tokio_util::sync::CancellationToken;
+
+use super::webhook::{WebhookSecret, ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+use crate::clock::SharedClock;
+use crate::registry::{Client, Registry};
+use crate::storage::outbox::{self, AttemptOutcome, AttemptRow, OutboxRow};
+use crate::storage::{Database, StorageError};
+
+/// Give up three days after the message was written.
+pub const GIVE_UP_AFTER_MILLIS: i64 = 3 * 24 * 3600 * 1000;
+const FIRST_RETRY_MILLIS: i64 = 30_000;
+const LONGEST_RETRY_MILLIS: i64 = 6 * 3600 * 1000;
+/// How long a worker holds claimed messages; a worker that dies lets them go after this.
+const LEASE_MILLIS: i64 = 60_000;
+const BATCH: i64 = 50;
+const POLL: Duration = Duration::from_secs(1);
+
+/// What one delivery round did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Round {
+    pub delivered: usize,
+    pub retried: usize,
+    pub gave_up: usize,
+}
+
+#[derive(Clone)]
+pub struct Notifier {
+    db: Database,
+    registry: Arc<Registry>,
+    http: reqwest::Client,
+    clock: SharedClock,
+}
+
+impl Notifier {
+    pub fn new(db: Database, registry: Arc<Registry>, http: reqwest::Client, clock: SharedClock) -> Self {
+        Notifier { db, registry, http, clock }
+    }
+
+    /// Writes a message for `client` inside the caller's transaction; nothing when the client has no
+    /// notification URL. Returns the message id (the `webhook-id`).
+    pub async fn enqueue_in(
+        conn: &mut AnyConnection,
+        client: &Client,
+        transaction_id: &str,
+        payload: &Value,
+        now: i64,
+    ) -> Result<Option<String>, StorageError> {
+        let Some(url) = &client.notification_url else { return Ok(None) };
+        let id = format!("msg_{}", crate::identity::random_token());
+        let row = OutboxRow {
+            id: id.clone(),
+            client_id: client.id.as_str().to_owned(),
+            transaction_id: transaction_id.to_owned(),
+            url: url.as_str().to_owned(),
+            payload: payload.to_string(),
+            created_at: now,
+            next_attempt_at: now,
+            attempts: 0,
+            delivered_at: None,
+            gave_up_at: None,
+            gave_up_reason: None,
+        };
+        outbox::enqueue(conn, &row).await?;
+        Ok(Some(id))
+    }
+
+    /// Delivers what is due now. Several workers (instances) may run this at once.
+    pub async fn deliver_due(&self) -> Result<Round, StorageError> {
+        let now = self.clock.now_millis();
+        let due = self.db.claim_due_notifications(now, now + LEASE_MILLIS, BATCH).await?;
+        let mut round = Round::default();
+        for message in due {
+            let (attempt, outcome) = self.attempt(&message).await;
+            match outcome {
+                AttemptOutcome::Delivered => round.delivered += 1,
+                AttemptOutcome::RetryAt(_) => round.retried += 1,
+                AttemptOutcome::GiveUp(_) => round.gave_up += 1,
+            }
+            self.db.record_notification_attempt(&message.id, &attempt, &outcome).await?;
+        }
+        Ok(round)
+    }
+
+    /// Runs delivery rounds until shutdown.
+    pub async fn run(self, shutdown: CancellationToken) {
+        loop {
+            match self.deliver_due().await {
+                Ok(round) if round != Round::default() => tracing::info!(?round, "notification round"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "notification round failed; retrying"),
+            }
+            tokio::select! {
+                () = tokio::time::sleep(POLL) => {}
+                () = shutdown.cancelled() => return,
+            }
+        }
+    }
+
+    async fn attempt(&self, message: &OutboxRow) -> (AttemptRow, AttemptOutcome) {
+        let now = self.clock.now_millis();
+        let started = Instant::now();
+        let result = self.send(message, now).await;
+        let attempt = |status: Option<u16>, error: Option<String>| AttemptRow {
+            attempted_at: now,
+            http_status: status.map(i64::from),
+            error,
+            duration_ms: i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX),
+        };
+        match result {
+            Ok(status) if (200..300).contains(&status) => (attempt(Some(status), None), AttemptOutcome::Delivered),
+            Ok(410) => (attempt(Some(410), None), AttemptOutcome::GiveUp("the endpoint answered 410 Gone".into())),
+            Ok(status) => (attempt(Some(status), None), self.retry_or_give_up(message, now)),
+            Err(Failure::Permanent(reason)) => (attempt(None, Some(reason.clone())), AttemptOutcome::GiveUp(reason)),
+            Err(Failure::Transient(error)) => (attempt(None, Some(error)), self.retry_or_give_up(message, now)),
+        }
+    }
+
+    async fn send(&self, message: &OutboxRow, now: i64) -> Result<u16, Failure> {
+        let client = self
+            .registry
+            .client(&message.client_id)
+            .ok_or_else(|| Failure::Permanent("the online service is no longer registered".into()))?;
+        let secret = client
+            .notification_secret
+            .as_ref()
+            .ok_or_else(|| Failure::Permanent("the online service has no notification secret".into()))?;
+        let secret = WebhookSecret::parse(secret).map_err(|e| Failure::Permanent(e.to_string()))?;
+        let timestamp = now / 1000;
+        let signature = secret
+            .sign(&message.id, timestamp, message.payload.as_bytes())
+            .map_err(|e| Failure::Permanent(e.to_string()))?;
+        let response = self
+            .http
+            .post(&message.url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(ID_HEADER, &message.id)
+            .header(TIMESTAMP_HEADER, timestamp.to_string())
+            .header(SIGNATURE_HEADER, signature)
+            .body(message.payload.clone())
+            .send()
+            .await
+            // The error names the kind of failure (connect, timeout), never the payload.
+            .map_err(|e| {
+                Failure::Transient(if e.is_timeout() { "timeout".into() } else { "connection failed".into() })
+            })?;
+        Ok(response.status().as_u16())
+    }
+
+    /// Exponential backoff from 30 s up to 6 h, ±20 % jitter so retries of many messages spread out.
+    fn retry_or_give_up(&self, message: &OutboxRow, now: i64) -> AttemptOutcome {
+        let exponent = u32::try_from(message.attempts.clamp(0, 20)).unwrap_or(20);
+        let base = FIRST_RETRY_MILLIS.saturating_mul(1i64 << exponent).min(LONGEST_RETRY_MILLIS);
+        let jitter = rand::thread_rng().gen_range(-(base / 5)..=base / 5);
+        let next = now + base + jitter;
+        if next - message.created_at > GIVE_UP_AFTER_MILLIS {
+            AttemptOutcome::GiveUp("not delivered within three days".into())
+        } else {
+            AttemptOutcome::RetryAt(next)
+        }
+    }
+}
+
+enum Failure {
+    /// Worth trying again later (connection refused, timeout).
+    Transient(String),
+    /// Will not get better by retrying (service gone from the registry).
+    Permanent(String),
+}
