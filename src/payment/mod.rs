@@ -8,6 +8,7 @@ pub mod code;
 pub mod idempotency;
 pub mod money;
 pub mod notify;
+pub mod provider;
 pub mod request;
 pub mod signals;
 pub mod state;

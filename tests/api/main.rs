@@ -14,6 +14,7 @@ mod login;
 mod logs;
 mod oidc;
 mod payments;
+mod provider_adapter;
 mod simulators;
 mod upstream;
 
@@ -149,6 +150,9 @@ fn main() {
         logs::no_personal_data_tokens_or_secrets_reach_the_logs,
     ));
     trials.extend(plain_tests![
+        provider_adapter::creation_sends_the_standard_request_and_returns_the_pay_page,
+        provider_adapter::provider_failures_become_clear_errors_within_the_timeout,
+        provider_adapter::oauth2_tokens_are_fetched_once_and_reused,
         health::readyz_is_503_while_the_database_is_unreachable,
         cli::check_accepts_the_shipped_configuration,
         cli::check_names_file_key_and_reason_for_every_registry_problem,

@@ -1,0 +1,90 @@
+//! Payment provider adapters behind one trait, one module each. Provider *kinds* are code
+//! (`registry::PaymentProviderKind`); provider *instances* are files in `providers/payment/`. Adding a
+//! kind means a module here and a line in [`adapter_for`], nothing else.
+//!
+//! Adapters are called outside any database transaction (security.md #19): the caller records the
+//! intent, commits, calls the provider, then records the outcome.
+
+mod xbezahldienste;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use super::wire::{PaymentMethod, Status};
+use super::PaymentRequest;
+use crate::registry::{PaymentProvider, PaymentProviderKind};
+
+pub type ProviderFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, ProviderError>> + Send + 'a>>;
+
+/// What pforte asks a provider to collect.
+#[derive(Debug, Clone)]
+pub struct NewProviderPayment<'a> {
+    pub originator_id: &'a str,
+    pub endpoint_id: &'a str,
+    /// The online service's request, with `redirect_url` pointing back at pforte (which reads the
+    /// status and then sends the citizen on to the service).
+    pub request: &'a PaymentRequest,
+}
+
+/// The provider accepted the payment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderCreated {
+    /// The provider's transaction id, for status reads.
+    pub reference: String,
+    /// Where the citizen pays.
+    pub pay_url: String,
+}
+
+/// What the provider says about a payment now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderState {
+    pub status: Status,
+    pub status_detail: Option<String>,
+    pub payment_method: Option<PaymentMethod>,
+    pub payment_method_detail: Option<String>,
+    /// The business reference (Kassenzeichen), once the provider has one.
+    pub transaction_reference: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProviderError {
+    /// Down, slow, or answering 5xx: the online service gets a 5xx problem, nothing is kept.
+    #[error("the payment provider is not available: {0}")]
+    Unavailable(String),
+    /// The provider answered something that is not its protocol.
+    #[error("the payment provider's answer is not valid: {0}")]
+    InvalidAnswer(String),
+    /// The provider refused the request (its functionalCode when it sent one).
+    #[error("the payment provider refused the payment: {code}")]
+    Refused { code: String, detail: String },
+    #[error("the payment provider entry cannot be used: {0}")]
+    Misconfigured(String),
+}
+
+pub trait PaymentAdapter: Send + Sync {
+    fn create<'a>(&'a self, payment: &'a NewProviderPayment<'a>) -> ProviderFuture<'a, ProviderCreated>;
+
+    fn status<'a>(
+        &'a self,
+        originator_id: &'a str,
+        endpoint_id: &'a str,
+        reference: &'a str,
+    ) -> ProviderFuture<'a, ProviderState>;
+}
+
+/// The adapter for a provider instance. The development simulator speaks XBezahldienste, so it
+/// shares that adapter: what runs in development is the protocol production uses.
+pub fn adapter_for(
+    provider: &PaymentProvider,
+    http: &reqwest::Client,
+) -> Result<Arc<dyn PaymentAdapter>, ProviderError> {
+    match provider.kind {
+        PaymentProviderKind::XBezahldienste | PaymentProviderKind::Simulator => {
+            Ok(Arc::new(xbezahldienste::XBezahldienste::new(provider, http)?))
+        }
+        PaymentProviderKind::PmPayment => {
+            Err(ProviderError::Misconfigured("the pmPayment adapter is not built yet".to_owned()))
+        }
+    }
+}
