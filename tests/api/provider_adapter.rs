@@ -157,7 +157,7 @@ pub async fn provider_failures_become_clear_errors_within_the_timeout() -> TestR
             *current = mode;
         }
         let started = std::time::Instant::now();
-        let error = adapter.create(&payment).await.err().expect("an error");
+        let error = adapter.create(&payment).await.expect_err("an error");
         assert!(started.elapsed() < Duration::from_secs(5), "answered within seconds");
         let kind = match &error {
             ProviderError::Unavailable(_) => "unavailable",
