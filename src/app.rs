@@ -131,7 +131,11 @@ fn build_state(settings: Settings, registry: Registry, clock: SharedClock) -> an
     }
     let audit = AuditLog::new(db.clone(), clock.clone());
     let keys = KeyService::new(db.clone(), master, clock.clone(), audit.clone(), settings.keys.retired_publish_secs);
-    let dev = if settings.dev.simulators { Some(Arc::new(crate::dev::Simulators::generate()?)) } else { None };
+    let dev = if settings.dev.simulators {
+        Some(Arc::new(crate::dev::Simulators::generate(&registry, &settings.issuer())?))
+    } else {
+        None
+    };
     let http = crate::http_client::outbound_client()?;
     let registry = Arc::new(registry);
     let issuer = settings.issuer();

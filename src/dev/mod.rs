@@ -8,11 +8,14 @@
 //!
 //! The handlers here adapt HTTP to the provider logic in `op`; test data is in `personas`, the
 //! pages in `pages`. `demo` is the demo online service under `/demo`, a relying party of pforte.
+//! `pay` is the development payment provider (XBezahldienste) under each simulator entry's base URL.
 
 mod demo;
 mod demo_pages;
 mod op;
 mod pages;
+pub mod pay;
+mod pay_pages;
 pub mod personas;
 
 use std::collections::BTreeSet;
@@ -31,6 +34,7 @@ pub use op::Simulator;
 use op::{AuthorizeError, ClientCredentials, OAuthError, Params, Registration};
 
 use crate::http::error::{ApiError, ErrorCode};
+use crate::registry::Registry;
 use crate::state::AppState;
 
 /// The simulated account services.
@@ -72,14 +76,18 @@ pub struct Simulators {
     unternehmenskonto: Simulator,
     /// The demo online service's logins on their way through pforte.
     demo: demo::PendingLogins,
+    /// The payment simulator instances, by base path (see `pay::base_paths`).
+    pub pay: pay::PaySimulators,
 }
 
 impl Simulators {
-    pub fn generate() -> Result<Simulators, josekit::JoseError> {
+    /// `registry` and `issuer` (pforte's public URL) name the payment simulator instances to run.
+    pub fn generate(registry: &Registry, issuer: &str) -> Result<Simulators, josekit::JoseError> {
         Ok(Simulators {
             bundid: Simulator::generate(SimKind::BundId)?,
             unternehmenskonto: Simulator::generate(SimKind::Unternehmenskonto)?,
             demo: demo::PendingLogins::default(),
+            pay: pay::PaySimulators::new(pay::base_paths(registry, issuer)),
         })
     }
 
@@ -91,7 +99,8 @@ impl Simulators {
     }
 }
 
-pub fn router() -> Router<AppState> {
+/// The simulators' routes; the payment simulator at the base path of each instance in `state.dev`.
+pub fn router(state: &AppState) -> Router<AppState> {
     let mut router = Router::new();
     for kind in SimKind::ALL {
         let routes = Router::new()
@@ -104,6 +113,9 @@ pub fn router() -> Router<AppState> {
             .route("/logout", get(logout).post(logout))
             .layer(Extension(kind));
         router = router.nest(&format!("/dev/{}", kind.name()), routes);
+    }
+    if let Some(simulators) = state.dev.as_deref() {
+        router = router.merge(pay::router(&simulators.pay));
     }
     router.merge(demo::router())
 }

@@ -27,7 +27,7 @@ pub fn router(state: AppState) -> Router {
         Router::new().merge(home::router()).merge(health::router()).merge(jwks::router()).merge(oidc::router());
     // The configuration allows simulators only on a loopback public URL.
     if state.settings.dev.simulators {
-        routes = routes.merge(crate::dev::router());
+        routes = routes.merge(crate::dev::router(&state));
     }
     let mut router = routes
         .fallback(not_found)

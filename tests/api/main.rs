@@ -13,6 +13,7 @@ mod keys;
 mod login;
 mod logs;
 mod oidc;
+mod pay_simulator;
 mod payments;
 mod provider_adapter;
 mod simulators;
@@ -87,6 +88,15 @@ fn main() {
         demo::answer_from_another_issuer_is_refused,
         demo::cancelling_at_the_simulator_shows_the_refusal_on_the_demo_page,
         demo::demo_service_is_not_mounted_when_dev_simulators_is_off,
+        pay_simulator::pay_simulator_creates_and_reads_a_transaction_with_the_standards_field_names,
+        pay_simulator::pay_simulator_refuses_a_second_create_with_the_same_request_id,
+        pay_simulator::pay_simulator_refuses_an_invalid_request_with_validation_error,
+        pay_simulator::pay_simulator_page_shows_the_payment_in_german,
+        pay_simulator::pay_simulator_payment_redirects_to_the_redirect_url_and_reads_payed,
+        pay_simulator::pay_simulator_cancel_and_fail_end_the_payment,
+        pay_simulator::pay_simulator_unknown_transaction_is_a_404_problem,
+        pay_simulator::pay_simulator_is_not_mounted_when_dev_simulators_is_off,
+        pay_simulator::the_xbezahldienste_adapter_pays_through_each_simulator_instance,
         payments::racing_paid_and_canceled_signals_end_in_exactly_one_final_status,
         payments::a_final_status_never_moves_back_and_repeats_change_nothing,
         payments::a_second_payment_with_the_same_request_id_is_refused_whole,
