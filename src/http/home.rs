@@ -33,6 +33,8 @@ const DEV_ENDPOINTS: &[(&str, &str)] = &[
     ("/demo", "development: demo online service that logs in through pforte"),
     ("/dev/bundid/.well-known/openid-configuration", "development: citizen account simulator"),
     ("/dev/unternehmenskonto/.well-known/openid-configuration", "development: company account simulator"),
+    ("/dev/pay", "development: payment provider simulator A (XBezahldienste, pay page)"),
+    ("/dev/pay-b", "development: payment provider simulator B (XBezahldienste, pay page)"),
 ];
 
 async fn home(State(state): State<AppState>) -> Html<String> {
