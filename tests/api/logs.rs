@@ -29,24 +29,25 @@ impl Write for Captured {
     }
 }
 
-pub fn no_personal_data_tokens_or_secrets_reach_the_logs() -> Result<(), Failed> {
-    let captured = Captured::default();
-    let writer = captured.clone();
+static CAPTURED: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
+
+/// Installs, before any test runs, one process-wide subscriber that keeps every log line of every
+/// test (at debug level) in memory. Process-wide because per-thread subscribers race with tracing's
+/// callsite cache; and every test's logs must be clean anyway, not only this one's.
+pub fn install_capture() {
+    let captured = CAPTURED.get_or_init(Captured::default).clone();
     let subscriber = tracing_subscriber::fmt()
         .json()
-        .with_env_filter(tracing_subscriber::EnvFilter::new("debug"))
-        .with_writer(move || writer.clone())
+        .with_env_filter(tracing_subscriber::EnvFilter::new("debug,hyper=info,h2=info,rustls=info"))
+        .with_writer(move || captured.clone())
         .finish();
-    let dispatch = tracing::Dispatch::new(subscriber);
-    // Every thread of this test's runtime logs into the buffer, whatever other tests do meanwhile.
-    let on_start = dispatch.clone();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .on_thread_start(move || std::mem::forget(tracing::dispatcher::set_default(&on_start)))
-        .build()?;
-    let _guard = tracing::dispatcher::set_default(&dispatch);
+    let _ = tracing::subscriber::set_global_default(subscriber);
+}
+
+pub fn no_personal_data_tokens_or_secrets_reach_the_logs() -> Result<(), Failed> {
+    let captured = CAPTURED.get().cloned().ok_or_else(|| Failed::from("the log capture is not installed"))?;
     let master_key = MasterKey::generate().encode();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let secrets = runtime.block_on(run_flows(master_key.clone())).map_err(|e| Failed::from(format!("{e:#}")))?;
 
     let logs = String::from_utf8_lossy(&captured.0.lock().map(|b| b.clone()).unwrap_or_default()).into_owned();

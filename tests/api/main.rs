@@ -38,6 +38,7 @@ macro_rules! plain_tests {
 
 fn main() {
     let args = Arguments::from_args();
+    logs::install_capture();
     let tests: Vec<(&str, BackendTest)> = backend_tests![
         health::healthz_answers_alive_with_the_version,
         health::readyz_answers_ready_once_the_database_is_migrated,
