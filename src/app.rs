@@ -157,6 +157,16 @@ fn build_state(settings: Settings, registry: Registry, clock: SharedClock) -> an
     );
     let grants = Grants::new(db.clone(), tokens.clone(), keys.master(), audit.clone(), clock.clone());
     let client_auth = ClientAuthenticator::new(db.clone(), http.clone(), clock.clone(), &issuer);
+    let signals =
+        crate::payment::signals::PaymentSignals::new(db.clone(), audit.clone(), clock.clone(), registry.clone());
+    let payments = crate::payment::service::PaymentService::new(
+        db.clone(),
+        registry.clone(),
+        signals,
+        http.clone(),
+        clock.clone(),
+        issuer.clone(),
+    );
     Ok(AppState::new(Shared {
         settings,
         registry,
@@ -171,6 +181,7 @@ fn build_state(settings: Settings, registry: Registry, clock: SharedClock) -> an
         grants,
         client_auth,
         upstreams,
+        payments,
         dev,
     }))
 }

@@ -34,6 +34,7 @@ pub struct Shared {
     pub grants: Grants,
     pub client_auth: ClientAuthenticator,
     pub upstreams: Arc<crate::identity::upstream::Upstreams>,
+    pub payments: crate::payment::service::PaymentService,
     /// The development simulators of the upstream account providers; `None` unless `dev.simulators`.
     pub dev: Option<Arc<crate::dev::Simulators>>,
 }

@@ -8,6 +8,7 @@ pub mod html;
 mod jwks;
 pub mod middleware;
 pub mod oidc;
+mod payments;
 
 use std::time::Duration;
 
@@ -23,8 +24,12 @@ use error::{ApiError, ErrorCode};
 
 pub fn router(state: AppState) -> Router {
     let limits = &state.settings.server;
-    let mut routes =
-        Router::new().merge(home::router()).merge(health::router()).merge(jwks::router()).merge(oidc::router());
+    let mut routes = Router::new()
+        .merge(home::router())
+        .merge(health::router())
+        .merge(jwks::router())
+        .merge(oidc::router())
+        .merge(payments::router());
     // The configuration allows simulators only on a loopback public URL.
     if state.settings.dev.simulators {
         routes = routes.merge(crate::dev::router(&state));

@@ -10,6 +10,7 @@ pub mod money;
 pub mod notify;
 pub mod provider;
 pub mod request;
+pub mod service;
 pub mod signals;
 pub mod state;
 pub mod validate;

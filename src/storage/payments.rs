@@ -158,6 +158,31 @@ pub async fn insert_event(
 }
 
 impl Database {
+    pub async fn payment(&self, transaction_id: &str) -> StorageResult<Option<PaymentRow>> {
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM payments WHERE transaction_id = $1"))
+            .bind(transaction_id)
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(from_row).transpose()
+    }
+
+    pub async fn payment_exists(
+        &self,
+        originator_id: &str,
+        endpoint_id: &str,
+        request_id: &str,
+    ) -> StorageResult<bool> {
+        let found: Option<String> = sqlx::query_scalar(
+            "SELECT transaction_id FROM payments WHERE originator_id = $1 AND endpoint_id = $2 AND request_id = $3",
+        )
+        .bind(originator_id)
+        .bind(endpoint_id)
+        .bind(request_id)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(found.is_some())
+    }
+
     pub async fn payment_events(&self, transaction_id: &str) -> StorageResult<Vec<PaymentEventRow>> {
         let rows = sqlx::query(
             "SELECT from_status, to_status, source, detail, recorded_at FROM payment_events \

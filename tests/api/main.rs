@@ -14,6 +14,7 @@ mod login;
 mod logs;
 mod oidc;
 mod pay_simulator;
+mod payment_api;
 mod payments;
 mod provider_adapter;
 mod simulators;
@@ -98,6 +99,10 @@ fn main() {
         pay_simulator::pay_simulator_unknown_transaction_is_a_404_problem,
         pay_simulator::pay_simulator_is_not_mounted_when_dev_simulators_is_off,
         pay_simulator::the_xbezahldienste_adapter_pays_through_each_simulator_instance,
+        payment_api::a_citizen_pays_a_fee_and_the_service_reads_payed,
+        payment_api::each_authority_is_routed_to_its_own_provider,
+        payment_api::the_standards_refusals_come_with_their_functional_codes,
+        payment_api::an_idempotency_key_returns_the_first_answer_and_never_makes_two_payments,
         payments::racing_paid_and_canceled_signals_end_in_exactly_one_final_status,
         payments::a_final_status_never_moves_back_and_repeats_change_nothing,
         payments::a_second_payment_with_the_same_request_id_is_refused_whole,

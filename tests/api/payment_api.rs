@@ -1,0 +1,171 @@
+//! The XBezahldienste payment API as an online service uses it: a fee paid through the simulator
+//! pay page, routing per authority, and the standard's refusals.
+
+use serde_json::{json, Value};
+
+use crate::helpers::{TestApp, TestContext, TestResult};
+use crate::oidc::DEMO_SECRET;
+
+fn body(app: &TestApp, request_id: &str) -> Value {
+    json!({
+        "requestId": request_id, "requestTimestamp": "2026-11-29T10:00:00+01:00", "currency": "EUR",
+        "grosAmount": 12.00, "purpose": "Geburtsurkunde 4711", "description": "Geburtsurkunde",
+        "redirectUrl": app.url("/demo/bezahlt"),
+        "items": [{ "id": "1", "quantity": 1, "singleNetAmount": 12.00, "totalNetAmount": 12.00, "totalTaxAmount": 0 }]
+    })
+}
+
+async fn bearer(app: &TestApp) -> anyhow::Result<String> {
+    let response = app
+        .client
+        .post(app.url("/token"))
+        .basic_auth("demo", Some(DEMO_SECRET))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await?;
+    let tokens: Value = response.json().await?;
+    Ok(tokens["access_token"].as_str().unwrap_or_default().to_owned())
+}
+
+async fn create(
+    app: &TestApp,
+    token: &str,
+    endpoint: &str,
+    body: &Value,
+    key: Option<&str>,
+) -> anyhow::Result<reqwest::Response> {
+    let mut request =
+        app.client.post(app.url(&format!("/paymenttransaction/demo-service/{endpoint}"))).bearer_auth(token).json(body);
+    if let Some(key) = key {
+        request = request.header("Idempotency-Key", key);
+    }
+    Ok(request.send().await?)
+}
+
+fn location(response: &reqwest::Response) -> String {
+    response.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
+}
+
+pub async fn a_citizen_pays_a_fee_and_the_service_reads_payed(ctx: TestContext) -> TestResult {
+    let app = ctx.spawn_app().await;
+    let token = bearer(&app).await?;
+    let created = create(&app, &token, "09162000", &body(&app, "GEB-1"), None).await?;
+    assert_eq!(created.status(), 201);
+    let transaction: Value = created.json().await?;
+    assert_eq!(transaction["paymentRequest"]["requestId"], "GEB-1");
+    assert_eq!(transaction["paymentRequest"]["grosAmount"].to_string(), "12.00");
+    let information = &transaction["paymentInformation"];
+    assert_eq!(information["status"], "INITIAL");
+    let id = information["transactionId"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(information["transactionRedirectUrl"], app.url(&format!("/pay/{id}")));
+
+    // The citizen: pforte → the authority's provider (simulator A) → pay → back through pforte.
+    let to_provider = app.client.get(app.url(&format!("/pay/{id}"))).send().await?;
+    assert_eq!(to_provider.status(), 303);
+    let pay_page = location(&to_provider);
+    assert!(pay_page.starts_with(&app.url("/dev/pay/page/")), "{pay_page}");
+    let paid = app.client.post(&pay_page).form(&[("method", "CREDITCARD"), ("action", "pay")]).send().await?;
+    assert_eq!(location(&paid), app.url(&format!("/pay/{id}/return")));
+    let back = app.client.get(location(&paid)).send().await?;
+    assert_eq!(location(&back), app.url("/demo/bezahlt"), "on to the service's redirectUrl");
+
+    let read = app
+        .client
+        .get(app.url(&format!("/paymenttransaction/demo-service/09162000/{id}")))
+        .bearer_auth(&token)
+        .send()
+        .await?;
+    assert_eq!(read.status(), 200);
+    let read: Value = read.json().await?;
+    assert_eq!(read["paymentInformation"]["status"], "PAYED");
+    assert!(read["paymentInformation"].get("transactionRedirectUrl").is_none(), "no pay page once final");
+    assert_eq!(app.state.db.notifications_of(&id).await?.len(), 1, "the service is notified");
+    // Legacy clients authenticate with HTTP Basic.
+    let basic = app
+        .client
+        .get(app.url(&format!("/paymenttransaction/demo-service/09162000/{id}")))
+        .basic_auth("demo", Some(DEMO_SECRET))
+        .send()
+        .await?;
+    assert_eq!(basic.status(), 200);
+    app.stop().await
+}
+
+pub async fn each_authority_is_routed_to_its_own_provider(ctx: TestContext) -> TestResult {
+    let app = ctx.spawn_app().await;
+    let token = bearer(&app).await?;
+    for (endpoint, provider_path) in [("09162000", "/dev/pay/"), ("03241001", "/dev/pay-b/")] {
+        let created: Value =
+            create(&app, &token, endpoint, &body(&app, &format!("R-{endpoint}")), None).await?.json().await?;
+        let id = created["paymentInformation"]["transactionId"].as_str().unwrap_or_default().to_owned();
+        let to_provider = app.client.get(app.url(&format!("/pay/{id}"))).send().await?;
+        assert!(location(&to_provider).starts_with(&app.url(provider_path)), "{endpoint}: {}", location(&to_provider));
+    }
+    app.stop().await
+}
+
+async fn assert_problem(response: reqwest::Response, status: u16, code: &str) -> TestResult {
+    assert_eq!(response.status(), status);
+    assert_eq!(response.headers()["content-type"], "application/problem+json");
+    let body: Value = response.json().await?;
+    assert_eq!(body["functionalCode"], code, "{body}");
+    Ok(())
+}
+
+pub async fn the_standards_refusals_come_with_their_functional_codes(ctx: TestContext) -> TestResult {
+    let app = ctx.spawn_app().await;
+    let token = bearer(&app).await?;
+    let url = app.url("/paymenttransaction/demo-service/09162000");
+    assert_problem(app.client.post(&url).json(&body(&app, "X")).send().await?, 401, "FORBIDDEN").await?;
+    assert_problem(app.client.post(&url).bearer_auth("garbage").json(&body(&app, "X")).send().await?, 401, "FORBIDDEN")
+        .await?;
+    assert_problem(
+        create(&app, &token, "99999999", &body(&app, "X"), None).await?,
+        403,
+        "NO_VALID_ORIGINATOR_OR_ENDPOINT",
+    )
+    .await?;
+    let foreign = app
+        .client
+        .post(app.url("/paymenttransaction/other-service/09162000"))
+        .bearer_auth(&token)
+        .json(&body(&app, "X"))
+        .send()
+        .await?;
+    assert_problem(foreign, 403, "NO_VALID_ORIGINATOR_OR_ENDPOINT").await?;
+    let mut bad = body(&app, "X");
+    bad["grosAmount"] = serde_json::from_str("12.005")?;
+    assert_problem(create(&app, &token, "09162000", &bad, None).await?, 400, "VALIDATION_ERROR").await?;
+    let mut sum = body(&app, "X");
+    sum["grosAmount"] = serde_json::from_str("13.00")?;
+    assert_problem(create(&app, &token, "09162000", &sum, None).await?, 400, "CALCULATION_ERROR").await?;
+    let not_json = app
+        .client
+        .post(&url)
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await?;
+    assert_problem(not_json, 400, "VALIDATION_ERROR").await?;
+
+    assert_eq!(create(&app, &token, "09162000", &body(&app, "DUP"), None).await?.status(), 201);
+    assert_problem(create(&app, &token, "09162000", &body(&app, "DUP"), None).await?, 409, "PAYMENT_EXISTS").await?;
+    let status = app.client.get(app.url("/status/demo-service/09162000")).bearer_auth(&token).send().await?;
+    assert_eq!(status.status(), 200);
+    app.stop().await
+}
+
+pub async fn an_idempotency_key_returns_the_first_answer_and_never_makes_two_payments(ctx: TestContext) -> TestResult {
+    let app = ctx.spawn_app().await;
+    let token = bearer(&app).await?;
+    let first = create(&app, &token, "09162000", &body(&app, "IDEM-1"), Some("key-1")).await?;
+    assert_eq!(first.status(), 201);
+    let first: Value = first.json().await?;
+    let again = create(&app, &token, "09162000", &body(&app, "IDEM-1"), Some("key-1")).await?;
+    assert_eq!(again.status(), 201);
+    assert_eq!(again.json::<Value>().await?, first, "the stored first answer");
+    let other = create(&app, &token, "09162000", &body(&app, "IDEM-2"), Some("key-1")).await?;
+    assert_eq!(other.status(), 400, "same key, other request");
+    app.stop().await
+}
