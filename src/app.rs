@@ -86,6 +86,9 @@ impl Application {
         if state.settings.workers.notifications {
             workers.push(tokio::spawn(deliver_notifications(state.clone(), shutdown.clone())));
         }
+        if state.settings.workers.payment_status {
+            workers.push(tokio::spawn(check_payments(state.clone(), shutdown.clone())));
+        }
         tracing::info!(
             port,
             public_url = %state.settings.server.public_url,
@@ -247,6 +250,28 @@ async fn deliver_notifications(state: AppState, shutdown: CancellationToken) {
         state.clock.clone(),
     );
     notifier.run(shutdown).await;
+}
+
+/// Reads open payments' status at their providers and fails expired ones (see `payment::worker`).
+async fn check_payments(state: AppState, shutdown: CancellationToken) {
+    tokio::select! {
+        () = state.readiness.wait() => {}
+        () = shutdown.cancelled() => return,
+    }
+    let signals = crate::payment::signals::PaymentSignals::new(
+        state.db.clone(),
+        state.audit.clone(),
+        state.clock.clone(),
+        state.registry.clone(),
+    );
+    let worker = crate::payment::worker::StatusWorker::new(
+        state.db.clone(),
+        state.registry.clone(),
+        signals,
+        state.http.clone(),
+        state.clock.clone(),
+    );
+    worker.run(shutdown).await;
 }
 
 async fn prepare_database(state: &AppState) -> anyhow::Result<usize> {

@@ -43,11 +43,14 @@ pub struct WorkerSettings {
     /// Deliver notifications to online services from the outbox.
     #[serde(default = "default_true")]
     pub notifications: bool,
+    /// Read open payments' status at their providers and fail those that expire.
+    #[serde(default = "default_true")]
+    pub payment_status: bool,
 }
 
 impl Default for WorkerSettings {
     fn default() -> Self {
-        WorkerSettings { notifications: true }
+        WorkerSettings { notifications: true, payment_status: true }
     }
 }
 

@@ -16,6 +16,7 @@ pub mod state;
 pub mod validate;
 pub mod webhook;
 pub mod wire;
+pub mod worker;
 
 pub use code::{FunctionalCode, ValidationFailure};
 pub use money::{Amount, ItemAmount};

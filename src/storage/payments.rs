@@ -158,6 +158,33 @@ pub async fn insert_event(
 }
 
 impl Database {
+    /// Open payments whose next status read is due, each pushed to `next_check_at` in the same
+    /// statement so that other workers (instances) skip them meanwhile.
+    pub async fn claim_open_payments(
+        &self,
+        now: i64,
+        next_check_at: i64,
+        limit: i64,
+    ) -> StorageResult<Vec<PaymentRow>> {
+        let skip_locked = match self.backend() {
+            crate::config::Backend::Postgres => "FOR UPDATE SKIP LOCKED",
+            crate::config::Backend::Sqlite => "",
+        };
+        let rows = sqlx::query(&format!(
+            "UPDATE payments SET next_check_at = $1, checks = checks + 1 WHERE transaction_id IN (\
+               SELECT transaction_id FROM payments WHERE status = 'INITIAL' \
+                 AND (next_check_at IS NULL OR next_check_at <= $2) \
+               ORDER BY next_check_at LIMIT $3 {skip_locked}) \
+             RETURNING {COLUMNS}"
+        ))
+        .bind(next_check_at)
+        .bind(now)
+        .bind(limit)
+        .fetch_all(self.writer())
+        .await?;
+        rows.iter().map(from_row).collect()
+    }
+
     pub async fn payment(&self, transaction_id: &str) -> StorageResult<Option<PaymentRow>> {
         let row = sqlx::query(&format!("SELECT {COLUMNS} FROM payments WHERE transaction_id = $1"))
             .bind(transaction_id)

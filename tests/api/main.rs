@@ -103,6 +103,7 @@ fn main() {
         payment_api::each_authority_is_routed_to_its_own_provider,
         payment_api::the_standards_refusals_come_with_their_functional_codes,
         payment_api::an_idempotency_key_returns_the_first_answer_and_never_makes_two_payments,
+        payment_api::the_status_worker_reads_open_payments_and_fails_expired_ones,
         payments::racing_paid_and_canceled_signals_end_in_exactly_one_final_status,
         payments::a_final_status_never_moves_back_and_repeats_change_nothing,
         payments::a_second_payment_with_the_same_request_id_is_refused_whole,

@@ -169,3 +169,50 @@ pub async fn an_idempotency_key_returns_the_first_answer_and_never_makes_two_pay
     assert_eq!(other.status(), 400, "same key, other request");
     app.stop().await
 }
+
+/// The citizen never returns from the pay page: the worker learns the status from the provider; a
+/// payment still open at its expiry fails with a timeout, and paying after that is flagged, not lost.
+pub async fn the_status_worker_reads_open_payments_and_fails_expired_ones(ctx: TestContext) -> TestResult {
+    use pforte::clock::ManualClock;
+    use pforte::payment::signals::PaymentSignals;
+    use pforte::payment::worker::{CheckRound, StatusWorker, TIMEOUT_DETAIL};
+
+    let clock = ManualClock::at_millis(chrono::Utc::now().timestamp_millis());
+    let app =
+        ctx.spawn_app_with(|f| f.merge(("workers.payment_status", false)), std::sync::Arc::new(clock.clone())).await;
+    let state = &app.state;
+    let signals =
+        PaymentSignals::new(state.db.clone(), state.audit.clone(), state.clock.clone(), state.registry.clone());
+    let worker =
+        StatusWorker::new(state.db.clone(), state.registry.clone(), signals, state.http.clone(), state.clock.clone());
+    let token = bearer(&app).await?;
+    let id_of = |v: &Value| v["paymentInformation"]["transactionId"].as_str().unwrap_or_default().to_owned();
+
+    // Paid at the provider, but the browser never came back to pforte.
+    let paid: Value = create(&app, &token, "09162000", &body(&app, "W-1"), None).await?.json().await?;
+    let pay_page = location(&app.client.get(app.url(&format!("/pay/{}", id_of(&paid)))).send().await?);
+    app.client.post(&pay_page).form(&[("method", "PAYPAL"), ("action", "pay")]).send().await?;
+    // Never paid at all.
+    let abandoned: Value = create(&app, &token, "09162000", &body(&app, "W-2"), None).await?.json().await?;
+
+    assert_eq!(worker.check_due().await?, CheckRound { checked: 2, finished: 1, timed_out: 0 });
+    assert_eq!(worker.check_due().await?, CheckRound::default(), "not due again yet");
+    let status = |id: String| {
+        let db = state.db.clone();
+        async move { db.payment(&id).await.map(|p| p.map(|p| (p.status, p.status_detail))) }
+    };
+    assert_eq!(status(id_of(&paid)).await?.map(|s| s.0), Some("PAYED".to_owned()));
+
+    clock.advance_secs(2 * 3600 + 60);
+    assert_eq!(worker.check_due().await?, CheckRound { checked: 1, finished: 0, timed_out: 1 });
+    assert_eq!(status(id_of(&abandoned)).await?, Some(("FAILED".to_owned(), Some(TIMEOUT_DETAIL.to_owned()))));
+
+    // The citizen pays after all: recorded and flagged for the finance office, the status stays FAILED.
+    let provider_page = state.db.payment(&id_of(&abandoned)).await?.and_then(|p| p.pay_url).unwrap_or_default();
+    app.client.post(&provider_page).form(&[("method", "GIROPAY"), ("action", "pay")]).send().await?;
+    app.client.get(app.url(&format!("/pay/{}/return", id_of(&abandoned)))).send().await?;
+    let row = state.db.payment(&id_of(&abandoned)).await?.expect("payment");
+    assert_eq!(row.status, "FAILED");
+    assert!(row.paid_after_timeout_at.is_some(), "paid after timeout is flagged");
+    app.stop().await
+}
