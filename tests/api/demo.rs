@@ -2,9 +2,7 @@
 //! login through pforte and the BundID simulator back to the service, and the answers it must refuse.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
-use pforte::clock::SystemClock;
 use pforte::identity::fingerprint;
 use serde_json::Value;
 
@@ -234,25 +232,7 @@ pub async fn cancelling_at_the_simulator_shows_the_refusal_on_the_demo_page(ctx:
 }
 
 pub async fn demo_service_is_not_mounted_when_dev_simulators_is_off(ctx: TestContext) -> TestResult {
-    let root = ctx.dir.path();
-    for dir in ["providers/identity", "providers/payment", "clients", "tenants"] {
-        std::fs::create_dir_all(root.join(dir))?;
-    }
-    // A plain: master key is refused without simulators.
-    let key_file = root.join("master.key");
-    std::fs::write(&key_file, &ctx.master_key)?;
-    let app = ctx
-        .spawn_app_with(
-            |f| {
-                f.merge(("dev.simulators", false))
-                    .merge(("registry.providers", root.join("providers")))
-                    .merge(("registry.clients", root.join("clients")))
-                    .merge(("registry.tenants", root.join("tenants")))
-                    .merge(("keys.master_key", format!("file:{}", key_file.display())))
-            },
-            Arc::new(SystemClock),
-        )
-        .await;
+    let app = ctx.spawn_app_without_simulators().await?;
     for path in ["/demo", "/demo/login?level=low", "/demo/callback?code=x&state=y"] {
         let response = app.get(path).await;
         assert_eq!(response.status(), 404, "{path}");

@@ -132,6 +132,30 @@ impl TestContext {
         TestApp { address, state, client, shutdown, server: Some(server) }
     }
 
+    /// An app as in production: simulators off, an empty registry (the shipped one is development
+    /// only), and the master key from a file (a `plain:` key is refused without simulators).
+    pub async fn spawn_app_without_simulators(&self) -> anyhow::Result<TestApp> {
+        let root = self.dir.path();
+        for dir in ["providers/identity", "providers/payment", "clients", "tenants"] {
+            std::fs::create_dir_all(root.join(dir))?;
+        }
+        let key_file = root.join("master.key");
+        std::fs::write(&key_file, &self.master_key)?;
+        let app = self
+            .spawn_app_with(
+                |f| {
+                    f.merge(("dev.simulators", false))
+                        .merge(("registry.providers", root.join("providers")))
+                        .merge(("registry.clients", root.join("clients")))
+                        .merge(("registry.tenants", root.join("tenants")))
+                        .merge(("keys.master_key", format!("file:{}", key_file.display())))
+                },
+                Arc::new(SystemClock),
+            )
+            .await;
+        Ok(app)
+    }
+
     /// The shipped clients plus `extra` client files (name, TOML), in this test's folder.
     pub fn clients_with(&self, extra: &[(&str, String)]) -> String {
         let dir = self.dir.path().join("clients");

@@ -1,9 +1,6 @@
 //! The development payment provider under `/dev/pay`, driven over real HTTP as an XBezahldienste
 //! client and a browser would (no redirects followed; Location headers read).
 
-use std::sync::Arc;
-
-use pforte::clock::SystemClock;
 use serde_json::{json, Value};
 
 use crate::helpers::{TestApp, TestContext, TestResult};
@@ -254,24 +251,7 @@ pub async fn pay_simulator_unknown_transaction_is_a_404_problem(ctx: TestContext
 }
 
 pub async fn pay_simulator_is_not_mounted_when_dev_simulators_is_off(ctx: TestContext) -> TestResult {
-    let root = ctx.dir.path();
-    for dir in ["providers/identity", "providers/payment", "clients", "tenants"] {
-        std::fs::create_dir_all(root.join(dir))?;
-    }
-    let key_file = root.join("master.key");
-    std::fs::write(&key_file, &ctx.master_key)?;
-    let app = ctx
-        .spawn_app_with(
-            |f| {
-                f.merge(("dev.simulators", false))
-                    .merge(("registry.providers", root.join("providers")))
-                    .merge(("registry.clients", root.join("clients")))
-                    .merge(("registry.tenants", root.join("tenants")))
-                    .merge(("keys.master_key", format!("file:{}", key_file.display())))
-            },
-            Arc::new(SystemClock),
-        )
-        .await;
+    let app = ctx.spawn_app_without_simulators().await?;
     assert!(app.state.dev.is_none());
     let response = app.client.post(create_url(&app)).json(&request_body("req-off")).send().await?;
     assert_eq!(response.status(), 404);

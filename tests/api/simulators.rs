@@ -2,11 +2,9 @@
 //! relying party and a browser would (no redirects followed; Location headers parsed).
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use pforte::clock::SystemClock;
 use rand::RngCore;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -436,25 +434,7 @@ pub async fn logout_sends_the_browser_back_to_pforte_with_its_state(ctx: TestCon
 }
 
 pub async fn simulators_are_not_mounted_when_dev_simulators_is_off(ctx: TestContext) -> TestResult {
-    let root = ctx.dir.path();
-    for dir in ["providers/identity", "providers/payment", "clients", "tenants"] {
-        std::fs::create_dir_all(root.join(dir))?;
-    }
-    // A plain: master key is refused without simulators.
-    let key_file = root.join("master.key");
-    std::fs::write(&key_file, &ctx.master_key)?;
-    let app = ctx
-        .spawn_app_with(
-            |f| {
-                f.merge(("dev.simulators", false))
-                    .merge(("registry.providers", root.join("providers")))
-                    .merge(("registry.clients", root.join("clients")))
-                    .merge(("registry.tenants", root.join("tenants")))
-                    .merge(("keys.master_key", format!("file:{}", key_file.display())))
-            },
-            Arc::new(SystemClock),
-        )
-        .await;
+    let app = ctx.spawn_app_without_simulators().await?;
     assert!(app.state.dev.is_none());
     for path in ["/dev/bundid/.well-known/openid-configuration", "/dev/unternehmenskonto/jwks", "/dev/bundid/authorize"]
     {
