@@ -165,7 +165,7 @@ fn build_state(settings: Settings, registry: Registry, clock: SharedClock) -> an
     let payments = crate::payment::service::PaymentService::new(
         db.clone(),
         registry.clone(),
-        signals,
+        signals.clone(),
         http.clone(),
         clock.clone(),
         issuer.clone(),
@@ -185,6 +185,7 @@ fn build_state(settings: Settings, registry: Registry, clock: SharedClock) -> an
         client_auth,
         upstreams,
         payments,
+        payment_signals: signals,
         dev,
     }))
 }
@@ -258,16 +259,10 @@ async fn check_payments(state: AppState, shutdown: CancellationToken) {
         () = state.readiness.wait() => {}
         () = shutdown.cancelled() => return,
     }
-    let signals = crate::payment::signals::PaymentSignals::new(
-        state.db.clone(),
-        state.audit.clone(),
-        state.clock.clone(),
-        state.registry.clone(),
-    );
     let worker = crate::payment::worker::StatusWorker::new(
         state.db.clone(),
         state.registry.clone(),
-        signals,
+        state.payment_signals.clone(),
         state.http.clone(),
         state.clock.clone(),
     );

@@ -35,6 +35,7 @@ pub struct Shared {
     pub client_auth: ClientAuthenticator,
     pub upstreams: Arc<crate::identity::upstream::Upstreams>,
     pub payments: crate::payment::service::PaymentService,
+    pub payment_signals: crate::payment::signals::PaymentSignals,
     /// The development simulators of the upstream account providers; `None` unless `dev.simulators`.
     pub dev: Option<Arc<crate::dev::Simulators>>,
 }

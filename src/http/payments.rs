@@ -40,12 +40,8 @@ fn respond(answer: Answer) -> Response {
 
 /// The calling online service, from a Bearer token with scope `payment` or from Basic credentials.
 async fn caller<'s>(state: &'s AppState, headers: &HeaderMap) -> Result<&'s Client, Response> {
-    let refused = || {
-        let mut answer = Answer::problem(FunctionalCode::Forbidden, "Missing or invalid credentials.");
-        answer.status = 401;
-        answer.body["status"] = serde_json::json!(401);
-        respond(answer)
-    };
+    let refused =
+        || respond(Answer::problem_with_status(FunctionalCode::Forbidden, 401, "Missing or invalid credentials."));
     let value = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).ok_or_else(refused)?;
     if value.len() > 7 && value[..7].eq_ignore_ascii_case("bearer ") {
         let token = state.tokens.verify_access_token(value[7..].trim()).await.map_err(|_| refused())?;

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 use super::code::{FunctionalCode, ValidationFailure};
 use super::idempotency::{Claim, Idempotency, IdempotencyError};
-use super::provider::{adapter_for, NewProviderPayment, ProviderError};
+use super::provider::{adapter_for, NewProviderPayment, ProviderError, ProviderState};
 use super::signals::{CreateError, PaymentSignals};
 use super::state::Source;
 use super::wire::{PaymentInformation, Status};
@@ -48,15 +48,20 @@ impl Answer {
         }
     }
 
+    /// A problem whose HTTP status is not the one the functionalCode implies (401, 404, 409, 5xx).
+    pub fn problem_with_status(code: FunctionalCode, status: u16, detail: &str) -> Answer {
+        let mut answer = Answer::problem(code, detail);
+        answer.status = status;
+        answer.body["status"] = json!(status);
+        answer
+    }
+
     fn failure(failure: &ValidationFailure) -> Answer {
         Answer::problem(failure.code, &failure.detail)
     }
 
     fn unavailable(detail: &str) -> Answer {
-        let mut answer = Answer::problem(FunctionalCode::Unspecified, detail);
-        answer.status = 503;
-        answer.body["status"] = json!(503);
-        answer
+        Answer::problem_with_status(FunctionalCode::Unspecified, 503, detail)
     }
 }
 
@@ -203,11 +208,8 @@ impl PaymentService {
             Err(ProviderError::Refused { code, detail }) => {
                 tracing::warn!(provider = provider.id.as_str(), code, "the payment provider refused a payment");
                 let code = FunctionalCode::parse(&code).unwrap_or(FunctionalCode::Unspecified);
-                let status = code.http_status().max(400);
-                let mut answer = Answer::problem(code, &format!("The payment provider refused the payment: {detail}"));
-                answer.status = status;
-                answer.body["status"] = json!(status);
-                return answer;
+                let detail = format!("The payment provider refused the payment: {detail}");
+                return Answer::problem_with_status(code, code.http_status().max(400), &detail);
             }
             Err(e) => {
                 tracing::warn!(provider = provider.id.as_str(), error = %e, "payment provider unavailable");
@@ -254,12 +256,7 @@ impl PaymentService {
             Ok(Some(row)) if row.originator_id == originator && row.endpoint_id == endpoint => {
                 Answer { status: 200, body: self.transaction(&row) }
             }
-            Ok(_) => {
-                let mut answer = Answer::problem(FunctionalCode::Unspecified, "No such transaction.");
-                answer.status = 404;
-                answer.body["status"] = json!(404);
-                answer
-            }
+            Ok(_) => Answer::problem_with_status(FunctionalCode::Unspecified, 404, "No such transaction."),
             Err(e) => internal(&e),
         }
     }
@@ -274,26 +271,17 @@ impl PaymentService {
         }
     }
 
-    /// The citizen is back from the provider: read the status there, record it, send them on.
+    /// The citizen is back from the provider: read the status there, record it, send them on. A failed
+    /// read does not hold the citizen up; the status worker reads again later.
     pub async fn provider_return(&self, transaction_id: &str) -> Option<String> {
         let row = self.db.payment(transaction_id).await.ok()??;
-        if let (Some(provider), Some(reference)) =
-            (self.registry.payment_provider(&row.provider_id), &row.provider_reference)
-        {
-            if let Ok(adapter) = adapter_for(provider, &self.http) {
-                match adapter.status(&row.originator_id, &row.endpoint_id, reference).await {
-                    Ok(state) => {
-                        let recorded = self
-                            .signals
-                            .record(transaction_id, state.status, Source::Provider, state.status_detail.as_deref())
-                            .await;
-                        if let Err(e) = recorded {
-                            tracing::error!(error = %e, "could not record a payment status");
-                        }
-                    }
-                    // The status worker reads again later; the citizen is not held up.
-                    Err(e) => tracing::warn!(error = %e, "status read after the pay page failed"),
-                }
+        if let Some(state) = read_at_provider(&self.registry, &self.http, &row).await {
+            let recorded = self
+                .signals
+                .record(transaction_id, state.status, Source::Provider, state.status_detail.as_deref())
+                .await;
+            if let Err(e) = recorded {
+                tracing::error!(error = %e, "could not record a payment status");
             }
         }
         client_redirect(&row)
@@ -301,10 +289,7 @@ impl PaymentService {
 
     fn transaction(&self, row: &PaymentRow) -> Value {
         let request: Value = serde_json::from_str(&row.request).unwrap_or(Value::Null);
-        let status = [Status::Initial, Status::Payed, Status::Canceled, Status::Failed]
-            .into_iter()
-            .find(|s| s.as_str() == row.status)
-            .unwrap_or(Status::Initial);
+        let status = Status::parse(&row.status).unwrap_or(Status::Initial);
         let information = PaymentInformation {
             transaction_url: format!(
                 "{}/paymenttransaction/{}/{}/{}",
@@ -320,6 +305,20 @@ impl PaymentService {
             status_detail: row.status_detail.clone(),
         };
         json!({ "paymentRequest": request, "paymentInformation": information })
+    }
+}
+
+/// What the payment's provider says about it now; `None` when it cannot be asked or did not answer.
+pub async fn read_at_provider(registry: &Registry, http: &reqwest::Client, row: &PaymentRow) -> Option<ProviderState> {
+    let provider = registry.payment_provider(&row.provider_id)?;
+    let reference = row.provider_reference.as_deref()?;
+    let adapter = adapter_for(provider, http).ok()?;
+    match adapter.status(&row.originator_id, &row.endpoint_id, reference).await {
+        Ok(state) => Some(state),
+        Err(e) => {
+            tracing::warn!(provider = provider.id.as_str(), error = %e, "status read at the provider failed");
+            None
+        }
     }
 }
 

@@ -164,8 +164,5 @@ impl PaymentSignals {
 }
 
 fn parse_status(text: &str) -> Result<Status, StorageError> {
-    [Status::Initial, Status::Payed, Status::Canceled, Status::Failed]
-        .into_iter()
-        .find(|s| s.as_str() == text)
-        .ok_or_else(|| StorageError::Corrupt(format!("unknown payment status {text}")))
+    Status::parse(text).ok_or_else(|| StorageError::Corrupt(format!("unknown payment status {text}")))
 }

@@ -160,6 +160,11 @@ impl Status {
         }
     }
 
+    /// The status spelled as the standard spells it (`PAYED`), as stored.
+    pub fn parse(text: &str) -> Option<Status> {
+        [Status::Initial, Status::Payed, Status::Canceled, Status::Failed].into_iter().find(|s| s.as_str() == text)
+    }
+
     /// Whether the status can never change again (security.md #18).
     pub fn is_terminal(self) -> bool {
         self != Status::Initial

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::provider::adapter_for;
+use super::service::read_at_provider;
 use super::signals::{Outcome, PaymentSignals};
 use super::state::Source;
 use super::wire::Status;
@@ -55,14 +55,7 @@ impl StatusWorker {
         let mut round = CheckRound::default();
         for payment in due {
             round.checked += 1;
-            let provider = self.registry.payment_provider(&payment.provider_id);
-            let read = match (provider, &payment.provider_reference) {
-                (Some(provider), Some(reference)) => match adapter_for(provider, &self.http) {
-                    Ok(adapter) => adapter.status(&payment.originator_id, &payment.endpoint_id, reference).await.ok(),
-                    Err(_) => None,
-                },
-                _ => None,
-            };
+            let read = read_at_provider(&self.registry, &self.http, &payment).await;
             if let Some(state) = &read {
                 let outcome = self
                     .signals

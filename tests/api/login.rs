@@ -386,24 +386,32 @@ pub async fn pushed_request_leads_through_the_same_login(ctx: TestContext) -> Te
     app.stop().await
 }
 
-/// A provider entry whose issuer does not answer: the person sees an error page within seconds.
-pub async fn unreachable_provider_shows_an_error_page_with_the_way_back(ctx: TestContext) -> TestResult {
+/// The shipped registry plus identity provider `id` (TOML `entry`), which the demo client may use.
+async fn spawn_with_extra_provider(ctx: &TestContext, id: &str, entry: &str) -> anyhow::Result<TestApp> {
     let providers = ctx.dir.path().join("providers");
     copy_dir(&std::path::Path::new(MANIFEST_DIR).join("providers"), &providers)?;
-    let shipped = std::fs::read_to_string(providers.join("identity/bundid-sim.toml"))?;
-    let down =
-        shipped.replace("{public_url}/dev/bundid", "http://127.0.0.1:1/down").replace("BundID (Simulator)", "Down");
-    std::fs::write(providers.join("identity/down.toml"), down)?;
+    std::fs::write(providers.join(format!("identity/{id}.toml")), entry)?;
     let clients = ctx.clients_with(&[]);
     let demo = std::fs::read_to_string(format!("{clients}/demo.toml"))?;
-    std::fs::write(format!("{clients}/demo.toml"), demo.replace("\"bundid-sim\", ", "\"bundid-sim\", \"down\", "))?;
+    std::fs::write(
+        format!("{clients}/demo.toml"),
+        demo.replace("\"bundid-sim\", ", &format!("\"bundid-sim\", \"{id}\", ")),
+    )?;
     let providers = providers.display().to_string();
-    let app = ctx
+    Ok(ctx
         .spawn_app_with(
             |f| f.merge(("registry.providers", providers)).merge(("registry.clients", clients)),
             Arc::new(SystemClock),
         )
-        .await;
+        .await)
+}
+
+/// A provider entry whose issuer does not answer: the person sees an error page within seconds.
+pub async fn unreachable_provider_shows_an_error_page_with_the_way_back(ctx: TestContext) -> TestResult {
+    let shipped = std::fs::read_to_string(format!("{MANIFEST_DIR}/providers/identity/bundid-sim.toml"))?;
+    let down =
+        shipped.replace("{public_url}/dev/bundid", "http://127.0.0.1:1/down").replace("BundID (Simulator)", "Down");
+    let app = spawn_with_extra_provider(&ctx, "down", &down).await?;
     let mut browser = Browser::new(&app);
     let params = with(citizen_request(&app, "openid", "http://eidas.europa.eu/LoA/low"), "idp_hint", Some("down"));
     let page = browser.authorize(&params).await;
@@ -665,20 +673,8 @@ pub async fn faulty_upstream_id_tokens_never_produce_a_code(ctx: TestContext) ->
     use crate::upstream::{BASIC_AUTH, MOCK_IDP};
 
     let op = MockOp::start(ManualClock::at_millis(chrono::Utc::now().timestamp_millis())).await?;
-    let providers = ctx.dir.path().join("providers");
-    copy_dir(&std::path::Path::new(MANIFEST_DIR).join("providers"), &providers)?;
     let entry = MOCK_IDP.replace("{issuer}", &op.issuer).replace("{client_auth}", BASIC_AUTH);
-    std::fs::write(providers.join("identity/mock.toml"), entry)?;
-    let clients = ctx.clients_with(&[]);
-    let demo = std::fs::read_to_string(format!("{clients}/demo.toml"))?;
-    std::fs::write(format!("{clients}/demo.toml"), demo.replace("\"bundid-sim\", ", "\"bundid-sim\", \"mock\", "))?;
-    let providers = providers.display().to_string();
-    let app = ctx
-        .spawn_app_with(
-            |f| f.merge(("registry.providers", providers)).merge(("registry.clients", clients)),
-            Arc::new(SystemClock),
-        )
-        .await;
+    let app = spawn_with_extra_provider(&ctx, "mock", &entry).await?;
 
     let faults = [
         TokenFault::OtherKey,
