@@ -169,7 +169,10 @@ fn build_state(settings: Settings, registry: Registry, clock: SharedClock) -> an
         http.clone(),
         clock.clone(),
         issuer.clone(),
+        &settings.payments,
     );
+    let refunds =
+        crate::payment::refund::Refunds::new(db.clone(), registry.clone(), audit.clone(), http.clone(), clock.clone());
     Ok(AppState::new(Shared {
         settings,
         registry,
@@ -186,6 +189,7 @@ fn build_state(settings: Settings, registry: Registry, clock: SharedClock) -> an
         upstreams,
         payments,
         payment_signals: signals,
+        refunds,
         dev,
     }))
 }
@@ -265,7 +269,8 @@ async fn check_payments(state: AppState, shutdown: CancellationToken) {
         state.payment_signals.clone(),
         state.http.clone(),
         state.clock.clone(),
-    );
+    )
+    .with_schedule(crate::payment::worker::CheckSchedule::from_settings(&state.settings.payments));
     worker.run(shutdown).await;
 }
 

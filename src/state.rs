@@ -36,6 +36,7 @@ pub struct Shared {
     pub upstreams: Arc<crate::identity::upstream::Upstreams>,
     pub payments: crate::payment::service::PaymentService,
     pub payment_signals: crate::payment::signals::PaymentSignals,
+    pub refunds: crate::payment::refund::Refunds,
     /// The development simulators of the upstream account providers; `None` unless `dev.simulators`.
     pub dev: Option<Arc<crate::dev::Simulators>>,
 }

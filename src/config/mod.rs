@@ -33,7 +33,38 @@ pub struct Settings {
     pub log: LogSettings,
     #[serde(default)]
     pub workers: WorkerSettings,
+    #[serde(default)]
+    pub payments: PaymentSettings,
 }
+
+/// Lifetimes of payments and how often open ones are read at their providers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentSettings {
+    /// An open payment without a final status after this long is failed with a timeout.
+    #[serde(default = "default_payment_lifetime")]
+    pub lifetime_secs: u64,
+    /// The status worker's first pause between two reads of an open payment at its provider; it
+    /// doubles with the payment's age up to `status_check_max_secs`.
+    #[serde(default = "default_status_check_first")]
+    pub status_check_first_secs: u64,
+    #[serde(default = "default_status_check_max")]
+    pub status_check_max_secs: u64,
+}
+
+impl Default for PaymentSettings {
+    fn default() -> Self {
+        PaymentSettings {
+            lifetime_secs: default_payment_lifetime(),
+            status_check_first_secs: default_status_check_first(),
+            status_check_max_secs: default_status_check_max(),
+        }
+    }
+}
+
+/// The longest payment lifetime and check pause: a year (larger values are typos, and they must
+/// still fit milliseconds in an i64).
+pub const MAX_PAYMENT_SECS: u64 = 365 * 24 * 3600;
 
 /// Background work an instance takes part in. Several instances on one PostgreSQL share it safely;
 /// an operator may still keep it to some of them.
@@ -262,6 +293,25 @@ impl Settings {
         if self.database.max_connections == 0 {
             problems.push("settings", "database.max_connections", "must be greater than zero");
         }
+        let payments = &self.payments;
+        for (key, value) in [
+            ("payments.lifetime_secs", payments.lifetime_secs),
+            ("payments.status_check_first_secs", payments.status_check_first_secs),
+            ("payments.status_check_max_secs", payments.status_check_max_secs),
+        ] {
+            if value == 0 {
+                problems.push("settings", key, "must be greater than zero");
+            } else if value > MAX_PAYMENT_SECS {
+                problems.push("settings", key, format!("must be at most {MAX_PAYMENT_SECS} (a year)"));
+            }
+        }
+        if payments.status_check_max_secs < payments.status_check_first_secs {
+            problems.push(
+                "settings",
+                "payments.status_check_max_secs",
+                "must not be less than payments.status_check_first_secs",
+            );
+        }
         problems
     }
 
@@ -338,6 +388,15 @@ fn default_tenants_dir() -> PathBuf {
 }
 fn default_retired_publish_secs() -> u64 {
     86_400
+}
+fn default_payment_lifetime() -> u64 {
+    7200
+}
+fn default_status_check_first() -> u64 {
+    60
+}
+fn default_status_check_max() -> u64 {
+    900
 }
 fn default_log_level() -> String {
     "info".to_owned()

@@ -152,3 +152,61 @@ fn production_example_is_valid_and_keeps_simulators_off() {
     assert!(matches!(settings.keys.master_key, SecretRef::Env(_)));
     assert_eq!(settings.log.format, LogFormat::Json);
 }
+
+#[test]
+fn payment_lifetimes_default_to_two_hours_and_a_one_to_fifteen_minute_backoff() {
+    Jail::expect_with(|jail| {
+        let settings = load_in_jail(jail, VALID).map_err(|p| p.to_string())?;
+        assert_eq!(settings.payments.lifetime_secs, 7200);
+        assert_eq!(settings.payments.status_check_first_secs, 60);
+        assert_eq!(settings.payments.status_check_max_secs, 900);
+        let text = format!(
+            "{VALID}\n[payments]\nlifetime_secs = 600\nstatus_check_first_secs = 5\nstatus_check_max_secs = 40\n"
+        );
+        let settings = load_in_jail(jail, &text).map_err(|p| p.to_string())?;
+        assert_eq!(settings.payments.lifetime_secs, 600);
+        assert_eq!(settings.payments.status_check_first_secs, 5);
+        assert_eq!(settings.payments.status_check_max_secs, 40);
+        Ok(())
+    });
+}
+
+#[test]
+fn a_zero_payment_lifetime_is_a_problem_naming_the_key() {
+    Jail::expect_with(|jail| {
+        let text = format!("{VALID}\n[payments]\nlifetime_secs = 0\n");
+        let problems = load_in_jail(jail, &text).err().ok_or("expected an error")?;
+        assert!(problems.0.iter().any(|p| p.key == "payments.lifetime_secs" && p.reason.contains("greater than zero")));
+        Ok(())
+    });
+}
+
+#[test]
+fn a_negative_status_check_pause_is_a_problem_naming_the_key() {
+    Jail::expect_with(|jail| {
+        let text = format!("{VALID}\n[payments]\nstatus_check_first_secs = -5\n");
+        let problems = load_in_jail(jail, &text).err().ok_or("expected an error")?;
+        assert_eq!(problems.0[0].key, "payments.status_check_first_secs", "{problems}");
+        Ok(())
+    });
+}
+
+#[test]
+fn a_zero_status_check_pause_from_the_environment_is_a_problem_naming_the_key() {
+    Jail::expect_with(|jail| {
+        jail.set_env("PFORTE__PAYMENTS__STATUS_CHECK_MAX_SECS", "0");
+        let problems = load_in_jail(jail, VALID).err().ok_or("expected an error")?;
+        assert!(problems.0.iter().any(|p| p.key == "payments.status_check_max_secs"), "{problems}");
+        Ok(())
+    });
+}
+
+#[test]
+fn a_longest_pause_below_the_first_is_a_problem() {
+    Jail::expect_with(|jail| {
+        let text = format!("{VALID}\n[payments]\nstatus_check_first_secs = 120\nstatus_check_max_secs = 60\n");
+        let problems = load_in_jail(jail, &text).err().ok_or("expected an error")?;
+        assert!(problems.0.iter().any(|p| p.key == "payments.status_check_max_secs"), "{problems}");
+        Ok(())
+    });
+}

@@ -6,7 +6,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 
 use super::oidc::see_other;
@@ -18,8 +18,10 @@ use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/paymenttransaction/{originator}/{endpoint}", axum::routing::post(create))
+        .route("/paymenttransaction/{originator}/{endpoint}", post(create))
         .route("/paymenttransaction/{originator}/{endpoint}/{transaction}", get(read))
+        .route("/paymenttransaction/{originator}/{endpoint}/{transaction}/cancel", post(cancel))
+        .route("/paymenttransaction/{originator}/{endpoint}/{transaction}/refunds", post(refund).get(refunds))
         .route("/status/{originator}/{endpoint}", get(status))
         .route("/pay/{transaction}", get(pay))
         .route("/pay/{transaction}/return", get(back_from_provider))
@@ -79,6 +81,50 @@ async fn read(
 ) -> Response {
     match caller(&state, &headers).await {
         Ok(client) => respond(state.payments.read(client, &originator, &endpoint, &transaction).await),
+        Err(response) => response,
+    }
+}
+
+/// The body may be empty or `{}`; anything else is refused, as the cancel takes no parameters.
+async fn cancel(
+    State(state): State<AppState>,
+    Path((originator, endpoint, transaction)): Path<(String, String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let client = match caller(&state, &headers).await {
+        Ok(client) => client,
+        Err(response) => return response,
+    };
+    let empty = serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&body).is_ok_and(|m| m.is_empty());
+    if !body.trim_ascii().is_empty() && !empty {
+        let detail = "A cancel takes no parameters: send no body or {}.";
+        return respond(Answer::problem(FunctionalCode::ValidationError, detail));
+    }
+    respond(state.payments.cancel(client, &originator, &endpoint, &transaction).await)
+}
+
+async fn refund(
+    State(state): State<AppState>,
+    Path((originator, endpoint, transaction)): Path<(String, String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let client = match caller(&state, &headers).await {
+        Ok(client) => client,
+        Err(response) => return response,
+    };
+    let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok());
+    respond(state.refunds.create(client, &originator, &endpoint, &transaction, &body, key).await)
+}
+
+async fn refunds(
+    State(state): State<AppState>,
+    Path((originator, endpoint, transaction)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    match caller(&state, &headers).await {
+        Ok(client) => respond(state.refunds.list(client, &originator, &endpoint, &transaction).await),
         Err(response) => response,
     }
 }

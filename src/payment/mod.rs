@@ -4,11 +4,13 @@
 //! request is answered with. The HTTP handlers parse a body with [`validate::parse_request_body`],
 //! merge the tenant's booking defaults and map a [`code::ValidationFailure`] to problem+json once.
 
+mod api;
 pub mod code;
 pub mod idempotency;
 pub mod money;
 pub mod notify;
 pub mod provider;
+pub mod refund;
 pub mod request;
 pub mod service;
 pub mod signals;
@@ -20,7 +22,7 @@ pub mod worker;
 
 pub use code::{FunctionalCode, ValidationFailure};
 pub use money::{Amount, ItemAmount};
-pub use request::{Currency, Identifier, PaymentItem, PaymentRequest, Purpose};
+pub use request::{Currency, Identifier, NotifyUrl, PaymentItem, PaymentRequest, Purpose};
 pub use validate::{check_required_booking_keys, merge_booking_defaults, parse_path_id, parse_request_body};
 pub use wire::{PaymentInformation, PaymentMethod, PaymentTransaction, Requestor, Status};
 

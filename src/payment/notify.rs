@@ -15,6 +15,7 @@ use super::webhook::{WebhookSecret, ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADE
 use crate::clock::SharedClock;
 use crate::registry::{Client, Registry};
 use crate::storage::outbox::{self, AttemptOutcome, AttemptRow, OutboxRow};
+use crate::storage::payments::PaymentRow;
 use crate::storage::{Database, StorageError};
 
 /// Give up three days after the message was written.
@@ -56,13 +57,38 @@ impl Notifier {
         payload: &Value,
         now: i64,
     ) -> Result<Option<String>, StorageError> {
-        let Some(url) = &client.notification_url else { return Ok(None) };
+        Self::enqueue_to(conn, client, None, transaction_id, payload, now).await
+    }
+
+    /// Like [`Notifier::enqueue_in`], to the payment's own `notifyUrl` when it has one (the service
+    /// asked for it at creation; the message is still signed with the service's secret).
+    pub async fn enqueue_for_payment(
+        conn: &mut AnyConnection,
+        client: &Client,
+        payment: &PaymentRow,
+        payload: &Value,
+        now: i64,
+    ) -> Result<Option<String>, StorageError> {
+        Self::enqueue_to(conn, client, payment.notify_url.as_deref(), &payment.transaction_id, payload, now).await
+    }
+
+    async fn enqueue_to(
+        conn: &mut AnyConnection,
+        client: &Client,
+        notify_url: Option<&str>,
+        transaction_id: &str,
+        payload: &Value,
+        now: i64,
+    ) -> Result<Option<String>, StorageError> {
+        let Some(url) = notify_url.or(client.notification_url.as_ref().map(|url| url.as_str())) else {
+            return Ok(None);
+        };
         let id = format!("msg_{}", crate::identity::random_token());
         let row = OutboxRow {
             id: id.clone(),
             client_id: client.id.as_str().to_owned(),
             transaction_id: transaction_id.to_owned(),
-            url: url.as_str().to_owned(),
+            url: url.to_owned(),
             payload: payload.to_string(),
             created_at: now,
             next_attempt_at: now,

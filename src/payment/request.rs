@@ -8,6 +8,7 @@ use std::fmt;
 use chrono::{DateTime, FixedOffset, SecondsFormat};
 use rust_decimal::Decimal;
 use serde::{Serialize, Serializer};
+use url::Url;
 
 use super::money::{serialize_number, Amount, ItemAmount};
 use super::wire::Requestor;
@@ -83,6 +84,43 @@ impl Purpose {
     }
 }
 
+/// The longest `notifyUrl`, as for `redirectUrl`.
+pub const MAX_NOTIFY_URL_LENGTH: usize = 2082;
+
+/// `notifyUrl`, pforte's extension of the request: where this payment's notifications go instead of
+/// the service's registered `notification_url`. https, or http to a loopback host (a service
+/// developed on the same machine); at most 2082 characters; no user name or password in it (they
+/// would be stored with the payment and show up wherever the URL does).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct NotifyUrl(String);
+
+impl NotifyUrl {
+    pub fn parse(value: String) -> Result<NotifyUrl, String> {
+        if value.chars().count() > MAX_NOTIFY_URL_LENGTH {
+            return Err(format!("must be at most {MAX_NOTIFY_URL_LENGTH} characters"));
+        }
+        let Ok(url) = Url::parse(&value) else {
+            return Err("must be an absolute https URL".to_owned());
+        };
+        match url.scheme() {
+            "https" if url.host().is_some() => {}
+            "http" if crate::config::is_loopback_url(&url) => {}
+            "http" => return Err("must use https unless the host is a loopback address".to_owned()),
+            _ => return Err("must be an absolute https URL".to_owned()),
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err("must not contain a user name or password".to_owned());
+        }
+        Ok(NotifyUrl(value))
+    }
+
+    /// As sent (not normalised), so the echo matches the request.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// A request that passed every check of the standard.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -101,6 +139,9 @@ pub struct PaymentRequest {
     pub items: Vec<PaymentItem>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub requestor: Option<Requestor>,
+    /// pforte's extension (not in the standard): this payment's notification URL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notify_url: Option<NotifyUrl>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -6,19 +6,24 @@
 //! provider outside any transaction, then record the payment with its event and audit entry in one
 //! transaction. A provider that fails leaves nothing behind: no payment row, the key released, and no
 //! pay URL anyone could be sent to.
+//!
+//! `paymentRequest` in every answer is the request exactly as the service sent it; what the provider
+//! got (booking defaults merged, pforte's return URL) is kept beside it for the finance exports.
 
 use std::sync::Arc;
 
 use serde_json::{json, Value};
 
+use super::api;
 use super::code::{FunctionalCode, ValidationFailure};
-use super::idempotency::{Claim, Idempotency, IdempotencyError};
+use super::idempotency::Idempotency;
 use super::provider::{adapter_for, NewProviderPayment, ProviderError, ProviderState};
-use super::signals::{CreateError, PaymentSignals};
+use super::signals::{CreateError, Outcome, PaymentSignals};
 use super::state::Source;
-use super::wire::{PaymentInformation, Status};
-use super::{merge_booking_defaults, parse_path_id, parse_request_body};
+use super::wire::{PaymentInformation, PaymentMethod, Status};
+use super::{merge_booking_defaults, parse_request_body};
 use crate::clock::SharedClock;
+use crate::config::PaymentSettings;
 use crate::registry::{Client, Registry};
 use crate::storage::payments::PaymentRow;
 use crate::storage::Database;
@@ -30,8 +35,8 @@ pub struct Answer {
     pub body: Value,
 }
 
-/// Open payments expire after this long without a final answer (the status worker then fails them).
-pub const PAYMENT_LIFETIME_MILLIS: i64 = 2 * 3600 * 1000;
+/// The `statusDetail` of a payment the online service canceled.
+pub const CANCELED_DETAIL: &str = "canceled by the online service";
 
 impl Answer {
     pub fn problem(code: FunctionalCode, detail: &str) -> Answer {
@@ -56,11 +61,20 @@ impl Answer {
         answer
     }
 
-    fn failure(failure: &ValidationFailure) -> Answer {
+    pub(super) fn failure(failure: &ValidationFailure) -> Answer {
         Answer::problem(failure.code, &failure.detail)
     }
 
-    fn unavailable(detail: &str) -> Answer {
+    /// 409 `VALIDATION_ERROR`: the payment is not in a status that allows this.
+    pub(super) fn wrong_status(detail: &str) -> Answer {
+        Answer::problem_with_status(FunctionalCode::ValidationError, 409, detail)
+    }
+
+    pub(super) fn not_found() -> Answer {
+        Answer::problem_with_status(FunctionalCode::Unspecified, 404, "No such transaction.")
+    }
+
+    pub(super) fn unavailable(detail: &str) -> Answer {
         Answer::problem_with_status(FunctionalCode::Unspecified, 503, detail)
     }
 }
@@ -74,6 +88,8 @@ pub struct PaymentService {
     http: reqwest::Client,
     clock: SharedClock,
     issuer: String,
+    /// Open payments are failed for timeout after this long (`payments.lifetime_secs`).
+    lifetime_millis: i64,
 }
 
 impl PaymentService {
@@ -84,30 +100,15 @@ impl PaymentService {
         http: reqwest::Client,
         clock: SharedClock,
         issuer: String,
+        settings: &PaymentSettings,
     ) -> Self {
         let idempotency = Idempotency::new(db.clone(), clock.clone());
-        PaymentService { db, registry, signals, idempotency, http, clock, issuer }
+        let lifetime_millis = i64::try_from(settings.lifetime_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+        PaymentService { db, registry, signals, idempotency, http, clock, issuer, lifetime_millis }
     }
 
-    /// Whether `client` may act for (originator, endpoint): its own originatorId and a listed authority.
     fn authorise(&self, client: &Client, originator: &str, endpoint: &str) -> Result<(), Answer> {
-        for (name, value) in [("originatorId", originator), ("endPointId", endpoint)] {
-            parse_path_id(name, value).map_err(|f| Answer::failure(&f))?;
-        }
-        if self.registry.tenant(endpoint).is_none() || self.registry.client_by_originator(originator).is_none() {
-            return Err(Answer::problem(
-                FunctionalCode::NoValidOriginatorOrEndpoint,
-                "Unknown originatorId or endPointId.",
-            ));
-        }
-        let own = client.originator_id.as_ref().is_some_and(|id| id.as_str() == originator);
-        if !own || !client.may_act_for(endpoint) {
-            return Err(Answer::problem(
-                FunctionalCode::Forbidden,
-                "This client may not act for this originatorId and endPointId.",
-            ));
-        }
-        Ok(())
+        api::authorise(&self.registry, client, originator, endpoint)
     }
 
     /// `GET /status/{originatorId}/{endPointId}`: 200 when the pair is configured for this client.
@@ -129,70 +130,36 @@ impl PaymentService {
         if let Err(answer) = self.authorise(client, originator, endpoint) {
             return answer;
         }
-        let client_id = client.id.as_str();
-        let Some(key) = idempotency_key else {
-            return self.create_claimed(client, originator, endpoint, body).await;
-        };
-        let hash = Idempotency::request_hash("POST", &format!("/paymenttransaction/{originator}/{endpoint}"), body);
-        match self.idempotency.claim(client_id, key, &hash).await {
-            Ok(Claim::Proceed) => {}
-            Ok(Claim::Replay { status, body }) => {
-                return Answer { status, body: serde_json::from_str(&body).unwrap_or(Value::Null) };
-            }
-            Ok(Claim::Conflict) => {
-                return Answer::problem(
-                    FunctionalCode::ValidationError,
-                    "This Idempotency-Key was used for a different request.",
-                )
-            }
-            Ok(Claim::InProgress) => {
-                let mut answer = Answer::problem(
-                    FunctionalCode::Unspecified,
-                    "A request with this Idempotency-Key is still running.",
-                );
-                answer.status = 409;
-                answer.body["status"] = json!(409);
-                return answer;
-            }
-            Err(IdempotencyError::InvalidKey) => {
-                return Answer::problem(
-                    FunctionalCode::ValidationError,
-                    "The Idempotency-Key must be 1 to 255 visible ASCII characters.",
-                )
-            }
-            Err(IdempotencyError::Storage(e)) => return internal(&e),
-        }
-        let answer = self.create_claimed(client, originator, endpoint, body).await;
-        let stored = if answer.status >= 500 {
-            // Nothing was created: the client may try again with the same key.
-            self.idempotency.release(client_id, key).await
-        } else {
-            self.idempotency.complete(client_id, key, answer.status, &answer.body.to_string()).await
-        };
-        if let Err(e) = stored {
-            tracing::error!(error = %e, "could not settle an Idempotency-Key");
-        }
-        answer
+        let path = format!("/paymenttransaction/{originator}/{endpoint}");
+        let work = self.create_claimed(client, originator, endpoint, body);
+        api::idempotent(&self.idempotency, client.id.as_str(), idempotency_key, &path, body, work).await
     }
 
     async fn create_claimed(&self, client: &Client, originator: &str, endpoint: &str, body: &[u8]) -> Answer {
-        let mut request = match parse_request_body(body) {
+        let request = match parse_request_body(body) {
             Ok(request) => request,
             Err(failure) => return Answer::failure(&failure),
         };
         let Some(tenant) = self.registry.tenant(endpoint) else {
             return Answer::problem(FunctionalCode::NoValidOriginatorOrEndpoint, "Unknown endPointId.");
         };
-        merge_booking_defaults(&mut request, &tenant.payment.booking_defaults);
+        if request.notify_url.is_some() && client.notification_secret.is_none() {
+            return Answer::problem(
+                FunctionalCode::ValidationError,
+                "notifyUrl needs a notification_secret in the service's registration to sign notifications with.",
+            );
+        }
+        let mut effective = request.clone();
+        merge_booking_defaults(&mut effective, &tenant.payment.booking_defaults);
         match self.db.payment_exists(originator, endpoint, request.request_id.as_str()).await {
             Ok(true) => {
                 return Answer::problem(FunctionalCode::PaymentExists, "A payment with this requestId exists already.")
             }
             Ok(false) => {}
-            Err(e) => return internal(&e),
+            Err(e) => return api::internal(&e),
         }
         let Some(provider) = self.registry.payment_provider(tenant.payment.provider.as_str()) else {
-            return internal(&"tenant names an unknown payment provider");
+            return api::internal(&"tenant names an unknown payment provider");
         };
         let adapter = match adapter_for(provider, &self.http) {
             Ok(adapter) => adapter,
@@ -200,8 +167,10 @@ impl PaymentService {
         };
         let transaction_id = crate::identity::random_token();
         // The provider returns the citizen to pforte, which reads the status before sending them on.
-        let mut to_provider = request.clone();
+        let mut to_provider = effective;
         to_provider.redirect_url = format!("{}/pay/{transaction_id}/return", self.issuer);
+        // Notifications come from pforte; the provider has no use for the service's address.
+        to_provider.notify_url = None;
         let payment = NewProviderPayment { originator_id: originator, endpoint_id: endpoint, request: &to_provider };
         let created = match adapter.create(&payment).await {
             Ok(created) => created,
@@ -226,6 +195,7 @@ impl PaymentService {
             client_id: client.id.as_str().to_owned(),
             request_id: request.request_id.as_str().to_owned(),
             request: serde_json::to_string(&request).unwrap_or_default(),
+            effective_request: serde_json::to_string(&to_provider).unwrap_or_default(),
             gros_amount: request.gros_amount.value().to_string(),
             provider_id: provider.id.as_str().to_owned(),
             provider_reference: Some(created.reference),
@@ -236,14 +206,19 @@ impl PaymentService {
             paid_after_timeout_at: None,
             created_at: now,
             updated_at: now,
-            expires_at: now + PAYMENT_LIFETIME_MILLIS,
+            expires_at: now.saturating_add(self.lifetime_millis),
+            payment_method: None,
+            payment_method_detail: None,
+            transaction_reference: None,
+            paid_at: None,
+            notify_url: request.notify_url.as_ref().map(|url| url.as_str().to_owned()),
         };
         match self.signals.create(&row).await {
             Ok(()) => {}
             Err(CreateError::Exists) => {
                 return Answer::problem(FunctionalCode::PaymentExists, "A payment with this requestId exists already.")
             }
-            Err(CreateError::Storage(e)) => return internal(&e),
+            Err(CreateError::Storage(e)) => return api::internal(&e),
         }
         Answer { status: 201, body: self.transaction(&row) }
     }
@@ -252,12 +227,72 @@ impl PaymentService {
         if let Err(answer) = self.authorise(client, originator, endpoint) {
             return answer;
         }
-        match self.db.payment(transaction_id).await {
-            Ok(Some(row)) if row.originator_id == originator && row.endpoint_id == endpoint => {
-                Answer { status: 200, body: self.transaction(&row) }
+        match api::find_payment(&self.db, originator, endpoint, transaction_id).await {
+            Ok(row) => Answer { status: 200, body: self.transaction(&row) },
+            Err(answer) => answer,
+        }
+    }
+
+    /// `POST …/{transactionId}/cancel`: ends an INITIAL payment as CANCELED. The provider is asked
+    /// first (outside any transaction): a payment it already ended keeps that ending, and one whose
+    /// status cannot be read is not canceled, as the citizen may have paid meanwhile. The provider is
+    /// then asked to cancel too, where it can (XBezahldienste cannot: the cancel is pforte's alone).
+    pub async fn cancel(&self, client: &Client, originator: &str, endpoint: &str, transaction_id: &str) -> Answer {
+        if let Err(answer) = self.authorise(client, originator, endpoint) {
+            return answer;
+        }
+        let row = match api::find_payment(&self.db, originator, endpoint, transaction_id).await {
+            Ok(row) => row,
+            Err(answer) => return answer,
+        };
+        if row.status != Status::Initial.as_str() {
+            return not_cancelable(&row.status);
+        }
+        let Some(state) = read_at_provider(&self.registry, &self.http, &row).await else {
+            return Answer::unavailable(
+                "The payment provider could not be asked whether the payment was made; nothing was canceled. \
+                 Try again later.",
+            );
+        };
+        match self.signals.record_provider_read(&row, &state).await {
+            Ok(Outcome::Moved { to, .. }) => return not_cancelable(to.as_str()),
+            Ok(Outcome::Unchanged { current }) if current != Status::Initial => {
+                return not_cancelable(current.as_str())
             }
-            Ok(_) => Answer::problem_with_status(FunctionalCode::Unspecified, 404, "No such transaction."),
-            Err(e) => internal(&e),
+            Ok(_) => {}
+            Err(e) => return api::internal(&e),
+        }
+        if let Err(answer) = self.cancel_at_provider(&row).await {
+            return answer;
+        }
+        match self.signals.record(transaction_id, Status::Canceled, Source::Client, Some(CANCELED_DETAIL)).await {
+            Ok(Outcome::Moved { .. }) => {}
+            // A provider signal won the race meanwhile: that ending stands.
+            Ok(Outcome::Unchanged { current }) => return not_cancelable(current.as_str()),
+            Ok(Outcome::PaidAfterTimeout | Outcome::UnknownTransaction) => return not_cancelable(&row.status),
+            Err(e) => return api::internal(&e),
+        }
+        match api::find_payment(&self.db, originator, endpoint, transaction_id).await {
+            Ok(row) => Answer { status: 200, body: self.transaction(&row) },
+            Err(answer) => answer,
+        }
+    }
+
+    /// Asks the provider to end the payment; a provider that has no cancel leaves it to pforte.
+    async fn cancel_at_provider(&self, row: &PaymentRow) -> Result<(), Answer> {
+        let provider = self.registry.payment_provider(&row.provider_id);
+        let adapter = provider.and_then(|provider| adapter_for(provider, &self.http).ok());
+        let (Some(adapter), Some(reference)) = (adapter, row.provider_reference.as_deref()) else {
+            return Ok(());
+        };
+        match adapter.cancel(&row.originator_id, &row.endpoint_id, reference).await {
+            Ok(()) | Err(ProviderError::Unsupported(_)) => Ok(()),
+            Err(e) => {
+                tracing::warn!(provider = row.provider_id.as_str(), error = %e, "cancel at the provider failed");
+                Err(Answer::unavailable(
+                    "The payment provider did not confirm the cancel; nothing was canceled. Try again later.",
+                ))
+            }
         }
     }
 
@@ -276,11 +311,7 @@ impl PaymentService {
     pub async fn provider_return(&self, transaction_id: &str) -> Option<String> {
         let row = self.db.payment(transaction_id).await.ok()??;
         if let Some(state) = read_at_provider(&self.registry, &self.http, &row).await {
-            let recorded = self
-                .signals
-                .record(transaction_id, state.status, Source::Provider, state.status_detail.as_deref())
-                .await;
-            if let Err(e) = recorded {
+            if let Err(e) = self.signals.record_provider_read(&row, &state).await {
                 tracing::error!(error = %e, "could not record a payment status");
             }
         }
@@ -295,12 +326,14 @@ impl PaymentService {
                 "{}/paymenttransaction/{}/{}/{}",
                 self.issuer, row.originator_id, row.endpoint_id, row.transaction_id
             ),
-            transaction_redirect_url: Some(format!("{}/pay/{}", self.issuer, row.transaction_id)),
+            // The pay page only while the payment can still be paid (the standard's rule).
+            transaction_redirect_url: (status == Status::Initial)
+                .then(|| format!("{}/pay/{}", self.issuer, row.transaction_id)),
             transaction_id: row.transaction_id.clone(),
-            transaction_reference: None,
+            transaction_reference: row.transaction_reference.clone(),
             transaction_timestamp: chrono::DateTime::from_timestamp_millis(row.created_at).map(|t| t.fixed_offset()),
-            payment_method: None,
-            payment_method_detail: None,
+            payment_method: row.payment_method.as_deref().map(PaymentMethod::parse),
+            payment_method_detail: row.payment_method_detail.clone(),
             status,
             status_detail: row.status_detail.clone(),
         };
@@ -322,16 +355,11 @@ pub async fn read_at_provider(registry: &Registry, http: &reqwest::Client, row: 
     }
 }
 
+fn not_cancelable(status: &str) -> Answer {
+    Answer::wrong_status(&format!("The payment is {status}; only an INITIAL payment can be canceled."))
+}
+
 fn client_redirect(row: &PaymentRow) -> Option<String> {
     let request: Value = serde_json::from_str(&row.request).ok()?;
     request["redirectUrl"].as_str().map(str::to_owned)
-}
-
-fn internal(cause: &dyn std::fmt::Display) -> Answer {
-    tracing::error!(error = %cause, "payment request failed");
-    let mut answer =
-        Answer::problem(FunctionalCode::Unspecified, "The request could not be completed; quote the x-request-id.");
-    answer.status = 500;
-    answer.body["status"] = json!(500);
-    answer
 }

@@ -7,12 +7,13 @@ use std::sync::Arc;
 use serde_json::json;
 
 use super::notify::Notifier;
+use super::provider::ProviderState;
 use super::state::{decide, Decision, Source};
 use super::wire::Status;
 use crate::audit::{AuditEvent, AuditLog};
 use crate::clock::SharedClock;
 use crate::registry::Registry;
-use crate::storage::payments::{self, PaymentEventRow, PaymentRow};
+use crate::storage::payments::{self, PaymentEventRow, PaymentRow, ProviderFacts};
 use crate::storage::{Database, StorageError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -131,7 +132,7 @@ impl PaymentSignals {
                             "statusDetail": detail,
                         },
                     });
-                    Notifier::enqueue_in(&mut tx, client, transaction_id, &payload, now).await?;
+                    Notifier::enqueue_for_payment(&mut tx, client, &row, &payload, now).await?;
                 }
                 let details = json!({ "from": current.as_str(), "to": to.as_str(), "source": source.as_str() });
                 self.audit
@@ -160,6 +161,27 @@ impl PaymentSignals {
         };
         tx.commit().await.map_err(StorageError::from)?;
         Ok(outcome)
+    }
+}
+
+impl PaymentSignals {
+    /// Applies what pforte read at the provider: the facts it reports (method, Kassenzeichen) are
+    /// stored even when the status does not change, as a reference may come later; a fact it no
+    /// longer reports keeps the value known before. Then the status as a provider signal.
+    pub async fn record_provider_read(
+        &self,
+        payment: &PaymentRow,
+        state: &ProviderState,
+    ) -> Result<Outcome, StorageError> {
+        let facts = ProviderFacts {
+            payment_method: state.payment_method.as_ref().map(|method| method.name().to_owned()),
+            payment_method_detail: state.payment_method_detail.clone(),
+            transaction_reference: state.transaction_reference.clone(),
+        };
+        if facts.would_change(payment) {
+            self.db.store_provider_facts(&payment.transaction_id, &facts, self.clock.now_millis()).await?;
+        }
+        self.record(&payment.transaction_id, state.status, Source::Provider, state.status_detail.as_deref()).await
     }
 }
 

@@ -11,7 +11,7 @@ use url::Url;
 
 use super::code::{FunctionalCode, ValidationFailure};
 use super::money::{decimal_places, Amount, ItemAmount};
-use super::request::{Currency, Identifier, PaymentItem, PaymentRequest, Purpose};
+use super::request::{Currency, Identifier, NotifyUrl, PaymentItem, PaymentRequest, Purpose};
 use super::wire::{PaymentItemInput, PaymentRequestInput, Requestor};
 
 pub const MAX_ITEMS: usize = 99;
@@ -55,7 +55,7 @@ pub fn decode(bytes: &[u8]) -> Result<PaymentRequestInput, ValidationFailure> {
     Ok(input)
 }
 
-fn decode_failure(error: &serde_json::Error, path: &str) -> ValidationFailure {
+pub(super) fn decode_failure(error: &serde_json::Error, path: &str) -> ValidationFailure {
     let invalid =
         |detail: String, field: Option<String>| ValidationFailure::new(FunctionalCode::ValidationError, detail, field);
     if !error.is_data() {
@@ -104,6 +104,7 @@ pub fn validate(input: PaymentRequestInput) -> Result<PaymentRequest, Validation
         items.into_iter().enumerate().filter_map(|(i, item)| check_item(&mut problems, i, item)).collect()
     });
     let requestor = problems.optional("requestor", input.requestor, check_requestor);
+    let notify_url = problems.optional("notifyUrl", input.notify_url, NotifyUrl::parse);
 
     let (
         Some(request_id),
@@ -130,6 +131,7 @@ pub fn validate(input: PaymentRequestInput) -> Result<PaymentRequest, Validation
         redirect_url,
         items,
         requestor,
+        notify_url,
     };
     check_calculation(&request)?;
     Ok(request)

@@ -29,6 +29,8 @@ pub struct PaymentRequestInput {
     pub redirect_url: Option<String>,
     pub items: Option<Vec<PaymentItemInput>>,
     pub requestor: Option<Requestor>,
+    /// pforte's extension: where this payment's notifications go.
+    pub notify_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -192,6 +194,14 @@ impl PaymentMethod {
             PaymentMethod::Giropay => "GIROPAY",
             PaymentMethod::Paydirect => "PAYDIRECT",
             PaymentMethod::Other | PaymentMethod::Unlisted(_) => "OTHER",
+        }
+    }
+
+    /// The name as the provider sent it (an unlisted method by its own name), for storage.
+    pub fn name(&self) -> &str {
+        match self {
+            PaymentMethod::Unlisted(name) => name,
+            listed => listed.as_str(),
         }
     }
 

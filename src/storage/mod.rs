@@ -7,6 +7,7 @@ pub mod idempotency;
 pub mod logins;
 pub mod outbox;
 pub mod payments;
+pub mod refunds;
 pub mod signing_keys;
 
 use std::path::PathBuf;

@@ -13,7 +13,10 @@ pub struct PaymentRow {
     pub endpoint_id: String,
     pub client_id: String,
     pub request_id: String,
+    /// The request exactly as the online service sent it (what GET and POST echo).
     pub request: String,
+    /// What the provider got: booking defaults merged, redirectUrl back to pforte, no notifyUrl.
+    pub effective_request: String,
     pub gros_amount: String,
     pub provider_id: String,
     pub provider_reference: Option<String>,
@@ -25,6 +28,15 @@ pub struct PaymentRow {
     pub created_at: i64,
     pub updated_at: i64,
     pub expires_at: i64,
+    /// As the provider reported it (an unlisted method by its own name).
+    pub payment_method: Option<String>,
+    pub payment_method_detail: Option<String>,
+    /// The Kassenzeichen, once the provider reported one.
+    pub transaction_reference: Option<String>,
+    /// When it became PAYED (or was paid after a timeout).
+    pub paid_at: Option<i64>,
+    /// The service's `notifyUrl` for this payment, overriding its registered notification URL.
+    pub notify_url: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,7 +50,8 @@ pub struct PaymentEventRow {
 
 const COLUMNS: &str = "transaction_id, originator_id, endpoint_id, client_id, request_id, request, gros_amount, \
                        provider_id, provider_reference, pay_url, status, status_detail, timed_out_at, \
-                       paid_after_timeout_at, created_at, updated_at, expires_at";
+                       paid_after_timeout_at, created_at, updated_at, expires_at, effective_request, \
+                       payment_method, payment_method_detail, transaction_reference, paid_at, notify_url";
 
 fn from_row(row: &AnyRow) -> StorageResult<PaymentRow> {
     Ok(PaymentRow {
@@ -48,6 +61,7 @@ fn from_row(row: &AnyRow) -> StorageResult<PaymentRow> {
         client_id: row.try_get("client_id")?,
         request_id: row.try_get("request_id")?,
         request: row.try_get("request")?,
+        effective_request: row.try_get::<Option<String>, _>("effective_request")?.unwrap_or_default(),
         gros_amount: row.try_get("gros_amount")?,
         provider_id: row.try_get("provider_id")?,
         provider_reference: row.try_get("provider_reference")?,
@@ -59,6 +73,11 @@ fn from_row(row: &AnyRow) -> StorageResult<PaymentRow> {
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
         expires_at: row.try_get("expires_at")?,
+        payment_method: row.try_get("payment_method")?,
+        payment_method_detail: row.try_get("payment_method_detail")?,
+        transaction_reference: row.try_get("transaction_reference")?,
+        paid_at: row.try_get("paid_at")?,
+        notify_url: row.try_get("notify_url")?,
     })
 }
 
@@ -66,7 +85,7 @@ fn from_row(row: &AnyRow) -> StorageResult<PaymentRow> {
 /// unique violation (`StorageError::is_unique_violation`), which the API answers `PAYMENT_EXISTS`.
 pub async fn insert(conn: &mut AnyConnection, row: &PaymentRow) -> StorageResult<()> {
     sqlx::query(&format!(
-        "INSERT INTO payments ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+        "INSERT INTO payments ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)"
     ))
     .bind(&row.transaction_id)
     .bind(&row.originator_id)
@@ -85,6 +104,12 @@ pub async fn insert(conn: &mut AnyConnection, row: &PaymentRow) -> StorageResult
     .bind(row.created_at)
     .bind(row.updated_at)
     .bind(row.expires_at)
+    .bind(&row.effective_request)
+    .bind(&row.payment_method)
+    .bind(&row.payment_method_detail)
+    .bind(&row.transaction_reference)
+    .bind(row.paid_at)
+    .bind(&row.notify_url)
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -99,6 +124,7 @@ pub async fn get(conn: &mut AnyConnection, transaction_id: &str) -> StorageResul
 }
 
 /// Moves the status from `from` to `to`, only if it is still `from`. True when this call moved it.
+/// A move to PAYED records `paid_at` (the finance exports need it).
 pub async fn compare_and_set_status(
     conn: &mut AnyConnection,
     transaction_id: &str,
@@ -110,7 +136,8 @@ pub async fn compare_and_set_status(
 ) -> StorageResult<bool> {
     let done = sqlx::query(
         "UPDATE payments SET status = $1, status_detail = $2, updated_at = $3, \
-         timed_out_at = CASE WHEN $4 = 1 THEN $3 ELSE timed_out_at END \
+         timed_out_at = CASE WHEN $4 = 1 THEN $3 ELSE timed_out_at END, \
+         paid_at = CASE WHEN $7 = 1 THEN $3 ELSE paid_at END \
          WHERE transaction_id = $5 AND status = $6",
     )
     .bind(to)
@@ -119,15 +146,17 @@ pub async fn compare_and_set_status(
     .bind(i64::from(timed_out))
     .bind(transaction_id)
     .bind(from)
+    .bind(i64::from(to == "PAYED"))
     .execute(&mut *conn)
     .await?;
     Ok(done.rows_affected() == 1)
 }
 
-/// Marks a timed-out payment as paid afterwards, once. True when this call marked it.
+/// Marks a timed-out payment as paid afterwards, once, with its paid-at time. True when this call
+/// marked it.
 pub async fn flag_paid_after_timeout(conn: &mut AnyConnection, transaction_id: &str, now: i64) -> StorageResult<bool> {
     let done = sqlx::query(
-        "UPDATE payments SET paid_after_timeout_at = $1, updated_at = $1 \
+        "UPDATE payments SET paid_after_timeout_at = $1, paid_at = $1, updated_at = $1 \
          WHERE transaction_id = $2 AND timed_out_at IS NOT NULL AND paid_after_timeout_at IS NULL",
     )
     .bind(now)
@@ -157,7 +186,58 @@ pub async fn insert_event(
     Ok(())
 }
 
+/// What a provider reported besides the status. `None` leaves a known value as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProviderFacts {
+    pub payment_method: Option<String>,
+    pub payment_method_detail: Option<String>,
+    pub transaction_reference: Option<String>,
+}
+
+impl ProviderFacts {
+    /// Whether storing these would change `row`: a new value, not merely a missing one.
+    pub fn would_change(&self, row: &PaymentRow) -> bool {
+        let differs = |new: &Option<String>, old: &Option<String>| new.is_some() && new != old;
+        differs(&self.payment_method, &row.payment_method)
+            || differs(&self.payment_method_detail, &row.payment_method_detail)
+            || differs(&self.transaction_reference, &row.transaction_reference)
+    }
+}
+
 impl Database {
+    /// Stores what the provider reported; a value it did not report keeps the one known before.
+    pub async fn store_provider_facts(
+        &self,
+        transaction_id: &str,
+        facts: &ProviderFacts,
+        now: i64,
+    ) -> StorageResult<()> {
+        sqlx::query(
+            "UPDATE payments SET payment_method = COALESCE($1, payment_method), \
+             payment_method_detail = COALESCE($2, payment_method_detail), \
+             transaction_reference = COALESCE($3, transaction_reference), updated_at = $4 \
+             WHERE transaction_id = $5",
+        )
+        .bind(&facts.payment_method)
+        .bind(&facts.payment_method_detail)
+        .bind(&facts.transaction_reference)
+        .bind(now)
+        .bind(transaction_id)
+        .execute(self.writer())
+        .await?;
+        Ok(())
+    }
+
+    /// When the status worker next reads this open payment at its provider.
+    pub async fn schedule_payment_check(&self, transaction_id: &str, at: i64) -> StorageResult<()> {
+        sqlx::query("UPDATE payments SET next_check_at = $1 WHERE transaction_id = $2 AND status = 'INITIAL'")
+            .bind(at)
+            .bind(transaction_id)
+            .execute(self.writer())
+            .await?;
+        Ok(())
+    }
+
     /// Open payments whose next status read is due, each pushed to `next_check_at` in the same
     /// statement so that other workers (instances) skip them meanwhile.
     pub async fn claim_open_payments(

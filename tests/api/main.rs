@@ -12,11 +12,15 @@ mod interop;
 mod keys;
 mod login;
 mod logs;
+mod notify_url;
 mod oidc;
 mod pay_simulator;
 mod payment_api;
+mod payment_cancel;
+mod payment_surface;
 mod payments;
 mod provider_adapter;
+mod refunds;
 mod simulators;
 mod upstream;
 
@@ -104,6 +108,33 @@ fn main() {
         payment_api::the_standards_refusals_come_with_their_functional_codes,
         payment_api::an_idempotency_key_returns_the_first_answer_and_never_makes_two_payments,
         payment_api::the_status_worker_reads_open_payments_and_fails_expired_ones,
+        payment_surface::post_and_get_echo_the_request_as_sent_without_booking_defaults,
+        payment_surface::get_shows_method_and_kassenzeichen_the_provider_reported_and_paid_at_is_kept,
+        payment_surface::provider_facts_are_kept_without_a_status_change_and_never_cleared,
+        payment_surface::paid_after_timeout_records_when_it_was_paid,
+        payment_surface::configured_lifetime_and_check_pauses_are_used,
+        payment_cancel::an_open_payment_is_canceled_notified_and_its_pay_link_leads_back,
+        payment_cancel::canceling_a_paid_payment_is_a_conflict_naming_its_status,
+        payment_cancel::canceling_a_canceled_payment_is_a_conflict,
+        payment_cancel::canceling_an_unknown_payment_is_not_found,
+        payment_cancel::another_services_payment_cannot_be_canceled,
+        payment_cancel::cancel_after_the_citizen_paid_at_the_provider_records_payed_and_is_a_conflict,
+        payment_cancel::a_cancel_with_parameters_is_refused,
+        refunds::a_paid_payment_is_refunded_in_parts_and_the_refunds_are_listed,
+        refunds::an_open_payment_cannot_be_refunded,
+        refunds::a_refund_of_zero_is_refused,
+        refunds::a_negative_refund_is_refused,
+        refunds::a_refund_with_three_decimals_is_refused,
+        refunds::a_refund_amount_sent_as_a_string_is_refused,
+        refunds::refunds_adding_up_to_more_than_was_paid_are_refused,
+        refunds::a_refund_replayed_with_its_idempotency_key_returns_the_first_answer,
+        refunds::an_idempotency_key_reused_for_another_refund_is_refused,
+        refunds::concurrent_refunds_never_pay_back_more_than_was_paid,
+        notify_url::a_notification_for_a_payment_with_a_notify_url_arrives_there,
+        notify_url::a_notify_url_that_is_not_a_url_is_refused,
+        notify_url::an_ftp_notify_url_is_refused,
+        notify_url::a_plain_http_notify_url_to_a_public_host_is_refused,
+        notify_url::a_notify_url_for_a_service_without_a_notification_secret_is_refused,
         payments::racing_paid_and_canceled_signals_end_in_exactly_one_final_status,
         payments::a_final_status_never_moves_back_and_repeats_change_nothing,
         payments::a_second_payment_with_the_same_request_id_is_refused_whole,

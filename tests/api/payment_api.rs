@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use crate::helpers::{TestApp, TestContext, TestResult};
 use crate::oidc::DEMO_SECRET;
 
-fn body(app: &TestApp, request_id: &str) -> Value {
+pub(crate) fn body(app: &TestApp, request_id: &str) -> Value {
     json!({
         "requestId": request_id, "requestTimestamp": "2026-11-29T10:00:00+01:00", "currency": "EUR",
         "grosAmount": 12.00, "purpose": "Geburtsurkunde 4711", "description": "Geburtsurkunde",
@@ -15,7 +15,7 @@ fn body(app: &TestApp, request_id: &str) -> Value {
     })
 }
 
-async fn bearer(app: &TestApp) -> anyhow::Result<String> {
+pub(crate) async fn bearer(app: &TestApp) -> anyhow::Result<String> {
     let response = app
         .client
         .post(app.url("/token"))
@@ -27,7 +27,7 @@ async fn bearer(app: &TestApp) -> anyhow::Result<String> {
     Ok(tokens["access_token"].as_str().unwrap_or_default().to_owned())
 }
 
-async fn create(
+pub(crate) async fn create(
     app: &TestApp,
     token: &str,
     endpoint: &str,
@@ -42,7 +42,7 @@ async fn create(
     Ok(request.send().await?)
 }
 
-fn location(response: &reqwest::Response) -> String {
+pub(crate) fn location(response: &reqwest::Response) -> String {
     response.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
 }
 
@@ -104,7 +104,7 @@ pub async fn each_authority_is_routed_to_its_own_provider(ctx: TestContext) -> T
     app.stop().await
 }
 
-async fn assert_problem(response: reqwest::Response, status: u16, code: &str) -> TestResult {
+pub(crate) async fn assert_problem(response: reqwest::Response, status: u16, code: &str) -> TestResult {
     assert_eq!(response.status(), status);
     assert_eq!(response.headers()["content-type"], "application/problem+json");
     let body: Value = response.json().await?;

@@ -25,6 +25,7 @@ fn new_payment(app: &TestApp, request_id: &str) -> PaymentRow {
         client_id: "demo".into(),
         request_id: request_id.into(),
         request: "{}".into(),
+        effective_request: "{}".into(),
         gros_amount: "12.00".into(),
         provider_id: "sim-pay".into(),
         provider_reference: None,
@@ -36,6 +37,11 @@ fn new_payment(app: &TestApp, request_id: &str) -> PaymentRow {
         created_at: now,
         updated_at: now,
         expires_at: now + 3_600_000,
+        payment_method: None,
+        payment_method_detail: None,
+        transaction_reference: None,
+        paid_at: None,
+        notify_url: None,
     }
 }
 

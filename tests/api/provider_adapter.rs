@@ -167,6 +167,7 @@ pub async fn provider_failures_become_clear_errors_within_the_timeout() -> TestR
                 "refused"
             }
             ProviderError::Misconfigured(_) => "misconfigured",
+            ProviderError::Unsupported(_) => "unsupported",
         };
         assert_eq!(kind, expected, "{error}");
     }

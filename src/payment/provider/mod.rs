@@ -12,7 +12,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use super::wire::{PaymentMethod, Status};
-use super::PaymentRequest;
+use super::{Amount, PaymentRequest};
 use crate::registry::{PaymentProvider, PaymentProviderKind};
 
 pub type ProviderFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, ProviderError>> + Send + 'a>>;
@@ -60,6 +60,29 @@ pub enum ProviderError {
     Refused { code: String, detail: String },
     #[error("the payment provider entry cannot be used: {0}")]
     Misconfigured(String),
+    /// The provider (or its protocol) has no such operation; the named one is not available.
+    #[error("the payment provider does not support {0}")]
+    Unsupported(&'static str),
+}
+
+/// A refund pforte asks a provider to pay out.
+#[derive(Debug, Clone)]
+pub struct ProviderRefund<'a> {
+    pub originator_id: &'a str,
+    pub endpoint_id: &'a str,
+    /// The provider's transaction id of the paid payment.
+    pub reference: &'a str,
+    /// pforte's id of the refund, for the provider's deduplication.
+    pub refund_id: &'a str,
+    pub amount: Amount,
+    pub reason: Option<&'a str>,
+}
+
+/// The provider accepted a refund.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderRefunded {
+    /// The provider's id of the refund, when it gives one.
+    pub reference: Option<String>,
 }
 
 pub trait PaymentAdapter: Send + Sync {
@@ -71,6 +94,23 @@ pub trait PaymentAdapter: Send + Sync {
         endpoint_id: &'a str,
         reference: &'a str,
     ) -> ProviderFuture<'a, ProviderState>;
+
+    /// Ends an open payment at the provider. XBezahldienste v1.0.0 has no cancel, so by default it
+    /// is not supported and pforte cancels locally only.
+    fn cancel<'a>(
+        &'a self,
+        _originator_id: &'a str,
+        _endpoint_id: &'a str,
+        _reference: &'a str,
+    ) -> ProviderFuture<'a, ()> {
+        Box::pin(async { Err(ProviderError::Unsupported("cancel")) })
+    }
+
+    /// Pays (part of) a paid payment back. Not in XBezahldienste v1.0.0 either: by default not
+    /// supported, and the refund becomes an instruction for the finance office.
+    fn refund<'a>(&'a self, _refund: &'a ProviderRefund<'a>) -> ProviderFuture<'a, ProviderRefunded> {
+        Box::pin(async { Err(ProviderError::Unsupported("refund")) })
+    }
 }
 
 /// The adapter for a provider instance. The development simulator speaks XBezahldienste, so it
