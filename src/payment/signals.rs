@@ -98,7 +98,9 @@ impl PaymentSignals {
             detail: detail.map(str::to_owned),
             recorded_at: now,
         };
-        let outcome = match decide(current, row.timed_out_at.is_some(), signal, source) {
+        let closed_by_pforte = row.timed_out_at.is_some()
+            || (current == Status::Canceled && payments::canceled_by_client(&mut tx, transaction_id).await?);
+        let outcome = match decide(current, closed_by_pforte, signal, source) {
             Decision::Move(to) => {
                 let timed_out = source == Source::Timeout;
                 if !payments::compare_and_set_status(
@@ -149,12 +151,12 @@ impl PaymentSignals {
                 }
                 payments::insert_event(&mut tx, transaction_id, &event(Status::Payed)).await?;
                 let details = json!({ "status": current.as_str() });
-                self.audit
-                    .append_in(
-                        &mut tx,
-                        AuditEvent::new("payment.paid_after_timeout", "provider", transaction_id, details),
-                    )
-                    .await?;
+                let action = if current == Status::Canceled {
+                    "payment.paid_after_cancel"
+                } else {
+                    "payment.paid_after_timeout"
+                };
+                self.audit.append_in(&mut tx, AuditEvent::new(action, "provider", transaction_id, details)).await?;
                 Outcome::PaidAfterTimeout
             }
             Decision::Ignore => return Ok(Outcome::Unchanged { current }),

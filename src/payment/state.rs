@@ -1,7 +1,8 @@
 //! How a payment's status may change (security.md #18): only `INITIAL` moves, to exactly one final
 //! status, and a final status never moves again. Duplicate, late and out-of-order signals change
 //! nothing, with one exception the finance office must see: a provider reporting PAYED for a payment
-//! pforte already failed for timeout is recorded as paid after timeout, never lost.
+//! pforte itself closed (failed for timeout, or cancelled for the online service without the
+//! provider's word) is recorded as paid afterwards, never lost.
 
 use super::wire::Status;
 
@@ -31,16 +32,18 @@ impl Source {
 pub enum Decision {
     /// Move from INITIAL to this final status (compare-and-set on INITIAL).
     Move(Status),
-    /// The provider says PAYED after pforte failed the payment for timeout: the status stays FAILED
-    /// (the online service was told), and the payment is flagged for the finance office.
+    /// The provider says PAYED after pforte closed the payment itself (timeout, or a cancel the
+    /// provider did not take part in): the status stays (the online service was told), and the
+    /// payment is flagged for the finance office.
     PaidAfterTimeout,
     /// Nothing changes: a repeat of the current status, a signal after a final status, or INITIAL.
     Ignore,
 }
 
 /// Decides what `signal` from `source` does to a payment currently in `current`.
-/// `timed_out` says whether a FAILED status came from pforte's own expiry.
-pub fn decide(current: Status, timed_out: bool, signal: Status, source: Source) -> Decision {
+/// `closed_by_pforte` says whether a final status came from pforte itself (its expiry, or a cancel
+/// for the online service) rather than from the provider.
+pub fn decide(current: Status, closed_by_pforte: bool, signal: Status, source: Source) -> Decision {
     match (current, signal) {
         (_, Status::Initial) => Decision::Ignore,
         (Status::Initial, final_status) => match (source, final_status) {
@@ -50,7 +53,9 @@ pub fn decide(current: Status, timed_out: bool, signal: Status, source: Source) 
             }
             _ => Decision::Ignore,
         },
-        (Status::Failed, Status::Payed) if timed_out && source == Source::Provider => Decision::PaidAfterTimeout,
+        (Status::Failed | Status::Canceled, Status::Payed) if closed_by_pforte && source == Source::Provider => {
+            Decision::PaidAfterTimeout
+        }
         _ => Decision::Ignore,
     }
 }
@@ -93,5 +98,12 @@ mod tests {
         assert_eq!(decide(Status::Failed, true, Status::Payed, Source::Provider), Decision::PaidAfterTimeout);
         assert_eq!(decide(Status::Failed, false, Status::Payed, Source::Provider), Decision::Ignore);
         assert_eq!(decide(Status::Canceled, false, Status::Payed, Source::Provider), Decision::Ignore);
+    }
+
+    #[test]
+    fn paid_after_a_local_cancel_is_flagged_not_lost_and_not_moved() {
+        assert_eq!(decide(Status::Canceled, true, Status::Payed, Source::Provider), Decision::PaidAfterTimeout);
+        assert_eq!(decide(Status::Canceled, true, Status::Failed, Source::Provider), Decision::Ignore);
+        assert_eq!(decide(Status::Canceled, true, Status::Payed, Source::Client), Decision::Ignore);
     }
 }

@@ -152,18 +152,30 @@ pub async fn compare_and_set_status(
     Ok(done.rows_affected() == 1)
 }
 
-/// Marks a timed-out payment as paid afterwards, once, with its paid-at time. True when this call
-/// marked it.
+/// Marks a payment pforte closed itself (timed out, or cancelled for the service) as paid afterwards,
+/// once, with its paid-at time. True when this call marked it.
 pub async fn flag_paid_after_timeout(conn: &mut AnyConnection, transaction_id: &str, now: i64) -> StorageResult<bool> {
     let done = sqlx::query(
         "UPDATE payments SET paid_after_timeout_at = $1, paid_at = $1, updated_at = $1 \
-         WHERE transaction_id = $2 AND timed_out_at IS NOT NULL AND paid_after_timeout_at IS NULL",
+         WHERE transaction_id = $2 AND (timed_out_at IS NOT NULL OR status = 'CANCELED') \
+         AND paid_after_timeout_at IS NULL",
     )
     .bind(now)
     .bind(transaction_id)
     .execute(&mut *conn)
     .await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// Whether the online service cancelled this payment (through pforte, not at the provider).
+pub async fn canceled_by_client(conn: &mut AnyConnection, transaction_id: &str) -> StorageResult<bool> {
+    let found = sqlx::query(
+        "SELECT 1 FROM payment_events WHERE transaction_id = $1 AND to_status = 'CANCELED' AND source = 'client'",
+    )
+    .bind(transaction_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(found.is_some())
 }
 
 pub async fn insert_event(

@@ -113,6 +113,7 @@ fn main() {
         payment_surface::provider_facts_are_kept_without_a_status_change_and_never_cleared,
         payment_surface::paid_after_timeout_records_when_it_was_paid,
         payment_surface::configured_lifetime_and_check_pauses_are_used,
+        payment_cancel::a_payment_made_after_a_local_cancel_is_flagged_for_the_finance_office,
         payment_cancel::an_open_payment_is_canceled_notified_and_its_pay_link_leads_back,
         payment_cancel::canceling_a_paid_payment_is_a_conflict_naming_its_status,
         payment_cancel::canceling_a_canceled_payment_is_a_conflict,

@@ -132,3 +132,29 @@ pub async fn a_cancel_with_parameters_is_refused(ctx: TestContext) -> TestResult
     assert_eq!(app.state.db.payment(&id).await?.map(|p| p.status).as_deref(), Some("INITIAL"));
     app.stop().await
 }
+
+pub async fn a_payment_made_after_a_local_cancel_is_flagged_for_the_finance_office(ctx: TestContext) -> TestResult {
+    let app = ctx.spawn_app().await;
+    let token = bearer(&app).await?;
+    let id = open_payment(&app, &token, "CANCEL-THEN-PAID").await?;
+    let pay_page = location(&app.client.get(app.url(&format!("/pay/{id}"))).send().await?);
+    assert_eq!(cancel(&app, &token, &id, "").await?.status(), 200);
+    // The citizen still had the provider's pay page open (the standard has no cancel towards the
+    // provider) and pays there; the return page makes pforte read it.
+    app.client.post(&pay_page).form(&[("method", "GIROPAY"), ("action", "pay")]).send().await?;
+    let back = app.client.get(app.url(&format!("/pay/{id}/return"))).send().await?;
+    assert_eq!(back.status(), 303);
+
+    let payment = app.state.db.payment(&id).await?.expect("payment");
+    assert_eq!(payment.status, "CANCELED", "the service was told CANCELED; the status stays");
+    assert!(payment.paid_after_timeout_at.is_some(), "flagged for the finance office");
+    assert!(payment.paid_at.is_some(), "the money's arrival time is kept");
+    let events = app.state.db.payment_events(&id).await?;
+    assert_eq!(events.last().map(|e| (e.to_status.as_str(), e.source.as_str())), Some(("PAYED", "provider")));
+    let audit = app.state.db.audit_entries_after(0, 1000).await?;
+    assert!(audit.iter().any(|r| r.event == "payment.paid_after_cancel" && r.subject == id));
+    // A second read changes nothing.
+    app.client.get(app.url(&format!("/pay/{id}/return"))).send().await?;
+    assert_eq!(app.state.db.payment_events(&id).await?.len(), events.len());
+    app.stop().await
+}
