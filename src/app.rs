@@ -173,6 +173,7 @@ fn build_state(settings: Settings, registry: Registry, clock: SharedClock) -> an
     );
     let refunds =
         crate::payment::refund::Refunds::new(db.clone(), registry.clone(), audit.clone(), http.clone(), clock.clone());
+    let finance = crate::finance::FinanceAccess::new(db.clone(), audit.clone(), clock.clone(), registry.clone());
     Ok(AppState::new(Shared {
         settings,
         registry,
@@ -190,6 +191,7 @@ fn build_state(settings: Settings, registry: Registry, clock: SharedClock) -> an
         payments,
         payment_signals: signals,
         refunds,
+        finance,
         dev,
     }))
 }

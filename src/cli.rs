@@ -1,6 +1,8 @@
 //! The `pforte` command line. Exit codes: 0 success, 1 a runtime failure (database unreachable,
 //! I/O), 2 invalid configuration or registry, 3 `audit verify` found a broken chain.
 
+mod finance;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -54,6 +56,11 @@ pub enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Finance offices: tokens for the /finance/… endpoints.
+    Finance {
+        #[command(subcommand)]
+        command: finance::FinanceCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -89,6 +96,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Migrate => migrate(&settings).await,
         Command::Keys { command: KeysCommand::Rotate { alg } } => rotate_keys(&settings, alg).await,
         Command::Audit { command: AuditCommand::Verify } => return verify_audit(&settings).await,
+        Command::Finance { command } => return finance::run(&settings, registry, command).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

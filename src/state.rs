@@ -37,6 +37,8 @@ pub struct Shared {
     pub payments: crate::payment::service::PaymentService,
     pub payment_signals: crate::payment::signals::PaymentSignals,
     pub refunds: crate::payment::refund::Refunds,
+    /// Finance staff tokens and the check of every use (`finance::access`).
+    pub finance: crate::finance::FinanceAccess,
     /// The development simulators of the upstream account providers; `None` unless `dev.simulators`.
     pub dev: Option<Arc<crate::dev::Simulators>>,
 }

@@ -2,6 +2,7 @@
 //! every request passes through.
 
 pub mod error;
+pub(crate) mod finance;
 mod health;
 mod home;
 pub mod html;
@@ -29,7 +30,8 @@ pub fn router(state: AppState) -> Router {
         .merge(health::router())
         .merge(jwks::router())
         .merge(oidc::router())
-        .merge(payments::router());
+        .merge(payments::router())
+        .merge(finance::router());
     // The configuration allows simulators only on a loopback public URL.
     if state.settings.dev.simulators {
         routes = routes.merge(crate::dev::router(&state));

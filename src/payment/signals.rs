@@ -1,6 +1,7 @@
 //! Recording payments and what happens to them: creation and every status signal go through here,
 //! each in one write transaction with its event row and audit entry, so a crash leaves either the
-//! whole change or none of it, including the notification to the online service (outbox).
+//! whole change or none of it, including the notification to the online service (outbox) and, for
+//! a payment that reached PAYED, its journal in the tenant's ledger (`finance::ledger`).
 
 use std::sync::Arc;
 
@@ -12,6 +13,7 @@ use super::state::{decide, Decision, Source};
 use super::wire::Status;
 use crate::audit::{AuditEvent, AuditLog};
 use crate::clock::SharedClock;
+use crate::finance::ledger;
 use crate::registry::Registry;
 use crate::storage::payments::{self, PaymentEventRow, PaymentRow, ProviderFacts};
 use crate::storage::{Database, StorageError};
@@ -120,6 +122,9 @@ impl PaymentSignals {
                     return Ok(Outcome::Unchanged { current: current.unwrap_or(Status::Initial) });
                 }
                 payments::insert_event(&mut tx, transaction_id, &event(to)).await?;
+                if to == Status::Payed {
+                    post_paid(&mut tx, &row, now).await?;
+                }
                 // The online service learns of the change through the outbox, committed with it.
                 if let Some(client) = self.registry.client(&row.client_id) {
                     let payload = json!({
@@ -150,6 +155,8 @@ impl PaymentSignals {
                     return Ok(Outcome::Unchanged { current });
                 }
                 payments::insert_event(&mut tx, transaction_id, &event(Status::Payed)).await?;
+                // The money arrived, so it is booked; the flag stays on the payment.
+                post_paid(&mut tx, &row, now).await?;
                 let details = json!({ "status": current.as_str() });
                 let action = if current == Status::Canceled {
                     "payment.paid_after_cancel"
@@ -184,6 +191,24 @@ impl PaymentSignals {
             self.db.store_provider_facts(&payment.transaction_id, &facts, self.clock.now_millis()).await?;
         }
         self.record(&payment.transaction_id, state.status, Source::Provider, state.status_detail.as_deref()).await
+    }
+}
+
+/// Books a payment that reached PAYED in the tenant's ledger, in the status change's transaction.
+async fn post_paid(conn: &mut sqlx::AnyConnection, row: &PaymentRow, now: i64) -> Result<(), StorageError> {
+    let amount = rust_decimal::Decimal::from_str_exact(&row.gros_amount)
+        .map_err(|_| StorageError::Corrupt(format!("payment amount {:?}", row.gros_amount)))?;
+    let event = ledger::PaidEvent {
+        tenant_id: &row.endpoint_id,
+        transaction_id: &row.transaction_id,
+        provider_id: &row.provider_id,
+        amount,
+        posted_at: now,
+    };
+    match ledger::post_paid(conn, &event).await {
+        Ok(_) => Ok(()),
+        Err(ledger::LedgerError::Storage(e)) => Err(e),
+        Err(e) => Err(StorageError::Corrupt(e.to_string())),
     }
 }
 

@@ -1,0 +1,380 @@
+//! The double-entry journal per tenant (security.md #22, docs/ledger.md). Every event that moves
+//! money posts one journal of at least two entries that sum to zero; entries are never changed, a
+//! mistake is corrected by a reversing journal. Each journal has a key naming its source event
+//! (`paid:<transactionId>`, `refund:<refundId>`, …), so a repeated signal never posts twice.
+//!
+//! The `post_*` functions run inside the caller's write transaction (from `Database::begin_write`),
+//! so a journal commits or rolls back with the change it records, as `AuditLog::append_in` does.
+
+mod accounts;
+mod checks;
+
+use rust_decimal::Decimal;
+use sqlx::AnyConnection;
+
+pub use accounts::{Account, JournalKind};
+pub use checks::{balance, check_tenant, check_transaction, tenant_total, TenantCheck, TransactionCheck};
+
+use crate::storage::ledger::{self, EntryRow, JournalRow};
+use crate::storage::StorageError;
+
+/// One entry of a journal: debit positive, credit negative.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub account: Account,
+    pub amount: Decimal,
+}
+
+impl Entry {
+    pub fn debit(account: Account, amount: Decimal) -> Entry {
+        Entry { account, amount }
+    }
+
+    pub fn credit(account: Account, amount: Decimal) -> Entry {
+        Entry { account, amount: -amount }
+    }
+}
+
+/// A journal to post: one money event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewJournal {
+    pub tenant_id: String,
+    /// Names the source event; unique over the whole ledger.
+    pub key: String,
+    pub kind: JournalKind,
+    pub transaction_id: Option<String>,
+    pub refund_id: Option<String>,
+    /// The event's amount (more than 0); the entries carry the signs.
+    pub amount: Decimal,
+    pub description: Option<String>,
+    pub reverses: Option<i64>,
+    pub posted_at: i64,
+    pub entries: Vec<Entry>,
+}
+
+/// What a posting did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Posting {
+    Posted {
+        journal_id: i64,
+    },
+    /// The source event was posted before (a duplicate signal); nothing was written.
+    AlreadyPosted {
+        journal_id: i64,
+    },
+}
+
+impl Posting {
+    pub fn journal_id(self) -> i64 {
+        match self {
+            Posting::Posted { journal_id } | Posting::AlreadyPosted { journal_id } => journal_id,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error("journal {key}: its entries sum to {sum}, not 0")]
+    Unbalanced { key: String, sum: Decimal },
+    #[error("journal {key}: a journal needs at least two entries")]
+    TooFewEntries { key: String },
+    #[error("journal {key}: the amount must be more than 0")]
+    NotPositive { key: String },
+    #[error("journal {key} was posted before with other contents")]
+    KeyConflict { key: String },
+    #[error("payment {transaction_id} has no paid journal, so nothing can be refunded")]
+    NotPaid { transaction_id: String },
+    #[error("refund {refund_id} of {amount} exceeds the {remaining} left to refund on payment {transaction_id}")]
+    RefundExceedsPaid { refund_id: String, transaction_id: String, amount: Decimal, remaining: Decimal },
+    #[error("journal {0} does not exist")]
+    UnknownJournal(i64),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// A payment settled as PAYED, including PAYED reported after pforte's own timeout (the money
+/// arrived, so it is booked; the flag stays on the payment).
+#[derive(Debug, Clone, Copy)]
+pub struct PaidEvent<'a> {
+    pub tenant_id: &'a str,
+    pub transaction_id: &'a str,
+    pub provider_id: &'a str,
+    pub amount: Decimal,
+    pub posted_at: i64,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct RefundEvent<'a> {
+    pub tenant_id: &'a str,
+    pub transaction_id: &'a str,
+    pub refund_id: &'a str,
+    pub amount: Decimal,
+    pub posted_at: i64,
+}
+
+/// The provider paid a refund back (seen in its settlement).
+#[derive(Debug, Clone, Copy)]
+pub struct RefundSettledEvent<'a> {
+    pub tenant_id: &'a str,
+    pub transaction_id: &'a str,
+    pub refund_id: &'a str,
+    pub provider_id: &'a str,
+    pub amount: Decimal,
+    pub posted_at: i64,
+}
+
+/// A provider fee from line `line` of settlement import `import_id`.
+#[derive(Debug, Clone, Copy)]
+pub struct FeeEvent<'a> {
+    pub tenant_id: &'a str,
+    pub provider_id: &'a str,
+    pub import_id: &'a str,
+    pub line: u64,
+    pub transaction_id: Option<&'a str>,
+    pub amount: Decimal,
+    pub posted_at: i64,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct PayoutEvent<'a> {
+    pub tenant_id: &'a str,
+    pub provider_id: &'a str,
+    pub payout_reference: &'a str,
+    pub amount: Decimal,
+    pub posted_at: i64,
+}
+
+/// Paid: the provider owes the authority the fee (Forderung an Gebührenertrag).
+pub async fn post_paid(conn: &mut AnyConnection, event: &PaidEvent<'_>) -> Result<Posting, LedgerError> {
+    let receivable = Account::ProviderReceivable(event.provider_id.to_owned());
+    post(
+        conn,
+        &NewJournal {
+            tenant_id: event.tenant_id.to_owned(),
+            key: format!("paid:{}", event.transaction_id),
+            kind: JournalKind::Paid,
+            transaction_id: Some(event.transaction_id.to_owned()),
+            refund_id: None,
+            amount: event.amount,
+            description: None,
+            reverses: None,
+            posted_at: event.posted_at,
+            entries: vec![Entry::debit(receivable, event.amount), Entry::credit(Account::FeeRevenue, event.amount)],
+        },
+    )
+    .await
+}
+
+/// Refund: the fee revenue shrinks and the authority owes the citizen the amount until the
+/// provider pays it back. Refused for a payment without a paid journal, and beyond what is left.
+pub async fn post_refund(conn: &mut AnyConnection, event: &RefundEvent<'_>) -> Result<Posting, LedgerError> {
+    let key = format!("refund:{}", event.refund_id);
+    // A repeat of a posted refund is answered by `post`; the limit applies to new refunds only.
+    if ledger::journal_by_key(conn, &key).await?.is_none() {
+        if ledger::journal_by_key(conn, &format!("paid:{}", event.transaction_id)).await?.is_none() {
+            return Err(LedgerError::NotPaid { transaction_id: event.transaction_id.to_owned() });
+        }
+        let revenue =
+            ledger::transaction_account_amounts(conn, event.transaction_id, &Account::FeeRevenue.code()).await?;
+        let remaining = -sum_amounts(&revenue)?;
+        if event.amount > remaining {
+            return Err(LedgerError::RefundExceedsPaid {
+                refund_id: event.refund_id.to_owned(),
+                transaction_id: event.transaction_id.to_owned(),
+                amount: event.amount,
+                remaining,
+            });
+        }
+    }
+    post(
+        conn,
+        &NewJournal {
+            tenant_id: event.tenant_id.to_owned(),
+            key,
+            kind: JournalKind::Refund,
+            transaction_id: Some(event.transaction_id.to_owned()),
+            refund_id: Some(event.refund_id.to_owned()),
+            amount: event.amount,
+            description: None,
+            reverses: None,
+            posted_at: event.posted_at,
+            entries: vec![
+                Entry::debit(Account::FeeRevenue, event.amount),
+                Entry::credit(Account::RefundsPayable, event.amount),
+            ],
+        },
+    )
+    .await
+}
+
+/// The provider paid the refund out of the money it holds for the authority.
+pub async fn post_refund_settled(
+    conn: &mut AnyConnection,
+    event: &RefundSettledEvent<'_>,
+) -> Result<Posting, LedgerError> {
+    let receivable = Account::ProviderReceivable(event.provider_id.to_owned());
+    post(
+        conn,
+        &NewJournal {
+            tenant_id: event.tenant_id.to_owned(),
+            key: format!("refund_settled:{}", event.refund_id),
+            kind: JournalKind::RefundSettled,
+            transaction_id: Some(event.transaction_id.to_owned()),
+            refund_id: Some(event.refund_id.to_owned()),
+            amount: event.amount,
+            description: None,
+            reverses: None,
+            posted_at: event.posted_at,
+            entries: vec![Entry::debit(Account::RefundsPayable, event.amount), Entry::credit(receivable, event.amount)],
+        },
+    )
+    .await
+}
+
+/// The provider kept its fee: an expense, and the provider owes that much less.
+pub async fn post_provider_fee(conn: &mut AnyConnection, event: &FeeEvent<'_>) -> Result<Posting, LedgerError> {
+    let receivable = Account::ProviderReceivable(event.provider_id.to_owned());
+    post(
+        conn,
+        &NewJournal {
+            tenant_id: event.tenant_id.to_owned(),
+            key: format!("fee:{}:{}", event.import_id, event.line),
+            kind: JournalKind::ProviderFee,
+            transaction_id: event.transaction_id.map(str::to_owned),
+            refund_id: None,
+            amount: event.amount,
+            description: None,
+            reverses: None,
+            posted_at: event.posted_at,
+            entries: vec![Entry::debit(Account::ProviderFees, event.amount), Entry::credit(receivable, event.amount)],
+        },
+    )
+    .await
+}
+
+/// The provider paid money out to the authority's bank account.
+pub async fn post_payout(conn: &mut AnyConnection, event: &PayoutEvent<'_>) -> Result<Posting, LedgerError> {
+    let receivable = Account::ProviderReceivable(event.provider_id.to_owned());
+    post(
+        conn,
+        &NewJournal {
+            tenant_id: event.tenant_id.to_owned(),
+            key: format!("payout:{}", event.payout_reference),
+            kind: JournalKind::Payout,
+            transaction_id: None,
+            refund_id: None,
+            amount: event.amount,
+            description: None,
+            reverses: None,
+            posted_at: event.posted_at,
+            entries: vec![Entry::debit(Account::Bank, event.amount), Entry::credit(receivable, event.amount)],
+        },
+    )
+    .await
+}
+
+/// Corrects journal `journal_id` by posting its entries with the signs turned. Once per journal:
+/// a second call answers `AlreadyPosted`. The caller records who corrected and why (audit log).
+pub async fn post_reversal(
+    conn: &mut AnyConnection,
+    journal_id: i64,
+    reason: &str,
+    posted_at: i64,
+) -> Result<Posting, LedgerError> {
+    let original = ledger::journal(conn, journal_id).await?.ok_or(LedgerError::UnknownJournal(journal_id))?;
+    let entries = ledger::entries_of(conn, journal_id)
+        .await?
+        .iter()
+        .map(|entry| Ok(Entry { account: parse_account(&entry.account)?, amount: -parse_amount(&entry.amount)? }))
+        .collect::<Result<Vec<_>, StorageError>>()?;
+    post(
+        conn,
+        &NewJournal {
+            tenant_id: original.tenant_id,
+            key: format!("reversal:{journal_id}"),
+            kind: JournalKind::Reversal,
+            transaction_id: original.transaction_id,
+            refund_id: original.refund_id,
+            amount: parse_amount(&original.amount)?,
+            description: Some(reason.to_owned()),
+            reverses: Some(journal_id),
+            posted_at,
+            entries,
+        },
+    )
+    .await
+}
+
+/// Checks and writes one journal. A journal whose key exists already is not written again: the
+/// same event answers `AlreadyPosted`, different contents under that key are a `KeyConflict`.
+pub async fn post(conn: &mut AnyConnection, journal: &NewJournal) -> Result<Posting, LedgerError> {
+    check(journal)?;
+    if let Some(existing) = ledger::journal_by_key(conn, &journal.key).await? {
+        return same_event(&existing, journal);
+    }
+    let head = JournalRow {
+        id: 0,
+        tenant_id: journal.tenant_id.clone(),
+        journal_key: journal.key.clone(),
+        kind: journal.kind.as_str().to_owned(),
+        transaction_id: journal.transaction_id.clone(),
+        refund_id: journal.refund_id.clone(),
+        amount: journal.amount.to_string(),
+        description: journal.description.clone(),
+        reverses: journal.reverses,
+        posted_at: journal.posted_at,
+    };
+    let Some(journal_id) = ledger::insert_journal(conn, &head).await? else {
+        // Another transaction posted the key between our read and insert (PostgreSQL).
+        let existing = ledger::journal_by_key(conn, &journal.key).await?;
+        return match existing {
+            Some(existing) => same_event(&existing, journal),
+            None => Err(LedgerError::KeyConflict { key: journal.key.clone() }),
+        };
+    };
+    for entry in &journal.entries {
+        let row = EntryRow { journal_id, account: entry.account.code(), amount: entry.amount.to_string() };
+        ledger::insert_entry(conn, &journal.tenant_id, &row).await?;
+    }
+    Ok(Posting::Posted { journal_id })
+}
+
+fn check(journal: &NewJournal) -> Result<(), LedgerError> {
+    let key = || journal.key.clone();
+    if journal.entries.len() < 2 {
+        return Err(LedgerError::TooFewEntries { key: key() });
+    }
+    if journal.amount <= Decimal::ZERO {
+        return Err(LedgerError::NotPositive { key: key() });
+    }
+    let sum: Decimal = journal.entries.iter().map(|e| e.amount).sum();
+    if !sum.is_zero() {
+        return Err(LedgerError::Unbalanced { key: key(), sum });
+    }
+    Ok(())
+}
+
+fn same_event(existing: &JournalRow, journal: &NewJournal) -> Result<Posting, LedgerError> {
+    let same = existing.tenant_id == journal.tenant_id
+        && existing.kind == journal.kind.as_str()
+        && existing.transaction_id == journal.transaction_id
+        && existing.refund_id == journal.refund_id
+        && parse_amount(&existing.amount)? == journal.amount;
+    if same {
+        Ok(Posting::AlreadyPosted { journal_id: existing.id })
+    } else {
+        Err(LedgerError::KeyConflict { key: journal.key.clone() })
+    }
+}
+
+pub(crate) fn parse_amount(text: &str) -> Result<Decimal, StorageError> {
+    Decimal::from_str_exact(text).map_err(|_| StorageError::Corrupt(format!("ledger amount {text:?}")))
+}
+
+fn parse_account(code: &str) -> Result<Account, StorageError> {
+    Account::parse(code).ok_or_else(|| StorageError::Corrupt(format!("ledger account {code:?}")))
+}
+
+pub(crate) fn sum_amounts(amounts: &[String]) -> Result<Decimal, StorageError> {
+    amounts.iter().map(|a| parse_amount(a)).sum()
+}

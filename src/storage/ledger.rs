@@ -1,0 +1,318 @@
+//! Rows of `ledger_journals` and `ledger_entries` (docs/ledger.md). Both tables are append-only
+//! (triggers refuse UPDATE and DELETE); amounts are exact decimal text, summed by the caller in
+//! `rust_decimal`, never by the database (SQLite would sum text as floating point).
+
+use futures_util::TryStreamExt;
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
+
+use super::{Database, StorageResult};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JournalRow {
+    pub id: i64,
+    pub tenant_id: String,
+    pub journal_key: String,
+    pub kind: String,
+    pub transaction_id: Option<String>,
+    pub refund_id: Option<String>,
+    pub amount: String,
+    pub description: Option<String>,
+    pub reverses: Option<i64>,
+    pub posted_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryRow {
+    pub journal_id: i64,
+    pub account: String,
+    pub amount: String,
+}
+
+const JOURNAL_COLUMNS: &str =
+    "id, tenant_id, journal_key, kind, transaction_id, refund_id, amount, description, reverses, posted_at";
+
+fn journal_from_row(row: &AnyRow) -> StorageResult<JournalRow> {
+    Ok(JournalRow {
+        id: row.try_get("id")?,
+        tenant_id: row.try_get("tenant_id")?,
+        journal_key: row.try_get("journal_key")?,
+        kind: row.try_get("kind")?,
+        transaction_id: row.try_get("transaction_id")?,
+        refund_id: row.try_get("refund_id")?,
+        amount: row.try_get("amount")?,
+        description: row.try_get("description")?,
+        reverses: row.try_get("reverses")?,
+        posted_at: row.try_get("posted_at")?,
+    })
+}
+
+fn entry_from_row(row: &AnyRow) -> StorageResult<EntryRow> {
+    Ok(EntryRow {
+        journal_id: row.try_get("journal_id")?,
+        account: row.try_get("account")?,
+        amount: row.try_get("amount")?,
+    })
+}
+
+/// Inserts a journal head unless one with its key exists. Returns the new id, or `None` when the
+/// key was taken (a duplicate source event), without aborting the caller's transaction.
+pub async fn insert_journal(conn: &mut AnyConnection, journal: &JournalRow) -> StorageResult<Option<i64>> {
+    let id: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO ledger_journals \
+         (tenant_id, journal_key, kind, transaction_id, refund_id, amount, description, reverses, posted_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (journal_key) DO NOTHING RETURNING id",
+    )
+    .bind(&journal.tenant_id)
+    .bind(&journal.journal_key)
+    .bind(&journal.kind)
+    .bind(&journal.transaction_id)
+    .bind(&journal.refund_id)
+    .bind(&journal.amount)
+    .bind(&journal.description)
+    .bind(journal.reverses)
+    .bind(journal.posted_at)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(id)
+}
+
+pub async fn insert_entry(conn: &mut AnyConnection, tenant_id: &str, entry: &EntryRow) -> StorageResult<()> {
+    sqlx::query("INSERT INTO ledger_entries (journal_id, tenant_id, account, amount) VALUES ($1, $2, $3, $4)")
+        .bind(entry.journal_id)
+        .bind(tenant_id)
+        .bind(&entry.account)
+        .bind(&entry.amount)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn journal_by_key(conn: &mut AnyConnection, key: &str) -> StorageResult<Option<JournalRow>> {
+    let row = sqlx::query(&format!("SELECT {JOURNAL_COLUMNS} FROM ledger_journals WHERE journal_key = $1"))
+        .bind(key)
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.as_ref().map(journal_from_row).transpose()
+}
+
+pub async fn journal(conn: &mut AnyConnection, id: i64) -> StorageResult<Option<JournalRow>> {
+    let row = sqlx::query(&format!("SELECT {JOURNAL_COLUMNS} FROM ledger_journals WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.as_ref().map(journal_from_row).transpose()
+}
+
+/// The journal that reverses `id`, if any.
+pub async fn reversal_of(conn: &mut AnyConnection, id: i64) -> StorageResult<Option<JournalRow>> {
+    let row = sqlx::query(&format!("SELECT {JOURNAL_COLUMNS} FROM ledger_journals WHERE reverses = $1"))
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.as_ref().map(journal_from_row).transpose()
+}
+
+pub async fn entries_of(conn: &mut AnyConnection, journal_id: i64) -> StorageResult<Vec<EntryRow>> {
+    let rows = sqlx::query("SELECT journal_id, account, amount FROM ledger_entries WHERE journal_id = $1 ORDER BY id")
+        .bind(journal_id)
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.iter().map(entry_from_row).collect()
+}
+
+/// The amounts one payment's journals posted to `account` (e.g. what is left to refund).
+pub async fn transaction_account_amounts(
+    conn: &mut AnyConnection,
+    transaction_id: &str,
+    account: &str,
+) -> StorageResult<Vec<String>> {
+    let amounts = sqlx::query_scalar(
+        "SELECT e.amount FROM ledger_entries e JOIN ledger_journals j ON j.id = e.journal_id \
+         WHERE j.transaction_id = $1 AND e.account = $2",
+    )
+    .bind(transaction_id)
+    .bind(account)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(amounts)
+}
+
+impl Database {
+    /// Every amount posted to one account of a tenant (`None`: to any account), streamed.
+    pub async fn ledger_amounts(&self, tenant_id: &str, account: Option<&str>) -> StorageResult<Vec<String>> {
+        let query = match account {
+            Some(account) => sqlx::query("SELECT amount FROM ledger_entries WHERE tenant_id = $1 AND account = $2")
+                .bind(tenant_id)
+                .bind(account),
+            None => sqlx::query("SELECT amount FROM ledger_entries WHERE tenant_id = $1").bind(tenant_id),
+        };
+        let mut rows = query.fetch(self.pool());
+        let mut amounts = Vec::new();
+        while let Some(row) = rows.try_next().await? {
+            amounts.push(row.try_get("amount")?);
+        }
+        Ok(amounts)
+    }
+
+    pub async fn ledger_journals_of_transaction(&self, transaction_id: &str) -> StorageResult<Vec<JournalRow>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {JOURNAL_COLUMNS} FROM ledger_journals WHERE transaction_id = $1 ORDER BY id"
+        ))
+        .bind(transaction_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(journal_from_row).collect()
+    }
+
+    /// A tenant's journals after `after_id`, at most `limit`, with their entries.
+    pub async fn ledger_page(
+        &self,
+        tenant_id: &str,
+        after_id: i64,
+        limit: i64,
+    ) -> StorageResult<Vec<(JournalRow, Vec<EntryRow>)>> {
+        let mut conn = self.pool().acquire().await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {JOURNAL_COLUMNS} FROM ledger_journals WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT $3"
+        ))
+        .bind(tenant_id)
+        .bind(after_id)
+        .bind(limit)
+        .fetch_all(&mut *conn)
+        .await?;
+        let mut page = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let journal = journal_from_row(row)?;
+            let entries = entries_of(&mut conn, journal.id).await?;
+            page.push((journal, entries));
+        }
+        Ok(page)
+    }
+
+    /// The highest journal id so far: an export reads up to it, so its pages see one state.
+    pub async fn ledger_last_journal_id(&self) -> StorageResult<i64> {
+        let id: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM ledger_journals").fetch_one(self.pool()).await?;
+        Ok(id.unwrap_or(0))
+    }
+}
+
+/// One line of a booking export: a paid, refund or reversal journal with its payment's details.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BookingRow {
+    pub journal_id: i64,
+    pub kind: String,
+    /// For a reversal: the kind of the journal it reverses.
+    pub reversed_kind: Option<String>,
+    pub amount: String,
+    pub refund_id: Option<String>,
+    pub reverses: Option<i64>,
+    pub posted_at: i64,
+    pub transaction_id: String,
+    pub request_id: String,
+    pub originator_id: String,
+    pub provider_id: String,
+    pub request: String,
+    pub paid_after_timeout_at: Option<i64>,
+    /// When the paid journal was posted: the paid-at time until `payments.paid_at` exists.
+    pub paid_posted_at: Option<i64>,
+    pub transaction_reference: Option<String>,
+    pub payment_method: Option<String>,
+    pub payment_method_detail: Option<String>,
+    pub paid_at: Option<i64>,
+    pub effective_request: Option<String>,
+}
+
+/// Where a booking page starts: after this (posted_at, journal id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BookingCursor {
+    pub posted_at: i64,
+    pub journal_id: i64,
+}
+
+impl BookingCursor {
+    pub const START: BookingCursor = BookingCursor { posted_at: i64::MIN, journal_id: i64::MIN };
+}
+
+/// Which bookings an export reads: one tenant, posted in `[from_millis, until_millis)`, journals up
+/// to `last_journal_id` (fixed when the export starts).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BookingQuery {
+    pub tenant_id: String,
+    pub from_millis: i64,
+    pub until_millis: i64,
+    pub last_journal_id: i64,
+}
+
+// The columns below marked "merged with the payment-surface migration" do not exist yet; switch them
+// to `p.transaction_reference`, `p.payment_method`, `p.payment_method_detail`, `p.paid_at` and
+// `p.effective_request` once that migration is in.
+const BOOKING_SELECT: &str = "SELECT j.id AS journal_id, j.kind, r.kind AS reversed_kind, j.amount, j.refund_id, \
+       j.reverses, j.posted_at, p.transaction_id, p.request_id, p.originator_id, p.provider_id, p.request, \
+       p.paid_after_timeout_at, \
+       (SELECT pj.posted_at FROM ledger_journals pj WHERE pj.journal_key = 'paid:' || p.transaction_id) \
+         AS paid_posted_at, \
+       -- merged with the payment-surface migration\n\
+       CAST(NULL AS TEXT) AS transaction_reference, CAST(NULL AS TEXT) AS payment_method, \
+       CAST(NULL AS TEXT) AS payment_method_detail, CAST(NULL AS BIGINT) AS paid_at, \
+       CAST(NULL AS TEXT) AS effective_request \
+     FROM ledger_journals j \
+     JOIN payments p ON p.transaction_id = j.transaction_id \
+     LEFT JOIN ledger_journals r ON r.id = j.reverses \
+     WHERE j.tenant_id = $1 AND j.posted_at >= $2 AND j.posted_at < $3 AND j.id <= $4 \
+       AND (j.kind IN ('paid', 'refund') OR (j.kind = 'reversal' AND r.kind IN ('paid', 'refund'))) \
+       AND (j.posted_at > $5 OR (j.posted_at = $5 AND j.id > $6)) \
+     ORDER BY j.posted_at, j.id LIMIT $7";
+
+fn booking_from_row(row: &AnyRow) -> StorageResult<BookingRow> {
+    Ok(BookingRow {
+        journal_id: row.try_get("journal_id")?,
+        kind: row.try_get("kind")?,
+        reversed_kind: row.try_get("reversed_kind")?,
+        amount: row.try_get("amount")?,
+        refund_id: row.try_get("refund_id")?,
+        reverses: row.try_get("reverses")?,
+        posted_at: row.try_get("posted_at")?,
+        transaction_id: row.try_get("transaction_id")?,
+        request_id: row.try_get("request_id")?,
+        originator_id: row.try_get("originator_id")?,
+        provider_id: row.try_get("provider_id")?,
+        request: row.try_get("request")?,
+        paid_after_timeout_at: row.try_get("paid_after_timeout_at")?,
+        paid_posted_at: row.try_get("paid_posted_at")?,
+        transaction_reference: row.try_get("transaction_reference")?,
+        payment_method: row.try_get("payment_method")?,
+        payment_method_detail: row.try_get("payment_method_detail")?,
+        paid_at: row.try_get("paid_at")?,
+        effective_request: row.try_get("effective_request")?,
+    })
+}
+
+impl Database {
+    /// One page of bookings after `cursor`, in (posted_at, journal id) order.
+    pub async fn booking_page(
+        &self,
+        query: &BookingQuery,
+        cursor: BookingCursor,
+        limit: i64,
+    ) -> StorageResult<Vec<BookingRow>> {
+        let rows = sqlx::query(BOOKING_SELECT)
+            .bind(&query.tenant_id)
+            .bind(query.from_millis)
+            .bind(query.until_millis)
+            .bind(query.last_journal_id)
+            .bind(cursor.posted_at)
+            .bind(cursor.journal_id)
+            .bind(limit)
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(booking_from_row).collect()
+    }
+}
+
+impl Database {
+    pub async fn ledger_entries(&self, journal_id: i64) -> StorageResult<Vec<EntryRow>> {
+        let mut conn = self.pool().acquire().await?;
+        entries_of(&mut conn, journal_id).await
+    }
+}
