@@ -10,6 +10,7 @@ mod health;
 mod helpers;
 mod interop;
 mod keys;
+mod ledger;
 mod login;
 mod logs;
 mod notify_url;
@@ -148,6 +149,12 @@ fn main() {
         payments::gone_stops_delivery_and_redelivery_puts_it_back,
         payments::delivery_gives_up_after_three_days,
         payments::two_workers_never_deliver_one_message_twice,
+        ledger::a_payed_signal_books_the_payment_once_and_duplicates_post_nothing,
+        ledger::paid_after_timeout_is_booked_and_the_payment_stays_flagged,
+        ledger::refund_fee_payout_and_reversal_post_balanced_journals,
+        ledger::a_journal_that_does_not_balance_is_refused_whole,
+        ledger::the_database_refuses_to_change_or_delete_ledger_rows,
+        ledger::random_payment_sequences_keep_the_ledger_balanced_and_matching,
         oidc::discovery_describes_the_provider,
         oidc::unknown_client_gets_an_error_page_and_no_redirect,
         oidc::unregistered_redirect_uri_gets_an_error_page_and_no_redirect,
