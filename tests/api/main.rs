@@ -4,8 +4,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod audit;
+mod bookings;
 mod cli;
 mod demo;
+mod finance;
 mod health;
 mod helpers;
 mod interop;
@@ -155,6 +157,28 @@ fn main() {
         ledger::a_journal_that_does_not_balance_is_refused_whole,
         ledger::the_database_refuses_to_change_or_delete_ledger_rows,
         ledger::random_payment_sequences_keep_the_ledger_balanced_and_matching,
+        finance::finance_tokens_are_created_listed_and_revoked_with_the_binary,
+        finance::a_token_for_an_unknown_tenant_is_refused_with_exit_2,
+        finance::bookings_without_a_token_are_401,
+        finance::bookings_with_an_unknown_token_are_401_and_audited,
+        finance::bookings_with_a_revoked_token_are_401,
+        finance::another_tenants_bookings_are_403_and_audited,
+        finance::a_from_that_is_not_a_date_is_400_naming_from,
+        finance::a_missing_to_is_400_naming_to,
+        finance::an_impossible_date_is_400_naming_it,
+        finance::to_before_from_is_400_naming_to,
+        finance::a_period_over_366_days_is_400,
+        finance::an_unknown_format_is_400_naming_format,
+        finance::an_unknown_decimal_separator_is_400_naming_decimal,
+        finance::a_bom_other_than_true_or_false_is_400_naming_bom,
+        finance::a_parameter_given_twice_is_400_naming_it,
+        bookings::fees_paid_through_the_simulator_are_booked_and_listed_as_csv,
+        bookings::csv_with_a_decimal_point_and_a_byte_order_mark,
+        bookings::json_lists_the_bookings_with_their_booking_data,
+        bookings::camt054_is_well_formed_and_carries_the_purpose,
+        bookings::the_same_export_twice_is_byte_identical,
+        bookings::a_period_without_bookings_gives_empty_exports,
+        bookings::a_few_thousand_bookings_stream_in_order,
         oidc::discovery_describes_the_provider,
         oidc::unknown_client_gets_an_error_page_and_no_redirect,
         oidc::unregistered_redirect_uri_gets_an_error_page_and_no_redirect,
