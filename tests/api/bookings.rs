@@ -140,13 +140,18 @@ pub async fn csv_with_a_decimal_point_and_a_byte_order_mark(ctx: TestContext) ->
 pub async fn json_lists_the_bookings_with_their_booking_data(ctx: TestContext) -> TestResult {
     let app = quiet_app(&ctx).await;
     let (first, second) = two_fees(&app).await?;
+    // The refund was a mistake: reversed, it appears as a line of its own with the opposite sign.
+    let refund_journal = app.state.db.ledger_journals_of_transaction(&second).await?[1].id;
+    let mut tx = app.state.db.begin_write().await?;
+    ledger::post_reversal(&mut tx, refund_journal, "refunded in error", Utc::now().timestamp_millis()).await?;
+    tx.commit().await?;
     let token = finance_token(&app, "09162000").await?;
     let response = get_bookings(&app, Some(&token), "09162000", &format!("{}&format=json", around_today())).await;
     assert_eq!(response.headers()["content-type"], "application/json");
     let export: Value = response.json().await?;
     assert_eq!(export["tenant"], "09162000");
     let bookings = export["bookings"].as_array().expect("a list");
-    assert_eq!(bookings.len(), 3);
+    assert_eq!(bookings.len(), 4);
     assert_eq!(bookings[0]["transactionId"], first.as_str());
     assert_eq!(bookings[0]["amount"].to_string(), "12.00", "an exact JSON number");
     assert_eq!(bookings[0]["bookingData"], json!({ "Aktenzeichen": "Ä-17", "Kostenstelle": "Bürgeramt Süd" }));
@@ -155,6 +160,9 @@ pub async fn json_lists_the_bookings_with_their_booking_data(ctx: TestContext) -
     assert_eq!(bookings[2]["transactionId"], second.as_str());
     assert_eq!(bookings[2]["amount"].to_string(), "-5.25");
     assert_eq!(bookings[2]["refundId"], "rf-1");
+    assert_eq!(bookings[3]["bookingType"], "reversal");
+    assert_eq!(bookings[3]["amount"].to_string(), "5.25");
+    assert_eq!(bookings[3]["reverses"], refund_journal);
     app.stop().await
 }
 
