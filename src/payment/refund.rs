@@ -23,6 +23,7 @@ use super::service::Answer;
 use super::validate::decode_failure;
 use crate::audit::{AuditEvent, AuditLog};
 use crate::clock::SharedClock;
+use crate::finance::ledger;
 use crate::registry::{Client, Registry};
 use crate::storage::payments::PaymentRow;
 use crate::storage::refunds::{self, RefundRow};
@@ -203,7 +204,7 @@ impl Refunds {
             Err(e) => return api::internal(&e),
         };
         let (status, detail, reference) = self.ask_provider(&payment, &refund).await;
-        match self.settle(&refund, status, detail.as_deref(), reference.as_deref()).await {
+        match self.settle(&payment, &refund, status, detail.as_deref(), reference.as_deref()).await {
             Ok(false) => {}
             Ok(true) => {
                 refund.status = status.as_str().to_owned();
@@ -326,9 +327,11 @@ impl Refunds {
     }
 
     /// Moves the refund from PENDING to its outcome with event and audit entry; false when it was
-    /// no longer PENDING.
+    /// no longer PENDING. A refund the provider accepted, or one the finance office now owes by hand,
+    /// is booked in the tenant's ledger in the same transaction; a failed one books nothing.
     async fn settle(
         &self,
+        payment: &PaymentRow,
         refund: &RefundRow,
         to: RefundStatus,
         detail: Option<&str>,
@@ -343,6 +346,20 @@ impl Refunds {
             return Ok(false);
         }
         refunds::insert_event(&mut tx, &refund.refund_id, Some(pending), to.as_str(), detail, now).await?;
+        if matches!(to, RefundStatus::Submitted | RefundStatus::Instruction) {
+            let posting = ledger::RefundEvent {
+                tenant_id: &payment.endpoint_id,
+                transaction_id: &refund.transaction_id,
+                refund_id: &refund.refund_id,
+                amount: parse_amount(&refund.amount)?,
+                posted_at: now,
+            };
+            match ledger::post_refund(&mut tx, &posting).await {
+                Ok(_) => {}
+                Err(ledger::LedgerError::Storage(e)) => return Err(e),
+                Err(e) => return Err(StorageError::Corrupt(e.to_string())),
+            }
+        }
         let details = json!({ "refund": refund.refund_id, "status": to.as_str() });
         let event = AuditEvent::new("payment.refund_settled", "provider", &refund.transaction_id, details);
         self.audit.append_in(&mut tx, event).await?;

@@ -244,18 +244,12 @@ pub struct BookingQuery {
     pub last_journal_id: i64,
 }
 
-// The columns below marked "merged with the payment-surface migration" do not exist yet; switch them
-// to `p.transaction_reference`, `p.payment_method`, `p.payment_method_detail`, `p.paid_at` and
-// `p.effective_request` once that migration is in.
 const BOOKING_SELECT: &str = "SELECT j.id AS journal_id, j.kind, r.kind AS reversed_kind, j.amount, j.refund_id, \
        j.reverses, j.posted_at, p.transaction_id, p.request_id, p.originator_id, p.provider_id, p.request, \
        p.paid_after_timeout_at, \
        (SELECT pj.posted_at FROM ledger_journals pj WHERE pj.journal_key = 'paid:' || p.transaction_id) \
          AS paid_posted_at, \
-       -- merged with the payment-surface migration\n\
-       CAST(NULL AS TEXT) AS transaction_reference, CAST(NULL AS TEXT) AS payment_method, \
-       CAST(NULL AS TEXT) AS payment_method_detail, CAST(NULL AS BIGINT) AS paid_at, \
-       CAST(NULL AS TEXT) AS effective_request \
+       p.transaction_reference, p.payment_method, p.payment_method_detail, p.paid_at, p.effective_request \
      FROM ledger_journals j \
      JOIN payments p ON p.transaction_id = j.transaction_id \
      LEFT JOIN ledger_journals r ON r.id = j.reverses \

@@ -156,7 +156,7 @@ pub async fn json_lists_the_bookings_with_their_booking_data(ctx: TestContext) -
     assert_eq!(bookings[0]["amount"].to_string(), "12.00", "an exact JSON number");
     assert_eq!(bookings[0]["bookingData"], json!({ "Aktenzeichen": "Ä-17", "Kostenstelle": "Bürgeramt Süd" }));
     assert_eq!(bookings[0]["Haushaltsstelle"], "1.0100.1100");
-    assert_eq!(bookings[0]["transactionReference"], Value::Null);
+    assert_eq!(bookings[0]["transactionReference"], "KZ-2026-000001", "the Kassenzeichen the provider reported");
     assert_eq!(bookings[2]["transactionId"], second.as_str());
     assert_eq!(bookings[2]["amount"].to_string(), "-5.25");
     assert_eq!(bookings[2]["refundId"], "rf-1");
@@ -221,9 +221,10 @@ pub async fn camt054_is_well_formed_and_carries_the_purpose(ctx: TestContext) ->
     let (namespace, entries) = camt_entries(&xml)?;
     assert_eq!(namespace, "urn:iso:std:iso:20022:tech:xsd:camt.054.001.08");
     let expected = [
-        ["12.00", "CRDT", first.as_str(), "Gebuehr GEB-1"],
-        ["20.50", "CRDT", second.as_str(), "Gebuehr GEB-2"],
-        ["5.25", "DBIT", second.as_str(), "Gebuehr GEB-2"],
+        // The Kassenzeichen stands in RmtInf/Ustrd, where budget systems look for it.
+        ["12.00", "CRDT", first.as_str(), "KZ-2026-000001"],
+        ["20.50", "CRDT", second.as_str(), "KZ-2026-000002"],
+        ["5.25", "DBIT", second.as_str(), "KZ-2026-000002"],
     ];
     assert_eq!(entries, expected.map(|e| e.map(str::to_owned)).to_vec());
     let text = std::str::from_utf8(&xml)?;

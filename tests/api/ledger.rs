@@ -44,6 +44,7 @@ pub fn payment_row(app: &TestApp, tenant: &str, transaction_id: &str, amount: De
         client_id: "demo".into(),
         request_id: format!("R-{transaction_id}"),
         request: request.into(),
+        effective_request: request.into(),
         gros_amount: amount.to_string(),
         provider_id: "sim-pay".into(),
         provider_reference: None,
@@ -55,6 +56,11 @@ pub fn payment_row(app: &TestApp, tenant: &str, transaction_id: &str, amount: De
         created_at: now,
         updated_at: now,
         expires_at: now + 3_600_000,
+        payment_method: None,
+        payment_method_detail: None,
+        transaction_reference: None,
+        paid_at: None,
+        notify_url: None,
     }
 }
 

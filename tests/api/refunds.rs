@@ -67,6 +67,14 @@ pub async fn a_paid_payment_is_refunded_in_parts_and_the_refunds_are_listed(ctx:
     assert_eq!(of_tenant.len(), 2);
     assert!(of_tenant[0].transaction_reference.as_deref().is_some_and(|r| r.starts_with("KZ-")));
     assert!(app.state.db.refunds_of_tenant("03241001", now - 60_000, now + 60_000).await?.is_empty());
+
+    // Both refunds are booked: the fee revenue is back to zero and the finance office owes 12.00.
+    use pforte::finance::ledger::{self, Account};
+    let revenue = ledger::balance(&app.state.db, "09162000", &Account::FeeRevenue).await?;
+    assert_eq!(revenue, rust_decimal::Decimal::ZERO);
+    let payable = ledger::balance(&app.state.db, "09162000", &Account::RefundsPayable).await?;
+    assert_eq!(payable.abs().to_string(), "12.00");
+    assert_eq!(ledger::tenant_total(&app.state.db, "09162000").await?, rust_decimal::Decimal::ZERO);
     app.stop().await
 }
 
