@@ -5,6 +5,7 @@
 //! Adapters are called outside any database transaction (security.md #19): the caller records the
 //! intent, commits, calls the provider, then records the outcome.
 
+mod transport;
 mod xbezahldienste;
 
 use std::future::Future;

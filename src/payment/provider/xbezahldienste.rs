@@ -2,137 +2,46 @@
 //! development simulator): the same endpoints and fields pforte offers online services, with the
 //! provider's authentication (none, Basic, OAuth2 client credentials, or a client certificate).
 
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
-
-use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use url::Url;
 
+use super::transport::{url_under, ProviderHttp};
 use super::{NewProviderPayment, PaymentAdapter, ProviderCreated, ProviderError, ProviderFuture, ProviderState};
 use crate::payment::wire::PaymentInformation;
-use crate::registry::{PaymentAuth, PaymentProvider};
-
-/// Refresh an OAuth2 token this long before the provider says it expires.
-const TOKEN_MARGIN: Duration = Duration::from_secs(30);
+use crate::registry::PaymentProvider;
 
 pub struct XBezahldienste {
     base: Url,
-    http: reqwest::Client,
-    auth: Auth,
-    timeout: Duration,
-    token: Mutex<Option<(String, Instant)>>,
-}
-
-enum Auth {
-    None,
-    Basic { username: String, password: SecretString },
-    OAuth2 { token_url: String, client_id: String, client_secret: SecretString, scope: Option<String> },
+    /// Client, authentication and time limit, shared with the other adapters.
+    http: ProviderHttp,
 }
 
 impl XBezahldienste {
     pub fn new(provider: &PaymentProvider, shared: &reqwest::Client) -> Result<Self, ProviderError> {
-        let misconfigured = |what: &str| ProviderError::Misconfigured(format!("{}: {what}", provider.id));
-        let (auth, http) = match &provider.auth {
-            PaymentAuth::None => (Auth::None, shared.clone()),
-            PaymentAuth::Basic { username, password } => {
-                (Auth::Basic { username: username.clone(), password: password.clone() }, shared.clone())
-            }
-            PaymentAuth::OAuth2ClientCredentials { token_url, client_id, client_secret, scope } => (
-                Auth::OAuth2 {
-                    token_url: token_url.as_str().to_owned(),
-                    client_id: client_id.clone(),
-                    client_secret: client_secret.clone(),
-                    scope: scope.clone(),
-                },
-                shared.clone(),
-            ),
-            // Mutual TLS needs its own client: the identity belongs to the connection.
-            PaymentAuth::ClientCertificate { certificate_pem, private_key } => {
-                let pem = format!("{}\n{}", private_key.expose_secret(), certificate_pem);
-                let identity = reqwest::Identity::from_pem(pem.as_bytes())
-                    .map_err(|_| misconfigured("unreadable client certificate"))?;
-                let client = reqwest::Client::builder()
-                    .redirect(reqwest::redirect::Policy::none())
-                    .connect_timeout(crate::http_client::CONNECT_TIMEOUT)
-                    .timeout(crate::http_client::REQUEST_TIMEOUT)
-                    .identity(identity)
-                    .build()
-                    .map_err(|_| misconfigured("cannot build a client with this certificate"))?;
-                (Auth::None, client)
-            }
-        };
+        let http = ProviderHttp::new(provider, shared)?;
         let mut base = provider.base_url.url().clone();
         if !base.path().ends_with('/') {
             base.set_path(&format!("{}/", base.path()));
         }
-        Ok(XBezahldienste { base, http, auth, timeout: provider.timeout, token: Mutex::new(None) })
+        Ok(XBezahldienste { base, http })
     }
 
     fn url(&self, segments: &[&str]) -> Result<Url, ProviderError> {
-        let mut url = self.base.clone();
-        url.path_segments_mut()
-            .map_err(|_| ProviderError::Misconfigured("the base URL cannot take a path".to_owned()))?
-            .pop_if_empty()
-            .extend(segments);
-        Ok(url)
+        url_under(&self.base, segments)
     }
 
     async fn authorise(&self, request: reqwest::RequestBuilder) -> Result<reqwest::RequestBuilder, ProviderError> {
-        Ok(match &self.auth {
-            Auth::None => request,
-            Auth::Basic { username, password } => request.basic_auth(username, Some(password.expose_secret())),
-            Auth::OAuth2 { .. } => request.bearer_auth(self.access_token().await?),
-        })
-    }
-
-    /// A cached client-credentials token, fetched again shortly before it expires.
-    async fn access_token(&self) -> Result<String, ProviderError> {
-        if let Some((token, until)) = self.token.lock().ok().and_then(|t| t.clone()) {
-            if Instant::now() < until {
-                return Ok(token);
-            }
-        }
-        let Auth::OAuth2 { token_url, client_id, client_secret, scope } = &self.auth else {
-            return Err(ProviderError::Misconfigured("no OAuth2 settings".to_owned()));
-        };
-        let mut form = vec![("grant_type", "client_credentials")];
-        if let Some(scope) = scope {
-            form.push(("scope", scope));
-        }
-        let request = self.http.post(token_url).basic_auth(client_id, Some(client_secret.expose_secret())).form(&form);
-        let response = self.send(request).await?;
-        if !response.status().is_success() {
-            return Err(ProviderError::Unavailable(format!("token endpoint answered {}", response.status().as_u16())));
-        }
-        let body: Value =
-            response.json().await.map_err(|_| ProviderError::InvalidAnswer("token response is not JSON".into()))?;
-        let token =
-            body["access_token"].as_str().ok_or_else(|| ProviderError::InvalidAnswer("no access_token".into()))?;
-        let lifetime = Duration::from_secs(body["expires_in"].as_u64().unwrap_or(60));
-        let until = Instant::now() + lifetime.saturating_sub(TOKEN_MARGIN);
-        if let Ok(mut cached) = self.token.lock() {
-            *cached = Some((token.to_owned(), until));
-        }
-        Ok(token.to_owned())
+        self.http.authorise(request).await
     }
 
     async fn send(&self, request: reqwest::RequestBuilder) -> Result<reqwest::Response, ProviderError> {
-        match tokio::time::timeout(self.timeout, request.send()).await {
-            Err(_) => Err(ProviderError::Unavailable(format!("no answer within {} s", self.timeout.as_secs()))),
-            Ok(Err(e)) if e.is_timeout() => Err(ProviderError::Unavailable("timed out".into())),
-            Ok(Err(_)) => Err(ProviderError::Unavailable("connection failed".into())),
-            Ok(Ok(response)) => Ok(response),
-        }
+        self.http.send(request).await
     }
 
     /// Reads `paymentInformation` from a 2xx answer; maps 4xx problems and 5xx to errors.
     async fn payment_information(&self, response: reqwest::Response) -> Result<PaymentInformation, ProviderError> {
         let status = response.status();
-        let body = tokio::time::timeout(self.timeout, response.bytes())
-            .await
-            .map_err(|_| ProviderError::Unavailable("the answer did not arrive in time".into()))?
-            .map_err(|_| ProviderError::Unavailable("the answer broke off".into()))?;
+        let body = self.http.body(response).await?;
         if status.is_server_error() {
             return Err(ProviderError::Unavailable(format!("answered {}", status.as_u16())));
         }
