@@ -171,7 +171,14 @@ impl PaymentService {
         to_provider.redirect_url = format!("{}/pay/{transaction_id}/return", self.issuer);
         // Notifications come from pforte; the provider has no use for the service's address.
         to_provider.notify_url = None;
-        let payment = NewProviderPayment { originator_id: originator, endpoint_id: endpoint, request: &to_provider };
+        let callback_url = format!("{}/callbacks/payment/{}", self.issuer, provider.id.as_str());
+        let payment = NewProviderPayment {
+            originator_id: originator,
+            endpoint_id: endpoint,
+            request: &to_provider,
+            transaction_id: &transaction_id,
+            callback_url: &callback_url,
+        };
         let created = match adapter.create(&payment).await {
             Ok(created) => created,
             Err(ProviderError::Refused { code, detail }) => {

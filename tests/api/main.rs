@@ -22,6 +22,7 @@ mod payment_api;
 mod payment_cancel;
 mod payment_surface;
 mod payments;
+mod pmpayment_adapter;
 mod provider_adapter;
 mod refunds;
 mod simulators;
@@ -233,6 +234,12 @@ fn main() {
         provider_adapter::creation_sends_the_standard_request_and_returns_the_pay_page,
         provider_adapter::provider_failures_become_clear_errors_within_the_timeout,
         provider_adapter::oauth2_tokens_are_fetched_once_and_reused,
+        pmpayment_adapter::pmpayment_create_sends_the_signed_form_and_status_reads_map_the_codes,
+        pmpayment_adapter::pmpayment_provider_down_is_unavailable,
+        pmpayment_adapter::pmpayment_provider_answering_5xx_is_unavailable,
+        pmpayment_adapter::pmpayment_provider_answering_garbage_is_an_invalid_answer,
+        pmpayment_adapter::pmpayment_provider_too_slow_is_unavailable_within_the_timeout,
+        pmpayment_adapter::pmpayment_status_with_an_unknown_code_is_an_invalid_answer,
         health::readyz_is_503_while_the_database_is_unreachable,
         cli::check_accepts_the_shipped_configuration,
         cli::check_names_file_key_and_reason_for_every_registry_problem,

@@ -283,7 +283,13 @@ pub async fn the_xbezahldienste_adapter_pays_through_each_simulator_instance(ctx
         let provider =
             app.state.registry.payment_provider(provider_id).ok_or_else(|| anyhow::anyhow!("no {provider_id}"))?;
         let adapter = adapter_for(provider, &app.state.http)?;
-        let payment = NewProviderPayment { originator_id: "demo-service", endpoint_id: endpoint, request: &request };
+        let payment = NewProviderPayment {
+            originator_id: "demo-service",
+            endpoint_id: endpoint,
+            request: &request,
+            transaction_id: "tx-adapter",
+            callback_url: "http://127.0.0.1:9/callbacks/payment/x",
+        };
         let created = adapter.create(&payment).await?;
         assert!(created.pay_url.starts_with(provider.base_url.as_str()), "{}", created.pay_url);
         assert_eq!(

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use pforte::payment::provider::{adapter_for, NewProviderPayment, ProviderError};
-use pforte::payment::{parse_request_body, PaymentMethod, Status};
+use pforte::payment::{parse_request_body, PaymentMethod, PaymentRequest, Status};
 use pforte::registry::{EntityId, HttpUrl, PaymentAuth, PaymentProvider, PaymentProviderKind};
 use secrecy::SecretString;
 use serde_json::{json, Value};
@@ -117,6 +117,16 @@ fn entry(base: &str, auth: PaymentAuth, timeout_secs: u64) -> anyhow::Result<Pay
     })
 }
 
+fn payment(request: &PaymentRequest) -> NewProviderPayment<'_> {
+    NewProviderPayment {
+        originator_id: "demo-service",
+        endpoint_id: "09162000",
+        request,
+        transaction_id: "pforte-tx-1",
+        callback_url: "http://127.0.0.1:9/callbacks/payment/mock-pay",
+    }
+}
+
 fn basic() -> PaymentAuth {
     PaymentAuth::Basic { username: "pforte".into(), password: SecretString::from("provider-pass".to_owned()) }
 }
@@ -125,7 +135,7 @@ pub async fn creation_sends_the_standard_request_and_returns_the_pay_page() -> T
     let provider = start().await?;
     let adapter = adapter_for(&entry(&provider.base, basic(), 5)?, &pforte::http_client::outbound_client()?)?;
     let request = parse_request_body(REQUEST.as_bytes()).map_err(|f| anyhow::anyhow!(f.detail))?;
-    let payment = NewProviderPayment { originator_id: "demo-service", endpoint_id: "09162000", request: &request };
+    let payment = payment(&request);
     let created = adapter.create(&payment).await?;
     assert_eq!(created.reference, "tx-1");
     assert_eq!(created.pay_url, format!("{}/page/tx-1", provider.base));
@@ -145,7 +155,7 @@ pub async fn provider_failures_become_clear_errors_within_the_timeout() -> TestR
     let provider = start().await?;
     let adapter = adapter_for(&entry(&provider.base, PaymentAuth::None, 1)?, &pforte::http_client::outbound_client()?)?;
     let request = parse_request_body(REQUEST.as_bytes()).map_err(|f| anyhow::anyhow!(f.detail))?;
-    let payment = NewProviderPayment { originator_id: "demo-service", endpoint_id: "09162000", request: &request };
+    let payment = payment(&request);
     let cases = [
         (Mode::ServerError, "unavailable"),
         (Mode::Garbage, "invalid"),

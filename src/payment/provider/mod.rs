@@ -5,12 +5,16 @@
 //! Adapters are called outside any database transaction (security.md #19): the caller records the
 //! intent, commits, calls the provider, then records the outcome.
 
+pub mod pmpayment;
 mod transport;
 mod xbezahldienste;
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+
+use reqwest::header::HeaderMap;
+use rust_decimal::Decimal;
 
 use super::wire::{PaymentMethod, Status};
 use super::{Amount, PaymentRequest};
@@ -26,6 +30,10 @@ pub struct NewProviderPayment<'a> {
     /// The online service's request, with `redirect_url` pointing back at pforte (which reads the
     /// status and then sends the citizen on to the service).
     pub request: &'a PaymentRequest,
+    /// pforte's id of the payment; protocols that let the caller name the transaction get this one.
+    pub transaction_id: &'a str,
+    /// Where the provider sends callbacks about this payment (`{issuer}/callbacks/payment/{providerId}`).
+    pub callback_url: &'a str,
 }
 
 /// The provider accepted the payment.
@@ -86,6 +94,38 @@ pub struct ProviderRefunded {
     pub reference: Option<String>,
 }
 
+/// A provider's callback whose signature checked out. Its claims are not trusted: pforte reads the
+/// status at the provider before recording anything (security.md #20).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderCallback {
+    /// The provider's transaction id (`ProviderCreated::reference`).
+    pub reference: String,
+    /// The authority the provider names, when its protocol names one.
+    pub endpoint_id: Option<String>,
+    /// The provider's id of this message; the same id again is a replay.
+    pub event_id: String,
+    /// When the provider sent it, in Unix seconds.
+    pub timestamp: i64,
+    /// The amount the provider reports, in euros, when its protocol reports one.
+    pub amount: Option<Decimal>,
+    /// The status the provider claims; kept for the record, never applied as such.
+    pub claimed_status: Option<Status>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallbackError {
+    /// This kind of provider sends no callbacks.
+    #[error("this payment provider sends no callbacks")]
+    NotAccepted,
+    #[error("the callback carries no signature")]
+    MissingSignature,
+    #[error("the callback's signature does not match")]
+    BadSignature,
+    /// Signed, but not the protocol's form.
+    #[error("the callback cannot be read: {0}")]
+    Malformed(String),
+}
+
 pub trait PaymentAdapter: Send + Sync {
     fn create<'a>(&'a self, payment: &'a NewProviderPayment<'a>) -> ProviderFuture<'a, ProviderCreated>;
 
@@ -112,6 +152,12 @@ pub trait PaymentAdapter: Send + Sync {
     fn refund<'a>(&'a self, _refund: &'a ProviderRefund<'a>) -> ProviderFuture<'a, ProviderRefunded> {
         Box::pin(async { Err(ProviderError::Unsupported("refund")) })
     }
+
+    /// Reads and authenticates a callback from the provider (headers and the raw body as received).
+    /// Kinds that send none keep this default.
+    fn parse_callback(&self, _headers: &HeaderMap, _body: &[u8]) -> Result<ProviderCallback, CallbackError> {
+        Err(CallbackError::NotAccepted)
+    }
 }
 
 /// The adapter for a provider instance. The development simulator speaks XBezahldienste, so it
@@ -124,8 +170,6 @@ pub fn adapter_for(
         PaymentProviderKind::XBezahldienste | PaymentProviderKind::Simulator => {
             Ok(Arc::new(xbezahldienste::XBezahldienste::new(provider, http)?))
         }
-        PaymentProviderKind::PmPayment => {
-            Err(ProviderError::Misconfigured("the pmPayment adapter is not built yet".to_owned()))
-        }
+        PaymentProviderKind::PmPayment => Ok(Arc::new(pmpayment::PmPayment::new(provider, http)?)),
     }
 }
