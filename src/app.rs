@@ -174,6 +174,14 @@ fn build_state(settings: Settings, registry: Registry, clock: SharedClock) -> an
     let refunds =
         crate::payment::refund::Refunds::new(db.clone(), registry.clone(), audit.clone(), http.clone(), clock.clone());
     let finance = crate::finance::FinanceAccess::new(db.clone(), audit.clone(), clock.clone(), registry.clone());
+    let payment_callbacks = crate::payment::callbacks::PaymentCallbacks::new(
+        db.clone(),
+        audit.clone(),
+        clock.clone(),
+        registry.clone(),
+        signals.clone(),
+        http.clone(),
+    );
     Ok(AppState::new(Shared {
         settings,
         registry,
@@ -192,6 +200,7 @@ fn build_state(settings: Settings, registry: Registry, clock: SharedClock) -> an
         payment_signals: signals,
         refunds,
         finance,
+        payment_callbacks,
         dev,
     }))
 }

@@ -1,6 +1,7 @@
 //! The HTTP edge: one module per resource, each exposing `router()`, merged here with the layers
 //! every request passes through.
 
+mod callbacks;
 pub mod error;
 pub(crate) mod finance;
 mod health;
@@ -31,7 +32,8 @@ pub fn router(state: AppState) -> Router {
         .merge(jwks::router())
         .merge(oidc::router())
         .merge(payments::router())
-        .merge(finance::router());
+        .merge(finance::router())
+        .merge(callbacks::router());
     // The configuration allows simulators only on a loopback public URL.
     if state.settings.dev.simulators {
         routes = routes.merge(crate::dev::router(&state));

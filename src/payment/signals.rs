@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use serde_json::json;
+use sqlx::AnyConnection;
 
 use super::notify::Notifier;
 use super::provider::ProviderState;
@@ -15,6 +16,7 @@ use crate::audit::{AuditEvent, AuditLog};
 use crate::clock::SharedClock;
 use crate::finance::ledger;
 use crate::registry::Registry;
+use crate::storage::callbacks;
 use crate::storage::payments::{self, PaymentEventRow, PaymentRow, ProviderFacts};
 use crate::storage::{Database, StorageError};
 
@@ -88,7 +90,42 @@ impl PaymentSignals {
         detail: Option<&str>,
     ) -> Result<Outcome, StorageError> {
         let mut tx = self.db.begin_write().await?;
-        let Some(row) = payments::get(&mut tx, transaction_id).await? else {
+        let outcome = self.record_in(&mut tx, transaction_id, signal, source, detail).await?;
+        tx.commit().await.map_err(StorageError::from)?;
+        Ok(outcome)
+    }
+
+    /// Applies what a status read triggered by a provider's callback says, together with the
+    /// callback's dedupe row in one transaction. `None`: the event was acted on before (a replay),
+    /// nothing changed.
+    pub async fn record_callback(
+        &self,
+        provider_id: &str,
+        event_id: &str,
+        transaction_id: &str,
+        signal: Status,
+        detail: Option<&str>,
+    ) -> Result<Option<Outcome>, StorageError> {
+        let mut tx = self.db.begin_write().await?;
+        let now = self.clock.now_millis();
+        if !callbacks::insert(&mut tx, provider_id, event_id, transaction_id, now).await? {
+            return Ok(None);
+        }
+        let outcome = self.record_in(&mut tx, transaction_id, signal, Source::Provider, detail).await?;
+        tx.commit().await.map_err(StorageError::from)?;
+        Ok(Some(outcome))
+    }
+
+    /// [`Self::record`] inside the caller's write transaction; the caller commits.
+    async fn record_in(
+        &self,
+        tx: &mut AnyConnection,
+        transaction_id: &str,
+        signal: Status,
+        source: Source,
+        detail: Option<&str>,
+    ) -> Result<Outcome, StorageError> {
+        let Some(row) = payments::get(tx, transaction_id).await? else {
             return Ok(Outcome::UnknownTransaction);
         };
         let current = parse_status(&row.status)?;
@@ -101,12 +138,12 @@ impl PaymentSignals {
             recorded_at: now,
         };
         let closed_by_pforte = row.timed_out_at.is_some()
-            || (current == Status::Canceled && payments::canceled_by_client(&mut tx, transaction_id).await?);
+            || (current == Status::Canceled && payments::canceled_by_client(tx, transaction_id).await?);
         let outcome = match decide(current, closed_by_pforte, signal, source) {
             Decision::Move(to) => {
                 let timed_out = source == Source::Timeout;
                 if !payments::compare_and_set_status(
-                    &mut tx,
+                    tx,
                     transaction_id,
                     current.as_str(),
                     to.as_str(),
@@ -118,12 +155,12 @@ impl PaymentSignals {
                 {
                     // Another writer moved it between our read and this update (PostgreSQL).
                     let current =
-                        payments::get(&mut tx, transaction_id).await?.map(|r| parse_status(&r.status)).transpose()?;
+                        payments::get(tx, transaction_id).await?.map(|r| parse_status(&r.status)).transpose()?;
                     return Ok(Outcome::Unchanged { current: current.unwrap_or(Status::Initial) });
                 }
-                payments::insert_event(&mut tx, transaction_id, &event(to)).await?;
+                payments::insert_event(tx, transaction_id, &event(to)).await?;
                 if to == Status::Payed {
-                    post_paid(&mut tx, &row, now).await?;
+                    post_paid(tx, &row, now).await?;
                 }
                 // The online service learns of the change through the outbox, committed with it.
                 if let Some(client) = self.registry.client(&row.client_id) {
@@ -139,36 +176,32 @@ impl PaymentSignals {
                             "statusDetail": detail,
                         },
                     });
-                    Notifier::enqueue_for_payment(&mut tx, client, &row, &payload, now).await?;
+                    Notifier::enqueue_for_payment(tx, client, &row, &payload, now).await?;
                 }
                 let details = json!({ "from": current.as_str(), "to": to.as_str(), "source": source.as_str() });
                 self.audit
-                    .append_in(
-                        &mut tx,
-                        AuditEvent::new("payment.status_changed", source.as_str(), transaction_id, details),
-                    )
+                    .append_in(tx, AuditEvent::new("payment.status_changed", source.as_str(), transaction_id, details))
                     .await?;
                 Outcome::Moved { from: current, to }
             }
             Decision::PaidAfterTimeout => {
-                if !payments::flag_paid_after_timeout(&mut tx, transaction_id, now).await? {
+                if !payments::flag_paid_after_timeout(tx, transaction_id, now).await? {
                     return Ok(Outcome::Unchanged { current });
                 }
-                payments::insert_event(&mut tx, transaction_id, &event(Status::Payed)).await?;
+                payments::insert_event(tx, transaction_id, &event(Status::Payed)).await?;
                 // The money arrived, so it is booked; the flag stays on the payment.
-                post_paid(&mut tx, &row, now).await?;
+                post_paid(tx, &row, now).await?;
                 let details = json!({ "status": current.as_str() });
                 let action = if current == Status::Canceled {
                     "payment.paid_after_cancel"
                 } else {
                     "payment.paid_after_timeout"
                 };
-                self.audit.append_in(&mut tx, AuditEvent::new(action, "provider", transaction_id, details)).await?;
+                self.audit.append_in(tx, AuditEvent::new(action, "provider", transaction_id, details)).await?;
                 Outcome::PaidAfterTimeout
             }
             Decision::Ignore => return Ok(Outcome::Unchanged { current }),
         };
-        tx.commit().await.map_err(StorageError::from)?;
         Ok(outcome)
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod audit_log;
 pub mod finance_tokens;
+pub mod callbacks;
 pub mod idempotency;
 pub mod ledger;
 pub mod logins;
