@@ -8,7 +8,8 @@
 //!
 //! The handlers here adapt HTTP to the provider logic in `op`; test data is in `personas`, the
 //! pages in `pages`. `demo` is the demo online service under `/demo`, a relying party of pforte.
-//! `pay` is the development payment provider (XBezahldienste) under each simulator entry's base URL.
+//! `pay` is the development payment provider (XBezahldienste) under each simulator entry's base URL;
+//! `pmpay` a development pmPayment peer under `/dev/pmpay`.
 
 mod demo;
 mod demo_pages;
@@ -17,6 +18,8 @@ mod pages;
 pub mod pay;
 mod pay_pages;
 pub mod personas;
+pub mod pmpay;
+mod pmpay_pages;
 
 use std::collections::BTreeSet;
 
@@ -78,6 +81,8 @@ pub struct Simulators {
     demo: demo::PendingLogins,
     /// The payment simulator instances, by base path (see `pay::base_paths`).
     pub pay: pay::PaySimulators,
+    /// The pmPayment peer under `/dev/pmpay`.
+    pub pmpay: pmpay::PmPaySimulator,
 }
 
 impl Simulators {
@@ -88,6 +93,7 @@ impl Simulators {
             unternehmenskonto: Simulator::generate(SimKind::Unternehmenskonto)?,
             demo: demo::PendingLogins::default(),
             pay: pay::PaySimulators::new(pay::base_paths(registry, issuer)),
+            pmpay: pmpay::PmPaySimulator::default(),
         })
     }
 
@@ -115,7 +121,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         router = router.nest(&format!("/dev/{}", kind.name()), routes);
     }
     if let Some(simulators) = state.dev.as_deref() {
-        router = router.merge(pay::router(&simulators.pay));
+        router = router.merge(pay::router(&simulators.pay)).nest(pmpay::BASE_PATH, pmpay::router());
     }
     router.merge(demo::router())
 }

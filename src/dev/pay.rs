@@ -40,8 +40,8 @@ pub const RETENTION_SECS: i64 = 24 * 60 * 60;
 pub const OFFERED_METHODS: [PaymentMethod; 4] =
     [PaymentMethod::CreditCard, PaymentMethod::PayPal, PaymentMethod::Giropay, PaymentMethod::Paydirect];
 
-/// The path segments the identity simulators use; a payment simulator may not take them.
-const RESERVED: [&str; 2] = ["/dev/bundid", "/dev/unternehmenskonto"];
+/// The paths the identity simulators and the pmPayment peer use; a payment simulator may not take them.
+const RESERVED: [&str; 3] = ["/dev/bundid", "/dev/unternehmenskonto", super::pmpay::BASE_PATH];
 
 /// The base paths (e.g. `/dev/pay`) of the registry's simulator entries that point at this pforte
 /// under `/dev/`. Entries sharing a base URL share one instance.
@@ -394,7 +394,7 @@ async fn decide(
 
 /// The redirectUrl exactly as sent; only one with characters a header cannot carry is written in
 /// its percent-encoded form.
-fn location(redirect_url: &str) -> Option<HeaderValue> {
+pub(super) fn location(redirect_url: &str) -> Option<HeaderValue> {
     HeaderValue::from_str(redirect_url)
         .ok()
         .or_else(|| url::Url::parse(redirect_url).ok().and_then(|url| HeaderValue::from_str(url.as_str()).ok()))
@@ -470,7 +470,7 @@ fn unknown_page() -> Response {
 
 /// An HTML page. A pay page's form ends in a redirect to the online service, so its policy allows
 /// that origin as a form target too (browsers apply `form-action` to the redirect).
-fn html(status: StatusCode, page: String, redirect_url: Option<&str>) -> Response {
+pub(super) fn html(status: StatusCode, page: String, redirect_url: Option<&str>) -> Response {
     let mut response = (status, [(header::CACHE_CONTROL, "no-store")], Html(page)).into_response();
     let origin = redirect_url
         .and_then(|url| url::Url::parse(url).ok())
@@ -508,6 +508,7 @@ mod tests {
         assert!(!mountable("/dev/{x}"));
         assert!(!mountable("/dev/bundid"));
         assert!(!mountable("/dev/bundid/pay"));
+        assert!(!mountable("/dev/pmpay"), "the pmPayment peer's");
     }
 
     #[test]

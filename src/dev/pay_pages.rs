@@ -110,7 +110,7 @@ pub fn unknown() -> String {
     )
 }
 
-fn method_label(method: &PaymentMethod) -> &'static str {
+pub(super) fn method_label(method: &PaymentMethod) -> &'static str {
     match method {
         PaymentMethod::CreditCard => "Kreditkarte",
         PaymentMethod::PayPal => "PayPal",
@@ -135,7 +135,7 @@ pub fn euro(amount: Decimal) -> String {
     format!("{sign}{grouped},{cents} €")
 }
 
-fn document(heading: &str, body: &str) -> String {
+pub(super) fn document(heading: &str, body: &str) -> String {
     let body =
         format!("<p><strong>{DISPLAY_NAME}</strong></p>\n<h1>{heading}</h1>\n{body}", heading = escape(heading),);
     crate::http::html::document("de", &format!("{heading} – {DISPLAY_NAME}"), &body)

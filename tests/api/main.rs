@@ -22,6 +22,7 @@ mod payment_api;
 mod payment_cancel;
 mod payment_surface;
 mod payments;
+mod pmpayment;
 mod pmpayment_adapter;
 mod provider_adapter;
 mod refunds;
@@ -204,6 +205,21 @@ fn main() {
         simulators::missing_pkce_challenge_is_redirected_back_as_invalid_request,
         simulators::logout_sends_the_browser_back_to_pforte_with_its_state,
         simulators::simulators_are_not_mounted_when_dev_simulators_is_off,
+        pmpayment::a_citizen_pays_through_pmpayment_and_the_service_reads_payed,
+        pmpayment::cancelling_at_pmpayment_ends_the_payment_canceled,
+        pmpayment::failing_at_pmpayment_ends_the_payment_failed,
+        pmpayment::a_create_signed_with_a_wrong_hmac_key_fails_and_nothing_is_stored,
+        pmpayment::a_callback_with_a_wrong_signature_is_refused_audited_and_changes_nothing,
+        pmpayment::a_callback_without_a_signature_is_refused_audited_and_changes_nothing,
+        pmpayment::a_callback_older_than_five_minutes_is_refused_and_changes_nothing,
+        pmpayment::a_callback_dated_more_than_five_minutes_ahead_is_refused_and_changes_nothing,
+        pmpayment::a_callback_for_an_unknown_transaction_is_a_404_and_changes_nothing,
+        pmpayment::a_callback_naming_another_authority_is_a_404_and_changes_nothing,
+        pmpayment::a_replayed_callback_is_accepted_and_changes_nothing,
+        pmpayment::a_callback_with_another_amount_flags_the_payment_and_does_not_move_it,
+        pmpayment::a_signed_callback_records_what_the_status_read_says_not_what_it_claims,
+        pmpayment::callbacks_for_providers_that_send_none_are_a_404,
+        pmpayment::the_pmpayment_peer_is_not_mounted_when_dev_simulators_is_off,
     ];
     let postgres = std::env::var("PFORTE_TEST_POSTGRES_URL").ok().filter(|url| !url.is_empty());
     let mut trials = Vec::new();
