@@ -26,6 +26,8 @@ const ENDPOINTS: &[(&str, &str)] = &[
     ("/userinfo", "the logged-in identity behind an access token"),
     ("/revoke", "token revocation (RFC 7009)"),
     ("/logout", "RP-initiated logout"),
+    ("/openapi/payment-api.yaml", "payment API (XBezahldienste and extensions): OpenAPI 3.1 document"),
+    ("/openapi/payment-api.json", "the same OpenAPI document as JSON"),
 ];
 
 /// Shown only while the development simulators run.

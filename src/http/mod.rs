@@ -10,6 +10,7 @@ pub mod html;
 mod jwks;
 pub mod middleware;
 pub mod oidc;
+mod openapi;
 mod payments;
 
 use std::time::Duration;
@@ -33,7 +34,8 @@ pub fn router(state: AppState) -> Router {
         .merge(oidc::router())
         .merge(payments::router())
         .merge(finance::router())
-        .merge(callbacks::router());
+        .merge(callbacks::router())
+        .merge(openapi::router());
     // The configuration allows simulators only on a loopback public URL.
     if state.settings.dev.simulators {
         routes = routes.merge(crate::dev::router(&state));

@@ -17,6 +17,7 @@ mod login;
 mod logs;
 mod notify_url;
 mod oidc;
+mod openapi;
 mod pay_simulator;
 mod payment_api;
 mod payment_cancel;
@@ -181,6 +182,16 @@ fn main() {
         bookings::the_same_export_twice_is_byte_identical,
         bookings::a_period_without_bookings_gives_empty_exports,
         bookings::a_few_thousand_bookings_stream_in_order,
+        openapi::the_served_document_is_the_shipped_one_and_documents_every_served_route,
+        openapi::created_read_and_paid_transactions_match_the_document,
+        openapi::a_validation_error_matches_the_document,
+        openapi::a_calculation_error_matches_the_document,
+        openapi::missing_or_wrong_credentials_match_the_document,
+        openapi::acting_for_another_service_matches_the_document,
+        openapi::an_unknown_endpoint_matches_the_document,
+        openapi::a_repeated_request_id_matches_the_document,
+        openapi::an_unknown_transaction_matches_the_document,
+        openapi::an_oversized_body_matches_the_document,
         oidc::discovery_describes_the_provider,
         oidc::unknown_client_gets_an_error_page_and_no_redirect,
         oidc::unregistered_redirect_uri_gets_an_error_page_and_no_redirect,
@@ -262,6 +273,8 @@ fn main() {
         cli::serve_refuses_to_start_with_an_invalid_configuration,
         cli::serve_refuses_simulators_on_a_public_address,
         cli::help_explains_each_command,
+        openapi::the_document_parses_and_every_operation_documents_its_responses,
+        openapi::the_validator_rejects_bodies_and_statuses_the_document_does_not_allow,
     ]);
     trials.extend(plain_tests![
         upstream::authorization_request_carries_state_nonce_pkce_s256_acr_values_and_the_provider_callback,
