@@ -19,6 +19,8 @@ use crate::registry::Registry;
 use crate::secret::SecretRef;
 use crate::storage::Database;
 
+mod notifications;
+
 pub const EXIT_FAILURE: u8 = 1;
 pub const EXIT_INVALID_CONFIG: u8 = 2;
 pub const EXIT_AUDIT_BROKEN: u8 = 3;
@@ -61,6 +63,11 @@ pub enum Command {
         #[command(subcommand)]
         command: finance::FinanceCommand,
     },
+    /// Inspect notifications to online services and put given-up ones back in line.
+    Notifications {
+        #[command(subcommand)]
+        command: notifications::NotificationsCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -97,6 +104,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Keys { command: KeysCommand::Rotate { alg } } => rotate_keys(&settings, alg).await,
         Command::Audit { command: AuditCommand::Verify } => return verify_audit(&settings).await,
         Command::Finance { command } => return finance::run(&settings, registry, command).await,
+        Command::Notifications { command } => notification_log(&settings, command).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -214,6 +222,13 @@ async fn rotate_keys(settings: &Settings, alg: SigningAlg) -> anyhow::Result<()>
     }
     db.close().await;
     Ok(())
+}
+
+async fn notification_log(settings: &Settings, command: notifications::NotificationsCommand) -> anyhow::Result<()> {
+    let db = connect(settings).await?;
+    let result = notifications::run(db.clone(), command).await;
+    db.close().await;
+    result
 }
 
 async fn verify_audit(settings: &Settings) -> ExitCode {

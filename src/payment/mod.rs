@@ -7,6 +7,7 @@
 mod api;
 pub mod callbacks;
 pub mod code;
+pub mod delivery_log;
 pub mod idempotency;
 pub mod money;
 pub mod notify;

@@ -8,6 +8,7 @@ pub mod callbacks;
 pub mod idempotency;
 pub mod ledger;
 pub mod logins;
+pub mod notification_log;
 pub mod outbox;
 pub mod payments;
 pub mod refunds;

@@ -39,10 +39,10 @@ pub enum AttemptOutcome {
     GiveUp(String),
 }
 
-const COLUMNS: &str = "id, client_id, transaction_id, url, payload, created_at, next_attempt_at, attempts, \
+pub(super) const COLUMNS: &str = "id, client_id, transaction_id, url, payload, created_at, next_attempt_at, attempts, \
                        delivered_at, gave_up_at, gave_up_reason";
 
-fn from_row(row: &AnyRow) -> StorageResult<OutboxRow> {
+pub(super) fn from_row(row: &AnyRow) -> StorageResult<OutboxRow> {
     Ok(OutboxRow {
         id: row.try_get("id")?,
         client_id: row.try_get("client_id")?,

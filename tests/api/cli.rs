@@ -64,10 +64,16 @@ pub async fn serve_refuses_simulators_on_a_public_address() -> TestResult {
 pub async fn help_explains_each_command() -> TestResult {
     let output = pforte_command().arg("--help").output()?;
     let text = output_text(&output);
-    for command in ["serve", "check", "migrate", "keys", "audit"] {
+    for command in ["serve", "check", "migrate", "keys", "audit", "notifications"] {
         assert!(text.contains(command), "--help lacks {command}: {text}");
     }
-    for args in [&["keys", "rotate", "--help"][..], &["audit", "verify", "--help"][..]] {
+    for args in [
+        &["keys", "rotate", "--help"][..],
+        &["audit", "verify", "--help"][..],
+        &["notifications", "list", "--help"][..],
+        &["notifications", "show", "--help"][..],
+        &["notifications", "redeliver", "--help"][..],
+    ] {
         let output = pforte_command().args(args).output()?;
         assert!(output.status.success());
         assert!(output_text(&output).len() > 80);

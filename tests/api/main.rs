@@ -16,6 +16,7 @@ mod ledger;
 mod login;
 mod logs;
 mod notify_url;
+mod notification_log;
 mod oidc;
 mod openapi;
 mod pay_simulator;
@@ -182,6 +183,8 @@ fn main() {
         bookings::the_same_export_twice_is_byte_identical,
         bookings::a_period_without_bookings_gives_empty_exports,
         bookings::a_few_thousand_bookings_stream_in_order,
+        notification_log::a_receiver_answering_gone_is_shown_disabled_and_redelivery_reaches_it_once_back,
+        notification_log::a_receiver_that_keeps_failing_is_pending_with_its_next_attempt_then_failed,
         openapi::the_served_document_is_the_shipped_one_and_documents_every_served_route,
         openapi::created_read_and_paid_transactions_match_the_document,
         openapi::a_validation_error_matches_the_document,

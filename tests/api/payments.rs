@@ -16,7 +16,7 @@ use secrecy::SecretString;
 
 use crate::helpers::{TestApp, TestContext, TestResult};
 
-fn new_payment(app: &TestApp, request_id: &str) -> PaymentRow {
+pub fn new_payment(app: &TestApp, request_id: &str) -> PaymentRow {
     let now = app.state.clock.now_millis();
     PaymentRow {
         transaction_id: pforte::identity::random_token(),
@@ -45,7 +45,7 @@ fn new_payment(app: &TestApp, request_id: &str) -> PaymentRow {
     }
 }
 
-fn signals(app: &TestApp) -> PaymentSignals {
+pub fn signals(app: &TestApp) -> PaymentSignals {
     PaymentSignals::new(
         app.state.db.clone(),
         app.state.audit.clone(),
@@ -198,15 +198,15 @@ pub async fn a_released_or_expired_key_can_be_used_again(ctx: TestContext) -> Te
 
 /// A receiving online service: checks every signature, counts what arrived, answers `status`.
 #[derive(Clone)]
-struct Receiver {
-    url: String,
-    status: Arc<AtomicU16>,
-    received: Arc<Mutex<Vec<(String, serde_json::Value)>>>,
+pub struct Receiver {
+    pub url: String,
+    pub status: Arc<AtomicU16>,
+    pub received: Arc<Mutex<Vec<(String, serde_json::Value)>>>,
 }
 
 const HOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
-async fn receiver() -> anyhow::Result<Receiver> {
+pub async fn receiver() -> anyhow::Result<Receiver> {
     use axum::http::{HeaderMap, StatusCode};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://127.0.0.1:{}/hook", listener.local_addr()?.port());
@@ -244,7 +244,7 @@ async fn receiver() -> anyhow::Result<Receiver> {
 
 /// An app whose demo client notifies `receiver`, with the background worker off so the test drives
 /// delivery rounds itself.
-async fn app_notifying(ctx: &TestContext, receiver: &Receiver, clock: ManualClock) -> anyhow::Result<TestApp> {
+pub async fn app_notifying(ctx: &TestContext, receiver: &Receiver, clock: ManualClock) -> anyhow::Result<TestApp> {
     let clients = ctx.clients_with(&[]);
     let demo = std::fs::read_to_string(format!("{clients}/demo.toml"))?;
     let demo = demo
@@ -269,7 +269,7 @@ async fn app_notifying(ctx: &TestContext, receiver: &Receiver, clock: ManualCloc
         .await)
 }
 
-fn notifier(app: &TestApp) -> Notifier {
+pub fn notifier(app: &TestApp) -> Notifier {
     Notifier::new(app.state.db.clone(), app.state.registry.clone(), app.state.http.clone(), app.state.clock.clone())
 }
 
