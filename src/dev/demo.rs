@@ -29,6 +29,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::demo_pages as pages;
+use super::demo_pay;
 use crate::identity::levels::eidas_uri;
 use crate::identity::random_token;
 use crate::registry::{ClientAuth, Level};
@@ -79,9 +80,19 @@ async fn login(State(state): State<AppState>, RawQuery(query): RawQuery) -> Resp
 }
 
 async fn callback(State(state): State<AppState>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
-    let Some(logins) = state.dev.as_deref().map(|dev| &dev.demo) else { return super::not_mounted() };
-    let mut response = match answer(&state, logins, &headers, query).await {
-        Ok(done) => super::html(StatusCode::OK, pages::logged_in(&done)),
+    let Some(dev) = state.dev.as_deref() else { return super::not_mounted() };
+    let mut response = match answer(&state, &dev.demo, &headers, query).await {
+        Ok(done) => {
+            let mut response = super::html(StatusCode::OK, pages::logged_in(&done, &demo_pay::pay_form(&state)));
+            // The pay step is for logged-in visitors only.
+            if let Some(session) = dev.demo_payments.start_session(now(&state)) {
+                let cookie = format!("{}={session}; Path=/; Secure; HttpOnly; SameSite=Lax", demo_pay::SESSION_COOKIE);
+                if let Ok(cookie) = HeaderValue::from_str(&cookie) {
+                    response.headers_mut().append(header::SET_COOKIE, cookie);
+                }
+            }
+            response
+        }
         Err(failure) => failure.into_response(),
     };
     // The login is over either way: the cookie names nothing any more.
@@ -395,13 +406,18 @@ fn pairs(query: Option<String>) -> Vec<(String, String)> {
 }
 
 fn cookie(headers: &HeaderMap) -> Option<String> {
+    cookie_named(headers, COOKIE)
+}
+
+/// The value of the cookie `name`, if the browser sent a non-empty one.
+pub(super) fn cookie_named(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, value)| *name == COOKIE && !value.is_empty())
+        .find(|(given, value)| *given == name && !value.is_empty())
         .map(|(_, value)| value.to_owned())
 }
 

@@ -51,8 +51,9 @@ pforte and shows what a service receives. Nothing is applied for.</small></p>
     document("Geburtsurkunde beantragen", "Demo online service: apply for a birth certificate", &body)
 }
 
-/// The result of a login: who logged in, at which level, with which provider, and every claim.
-pub fn logged_in(done: &LoggedIn) -> String {
+/// The result of a login: who logged in, at which level, with which provider, and every claim;
+/// then the next step (`pay_form`, HTML built by the pay step).
+pub fn logged_in(done: &LoggedIn, pay_form: &str) -> String {
     let rows: String = done
         .claims
         .iter()
@@ -81,6 +82,7 @@ pub fn logged_in(done: &LoggedIn) -> String {
 <tbody>
 {rows}</tbody>
 </table>
+{pay_form}
 <p><a class="button" href="{logout}">Abmelden <small>(log out)</small></a> <a href="/demo">Neu anmelden</a></p>"#,
         acr = escape(&done.acr),
         level = level_label(&done.acr),

@@ -10,9 +10,13 @@
 //! pages in `pages`. `demo` is the demo online service under `/demo`, a relying party of pforte.
 //! `pay` is the development payment provider (XBezahldienste) under each simulator entry's base URL;
 //! `pmpay` a development pmPayment peer under `/dev/pmpay`.
+//! `demo_pay` is the demo service's pay step, a client of pforte's payment API.
 
 mod demo;
 mod demo_pages;
+mod demo_pay;
+mod demo_pay_api;
+mod demo_pay_pages;
 mod op;
 mod pages;
 pub mod pay;
@@ -79,6 +83,8 @@ pub struct Simulators {
     unternehmenskonto: Simulator,
     /// The demo online service's logins on their way through pforte.
     demo: demo::PendingLogins,
+    /// The demo online service's sessions, payments and received notifications.
+    demo_payments: demo_pay::DemoPayments,
     /// The payment simulator instances, by base path (see `pay::base_paths`).
     pub pay: pay::PaySimulators,
     /// The pmPayment peer under `/dev/pmpay`.
@@ -92,6 +98,7 @@ impl Simulators {
             bundid: Simulator::generate(SimKind::BundId)?,
             unternehmenskonto: Simulator::generate(SimKind::Unternehmenskonto)?,
             demo: demo::PendingLogins::default(),
+            demo_payments: demo_pay::DemoPayments::default(),
             pay: pay::PaySimulators::new(pay::base_paths(registry, issuer)),
             pmpay: pmpay::PmPaySimulator::default(),
         })
@@ -123,7 +130,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
     if let Some(simulators) = state.dev.as_deref() {
         router = router.merge(pay::router(&simulators.pay)).nest(pmpay::BASE_PATH, pmpay::router());
     }
-    router.merge(demo::router())
+    router.merge(demo::router()).merge(demo_pay::router())
 }
 
 async fn discovery(State(state): State<AppState>, Extension(kind): Extension<SimKind>) -> Response {

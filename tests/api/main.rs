@@ -8,6 +8,7 @@ mod bookings;
 mod cli;
 mod demo;
 mod finance;
+mod demo_pay;
 mod health;
 mod helpers;
 mod interop;
@@ -101,6 +102,10 @@ fn main() {
         demo::answer_from_another_issuer_is_refused,
         demo::cancelling_at_the_simulator_shows_the_refusal_on_the_demo_page,
         demo::demo_service_is_not_mounted_when_dev_simulators_is_off,
+        demo_pay::a_citizen_pays_the_fee_and_sees_payed_and_a_verified_notification,
+        demo_pay::the_pay_step_needs_a_login_at_the_demo_service,
+        demo_pay::a_notification_signed_with_another_secret_is_refused,
+        demo_pay::an_unsigned_notification_is_refused,
         pay_simulator::pay_simulator_creates_and_reads_a_transaction_with_the_standards_field_names,
         pay_simulator::pay_simulator_refuses_a_second_create_with_the_same_request_id,
         pay_simulator::pay_simulator_refuses_an_invalid_request_with_validation_error,
