@@ -14,6 +14,7 @@ mod client;
 mod files;
 mod identity;
 mod payment;
+mod settlement;
 mod tenant;
 mod toml_error;
 mod types;
@@ -29,7 +30,8 @@ pub use check::PUBLIC_URL_PLACEHOLDER;
 pub use client::{Client, ClientAuth, ClientKeys, GrantType, IdTokenAlg, Scope};
 pub use identity::{IdentityProvider, IdentityProviderKind, UpstreamClientAuth, PFORTE_CLAIMS};
 pub use payment::{PaymentAuth, PaymentProvider, PaymentProviderKind};
-pub use tenant::{Tenant, TenantPayment};
+pub use settlement::{Column, DecimalSeparator, SettlementColumns, SettlementFormat, SettlementKind};
+pub use tenant::{Tenant, TenantFinance, TenantPayment};
 pub use types::{is_loopback_host, AccountType, ClientAuthMethod, EntityId, HttpUrl, Level, RedirectUri};
 
 use self::check::{FileCheck, LoadContext};
@@ -222,3 +224,6 @@ fn not_registered(kind: &str, id: &EntityId, dir: &Path) -> String {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod finance_tests;

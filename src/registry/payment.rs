@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use super::check::FileCheck;
 use super::files::EntityFile;
+use super::settlement::{self, SettlementFile, SettlementFormat};
 use super::types::{EntityId, HttpUrl};
 use crate::secret::SecretRef;
 
@@ -42,6 +43,8 @@ pub struct PaymentProvider {
     pub timeout: Duration,
     /// Signs pmPayment requests; present exactly for that kind.
     pub hmac_key: Option<SecretString>,
+    /// How this provider's settlement report reads; without it its reports cannot be imported.
+    pub settlement: Option<SettlementFormat>,
 }
 
 /// How pforte authenticates at the provider; the standard leaves it open and providers differ.
@@ -75,6 +78,7 @@ pub(crate) struct PaymentProviderFile {
     #[serde(default = "default_timeout_secs")]
     timeout_secs: u64,
     hmac_key: Option<SecretRef>,
+    settlement: Option<SettlementFile>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -134,6 +138,10 @@ pub(crate) fn parse(file: EntityFile<PaymentProviderFile>, check: &mut FileCheck
             Some(None)
         }
     };
+    let settlement = match &f.settlement {
+        Some(file) => settlement::parse(file, check).map(Some),
+        None => Some(None),
+    };
     Some(PaymentProvider {
         id,
         kind: f.kind,
@@ -142,6 +150,7 @@ pub(crate) fn parse(file: EntityFile<PaymentProviderFile>, check: &mut FileCheck
         auth: auth?,
         timeout: timeout?,
         hmac_key: hmac_key?,
+        settlement: settlement?,
     })
 }
 

@@ -14,6 +14,14 @@ pub struct Tenant {
     pub id: EntityId,
     pub display_name: String,
     pub payment: TenantPayment,
+    pub finance: TenantFinance,
+}
+
+/// What the finance office's reconciliation needs to know about the authority.
+#[derive(Debug, Clone, Default)]
+pub struct TenantFinance {
+    /// The account payouts arrive on; a bank statement for another account is refused on import.
+    pub bank_iban: Option<iban::Iban>,
 }
 
 #[derive(Debug, Clone)]
@@ -31,6 +39,14 @@ pub struct TenantPayment {
 pub(crate) struct TenantFile {
     display_name: String,
     payment: PaymentFile,
+    #[serde(default)]
+    finance: FinanceFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FinanceFile {
+    bank_iban: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -49,10 +65,26 @@ pub(crate) fn parse(file: EntityFile<TenantFile>, check: &mut FileCheck<'_>) -> 
     let provider = check.entity_id("payment.provider", &f.payment.provider);
     let settings = non_empty_values(check, "payment.settings", f.payment.settings);
     let booking_defaults = non_empty_values(check, "payment.booking_defaults", f.payment.booking_defaults);
+    let bank_iban = match &f.finance.bank_iban {
+        Some(text) => check.accept("finance.bank_iban", parse_iban(text)).map(Some),
+        None => Some(None),
+    };
     Some(Tenant {
         id,
         display_name: display_name?,
         payment: TenantPayment { provider: provider?, settings: settings?, booking_defaults: booking_defaults? },
+        finance: TenantFinance { bank_iban: bank_iban? },
+    })
+}
+
+/// Accepts the printed form with spaces; checks the check digits and the country's account format.
+fn parse_iban(text: &str) -> Result<iban::Iban, String> {
+    text.parse::<iban::Iban>().map_err(|e| {
+        let reason = match e {
+            iban::ParseIbanError::InvalidBaseIban { source } => source.to_string(),
+            other => other.to_string(),
+        };
+        format!("`{text}` is not a valid IBAN: {reason}")
     })
 }
 

@@ -114,6 +114,7 @@ fn entry(base: &str, auth: PaymentAuth, timeout_secs: u64) -> anyhow::Result<Pay
         auth,
         timeout: Duration::from_secs(timeout_secs),
         hmac_key: None,
+        settlement: None,
     })
 }
 
