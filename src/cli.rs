@@ -1,5 +1,6 @@
 //! The `pforte` command line. Exit codes: 0 success, 1 a runtime failure (database unreachable,
-//! I/O), 2 invalid configuration or registry, 3 `audit verify` found a broken chain.
+//! I/O), 2 invalid configuration or registry, 3 `audit verify` found a broken chain, 4 a finance import
+//! or reconciliation refused (nothing stored).
 
 mod finance;
 
@@ -177,7 +178,7 @@ fn check(settings: &Settings, registry: &Registry) -> ExitCode {
 }
 
 /// Connects and migrates, retrying with backoff a few times before giving up.
-async fn connect(settings: &Settings) -> anyhow::Result<Database> {
+pub(crate) async fn connect(settings: &Settings) -> anyhow::Result<Database> {
     let db = Database::connect_lazy(&settings.database)?;
     let mut delay = Duration::from_millis(500);
     for attempt in 1..=DB_ATTEMPTS {

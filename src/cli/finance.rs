@@ -22,6 +22,8 @@ pub enum FinanceCommand {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    #[command(flatten)]
+    Reconciliation(crate::finance::commands::ReconciliationCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -58,9 +60,14 @@ pub async fn run(settings: &Settings, registry: Registry, command: FinanceComman
     };
     let clock: SharedClock = Arc::new(SystemClock);
     let audit = AuditLog::new(db.clone(), clock.clone());
-    let access = FinanceAccess::new(db.clone(), audit, clock, Arc::new(registry));
+    let registry = Arc::new(registry);
+    let access = FinanceAccess::new(db.clone(), audit, clock, registry.clone());
     let code = match command {
         FinanceCommand::Token { command } => token(&access, command).await,
+        FinanceCommand::Reconciliation(command) => {
+            db.close().await;
+            return crate::finance::commands::run(settings, &registry, command).await;
+        }
     };
     db.close().await;
     code

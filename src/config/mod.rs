@@ -35,6 +35,27 @@ pub struct Settings {
     pub workers: WorkerSettings,
     #[serde(default)]
     pub payments: PaymentSettings,
+    #[serde(default)]
+    pub finance: FinanceSettings,
+}
+
+/// Reconciliation for finance offices.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FinanceSettings {
+    /// Settlement reports and bank statements larger than this are refused whole.
+    #[serde(default = "default_import_max_bytes")]
+    pub import_max_bytes: u64,
+}
+
+impl Default for FinanceSettings {
+    fn default() -> Self {
+        FinanceSettings { import_max_bytes: default_import_max_bytes() }
+    }
+}
+
+fn default_import_max_bytes() -> u64 {
+    10 * 1024 * 1024
 }
 
 /// Lifetimes of payments and how often open ones are read at their providers.
@@ -289,6 +310,9 @@ impl Settings {
         }
         if self.server.request_timeout_secs == 0 {
             problems.push("settings", "server.request_timeout_secs", "must be greater than zero");
+        }
+        if self.finance.import_max_bytes == 0 {
+            problems.push("settings", "finance.import_max_bytes", "must be greater than zero");
         }
         if self.database.max_connections == 0 {
             problems.push("settings", "database.max_connections", "must be greater than zero");

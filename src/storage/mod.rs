@@ -5,6 +5,7 @@
 pub mod audit_log;
 pub mod finance_tokens;
 pub mod callbacks;
+pub mod finance_imports;
 pub mod idempotency;
 pub mod ledger;
 pub mod logins;

@@ -1,0 +1,382 @@
+//! Imported settlement reports and bank statements (`finance_imports`, `settlement_rows`,
+//! `bank_entries`), and the reads that gather what reconciliation compares. An import's rows are
+//! written inside the caller's write transaction, so a file is stored whole or not at all.
+
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
+
+use super::{Database, StorageResult};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportRecord {
+    pub import_id: String,
+    pub tenant_id: String,
+    /// `settlement` or `bank`.
+    pub kind: String,
+    pub provider_id: Option<String>,
+    pub content_sha256: String,
+    pub file_name: String,
+    pub row_count: i64,
+    pub imported_at: i64,
+    pub imported_by: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettlementRecord {
+    pub import_id: String,
+    pub line: i64,
+    pub tenant_id: String,
+    pub provider_id: String,
+    pub provider_transaction: String,
+    /// `payment` or `refund`.
+    pub kind: String,
+    pub gross: String,
+    pub fee: String,
+    pub payout_reference: String,
+    /// `YYYY-MM-DD`.
+    pub booked_on: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BankEntryRecord {
+    pub import_id: String,
+    pub position: i64,
+    pub tenant_id: String,
+    pub message: String,
+    pub account_iban: String,
+    pub statement_id: String,
+    pub entry_reference: String,
+    pub amount: String,
+    pub currency: String,
+    pub booked_on: String,
+    pub value_on: Option<String>,
+    pub remittance: String,
+}
+
+/// A payment as reconciliation sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentForReconcile {
+    pub transaction_id: String,
+    pub provider_id: String,
+    pub provider_reference: Option<String>,
+    pub gros_amount: String,
+    pub status: String,
+    pub timed_out_at: Option<i64>,
+    pub paid_after_timeout_at: Option<i64>,
+    /// When it was paid, in milliseconds.
+    pub paid_at: i64,
+}
+
+/// A refund as reconciliation sees it (from `payment_refunds`, joined with its payment).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundForReconcile {
+    pub refund_id: String,
+    pub transaction_id: String,
+    pub provider_id: String,
+    pub provider_reference: Option<String>,
+    pub amount: String,
+    pub status: String,
+    pub created_at: i64,
+}
+
+/// The import already stored for this content, if any.
+pub async fn find_import(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    kind: &str,
+    content_sha256: &str,
+) -> StorageResult<Option<String>> {
+    let found: Option<String> = sqlx::query_scalar(
+        "SELECT import_id FROM finance_imports WHERE tenant_id = $1 AND kind = $2 AND content_sha256 = $3",
+    )
+    .bind(tenant_id)
+    .bind(kind)
+    .bind(content_sha256)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(found)
+}
+
+pub async fn insert_import(conn: &mut AnyConnection, record: &ImportRecord) -> StorageResult<()> {
+    sqlx::query(
+        "INSERT INTO finance_imports (import_id, tenant_id, kind, provider_id, content_sha256, file_name, \
+         row_count, imported_at, imported_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(&record.import_id)
+    .bind(&record.tenant_id)
+    .bind(&record.kind)
+    .bind(&record.provider_id)
+    .bind(&record.content_sha256)
+    .bind(&record.file_name)
+    .bind(record.row_count)
+    .bind(record.imported_at)
+    .bind(&record.imported_by)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn insert_settlement_row(conn: &mut AnyConnection, row: &SettlementRecord) -> StorageResult<()> {
+    sqlx::query(
+        "INSERT INTO settlement_rows (import_id, line, tenant_id, provider_id, provider_transaction, kind, gross, \
+         fee, payout_reference, booked_on) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(&row.import_id)
+    .bind(row.line)
+    .bind(&row.tenant_id)
+    .bind(&row.provider_id)
+    .bind(&row.provider_transaction)
+    .bind(&row.kind)
+    .bind(&row.gross)
+    .bind(&row.fee)
+    .bind(&row.payout_reference)
+    .bind(&row.booked_on)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn insert_bank_entry(conn: &mut AnyConnection, entry: &BankEntryRecord) -> StorageResult<()> {
+    sqlx::query(
+        "INSERT INTO bank_entries (import_id, position, tenant_id, message, account_iban, statement_id, \
+         entry_reference, amount, currency, booked_on, value_on, remittance) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+    )
+    .bind(&entry.import_id)
+    .bind(entry.position)
+    .bind(&entry.tenant_id)
+    .bind(&entry.message)
+    .bind(&entry.account_iban)
+    .bind(&entry.statement_id)
+    .bind(&entry.entry_reference)
+    .bind(&entry.amount)
+    .bind(&entry.currency)
+    .bind(&entry.booked_on)
+    .bind(&entry.value_on)
+    .bind(&entry.remittance)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Of the given provider transactions, those pforte holds for another tenant: (reference, tenant).
+pub async fn transactions_of_other_tenants(
+    conn: &mut AnyConnection,
+    provider_id: &str,
+    tenant_id: &str,
+    references: &[String],
+) -> StorageResult<Vec<(String, String)>> {
+    let mut found = Vec::new();
+    // Bounded parameter lists: SQLite allows 32766 parameters, but a statement per few hundred keeps
+    // the query text small on both backends.
+    for chunk in references.chunks(300) {
+        let placeholders: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 3)).collect();
+        let sql = format!(
+            "SELECT provider_reference, endpoint_id FROM payments WHERE provider_id = $1 AND endpoint_id <> $2 \
+             AND provider_reference IN ({}) ORDER BY provider_reference",
+            placeholders.join(", ")
+        );
+        let mut query = sqlx::query(&sql).bind(provider_id).bind(tenant_id);
+        for reference in chunk {
+            query = query.bind(reference);
+        }
+        for row in query.fetch_all(&mut *conn).await? {
+            found.push((row.try_get("provider_reference")?, row.try_get("endpoint_id")?));
+        }
+    }
+    Ok(found)
+}
+
+fn settlement_from_row(row: &AnyRow) -> StorageResult<SettlementRecord> {
+    Ok(SettlementRecord {
+        import_id: row.try_get("import_id")?,
+        line: row.try_get("line")?,
+        tenant_id: row.try_get("tenant_id")?,
+        provider_id: row.try_get("provider_id")?,
+        provider_transaction: row.try_get("provider_transaction")?,
+        kind: row.try_get("kind")?,
+        gross: row.try_get("gross")?,
+        fee: row.try_get("fee")?,
+        payout_reference: row.try_get("payout_reference")?,
+        booked_on: row.try_get("booked_on")?,
+    })
+}
+
+fn bank_entry_from_row(row: &AnyRow) -> StorageResult<BankEntryRecord> {
+    Ok(BankEntryRecord {
+        import_id: row.try_get("import_id")?,
+        position: row.try_get("position")?,
+        tenant_id: row.try_get("tenant_id")?,
+        message: row.try_get("message")?,
+        account_iban: row.try_get("account_iban")?,
+        statement_id: row.try_get("statement_id")?,
+        entry_reference: row.try_get("entry_reference")?,
+        amount: row.try_get("amount")?,
+        currency: row.try_get("currency")?,
+        booked_on: row.try_get("booked_on")?,
+        value_on: row.try_get("value_on")?,
+        remittance: row.try_get("remittance")?,
+    })
+}
+
+/// Dates and instants bounding what one reconciliation reads: `from`/`to` are `YYYY-MM-DD`
+/// (inclusive), the millis the same days as instants in the authority's time zone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReconcileWindow {
+    pub from: String,
+    pub to: String,
+    pub from_millis: i64,
+    pub to_millis: i64,
+    /// The reported period itself; settlement rows booked in it bring their payments along, however
+    /// long ago those were paid.
+    pub period_from: String,
+    pub period_to: String,
+}
+
+impl Database {
+    /// Payments paid in the window (PAYED, or paid after pforte timed them out), and every payment a
+    /// settlement row of the period refers to.
+    ///
+    /// For the lead: when `payments.paid_at` exists (helper A), `paid_at` below becomes that column.
+    pub async fn payments_for_reconcile(
+        &self,
+        tenant_id: &str,
+        window: &ReconcileWindow,
+    ) -> StorageResult<Vec<PaymentForReconcile>> {
+        let rows = sqlx::query(
+            "SELECT transaction_id, provider_id, provider_reference, gros_amount, status, timed_out_at, \
+               paid_after_timeout_at, \
+               CASE WHEN paid_after_timeout_at IS NOT NULL THEN paid_after_timeout_at ELSE updated_at END AS paid_at \
+             FROM payments p WHERE endpoint_id = $1 AND ( \
+               ((status = 'PAYED' OR paid_after_timeout_at IS NOT NULL) \
+                 AND (CASE WHEN paid_after_timeout_at IS NOT NULL THEN paid_after_timeout_at ELSE updated_at END) \
+                     BETWEEN $2 AND $3) \
+               OR EXISTS (SELECT 1 FROM settlement_rows s WHERE s.tenant_id = $1 AND s.provider_id = p.provider_id \
+                          AND s.provider_transaction = p.provider_reference AND s.booked_on BETWEEN $4 AND $5)) \
+             ORDER BY transaction_id",
+        )
+        .bind(tenant_id)
+        .bind(window.from_millis)
+        .bind(window.to_millis)
+        .bind(&window.period_from)
+        .bind(&window.period_to)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(PaymentForReconcile {
+                    transaction_id: row.try_get("transaction_id")?,
+                    provider_id: row.try_get("provider_id")?,
+                    provider_reference: row.try_get("provider_reference")?,
+                    gros_amount: row.try_get("gros_amount")?,
+                    status: row.try_get("status")?,
+                    timed_out_at: row.try_get("timed_out_at")?,
+                    paid_after_timeout_at: row.try_get("paid_after_timeout_at")?,
+                    paid_at: row.try_get("paid_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Refunds created in the window, with their payment's provider and reference.
+    ///
+    /// For the lead: written against helper A's `payment_refunds` table, which this copy does not have;
+    /// `finance::service::REFUNDS_TABLE_EXISTS` switches it on.
+    pub async fn refunds_for_reconcile(
+        &self,
+        tenant_id: &str,
+        window: &ReconcileWindow,
+    ) -> StorageResult<Vec<RefundForReconcile>> {
+        let rows = sqlx::query(
+            "SELECT r.refund_id, r.transaction_id, p.provider_id, p.provider_reference, r.amount, r.status, \
+               r.created_at \
+             FROM payment_refunds r JOIN payments p ON p.transaction_id = r.transaction_id \
+             WHERE p.endpoint_id = $1 AND r.created_at BETWEEN $2 AND $3 ORDER BY r.refund_id",
+        )
+        .bind(tenant_id)
+        .bind(window.from_millis)
+        .bind(window.to_millis)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(RefundForReconcile {
+                    refund_id: row.try_get("refund_id")?,
+                    transaction_id: row.try_get("transaction_id")?,
+                    provider_id: row.try_get("provider_id")?,
+                    provider_reference: row.try_get("provider_reference")?,
+                    amount: row.try_get("amount")?,
+                    status: row.try_get("status")?,
+                    created_at: row.try_get("created_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Settlement rows booked in the window, oldest first (file order within a day).
+    pub async fn settlement_rows_for_reconcile(
+        &self,
+        tenant_id: &str,
+        window: &ReconcileWindow,
+    ) -> StorageResult<Vec<SettlementRecord>> {
+        let rows = sqlx::query(
+            "SELECT s.import_id, s.line, s.tenant_id, s.provider_id, s.provider_transaction, s.kind, s.gross, s.fee, \
+               s.payout_reference, s.booked_on \
+             FROM settlement_rows s JOIN finance_imports i ON i.import_id = s.import_id \
+             WHERE s.tenant_id = $1 AND s.booked_on BETWEEN $2 AND $3 \
+             ORDER BY s.booked_on, i.imported_at, s.import_id, s.line",
+        )
+        .bind(tenant_id)
+        .bind(&window.from)
+        .bind(&window.to)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(settlement_from_row).collect()
+    }
+
+    /// Bank entries booked in the window, oldest first.
+    pub async fn bank_entries_for_reconcile(
+        &self,
+        tenant_id: &str,
+        window: &ReconcileWindow,
+    ) -> StorageResult<Vec<BankEntryRecord>> {
+        let rows = sqlx::query(
+            "SELECT b.import_id, b.position, b.tenant_id, b.message, b.account_iban, b.statement_id, \
+               b.entry_reference, b.amount, b.currency, b.booked_on, b.value_on, b.remittance \
+             FROM bank_entries b JOIN finance_imports i ON i.import_id = b.import_id \
+             WHERE b.tenant_id = $1 AND b.booked_on BETWEEN $2 AND $3 \
+             ORDER BY b.booked_on, i.imported_at, b.import_id, b.position",
+        )
+        .bind(tenant_id)
+        .bind(&window.from)
+        .bind(&window.to)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(bank_entry_from_row).collect()
+    }
+
+    /// One import's header row.
+    pub async fn finance_import(&self, import_id: &str) -> StorageResult<Option<ImportRecord>> {
+        let row = sqlx::query(
+            "SELECT import_id, tenant_id, kind, provider_id, content_sha256, file_name, row_count, imported_at, \
+             imported_by FROM finance_imports WHERE import_id = $1",
+        )
+        .bind(import_id)
+        .fetch_optional(self.pool())
+        .await?;
+        row.map(|row| {
+            Ok(ImportRecord {
+                import_id: row.try_get("import_id")?,
+                tenant_id: row.try_get("tenant_id")?,
+                kind: row.try_get("kind")?,
+                provider_id: row.try_get("provider_id")?,
+                content_sha256: row.try_get("content_sha256")?,
+                file_name: row.try_get("file_name")?,
+                row_count: row.try_get("row_count")?,
+                imported_at: row.try_get("imported_at")?,
+                imported_by: row.try_get("imported_by")?,
+            })
+        })
+        .transpose()
+    }
+}
