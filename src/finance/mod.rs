@@ -9,6 +9,7 @@ pub mod import;
 pub mod inputs;
 pub mod ledger;
 pub mod period;
+pub mod page;
 pub mod reconcile;
 pub mod report;
 
