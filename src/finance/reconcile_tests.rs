@@ -198,7 +198,7 @@ fn each_discrepancy_names_the_evidence_of_both_sides() {
         mismatch.settlement.iter().map(|s| (s.import_id.as_str(), s.line, s.gross)).collect::<Vec<_>>(),
         vec![("imp_a", 3, dec("19.00"))]
     );
-    assert_eq!(mismatch.amounts_text(), "pforte 20.00; settlement 19.00");
+    assert_eq!(mismatch.amounts_text(), "pforte 20.00, settlement 19.00");
 
     let duplicate = find(DuplicateSettlement, "T-dup").unwrap_or_else(|| unreachable!());
     let rows: Vec<(&str, i64)> = duplicate.settlement.iter().map(|s| (s.import_id.as_str(), s.line)).collect();

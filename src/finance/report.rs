@@ -228,9 +228,13 @@ impl Report {
 }
 
 /// Text from outside (a provider's or bank's reference) starting like a formula would be run by a
-/// spreadsheet opening the CSV; a leading apostrophe keeps it text.
+/// spreadsheet opening the CSV; a leading apostrophe keeps it text. Ids of letters, digits, `-` and
+/// `_` (pforte's and the simulators' transaction ids may start with `-`) are no formula and stay as
+/// they are, so they can still be searched for.
 fn spreadsheet_safe(text: &str) -> String {
-    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+    let id_like = text.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    let formula = text.starts_with(['=', '+', '@', '\t', '\r']) || (text.starts_with('-') && !id_like);
+    if formula {
         format!("'{text}")
     } else {
         text.to_owned()
@@ -303,6 +307,20 @@ impl Finding {
         if let Some(b) = &self.bank {
             parts.push(format!("bank {}", b.amount));
         }
-        parts.join("; ")
+        parts.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formulas_from_outside_are_kept_as_text_in_the_csv() {
+        assert_eq!(spreadsheet_safe("=HYPERLINK(\"x\")"), "'=HYPERLINK(\"x\")");
+        assert_eq!(spreadsheet_safe("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(spreadsheet_safe("-1+2"), "'-1+2");
+        assert_eq!(spreadsheet_safe("-aZ_09-x"), "-aZ_09-x", "an id stays searchable");
+        assert_eq!(spreadsheet_safe("PO-77"), "PO-77");
     }
 }

@@ -28,6 +28,7 @@ mod payments;
 mod pmpayment;
 mod pmpayment_adapter;
 mod provider_adapter;
+mod reconciliation;
 mod refunds;
 mod simulators;
 mod upstream;
@@ -148,6 +149,13 @@ fn main() {
         notify_url::an_ftp_notify_url_is_refused,
         notify_url::a_plain_http_notify_url_to_a_public_host_is_refused,
         notify_url::a_notify_url_for_a_service_without_a_notification_secret_is_refused,
+        reconciliation::an_import_failing_midway_stores_nothing,
+        reconciliation::a_malformed_settlement_row_refuses_the_whole_file_naming_its_line,
+        reconciliation::a_malformed_bank_statement_is_refused_naming_its_element,
+        reconciliation::the_same_file_twice_imports_nothing_new,
+        reconciliation::a_file_over_the_size_limit_is_refused_unread,
+        reconciliation::a_file_of_another_tenant_is_refused,
+        reconciliation::reconciling_simulator_payments_finds_what_was_planted,
         payments::racing_paid_and_canceled_signals_end_in_exactly_one_final_status,
         payments::a_final_status_never_moves_back_and_repeats_change_nothing,
         payments::a_second_payment_with_the_same_request_id_is_refused_whole,

@@ -107,6 +107,7 @@ fn entry(base: &str, auth: PaymentAuth, timeout_secs: u64) -> anyhow::Result<Pay
         auth,
         timeout: Duration::from_secs(timeout_secs),
         hmac_key: Some(SecretString::from(KEY.to_owned())),
+        settlement: None,
     })
 }
 
