@@ -14,3 +14,4 @@ pub mod reconcile;
 pub mod report;
 
 pub use access::{FinanceAccess, FinanceAccessError, FinanceCaller};
+pub mod request;
