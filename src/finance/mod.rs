@@ -11,6 +11,7 @@ pub mod ledger;
 pub mod period;
 pub mod page;
 pub mod reconcile;
+pub mod records;
 pub mod report;
 
 pub use access::{FinanceAccess, FinanceAccessError, FinanceCaller};

@@ -77,6 +77,12 @@ impl ImportError {
     }
 }
 
+/// The typed rows of one import, ready to store.
+enum Rows<'a> {
+    Settlement { provider_id: &'a str, records: Vec<SettlementRecord>, lines: Vec<(String, u64)> },
+    Bank(Vec<BankEntryRecord>),
+}
+
 /// One file to import, as the operator named it.
 #[derive(Debug, Clone)]
 pub struct ImportFile<'a> {
@@ -124,30 +130,10 @@ impl Importer<'_> {
                 booked_on: row.booked_on.to_string(),
             })
             .collect();
-        let mut tx = self.db.begin_write().await?;
         let sha = sha256_hex(file.bytes);
-        if let Some(existing) = store::find_import(&mut tx, file.tenant, ImportKind::Settlement.as_str(), &sha).await? {
-            return Ok(ImportOutcome::AlreadyImported { import_id: existing });
-        }
-        let mut references: Vec<String> = rows.iter().map(|r| r.transaction.clone()).collect();
-        references.sort_unstable();
-        references.dedup();
-        let foreign = store::transactions_of_other_tenants(&mut tx, provider_id, file.tenant, &references).await?;
-        if let Some((reference, tenant)) = foreign.first() {
-            let line = rows.iter().find(|r| &r.transaction == reference).map_or(0, |r| r.line);
-            return Err(ImportError::WrongTenant(format!(
-                "line {line}: transaction `{reference}` belongs to tenant `{tenant}`{}",
-                if foreign.len() > 1 { format!(" (and {} more)", foreign.len() - 1) } else { String::new() }
-            )));
-        }
         let header = self.header(&import_id, &file, ImportKind::Settlement, Some(provider_id), sha, records.len());
-        store::insert_import(&mut tx, &header).await?;
-        for record in &records {
-            store::insert_settlement_row(&mut tx, record).await?;
-        }
-        self.audit.append_in(&mut tx, audit_event(&header)).await?;
-        tx.commit().await.map_err(StorageError::from)?;
-        Ok(ImportOutcome::Imported { import_id, rows: records.len() })
+        let lines: Vec<(String, u64)> = rows.iter().map(|r| (r.transaction.clone(), r.line)).collect();
+        self.store(header, Rows::Settlement { provider_id, records, lines }).await
     }
 
     pub async fn bank(&self, file: ImportFile<'_>) -> Result<ImportOutcome, ImportError> {
@@ -186,19 +172,60 @@ impl Importer<'_> {
                 remittance: entry.remittance.clone(),
             })
             .collect();
-        let mut tx = self.db.begin_write().await?;
         let sha = sha256_hex(file.bytes);
-        if let Some(existing) = store::find_import(&mut tx, file.tenant, ImportKind::Bank.as_str(), &sha).await? {
+        let header = self.header(&import_id, &file, ImportKind::Bank, None, sha, records.len());
+        self.store(header, Rows::Bank(records)).await
+    }
+
+    /// Writes the header, the rows and the audit entry in one transaction, unless the same content is
+    /// already stored or (for a settlement) a row names another tenant's transaction.
+    async fn store(&self, header: ImportRecord, rows: Rows<'_>) -> Result<ImportOutcome, ImportError> {
+        let mut tx = self.db.begin_write().await?;
+        let (tenant, kind, sha) = (&header.tenant_id, &header.kind, &header.content_sha256);
+        if let Some(existing) = store::find_import(&mut tx, tenant, kind, sha).await? {
             return Ok(ImportOutcome::AlreadyImported { import_id: existing });
         }
-        let header = self.header(&import_id, &file, ImportKind::Bank, None, sha, records.len());
-        store::insert_import(&mut tx, &header).await?;
-        for record in &records {
-            store::insert_bank_entry(&mut tx, record).await?;
+        if let Rows::Settlement { provider_id, lines, .. } = &rows {
+            let mut references: Vec<String> = lines.iter().map(|(t, _)| t.clone()).collect();
+            references.sort_unstable();
+            references.dedup();
+            let foreign = store::transactions_of_other_tenants(&mut tx, provider_id, tenant, &references).await?;
+            if let Some((reference, owner)) = foreign.first() {
+                let line = lines.iter().find(|(t, _)| t == reference).map_or(0, |(_, line)| *line);
+                let more = if foreign.len() > 1 { format!(" (and {} more)", foreign.len() - 1) } else { String::new() };
+                return Err(ImportError::WrongTenant(format!(
+                    "line {line}: transaction `{reference}` belongs to tenant `{owner}`{more}"
+                )));
+            }
         }
+        match store::insert_import(&mut tx, &header).await {
+            // Another import of the same content committed in between (PostgreSQL; SQLite's writers
+            // queue): it was imported, once.
+            Err(e) if e.is_unique_violation() => {
+                drop(tx);
+                let mut conn = self.db.begin_write().await?;
+                let existing = store::find_import(&mut conn, tenant, kind, sha).await?;
+                return Ok(ImportOutcome::AlreadyImported { import_id: existing.unwrap_or_default() });
+            }
+            other => other?,
+        }
+        let count = match &rows {
+            Rows::Settlement { records, .. } => {
+                for record in records {
+                    store::insert_settlement_row(&mut tx, record).await?;
+                }
+                records.len()
+            }
+            Rows::Bank(records) => {
+                for record in records {
+                    store::insert_bank_entry(&mut tx, record).await?;
+                }
+                records.len()
+            }
+        };
         self.audit.append_in(&mut tx, audit_event(&header)).await?;
         tx.commit().await.map_err(StorageError::from)?;
-        Ok(ImportOutcome::Imported { import_id, rows: records.len() })
+        Ok(ImportOutcome::Imported { import_id: header.import_id, rows: count })
     }
 
     fn check_size(&self, bytes: &[u8]) -> Result<(), ImportError> {
