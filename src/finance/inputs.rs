@@ -133,3 +133,34 @@ fn instant(millis: i64) -> StorageResult<chrono::DateTime<Utc>> {
 fn corrupt(what: &str, text: &str) -> StorageError {
     StorageError::Corrupt(format!("{what} `{text}`"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn date(y: i32, m: u32, d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(y, m, d).unwrap_or_default()
+    }
+
+    fn utc_millis(text: &str) -> i64 {
+        chrono::DateTime::parse_from_rfc3339(text).map(|t| t.timestamp_millis()).unwrap_or_default()
+    }
+
+    #[test]
+    fn a_german_day_starts_at_local_midnight_in_winter_and_summer() {
+        assert_eq!(start_of_day(date(2026, 11, 29)), utc_millis("2026-11-28T23:00:00Z"));
+        assert_eq!(start_of_day(date(2026, 7, 1)), utc_millis("2026-06-30T22:00:00Z"));
+        // The day the clocks go forward still begins at midnight (the jump is at 02:00).
+        assert_eq!(start_of_day(date(2026, 3, 29)), utc_millis("2026-03-28T23:00:00Z"));
+    }
+
+    #[test]
+    fn the_window_widens_the_period_and_ends_just_before_the_next_day() -> Result<(), String> {
+        let window = window(Period::new(date(2026, 11, 29), date(2026, 11, 30))?);
+        assert_eq!((window.from.as_str(), window.to.as_str()), ("2026-10-15", "2027-01-14"));
+        assert_eq!((window.period_from.as_str(), window.period_to.as_str()), ("2026-11-29", "2026-11-30"));
+        assert_eq!(window.to_millis + 1, start_of_day(date(2027, 1, 15)));
+        assert_eq!(window.from_millis, start_of_day(date(2026, 10, 15)));
+        Ok(())
+    }
+}

@@ -13,6 +13,6 @@ pub mod page;
 pub mod reconcile;
 pub mod records;
 pub mod report;
+pub mod request;
 
 pub use access::{FinanceAccess, FinanceAccessError, FinanceCaller};
-pub mod request;

@@ -291,6 +291,7 @@ fn main() {
         cli::help_explains_each_command,
         openapi::the_document_parses_and_every_operation_documents_its_responses,
         openapi::the_validator_rejects_bodies_and_statuses_the_document_does_not_allow,
+        reconciliation::finance_help_explains_import_and_reconcile,
     ]);
     trials.extend(plain_tests![
         upstream::authorization_request_carries_state_nonce_pkce_s256_acr_values_and_the_provider_callback,

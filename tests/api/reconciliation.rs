@@ -338,3 +338,19 @@ pub async fn reconciling_simulator_payments_finds_what_was_planted(ctx: TestCont
     assert_eq!(backwards.status.code(), Some(4));
     Ok(())
 }
+
+pub async fn finance_help_explains_import_and_reconcile() -> TestResult {
+    for (args, words) in [
+        (&["finance", "--help"][..], &["import", "reconcile"][..]),
+        (&["finance", "import", "--help"][..], &["settlement", "bank"][..]),
+        (&["finance", "reconcile", "--help"][..], &["--tenant", "--from", "--to", "--format"][..]),
+    ] {
+        let output = pforte_command().args(args).output()?;
+        let text = output_text(&output);
+        assert!(output.status.success(), "{text}");
+        for word in words {
+            assert!(text.contains(word), "{args:?} lacks {word}: {text}");
+        }
+    }
+    Ok(())
+}
