@@ -170,7 +170,8 @@ fn build_state(settings: Settings, registry: Registry, clock: SharedClock) -> an
         clock.clone(),
         issuer.clone(),
         &settings.payments,
-    );
+    )
+    .with_request_timeout(Duration::from_secs(settings.server.request_timeout_secs));
     let refunds =
         crate::payment::refund::Refunds::new(db.clone(), registry.clone(), audit.clone(), http.clone(), clock.clone());
     let finance = crate::finance::FinanceAccess::new(db.clone(), audit.clone(), clock.clone(), registry.clone());

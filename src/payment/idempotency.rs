@@ -1,6 +1,9 @@
 //! `Idempotency-Key` for creating payments (security.md #17, Stripe's semantics): the same key with
 //! the same request returns the first response again; the same key with another request is refused;
 //! a second request while the first still runs gets 409 — never two payments. Keys live 25 hours.
+//! A claim whose request cannot be running any more (its process was killed, or the request timeout
+//! cut it off) is taken over by the next request with the key, so a client retrying a create whose
+//! answer it never received gets the payment, not 409 for 25 hours (security.md #23).
 
 use sha2::{Digest, Sha256};
 
@@ -10,6 +13,9 @@ use crate::storage::{Database, StorageError};
 /// Longer than the 24 hours clients may rely on.
 pub const KEY_LIFETIME_SECS: i64 = 25 * 3600;
 pub const MAX_KEY_LENGTH: usize = 255;
+/// How long a request may hold a key without an answer before the claim counts as abandoned, unless
+/// told otherwise (`abandoned_after`): the default request timeout.
+const DEFAULT_ABANDONED_AFTER_MILLIS: i64 = 30_000;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {
@@ -35,11 +41,19 @@ pub enum IdempotencyError {
 pub struct Idempotency {
     db: Database,
     clock: SharedClock,
+    abandoned_after_millis: i64,
 }
 
 impl Idempotency {
     pub fn new(db: Database, clock: SharedClock) -> Self {
-        Idempotency { db, clock }
+        Idempotency { db, clock, abandoned_after_millis: DEFAULT_ABANDONED_AFTER_MILLIS }
+    }
+
+    /// No request runs longer than `limit` (the server's request timeout drops it), so a claim that
+    /// old without an answer belongs to a request that is gone.
+    pub fn abandoned_after(mut self, limit: std::time::Duration) -> Self {
+        self.abandoned_after_millis = i64::try_from(limit.as_millis()).unwrap_or(i64::MAX);
+        self
     }
 
     /// What makes two requests "the same": method, path and exact body bytes.
@@ -58,8 +72,10 @@ impl Idempotency {
             return Err(IdempotencyError::InvalidKey);
         }
         let now = self.clock.now_millis();
+        let abandoned_before = now.saturating_sub(self.abandoned_after_millis);
+        let expires_at = now + KEY_LIFETIME_SECS * 1000;
         let stored =
-            self.db.claim_idempotency_key(client_id, key, request_hash, now, now + KEY_LIFETIME_SECS * 1000).await?;
+            self.db.claim_idempotency_key(client_id, key, request_hash, now, abandoned_before, expires_at).await?;
         Ok(match stored {
             None => Claim::Proceed,
             Some(earlier) if earlier.request_hash != request_hash => Claim::Conflict,

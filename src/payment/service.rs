@@ -18,7 +18,7 @@ use super::api;
 use super::code::{FunctionalCode, ValidationFailure};
 use super::idempotency::Idempotency;
 use super::provider::{adapter_for, NewProviderPayment, ProviderError, ProviderState};
-use super::signals::{CreateError, Outcome, PaymentSignals};
+use super::signals::{CreateError, KeyedAnswer, Outcome, PaymentSignals};
 use super::state::Source;
 use super::wire::{PaymentInformation, PaymentMethod, Status};
 use super::{merge_booking_defaults, parse_request_body};
@@ -107,6 +107,13 @@ impl PaymentService {
         PaymentService { db, registry, signals, idempotency, http, clock, issuer, lifetime_millis }
     }
 
+    /// The server's request timeout: an Idempotency-Key claimed longer ago than this without an
+    /// answer was left by a request that is gone, and the next request with the key takes it over.
+    pub fn with_request_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.idempotency = self.idempotency.abandoned_after(timeout);
+        self
+    }
+
     fn authorise(&self, client: &Client, originator: &str, endpoint: &str) -> Result<(), Answer> {
         api::authorise(&self.registry, client, originator, endpoint)
     }
@@ -131,11 +138,20 @@ impl PaymentService {
             return answer;
         }
         let path = format!("/paymenttransaction/{originator}/{endpoint}");
-        let work = self.create_claimed(client, originator, endpoint, body);
+        let work = self.create_claimed(client, originator, endpoint, body, idempotency_key);
         api::idempotent(&self.idempotency, client.id.as_str(), idempotency_key, &path, body, work).await
     }
 
-    async fn create_claimed(&self, client: &Client, originator: &str, endpoint: &str, body: &[u8]) -> Answer {
+    /// `key`: the Idempotency-Key this request holds; the 201 is stored under it in the payment's own
+    /// transaction, so a crash leaves the payment with its answer (a retry replays it) or neither.
+    async fn create_claimed(
+        &self,
+        client: &Client,
+        originator: &str,
+        endpoint: &str,
+        body: &[u8],
+        key: Option<&str>,
+    ) -> Answer {
         let request = match parse_request_body(body) {
             Ok(request) => request,
             Err(failure) => return Answer::failure(&failure),
@@ -220,14 +236,17 @@ impl PaymentService {
             paid_at: None,
             notify_url: request.notify_url.as_ref().map(|url| url.as_str().to_owned()),
         };
-        match self.signals.create(&row).await {
+        let created = Answer { status: 201, body: self.transaction(&row) };
+        let text = created.body.to_string();
+        let keyed = key.map(|key| KeyedAnswer { client_id: client.id.as_str(), key, status: 201, body: &text });
+        match self.signals.create_answering(&row, keyed.as_ref()).await {
             Ok(()) => {}
             Err(CreateError::Exists) => {
                 return Answer::problem(FunctionalCode::PaymentExists, "A payment with this requestId exists already.")
             }
             Err(CreateError::Storage(e)) => return api::internal(&e),
         }
-        Answer { status: 201, body: self.transaction(&row) }
+        created
     }
 
     pub async fn read(&self, client: &Client, originator: &str, endpoint: &str, transaction_id: &str) -> Answer {

@@ -17,6 +17,7 @@ use crate::clock::SharedClock;
 use crate::finance::ledger;
 use crate::registry::Registry;
 use crate::storage::callbacks;
+use crate::storage::idempotency;
 use crate::storage::payments::{self, PaymentEventRow, PaymentRow, ProviderFacts};
 use crate::storage::{Database, StorageError};
 
@@ -43,6 +44,15 @@ pub enum CreateError {
     Storage(#[from] StorageError),
 }
 
+/// The answer to a create, to be stored under the Idempotency-Key its request holds.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyedAnswer<'a> {
+    pub client_id: &'a str,
+    pub key: &'a str,
+    pub status: u16,
+    pub body: &'a str,
+}
+
 #[derive(Clone, Debug)]
 pub struct PaymentSignals {
     db: Database,
@@ -58,6 +68,12 @@ impl PaymentSignals {
 
     /// Stores a new payment in status INITIAL with its first event; nothing if the requestId exists.
     pub async fn create(&self, row: &PaymentRow) -> Result<(), CreateError> {
+        self.create_answering(row, None).await
+    }
+
+    /// As `create`, and stores the API's answer under the Idempotency-Key in the same transaction: a
+    /// crash leaves either the payment with its answer (a retry replays it) or neither (a retry creates it).
+    pub async fn create_answering(&self, row: &PaymentRow, keyed: Option<&KeyedAnswer<'_>>) -> Result<(), CreateError> {
         let mut tx = self.db.begin_write().await?;
         match payments::insert(&mut tx, row).await {
             Err(e) if e.is_unique_violation() => return Err(CreateError::Exists),
@@ -76,6 +92,9 @@ impl PaymentSignals {
         self.audit
             .append_in(&mut tx, AuditEvent::new("payment.created", &row.client_id, &row.transaction_id, details))
             .await?;
+        if let Some(answer) = keyed {
+            idempotency::store_response_in(&mut tx, answer.client_id, answer.key, answer.status, answer.body).await?;
+        }
         tx.commit().await.map_err(StorageError::from)?;
         Ok(())
     }

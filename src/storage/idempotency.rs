@@ -1,9 +1,31 @@
 //! Rows of `idempotency_keys`. Claiming a key is one insert that either wins or finds the earlier
 //! claim, so two concurrent requests with the same key can never both proceed.
 
-use sqlx::Row;
+use sqlx::{AnyConnection, Row};
 
 use super::{Database, StorageResult};
+
+/// Stores the response under the key inside the caller's transaction, so that the response of a
+/// create is recorded with the payment it announces (a crash cannot keep one without the other).
+pub async fn store_response_in(
+    conn: &mut AnyConnection,
+    client_id: &str,
+    key: &str,
+    status: u16,
+    body: &str,
+) -> StorageResult<()> {
+    sqlx::query(
+        "UPDATE idempotency_keys SET response_status = $1, response_body = $2 \
+         WHERE client_id = $3 AND idempotency_key = $4",
+    )
+    .bind(i64::from(status))
+    .bind(body)
+    .bind(client_id)
+    .bind(key)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
 
 /// What is stored under a key that was claimed before.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,22 +37,28 @@ pub struct StoredKey {
 
 impl Database {
     /// Claims the key for this request. `None` means this call claimed it; otherwise the earlier
-    /// claim is returned (a live key: expired ones are taken over).
+    /// claim is returned (a live key: expired ones are taken over, and so are claims still without an
+    /// answer that were made at or before `abandoned_before`: their request died with its process or
+    /// was cut off, and would otherwise block the key for its whole lifetime).
     pub async fn claim_idempotency_key(
         &self,
         client_id: &str,
         key: &str,
         request_hash: &str,
         now: i64,
+        abandoned_before: i64,
         expires_at: i64,
     ) -> StorageResult<Option<StoredKey>> {
-        // An expired claim no longer binds the key.
-        sqlx::query("DELETE FROM idempotency_keys WHERE client_id = $1 AND idempotency_key = $2 AND expires_at <= $3")
-            .bind(client_id)
-            .bind(key)
-            .bind(now)
-            .execute(self.writer())
-            .await?;
+        sqlx::query(
+            "DELETE FROM idempotency_keys WHERE client_id = $1 AND idempotency_key = $2 \
+             AND (expires_at <= $3 OR (response_status IS NULL AND created_at <= $4))",
+        )
+        .bind(client_id)
+        .bind(key)
+        .bind(now)
+        .bind(abandoned_before)
+        .execute(self.writer())
+        .await?;
         let claimed = sqlx::query(
             "INSERT INTO idempotency_keys (client_id, idempotency_key, request_hash, created_at, expires_at) \
              VALUES ($1, $2, $3, $4, $5) ON CONFLICT (client_id, idempotency_key) DO NOTHING",
@@ -74,17 +102,8 @@ impl Database {
         status: u16,
         body: &str,
     ) -> StorageResult<()> {
-        sqlx::query(
-            "UPDATE idempotency_keys SET response_status = $1, response_body = $2 \
-             WHERE client_id = $3 AND idempotency_key = $4",
-        )
-        .bind(i64::from(status))
-        .bind(body)
-        .bind(client_id)
-        .bind(key)
-        .execute(self.writer())
-        .await?;
-        Ok(())
+        let mut conn = self.writer().acquire().await?;
+        store_response_in(&mut conn, client_id, key, status, body).await
     }
 
     /// Frees a key whose request failed in a way the client should retry (e.g. provider down).

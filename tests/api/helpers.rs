@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use figment::Figment;
 use libtest_mimic::Failed;
@@ -166,6 +166,29 @@ impl TestContext {
         dir.display().to_string()
     }
 
+    /// The shipped clients in `folder` of this test's scratch space, with the demo client notifying
+    /// `url`, signed with `secret` (`whsec_…`). Returns the folder for `registry.clients`.
+    pub fn clients_notifying(&self, folder: &str, url: &str, secret: &str) -> anyhow::Result<String> {
+        let dir = self.dir.path().join(folder);
+        copy_dir(&Path::new(MANIFEST_DIR).join("config/clients"), &dir)?;
+        let demo = dir.join("demo.toml");
+        let text = std::fs::read_to_string(&demo)?;
+        let rewritten: Vec<String> = text
+            .lines()
+            .map(|line| {
+                if line.starts_with("notification_url") {
+                    format!("notification_url = \"{url}\"")
+                } else if line.starts_with("notification_secret") {
+                    format!("notification_secret = \"plain:{secret}\"")
+                } else {
+                    line.to_owned()
+                }
+            })
+            .collect();
+        std::fs::write(&demo, rewritten.join("\n"))?;
+        Ok(dir.display().to_string())
+    }
+
     /// Environment for running the `pforte` binary against this test's database.
     pub fn cli_env(&self) -> Vec<(String, String)> {
         vec![
@@ -238,4 +261,63 @@ pub fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// One notification as an online service received it.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub webhook_id: String,
+    pub payload: serde_json::Value,
+    /// Which of the receiver's secrets verified the signature (instances may sign with different ones).
+    pub signed_with: usize,
+}
+
+/// An online service's notification endpoint on a loopback port: verifies each Standard Webhooks
+/// signature against its secrets, records what arrived and answers 200 (401 to a bad signature).
+#[derive(Clone)]
+pub struct NotificationReceiver {
+    pub url: String,
+    received: Arc<Mutex<Vec<Delivery>>>,
+}
+
+impl NotificationReceiver {
+    pub async fn start(secrets: &[&str]) -> anyhow::Result<NotificationReceiver> {
+        use axum::http::{HeaderMap, StatusCode};
+        use pforte::payment::webhook::WebhookSecret;
+        use secrecy::SecretString;
+
+        let secrets: Vec<String> = secrets.iter().map(|s| (*s).to_owned()).collect();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://127.0.0.1:{}/hook", listener.local_addr()?.port());
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let log = received.clone();
+        let handler = move |headers: HeaderMap, body: axum::body::Bytes| {
+            let (log, secrets) = (log.clone(), secrets.clone());
+            async move {
+                let header =
+                    |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+                let now = chrono::Utc::now().timestamp();
+                // Wide window: tests may run pforte on a clock moved days ahead.
+                let signed_with = secrets.iter().position(|secret| {
+                    WebhookSecret::parse(&SecretString::from(secret.clone())).is_ok_and(|secret| {
+                        let (id, at, signature) =
+                            (header("webhook-id"), header("webhook-timestamp"), header("webhook-signature"));
+                        secret.verify(&id, &at, &signature, &body, now, 7 * 24 * 3600).is_ok()
+                    })
+                });
+                let Some(signed_with) = signed_with else { return StatusCode::UNAUTHORIZED };
+                let payload = serde_json::from_slice(&body).unwrap_or_default();
+                let delivery = Delivery { webhook_id: header("webhook-id"), payload, signed_with };
+                log.lock().map(|mut log| log.push(delivery)).ok();
+                StatusCode::OK
+            }
+        };
+        let router = axum::Router::new().route("/hook", axum::routing::post(handler));
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        Ok(NotificationReceiver { url, received })
+    }
+
+    pub fn received(&self) -> Vec<Delivery> {
+        self.received.lock().map(|r| r.clone()).unwrap_or_default()
+    }
 }

@@ -30,6 +30,7 @@ mod pmpayment_adapter;
 mod provider_adapter;
 mod reconciliation;
 mod refunds;
+mod recovery;
 mod simulators;
 mod upstream;
 
@@ -208,6 +209,9 @@ fn main() {
         openapi::a_repeated_request_id_matches_the_document,
         openapi::an_unknown_transaction_matches_the_document,
         openapi::an_oversized_body_matches_the_document,
+        recovery::an_idempotency_key_left_by_a_dead_request_is_taken_over_after_the_request_timeout,
+        recovery::a_creates_answer_is_stored_under_its_key_together_with_the_payment,
+        recovery::a_dead_workers_lease_lets_its_messages_go,
         oidc::discovery_describes_the_provider,
         oidc::unknown_client_gets_an_error_page_and_no_redirect,
         oidc::unregistered_redirect_uri_gets_an_error_page_and_no_redirect,

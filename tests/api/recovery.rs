@@ -1,0 +1,135 @@
+//! What a killed process leaves behind is picked up again (security.md #23): an Idempotency-Key its
+//! create held, and notifications its worker had claimed. The `kill -9` test (`crash`) exercises
+//! these with the real binary; these tests pin each mechanism down with a manual clock.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use pforte::clock::{Clock, ManualClock};
+use pforte::payment::idempotency::{Claim, Idempotency};
+use pforte::payment::notify::{Notifier, Round};
+use pforte::payment::signals::{CreateError, KeyedAnswer, PaymentSignals};
+use pforte::payment::state::Source;
+use pforte::payment::Status;
+use pforte::storage::payments::PaymentRow;
+
+use crate::helpers::{NotificationReceiver, TestApp, TestContext, TestResult};
+
+const HOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+fn payment_row(transaction_id: &str, request_id: &str) -> PaymentRow {
+    let now = chrono::Utc::now().timestamp_millis();
+    PaymentRow {
+        transaction_id: transaction_id.into(),
+        originator_id: "demo-service".into(),
+        endpoint_id: "09162000".into(),
+        client_id: "demo".into(),
+        request_id: request_id.into(),
+        request: "{}".into(),
+        gros_amount: "12.00".into(),
+        provider_id: "sim-pay".into(),
+        provider_reference: None,
+        pay_url: None,
+        status: "INITIAL".into(),
+        status_detail: None,
+        timed_out_at: None,
+        paid_after_timeout_at: None,
+        created_at: now,
+        updated_at: now,
+        expires_at: now + 3_600_000,
+        effective_request: "{}".into(),
+        payment_method: None,
+        payment_method_detail: None,
+        transaction_reference: None,
+        paid_at: None,
+        notify_url: None,
+    }
+}
+
+fn signals(app: &TestApp) -> PaymentSignals {
+    let state = &app.state;
+    PaymentSignals::new(state.db.clone(), state.audit.clone(), state.clock.clone(), state.registry.clone())
+}
+
+/// A create cut off by a kill leaves its Idempotency-Key claimed without an answer; once no request
+/// can still be running (the request timeout), the next request with the key takes it over.
+pub async fn an_idempotency_key_left_by_a_dead_request_is_taken_over_after_the_request_timeout(
+    ctx: TestContext,
+) -> TestResult {
+    let clock = ManualClock::at_millis(chrono::Utc::now().timestamp_millis());
+    let app = ctx.spawn_app_with_clock(clock.clone()).await;
+    let keys = Idempotency::new(app.state.db.clone(), app.state.clock.clone()).abandoned_after(Duration::from_secs(30));
+    let hash = Idempotency::request_hash("POST", "/paymenttransaction/o/e", b"{}");
+    assert_eq!(keys.claim("demo", "cut-off", &hash).await?, Claim::Proceed);
+    assert_eq!(keys.claim("demo", "done", &hash).await?, Claim::Proceed);
+    keys.complete("demo", "done", 201, "{\"first\":true}").await?;
+    clock.advance_secs(29);
+    assert_eq!(keys.claim("demo", "cut-off", &hash).await?, Claim::InProgress, "may still be running");
+    clock.advance_secs(2);
+    assert_eq!(keys.claim("demo", "cut-off", &hash).await?, Claim::Proceed, "its request is gone");
+    assert_eq!(keys.claim("demo", "cut-off", &hash).await?, Claim::InProgress, "now held by the retry");
+    assert_eq!(
+        keys.claim("demo", "done", &hash).await?,
+        Claim::Replay { status: 201, body: "{\"first\":true}".into() },
+        "an answered key is kept for its whole lifetime"
+    );
+    app.stop().await
+}
+
+/// The answer to a create is stored under its key in the payment's own transaction: a retry after
+/// a crash finds either both (and replays the answer) or neither (and creates the payment).
+pub async fn a_creates_answer_is_stored_under_its_key_together_with_the_payment(ctx: TestContext) -> TestResult {
+    let app = ctx.spawn_app().await;
+    let signals = signals(&app);
+    let keys = Idempotency::new(app.state.db.clone(), app.state.clock.clone());
+    let hash = Idempotency::request_hash("POST", "/paymenttransaction/demo-service/09162000", b"{}");
+    for key in ["first", "second"] {
+        assert_eq!(keys.claim("demo", key, &hash).await?, Claim::Proceed);
+    }
+    let answer = |key| KeyedAnswer { client_id: "demo", key, status: 201, body: "{\"id\":\"tx-1\"}" };
+    signals.create_answering(&payment_row("tx-1", "GEB-1"), Some(&answer("first"))).await?;
+    assert_eq!(
+        keys.claim("demo", "first", &hash).await?,
+        Claim::Replay { status: 201, body: "{\"id\":\"tx-1\"}".into() }
+    );
+    // A create that is refused stores nothing under its key.
+    let refused = signals.create_answering(&payment_row("tx-2", "GEB-1"), Some(&answer("second"))).await;
+    assert!(matches!(refused, Err(CreateError::Exists)), "{refused:?}");
+    assert_eq!(keys.claim("demo", "second", &hash).await?, Claim::InProgress);
+    app.stop().await
+}
+
+/// A worker that dies holding messages leases them for 60 s at most; then another delivers them.
+pub async fn a_dead_workers_lease_lets_its_messages_go(ctx: TestContext) -> TestResult {
+    let receiver = NotificationReceiver::start(&[HOOK_SECRET]).await?;
+    let clients = ctx.clients_notifying("clients", &receiver.url, HOOK_SECRET)?;
+    let clock = ManualClock::at_millis(chrono::Utc::now().timestamp_millis());
+    let app = ctx
+        .spawn_app_with(
+            |f| f.merge(("registry.clients", clients)).merge(("workers.notifications", false)),
+            Arc::new(clock.clone()),
+        )
+        .await;
+    let (state, signals) = (&app.state, signals(&app));
+    let row = payment_row("tx-lease", "GEB-LEASE");
+    signals.create(&row).await?;
+    signals.record("tx-lease", Status::Payed, Source::Provider, None).await?;
+    let notifier = Notifier::new(state.db.clone(), state.registry.clone(), state.http.clone(), state.clock.clone());
+
+    // The dead worker's claim: taken, never settled.
+    let at = clock.now_millis();
+    assert_eq!(state.db.claim_due_notifications(at, at + 60_000, 50).await?.len(), 1);
+    assert_eq!(notifier.deliver_due().await?, Round::default(), "leased to the dead worker");
+    clock.advance_secs(59);
+    assert_eq!(notifier.deliver_due().await?, Round::default(), "still leased");
+    clock.advance_secs(2);
+    assert_eq!(notifier.deliver_due().await?.delivered, 1, "the lease ran out");
+    let received = receiver.received();
+    let message = state.db.notifications_of("tx-lease").await?.remove(0);
+    assert_eq!((received.len(), received[0].signed_with), (1, 0));
+    assert_eq!(
+        (received[0].webhook_id.as_str(), &received[0].payload["data"]["status"]),
+        (message.id.as_str(), &"PAYED".into())
+    );
+    app.stop().await
+}
