@@ -321,3 +321,102 @@ impl NotificationReceiver {
         self.received.lock().map(|r| r.clone()).unwrap_or_default()
     }
 }
+
+/// Polls `check` every 100 ms until it yields `Some` or `limit` passes (for background workers).
+pub async fn eventually<T, F, Fut>(limit: std::time::Duration, what: &str, mut check: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<Option<T>>>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if let Some(value) = check().await? {
+            return Ok(value);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            anyhow::bail!("{what}: not within {} s", limit.as_secs());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// The `pforte` binary serving on a loopback port the test chose (a restart can take the same one,
+/// so the public URL and the pay URLs stay valid).
+pub struct Pforte {
+    child: std::process::Child,
+    log: PathBuf,
+    pub base: String,
+}
+
+impl Pforte {
+    /// Starts `pforte serve` with `clients` as its client registry and `env` added, and waits until
+    /// it is ready; its log goes to `<name>.log` in the test's folder.
+    pub async fn start(
+        ctx: &TestContext,
+        port: u16,
+        clients: &str,
+        name: &str,
+        env: &[(&str, String)],
+    ) -> anyhow::Result<Pforte> {
+        let base = format!("http://127.0.0.1:{port}");
+        let log = ctx.dir.path().join(format!("{name}.log"));
+        let child = pforte_command()
+            .arg("serve")
+            .envs(ctx.cli_env())
+            .env("PFORTE__REGISTRY__CLIENTS", clients)
+            .env("PFORTE__SERVER__LISTEN", format!("127.0.0.1:{port}"))
+            .env("PFORTE__SERVER__PUBLIC_URL", &base)
+            .env("PFORTE__SERVER__SHUTDOWN_GRACE_SECS", "5")
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log)?)
+            .spawn()?;
+        let mut pforte = Pforte { child, log, base };
+        let http = reqwest::Client::new();
+        let ready = eventually(std::time::Duration::from_secs(30), "pforte ready", || {
+            let (http, url) = (http.clone(), format!("{}/readyz", pforte.base));
+            async move { Ok(http.get(url).send().await.ok().filter(|r| r.status() == 200).map(|_| ())) }
+        })
+        .await;
+        if let Err(e) = ready {
+            let exited = pforte.child.try_wait()?;
+            anyhow::bail!("{e} (exit {exited:?}); log:\n{}", pforte.log_text());
+        }
+        Ok(pforte)
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGKILL: no shutdown code runs, open transactions die with the process.
+    pub fn kill_9(mut self) -> anyhow::Result<()> {
+        self.child.kill()?;
+        self.child.wait()?;
+        Ok(())
+    }
+
+    /// SIGTERM: the graceful stop; an error unless pforte exits with 0.
+    pub fn stop(mut self) -> anyhow::Result<()> {
+        let status = std::process::Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status()?;
+        anyhow::ensure!(status.success(), "kill -TERM failed");
+        let exit = self.child.wait()?;
+        anyhow::ensure!(exit.success(), "exit {exit:?}; log:\n{}", self.log_text());
+        Ok(())
+    }
+}
+
+impl Drop for Pforte {
+    /// A test that fails half-way leaves no server behind.
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            self.child.kill().ok();
+            self.child.wait().ok();
+        }
+    }
+}
+
+/// A loopback port free at the moment (for a server that must know its port before it starts).
+pub fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}

@@ -6,6 +6,7 @@
 mod audit;
 mod bookings;
 mod cli;
+mod crash;
 mod demo;
 mod finance;
 mod demo_pay;
@@ -209,6 +210,7 @@ fn main() {
         openapi::a_repeated_request_id_matches_the_document,
         openapi::an_unknown_transaction_matches_the_document,
         openapi::an_oversized_body_matches_the_document,
+        crash::kill_9_at_random_moments_loses_no_payment_state_change_or_notification,
         recovery::an_idempotency_key_left_by_a_dead_request_is_taken_over_after_the_request_timeout,
         recovery::a_creates_answer_is_stored_under_its_key_together_with_the_payment,
         recovery::a_dead_workers_lease_lets_its_messages_go,
