@@ -12,6 +12,7 @@ mod finance;
 mod demo_pay;
 mod health;
 mod helpers;
+mod instances;
 mod interop;
 mod keys;
 mod ledger;
@@ -267,6 +268,17 @@ fn main() {
             .with_ignored_flag(postgres.is_none()),
         );
     }
+    // Two instances sharing one database: PostgreSQL only (reported as ignored without it).
+    let pg = postgres.clone();
+    trials.push(
+        Trial::test("instances::two_instances_on_one_database_do_each_piece_of_work_once::postgres", move || {
+            run_backend_test(
+                |ctx| Box::pin(instances::two_instances_on_one_database_do_each_piece_of_work_once(ctx)),
+                TestBackend::Postgres(pg.unwrap_or_default()),
+            )
+        })
+        .with_ignored_flag(postgres.is_none()),
+    );
     // Needs Node.js packages (`npm ci` in tests/interop/openid-client); reported as ignored without them.
     let interop: BackendTest =
         |ctx| Box::pin(interop::openid_client_logs_in_validates_the_id_token_and_reads_userinfo(ctx));
