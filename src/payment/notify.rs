@@ -118,13 +118,24 @@ impl Notifier {
         Ok(round)
     }
 
-    /// Runs delivery rounds until shutdown.
+    /// Runs delivery rounds until shutdown. After a full batch the next round starts at once: pausing
+    /// after every batch capped delivery at one batch per poll interval (50 messages a second) however
+    /// long the queue.
     pub async fn run(self, shutdown: CancellationToken) {
         loop {
-            match self.deliver_due().await {
-                Ok(round) if round != Round::default() => tracing::info!(?round, "notification round"),
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "notification round failed; retrying"),
+            let full = match self.deliver_due().await {
+                Ok(round) if round != Round::default() => {
+                    tracing::info!(?round, "notification round");
+                    round.delivered + round.retried + round.gave_up >= BATCH as usize
+                }
+                Ok(_) => false,
+                Err(e) => {
+                    tracing::warn!(error = %e, "notification round failed; retrying");
+                    false
+                }
+            };
+            if full && !shutdown.is_cancelled() {
+                continue;
             }
             tokio::select! {
                 () = tokio::time::sleep(POLL) => {}

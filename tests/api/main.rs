@@ -215,6 +215,7 @@ fn main() {
         recovery::an_idempotency_key_left_by_a_dead_request_is_taken_over_after_the_request_timeout,
         recovery::a_creates_answer_is_stored_under_its_key_together_with_the_payment,
         recovery::a_dead_workers_lease_lets_its_messages_go,
+        recovery::a_backlog_of_notifications_is_delivered_without_pausing_between_batches,
         oidc::discovery_describes_the_provider,
         oidc::unknown_client_gets_an_error_page_and_no_redirect,
         oidc::unregistered_redirect_uri_gets_an_error_page_and_no_redirect,

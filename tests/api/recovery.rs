@@ -1,6 +1,7 @@
-//! What a killed process leaves behind is picked up again (security.md #23): an Idempotency-Key its
-//! create held, and notifications its worker had claimed. The `kill -9` test (`crash`) exercises
-//! these with the real binary; these tests pin each mechanism down with a manual clock.
+//! What a killed process or an outage leaves behind is picked up again (security.md #23): an
+//! Idempotency-Key its create held, notifications its worker had claimed, a backlog of notifications.
+//! The `kill -9` test (`crash`) exercises these with the real binary; these tests pin each mechanism
+//! down.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -131,5 +132,41 @@ pub async fn a_dead_workers_lease_lets_its_messages_go(ctx: TestContext) -> Test
         (received[0].webhook_id.as_str(), &received[0].payload["data"]["status"]),
         (message.id.as_str(), &"PAYED".into())
     );
+    app.stop().await
+}
+
+/// A backlog (after an outage, or many payments expiring at once) is delivered batch after batch
+/// without the worker's pause between them, which capped delivery at 50 messages a second.
+pub async fn a_backlog_of_notifications_is_delivered_without_pausing_between_batches(ctx: TestContext) -> TestResult {
+    let receiver = NotificationReceiver::start(&[HOOK_SECRET]).await?;
+    let clients = ctx.clients_notifying("clients", &receiver.url, HOOK_SECRET)?;
+    let app = ctx
+        .spawn_app_with(
+            |f| f.merge(("registry.clients", clients)).merge(("workers.notifications", false)),
+            Arc::new(pforte::clock::SystemClock),
+        )
+        .await;
+    let (state, signals) = (&app.state, signals(&app));
+    for n in 0..150 {
+        let row = payment_row(&format!("tx-{n}"), &format!("GEB-{n}"));
+        signals.create(&row).await?;
+        signals.record(&row.transaction_id, Status::Payed, Source::Provider, None).await?;
+    }
+    let stop = tokio_util::sync::CancellationToken::new();
+    let notifier = Notifier::new(state.db.clone(), state.registry.clone(), state.http.clone(), state.clock.clone());
+    let worker = tokio::spawn(notifier.run(stop.clone()));
+    crate::helpers::eventually(Duration::from_secs(60), "backlog delivered", || {
+        let count = receiver.received().len();
+        async move { Ok((count == 150).then_some(())) }
+    })
+    .await?;
+    stop.cancel();
+    worker.await?;
+    let mut attempted: Vec<i64> = sqlx::query_scalar("SELECT attempted_at FROM notification_attempts")
+        .fetch_all(&crate::keys::any_pool(&ctx.database_url).await?)
+        .await?;
+    attempted.sort_unstable();
+    let longest_gap = attempted.windows(2).map(|w| w[1] - w[0]).max().unwrap_or_default();
+    assert!(longest_gap < 900, "no pause between batches: {longest_gap} ms between two attempts");
     app.stop().await
 }
