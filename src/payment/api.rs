@@ -47,6 +47,14 @@ pub(crate) async fn find_payment(
     }
 }
 
+/// The request's `Idempotency-Key`, and whether `work` stores its own 201 under it (in the same
+/// transaction as what it creates, so a crash cannot leave one without the other).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Keyed<'a> {
+    pub key: Option<&'a str>,
+    pub created_stores_answer: bool,
+}
+
 /// Runs `work` under the request's `Idempotency-Key` (security.md #17), when it has one: the same
 /// key and request get the stored first answer; another request under the key is refused; a
 /// second request while the first runs gets 409. A 5xx answer releases the key, so `work` must
@@ -54,12 +62,12 @@ pub(crate) async fn find_payment(
 pub(crate) async fn idempotent(
     idempotency: &Idempotency,
     client_id: &str,
-    key: Option<&str>,
+    keyed: Keyed<'_>,
     path: &str,
     body: &[u8],
     work: impl std::future::Future<Output = Answer>,
 ) -> Answer {
-    let Some(key) = key else {
+    let Some(key) = keyed.key else {
         return work.await;
     };
     let hash = Idempotency::request_hash("POST", path, body);
@@ -93,6 +101,9 @@ pub(crate) async fn idempotent(
     let stored = if answer.status >= 500 {
         // Nothing was changed: the client may try again with the same key.
         idempotency.release(client_id, key).await
+    } else if answer.status == 201 && keyed.created_stores_answer {
+        // `work` stored its 201 under the key in the transaction that created the thing.
+        Ok(())
     } else {
         idempotency.complete(client_id, key, answer.status, &answer.body.to_string()).await
     };

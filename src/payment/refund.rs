@@ -163,7 +163,8 @@ impl Refunds {
         }
         let path = format!("/paymenttransaction/{originator}/{endpoint}/{transaction_id}/refunds");
         let work = self.create_claimed(client, originator, endpoint, transaction_id, body);
-        api::idempotent(&self.idempotency, client.id.as_str(), idempotency_key, &path, body, work).await
+        let keyed = api::Keyed { key: idempotency_key, created_stores_answer: false };
+        api::idempotent(&self.idempotency, client.id.as_str(), keyed, &path, body, work).await
     }
 
     /// `GET …/{transactionId}/refunds`: `{"refunds": [...]}`, oldest first.

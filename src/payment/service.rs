@@ -139,7 +139,8 @@ impl PaymentService {
         }
         let path = format!("/paymenttransaction/{originator}/{endpoint}");
         let work = self.create_claimed(client, originator, endpoint, body, idempotency_key);
-        api::idempotent(&self.idempotency, client.id.as_str(), idempotency_key, &path, body, work).await
+        let keyed = api::Keyed { key: idempotency_key, created_stores_answer: true };
+        api::idempotent(&self.idempotency, client.id.as_str(), keyed, &path, body, work).await
     }
 
     /// `key`: the Idempotency-Key this request holds; the 201 is stored under it in the payment's own

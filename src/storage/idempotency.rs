@@ -49,25 +49,22 @@ impl Database {
         abandoned_before: i64,
         expires_at: i64,
     ) -> StorageResult<Option<StoredKey>> {
-        sqlx::query(
-            "DELETE FROM idempotency_keys WHERE client_id = $1 AND idempotency_key = $2 \
-             AND (expires_at <= $3 OR (response_status IS NULL AND created_at <= $4))",
-        )
-        .bind(client_id)
-        .bind(key)
-        .bind(now)
-        .bind(abandoned_before)
-        .execute(self.writer())
-        .await?;
+        // One statement (one commit): insert the claim, or take over an expired or abandoned one.
         let claimed = sqlx::query(
             "INSERT INTO idempotency_keys (client_id, idempotency_key, request_hash, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (client_id, idempotency_key) DO NOTHING",
+             VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (client_id, idempotency_key) DO UPDATE SET request_hash = excluded.request_hash, \
+               created_at = excluded.created_at, expires_at = excluded.expires_at, \
+               response_status = NULL, response_body = NULL \
+             WHERE idempotency_keys.expires_at <= $4 \
+               OR (idempotency_keys.response_status IS NULL AND idempotency_keys.created_at <= $6)",
         )
         .bind(client_id)
         .bind(key)
         .bind(request_hash)
         .bind(now)
         .bind(expires_at)
+        .bind(abandoned_before)
         .execute(self.writer())
         .await?;
         if claimed.rows_affected() == 1 {

@@ -3,9 +3,9 @@
 //! statement is chosen by `Database::backend`. Migrations are kept per backend side by side.
 
 pub mod audit_log;
-pub mod finance_tokens;
 pub mod callbacks;
 pub mod finance_imports;
+pub mod finance_tokens;
 pub mod idempotency;
 pub mod ledger;
 pub mod logins;
