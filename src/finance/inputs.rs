@@ -15,10 +15,6 @@ use crate::storage::{Database, StorageError, StorageResult};
 /// payouts follow payments by days, rarely by weeks.
 pub const MATCH_WINDOW_DAYS: u64 = 45;
 
-/// For the lead: helper A's `payment_refunds` table does not exist in this copy. Once it does, set this
-/// to true so refunds take part (`Database::refunds_for_reconcile`).
-pub const REFUNDS_TABLE_EXISTS: bool = false;
-
 /// Reads the inputs and reconciles them.
 pub async fn reconcile_period(db: &Database, tenant: &str, period: Period) -> StorageResult<Report> {
     let input = gather(db, tenant, period).await?;
@@ -28,7 +24,7 @@ pub async fn reconcile_period(db: &Database, tenant: &str, period: Period) -> St
 pub async fn gather(db: &Database, tenant: &str, period: Period) -> StorageResult<ReconcileInput> {
     let window = window(period);
     let payments = db.payments_for_reconcile(tenant, &window).await?;
-    let refunds = if REFUNDS_TABLE_EXISTS { db.refunds_for_reconcile(tenant, &window).await? } else { Vec::new() };
+    let refunds = db.refunds_for_reconcile(tenant, &window).await?;
     let settlement = db.settlement_rows_for_reconcile(tenant, &window).await?;
     let bank = db.bank_entries_for_reconcile(tenant, &window).await?;
 
@@ -43,8 +39,7 @@ pub async fn gather(db: &Database, tenant: &str, period: Period) -> StorageResul
                 transaction_id: p.transaction_id,
                 provider_id: p.provider_id,
                 provider_reference: p.provider_reference,
-                // For the lead: `payments.transaction_reference` (helper A) goes here.
-                transaction_reference: None,
+                transaction_reference: p.transaction_reference,
                 status: p.status,
             })
         })

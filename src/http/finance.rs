@@ -37,12 +37,13 @@ pub(crate) async fn finance_caller(
     if EntityId::parse(tenant).is_err() {
         return Err(ApiError::new(ErrorCode::NotFound, "No such tenant.").into_response());
     }
-    let token = headers
+    let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .filter(|v| v.len() > 7 && v[..7].eq_ignore_ascii_case("bearer "))
-        .map(|v| v[7..].trim())
-        .ok_or_else(unauthorized)?;
+        .map(|v| v[7..].trim());
+    // A browser on the finance page sends the token in the session cookie set by `/finance/login`.
+    let token = bearer.or_else(|| session_token(headers)).ok_or_else(unauthorized)?;
     match state.finance.authorise(token, tenant, action).await {
         Ok(caller) => Ok(caller),
         Err(FinanceAccessError::Unauthenticated) => Err(unauthorized()),
@@ -51,6 +52,18 @@ pub(crate) async fn finance_caller(
         }
         Err(FinanceAccessError::Storage(e)) => Err(ApiError::internal(&e).into_response()),
     }
+}
+
+fn session_token(headers: &HeaderMap) -> Option<&str> {
+    let prefix = format!("{}=", super::finance_reports::FINANCE_COOKIE);
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .map(str::trim)
+        .find_map(|pair| pair.strip_prefix(prefix.as_str()))
+        .filter(|token| !token.is_empty())
 }
 
 /// `GET /finance/{tenantId}/bookings?from=YYYY-MM-DD&to=YYYY-MM-DD&format=csv|json|camt054`

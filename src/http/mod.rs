@@ -4,6 +4,7 @@
 mod callbacks;
 pub mod error;
 pub(crate) mod finance;
+mod finance_reports;
 mod health;
 mod home;
 pub mod html;
@@ -34,6 +35,7 @@ pub fn router(state: AppState) -> Router {
         .merge(oidc::router())
         .merge(payments::router())
         .merge(finance::router())
+        .merge(finance_reports::router())
         .merge(callbacks::router())
         .merge(openapi::router());
     // The configuration allows simulators only on a loopback public URL.

@@ -59,6 +59,8 @@ pub struct PaymentForReconcile {
     pub transaction_id: String,
     pub provider_id: String,
     pub provider_reference: Option<String>,
+    /// The Kassenzeichen the provider reported, when it did.
+    pub transaction_reference: Option<String>,
     pub gros_amount: String,
     pub status: String,
     pub timed_out_at: Option<i64>,
@@ -237,20 +239,17 @@ impl Database {
     /// Payments paid in the window (PAYED, or paid after pforte timed them out), and every payment a
     /// settlement row of the period refers to.
     ///
-    /// For the lead: when `payments.paid_at` exists (helper A), `paid_at` below becomes that column.
     pub async fn payments_for_reconcile(
         &self,
         tenant_id: &str,
         window: &ReconcileWindow,
     ) -> StorageResult<Vec<PaymentForReconcile>> {
         let rows = sqlx::query(
-            "SELECT transaction_id, provider_id, provider_reference, gros_amount, status, timed_out_at, \
-               paid_after_timeout_at, \
-               CASE WHEN paid_after_timeout_at IS NOT NULL THEN paid_after_timeout_at ELSE updated_at END AS paid_at \
+            "SELECT transaction_id, provider_id, provider_reference, transaction_reference, gros_amount, status, \
+               timed_out_at, paid_after_timeout_at, COALESCE(paid_at, updated_at) AS paid_at \
              FROM payments p WHERE endpoint_id = $1 AND ( \
                ((status = 'PAYED' OR paid_after_timeout_at IS NOT NULL) \
-                 AND (CASE WHEN paid_after_timeout_at IS NOT NULL THEN paid_after_timeout_at ELSE updated_at END) \
-                     BETWEEN $2 AND $3) \
+                 AND COALESCE(paid_at, updated_at) BETWEEN $2 AND $3) \
                OR EXISTS (SELECT 1 FROM settlement_rows s WHERE s.tenant_id = $1 AND s.provider_id = p.provider_id \
                           AND s.provider_transaction = p.provider_reference AND s.booked_on BETWEEN $4 AND $5)) \
              ORDER BY transaction_id",
@@ -268,6 +267,7 @@ impl Database {
                     transaction_id: row.try_get("transaction_id")?,
                     provider_id: row.try_get("provider_id")?,
                     provider_reference: row.try_get("provider_reference")?,
+                    transaction_reference: row.try_get("transaction_reference")?,
                     gros_amount: row.try_get("gros_amount")?,
                     status: row.try_get("status")?,
                     timed_out_at: row.try_get("timed_out_at")?,
@@ -279,9 +279,8 @@ impl Database {
     }
 
     /// Refunds created in the window, with their payment's provider and reference.
-    ///
-    /// For the lead: written against helper A's `payment_refunds` table, which this copy does not have;
-    /// `finance::service::REFUNDS_TABLE_EXISTS` switches it on.
+    /// Only refunds that were granted count (SUBMITTED to the provider, or an INSTRUCTION the finance
+    /// office owes): a PENDING one is still being asked about, a FAILED one paid nothing back.
     pub async fn refunds_for_reconcile(
         &self,
         tenant_id: &str,
@@ -291,7 +290,8 @@ impl Database {
             "SELECT r.refund_id, r.transaction_id, p.provider_id, p.provider_reference, r.amount, r.status, \
                r.created_at \
              FROM payment_refunds r JOIN payments p ON p.transaction_id = r.transaction_id \
-             WHERE p.endpoint_id = $1 AND r.created_at BETWEEN $2 AND $3 ORDER BY r.refund_id",
+             WHERE p.endpoint_id = $1 AND r.created_at BETWEEN $2 AND $3 \
+               AND r.status IN ('SUBMITTED', 'INSTRUCTION') ORDER BY r.refund_id",
         )
         .bind(tenant_id)
         .bind(window.from_millis)

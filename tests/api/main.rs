@@ -10,6 +10,7 @@ mod crash;
 mod demo;
 mod demo_pay;
 mod finance;
+mod finance_pages;
 mod health;
 mod helpers;
 mod instances;
@@ -152,6 +153,8 @@ fn main() {
         notify_url::an_ftp_notify_url_is_refused,
         notify_url::a_plain_http_notify_url_to_a_public_host_is_refused,
         notify_url::a_notify_url_for_a_service_without_a_notification_secret_is_refused,
+        finance_pages::the_reconciliation_is_served_as_json_and_csv_for_the_tokens_authority_only,
+        finance_pages::finance_staff_sign_in_with_their_token_and_see_the_page_with_its_chart,
         reconciliation::an_import_failing_midway_stores_nothing,
         reconciliation::a_malformed_settlement_row_refuses_the_whole_file_naming_its_line,
         reconciliation::a_malformed_bank_statement_is_refused_naming_its_element,
@@ -203,6 +206,7 @@ fn main() {
         notification_log::a_receiver_that_keeps_failing_is_pending_with_its_next_attempt_then_failed,
         openapi::the_served_document_is_the_shipped_one_and_documents_every_served_route,
         openapi::created_read_and_paid_transactions_match_the_document,
+        openapi::cancel_and_refunds_match_the_document,
         openapi::a_validation_error_matches_the_document,
         openapi::a_calculation_error_matches_the_document,
         openapi::missing_or_wrong_credentials_match_the_document,

@@ -17,14 +17,13 @@ const STATUS: &str = "/status/{originatorId}/{endPointId}";
 
 /// Every route of the payment router that online services call, as (method, path template). The
 /// citizen's browser routes (`/pay/{transactionId}`, `/pay/{transactionId}/return`) are not API.
-const SERVED: &[(&str, &str)] = &[("post", CREATE), ("get", READ), ("get", STATUS)];
+const CANCEL: &str = "/paymenttransaction/{originatorId}/{endPointId}/{transactionId}/cancel";
+const REFUNDS: &str = "/paymenttransaction/{originatorId}/{endPointId}/{transactionId}/refunds";
+const SERVED: &[(&str, &str)] =
+    &[("post", CREATE), ("get", READ), ("get", STATUS), ("post", CANCEL), ("post", REFUNDS), ("get", REFUNDS)];
 
 /// Documented extensions whose routes are being built; each moves to `SERVED` when it lands.
-const DOCUMENTED_AHEAD: &[(&str, &str)] = &[
-    ("post", "/paymenttransaction/{originatorId}/{endPointId}/{transactionId}/cancel"),
-    ("post", "/paymenttransaction/{originatorId}/{endPointId}/{transactionId}/refunds"),
-    ("get", "/paymenttransaction/{originatorId}/{endPointId}/{transactionId}/refunds"),
-];
+const DOCUMENTED_AHEAD: &[(&str, &str)] = &[];
 
 const METHODS: [&str; 8] = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
 
@@ -331,6 +330,52 @@ pub async fn created_read_and_paid_transactions_match_the_document(ctx: TestCont
     let status = app.client.get(app.url("/status/demo-service/09162000")).bearer_auth(&token).send().await?;
     assert_eq!(status.status(), 200);
     check(&document, "get", STATUS, status).await?;
+    app.stop().await
+}
+
+/// The extensions: a cancel, a refund and the refund list, each with its refusal, against the document.
+pub async fn cancel_and_refunds_match_the_document(ctx: TestContext) -> TestResult {
+    let app = ctx.spawn_app().await;
+    let document = served_document(&app).await?;
+    let token = bearer(&app, "demo").await?;
+    let url = |id: &str, rest: &str| app.url(&format!("/paymenttransaction/demo-service/09162000/{id}{rest}"));
+    let id_of = |v: &Value| v["paymentInformation"]["transactionId"].as_str().unwrap_or_default().to_owned();
+
+    let open = id_of(
+        &check(&document, "post", CREATE, create(&app, &token, "09162000", &request_body(&app, "X-1")).await?).await?,
+    );
+    let canceled = app.client.post(url(&open, "/cancel")).bearer_auth(&token).send().await?;
+    assert_eq!(canceled.status(), 200);
+    assert_eq!(check(&document, "post", CANCEL, canceled).await?["paymentInformation"]["status"], "CANCELED");
+    let again = app.client.post(url(&open, "/cancel")).bearer_auth(&token).send().await?;
+    assert_eq!(again.status(), 409);
+    check(&document, "post", CANCEL, again).await?;
+    let not_paid = app.client.post(url(&open, "/refunds")).bearer_auth(&token).body("{}").send().await?;
+    assert_eq!(not_paid.status(), 409);
+    check(&document, "post", REFUNDS, not_paid).await?;
+
+    let paid = id_of(
+        &check(&document, "post", CREATE, create(&app, &token, "09162000", &request_body(&app, "X-2")).await?).await?,
+    );
+    let pay_page = location(&app.client.get(app.url(&format!("/pay/{paid}"))).send().await?);
+    let done = app.client.post(&pay_page).form(&[("method", "PAYPAL"), ("action", "pay")]).send().await?;
+    app.client.get(location(&done)).send().await?;
+    let refund = app
+        .client
+        .post(url(&paid, "/refunds"))
+        .bearer_auth(&token)
+        .body(r#"{"amount": 1.5, "reason": "Teilerlass"}"#)
+        .send()
+        .await?;
+    assert_eq!(refund.status(), 201);
+    assert_eq!(check(&document, "post", REFUNDS, refund).await?["status"], "INSTRUCTION");
+    let too_much =
+        app.client.post(url(&paid, "/refunds")).bearer_auth(&token).body(r#"{"amount": 999}"#).send().await?;
+    assert_eq!(too_much.status(), 400);
+    assert_eq!(check(&document, "post", REFUNDS, too_much).await?["functionalCode"], "CALCULATION_ERROR");
+    let listed = app.client.get(url(&paid, "/refunds")).bearer_auth(&token).send().await?;
+    assert_eq!(listed.status(), 200);
+    assert_eq!(check(&document, "get", REFUNDS, listed).await?["refunds"].as_array().map(Vec::len), Some(1));
     app.stop().await
 }
 

@@ -82,7 +82,7 @@ fn camt(iban: &str, entries: &[(&str, &str, &str)]) -> String {
     )
 }
 
-fn berlin_today() -> String {
+pub(crate) fn berlin_today() -> String {
     Utc::now().with_timezone(&chrono_tz::Europe::Berlin).date_naive().to_string()
 }
 
@@ -227,7 +227,7 @@ pub async fn a_file_of_another_tenant_is_refused(ctx: TestContext) -> TestResult
 }
 
 /// A fee of 12.00 to München, paid on simulator A's pay page; returns pforte's transaction id.
-async fn pay_through_simulator(app: &TestApp, token: &str, request_id: &str) -> anyhow::Result<String> {
+pub(crate) async fn pay_through_simulator(app: &TestApp, token: &str, request_id: &str) -> anyhow::Result<String> {
     // Written as a client would send it, so the amounts keep their two decimals.
     let body: Value = serde_json::from_str(&format!(
         r#"{{"requestId": "{request_id}", "requestTimestamp": "2026-11-29T10:00:00+01:00", "currency": "EUR",

@@ -1,0 +1,116 @@
+//! The reconciliation over HTTP: JSON and CSV for tools with a finance token, and the page for
+//! finance staff in a browser, reached through the token form and its session cookie.
+
+use chrono::Days;
+use serde_json::Value;
+
+use crate::finance::finance_token;
+use crate::helpers::{TestApp, TestContext, TestResult};
+use crate::reconciliation::{berlin_today, pay_through_simulator};
+
+fn period() -> anyhow::Result<String> {
+    let today = chrono::NaiveDate::parse_from_str(&berlin_today(), "%Y-%m-%d")?;
+    let from = today.checked_sub_days(Days::new(1)).unwrap_or(today);
+    let to = today.checked_add_days(Days::new(1)).unwrap_or(today);
+    Ok(format!("from={from}&to={to}"))
+}
+
+async fn get(app: &TestApp, path: &str, token: Option<&str>) -> anyhow::Result<reqwest::Response> {
+    let mut request = app.client.get(app.url(path));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    Ok(request.send().await?)
+}
+
+pub async fn the_reconciliation_is_served_as_json_and_csv_for_the_tokens_authority_only(
+    ctx: TestContext,
+) -> TestResult {
+    let app = ctx.spawn_app().await;
+    let payment_token = crate::payment_api::bearer(&app).await?;
+    let id = pay_through_simulator(&app, &payment_token, "RECON-HTTP-1").await?;
+    let token = finance_token(&app, "09162000").await?;
+    let period = period()?;
+
+    let json = get(&app, &format!("/finance/09162000/reconciliation?{period}"), Some(&token)).await?;
+    assert_eq!(json.status(), 200);
+    assert_eq!(json.headers()["content-type"], "application/json");
+    let report: Value = json.json().await?;
+    assert_eq!(report["tenant"], "09162000");
+    let findings = report["findings"].as_array().cloned().unwrap_or_default();
+    assert_eq!(findings.len(), 1, "{report}");
+    assert_eq!(
+        (findings[0]["category"].as_str(), findings[0]["subject"].as_str()),
+        (Some("missing_in_settlement"), Some(id.as_str()))
+    );
+
+    // A tenant in the query cannot widen what the path and the token allow.
+    let widened =
+        get(&app, &format!("/finance/09162000/reconciliation?{period}&tenant=03241001"), Some(&token)).await?;
+    assert_eq!(widened.json::<Value>().await?["tenant"], "09162000");
+
+    let csv = get(&app, &format!("/finance/09162000/reconciliation?{period}&format=csv"), Some(&token)).await?;
+    assert_eq!(csv.headers()["content-type"], "text/csv; charset=utf-8");
+    let text = csv.text().await?;
+    assert!(text.starts_with("category;transaction;"), "{text}");
+    assert!(text.lines().any(|l| l.starts_with(&format!("missing_in_settlement;{id};"))), "{text}");
+
+    let other = get(&app, &format!("/finance/03241001/reconciliation?{period}"), Some(&token)).await?;
+    assert_eq!(other.status(), 403);
+    let audit = app.state.db.audit_entries_after(0, 10_000).await?;
+    assert!(audit.iter().any(|r| r.event == "finance.access_refused"), "the refused use is audited");
+    assert_eq!(get(&app, &format!("/finance/09162000/reconciliation?{period}"), None).await?.status(), 401);
+    let bad = get(&app, "/finance/09162000/reconciliation?from=gestern&to=heute", Some(&token)).await?;
+    assert_eq!(bad.status(), 400);
+    assert!(bad.text().await?.contains("from"), "the error names the parameter");
+    app.stop().await
+}
+
+pub async fn finance_staff_sign_in_with_their_token_and_see_the_page_with_its_chart(ctx: TestContext) -> TestResult {
+    let app = ctx.spawn_app().await;
+    let payment_token = crate::payment_api::bearer(&app).await?;
+    let id = pay_through_simulator(&app, &payment_token, "RECON-PAGE-1").await?;
+    let token = finance_token(&app, "09162000").await?;
+
+    let form = app.client.get(app.url("/finance/login")).send().await?;
+    assert_eq!(form.status(), 200);
+    assert!(form.text().await?.contains("name=\"token\""));
+
+    // The wrong authority for this token: no cookie, the form again with the reason.
+    let refused =
+        app.client.post(app.url("/finance/login")).form(&[("tenant", "03241001"), ("token", &token)]).send().await?;
+    assert_eq!(refused.status(), 401);
+    assert!(refused.headers().get("set-cookie").is_none());
+
+    let signed_in =
+        app.client.post(app.url("/finance/login")).form(&[("tenant", "09162000"), ("token", &token)]).send().await?;
+    assert_eq!(signed_in.status(), 303);
+    let cookie = signed_in.headers()["set-cookie"].to_str()?.to_owned();
+    assert!(cookie.starts_with("__Host-pforte-finance="), "{cookie}");
+    for attribute in ["HttpOnly", "Secure", "SameSite=Strict", "Path=/"] {
+        assert!(cookie.contains(attribute), "{cookie} lacks {attribute}");
+    }
+    let location = signed_in.headers()["location"].to_str()?.to_owned();
+    assert!(location.starts_with("/finance/09162000/abgleich?from="), "{location}");
+
+    let session = cookie.split(';').next().unwrap_or_default().to_owned();
+    let page = app.client.get(app.url(&location)).header("cookie", &session).send().await?;
+    assert_eq!(page.status(), 200);
+    assert_eq!(page.headers()["content-type"], "text/html; charset=utf-8");
+    let html = page.text().await?;
+    assert!(html.contains("<svg"), "the chart is inline");
+    assert!(html.contains(&id), "the finding names the transaction");
+    for external in ["src=\"http", "href=\"http", "<script"] {
+        assert!(!html.contains(external), "no external assets ({external})");
+    }
+
+    // The cookie is this authority's only.
+    let other = app
+        .client
+        .get(app.url("/finance/03241001/abgleich?from=2026-11-01&to=2026-11-30"))
+        .header("cookie", &session)
+        .send()
+        .await?;
+    assert_eq!(other.status(), 403);
+    app.stop().await
+}
