@@ -279,8 +279,8 @@ impl Database {
     }
 
     /// Refunds created in the window, with their payment's provider and reference.
-    /// Only refunds that were granted count (SUBMITTED to the provider, or an INSTRUCTION the finance
-    /// office owes): a PENDING one is still being asked about, a FAILED one paid nothing back.
+    /// A FAILED refund paid nothing back and is left out; reconciliation decides what the others
+    /// should have left in a settlement (a PENDING one may already be at the provider).
     pub async fn refunds_for_reconcile(
         &self,
         tenant_id: &str,
@@ -291,7 +291,7 @@ impl Database {
                r.created_at \
              FROM payment_refunds r JOIN payments p ON p.transaction_id = r.transaction_id \
              WHERE p.endpoint_id = $1 AND r.created_at BETWEEN $2 AND $3 \
-               AND r.status IN ('SUBMITTED', 'INSTRUCTION') ORDER BY r.refund_id",
+               AND r.status <> 'FAILED' ORDER BY r.refund_id",
         )
         .bind(tenant_id)
         .bind(window.from_millis)

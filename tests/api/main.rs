@@ -11,6 +11,7 @@ mod demo;
 mod demo_pay;
 mod finance;
 mod finance_pages;
+mod finance_scenario;
 mod health;
 mod helpers;
 mod instances;
@@ -153,6 +154,7 @@ fn main() {
         notify_url::an_ftp_notify_url_is_refused,
         notify_url::a_plain_http_notify_url_to_a_public_host_is_refused,
         notify_url::a_notify_url_for_a_service_without_a_notification_secret_is_refused,
+        finance_scenario::every_kind_of_discrepancy_is_named_and_nothing_else,
         finance_pages::the_reconciliation_is_served_as_json_and_csv_for_the_tokens_authority_only,
         finance_pages::finance_staff_sign_in_with_their_token_and_see_the_page_with_its_chart,
         reconciliation::an_import_failing_midway_stores_nothing,

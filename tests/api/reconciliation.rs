@@ -11,11 +11,15 @@ use crate::helpers::{output_text, pforte_command, TestApp, TestBackend, TestCont
 use crate::keys::any_pool;
 
 /// 09162000's account (config/tenants/09162000.toml) and 03241001's.
-const MUENCHEN_IBAN: &str = "DE89370400440532013000";
+pub(crate) const MUENCHEN_IBAN: &str = "DE89370400440532013000";
 const HANNOVER_IBAN: &str = "DE30250500000123456789";
 const HEADER: &str = "Buchungsdatum;Transaktions-ID;Art;Brutto;Gebühr;Auszahlungsreferenz\n";
 
-fn run(ctx: &TestContext, args: &[&str], extra_env: &[(&str, &str)]) -> anyhow::Result<std::process::Output> {
+pub(crate) fn run(
+    ctx: &TestContext,
+    args: &[&str],
+    extra_env: &[(&str, &str)],
+) -> anyhow::Result<std::process::Output> {
     let mut command = pforte_command();
     command.args(args).envs(ctx.cli_env());
     for (key, value) in extra_env {
@@ -24,18 +28,22 @@ fn run(ctx: &TestContext, args: &[&str], extra_env: &[(&str, &str)]) -> anyhow::
     Ok(command.output()?)
 }
 
-fn write(ctx: &TestContext, name: &str, text: &str) -> anyhow::Result<PathBuf> {
+pub(crate) fn write(ctx: &TestContext, name: &str, text: &str) -> anyhow::Result<PathBuf> {
     let path = ctx.dir.path().join(name);
     std::fs::write(&path, text)?;
     Ok(path)
 }
 
-fn import_settlement(ctx: &TestContext, file: &Path, env: &[(&str, &str)]) -> anyhow::Result<std::process::Output> {
+pub(crate) fn import_settlement(
+    ctx: &TestContext,
+    file: &Path,
+    env: &[(&str, &str)],
+) -> anyhow::Result<std::process::Output> {
     let file = file.display().to_string();
     run(ctx, &["finance", "import", "settlement", "--tenant", "09162000", "--provider", "sim-pay", &file], env)
 }
 
-fn import_bank(ctx: &TestContext, tenant: &str, file: &Path) -> anyhow::Result<std::process::Output> {
+pub(crate) fn import_bank(ctx: &TestContext, tenant: &str, file: &Path) -> anyhow::Result<std::process::Output> {
     run(ctx, &["finance", "import", "bank", "--tenant", tenant, &file.display().to_string()], &[])
 }
 
@@ -56,7 +64,7 @@ async fn stored(ctx: &TestContext) -> anyhow::Result<(i64, i64, i64, i64)> {
     Ok(counts)
 }
 
-fn settlement(rows: &[(&str, &str, &str, &str, &str)]) -> String {
+pub(crate) fn settlement(rows: &[(&str, &str, &str, &str, &str)]) -> String {
     let mut text = HEADER.to_owned();
     for (transaction, kind, gross, fee, payout) in rows {
         text.push_str(&format!("29.11.2026;{transaction};{kind};{gross};{fee};{payout}\n"));
@@ -64,7 +72,7 @@ fn settlement(rows: &[(&str, &str, &str, &str, &str)]) -> String {
     text
 }
 
-fn camt(iban: &str, entries: &[(&str, &str, &str)]) -> String {
+pub(crate) fn camt(iban: &str, entries: &[(&str, &str, &str)]) -> String {
     let mut ntry = String::new();
     for (reference, amount, remittance) in entries {
         ntry.push_str(&format!(
