@@ -189,6 +189,37 @@ pub async fn transactions_of_other_tenants(
     Ok(found)
 }
 
+/// pforte's transaction id for a provider's reference, when it is this tenant's paid payment.
+pub async fn paid_transaction_by_reference(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    provider_id: &str,
+    reference: &str,
+) -> StorageResult<Option<String>> {
+    let row = sqlx::query(
+        "SELECT transaction_id FROM payments WHERE endpoint_id = $1 AND provider_id = $2 \
+         AND provider_reference = $3 AND (status = 'PAYED' OR paid_after_timeout_at IS NOT NULL)",
+    )
+    .bind(tenant_id)
+    .bind(provider_id)
+    .bind(reference)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.map(|row| row.try_get("transaction_id")).transpose().map_err(Into::into)
+}
+
+/// The payout references this tenant's settlement rows name, each with its provider.
+pub async fn payout_references(conn: &mut AnyConnection, tenant_id: &str) -> StorageResult<Vec<(String, String)>> {
+    let rows = sqlx::query(
+        "SELECT DISTINCT payout_reference, provider_id FROM settlement_rows WHERE tenant_id = $1 \
+         ORDER BY payout_reference, provider_id",
+    )
+    .bind(tenant_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter().map(|row| Ok((row.try_get("payout_reference")?, row.try_get("provider_id")?))).collect()
+}
+
 fn settlement_from_row(row: &AnyRow) -> StorageResult<SettlementRecord> {
     Ok(SettlementRecord {
         import_id: row.try_get("import_id")?,

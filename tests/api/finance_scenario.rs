@@ -11,9 +11,11 @@ use crate::payment_api::{bearer, location};
 use crate::reconciliation::{
     berlin_today, camt, import_bank, import_settlement, pay_through_simulator, run, settlement, write, MUENCHEN_IBAN,
 };
+use pforte::finance::ledger::{self, Account};
 use pforte::payment::state::Source;
 use pforte::payment::Status;
 use pforte::storage::refunds::{self, RefundRow};
+use rust_decimal::Decimal;
 
 /// A fee of 12.00 to München, created but not paid; returns its id and the simulator's pay page.
 async fn open_payment(app: &TestApp, token: &str, request_id: &str) -> anyhow::Result<(String, String)> {
@@ -137,5 +139,13 @@ pub async fn every_kind_of_discrepancy_is_named_and_nothing_else(ctx: TestContex
     .collect();
     expected.sort();
     assert_eq!(found, expected, "{report:#}");
-    Ok(())
+
+    // The imports booked what moved money: the fees the provider kept on pforte's seven paid rows
+    // (the unknown row books nothing) and the payout that reached the bank; the journal balances.
+    let app = ctx.spawn_app().await;
+    let balance = |account| ledger::balance(&app.state.db, "09162000", account);
+    assert_eq!(balance(&Account::ProviderFees).await?, Decimal::new(210, 2));
+    assert_eq!(balance(&Account::Bank).await?, Decimal::new(7310, 2));
+    assert_eq!(ledger::tenant_total(&app.state.db, "09162000").await?, Decimal::ZERO);
+    app.stop().await
 }

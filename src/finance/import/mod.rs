@@ -4,6 +4,7 @@
 //! nothing.
 
 pub mod camt;
+mod postings;
 pub mod settlement;
 
 use rust_decimal::Decimal;
@@ -209,17 +210,20 @@ impl Importer<'_> {
             }
             other => other?,
         }
+        let now = self.clock.now_millis();
         let count = match &rows {
             Rows::Settlement { records, .. } => {
                 for record in records {
                     store::insert_settlement_row(&mut tx, record).await?;
                 }
+                postings::settlement_fees(&mut tx, records, now).await?;
                 records.len()
             }
             Rows::Bank(records) => {
                 for record in records {
                     store::insert_bank_entry(&mut tx, record).await?;
                 }
+                postings::bank_payouts(&mut tx, tenant, records, now).await?;
                 records.len()
             }
         };
