@@ -175,7 +175,8 @@ impl PaymentService {
             Ok(false) => {}
             Err(e) => return api::internal(&e),
         }
-        let Some(provider) = self.registry.payment_provider(tenant.payment.provider.as_str()) else {
+        let routed = tenant.payment.provider_for(request.gros_amount.value(), originator);
+        let Some(provider) = self.registry.payment_provider(routed.as_str()) else {
             return api::internal(&"tenant names an unknown payment provider");
         };
         let adapter = match adapter_for(provider, &self.http) {

@@ -14,6 +14,7 @@ mod client;
 mod files;
 mod identity;
 mod payment;
+mod routing;
 mod settlement;
 mod tenant;
 mod toml_error;
@@ -30,6 +31,7 @@ pub use check::PUBLIC_URL_PLACEHOLDER;
 pub use client::{Client, ClientAuth, ClientKeys, GrantType, IdTokenAlg, Scope};
 pub use identity::{IdentityProvider, IdentityProviderKind, UpstreamClientAuth, PFORTE_CLAIMS};
 pub use payment::{PaymentAuth, PaymentProvider, PaymentProviderKind};
+pub use routing::RoutingRule;
 pub use settlement::{Column, DecimalSeparator, SettlementColumns, SettlementFormat, SettlementKind};
 pub use tenant::{Tenant, TenantFinance, TenantPayment};
 pub use types::{is_loopback_host, AccountType, ClientAuthMethod, EntityId, HttpUrl, Level, RedirectUri};
@@ -87,6 +89,12 @@ impl Registry {
             let provider = &tenant.payment.provider;
             if !payment_providers.contains_key(provider) {
                 problems.push(source, "payment.provider", not_registered("payment provider", provider, &payment_dir));
+            }
+            for (index, rule) in tenant.payment.rules.iter().enumerate() {
+                if !payment_providers.contains_key(&rule.provider) {
+                    let key = format!("payment.rules[{index}].provider");
+                    problems.push(source, key, not_registered("payment provider", &rule.provider, &payment_dir));
+                }
             }
         }
         let tenants: BTreeMap<_, _> = tenants.into_iter().map(|(_, t)| (t.id.clone(), t)).collect();

@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 use super::check::FileCheck;
 use super::files::EntityFile;
+use super::routing::{parse_rules, RoutingRule, RuleFile};
 use super::types::{join_key, EntityId};
 
 #[derive(Debug, Clone)]
@@ -26,12 +27,22 @@ pub struct TenantFinance {
 
 #[derive(Debug, Clone)]
 pub struct TenantPayment {
-    /// The payment provider instance this authority's payments go to; checked to exist.
+    /// The payment provider instance this authority's payments go to unless a rule says otherwise;
+    /// checked to exist.
     pub provider: EntityId,
+    /// Rules choosing another provider by amount or online service; the first match wins.
+    pub rules: Vec<RoutingRule>,
     /// What the provider needs to know about this authority (e.g. mandant, bewirtschafter_nr).
     pub settings: BTreeMap<String, String>,
     /// Booking data added to every item unless the online service sends its own (e.g. Haushaltsstelle).
     pub booking_defaults: BTreeMap<String, String>,
+}
+
+impl TenantPayment {
+    /// The provider a payment of `amount` created by `originator` goes to.
+    pub fn provider_for(&self, amount: rust_decimal::Decimal, originator: &str) -> &EntityId {
+        self.rules.iter().find(|rule| rule.matches(amount, originator)).map_or(&self.provider, |rule| &rule.provider)
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -57,6 +68,8 @@ struct PaymentFile {
     settings: BTreeMap<String, String>,
     #[serde(default)]
     booking_defaults: BTreeMap<String, String>,
+    #[serde(default)]
+    rules: Vec<RuleFile>,
 }
 
 pub(crate) fn parse(file: EntityFile<TenantFile>, check: &mut FileCheck<'_>) -> Option<Tenant> {
@@ -65,6 +78,7 @@ pub(crate) fn parse(file: EntityFile<TenantFile>, check: &mut FileCheck<'_>) -> 
     let provider = check.entity_id("payment.provider", &f.payment.provider);
     let settings = non_empty_values(check, "payment.settings", f.payment.settings);
     let booking_defaults = non_empty_values(check, "payment.booking_defaults", f.payment.booking_defaults);
+    let rules = parse_rules(check, &f.payment.rules);
     let bank_iban = match &f.finance.bank_iban {
         Some(text) => check.accept("finance.bank_iban", parse_iban(text)).map(Some),
         None => Some(None),
@@ -72,7 +86,12 @@ pub(crate) fn parse(file: EntityFile<TenantFile>, check: &mut FileCheck<'_>) -> 
     Some(Tenant {
         id,
         display_name: display_name?,
-        payment: TenantPayment { provider: provider?, settings: settings?, booking_defaults: booking_defaults? },
+        payment: TenantPayment {
+            provider: provider?,
+            rules: rules?,
+            settings: settings?,
+            booking_defaults: booking_defaults?,
+        },
         finance: TenantFinance { bank_iban: bank_iban? },
     })
 }

@@ -309,6 +309,44 @@ mod problems {
     }
 
     #[test]
+    fn routing_rules_choose_a_provider_by_amount_and_service() -> std::io::Result<()> {
+        let tree = Tree::new()?;
+        tree.write("providers/payment/pay-large.toml", PAYMENT)?;
+        let rules = "\n[[payment.rules]]\nprovider = \"pay-large\"\nmin_amount = \"500.00\"\n";
+        tree.write("tenants/12345678.toml", &format!("{TENANT}{rules}"))?;
+        let registry = tree.load(true).map_err(|p| std::io::Error::other(p.to_string()))?;
+        let payment = &registry.tenant("12345678").expect("tenant").payment;
+        let amount = |text: &str| text.parse::<rust_decimal::Decimal>().expect("decimal");
+        assert_eq!(payment.provider_for(amount("499.99"), "svc").as_str(), "pay");
+        assert_eq!(payment.provider_for(amount("500.00"), "svc").as_str(), "pay-large");
+        Ok(())
+    }
+
+    #[test]
+    fn a_routing_rule_to_an_unknown_provider_is_named() -> std::io::Result<()> {
+        let tree = Tree::new()?;
+        let rules = "\n[[payment.rules]]\nprovider = \"nowhere\"\nmin_amount = \"1\"\n";
+        tree.write("tenants/12345678.toml", &format!("{TENANT}{rules}"))?;
+        let problems = tree.problems(true);
+        assert_problem!(problems, "tenants/12345678.toml", "payment.rules[0].provider", "nowhere");
+        Ok(())
+    }
+
+    #[test]
+    fn a_routing_rule_without_a_condition_or_with_bad_amounts_is_named() -> std::io::Result<()> {
+        let tree = Tree::new()?;
+        let rules = "\n[[payment.rules]]\nprovider = \"pay\"\n\n[[payment.rules]]\nprovider = \"pay\"\n\
+                     min_amount = \"20\"\nmax_amount = \"10\"\n\n[[payment.rules]]\nprovider = \"pay\"\n\
+                     min_amount = \"1.005\"\n";
+        tree.write("tenants/12345678.toml", &format!("{TENANT}{rules}"))?;
+        let problems = tree.problems(true);
+        assert_problem!(problems, "tenants/12345678.toml", "payment.rules[0]", "needs a condition");
+        assert_problem!(problems, "tenants/12345678.toml", "payment.rules[1].max_amount", "below min_amount");
+        assert_problem!(problems, "tenants/12345678.toml", "payment.rules[2].min_amount", "two decimals");
+        Ok(())
+    }
+
+    #[test]
     fn an_unknown_top_level_key_is_named() -> std::io::Result<()> {
         let tree = Tree::new()?;
         tree.write("tenants/12345678.toml", &format!("colour = \"blue\"\n{TENANT}"))?;

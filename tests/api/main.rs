@@ -35,6 +35,7 @@ mod provider_adapter;
 mod reconciliation;
 mod recovery;
 mod refunds;
+mod routing;
 mod simulators;
 mod upstream;
 
@@ -139,6 +140,7 @@ fn main() {
         payment_cancel::another_services_payment_cannot_be_canceled,
         payment_cancel::cancel_after_the_citizen_paid_at_the_provider_records_payed_and_is_a_conflict,
         payment_cancel::a_cancel_with_parameters_is_refused,
+        routing::a_rule_sends_large_payments_to_another_provider,
         refunds::a_paid_payment_is_refunded_in_parts_and_the_refunds_are_listed,
         refunds::an_open_payment_cannot_be_refunded,
         refunds::a_refund_of_zero_is_refused,
