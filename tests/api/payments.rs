@@ -65,16 +65,28 @@ pub async fn racing_paid_and_canceled_signals_end_in_exactly_one_final_status(ct
             if n % 2 == 0 { (Status::Payed, Source::Provider) } else { (Status::Canceled, Source::Client) };
         tasks.spawn(async move { signals.record(&id, status, source, None).await });
     }
-    let mut moved = Vec::new();
+    let (mut moved, mut flagged) = (Vec::new(), 0);
     while let Some(outcome) = tasks.join_next().await {
-        if let Outcome::Moved { to, .. } = outcome?? {
-            moved.push(to);
+        match outcome?? {
+            Outcome::Moved { to, .. } => moved.push(to),
+            Outcome::PaidAfterTimeout => flagged += 1,
+            _ => {}
         }
     }
     assert_eq!(moved.len(), 1, "exactly one signal wins: {moved:?}");
     let events = app.state.db.payment_events(&payment.transaction_id).await?;
-    assert_eq!(events.len(), 2, "created, then one change: {events:?}");
     assert_eq!(events[1].to_status, moved[0].as_str());
+    let stored = app.state.db.payment(&payment.transaction_id).await?.expect("payment");
+    assert_eq!(stored.status, moved[0].as_str(), "the winner's status stays");
+    // When the online service's cancel won, a PAYED signal after it is money that arrived: it is
+    // flagged once for the finance office (not a second final status). When PAYED won, nothing else.
+    if moved[0] == Status::Canceled {
+        assert_eq!(flagged, 1, "{events:?}");
+        assert_eq!(events.len(), 3, "created, cancelled, flagged: {events:?}");
+        assert!(stored.paid_after_timeout_at.is_some());
+    } else {
+        assert_eq!((flagged, events.len()), (0, 2), "created, then one change: {events:?}");
+    }
     assert!(app.state.audit.verify().await?.first_broken.is_none());
     app.stop().await
 }
