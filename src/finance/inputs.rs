@@ -3,12 +3,12 @@
 
 use chrono::{Days, NaiveDate, NaiveTime, TimeZone, Utc};
 use chrono_tz::Europe::Berlin;
-use rust_decimal::Decimal;
 
 use super::reconcile::{BankLine, Period, PfortePayment, PforteRefund, ReconcileInput, RefundStatus, SettlementLine};
 use super::report::Report;
 use crate::registry::SettlementKind;
 use crate::storage::finance_imports::{ReconcileWindow, RefundForReconcile};
+use crate::storage::stored_decimal;
 use crate::storage::{Database, StorageError, StorageResult};
 
 /// How far beyond the period the other side of a match is looked for: settlement reports and
@@ -34,7 +34,7 @@ pub async fn gather(db: &Database, tenant: &str, period: Period) -> StorageResul
             Ok(PfortePayment {
                 paid: p.status == "PAYED" || p.paid_after_timeout_at.is_some(),
                 paid_after_timeout: p.paid_after_timeout_at.is_some(),
-                amount: decimal(&p.gros_amount)?,
+                amount: stored_decimal(&p.gros_amount)?,
                 paid_at: instant(p.paid_at)?,
                 transaction_id: p.transaction_id,
                 provider_id: p.provider_id,
@@ -50,8 +50,8 @@ pub async fn gather(db: &Database, tenant: &str, period: Period) -> StorageResul
         .map(|s| {
             Ok(SettlementLine {
                 kind: SettlementKind::parse(&s.kind).ok_or_else(|| corrupt("settlement kind", &s.kind))?,
-                gross: decimal(&s.gross)?,
-                fee: decimal(&s.fee)?,
+                gross: stored_decimal(&s.gross)?,
+                fee: stored_decimal(&s.fee)?,
                 booked_on: date(&s.booked_on)?,
                 import_id: s.import_id,
                 line: s.line,
@@ -65,7 +65,7 @@ pub async fn gather(db: &Database, tenant: &str, period: Period) -> StorageResul
         .into_iter()
         .map(|b| {
             Ok(BankLine {
-                amount: decimal(&b.amount)?,
+                amount: stored_decimal(&b.amount)?,
                 booked_on: date(&b.booked_on)?,
                 value_on: b.value_on.as_deref().map(date).transpose()?,
                 import_id: b.import_id,
@@ -81,7 +81,7 @@ pub async fn gather(db: &Database, tenant: &str, period: Period) -> StorageResul
 fn refund(r: RefundForReconcile) -> StorageResult<PforteRefund> {
     Ok(PforteRefund {
         status: RefundStatus::parse(&r.status).ok_or_else(|| corrupt("refund status", &r.status))?,
-        amount: decimal(&r.amount)?,
+        amount: stored_decimal(&r.amount)?,
         created_at: instant(r.created_at)?,
         refund_id: r.refund_id,
         transaction_id: r.transaction_id,
@@ -111,10 +111,6 @@ pub fn start_of_day(date: NaiveDate) -> i64 {
         .from_local_datetime(&date.and_time(NaiveTime::MIN))
         .earliest()
         .map_or_else(|| date.and_time(NaiveTime::MIN).and_utc().timestamp_millis(), |t| t.timestamp_millis())
-}
-
-fn decimal(text: &str) -> StorageResult<Decimal> {
-    text.parse().map_err(|_| corrupt("amount", text))
 }
 
 fn date(text: &str) -> StorageResult<NaiveDate> {

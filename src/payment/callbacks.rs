@@ -118,10 +118,7 @@ impl PaymentCallbacks {
         if self.db.provider_callback_seen(provider_id, &callback.event_id).await? {
             return Ok(Received::Replay);
         }
-        let expected = row
-            .gros_amount
-            .parse::<Decimal>()
-            .map_err(|_| StorageError::Corrupt(format!("payment {} has an unreadable amount", row.transaction_id)))?;
+        let expected = crate::storage::stored_decimal(&row.gros_amount)?;
         if let Some(reported) = callback.amount.filter(|reported| *reported != expected) {
             return self.flag_amount_mismatch(provider_id, &callback, &row, expected, reported).await;
         }

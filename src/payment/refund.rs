@@ -27,6 +27,7 @@ use crate::finance::ledger;
 use crate::registry::{Client, Registry};
 use crate::storage::payments::PaymentRow;
 use crate::storage::refunds::{self, RefundRow};
+use crate::storage::stored_decimal;
 use crate::storage::{Database, StorageError};
 
 /// The longest `reason`: what fits a bank statement line with room to spare.
@@ -234,10 +235,10 @@ impl Refunds {
                 "The payment is {status}; only a PAYED payment can be refunded."
             ))));
         }
-        let paid = parse_amount(&payment.gros_amount)?;
+        let paid = stored_decimal(&payment.gros_amount)?;
         let mut refunded = Decimal::ZERO;
         for amount in refunds::counted_amounts(&mut tx, id).await? {
-            refunded += parse_amount(&amount)?;
+            refunded += stored_decimal(&amount)?;
         }
         let left = paid - refunded;
         let amount = match request.amount {
@@ -352,7 +353,7 @@ impl Refunds {
                 tenant_id: &payment.endpoint_id,
                 transaction_id: &refund.transaction_id,
                 refund_id: &refund.refund_id,
-                amount: parse_amount(&refund.amount)?,
+                amount: stored_decimal(&refund.amount)?,
                 posted_at: now,
             };
             match ledger::post_refund(&mut tx, &posting).await {
@@ -367,10 +368,6 @@ impl Refunds {
         tx.commit().await.map_err(StorageError::from)?;
         Ok(true)
     }
-}
-
-fn parse_amount(text: &str) -> Result<Decimal, StorageError> {
-    text.parse::<Decimal>().map_err(|_| StorageError::Corrupt(format!("amount {text} is not a decimal")))
 }
 
 /// Two decimal places, as amounts are written (`12.5` → `12.50`).

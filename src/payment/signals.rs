@@ -248,8 +248,7 @@ impl PaymentSignals {
 
 /// Books a payment that reached PAYED in the tenant's ledger, in the status change's transaction.
 async fn post_paid(conn: &mut sqlx::AnyConnection, row: &PaymentRow, now: i64) -> Result<(), StorageError> {
-    let amount = rust_decimal::Decimal::from_str_exact(&row.gros_amount)
-        .map_err(|_| StorageError::Corrupt(format!("payment amount {:?}", row.gros_amount)))?;
+    let amount = crate::storage::stored_decimal(&row.gros_amount)?;
     let event = ledger::PaidEvent {
         tenant_id: &row.endpoint_id,
         transaction_id: &row.transaction_id,

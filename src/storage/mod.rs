@@ -30,6 +30,13 @@ use crate::config::{Backend, DatabaseSettings, DatabaseUrl};
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
 
+/// An amount stored as exact decimal text (never a float), read back; anything else means the row
+/// was altered outside pforte.
+pub fn stored_decimal(text: &str) -> StorageResult<rust_decimal::Decimal> {
+    rust_decimal::Decimal::from_str_exact(text)
+        .map_err(|_| StorageError::Corrupt(format!("stored amount {text:?} is not a decimal")))
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
     #[error("database error: {0}")]

@@ -9,6 +9,7 @@ use sqlx::AnyConnection;
 
 use crate::finance::ledger::{self, FeeEvent, LedgerError, PayoutEvent};
 use crate::storage::finance_imports::{self as store, BankEntryRecord, SettlementRecord};
+use crate::storage::stored_decimal;
 use crate::storage::StorageError;
 
 /// Books the fees of a settlement import's rows that belong to this tenant's paid payments.
@@ -19,7 +20,7 @@ pub async fn settlement_fees(
 ) -> Result<usize, StorageError> {
     let mut posted = 0;
     for record in records {
-        let fee = amount(&record.fee)?;
+        let fee = stored_decimal(&record.fee)?;
         if fee <= Decimal::ZERO {
             continue;
         }
@@ -57,7 +58,7 @@ pub async fn bank_payouts(
     let payouts = store::payout_references(conn, tenant_id).await?;
     let mut posted = 0;
     for record in records {
-        let value = amount(&record.amount)?;
+        let value = stored_decimal(&record.amount)?;
         let remittance = record.remittance.as_str();
         let named =
             payouts.iter().find(|(reference, _)| !reference.is_empty() && remittance.contains(reference.as_str()));
@@ -76,8 +77,4 @@ fn booked(result: Result<ledger::Posting, LedgerError>) -> Result<bool, StorageE
         Err(LedgerError::Storage(e)) => Err(e),
         Err(e) => Err(StorageError::Corrupt(e.to_string())),
     }
-}
-
-fn amount(text: &str) -> Result<Decimal, StorageError> {
-    text.parse().map_err(|_| StorageError::Corrupt(format!("import amount {text:?}")))
 }

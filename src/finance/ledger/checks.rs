@@ -2,8 +2,9 @@
 
 use rust_decimal::Decimal;
 
-use super::{parse_amount, sum_amounts, Account, JournalKind};
+use super::{sum_amounts, Account, JournalKind};
 use crate::payment::Status;
+use crate::storage::stored_decimal;
 use crate::storage::{Database, StorageError};
 
 /// The balance of one account of a tenant: debits minus credits (a revenue account is negative).
@@ -78,7 +79,7 @@ pub async fn check_transaction(db: &Database, transaction_id: &str) -> Result<Tr
         if !in_effect(&journals, journal.id) {
             continue;
         }
-        let amount = parse_amount(&journal.amount)?;
+        let amount = stored_decimal(&journal.amount)?;
         match JournalKind::parse(&journal.kind) {
             Some(JournalKind::Paid) => {
                 report.paid_journals += 1;

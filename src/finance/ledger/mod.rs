@@ -16,6 +16,7 @@ pub use accounts::{Account, JournalKind};
 pub use checks::{balance, check_tenant, check_transaction, tenant_total, TenantCheck, TransactionCheck};
 
 use crate::storage::ledger::{self, EntryRow, JournalRow};
+use crate::storage::stored_decimal;
 use crate::storage::StorageError;
 
 /// One entry of a journal: debit positive, credit negative.
@@ -285,7 +286,7 @@ pub async fn post_reversal(
     let entries = ledger::entries_of(conn, journal_id)
         .await?
         .iter()
-        .map(|entry| Ok(Entry { account: parse_account(&entry.account)?, amount: -parse_amount(&entry.amount)? }))
+        .map(|entry| Ok(Entry { account: parse_account(&entry.account)?, amount: -stored_decimal(&entry.amount)? }))
         .collect::<Result<Vec<_>, StorageError>>()?;
     post(
         conn,
@@ -295,7 +296,7 @@ pub async fn post_reversal(
             kind: JournalKind::Reversal,
             transaction_id: original.transaction_id,
             refund_id: original.refund_id,
-            amount: parse_amount(&original.amount)?,
+            amount: stored_decimal(&original.amount)?,
             description: Some(reason.to_owned()),
             reverses: Some(journal_id),
             posted_at,
@@ -359,7 +360,7 @@ fn same_event(existing: &JournalRow, journal: &NewJournal) -> Result<Posting, Le
         && existing.kind == journal.kind.as_str()
         && existing.transaction_id == journal.transaction_id
         && existing.refund_id == journal.refund_id
-        && parse_amount(&existing.amount)? == journal.amount;
+        && stored_decimal(&existing.amount)? == journal.amount;
     if same {
         Ok(Posting::AlreadyPosted { journal_id: existing.id })
     } else {
@@ -367,14 +368,10 @@ fn same_event(existing: &JournalRow, journal: &NewJournal) -> Result<Posting, Le
     }
 }
 
-pub(crate) fn parse_amount(text: &str) -> Result<Decimal, StorageError> {
-    Decimal::from_str_exact(text).map_err(|_| StorageError::Corrupt(format!("ledger amount {text:?}")))
-}
-
 fn parse_account(code: &str) -> Result<Account, StorageError> {
     Account::parse(code).ok_or_else(|| StorageError::Corrupt(format!("ledger account {code:?}")))
 }
 
 pub(crate) fn sum_amounts(amounts: &[String]) -> Result<Decimal, StorageError> {
-    amounts.iter().map(|a| parse_amount(a)).sum()
+    amounts.iter().map(|a| stored_decimal(a)).sum()
 }
