@@ -51,6 +51,13 @@ pub enum TokenCommand {
 }
 
 pub async fn run(settings: &Settings, registry: Registry, command: FinanceCommand) -> ExitCode {
+    let command = match command {
+        FinanceCommand::Token { command } => command,
+        // Imports and reconciliation open their own database connection.
+        FinanceCommand::Reconciliation(command) => {
+            return crate::finance::commands::run(settings, &registry, command).await;
+        }
+    };
     let db = match connect(settings).await {
         Ok(db) => db,
         Err(e) => {
@@ -60,15 +67,8 @@ pub async fn run(settings: &Settings, registry: Registry, command: FinanceComman
     };
     let clock: SharedClock = Arc::new(SystemClock);
     let audit = AuditLog::new(db.clone(), clock.clone());
-    let registry = Arc::new(registry);
-    let access = FinanceAccess::new(db.clone(), audit, clock, registry.clone());
-    let code = match command {
-        FinanceCommand::Token { command } => token(&access, command).await,
-        FinanceCommand::Reconciliation(command) => {
-            db.close().await;
-            return crate::finance::commands::run(settings, &registry, command).await;
-        }
-    };
+    let access = FinanceAccess::new(db.clone(), audit, clock, Arc::new(registry));
+    let code = token(&access, command).await;
     db.close().await;
     code
 }

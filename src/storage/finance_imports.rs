@@ -189,23 +189,31 @@ pub async fn transactions_of_other_tenants(
     Ok(found)
 }
 
-/// pforte's transaction id for a provider's reference, when it is this tenant's paid payment.
-pub async fn paid_transaction_by_reference(
+/// pforte's transaction ids of this tenant's paid payments at `provider_id`, by the provider's
+/// reference, for the references given (in bounded chunks, like `transactions_of_other_tenants`).
+pub async fn paid_transactions_by_reference(
     conn: &mut AnyConnection,
     tenant_id: &str,
     provider_id: &str,
-    reference: &str,
-) -> StorageResult<Option<String>> {
-    let row = sqlx::query(
-        "SELECT transaction_id FROM payments WHERE endpoint_id = $1 AND provider_id = $2 \
-         AND provider_reference = $3 AND (status = 'PAYED' OR paid_after_timeout_at IS NOT NULL)",
-    )
-    .bind(tenant_id)
-    .bind(provider_id)
-    .bind(reference)
-    .fetch_optional(&mut *conn)
-    .await?;
-    row.map(|row| row.try_get("transaction_id")).transpose().map_err(Into::into)
+    references: &[String],
+) -> StorageResult<std::collections::HashMap<String, String>> {
+    let mut found = std::collections::HashMap::new();
+    for chunk in references.chunks(300) {
+        let placeholders: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 3)).collect();
+        let sql = format!(
+            "SELECT provider_reference, transaction_id FROM payments WHERE endpoint_id = $1 AND provider_id = $2 \
+             AND (status = 'PAYED' OR paid_after_timeout_at IS NOT NULL) AND provider_reference IN ({})",
+            placeholders.join(", ")
+        );
+        let mut query = sqlx::query(&sql).bind(tenant_id).bind(provider_id);
+        for reference in chunk {
+            query = query.bind(reference);
+        }
+        for row in query.fetch_all(&mut *conn).await? {
+            found.insert(row.try_get("provider_reference")?, row.try_get("transaction_id")?);
+        }
+    }
+    Ok(found)
 }
 
 /// The payout references this tenant's settlement rows name, each with its provider.

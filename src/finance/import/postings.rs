@@ -18,20 +18,16 @@ pub async fn settlement_fees(
     records: &[SettlementRecord],
     now: i64,
 ) -> Result<usize, StorageError> {
+    let Some(first) = records.first() else { return Ok(0) };
+    // One import is one tenant's report of one provider: look all its references up at once.
+    let mut references: Vec<String> = records.iter().map(|r| r.provider_transaction.clone()).collect();
+    references.sort_unstable();
+    references.dedup();
+    let paid = store::paid_transactions_by_reference(conn, &first.tenant_id, &first.provider_id, &references).await?;
     let mut posted = 0;
     for record in records {
         let fee = stored_decimal(&record.fee)?;
-        if fee <= Decimal::ZERO {
-            continue;
-        }
-        let Some(transaction_id) = store::paid_transaction_by_reference(
-            conn,
-            &record.tenant_id,
-            &record.provider_id,
-            &record.provider_transaction,
-        )
-        .await?
-        else {
+        let Some(transaction_id) = paid.get(&record.provider_transaction).filter(|_| fee > Decimal::ZERO) else {
             continue;
         };
         let event = FeeEvent {
@@ -39,7 +35,7 @@ pub async fn settlement_fees(
             provider_id: &record.provider_id,
             import_id: &record.import_id,
             line: u64::try_from(record.line).unwrap_or(0),
-            transaction_id: Some(&transaction_id),
+            transaction_id: Some(transaction_id),
             amount: fee,
             posted_at: now,
         };

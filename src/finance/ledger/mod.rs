@@ -53,6 +53,30 @@ pub struct NewJournal {
     pub entries: Vec<Entry>,
 }
 
+impl NewJournal {
+    /// A journal moving `amount` from `credit` to `debit`, as every money event does; the
+    /// transaction and refund it belongs to are set by the caller where there is one.
+    fn moving(tenant_id: &str, key: String, kind: JournalKind, amount: Decimal, posted_at: i64) -> NewJournal {
+        NewJournal {
+            tenant_id: tenant_id.to_owned(),
+            key,
+            kind,
+            transaction_id: None,
+            refund_id: None,
+            amount,
+            description: None,
+            reverses: None,
+            posted_at,
+            entries: Vec::new(),
+        }
+    }
+
+    fn between(mut self, debit: Account, credit: Account) -> NewJournal {
+        self.entries = vec![Entry::debit(debit, self.amount), Entry::credit(credit, self.amount)];
+        self
+    }
+}
+
 /// What a posting did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Posting {
@@ -148,22 +172,16 @@ pub struct PayoutEvent<'a> {
 /// Paid: the provider owes the authority the fee (Forderung an Gebührenertrag).
 pub async fn post_paid(conn: &mut AnyConnection, event: &PaidEvent<'_>) -> Result<Posting, LedgerError> {
     let receivable = Account::ProviderReceivable(event.provider_id.to_owned());
-    post(
-        conn,
-        &NewJournal {
-            tenant_id: event.tenant_id.to_owned(),
-            key: format!("paid:{}", event.transaction_id),
-            kind: JournalKind::Paid,
-            transaction_id: Some(event.transaction_id.to_owned()),
-            refund_id: None,
-            amount: event.amount,
-            description: None,
-            reverses: None,
-            posted_at: event.posted_at,
-            entries: vec![Entry::debit(receivable, event.amount), Entry::credit(Account::FeeRevenue, event.amount)],
-        },
+    let mut journal = NewJournal::moving(
+        event.tenant_id,
+        format!("paid:{}", event.transaction_id),
+        JournalKind::Paid,
+        event.amount,
+        event.posted_at,
     )
-    .await
+    .between(receivable, Account::FeeRevenue);
+    journal.transaction_id = Some(event.transaction_id.to_owned());
+    post(conn, &journal).await
 }
 
 /// Refund: the fee revenue shrinks and the authority owes the citizen the amount until the
@@ -187,25 +205,11 @@ pub async fn post_refund(conn: &mut AnyConnection, event: &RefundEvent<'_>) -> R
             });
         }
     }
-    post(
-        conn,
-        &NewJournal {
-            tenant_id: event.tenant_id.to_owned(),
-            key,
-            kind: JournalKind::Refund,
-            transaction_id: Some(event.transaction_id.to_owned()),
-            refund_id: Some(event.refund_id.to_owned()),
-            amount: event.amount,
-            description: None,
-            reverses: None,
-            posted_at: event.posted_at,
-            entries: vec![
-                Entry::debit(Account::FeeRevenue, event.amount),
-                Entry::credit(Account::RefundsPayable, event.amount),
-            ],
-        },
-    )
-    .await
+    let mut journal = NewJournal::moving(event.tenant_id, key, JournalKind::Refund, event.amount, event.posted_at)
+        .between(Account::FeeRevenue, Account::RefundsPayable);
+    journal.transaction_id = Some(event.transaction_id.to_owned());
+    journal.refund_id = Some(event.refund_id.to_owned());
+    post(conn, &journal).await
 }
 
 /// The provider paid the refund out of the money it holds for the authority.
@@ -214,64 +218,46 @@ pub async fn post_refund_settled(
     event: &RefundSettledEvent<'_>,
 ) -> Result<Posting, LedgerError> {
     let receivable = Account::ProviderReceivable(event.provider_id.to_owned());
-    post(
-        conn,
-        &NewJournal {
-            tenant_id: event.tenant_id.to_owned(),
-            key: format!("refund_settled:{}", event.refund_id),
-            kind: JournalKind::RefundSettled,
-            transaction_id: Some(event.transaction_id.to_owned()),
-            refund_id: Some(event.refund_id.to_owned()),
-            amount: event.amount,
-            description: None,
-            reverses: None,
-            posted_at: event.posted_at,
-            entries: vec![Entry::debit(Account::RefundsPayable, event.amount), Entry::credit(receivable, event.amount)],
-        },
+    let mut journal = NewJournal::moving(
+        event.tenant_id,
+        format!("refund_settled:{}", event.refund_id),
+        JournalKind::RefundSettled,
+        event.amount,
+        event.posted_at,
     )
-    .await
+    .between(Account::RefundsPayable, receivable);
+    journal.transaction_id = Some(event.transaction_id.to_owned());
+    journal.refund_id = Some(event.refund_id.to_owned());
+    post(conn, &journal).await
 }
 
 /// The provider kept its fee: an expense, and the provider owes that much less.
 pub async fn post_provider_fee(conn: &mut AnyConnection, event: &FeeEvent<'_>) -> Result<Posting, LedgerError> {
     let receivable = Account::ProviderReceivable(event.provider_id.to_owned());
-    post(
-        conn,
-        &NewJournal {
-            tenant_id: event.tenant_id.to_owned(),
-            key: format!("fee:{}:{}", event.import_id, event.line),
-            kind: JournalKind::ProviderFee,
-            transaction_id: event.transaction_id.map(str::to_owned),
-            refund_id: None,
-            amount: event.amount,
-            description: None,
-            reverses: None,
-            posted_at: event.posted_at,
-            entries: vec![Entry::debit(Account::ProviderFees, event.amount), Entry::credit(receivable, event.amount)],
-        },
+    let mut journal = NewJournal::moving(
+        event.tenant_id,
+        format!("fee:{}:{}", event.import_id, event.line),
+        JournalKind::ProviderFee,
+        event.amount,
+        event.posted_at,
     )
-    .await
+    .between(Account::ProviderFees, receivable);
+    journal.transaction_id = event.transaction_id.map(str::to_owned);
+    post(conn, &journal).await
 }
 
 /// The provider paid money out to the authority's bank account.
 pub async fn post_payout(conn: &mut AnyConnection, event: &PayoutEvent<'_>) -> Result<Posting, LedgerError> {
     let receivable = Account::ProviderReceivable(event.provider_id.to_owned());
-    post(
-        conn,
-        &NewJournal {
-            tenant_id: event.tenant_id.to_owned(),
-            key: format!("payout:{}", event.payout_reference),
-            kind: JournalKind::Payout,
-            transaction_id: None,
-            refund_id: None,
-            amount: event.amount,
-            description: None,
-            reverses: None,
-            posted_at: event.posted_at,
-            entries: vec![Entry::debit(Account::Bank, event.amount), Entry::credit(receivable, event.amount)],
-        },
+    let journal = NewJournal::moving(
+        event.tenant_id,
+        format!("payout:{}", event.payout_reference),
+        JournalKind::Payout,
+        event.amount,
+        event.posted_at,
     )
-    .await
+    .between(Account::Bank, receivable);
+    post(conn, &journal).await
 }
 
 /// Corrects journal `journal_id` by posting its entries with the signs turned. Once per journal:
