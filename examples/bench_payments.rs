@@ -11,6 +11,10 @@
 //! `--concurrency` (throughput). Stub, receiver, pforte and the load generator share the machine.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "support/report.rs"]
+mod report;
+
+use report::Report;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -135,12 +139,14 @@ async fn main() -> anyhow::Result<()> {
     let counter = Arc::new(AtomicUsize::new(0));
     for (name, target) in &targets {
         // Warm-up: connections, caches, the database's first pages.
-        run(&client, target, &counter, 200, options.concurrency).await.print(&format!("{name} (warm-up)"));
+        run(&client, target, &counter, 200, options.concurrency).await.print(&format!("{name} (warm-up)"), "creates/s");
     }
     for (name, target) in &targets {
-        run(&client, target, &counter, options.sequential, 1).await.print(&format!("{name}, one at a time"));
+        run(&client, target, &counter, options.sequential, 1)
+            .await
+            .print(&format!("{name}, one at a time"), "creates/s");
         let label = format!("{name}, {} at once", options.concurrency);
-        run(&client, target, &counter, options.requests, options.concurrency).await.print(&label);
+        run(&client, target, &counter, options.requests, options.concurrency).await.print(&label, "creates/s");
     }
 
     deliveries(&state, &received, options.notifications).await?;
@@ -248,30 +254,6 @@ struct Target {
     url: String,
     token: Option<String>,
     keyed: bool,
-}
-
-struct Report {
-    latencies: Vec<Duration>,
-    elapsed: Duration,
-}
-
-impl Report {
-    fn print(mut self, what: &str) {
-        self.latencies.sort();
-        let pct = |p: f64| {
-            let i = ((self.latencies.len() as f64 - 1.0) * p).round() as usize;
-            self.latencies.get(i).map(|d| d.as_secs_f64() * 1000.0).unwrap_or(0.0)
-        };
-        println!(
-            "{what:>42}: {:>7.0} creates/s   p50 {:.2} ms   p90 {:.2} ms   p99 {:.2} ms   max {:.2} ms   (n={})",
-            self.latencies.len() as f64 / self.elapsed.as_secs_f64(),
-            pct(0.5),
-            pct(0.9),
-            pct(0.99),
-            pct(1.0),
-            self.latencies.len()
-        );
-    }
 }
 
 /// `n` creates, `concurrency` at a time, each with a requestId (and key) never used before.

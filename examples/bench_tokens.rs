@@ -10,6 +10,10 @@
 //! are made before the clock starts, in batches that are redeemed well within their 60 s lifetime.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "support/report.rs"]
+mod report;
+
+use report::Report;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -84,7 +88,7 @@ async fn main() -> anyhow::Result<()> {
     // Warm-up: connections, key cache, discovery.
     run(&client, &address, 200, concurrency, |c, a, _| client_credentials(c, a)).await;
     let report = run(&client, &address, requests, concurrency, |c, a, _| client_credentials(c, a)).await;
-    report.print("client_credentials");
+    report.print("client_credentials", "req/s");
 
     let batch = 500.min(requests);
     let mut latencies = Vec::new();
@@ -99,7 +103,7 @@ async fn main() -> anyhow::Result<()> {
         elapsed += r.elapsed;
         done += batch;
     }
-    Report { latencies, elapsed }.print("authorization_code exchange");
+    Report { latencies, elapsed }.print("authorization_code exchange", "req/s");
 
     token.cancel();
     server.await??;
@@ -108,30 +112,6 @@ async fn main() -> anyhow::Result<()> {
         sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn).await?;
     }
     Ok(())
-}
-
-struct Report {
-    latencies: Vec<Duration>,
-    elapsed: Duration,
-}
-
-impl Report {
-    fn print(mut self, what: &str) {
-        self.latencies.sort();
-        let pct = |p: f64| {
-            let i = ((self.latencies.len() as f64 - 1.0) * p).round() as usize;
-            self.latencies.get(i).map(|d| d.as_secs_f64() * 1000.0).unwrap_or(0.0)
-        };
-        println!(
-            "{what:>28}: {:>8.0} req/s   p50 {:.2} ms   p90 {:.2} ms   p99 {:.2} ms   max {:.2} ms   (n={})",
-            self.latencies.len() as f64 / self.elapsed.as_secs_f64(),
-            pct(0.5),
-            pct(0.9),
-            pct(0.99),
-            pct(1.0),
-            self.latencies.len()
-        );
-    }
 }
 
 async fn run<F, Fut>(client: &reqwest::Client, address: &str, n: usize, concurrency: usize, call: F) -> Report
