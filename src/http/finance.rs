@@ -27,6 +27,22 @@ pub(crate) async fn finance_caller(
     tenant: &str,
     action: &str,
 ) -> Result<FinanceCaller, Response> {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| v.len() > 7 && v[..7].eq_ignore_ascii_case("bearer "))
+        .map(|v| v[7..].trim());
+    // A browser on the finance page sends the token in the session cookie set by `/finance/login`.
+    authorise_token(state, bearer.or_else(|| session_token(headers)), tenant, action).await
+}
+
+/// Checks a presented finance token (audited by `FinanceAccess::authorise`) for `tenant`.
+pub(crate) async fn authorise_token(
+    state: &AppState,
+    token: Option<&str>,
+    tenant: &str,
+    action: &str,
+) -> Result<FinanceCaller, Response> {
     let unauthorized = || {
         let mut response =
             ApiError::new(ErrorCode::Unauthorized, "A finance token is required: Bearer pft_….").into_response();
@@ -37,13 +53,7 @@ pub(crate) async fn finance_caller(
     if EntityId::parse(tenant).is_err() {
         return Err(ApiError::new(ErrorCode::NotFound, "No such tenant.").into_response());
     }
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| v.len() > 7 && v[..7].eq_ignore_ascii_case("bearer "))
-        .map(|v| v[7..].trim());
-    // A browser on the finance page sends the token in the session cookie set by `/finance/login`.
-    let token = bearer.or_else(|| session_token(headers)).ok_or_else(unauthorized)?;
+    let token = token.ok_or_else(unauthorized)?;
     match state.finance.authorise(token, tenant, action).await {
         Ok(caller) => Ok(caller),
         Err(FinanceAccessError::Unauthenticated) => Err(unauthorized()),

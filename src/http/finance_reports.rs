@@ -13,7 +13,7 @@ use axum::{Form, Router};
 use serde::Deserialize;
 
 use super::error::{ApiError, ErrorCode};
-use super::finance::finance_caller;
+use super::finance::{authorise_token, finance_caller};
 use super::html::{document, escape};
 use crate::finance::request::{ReportRequest, Representation};
 use crate::finance::{inputs, page};
@@ -100,13 +100,8 @@ struct LoginForm {
 /// Checks the token for the tenant (audited like every use), then keeps it in the session cookie
 /// and opens the page for the last 30 days.
 async fn login(State(state): State<AppState>, Form(form): Form<LoginForm>) -> Response {
-    let mut headers = HeaderMap::new();
-    let Ok(bearer) = HeaderValue::from_str(&format!("Bearer {}", form.token.trim())) else {
-        return refused("Das ist kein gültiger Zugangsschlüssel.");
-    };
-    headers.insert(header::AUTHORIZATION, bearer);
     let tenant = form.tenant.trim();
-    if finance_caller(&state, &headers, tenant, "page.login").await.is_err() {
+    if authorise_token(&state, Some(form.token.trim()), tenant, "page.login").await.is_err() {
         return refused("Zugangsschlüssel und Behörde passen nicht zusammen, oder der Schlüssel ist widerrufen.");
     }
     let today = state.clock.now().with_timezone(&chrono_tz::Europe::Berlin).date_naive();
