@@ -291,7 +291,7 @@ async fn run(client: &reqwest::Client, target: &Target, counter: &AtomicUsize, n
 
 /// Fills the outbox with `n` messages, then starts the delivery worker pforte runs and measures
 /// until the receiver has them all.
-async fn deliveries(state: &pforte::state::AppState, received: &AtomicUsize, n: usize) -> anyhow::Result<()> {
+async fn deliveries(state: &pforte::http::state::AppState, received: &AtomicUsize, n: usize) -> anyhow::Result<()> {
     let client = state.registry.client("demo").expect("demo client");
     let now = state.clock.now_millis();
     let mut written = 0;

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::audit::{AuditEvent, AuditLog};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::Settings;
+use crate::http::state::{AppState, Readiness, Shared};
 use crate::identity::client_auth::ClientAuthenticator;
 use crate::identity::grants::Grants;
 use crate::identity::login::LoginService;
@@ -19,8 +20,7 @@ use crate::identity::tokens::TokenService;
 use crate::identity::upstream::Upstreams;
 use crate::keys::{KeyService, MasterKey, MasterKeyOrigin, SigningAlg};
 use crate::registry::Registry;
-use crate::state::{AppState, Readiness, Shared};
-use crate::storage::Database;
+use crate::store::Database;
 
 const FIRST_RETRY: Duration = Duration::from_millis(500);
 const LONGEST_RETRY: Duration = Duration::from_secs(30);

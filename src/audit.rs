@@ -9,8 +9,8 @@ use sha2::{Digest, Sha256};
 use sqlx::AnyConnection;
 
 use crate::clock::SharedClock;
-use crate::storage::audit_log::{self, AuditRow};
-use crate::storage::{Database, StorageError};
+use crate::store::audit_log::{self, AuditRow};
+use crate::store::{Database, StorageError};
 
 /// The `prev_hash` of the first row.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";

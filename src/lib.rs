@@ -5,15 +5,15 @@ pub mod audit;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod crypto;
 pub mod dev;
 pub mod finance;
 pub mod http;
 pub mod http_client;
 pub mod identity;
 pub mod keys;
+
 pub mod payment;
 pub mod registry;
-pub mod secret;
-pub mod state;
-pub mod storage;
+pub mod store;
 pub mod telemetry;

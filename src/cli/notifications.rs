@@ -9,8 +9,8 @@ use clap::Subcommand;
 use crate::audit::AuditLog;
 use crate::clock::SystemClock;
 use crate::payment::delivery_log::{DeliveryLog, DeliveryState, Notification, Redelivery};
-use crate::storage::outbox::AttemptRow;
-use crate::storage::Database;
+use crate::store::outbox::AttemptRow;
+use crate::store::Database;
 
 #[derive(Debug, Subcommand)]
 pub enum NotificationsCommand {

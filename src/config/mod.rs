@@ -14,7 +14,7 @@ use url::Url;
 
 pub use problem::{Problem, Problems};
 
-use crate::secret::SecretRef;
+use crate::crypto::secret::SecretRef;
 
 pub const DEFAULT_CONFIG_FILE: &str = "config/default.toml";
 pub const ENV_PREFIX: &str = "PFORTE__";

@@ -30,11 +30,11 @@ use serde_json::Value;
 
 use super::demo_pages as pages;
 use super::demo_pay;
+use crate::crypto::random_token;
+use crate::crypto::secret::constant_time_eq;
+use crate::http::state::AppState;
 use crate::identity::levels::eidas_uri;
-use crate::identity::random_token;
 use crate::registry::{ClientAuth, Level};
-use crate::secret::constant_time_eq;
-use crate::state::AppState;
 
 /// The registry entry this service logs in as (`config/clients/demo.toml`).
 const CLIENT_ID: &str = "demo";

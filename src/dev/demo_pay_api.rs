@@ -10,8 +10,8 @@ use serde_json::Value;
 
 use super::demo_pay::CLIENT_ID;
 use super::demo_pay_pages as pages;
+use crate::http::state::AppState;
 use crate::registry::ClientAuth;
-use crate::state::AppState;
 
 /// An answer of pforte the demo cannot use: logged, shown as a general failure.
 pub(super) fn unusable(reason: &str) -> Response {

@@ -41,8 +41,8 @@ pub use op::Simulator;
 use op::{AuthorizeError, ClientCredentials, OAuthError, Params, Registration};
 
 use crate::http::error::{ApiError, ErrorCode};
+use crate::http::state::AppState;
 use crate::registry::Registry;
-use crate::state::AppState;
 
 /// The simulated account services.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -17,8 +17,8 @@ use sha2::{Digest, Sha256};
 
 use super::personas::{LevelOption, Persona};
 use super::SimKind;
+use crate::crypto::secret::constant_time_eq;
 use crate::registry::{IdentityProvider, UpstreamClientAuth};
-use crate::secret::constant_time_eq;
 
 /// How long the login page may stay open before its request is forgotten.
 const PENDING_SECS: i64 = 600;

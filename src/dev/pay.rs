@@ -26,12 +26,12 @@ use serde_json::{json, Value};
 
 use super::pay_pages;
 use crate::http::error::PROBLEM_JSON;
+use crate::http::state::AppState;
 use crate::payment::{
     parse_path_id, parse_request_body, FunctionalCode, PaymentInformation, PaymentMethod, PaymentRequest, Status,
     ValidationFailure,
 };
 use crate::registry::{PaymentProviderKind, Registry};
-use crate::state::AppState;
 
 /// How long a transaction is kept after its creation.
 pub const RETENTION_SECS: i64 = 24 * 60 * 60;
@@ -138,7 +138,7 @@ impl PaySimulator {
                 Some("requestId".to_owned()),
             ));
         }
-        let transaction_id = crate::identity::random_token();
+        let transaction_id = crate::crypto::random_token();
         let transaction = Transaction {
             originator_id: key.0.clone(),
             endpoint_id: key.1.clone(),

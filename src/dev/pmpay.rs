@@ -28,9 +28,9 @@ use serde_json::{json, Value};
 
 use super::pay::{html, location, DecideError, Decision, OFFERED_METHODS, RETENTION_SECS};
 use super::{pay_pages, pmpay_pages};
+use crate::http::state::AppState;
 use crate::payment::provider::pmpayment::{read_form, signature, status_code, verify, CREATE_FIELDS, NOTIFY_FIELDS};
 use crate::payment::{PaymentMethod, Status};
-use crate::state::AppState;
 
 /// Where the peer is mounted.
 pub const BASE_PATH: &str = "/dev/pmpay";
@@ -166,7 +166,7 @@ impl PmPaySimulator {
             status_code(transaction.status).to_string(),
             transaction.amount_cents.to_string(),
             now.timestamp().to_string(),
-            crate::identity::random_token(),
+            crate::crypto::random_token(),
         ];
         let hash = signature(DEV_HMAC_KEY.as_bytes(), &values.each_ref().map(String::as_str));
         let mut form: Vec<(&'static str, String)> = NOTIFY_FIELDS.into_iter().zip(values).collect();

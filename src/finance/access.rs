@@ -13,8 +13,8 @@ use sha2::{Digest, Sha256};
 use crate::audit::{AuditEvent, AuditLog};
 use crate::clock::SharedClock;
 use crate::registry::Registry;
-use crate::storage::finance_tokens::{self, FinanceTokenRow};
-use crate::storage::{Database, StorageError};
+use crate::store::finance_tokens::{self, FinanceTokenRow};
+use crate::store::{Database, StorageError};
 
 /// Every finance token starts with this, so leaked ones are easy to recognise (secret scanners).
 pub const TOKEN_PREFIX: &str = "pft_";
@@ -95,7 +95,7 @@ impl FinanceAccess {
         if self.registry.tenant(tenant_id).is_none() {
             return Err(TokenAdminError::UnknownTenant(tenant_id.to_owned()));
         }
-        let secret = format!("{TOKEN_PREFIX}{}", crate::identity::random_token());
+        let secret = format!("{TOKEN_PREFIX}{}", crate::crypto::random_token());
         let row = FinanceTokenRow {
             token_id: format!("{TOKEN_ID_PREFIX}{}", &uuid::Uuid::new_v4().simple().to_string()[..16]),
             tenant_id: tenant_id.to_owned(),

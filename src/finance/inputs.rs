@@ -7,9 +7,9 @@ use chrono_tz::Europe::Berlin;
 use super::reconcile::{BankLine, Period, PfortePayment, PforteRefund, ReconcileInput, RefundStatus, SettlementLine};
 use super::report::Report;
 use crate::registry::SettlementKind;
-use crate::storage::finance_imports::{ReconcileWindow, RefundForReconcile};
-use crate::storage::stored_decimal;
-use crate::storage::{Database, StorageError, StorageResult};
+use crate::store::finance_imports::{ReconcileWindow, RefundForReconcile};
+use crate::store::stored_decimal;
+use crate::store::{Database, StorageError, StorageResult};
 
 /// How far beyond the period the other side of a match is looked for: settlement reports and
 /// payouts follow payments by days, rarely by weeks.

@@ -10,8 +10,8 @@ use axum::{Json, Router};
 use serde_json::json;
 
 use super::error::{ApiError, ErrorCode};
+use crate::http::state::AppState;
 use crate::payment::callbacks::Received;
-use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/callbacks/payment/{provider}", post(receive))

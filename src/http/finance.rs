@@ -13,8 +13,8 @@ use futures_util::TryStreamExt;
 use super::error::{ApiError, ErrorCode};
 use crate::finance::export::{BookingExport, ExportRequest};
 use crate::finance::{FinanceAccessError, FinanceCaller};
+use crate::http::state::AppState;
 use crate::registry::EntityId;
-use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/finance/{tenant}/bookings", get(bookings))

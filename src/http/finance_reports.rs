@@ -17,7 +17,7 @@ use super::finance::{authorise_token, finance_caller};
 use super::html::{document, escape};
 use crate::finance::request::{ReportRequest, Representation};
 use crate::finance::{inputs, page};
-use crate::state::AppState;
+use crate::http::state::AppState;
 
 /// Holds the finance token of a browser session; read by `finance::finance_caller`.
 pub const FINANCE_COOKIE: &str = "__Host-pforte-finance";

@@ -8,7 +8,7 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 
 use super::error::{ApiError, ErrorCode};
-use crate::state::AppState;
+use crate::http::state::AppState;
 
 const PING_TIMEOUT: Duration = Duration::from_secs(2);
 

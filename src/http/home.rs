@@ -6,7 +6,7 @@ use axum::response::{Html, IntoResponse};
 use axum::routing::get;
 use axum::Router;
 
-use crate::state::AppState;
+use crate::http::state::AppState;
 
 const STYLESHEET: &str = include_str!("../../assets/pforte.css");
 

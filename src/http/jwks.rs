@@ -7,7 +7,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 
 use super::error::ApiError;
-use crate::state::AppState;
+use crate::http::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/.well-known/jwks.json", get(jwks))

@@ -13,6 +13,7 @@ pub mod middleware;
 pub mod oidc;
 mod openapi;
 mod payments;
+pub mod state;
 
 use std::time::Duration;
 
@@ -23,7 +24,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 
-use crate::state::AppState;
+use crate::http::state::AppState;
 use error::{ApiError, ErrorCode};
 
 pub fn router(state: AppState) -> Router {

@@ -12,7 +12,7 @@ use axum::Router;
 use serde_json::Value;
 
 use super::error::{ApiError, ErrorCode};
-use crate::state::AppState;
+use crate::http::state::AppState;
 
 pub const PAYMENT_API_YAML: &str = include_str!("../../openapi/payment-api.yaml");
 

@@ -10,11 +10,11 @@ use axum::routing::{get, post};
 use axum::Router;
 
 use super::oidc::see_other;
+use crate::http::state::AppState;
 use crate::identity::client_auth::ClientCredentials;
 use crate::payment::service::Answer;
 use crate::payment::FunctionalCode;
 use crate::registry::Client;
-use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()

@@ -11,9 +11,9 @@ use serde_json::{Map, Value};
 
 use super::oauth::{internal, OAuthError};
 use crate::clock::SharedClock;
+use crate::crypto::secret::constant_time_eq;
 use crate::registry::{Client, ClientAuth, ClientKeys, Registry};
-use crate::secret::constant_time_eq;
-use crate::storage::Database;
+use crate::store::Database;
 
 pub const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 /// Clock skew tolerated on `exp`; `iat`/`nbf` may lie at most this far in the future.

@@ -8,12 +8,12 @@ use super::levels::session_limits;
 use super::oauth::{internal, OAuthError};
 use super::request::{pkce_matches, AuthorizationRequest};
 use super::tokens::{Identity, TokenService, TOKEN_LIFETIME_SECS};
-use super::{fingerprint, random_token};
 use crate::audit::{AuditEvent, AuditLog};
 use crate::clock::SharedClock;
+use crate::crypto::{fingerprint, random_token};
 use crate::keys::MasterKey;
 use crate::registry::{Client, GrantType};
-use crate::storage::Database;
+use crate::store::Database;
 
 /// Scopes an online service may ask for with `client_credentials`.
 pub const API_SCOPES: &[&str] = &["payment"];

@@ -10,13 +10,13 @@ use url::Url;
 use super::request::AuthorizationRequest;
 use super::tokens::{minimise, Identity, TokenService};
 use super::upstream::{CallbackParams, PendingUpstream, UpstreamError, Upstreams};
-use super::{fingerprint, random_token};
 use crate::audit::{AuditEvent, AuditLog};
 use crate::clock::SharedClock;
+use crate::crypto::{fingerprint, random_token};
 use crate::keys::MasterKey;
 use crate::registry::{AccountType, IdentityProvider, Level, Registry};
-use crate::storage::logins::LoginRow;
-use crate::storage::Database;
+use crate::store::logins::LoginRow;
+use crate::store::Database;
 
 /// From the authorization request to the provider's answer: time to log in upstream.
 pub const LOGIN_LIFETIME_SECS: i64 = 1800;

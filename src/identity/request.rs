@@ -180,7 +180,7 @@ pub fn pkce_matches(verifier: &str, challenge: &str) -> bool {
     let well_formed = (43..=128).contains(&verifier.len())
         && verifier.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b));
     let computed = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
-    well_formed && crate::secret::constant_time_eq(&secrecy::SecretString::from(computed), challenge)
+    well_formed && crate::crypto::secret::constant_time_eq(&secrecy::SecretString::from(computed), challenge)
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use super::levels::eidas_uri;
 use crate::clock::SharedClock;
 use crate::keys::{KeyError, KeyService, MasterKey, SigningAlg};
 use crate::registry::{Client, IdTokenAlg, Level};
-use crate::storage::{Database, StorageError};
+use crate::store::{Database, StorageError};
 
 pub const ACCESS_TOKEN_TYPE: &str = "at+jwt";
 /// Lifetime of access tokens and ID tokens, in seconds; a login's session may be shorter still.
@@ -184,7 +184,7 @@ impl TokenService {
         lifetime: i64,
     ) -> Result<IssuedToken, KeyError> {
         let now = self.clock.now().timestamp();
-        let jti = super::random_token();
+        let jti = crate::crypto::random_token();
         let mut claims = json!({
             "iss": self.issuer,
             "aud": self.issuer,
@@ -232,7 +232,7 @@ impl TokenService {
         let identity = match text("pforte_identity") {
             None => None,
             Some(sealed) => {
-                let plain = self.master.open(&jti, &sealed)?;
+                let plain = self.master.open(&jti, &sealed).map_err(KeyError::from)?;
                 Some(serde_json::from_slice(&plain).map_err(|_| invalid("damaged identity"))?)
             }
         };

@@ -1,8 +1,6 @@
 //! pforte's own signing keys: generated here, stored encrypted under the master key, published as a
 //! JWKS, rotated with an overlap so tokens signed by a replaced key stay verifiable until they expire.
 
-mod master;
-
 use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
@@ -12,12 +10,13 @@ use josekit::jwk::Jwk;
 use josekit::jws::{JwsSigner, JwsVerifier};
 use serde_json::{json, Value};
 
-pub use master::{MasterKey, MasterKeyOrigin};
+use crate::crypto::CryptoError;
+pub use crate::crypto::{MasterKey, MasterKeyOrigin};
 
 use crate::audit::{AuditEvent, AuditLog};
 use crate::clock::SharedClock;
-use crate::storage::signing_keys::{self, SigningKeyRow};
-use crate::storage::{Database, StorageError};
+use crate::store::signing_keys::{self, SigningKeyRow};
+use crate::store::{Database, StorageError};
 
 /// RSA modulus size: BSI TR-02102 asks for at least 3072 bits.
 const RSA_BITS: u32 = 3072;
@@ -32,6 +31,15 @@ pub enum KeyError {
     Crypto(String),
     #[error("no active signing key for {0}")]
     NoActiveKey(SigningAlg),
+}
+
+impl From<CryptoError> for KeyError {
+    fn from(e: CryptoError) -> Self {
+        match e {
+            CryptoError::MasterKey(detail) => KeyError::MasterKey(detail),
+            CryptoError::Material(detail) => KeyError::Crypto(detail),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

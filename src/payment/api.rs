@@ -9,8 +9,8 @@ use super::idempotency::{Claim, Idempotency, IdempotencyError};
 use super::parse_path_id;
 use super::service::Answer;
 use crate::registry::{Client, Registry};
-use crate::storage::payments::PaymentRow;
-use crate::storage::Database;
+use crate::store::payments::PaymentRow;
+use crate::store::Database;
 
 /// Whether `client` may act for (originator, endpoint): its own originatorId and a listed authority.
 pub(crate) fn authorise(registry: &Registry, client: &Client, originator: &str, endpoint: &str) -> Result<(), Answer> {

@@ -26,8 +26,8 @@ use super::wire::Status;
 use crate::audit::{AuditEvent, AuditLog};
 use crate::clock::SharedClock;
 use crate::registry::Registry;
-use crate::storage::payments::{self, PaymentEventRow, PaymentRow};
-use crate::storage::{callbacks, Database, StorageError};
+use crate::store::payments::{self, PaymentEventRow, PaymentRow};
+use crate::store::{callbacks, Database, StorageError};
 
 /// How far a callback's timestamp may be from pforte's clock, either way.
 pub const TOLERANCE_SECS: i64 = 300;
@@ -118,7 +118,7 @@ impl PaymentCallbacks {
         if self.db.provider_callback_seen(provider_id, &callback.event_id).await? {
             return Ok(Received::Replay);
         }
-        let expected = crate::storage::stored_decimal(&row.gros_amount)?;
+        let expected = crate::store::stored_decimal(&row.gros_amount)?;
         if let Some(reported) = callback.amount.filter(|reported| *reported != expected) {
             return self.flag_amount_mismatch(provider_id, &callback, &row, expected, reported).await;
         }

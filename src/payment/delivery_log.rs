@@ -9,9 +9,9 @@ use serde_json::json;
 
 use crate::audit::{AuditEvent, AuditLog};
 use crate::clock::SharedClock;
-use crate::storage::notification_log::{self, LoggedNotification, NotificationQuery};
-use crate::storage::outbox::AttemptRow;
-use crate::storage::{Database, StorageError};
+use crate::store::notification_log::{self, LoggedNotification, NotificationQuery};
+use crate::store::outbox::AttemptRow;
+use crate::store::{Database, StorageError};
 
 /// Where a message stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

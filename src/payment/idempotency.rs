@@ -8,7 +8,7 @@
 use sha2::{Digest, Sha256};
 
 use crate::clock::SharedClock;
-use crate::storage::{Database, StorageError};
+use crate::store::{Database, StorageError};
 
 /// Longer than the 24 hours clients may rely on.
 pub const KEY_LIFETIME_SECS: i64 = 25 * 3600;

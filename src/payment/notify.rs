@@ -14,9 +14,9 @@ use tokio_util::sync::CancellationToken;
 use super::webhook::{WebhookSecret, ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use crate::clock::SharedClock;
 use crate::registry::{Client, Registry};
-use crate::storage::outbox::{self, AttemptOutcome, AttemptRow, OutboxRow};
-use crate::storage::payments::PaymentRow;
-use crate::storage::{Database, StorageError};
+use crate::store::outbox::{self, AttemptOutcome, AttemptRow, OutboxRow};
+use crate::store::payments::PaymentRow;
+use crate::store::{Database, StorageError};
 
 /// Give up three days after the message was written.
 pub const GIVE_UP_AFTER_MILLIS: i64 = 3 * 24 * 3600 * 1000;
@@ -83,7 +83,7 @@ impl Notifier {
         let Some(url) = notify_url.or(client.notification_url.as_ref().map(|url| url.as_str())) else {
             return Ok(None);
         };
-        let id = format!("msg_{}", crate::identity::random_token());
+        let id = format!("msg_{}", crate::crypto::random_token());
         let row = OutboxRow {
             id: id.clone(),
             client_id: client.id.as_str().to_owned(),

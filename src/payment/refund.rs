@@ -25,10 +25,10 @@ use crate::audit::{AuditEvent, AuditLog};
 use crate::clock::SharedClock;
 use crate::finance::ledger;
 use crate::registry::{Client, Registry};
-use crate::storage::payments::PaymentRow;
-use crate::storage::refunds::{self, RefundRow};
-use crate::storage::stored_decimal;
-use crate::storage::{Database, StorageError};
+use crate::store::payments::PaymentRow;
+use crate::store::refunds::{self, RefundRow};
+use crate::store::stored_decimal;
+use crate::store::{Database, StorageError};
 
 /// The longest `reason`: what fits a bank statement line with room to spare.
 pub const MAX_REASON_LENGTH: usize = 140;
@@ -255,7 +255,7 @@ impl Refunds {
         }
         let now = self.clock.now_millis();
         let refund = RefundRow {
-            refund_id: format!("rf_{}", crate::identity::random_token()),
+            refund_id: format!("rf_{}", crate::crypto::random_token()),
             transaction_id: id.clone(),
             amount: with_cents(amount).to_string(),
             reason: request.reason.clone(),

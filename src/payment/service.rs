@@ -25,8 +25,8 @@ use super::{merge_booking_defaults, parse_request_body};
 use crate::clock::SharedClock;
 use crate::config::PaymentSettings;
 use crate::registry::{Client, Registry};
-use crate::storage::payments::PaymentRow;
-use crate::storage::Database;
+use crate::store::payments::PaymentRow;
+use crate::store::Database;
 
 /// An answer of the payment API: status and JSON body (problem+json when `status >= 400`).
 #[derive(Debug, Clone, PartialEq)]
@@ -183,7 +183,7 @@ impl PaymentService {
             Ok(adapter) => adapter,
             Err(e) => return Answer::unavailable(&e.to_string()),
         };
-        let transaction_id = crate::identity::random_token();
+        let transaction_id = crate::crypto::random_token();
         // The provider returns the citizen to pforte, which reads the status before sending them on.
         let mut to_provider = effective;
         to_provider.redirect_url = format!("{}/pay/{transaction_id}/return", self.issuer);

@@ -16,10 +16,10 @@ use crate::audit::{AuditEvent, AuditLog};
 use crate::clock::SharedClock;
 use crate::finance::ledger;
 use crate::registry::Registry;
-use crate::storage::callbacks;
-use crate::storage::idempotency;
-use crate::storage::payments::{self, PaymentEventRow, PaymentRow, ProviderFacts};
-use crate::storage::{Database, StorageError};
+use crate::store::callbacks;
+use crate::store::idempotency;
+use crate::store::payments::{self, PaymentEventRow, PaymentRow, ProviderFacts};
+use crate::store::{Database, StorageError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -248,7 +248,7 @@ impl PaymentSignals {
 
 /// Books a payment that reached PAYED in the tenant's ledger, in the status change's transaction.
 async fn post_paid(conn: &mut sqlx::AnyConnection, row: &PaymentRow, now: i64) -> Result<(), StorageError> {
-    let amount = crate::storage::stored_decimal(&row.gros_amount)?;
+    let amount = crate::store::stored_decimal(&row.gros_amount)?;
     let event = ledger::PaidEvent {
         tenant_id: &row.endpoint_id,
         transaction_id: &row.transaction_id,

@@ -18,7 +18,7 @@ use super::wire::Status;
 use crate::clock::SharedClock;
 use crate::config::PaymentSettings;
 use crate::registry::Registry;
-use crate::storage::{Database, StorageError};
+use crate::store::{Database, StorageError};
 
 const BATCH: i64 = 50;
 const POLL: Duration = Duration::from_secs(5);

@@ -7,7 +7,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::types::{EntityId, HttpUrl, RedirectUri};
 use crate::config::Problems;
-use crate::secret::SecretRef;
+use crate::crypto::secret::SecretRef;
 
 /// Written in URL values of registry files; replaced by the configured public URL, so the development
 /// entries follow a changed port.

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::check::FileCheck;
 use super::files::EntityFile;
 use super::types::{ClientAuthMethod, EntityId, HttpUrl, Level, RedirectUri};
-use crate::secret::SecretRef;
+use crate::crypto::secret::SecretRef;
 
 #[derive(Debug, Clone)]
 pub struct Client {

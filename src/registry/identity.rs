@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::check::FileCheck;
 use super::files::EntityFile;
 use super::types::{join_key, AccountType, ClientAuthMethod, EntityId, HttpUrl, Level};
-use crate::secret::SecretRef;
+use crate::crypto::secret::SecretRef;
 
 /// The claims pforte issues; upstream claims are mapped onto these names.
 pub const PFORTE_CLAIMS: &[&str] = &[

@@ -10,7 +10,7 @@ use super::check::FileCheck;
 use super::files::EntityFile;
 use super::settlement::{self, SettlementFile, SettlementFormat};
 use super::types::{EntityId, HttpUrl};
-use crate::secret::SecretRef;
+use crate::crypto::secret::SecretRef;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -279,7 +279,7 @@ pub async fn a_few_thousand_bookings_stream_in_order(ctx: TestContext) -> TestRe
     for n in 0..ROWS {
         let id = format!("bulk-{n:05}");
         let row = payment_row(&app, "09162000", &id, Decimal::new(100 + n, 2), &request.to_string());
-        pforte::storage::payments::insert(&mut tx, &row).await?;
+        pforte::store::payments::insert(&mut tx, &row).await?;
         // Later rows are partly booked earlier, so time and id order differ.
         let posted_at = base + (n % 7) * 1_000;
         let event = ledger::PaidEvent {

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use pforte::identity::fingerprint;
+use pforte::crypto::fingerprint;
 use serde_json::Value;
 
 use crate::helpers::{TestApp, TestContext, TestResult};

@@ -14,7 +14,7 @@ use crate::reconciliation::{
 use pforte::finance::ledger::{self, Account};
 use pforte::payment::state::Source;
 use pforte::payment::Status;
-use pforte::storage::refunds::{self, RefundRow};
+use pforte::store::refunds::{self, RefundRow};
 use rust_decimal::Decimal;
 
 /// A fee of 12.00 to München, created but not paid; returns its id and the simulator's pay page.

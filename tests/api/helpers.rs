@@ -11,9 +11,9 @@ use libtest_mimic::Failed;
 use pforte::app::Application;
 use pforte::clock::{ManualClock, SharedClock, SystemClock};
 use pforte::config::Settings;
+use pforte::http::state::AppState;
 use pforte::keys::MasterKey;
 use pforte::registry::Registry;
-use pforte::state::AppState;
 use sqlx::Connection;
 use tokio_util::sync::CancellationToken;
 

@@ -12,7 +12,7 @@ use pforte::finance::ledger::{self, Account, LedgerError, Posting};
 use pforte::payment::signals::{Outcome, PaymentSignals};
 use pforte::payment::state::Source;
 use pforte::payment::Status;
-use pforte::storage::payments::PaymentRow;
+use pforte::store::payments::PaymentRow;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use rust_decimal::Decimal;
@@ -376,6 +376,6 @@ async fn refund(
         posted_at: app.state.clock.now_millis(),
     };
     let posting = ledger::post_refund(&mut tx, &event).await?;
-    tx.commit().await.map_err(pforte::storage::StorageError::from)?;
+    tx.commit().await.map_err(pforte::store::StorageError::from)?;
     Ok(posting)
 }

@@ -11,7 +11,7 @@ use pforte::payment::signals::{CreateError, Outcome, PaymentSignals};
 use pforte::payment::state::Source;
 use pforte::payment::webhook::WebhookSecret;
 use pforte::payment::Status;
-use pforte::storage::payments::PaymentRow;
+use pforte::store::payments::PaymentRow;
 use secrecy::SecretString;
 
 use crate::helpers::{TestApp, TestContext, TestResult};
@@ -19,7 +19,7 @@ use crate::helpers::{TestApp, TestContext, TestResult};
 pub fn new_payment(app: &TestApp, request_id: &str) -> PaymentRow {
     let now = app.state.clock.now_millis();
     PaymentRow {
-        transaction_id: pforte::identity::random_token(),
+        transaction_id: pforte::crypto::random_token(),
         originator_id: "demo-service".into(),
         endpoint_id: "09162000".into(),
         client_id: "demo".into(),

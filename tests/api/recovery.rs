@@ -12,7 +12,7 @@ use pforte::payment::notify::{Notifier, Round};
 use pforte::payment::signals::{CreateError, KeyedAnswer, PaymentSignals};
 use pforte::payment::state::Source;
 use pforte::payment::Status;
-use pforte::storage::payments::PaymentRow;
+use pforte::store::payments::PaymentRow;
 
 use crate::helpers::{NotificationReceiver, TestApp, TestContext, TestResult};
 

@@ -9,8 +9,8 @@ use serde_json::Value;
 
 use crate::finance::ledger::JournalKind;
 use crate::finance::period::berlin_time;
-use crate::storage::ledger::BookingRow;
-use crate::storage::StorageError;
+use crate::store::ledger::BookingRow;
+use crate::store::StorageError;
 
 /// Booking data keys that get columns of their own; the rest go into `bookingData`.
 pub const HAUSHALTSSTELLE: &str = "Haushaltsstelle";
@@ -67,7 +67,7 @@ pub struct Booking {
 impl Booking {
     pub fn from_row(row: BookingRow) -> Result<Booking, StorageError> {
         let corrupt = |what: &str| StorageError::Corrupt(format!("journal {}: {what}", row.journal_id));
-        let amount = crate::storage::stored_decimal(&row.amount)?;
+        let amount = crate::store::stored_decimal(&row.amount)?;
         let sign_of = |kind: Option<&str>| match kind.and_then(JournalKind::parse) {
             Some(JournalKind::Paid) => Ok(Decimal::ONE),
             Some(JournalKind::Refund) => Ok(Decimal::NEGATIVE_ONE),

@@ -18,8 +18,8 @@ use self::camt::{CamtEncoder, CamtHeader, ContentHash};
 use self::csv::CsvEncoder;
 use self::json::JsonEncoder;
 use super::period::{ParamError, Period};
-use crate::storage::ledger::{BookingCursor, BookingQuery};
-use crate::storage::{Database, StorageError};
+use crate::store::ledger::{BookingCursor, BookingQuery};
+use crate::store::{Database, StorageError};
 
 /// Rows read from the database per page.
 pub const PAGE_SIZE: i64 = 500;

@@ -7,15 +7,15 @@ pub mod camt;
 mod postings;
 pub mod settlement;
 
+use crate::crypto::sha256_hex;
 use rust_decimal::Decimal;
 use serde_json::json;
-use sha2::{Digest, Sha256};
 
 use crate::audit::{AuditEvent, AuditLog};
 use crate::clock::SharedClock;
 use crate::registry::{DecimalSeparator, Registry};
-use crate::storage::finance_imports::{self as store, BankEntryRecord, ImportRecord, SettlementRecord};
-use crate::storage::{Database, StorageError};
+use crate::store::finance_imports::{self as store, BankEntryRecord, ImportRecord, SettlementRecord};
+use crate::store::{Database, StorageError};
 
 /// `finance.import_max_bytes` unless configured otherwise: 10 MiB.
 pub const DEFAULT_MAX_BYTES: u64 = 10 * 1024 * 1024;
@@ -277,10 +277,6 @@ fn audit_event(header: &ImportRecord) -> AuditEvent {
 
 fn new_import_id() -> String {
     format!("imp_{}", uuid::Uuid::new_v4().simple())
-}
-
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
 }
 
 /// An account number in a message: country, check digits and the last four characters.

@@ -8,9 +8,9 @@ use rust_decimal::Decimal;
 use sqlx::AnyConnection;
 
 use crate::finance::ledger::{self, FeeEvent, LedgerError, PayoutEvent};
-use crate::storage::finance_imports::{self as store, BankEntryRecord, SettlementRecord};
-use crate::storage::stored_decimal;
-use crate::storage::StorageError;
+use crate::store::finance_imports::{self as store, BankEntryRecord, SettlementRecord};
+use crate::store::stored_decimal;
+use crate::store::StorageError;
 
 /// Books the fees of a settlement import's rows that belong to this tenant's paid payments.
 pub async fn settlement_fees(

@@ -4,8 +4,8 @@ use rust_decimal::Decimal;
 
 use super::{sum_amounts, Account, JournalKind};
 use crate::payment::Status;
-use crate::storage::stored_decimal;
-use crate::storage::{Database, StorageError};
+use crate::store::stored_decimal;
+use crate::store::{Database, StorageError};
 
 /// The balance of one account of a tenant: debits minus credits (a revenue account is negative).
 pub async fn balance(db: &Database, tenant_id: &str, account: &Account) -> Result<Decimal, StorageError> {
@@ -93,7 +93,7 @@ pub async fn check_transaction(db: &Database, transaction_id: &str) -> Result<Tr
 }
 
 /// A journal is in effect unless a journal in effect reverses it (a reversal can be reversed).
-fn in_effect(journals: &[crate::storage::ledger::JournalRow], id: i64) -> bool {
+fn in_effect(journals: &[crate::store::ledger::JournalRow], id: i64) -> bool {
     // Reversals always come after what they reverse, so this walks forward and ends.
     match journals.iter().find(|j| j.reverses == Some(id)) {
         Some(reversal) => !in_effect(journals, reversal.id),

@@ -15,9 +15,9 @@ use sqlx::AnyConnection;
 pub use accounts::{Account, JournalKind};
 pub use checks::{balance, check_tenant, check_transaction, tenant_total, TenantCheck, TransactionCheck};
 
-use crate::storage::ledger::{self, EntryRow, JournalRow};
-use crate::storage::stored_decimal;
-use crate::storage::StorageError;
+use crate::store::ledger::{self, EntryRow, JournalRow};
+use crate::store::stored_decimal;
+use crate::store::StorageError;
 
 /// One entry of a journal: debit positive, credit negative.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -11,11 +11,11 @@ use axum::Router;
 
 use super::pages::{self, Lang};
 use super::{browser_cookie, browser_cookie_header, parse_parameters, see_other};
+use crate::crypto::{fingerprint, random_token};
+use crate::http::state::AppState;
 use crate::identity::login::{client_error, LoginError, Next};
 use crate::identity::request::{self, AuthorizeError, Origin};
 use crate::identity::upstream::CallbackParams;
-use crate::identity::{fingerprint, random_token};
-use crate::state::AppState;
 
 pub const REQUEST_URI_PREFIX: &str = "urn:ietf:params:oauth:request_uri:";
 

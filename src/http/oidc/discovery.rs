@@ -5,9 +5,9 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
+use crate::http::state::AppState;
 use crate::identity::levels::eidas_uri;
 use crate::registry::Level;
-use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/.well-known/openid-configuration", get(configuration))

@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use super::pages::{self, Lang};
 use super::{parse_parameters, see_other};
-use crate::state::AppState;
+use crate::http::state::AppState;
 
 /// The record id logout states are sealed for.
 const LOGOUT_RECORD: &str = "pforte logout state";

@@ -17,9 +17,9 @@ use base64::Engine;
 use secrecy::SecretString;
 use serde_json::json;
 
+use crate::http::state::AppState;
 use crate::identity::client_auth::ClientCredentials;
 use crate::identity::oauth::{Challenge, OAuthError};
-use crate::state::AppState;
 
 /// Binds a login to the browser that started it (security.md #10, #11).
 pub const BROWSER_COOKIE: &str = "__Host-pforte-browser";

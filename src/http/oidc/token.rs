@@ -12,12 +12,12 @@ use serde_json::json;
 
 use super::authorize::REQUEST_URI_PREFIX;
 use super::{client_credentials, no_store_json, parse_parameters};
+use crate::crypto::{fingerprint, random_token};
+use crate::http::state::AppState;
 use crate::identity::grants::CodeExchange;
 use crate::identity::oauth::{internal, OAuthError};
 use crate::identity::request::{self, AuthorizeError, Origin};
-use crate::identity::{fingerprint, random_token};
 use crate::registry::Client;
-use crate::state::AppState;
 
 /// Pushed requests live 90 seconds (RFC 9126 recommends a short lifetime; security.md: under 600 s).
 const PAR_LIFETIME_SECS: i64 = 90;

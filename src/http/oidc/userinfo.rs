@@ -9,10 +9,10 @@ use axum::Router;
 use serde_json::{json, Value};
 
 use super::{no_store_json, parse_parameters};
+use crate::http::state::AppState;
 use crate::identity::levels::eidas_uri;
 use crate::identity::oauth::{internal, OAuthError};
 use crate::identity::tokens::TokenError;
-use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/userinfo", get(userinfo_get).post(userinfo_post))

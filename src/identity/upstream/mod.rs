@@ -30,8 +30,8 @@ use serde_json::{Map, Value};
 
 use self::discovery::{Provider, ProviderCache};
 use crate::clock::SharedClock;
+use crate::crypto::secret::constant_time_eq;
 use crate::registry::{IdentityProvider, Level};
-use crate::secret::constant_time_eq;
 
 /// How long one [`Upstreams::begin`] or [`Upstreams::complete`] may take in all, unless configured
 /// otherwise: a hanging provider shows the citizen an error page in seconds.

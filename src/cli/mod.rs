@@ -15,10 +15,10 @@ use crate::app::Application;
 use crate::audit::AuditLog;
 use crate::clock::SystemClock;
 use crate::config::{Problems, Settings};
+use crate::crypto::secret::SecretRef;
 use crate::keys::{KeyService, MasterKey, SigningAlg};
 use crate::registry::Registry;
-use crate::secret::SecretRef;
-use crate::storage::Database;
+use crate::store::Database;
 
 mod notifications;
 

@@ -11,8 +11,8 @@ use josekit::jwe::{self, Dir, JweHeader};
 use rand::RngCore;
 use secrecy::ExposeSecret;
 
-use super::KeyError;
-use crate::secret::SecretRef;
+use super::CryptoError as KeyError;
+use crate::crypto::secret::SecretRef;
 
 const CONTENT_ENCRYPTION: &str = "A256GCM";
 
@@ -91,7 +91,7 @@ impl MasterKey {
     /// A key for another purpose, derived so that knowing it reveals nothing about the master key.
     pub fn derive(&self, purpose: &str) -> Result<[u8; 32], KeyError> {
         use hmac::{Hmac, Mac};
-        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&self.0).map_err(|e| KeyError::Crypto(e.to_string()))?;
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&self.0).map_err(|e| KeyError::Material(e.to_string()))?;
         mac.update(b"pforte derived key: ");
         mac.update(purpose.as_bytes());
         Ok(mac.finalize().into_bytes().into())
@@ -110,16 +110,16 @@ impl MasterKey {
     pub fn open(&self, record_id: &str, sealed: &str) -> Result<Vec<u8>, KeyError> {
         let decrypter = Dir.decrypter_from_bytes(self.0).map_err(crypto)?;
         let (plaintext, header) = jwe::deserialize_compact(sealed, &decrypter)
-            .map_err(|_| KeyError::Crypto("cannot decrypt: wrong master key or damaged value".to_owned()))?;
+            .map_err(|_| KeyError::Material("cannot decrypt: wrong master key or damaged value".to_owned()))?;
         if header.key_id() != Some(record_id) {
-            return Err(KeyError::Crypto(format!("the encrypted value does not belong to {record_id}")));
+            return Err(KeyError::Material(format!("the encrypted value does not belong to {record_id}")));
         }
         Ok(plaintext)
     }
 }
 
 fn crypto(e: josekit::JoseError) -> KeyError {
-    KeyError::Crypto(e.to_string())
+    KeyError::Material(e.to_string())
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! What every request handler and worker shares.
+//! What every request handler shares: the domain services the edge calls, built once by `app`.
 
 use std::ops::Deref;
 use std::sync::Arc;
@@ -14,7 +14,7 @@ use crate::identity::login::LoginService;
 use crate::identity::tokens::TokenService;
 use crate::keys::KeyService;
 use crate::registry::Registry;
-use crate::storage::Database;
+use crate::store::Database;
 
 #[derive(Clone)]
 pub struct AppState(Arc<Shared>);
