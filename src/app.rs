@@ -235,7 +235,7 @@ async fn bootstrap(state: AppState, shutdown: CancellationToken) {
 }
 
 /// Removes expired logins (with any identity still in them), pushed requests, assertion ids and
-/// revocations, so personal data outlives its flow by at most one interval (security.md #24).
+/// revocations, so personal data outlives its flow by at most one interval (SECURITY.md #24).
 async fn purge_expired(state: AppState, shutdown: CancellationToken) {
     tokio::select! {
         () = state.readiness.wait() => {}

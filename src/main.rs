@@ -1,3 +1,5 @@
+//! The pforte binary: parses the command line and hands it to `cli`, which owns every command.
+
 use std::process::ExitCode;
 
 use clap::Parser;

@@ -1,9 +1,10 @@
 //! Cryptography below the domains, with no state and no storage: the master key that seals stored
 //! secrets (`master`), secret references from files or the environment that never print (`secret`), and the small
-//! primitives every layer shares: random tokens and SHA-256 fingerprints.
+//! primitives every layer shares: random tokens, SHA-256 fingerprints and Standard Webhooks signatures (`webhook`).
 
 mod master;
 pub mod secret;
+pub mod webhook;
 
 pub use master::{MasterKey, MasterKeyOrigin};
 

@@ -23,8 +23,8 @@ use serde_json::{json, Value};
 use super::demo_pay_api::{unusable, Pforte};
 use super::demo_pay_pages as pages;
 use crate::crypto::random_token;
+use crate::crypto::webhook::{WebhookSecret, DEFAULT_TOLERANCE_SECS, ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use crate::http::state::AppState;
-use crate::payment::webhook::{WebhookSecret, DEFAULT_TOLERANCE_SECS, ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 
 /// The registry entry this service pays as (`config/clients/demo.toml`).
 pub(super) const CLIENT_ID: &str = "demo";

@@ -20,7 +20,7 @@ use crate::store::Database;
 
 /// From the authorization request to the provider's answer: time to log in upstream.
 pub const LOGIN_LIFETIME_SECS: i64 = 1800;
-/// Codes live at most 60 seconds (security.md #5).
+/// Codes live at most 60 seconds (SECURITY.md #5).
 pub const CODE_LIFETIME_SECS: i64 = 60;
 
 /// An account provider the person may choose.

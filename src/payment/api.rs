@@ -55,7 +55,7 @@ pub(crate) struct Keyed<'a> {
     pub created_stores_answer: bool,
 }
 
-/// Runs `work` under the request's `Idempotency-Key` (security.md #17), when it has one: the same
+/// Runs `work` under the request's `Idempotency-Key` (SECURITY.md #17), when it has one: the same
 /// key and request get the stored first answer; another request under the key is refused; a
 /// second request while the first runs gets 409. A 5xx answer releases the key, so `work` must
 /// answer 5xx only when it changed nothing.

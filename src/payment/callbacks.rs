@@ -1,4 +1,4 @@
-//! Callbacks from payment providers (`POST /callbacks/payment/{providerId}`), by security.md #20:
+//! Callbacks from payment providers (`POST /callbacks/payment/{providerId}`), by SECURITY.md #20:
 //!
 //! 1. the provider's adapter reads the raw body and checks its signature in constant time; a
 //!    missing or wrong signature is refused and audited, nothing changes;
@@ -122,7 +122,7 @@ impl PaymentCallbacks {
         if let Some(reported) = callback.amount.filter(|reported| *reported != expected) {
             return self.flag_amount_mismatch(provider_id, &callback, &row, expected, reported).await;
         }
-        // Outside any transaction (security.md #19); the claim in the callback is not used.
+        // Outside any transaction (SECURITY.md #19); the claim in the callback is not used.
         let Some(state) = read_at_provider(&self.registry, &self.http, &row).await else {
             return Err(Received::ProviderUnavailable);
         };

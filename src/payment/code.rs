@@ -77,7 +77,7 @@ impl Serialize for FunctionalCode {
 }
 
 /// Why a payment request was refused. `detail` names fields and rules, never the values sent (they
-/// may be personal data, security.md #25); it lists every problem found, as problem+json carries one
+/// may be personal data, SECURITY.md #25); it lists every problem found, as problem+json carries one
 /// `detail`. `field` is the first field at fault, as a path such as `items[0].totalNetAmount`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ValidationFailure {

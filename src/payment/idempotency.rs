@@ -1,9 +1,9 @@
-//! `Idempotency-Key` for creating payments (security.md #17, Stripe's semantics): the same key with
+//! `Idempotency-Key` for creating payments (SECURITY.md #17, Stripe's semantics): the same key with
 //! the same request returns the first response again; the same key with another request is refused;
 //! a second request while the first still runs gets 409 — never two payments. Keys live 25 hours.
 //! A claim whose request cannot be running any more (its process was killed, or the request timeout
 //! cut it off) is taken over by the next request with the key, so a client retrying a create whose
-//! answer it never received gets the payment, not 409 for 25 hours (security.md #23).
+//! answer it never received gets the payment, not 409 for 25 hours (SECURITY.md #23).
 
 use sha2::{Digest, Sha256};
 

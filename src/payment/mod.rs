@@ -18,7 +18,6 @@ pub mod service;
 pub mod signals;
 pub mod state;
 pub mod validate;
-pub mod webhook;
 pub mod wire;
 pub mod worker;
 

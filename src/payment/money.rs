@@ -1,6 +1,6 @@
 //! Exact money. JSON numbers reach this module as their literal text (serde_json's
 //! `arbitrary_precision` feature, enabled in Cargo.toml), so `12.30` and `0.1` are read exactly and
-//! never pass through `f64` (security.md #22).
+//! never pass through `f64` (SECURITY.md #22).
 //!
 //! Decisions:
 //! - Amounts must be JSON numbers; a string such as `"12.30"` is refused, as the standard types them

@@ -11,8 +11,8 @@ use serde_json::Value;
 use sqlx::AnyConnection;
 use tokio_util::sync::CancellationToken;
 
-use super::webhook::{WebhookSecret, ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use crate::clock::SharedClock;
+use crate::crypto::webhook::{WebhookSecret, ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use crate::registry::{Client, Registry};
 use crate::store::outbox::{self, AttemptOutcome, AttemptRow, OutboxRow};
 use crate::store::payments::PaymentRow;

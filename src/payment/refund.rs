@@ -1,6 +1,6 @@
 //! Refunds of paid payments (pforte's extension; XBezahldienste v1.0.0 has none).
 //!
-//! Order (security.md #19): the refund is recorded as PENDING with its event, audit entry and the
+//! Order (SECURITY.md #19): the refund is recorded as PENDING with its event, audit entry and the
 //! `payment.refunded` notification in one write transaction, which also locks the payment and adds
 //! up its refunds, so concurrent refunds can never pay back more than was paid. After the commit the
 //! provider is asked; its answer moves the refund to SUBMITTED (accepted), INSTRUCTION (the provider

@@ -2,7 +2,7 @@
 //! through the authority (tenant) to its provider. Answers are (HTTP status, JSON body) so that the
 //! edge stays thin and idempotent replays return exactly the stored answer.
 //!
-//! Order of a create (security.md #19): claim the Idempotency-Key (the recorded intent), call the
+//! Order of a create (SECURITY.md #19): claim the Idempotency-Key (the recorded intent), call the
 //! provider outside any transaction, then record the payment with its event and audit entry in one
 //! transaction. A provider that fails leaves nothing behind: no payment row, the key released, and no
 //! pay URL anyone could be sent to.

@@ -1,4 +1,4 @@
-//! How a payment's status may change (security.md #18): only `INITIAL` moves, to exactly one final
+//! How a payment's status may change (SECURITY.md #18): only `INITIAL` moves, to exactly one final
 //! status, and a final status never moves again. Duplicate, late and out-of-order signals change
 //! nothing, with one exception the finance office must see: a provider reporting PAYED for a payment
 //! pforte itself closed (failed for timeout, or cancelled for the online service without the

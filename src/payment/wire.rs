@@ -167,7 +167,7 @@ impl Status {
         [Status::Initial, Status::Payed, Status::Canceled, Status::Failed].into_iter().find(|s| s.as_str() == text)
     }
 
-    /// Whether the status can never change again (security.md #18).
+    /// Whether the status can never change again (SECURITY.md #18).
     pub fn is_terminal(self) -> bool {
         self != Status::Initial
     }

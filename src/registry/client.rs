@@ -180,7 +180,7 @@ pub(crate) fn parse(file: EntityFile<ClientFile>, check: &mut FileCheck<'_>) -> 
     };
     let notification_secret = match (&notification_url, &f.notification_secret) {
         (_, Some(reference)) => check.secret("notification_secret", reference).and_then(|secret| {
-            match crate::payment::webhook::WebhookSecret::parse(&secret) {
+            match crate::crypto::webhook::WebhookSecret::parse(&secret) {
                 Ok(_) => Some(Some(secret)),
                 Err(e) => {
                     check.problem("notification_secret", e.to_string());

@@ -1,4 +1,4 @@
-//! `kill -9` at any moment loses no payment, no state change and no notification (security.md #23).
+//! `kill -9` at any moment loses no payment, no state change and no notification (SECURITY.md #23).
 //! The real `pforte` binary runs against the test's database while online services create payments
 //! and citizens pay, cancel or fail them; it is killed with SIGKILL at a moment drawn from a seeded
 //! random generator (printed; `PFORTE_CRASH_SEED=<n>` replays the choices), restarted on the same

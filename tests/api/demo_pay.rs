@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use pforte::payment::webhook::WebhookSecret;
+use pforte::crypto::webhook::WebhookSecret;
 use secrecy::SecretString;
 
 use crate::helpers::{TestApp, TestContext, TestResult};

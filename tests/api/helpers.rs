@@ -283,7 +283,7 @@ pub struct NotificationReceiver {
 impl NotificationReceiver {
     pub async fn start(secrets: &[&str]) -> anyhow::Result<NotificationReceiver> {
         use axum::http::{HeaderMap, StatusCode};
-        use pforte::payment::webhook::WebhookSecret;
+        use pforte::crypto::webhook::WebhookSecret;
         use secrecy::SecretString;
 
         let secrets: Vec<String> = secrets.iter().map(|s| (*s).to_owned()).collect();

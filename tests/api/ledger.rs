@@ -1,6 +1,6 @@
 //! The ledger on both databases: postings from payment signals, refunds, fees, payouts and
 //! reversals; immutability; and a property test over random sequences of payment events
-//! (security.md #22).
+//! (SECURITY.md #22).
 
 use std::str::FromStr;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,4 +1,4 @@
-//! security.md #25: logs never contain personal data, tokens or secrets. A whole login, token
+//! SECURITY.md #25: logs never contain personal data, tokens or secrets. A whole login, token
 //! exchange, userinfo, a failed client authentication and a logout run with every module logging at
 //! debug level into a buffer, which is then searched for everything that must not be there.
 

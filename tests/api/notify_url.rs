@@ -4,8 +4,8 @@
 use std::sync::{Arc, Mutex};
 
 use pforte::clock::SystemClock;
+use pforte::crypto::webhook::WebhookSecret;
 use pforte::payment::notify::{Notifier, Round};
-use pforte::payment::webhook::WebhookSecret;
 use secrecy::SecretString;
 use serde_json::Value;
 

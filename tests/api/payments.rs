@@ -1,15 +1,15 @@
 //! Payment records and status changes on both databases: exactly one final status, nothing
-//! half-written, nothing lost (security.md #18, #22).
+//! half-written, nothing lost (SECURITY.md #18, #22).
 
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
 
 use pforte::clock::{Clock, ManualClock};
+use pforte::crypto::webhook::WebhookSecret;
 use pforte::payment::idempotency::{Claim, Idempotency, IdempotencyError};
 use pforte::payment::notify::{Notifier, Round};
 use pforte::payment::signals::{CreateError, Outcome, PaymentSignals};
 use pforte::payment::state::Source;
-use pforte::payment::webhook::WebhookSecret;
 use pforte::payment::Status;
 use pforte::store::payments::PaymentRow;
 use secrecy::SecretString;

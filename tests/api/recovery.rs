@@ -1,4 +1,4 @@
-//! What a killed process or an outage leaves behind is picked up again (security.md #23): an
+//! What a killed process or an outage leaves behind is picked up again (SECURITY.md #23): an
 //! Idempotency-Key its create held, notifications its worker had claimed, a backlog of notifications.
 //! The `kill -9` test (`crash`) exercises these with the real binary; these tests pin each mechanism
 //! down.

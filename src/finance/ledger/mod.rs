@@ -1,4 +1,4 @@
-//! The double-entry journal per tenant (security.md #22, docs/ledger.md). Every event that moves
+//! The double-entry journal per tenant (SECURITY.md #22, docs/ledger.md). Every event that moves
 //! money posts one journal of at least two entries that sum to zero; entries are never changed, a
 //! mistake is corrected by a reversing journal. Each journal has a key naming its source event
 //! (`paid:<transactionId>`, `refund:<refundId>`, …), so a repeated signal never posts twice.

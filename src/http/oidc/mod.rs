@@ -21,7 +21,7 @@ use crate::http::state::AppState;
 use crate::identity::client_auth::ClientCredentials;
 use crate::identity::oauth::{Challenge, OAuthError};
 
-/// Binds a login to the browser that started it (security.md #10, #11).
+/// Binds a login to the browser that started it (SECURITY.md #10, #11).
 pub const BROWSER_COOKIE: &str = "__Host-pforte-browser";
 
 pub fn router() -> Router<AppState> {
@@ -113,7 +113,7 @@ pub fn browser_cookie_header(value: &str) -> Option<HeaderValue> {
     HeaderValue::from_str(&format!("{BROWSER_COOKIE}={value}; Path=/; Secure; HttpOnly; SameSite=Lax")).ok()
 }
 
-/// 303 See Other: after a POST the browser follows with a GET (security.md #10).
+/// 303 See Other: after a POST the browser follows with a GET (SECURITY.md #10).
 pub fn see_other(location: &str) -> Response {
     match HeaderValue::from_str(location) {
         Ok(value) => {

@@ -19,7 +19,7 @@ use crate::identity::oauth::{internal, OAuthError};
 use crate::identity::request::{self, AuthorizeError, Origin};
 use crate::registry::Client;
 
-/// Pushed requests live 90 seconds (RFC 9126 recommends a short lifetime; security.md: under 600 s).
+/// Pushed requests live 90 seconds (RFC 9126 recommends a short lifetime; SECURITY.md #7: under 600 s).
 const PAR_LIFETIME_SECS: i64 = 90;
 /// Parameters that authenticate the client and are not part of the authorization request.
 const AUTH_PARAMETERS: &[&str] = &["client_secret", "client_assertion", "client_assertion_type"];

@@ -2,7 +2,7 @@
 //! (`registry::PaymentProviderKind`); provider *instances* are files in `providers/payment/`. Adding a
 //! kind means a module here and a line in [`adapter_for`], nothing else.
 //!
-//! Adapters are called outside any database transaction (security.md #19): the caller records the
+//! Adapters are called outside any database transaction (SECURITY.md #19): the caller records the
 //! intent, commits, calls the provider, then records the outcome.
 
 pub mod pmpayment;
@@ -95,7 +95,7 @@ pub struct ProviderRefunded {
 }
 
 /// A provider's callback whose signature checked out. Its claims are not trusted: pforte reads the
-/// status at the provider before recording anything (security.md #20).
+/// status at the provider before recording anything (SECURITY.md #20).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProviderCallback {
     /// The provider's transaction id (`ProviderCreated::reference`).

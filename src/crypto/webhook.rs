@@ -1,4 +1,5 @@
-//! Standard Webhooks signatures (security.md #21): the notification to an online service carries
+//! Standard Webhooks signatures (SECURITY.md #21), shared by the payment domain that signs and the
+//! registry that checks secrets: the notification to an online service carries
 //! `webhook-id`, `webhook-timestamp` and `webhook-signature: v1,<base64 HMAC-SHA256 of
 //! "{id}.{timestamp}.{body}">`, so receivers can use any Standard Webhooks library to verify it. The
 //! same check serves signed callbacks pforte receives.
