@@ -72,6 +72,7 @@ pub fn no_personal_data_tokens_or_secrets_reach_the_logs() -> Result<(), Failed>
     }
     Ok(())
 }
+sync_test!(no_personal_data_tokens_or_secrets_reach_the_logs);
 
 /// Runs the flows and returns the values it saw that must not be logged (code, tokens, sub).
 async fn run_flows(master_key: String) -> anyhow::Result<Vec<String>> {
