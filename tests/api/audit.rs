@@ -39,6 +39,7 @@ pub async fn chain_of_appended_events_verifies(ctx: TestContext) -> TestResult {
     }
     app.stop().await
 }
+backend_test!(chain_of_appended_events_verifies);
 
 pub async fn database_refuses_to_update_or_delete_audit_rows(ctx: TestContext) -> TestResult {
     let app = ctx.spawn_app().await;
@@ -51,6 +52,7 @@ pub async fn database_refuses_to_update_or_delete_audit_rows(ctx: TestContext) -
     assert_eq!(app.state.audit.verify().await?.first_broken, None);
     app.stop().await
 }
+backend_test!(database_refuses_to_update_or_delete_audit_rows);
 
 pub async fn altered_row_is_named_as_the_first_broken_one(ctx: TestContext) -> TestResult {
     let app = ctx.spawn_app().await;
@@ -67,6 +69,7 @@ pub async fn altered_row_is_named_as_the_first_broken_one(ctx: TestContext) -> T
     assert_eq!(report.rows, 2, "rows before the broken one verified");
     app.stop().await
 }
+backend_test!(altered_row_is_named_as_the_first_broken_one);
 
 pub async fn removed_row_is_detected(ctx: TestContext) -> TestResult {
     let app = ctx.spawn_app().await;
@@ -81,6 +84,7 @@ pub async fn removed_row_is_detected(ctx: TestContext) -> TestResult {
     assert!(broken.reason.contains("missing"), "{}", broken.reason);
     app.stop().await
 }
+backend_test!(removed_row_is_detected);
 
 pub async fn concurrent_appends_form_one_unbroken_chain(ctx: TestContext) -> TestResult {
     let app = ctx.spawn_app().await;
@@ -102,6 +106,7 @@ pub async fn concurrent_appends_form_one_unbroken_chain(ctx: TestContext) -> Tes
     assert_eq!(report.rows, before + 24);
     app.stop().await
 }
+backend_test!(concurrent_appends_form_one_unbroken_chain);
 
 pub async fn event_rolled_back_with_its_transaction_leaves_no_trace(ctx: TestContext) -> TestResult {
     let app = ctx.spawn_app().await;
@@ -115,3 +120,4 @@ pub async fn event_rolled_back_with_its_transaction_leaves_no_trace(ctx: TestCon
     assert_eq!(app.state.audit.verify().await?.rows, before.rows + 1);
     app.stop().await
 }
+backend_test!(event_rolled_back_with_its_transaction_leaves_no_trace);

@@ -120,6 +120,7 @@ pub async fn fees_paid_through_the_simulator_are_booked_and_listed_as_csv(ctx: T
     assert_eq!(column(&rows[2], "transactionId"), second);
     app.stop().await
 }
+backend_test!(fees_paid_through_the_simulator_are_booked_and_listed_as_csv);
 
 pub async fn csv_with_a_decimal_point_and_a_byte_order_mark(ctx: TestContext) -> TestResult {
     let app = quiet_app(&ctx).await;
@@ -136,6 +137,7 @@ pub async fn csv_with_a_decimal_point_and_a_byte_order_mark(ctx: TestContext) ->
     assert!(std::str::from_utf8(&comma)?.contains(";20,50;EUR;"));
     app.stop().await
 }
+backend_test!(csv_with_a_decimal_point_and_a_byte_order_mark);
 
 pub async fn json_lists_the_bookings_with_their_booking_data(ctx: TestContext) -> TestResult {
     let app = quiet_app(&ctx).await;
@@ -165,6 +167,7 @@ pub async fn json_lists_the_bookings_with_their_booking_data(ctx: TestContext) -
     assert_eq!(bookings[3]["reverses"], refund_journal);
     app.stop().await
 }
+backend_test!(json_lists_the_bookings_with_their_booking_data);
 
 /// The camt.054 entries as (amount, CdtDbtInd, EndToEndId, Ustrd), read back with quick-xml.
 fn camt_entries(xml: &[u8]) -> anyhow::Result<(String, Vec<[String; 4]>)> {
@@ -232,6 +235,7 @@ pub async fn camt054_is_well_formed_and_carries_the_purpose(ctx: TestContext) ->
     assert!(text.contains("<MsgId>PFORTE-") && text.contains("<Cd>BOOK</Cd>"));
     app.stop().await
 }
+backend_test!(camt054_is_well_formed_and_carries_the_purpose);
 
 pub async fn the_same_export_twice_is_byte_identical(ctx: TestContext) -> TestResult {
     let app = quiet_app(&ctx).await;
@@ -245,6 +249,7 @@ pub async fn the_same_export_twice_is_byte_identical(ctx: TestContext) -> TestRe
     }
     app.stop().await
 }
+backend_test!(the_same_export_twice_is_byte_identical);
 
 pub async fn a_period_without_bookings_gives_empty_exports(ctx: TestContext) -> TestResult {
     let app = quiet_app(&ctx).await;
@@ -266,6 +271,7 @@ pub async fn a_period_without_bookings_gives_empty_exports(ctx: TestContext) -> 
     assert_eq!(response.bytes().await?, HEADER.as_bytes());
     app.stop().await
 }
+backend_test!(a_period_without_bookings_gives_empty_exports);
 
 /// More rows than several pages, posted at interleaved times, come out complete, in (time, id)
 /// order, without a Content-Length (the body is streamed).
@@ -315,3 +321,4 @@ pub async fn a_few_thousand_bookings_stream_in_order(ctx: TestContext) -> TestRe
     );
     app.stop().await
 }
+backend_test!(a_few_thousand_bookings_stream_in_order);

@@ -17,6 +17,7 @@ pub async fn check_accepts_the_shipped_configuration() -> TestResult {
     assert!(output_text(&output).contains("valid"));
     Ok(())
 }
+plain_test!(check_accepts_the_shipped_configuration);
 
 /// A copy of the shipped registry with two faults: a dangling reference and a bad URL.
 pub async fn check_names_file_key_and_reason_for_every_registry_problem() -> TestResult {
@@ -39,6 +40,7 @@ pub async fn check_names_file_key_and_reason_for_every_registry_problem() -> Tes
     assert!(text.contains("second.toml") && text.contains("redirect_uris"), "{text}");
     Ok(())
 }
+plain_test!(check_names_file_key_and_reason_for_every_registry_problem);
 
 pub async fn serve_refuses_to_start_with_an_invalid_configuration() -> TestResult {
     let dir = tempfile::tempdir()?;
@@ -52,6 +54,7 @@ pub async fn serve_refuses_to_start_with_an_invalid_configuration() -> TestResul
     assert!(!text.contains("listening"), "nothing started: {text}");
     Ok(())
 }
+plain_test!(serve_refuses_to_start_with_an_invalid_configuration);
 
 pub async fn serve_refuses_simulators_on_a_public_address() -> TestResult {
     let output = pforte_command().env("PFORTE__SERVER__PUBLIC_URL", "https://pforte.example.de").output()?;
@@ -60,6 +63,7 @@ pub async fn serve_refuses_simulators_on_a_public_address() -> TestResult {
     assert!(text.contains("dev.simulators"), "{text}");
     Ok(())
 }
+plain_test!(serve_refuses_simulators_on_a_public_address);
 
 pub async fn help_explains_each_command() -> TestResult {
     let output = pforte_command().arg("--help").output()?;
@@ -80,6 +84,7 @@ pub async fn help_explains_each_command() -> TestResult {
     }
     Ok(())
 }
+plain_test!(help_explains_each_command);
 
 pub async fn migrate_creates_the_schema_and_is_idempotent(ctx: TestContext) -> TestResult {
     for _ in 0..2 {
@@ -92,6 +97,7 @@ pub async fn migrate_creates_the_schema_and_is_idempotent(ctx: TestContext) -> T
     assert_eq!(count, 0, "migrate only creates the schema");
     Ok(())
 }
+backend_test!(migrate_creates_the_schema_and_is_idempotent);
 
 pub async fn keys_rotate_adds_a_key_and_reports_the_retired_one(ctx: TestContext) -> TestResult {
     let first = run(&ctx, &["keys", "rotate"])?;
@@ -105,6 +111,7 @@ pub async fn keys_rotate_adds_a_key_and_reports_the_retired_one(ctx: TestContext
     assert!(output_text(&bad).contains("HS256"));
     Ok(())
 }
+backend_test!(keys_rotate_adds_a_key_and_reports_the_retired_one);
 
 pub async fn audit_verify_passes_then_names_a_tampered_row(ctx: TestContext) -> TestResult {
     for _ in 0..3 {
@@ -124,6 +131,7 @@ pub async fn audit_verify_passes_then_names_a_tampered_row(ctx: TestContext) -> 
     assert!(text.contains("row 2"), "{text}");
     Ok(())
 }
+backend_test!(audit_verify_passes_then_names_a_tampered_row);
 
 /// Starts the real binary, waits for it to serve, sends SIGTERM and expects a clean exit.
 pub async fn serve_stops_cleanly_on_sigterm(ctx: TestContext) -> TestResult {
@@ -167,3 +175,4 @@ pub async fn serve_stops_cleanly_on_sigterm(ctx: TestContext) -> TestResult {
     assert!(lines.iter().all(|l| !l.contains(&ctx.master_key)), "the master key never reaches the log");
     Ok(())
 }
+backend_test!(serve_stops_cleanly_on_sigterm);

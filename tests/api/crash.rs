@@ -301,6 +301,7 @@ pub async fn kill_9_at_random_moments_loses_no_payment_state_change_or_notificat
     );
     Ok(())
 }
+backend_test!(kill_9_at_random_moments_loses_no_payment_state_change_or_notification);
 
 /// Every 201 is in the database once with its transactionId; every status the citizen was shown is
 /// there; nothing exists that no client asked for; no payment lacks its creation event or audit entry.

@@ -129,6 +129,7 @@ pub async fn demo_page_offers_a_level_scopes_and_a_login_button(ctx: TestContext
     assert!(html.contains("href=\"/assets/pforte.css\"") && !html.contains("<script"));
     app.stop().await
 }
+backend_test!(demo_page_offers_a_level_scopes_and_a_login_button);
 
 pub async fn citizen_logs_in_at_the_demo_service_and_sees_name_level_and_provider(ctx: TestContext) -> TestResult {
     let app = ctx.spawn_app().await;
@@ -180,6 +181,7 @@ pub async fn citizen_logs_in_at_the_demo_service_and_sees_name_level_and_provide
     assert!(html.contains("Sie sind abgemeldet"));
     app.stop().await
 }
+backend_test!(citizen_logs_in_at_the_demo_service_and_sees_name_level_and_provider);
 
 pub async fn callback_with_a_wrong_state_or_in_another_browser_shows_an_error_and_redeems_nothing(
     ctx: TestContext,
@@ -204,6 +206,7 @@ pub async fn callback_with_a_wrong_state_or_in_another_browser_shows_an_error_an
     assert!(login.redeemed_at.is_none(), "the demo service must not have exchanged the code");
     app.stop().await
 }
+backend_test!(callback_with_a_wrong_state_or_in_another_browser_shows_an_error_and_redeems_nothing);
 
 pub async fn answer_from_another_issuer_is_refused(ctx: TestContext) -> TestResult {
     let app = ctx.spawn_app().await;
@@ -217,6 +220,7 @@ pub async fn answer_from_another_issuer_is_refused(ctx: TestContext) -> TestResu
     assert!(login.redeemed_at.is_none());
     app.stop().await
 }
+backend_test!(answer_from_another_issuer_is_refused);
 
 pub async fn cancelling_at_the_simulator_shows_the_refusal_on_the_demo_page(ctx: TestContext) -> TestResult {
     let app = ctx.spawn_app().await;
@@ -230,6 +234,7 @@ pub async fn cancelling_at_the_simulator_shows_the_refusal_on_the_demo_page(ctx:
     assert!(html.contains("Die Anmeldung wurde nicht erteilt") && html.contains("href=\"/demo\""));
     app.stop().await
 }
+backend_test!(cancelling_at_the_simulator_shows_the_refusal_on_the_demo_page);
 
 pub async fn demo_service_is_not_mounted_when_dev_simulators_is_off(ctx: TestContext) -> TestResult {
     let app = ctx.spawn_app_without_simulators().await?;
@@ -241,3 +246,4 @@ pub async fn demo_service_is_not_mounted_when_dev_simulators_is_off(ctx: TestCon
     }
     app.stop().await
 }
+backend_test!(demo_service_is_not_mounted_when_dev_simulators_is_off);

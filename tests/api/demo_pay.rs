@@ -91,6 +91,7 @@ pub async fn a_citizen_pays_the_fee_and_sees_payed_and_a_verified_notification(c
     assert!(again.text().await?.contains(&transaction));
     app.stop().await
 }
+backend_test!(a_citizen_pays_the_fee_and_sees_payed_and_a_verified_notification);
 
 pub async fn the_pay_step_needs_a_login_at_the_demo_service(ctx: TestContext) -> TestResult {
     let app = ctx.spawn_app().await;
@@ -100,6 +101,7 @@ pub async fn the_pay_step_needs_a_login_at_the_demo_service(ctx: TestContext) ->
     assert!(response.text().await?.contains("Bitte melden Sie sich zuerst"));
     app.stop().await
 }
+backend_test!(the_pay_step_needs_a_login_at_the_demo_service);
 
 /// Sends a notification to the demo service signed with `secret` (the current time, a fixed id).
 async fn notify(app: &TestApp, secret: &str) -> anyhow::Result<reqwest::Response> {
@@ -128,6 +130,7 @@ pub async fn a_notification_signed_with_another_secret_is_refused(ctx: TestConte
     assert_eq!(notify(&app, DEMO_HOOK_SECRET).await?.status(), 204);
     app.stop().await
 }
+backend_test!(a_notification_signed_with_another_secret_is_refused);
 
 pub async fn an_unsigned_notification_is_refused(ctx: TestContext) -> TestResult {
     let app = ctx.spawn_app().await;
@@ -141,3 +144,4 @@ pub async fn an_unsigned_notification_is_refused(ctx: TestContext) -> TestResult
     assert_eq!(response.status(), 400);
     app.stop().await
 }
+backend_test!(an_unsigned_notification_is_refused);

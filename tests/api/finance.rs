@@ -73,6 +73,7 @@ pub async fn finance_tokens_are_created_listed_and_revoked_with_the_binary(ctx: 
     assert!(details.iter().all(|d| !d.contains(&token[4..])), "the token never reaches the audit log");
     Ok(())
 }
+backend_test!(finance_tokens_are_created_listed_and_revoked_with_the_binary);
 
 pub async fn a_token_for_an_unknown_tenant_is_refused_with_exit_2(ctx: TestContext) -> TestResult {
     let output = run(&ctx, &["finance", "token", "create", "--tenant", "99999999"])?;
@@ -81,6 +82,7 @@ pub async fn a_token_for_an_unknown_tenant_is_refused_with_exit_2(ctx: TestConte
     assert!(text.contains("99999999") && text.contains("no tenant") && !text.contains("pft_"), "{text}");
     Ok(())
 }
+backend_test!(a_token_for_an_unknown_tenant_is_refused_with_exit_2);
 
 pub async fn bookings_without_a_token_are_401(ctx: TestContext) -> TestResult {
     let app = quiet_app(&ctx).await;
@@ -96,6 +98,7 @@ pub async fn bookings_without_a_token_are_401(ctx: TestContext) -> TestResult {
     assert_problem(basic, 401, "unauthorized").await?;
     app.stop().await
 }
+backend_test!(bookings_without_a_token_are_401);
 
 pub async fn bookings_with_an_unknown_token_are_401_and_audited(ctx: TestContext) -> TestResult {
     let app = quiet_app(&ctx).await;
@@ -107,6 +110,7 @@ pub async fn bookings_with_an_unknown_token_are_401_and_audited(ctx: TestContext
     assert!(refused.details.contains("unknown_token") && !refused.details.contains("not-a-token"));
     app.stop().await
 }
+backend_test!(bookings_with_an_unknown_token_are_401_and_audited);
 
 pub async fn bookings_with_a_revoked_token_are_401(ctx: TestContext) -> TestResult {
     let app = quiet_app(&ctx).await;
@@ -124,6 +128,7 @@ pub async fn bookings_with_a_revoked_token_are_401(ctx: TestContext) -> TestResu
     assert_eq!(uses, vec![("finance.access_allowed", id.as_str()), ("finance.access_refused", id.as_str())]);
     app.stop().await
 }
+backend_test!(bookings_with_a_revoked_token_are_401);
 
 pub async fn another_tenants_bookings_are_403_and_audited(ctx: TestContext) -> TestResult {
     let app = quiet_app(&ctx).await;
@@ -137,6 +142,7 @@ pub async fn another_tenants_bookings_are_403_and_audited(ctx: TestContext) -> T
     assert!(audit.iter().all(|r| !r.details.contains(&token[4..])));
     app.stop().await
 }
+backend_test!(another_tenants_bookings_are_403_and_audited);
 
 async fn assert_bad_parameter(ctx: TestContext, query: &str, param: &str) -> TestResult {
     let app = quiet_app(&ctx).await;
@@ -150,35 +156,44 @@ async fn assert_bad_parameter(ctx: TestContext, query: &str, param: &str) -> Tes
 pub async fn a_from_that_is_not_a_date_is_400_naming_from(ctx: TestContext) -> TestResult {
     assert_bad_parameter(ctx, "from=01.11.2026&to=2026-11-30", "from").await
 }
+backend_test!(a_from_that_is_not_a_date_is_400_naming_from);
 
 pub async fn a_missing_to_is_400_naming_to(ctx: TestContext) -> TestResult {
     assert_bad_parameter(ctx, "from=2026-11-01", "to").await
 }
+backend_test!(a_missing_to_is_400_naming_to);
 
 pub async fn an_impossible_date_is_400_naming_it(ctx: TestContext) -> TestResult {
     assert_bad_parameter(ctx, "from=2026-11-01&to=2026-11-31", "to").await
 }
+backend_test!(an_impossible_date_is_400_naming_it);
 
 pub async fn to_before_from_is_400_naming_to(ctx: TestContext) -> TestResult {
     assert_bad_parameter(ctx, "from=2026-11-30&to=2026-11-01", "to").await
 }
+backend_test!(to_before_from_is_400_naming_to);
 
 pub async fn a_period_over_366_days_is_400(ctx: TestContext) -> TestResult {
     assert_bad_parameter(ctx, "from=2025-01-01&to=2026-01-02", "to").await
 }
+backend_test!(a_period_over_366_days_is_400);
 
 pub async fn an_unknown_format_is_400_naming_format(ctx: TestContext) -> TestResult {
     assert_bad_parameter(ctx, &format!("{PERIOD}&format=xlsx"), "format").await
 }
+backend_test!(an_unknown_format_is_400_naming_format);
 
 pub async fn an_unknown_decimal_separator_is_400_naming_decimal(ctx: TestContext) -> TestResult {
     assert_bad_parameter(ctx, &format!("{PERIOD}&decimal=semicolon"), "decimal").await
 }
+backend_test!(an_unknown_decimal_separator_is_400_naming_decimal);
 
 pub async fn a_bom_other_than_true_or_false_is_400_naming_bom(ctx: TestContext) -> TestResult {
     assert_bad_parameter(ctx, &format!("{PERIOD}&bom=yes"), "bom").await
 }
+backend_test!(a_bom_other_than_true_or_false_is_400_naming_bom);
 
 pub async fn a_parameter_given_twice_is_400_naming_it(ctx: TestContext) -> TestResult {
     assert_bad_parameter(ctx, &format!("{PERIOD}&format=csv&format=json"), "format").await
 }
+backend_test!(a_parameter_given_twice_is_400_naming_it);

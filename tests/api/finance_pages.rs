@@ -65,6 +65,7 @@ pub async fn the_reconciliation_is_served_as_json_and_csv_for_the_tokens_authori
     assert!(bad.text().await?.contains("from"), "the error names the parameter");
     app.stop().await
 }
+backend_test!(the_reconciliation_is_served_as_json_and_csv_for_the_tokens_authority_only);
 
 pub async fn finance_staff_sign_in_with_their_token_and_see_the_page_with_its_chart(ctx: TestContext) -> TestResult {
     let app = ctx.spawn_app().await;
@@ -114,3 +115,4 @@ pub async fn finance_staff_sign_in_with_their_token_and_see_the_page_with_its_ch
     assert_eq!(other.status(), 403);
     app.stop().await
 }
+backend_test!(finance_staff_sign_in_with_their_token_and_see_the_page_with_its_chart);

@@ -149,3 +149,4 @@ pub async fn every_kind_of_discrepancy_is_named_and_nothing_else(ctx: TestContex
     assert_eq!(ledger::tenant_total(&app.state.db, "09162000").await?, Decimal::ZERO);
     app.stop().await
 }
+backend_test!(every_kind_of_discrepancy_is_named_and_nothing_else);

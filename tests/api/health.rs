@@ -14,6 +14,7 @@ pub async fn healthz_answers_alive_with_the_version(ctx: TestContext) -> TestRes
     assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
     app.stop().await
 }
+backend_test!(healthz_answers_alive_with_the_version);
 
 pub async fn readyz_answers_ready_once_the_database_is_migrated(ctx: TestContext) -> TestResult {
     let app = ctx.spawn_app().await;
@@ -24,6 +25,7 @@ pub async fn readyz_answers_ready_once_the_database_is_migrated(ctx: TestContext
     assert_eq!(body["database"], app.state.db.backend_name());
     app.stop().await
 }
+backend_test!(readyz_answers_ready_once_the_database_is_migrated);
 
 /// Nothing listens on port 1: the server must still start, answer liveness, and report not ready.
 pub async fn readyz_is_503_while_the_database_is_unreachable() -> TestResult {
@@ -61,6 +63,7 @@ pub async fn readyz_is_503_while_the_database_is_unreachable() -> TestResult {
     server.await??;
     Ok(())
 }
+plain_test!(readyz_is_503_while_the_database_is_unreachable);
 
 pub async fn start_page_names_the_service_its_version_and_endpoints(ctx: TestContext) -> TestResult {
     let app = ctx.spawn_app().await;
@@ -79,6 +82,7 @@ pub async fn start_page_names_the_service_its_version_and_endpoints(ctx: TestCon
     assert!(css.headers()["content-type"].to_str()?.starts_with("text/css"));
     app.stop().await
 }
+backend_test!(start_page_names_the_service_its_version_and_endpoints);
 
 pub async fn every_response_carries_its_own_request_id(ctx: TestContext) -> TestResult {
     let app = ctx.spawn_app().await;
@@ -91,6 +95,7 @@ pub async fn every_response_carries_its_own_request_id(ctx: TestContext) -> Test
     assert_ne!(second_id, "injected", "a client-sent id is not trusted");
     app.stop().await
 }
+backend_test!(every_response_carries_its_own_request_id);
 
 async fn assert_problem(response: reqwest::Response, status: u16, code: &str) -> TestResult {
     assert_eq!(response.status(), status);
@@ -110,6 +115,7 @@ pub async fn unknown_route_gets_a_404_with_the_standard_error_body(ctx: TestCont
     assert_problem(app.get("/no/such/thing").await, 404, "not_found").await?;
     app.stop().await
 }
+backend_test!(unknown_route_gets_a_404_with_the_standard_error_body);
 
 pub async fn wrong_method_gets_a_405_with_the_standard_error_body(ctx: TestContext) -> TestResult {
     let app = ctx.spawn_app().await;
@@ -117,6 +123,7 @@ pub async fn wrong_method_gets_a_405_with_the_standard_error_body(ctx: TestConte
     assert_problem(response, 405, "method_not_allowed").await?;
     app.stop().await
 }
+backend_test!(wrong_method_gets_a_405_with_the_standard_error_body);
 
 pub async fn oversized_body_gets_a_413_with_the_standard_error_body(ctx: TestContext) -> TestResult {
     let app = ctx.spawn_app_with(|f| f.merge(("server.body_limit_bytes", 1024)), Arc::new(SystemClock)).await;
@@ -127,6 +134,7 @@ pub async fn oversized_body_gets_a_413_with_the_standard_error_body(ctx: TestCon
     assert_eq!(response.status(), 405);
     app.stop().await
 }
+backend_test!(oversized_body_gets_a_413_with_the_standard_error_body);
 
 pub async fn pages_carry_security_headers(ctx: TestContext) -> TestResult {
     let app = ctx.spawn_app().await;
@@ -140,6 +148,7 @@ pub async fn pages_carry_security_headers(ctx: TestContext) -> TestResult {
     }
     app.stop().await
 }
+backend_test!(pages_carry_security_headers);
 
 /// Graceful shutdown: a request already inside a handler when the signal comes still gets its full
 /// answer. `Expect: 100-continue` makes the server say when the handler starts reading the body, so
@@ -176,3 +185,4 @@ pub async fn in_flight_request_finishes_after_shutdown_begins(ctx: TestContext) 
     assert!(tokio::net::TcpStream::connect(&address).await.is_err());
     Ok(())
 }
+backend_test!(in_flight_request_finishes_after_shutdown_begins);

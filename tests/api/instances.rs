@@ -268,6 +268,7 @@ pub async fn two_instances_on_one_database_do_each_piece_of_work_once(ctx: TestC
     }
     Ok(())
 }
+postgres_test!(two_instances_on_one_database_do_each_piece_of_work_once);
 
 /// No `webhook-id` arrived twice, every message arrived, and each was attempted exactly once.
 async fn check_exactly_once(pool: &sqlx::AnyPool, receiver: &NotificationReceiver) -> TestResult {

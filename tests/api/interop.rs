@@ -38,3 +38,4 @@ pub async fn openid_client_logs_in_validates_the_id_token_and_reads_userinfo(ctx
     assert!(received["email"].is_null(), "email was not requested");
     app.stop().await
 }
+sqlite_test!(openid_client_logs_in_validates_the_id_token_and_reads_userinfo, only_if = openid_client_installed);

@@ -31,6 +31,7 @@ pub async fn first_start_creates_one_es256_key_and_publishes_it(ctx: TestContext
     assert_eq!(published_kids(&again).await?, vec![kid]);
     again.stop().await
 }
+backend_test!(first_start_creates_one_es256_key_and_publishes_it);
 
 pub async fn rotation_keeps_the_old_key_published_until_the_overlap_ends(ctx: TestContext) -> TestResult {
     let clock = ManualClock::at_millis(1_800_000_000_000);
@@ -51,6 +52,7 @@ pub async fn rotation_keeps_the_old_key_published_until_the_overlap_ends(ctx: Te
     assert_eq!(published_kids(&app).await?, vec![rotation.new_kid]);
     app.stop().await
 }
+backend_test!(rotation_keeps_the_old_key_published_until_the_overlap_ends);
 
 pub async fn private_keys_are_stored_encrypted_under_the_master_key(ctx: TestContext) -> TestResult {
     let app = ctx.spawn_app().await;
@@ -68,6 +70,7 @@ pub async fn private_keys_are_stored_encrypted_under_the_master_key(ctx: TestCon
     assert!(MasterKey::generate().open(&active.kid, &stored).is_err(), "another master key cannot open it");
     app.stop().await
 }
+backend_test!(private_keys_are_stored_encrypted_under_the_master_key);
 
 pub async fn rotation_is_recorded_in_the_audit_log(ctx: TestContext) -> TestResult {
     let app = ctx.spawn_app().await;
@@ -81,6 +84,7 @@ pub async fn rotation_is_recorded_in_the_audit_log(ctx: TestContext) -> TestResu
     assert!(app.state.audit.verify().await?.first_broken.is_none());
     app.stop().await
 }
+backend_test!(rotation_is_recorded_in_the_audit_log);
 
 pub async fn rsa_keys_have_3072_bits_and_sign_verifiably(ctx: TestContext) -> TestResult {
     let app = ctx.spawn_app().await;
@@ -108,6 +112,7 @@ pub async fn rsa_keys_have_3072_bits_and_sign_verifiably(ctx: TestContext) -> Te
     assert!(ES256.signer_from_jwk(&app.state.keys.active(SigningAlg::Es256).await?.private_jwk).is_ok());
     app.stop().await
 }
+backend_test!(rsa_keys_have_3072_bits_and_sign_verifiably);
 
 pub async fn any_pool(url: &str) -> anyhow::Result<sqlx::AnyPool> {
     sqlx::any::install_default_drivers();

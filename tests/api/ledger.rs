@@ -87,6 +87,7 @@ pub async fn a_payed_signal_books_the_payment_once_and_duplicates_post_nothing(c
     assert!(ledger::check_transaction(db, "tx-paid").await?.consistent());
     app.stop().await
 }
+backend_test!(a_payed_signal_books_the_payment_once_and_duplicates_post_nothing);
 
 pub async fn paid_after_timeout_is_booked_and_the_payment_stays_flagged(ctx: TestContext) -> TestResult {
     let app = quiet_app(&ctx).await;
@@ -104,6 +105,7 @@ pub async fn paid_after_timeout_is_booked_and_the_payment_stays_flagged(ctx: Tes
     assert!(ledger::check_transaction(&app.state.db, "tx-late").await?.consistent());
     app.stop().await
 }
+backend_test!(paid_after_timeout_is_booked_and_the_payment_stays_flagged);
 
 /// The worked example of docs/ledger.md: paid, refunded in part, refund settled, fee, payout.
 pub async fn refund_fee_payout_and_reversal_post_balanced_journals(ctx: TestContext) -> TestResult {
@@ -188,6 +190,7 @@ pub async fn refund_fee_payout_and_reversal_post_balanced_journals(ctx: TestCont
     assert!(transaction.consistent(), "{transaction:?}");
     app.stop().await
 }
+backend_test!(refund_fee_payout_and_reversal_post_balanced_journals);
 
 pub async fn a_journal_that_does_not_balance_is_refused_whole(ctx: TestContext) -> TestResult {
     let app = quiet_app(&ctx).await;
@@ -215,6 +218,7 @@ pub async fn a_journal_that_does_not_balance_is_refused_whole(ctx: TestContext) 
     assert_eq!(app.state.db.ledger_last_journal_id().await?, 0, "nothing was written");
     app.stop().await
 }
+backend_test!(a_journal_that_does_not_balance_is_refused_whole);
 
 pub async fn the_database_refuses_to_change_or_delete_ledger_rows(ctx: TestContext) -> TestResult {
     let app = quiet_app(&ctx).await;
@@ -234,6 +238,7 @@ pub async fn the_database_refuses_to_change_or_delete_ledger_rows(ctx: TestConte
     assert!(ledger::check_transaction(&app.state.db, "tx-fixed").await?.consistent());
     app.stop().await
 }
+backend_test!(the_database_refuses_to_change_or_delete_ledger_rows);
 
 const PAYMENTS: usize = 4;
 
@@ -282,6 +287,7 @@ pub async fn random_payment_sequences_keep_the_ledger_balanced_and_matching(ctx:
     assert!(cases.load(Ordering::SeqCst) >= 24);
     Arc::into_inner(app_ref).expect("the runner is done").stop().await
 }
+backend_test!(random_payment_sequences_keep_the_ledger_balanced_and_matching);
 
 async fn run_case(app: &TestApp, case: usize, amounts: &[i64], ops: &[Op]) -> anyhow::Result<()> {
     let db = &app.state.db;

@@ -191,6 +191,7 @@ pub async fn citizen_logs_in_and_the_service_gets_minimal_claims_at_the_required
     assert_eq!(second.claim("acr"), Some(&Value::from("http://eidas.europa.eu/LoA/high")));
     app.stop().await
 }
+backend_test!(citizen_logs_in_and_the_service_gets_minimal_claims_at_the_required_level);
 
 pub async fn company_account_delivers_organisation_claims(ctx: TestContext) -> TestResult {
     let app = ctx.spawn_app().await;
@@ -212,6 +213,7 @@ pub async fn company_account_delivers_organisation_claims(ctx: TestContext) -> T
     assert!(id_token.claim("org_tax_number").is_some_and(Value::is_string));
     app.stop().await
 }
+backend_test!(company_account_delivers_organisation_claims);
 
 pub async fn login_below_the_required_level_gives_access_denied_and_no_code(ctx: TestContext) -> TestResult {
     let app = ctx.spawn_app().await;
@@ -232,6 +234,7 @@ pub async fn login_below_the_required_level_gives_access_denied_and_no_code(ctx:
     assert!(!query.contains_key("code") && !html.contains("code="));
     app.stop().await
 }
+backend_test!(login_below_the_required_level_gives_access_denied_and_no_code);
 
 pub async fn cancelling_at_the_provider_gives_the_service_access_denied(ctx: TestContext) -> TestResult {
     let app = ctx.spawn_app().await;
@@ -246,6 +249,7 @@ pub async fn cancelling_at_the_provider_gives_the_service_access_denied(ctx: Tes
     assert!(!query.contains_key("code"));
     app.stop().await
 }
+backend_test!(cancelling_at_the_provider_gives_the_service_access_denied);
 
 async fn fresh_code(app: &TestApp) -> String {
     let mut browser = Browser::new(app);
@@ -271,6 +275,7 @@ pub async fn replayed_code_is_refused_and_revokes_the_tokens_issued_from_it(ctx:
     assert!(audit.iter().any(|r| r.event == "login.code_replayed"));
     app.stop().await
 }
+backend_test!(replayed_code_is_refused_and_revokes_the_tokens_issued_from_it);
 
 pub async fn wrong_verifier_or_redirect_uri_uses_up_the_code(ctx: TestContext) -> TestResult {
     let app = ctx.spawn_app().await;
@@ -292,6 +297,7 @@ pub async fn wrong_verifier_or_redirect_uri_uses_up_the_code(ctx: TestContext) -
     assert_eq!(no_redirect.json::<Value>().await?["error"], "invalid_grant", "redirect_uri must match");
     app.stop().await
 }
+backend_test!(wrong_verifier_or_redirect_uri_uses_up_the_code);
 
 pub async fn code_expires_after_sixty_seconds(ctx: TestContext) -> TestResult {
     let clock = ManualClock::at_millis(chrono::Utc::now().timestamp_millis());
@@ -305,6 +311,7 @@ pub async fn code_expires_after_sixty_seconds(ctx: TestContext) -> TestResult {
     assert!(purged.logins >= 1);
     app.stop().await
 }
+backend_test!(code_expires_after_sixty_seconds);
 
 pub async fn foreign_or_replayed_state_and_another_browser_get_an_error_page(ctx: TestContext) -> TestResult {
     let app = ctx.spawn_app().await;
@@ -327,6 +334,7 @@ pub async fn foreign_or_replayed_state_and_another_browser_get_an_error_page(ctx
     assert_eq!(replayed.status(), 400);
     app.stop().await
 }
+backend_test!(foreign_or_replayed_state_and_another_browser_get_an_error_page);
 
 pub async fn answer_arriving_at_another_providers_callback_is_refused(ctx: TestContext) -> TestResult {
     let app = ctx.spawn_app().await;
@@ -341,6 +349,7 @@ pub async fn answer_arriving_at_another_providers_callback_is_refused(ctx: TestC
     assert!(!query.contains_key("code"));
     app.stop().await
 }
+backend_test!(answer_arriving_at_another_providers_callback_is_refused);
 
 pub async fn choice_page_lists_allowed_providers_in_german_or_english(ctx: TestContext) -> TestResult {
     let app = ctx.spawn_app().await;
@@ -367,6 +376,7 @@ pub async fn choice_page_lists_allowed_providers_in_german_or_english(ctx: TestC
     assert!(location(&direct).contains("/dev/bundid/authorize"));
     app.stop().await
 }
+backend_test!(choice_page_lists_allowed_providers_in_german_or_english);
 
 pub async fn pushed_request_leads_through_the_same_login(ctx: TestContext) -> TestResult {
     let app = ctx.spawn_app().await;
@@ -385,6 +395,7 @@ pub async fn pushed_request_leads_through_the_same_login(ctx: TestContext) -> Te
     assert_eq!(tokens.status(), 200);
     app.stop().await
 }
+backend_test!(pushed_request_leads_through_the_same_login);
 
 /// The shipped registry plus identity provider `id` (TOML `entry`), which the demo client may use.
 async fn spawn_with_extra_provider(ctx: &TestContext, id: &str, entry: &str) -> anyhow::Result<TestApp> {
@@ -421,6 +432,7 @@ pub async fn unreachable_provider_shows_an_error_page_with_the_way_back(ctx: Tes
     assert!(html.contains("/demo/callback?error=temporarily_unavailable"), "the way back to the service");
     app.stop().await
 }
+backend_test!(unreachable_provider_shows_an_error_page_with_the_way_back);
 
 pub async fn logout_returns_to_a_registered_address_only(ctx: TestContext) -> TestResult {
     let app = ctx.spawn_app().await;
@@ -461,6 +473,7 @@ pub async fn logout_returns_to_a_registered_address_only(ctx: TestContext) -> Te
     let _ = CHALLENGE;
     app.stop().await
 }
+backend_test!(logout_returns_to_a_registered_address_only);
 
 /// The `openidconnect` crate as the online service: discovery, PKCE, ID token validation (ES256,
 /// nonce, issuer, audience) and userinfo against pforte, with a simulator upstream.
@@ -515,6 +528,7 @@ pub async fn openidconnect_relying_party_logs_in_through_pforte(ctx: TestContext
     assert!(userinfo.birthdate().is_none(), "birth data was not requested");
     app.stop().await
 }
+backend_test!(openidconnect_relying_party_logs_in_through_pforte);
 
 const SECOND_SECRET: &str = "second-service-secret";
 
@@ -603,6 +617,7 @@ pub async fn refresh_tokens_rotate_and_a_reused_one_ends_the_family(ctx: TestCon
     assert!(demo.get("refresh_token").is_none());
     app.stop().await
 }
+backend_test!(refresh_tokens_rotate_and_a_reused_one_ends_the_family);
 
 pub async fn refresh_token_lives_no_longer_than_the_session_its_level_allows(ctx: TestContext) -> TestResult {
     let clock = ManualClock::at_millis(chrono::Utc::now().timestamp_millis());
@@ -624,6 +639,7 @@ pub async fn refresh_token_lives_no_longer_than_the_session_its_level_allows(ctx
     assert_eq!(late.json::<Value>().await?["error"], "invalid_grant", "idle longer than 5 minutes");
     app.stop().await
 }
+backend_test!(refresh_token_lives_no_longer_than_the_session_its_level_allows);
 
 pub async fn revoked_refresh_token_no_longer_works(ctx: TestContext) -> TestResult {
     let app = spawn_with_second_client(&ctx, None).await;
@@ -640,6 +656,7 @@ pub async fn revoked_refresh_token_no_longer_works(ctx: TestContext) -> TestResu
     assert_eq!(refresh(&app, token).await.json::<Value>().await?["error"], "invalid_grant");
     app.stop().await
 }
+backend_test!(revoked_refresh_token_no_longer_works);
 
 pub async fn code_of_another_client_is_an_invalid_grant_and_subjects_differ_per_service(
     ctx: TestContext,
@@ -665,6 +682,7 @@ pub async fn code_of_another_client_is_an_invalid_grant_and_subjects_differ_per_
     assert_ne!(demo_sub, Some(Value::String(access.sub)));
     app.stop().await
 }
+backend_test!(code_of_another_client_is_an_invalid_grant_and_subjects_differ_per_service);
 
 /// The whole login with a mock upstream that answers with a faulty ID token: each fault ends on an
 /// error page with the way back to the service, and no code is issued.
@@ -735,3 +753,4 @@ pub async fn faulty_upstream_id_tokens_never_produce_a_code(ctx: TestContext) ->
     assert_eq!(browser.get(&app.url(&format!("/callback/mock?{query}"))).await.status(), 502);
     app.stop().await
 }
+backend_test!(faulty_upstream_id_tokens_never_produce_a_code);

@@ -85,6 +85,7 @@ pub async fn a_receiver_answering_gone_is_shown_disabled_and_redelivery_reaches_
     assert!(entry.details.contains("\"was\":\"disabled\""), "{}", entry.details);
     app.stop().await
 }
+backend_test!(a_receiver_answering_gone_is_shown_disabled_and_redelivery_reaches_it_once_back);
 
 pub async fn a_receiver_that_keeps_failing_is_pending_with_its_next_attempt_then_failed(
     ctx: TestContext,
@@ -126,3 +127,4 @@ pub async fn a_receiver_that_keeps_failing_is_pending_with_its_next_attempt_then
     assert!(output_text(&bad_state).contains("pending, delivered, failed or disabled"));
     app.stop().await
 }
+backend_test!(a_receiver_that_keeps_failing_is_pending_with_its_next_attempt_then_failed);

@@ -79,6 +79,7 @@ pub async fn a_notification_for_a_payment_with_a_notify_url_arrives_there(ctx: T
     assert_eq!(received[0].1["data"]["status"], "CANCELED");
     app.stop().await
 }
+backend_test!(a_notification_for_a_payment_with_a_notify_url_arrives_there);
 
 async fn refused_notify_url(app: &TestApp, notify_url: &str) -> anyhow::Result<Value> {
     let token = bearer(app).await?;
@@ -95,12 +96,14 @@ pub async fn a_notify_url_that_is_not_a_url_is_refused(ctx: TestContext) -> Test
     refused_notify_url(&app, "not a url").await?;
     app.stop().await
 }
+backend_test!(a_notify_url_that_is_not_a_url_is_refused);
 
 pub async fn an_ftp_notify_url_is_refused(ctx: TestContext) -> TestResult {
     let app = ctx.spawn_app().await;
     refused_notify_url(&app, "ftp://hooks.example.org/pforte").await?;
     app.stop().await
 }
+backend_test!(an_ftp_notify_url_is_refused);
 
 pub async fn a_plain_http_notify_url_to_a_public_host_is_refused(ctx: TestContext) -> TestResult {
     let app = ctx.spawn_app().await;
@@ -108,6 +111,7 @@ pub async fn a_plain_http_notify_url_to_a_public_host_is_refused(ctx: TestContex
     assert!(refused["detail"].as_str().unwrap_or_default().contains("https"), "{refused}");
     app.stop().await
 }
+backend_test!(a_plain_http_notify_url_to_a_public_host_is_refused);
 
 pub async fn a_notify_url_for_a_service_without_a_notification_secret_is_refused(ctx: TestContext) -> TestResult {
     let clients = ctx.clients_with(&[("kfz", kfz_client())]);
@@ -126,3 +130,4 @@ pub async fn a_notify_url_for_a_service_without_a_notification_secret_is_refused
     assert!(!app.state.db.payment_exists("kfz-service", TENANT, "NOTIFY-NOSECRET").await?);
     app.stop().await
 }
+backend_test!(a_notify_url_for_a_service_without_a_notification_secret_is_refused);

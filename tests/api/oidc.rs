@@ -67,6 +67,7 @@ pub async fn discovery_describes_the_provider(ctx: TestContext) -> TestResult {
     assert!(algs.contains(&json!("ES256")) && !algs.contains(&json!("none")));
     app.stop().await
 }
+backend_test!(discovery_describes_the_provider);
 
 pub async fn unknown_client_gets_an_error_page_and_no_redirect(ctx: TestContext) -> TestResult {
     let app = ctx.spawn_app().await;
@@ -77,6 +78,7 @@ pub async fn unknown_client_gets_an_error_page_and_no_redirect(ctx: TestContext)
     assert!(response.text().await?.contains("not registered"));
     app.stop().await
 }
+backend_test!(unknown_client_gets_an_error_page_and_no_redirect);
 
 pub async fn unregistered_redirect_uri_gets_an_error_page_and_no_redirect(ctx: TestContext) -> TestResult {
     let app = ctx.spawn_app().await;
@@ -87,6 +89,7 @@ pub async fn unregistered_redirect_uri_gets_an_error_page_and_no_redirect(ctx: T
     }
     app.stop().await
 }
+backend_test!(unregistered_redirect_uri_gets_an_error_page_and_no_redirect);
 
 /// Each case: a changed parameter and the `error` the client must receive on its redirect URI.
 pub async fn invalid_requests_are_sent_back_with_error_state_and_iss(ctx: TestContext) -> TestResult {
@@ -117,6 +120,7 @@ pub async fn invalid_requests_are_sent_back_with_error_state_and_iss(ctx: TestCo
     }
     app.stop().await
 }
+backend_test!(invalid_requests_are_sent_back_with_error_state_and_iss);
 
 pub async fn duplicated_parameter_is_refused(ctx: TestContext) -> TestResult {
     let app = ctx.spawn_app().await;
@@ -127,6 +131,7 @@ pub async fn duplicated_parameter_is_refused(ctx: TestContext) -> TestResult {
     assert!(response.headers().get("location").is_none());
     app.stop().await
 }
+backend_test!(duplicated_parameter_is_refused);
 
 async fn token_request(
     app: &TestApp,
@@ -172,6 +177,7 @@ pub async fn client_credentials_yields_a_signed_access_token(ctx: TestContext) -
     assert!(app.state.tokens.verify_access_token(token).await.is_err());
     app.stop().await
 }
+backend_test!(client_credentials_yields_a_signed_access_token);
 
 pub async fn token_endpoint_refuses_bad_client_authentication(ctx: TestContext) -> TestResult {
     let app = ctx.spawn_app().await;
@@ -201,6 +207,7 @@ pub async fn token_endpoint_refuses_bad_client_authentication(ctx: TestContext) 
     assert_eq!(scope.json::<Value>().await?["error"], "invalid_scope");
     app.stop().await
 }
+backend_test!(token_endpoint_refuses_bad_client_authentication);
 
 pub async fn unknown_or_garbage_code_is_an_invalid_grant(ctx: TestContext) -> TestResult {
     let app = ctx.spawn_app().await;
@@ -215,6 +222,7 @@ pub async fn unknown_or_garbage_code_is_an_invalid_grant(ctx: TestContext) -> Te
     assert_eq!(response.json::<Value>().await?["error"], "invalid_grant");
     app.stop().await
 }
+backend_test!(unknown_or_garbage_code_is_an_invalid_grant);
 
 /// A client registered for private_key_jwt with one ES256 key; returns (client file, key pair).
 pub fn jwt_client(app_address_placeholder: &str) -> (String, josekit::jwk::alg::ec::EcKeyPair) {
@@ -302,6 +310,7 @@ pub async fn private_key_jwt_assertions_are_checked(ctx: TestContext) -> TestRes
     assert_eq!(send(assertion(&pair, at_token)).await?.status(), 200);
     app.stop().await
 }
+backend_test!(private_key_jwt_assertions_are_checked);
 
 pub async fn client_that_requires_par_cannot_skip_it(ctx: TestContext) -> TestResult {
     let (app, _) = spawn_with_jwt_client(&ctx).await;
@@ -317,6 +326,7 @@ pub async fn client_that_requires_par_cannot_skip_it(ctx: TestContext) -> TestRe
     assert!(query.get("error_description").is_some_and(|d| d.contains("pushed")));
     app.stop().await
 }
+backend_test!(client_that_requires_par_cannot_skip_it);
 
 pub async fn pushed_request_uri_is_single_use_and_bound_to_its_client(ctx: TestContext) -> TestResult {
     let (app, _) = spawn_with_jwt_client(&ctx).await;
@@ -345,6 +355,7 @@ pub async fn pushed_request_uri_is_single_use_and_bound_to_its_client(ctx: TestC
     assert_eq!(refused.json::<Value>().await?["error"], "invalid_request");
     app.stop().await
 }
+backend_test!(pushed_request_uri_is_single_use_and_bound_to_its_client);
 
 /// private_key_jwt with keys at a `jwks_uri`: fetched, cached, fetched again for a new key id.
 pub async fn private_key_jwt_keys_are_fetched_from_the_clients_jwks_uri(ctx: TestContext) -> TestResult {
@@ -402,3 +413,4 @@ pub async fn private_key_jwt_keys_are_fetched_from_the_clients_jwks_uri(ctx: Tes
     assert_eq!(send(&first, "test-key-1", "c").await, 401, "the retired key no longer works");
     app.stop().await
 }
+backend_test!(private_key_jwt_keys_are_fetched_from_the_clients_jwks_uri);

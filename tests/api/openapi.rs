@@ -213,6 +213,7 @@ pub async fn the_document_parses_and_every_operation_documents_its_responses() -
     }
     Ok(())
 }
+plain_test!(the_document_parses_and_every_operation_documents_its_responses);
 
 /// The checker must be able to fail, or the contract tests prove nothing.
 pub async fn the_validator_rejects_bodies_and_statuses_the_document_does_not_allow() -> TestResult {
@@ -260,6 +261,7 @@ pub async fn the_validator_rejects_bodies_and_statuses_the_document_does_not_all
     assert!(check_response(&document, "DELETE", CREATE, 409, problem_json, &problem).is_err(), "no such operation");
     Ok(())
 }
+plain_test!(the_validator_rejects_bodies_and_statuses_the_document_does_not_allow);
 
 pub async fn the_served_document_is_the_shipped_one_and_documents_every_served_route(ctx: TestContext) -> TestResult {
     let app = ctx.spawn_app().await;
@@ -304,6 +306,7 @@ pub async fn the_served_document_is_the_shipped_one_and_documents_every_served_r
     }
     app.stop().await
 }
+backend_test!(the_served_document_is_the_shipped_one_and_documents_every_served_route);
 
 // --- Successful answers ----------------------------------------------------------------------------
 
@@ -332,6 +335,7 @@ pub async fn created_read_and_paid_transactions_match_the_document(ctx: TestCont
     check(&document, "get", STATUS, status).await?;
     app.stop().await
 }
+backend_test!(created_read_and_paid_transactions_match_the_document);
 
 /// The extensions: a cancel, a refund and the refund list, each with its refusal, against the document.
 pub async fn cancel_and_refunds_match_the_document(ctx: TestContext) -> TestResult {
@@ -378,6 +382,7 @@ pub async fn cancel_and_refunds_match_the_document(ctx: TestContext) -> TestResu
     assert_eq!(check(&document, "get", REFUNDS, listed).await?["refunds"].as_array().map(Vec::len), Some(1));
     app.stop().await
 }
+backend_test!(cancel_and_refunds_match_the_document);
 
 // --- Refusals, one kind each ---------------------------------------------------------------------------
 
@@ -410,6 +415,7 @@ pub async fn a_validation_error_matches_the_document(ctx: TestContext) -> TestRe
     assert_refusal(&document, "get", STATUS, bad_path, "VALIDATION_ERROR").await?;
     app.stop().await
 }
+backend_test!(a_validation_error_matches_the_document);
 
 pub async fn a_calculation_error_matches_the_document(ctx: TestContext) -> TestResult {
     let app = ctx.spawn_app().await;
@@ -422,6 +428,7 @@ pub async fn a_calculation_error_matches_the_document(ctx: TestContext) -> TestR
     assert_refusal(&document, "post", CREATE, response, "CALCULATION_ERROR").await?;
     app.stop().await
 }
+backend_test!(a_calculation_error_matches_the_document);
 
 pub async fn missing_or_wrong_credentials_match_the_document(ctx: TestContext) -> TestResult {
     let app = ctx.spawn_app().await;
@@ -439,6 +446,7 @@ pub async fn missing_or_wrong_credentials_match_the_document(ctx: TestContext) -
     assert_refusal(&document, "get", STATUS, wrong, "FORBIDDEN").await?;
     app.stop().await
 }
+backend_test!(missing_or_wrong_credentials_match_the_document);
 
 /// A second online service with its own originatorId, same secret as the demo.
 async fn app_with_another_service(ctx: &TestContext) -> anyhow::Result<TestApp> {
@@ -462,6 +470,7 @@ pub async fn acting_for_another_service_matches_the_document(ctx: TestContext) -
     assert_refusal(&document, "get", STATUS, status, "FORBIDDEN").await?;
     app.stop().await
 }
+backend_test!(acting_for_another_service_matches_the_document);
 
 pub async fn an_unknown_endpoint_matches_the_document(ctx: TestContext) -> TestResult {
     let app = ctx.spawn_app().await;
@@ -475,6 +484,7 @@ pub async fn an_unknown_endpoint_matches_the_document(ctx: TestContext) -> TestR
     assert_refusal(&document, "get", STATUS, status, "NO_VALID_ORIGINATOR_OR_ENDPOINT").await?;
     app.stop().await
 }
+backend_test!(an_unknown_endpoint_matches_the_document);
 
 pub async fn a_repeated_request_id_matches_the_document(ctx: TestContext) -> TestResult {
     let app = ctx.spawn_app().await;
@@ -486,6 +496,7 @@ pub async fn a_repeated_request_id_matches_the_document(ctx: TestContext) -> Tes
     assert_refusal(&document, "post", CREATE, again, "PAYMENT_EXISTS").await?;
     app.stop().await
 }
+backend_test!(a_repeated_request_id_matches_the_document);
 
 pub async fn an_unknown_transaction_matches_the_document(ctx: TestContext) -> TestResult {
     let app = ctx.spawn_app().await;
@@ -497,6 +508,7 @@ pub async fn an_unknown_transaction_matches_the_document(ctx: TestContext) -> Te
     check(&document, "get", READ, response).await?;
     app.stop().await
 }
+backend_test!(an_unknown_transaction_matches_the_document);
 
 pub async fn an_oversized_body_matches_the_document(ctx: TestContext) -> TestResult {
     let app = ctx
@@ -512,3 +524,4 @@ pub async fn an_oversized_body_matches_the_document(ctx: TestContext) -> TestRes
     assert_eq!(body["code"], "payload_too_large");
     app.stop().await
 }
+backend_test!(an_oversized_body_matches_the_document);

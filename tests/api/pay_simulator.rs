@@ -121,6 +121,7 @@ pub async fn pay_simulator_creates_and_reads_a_transaction_with_the_standards_fi
     assert_eq!(status.status(), 200);
     app.stop().await
 }
+backend_test!(pay_simulator_creates_and_reads_a_transaction_with_the_standards_field_names);
 
 pub async fn pay_simulator_refuses_a_second_create_with_the_same_request_id(ctx: TestContext) -> TestResult {
     let app = ctx.spawn_app().await;
@@ -134,6 +135,7 @@ pub async fn pay_simulator_refuses_a_second_create_with_the_same_request_id(ctx:
     assert_eq!(response.status(), 201);
     app.stop().await
 }
+backend_test!(pay_simulator_refuses_a_second_create_with_the_same_request_id);
 
 pub async fn pay_simulator_refuses_an_invalid_request_with_validation_error(ctx: TestContext) -> TestResult {
     let app = ctx.spawn_app().await;
@@ -151,6 +153,7 @@ pub async fn pay_simulator_refuses_an_invalid_request_with_validation_error(ctx:
     assert_problem(response, 400, "VALIDATION_ERROR").await?;
     app.stop().await
 }
+backend_test!(pay_simulator_refuses_an_invalid_request_with_validation_error);
 
 pub async fn pay_simulator_page_shows_the_payment_in_german(ctx: TestContext) -> TestResult {
     let app = ctx.spawn_app().await;
@@ -181,6 +184,7 @@ pub async fn pay_simulator_page_shows_the_payment_in_german(ctx: TestContext) ->
     assert!(!html.contains("<script"));
     app.stop().await
 }
+backend_test!(pay_simulator_page_shows_the_payment_in_german);
 
 pub async fn pay_simulator_payment_redirects_to_the_redirect_url_and_reads_payed(ctx: TestContext) -> TestResult {
     let app = ctx.spawn_app().await;
@@ -209,6 +213,7 @@ pub async fn pay_simulator_payment_redirects_to_the_redirect_url_and_reads_payed
     assert_eq!(after["paymentInformation"]["status"], "PAYED");
     app.stop().await
 }
+backend_test!(pay_simulator_payment_redirects_to_the_redirect_url_and_reads_payed);
 
 pub async fn pay_simulator_cancel_and_fail_end_the_payment(ctx: TestContext) -> TestResult {
     let app = ctx.spawn_app().await;
@@ -233,6 +238,7 @@ pub async fn pay_simulator_cancel_and_fail_end_the_payment(ctx: TestContext) -> 
     assert_eq!(body["paymentInformation"]["status"], "INITIAL");
     app.stop().await
 }
+backend_test!(pay_simulator_cancel_and_fail_end_the_payment);
 
 pub async fn pay_simulator_unknown_transaction_is_a_404_problem(ctx: TestContext) -> TestResult {
     let app = ctx.spawn_app().await;
@@ -249,6 +255,7 @@ pub async fn pay_simulator_unknown_transaction_is_a_404_problem(ctx: TestContext
     assert_eq!(decide(&app, "unknown-transaction", &[("action", "cancel")]).await.status(), 404);
     app.stop().await
 }
+backend_test!(pay_simulator_unknown_transaction_is_a_404_problem);
 
 pub async fn pay_simulator_is_not_mounted_when_dev_simulators_is_off(ctx: TestContext) -> TestResult {
     let app = ctx.spawn_app_without_simulators().await?;
@@ -263,6 +270,7 @@ pub async fn pay_simulator_is_not_mounted_when_dev_simulators_is_off(ctx: TestCo
     }
     app.stop().await
 }
+backend_test!(pay_simulator_is_not_mounted_when_dev_simulators_is_off);
 
 /// pforte's XBezahldienste adapter against the simulator: the development path uses the protocol
 /// production uses. Two authorities' providers are two separate simulator instances.
@@ -313,3 +321,4 @@ pub async fn the_xbezahldienste_adapter_pays_through_each_simulator_instance(ctx
     assert!(first_adapter.status("demo-service", endpoint, second_reference).await.is_err());
     app.stop().await
 }
+backend_test!(the_xbezahldienste_adapter_pays_through_each_simulator_instance);

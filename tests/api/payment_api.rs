@@ -90,6 +90,7 @@ pub async fn a_citizen_pays_a_fee_and_the_service_reads_payed(ctx: TestContext) 
     assert_eq!(basic.status(), 200);
     app.stop().await
 }
+backend_test!(a_citizen_pays_a_fee_and_the_service_reads_payed);
 
 pub async fn each_authority_is_routed_to_its_own_provider(ctx: TestContext) -> TestResult {
     let app = ctx.spawn_app().await;
@@ -103,6 +104,7 @@ pub async fn each_authority_is_routed_to_its_own_provider(ctx: TestContext) -> T
     }
     app.stop().await
 }
+backend_test!(each_authority_is_routed_to_its_own_provider);
 
 pub(crate) async fn assert_problem(response: reqwest::Response, status: u16, code: &str) -> TestResult {
     assert_eq!(response.status(), status);
@@ -155,6 +157,7 @@ pub async fn the_standards_refusals_come_with_their_functional_codes(ctx: TestCo
     assert_eq!(status.status(), 200);
     app.stop().await
 }
+backend_test!(the_standards_refusals_come_with_their_functional_codes);
 
 pub async fn an_idempotency_key_returns_the_first_answer_and_never_makes_two_payments(ctx: TestContext) -> TestResult {
     let app = ctx.spawn_app().await;
@@ -169,6 +172,7 @@ pub async fn an_idempotency_key_returns_the_first_answer_and_never_makes_two_pay
     assert_eq!(other.status(), 400, "same key, other request");
     app.stop().await
 }
+backend_test!(an_idempotency_key_returns_the_first_answer_and_never_makes_two_payments);
 
 /// The citizen never returns from the pay page: the worker learns the status from the provider; a
 /// payment still open at its expiry fails with a timeout, and paying after that is flagged, not lost.
@@ -216,3 +220,4 @@ pub async fn the_status_worker_reads_open_payments_and_fails_expired_ones(ctx: T
     assert!(row.paid_after_timeout_at.is_some(), "paid after timeout is flagged");
     app.stop().await
 }
+backend_test!(the_status_worker_reads_open_payments_and_fails_expired_ones);

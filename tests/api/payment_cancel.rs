@@ -53,6 +53,7 @@ pub async fn an_open_payment_is_canceled_notified_and_its_pay_link_leads_back(ct
     }
     app.stop().await
 }
+backend_test!(an_open_payment_is_canceled_notified_and_its_pay_link_leads_back);
 
 pub async fn canceling_a_paid_payment_is_a_conflict_naming_its_status(ctx: TestContext) -> TestResult {
     let app = ctx.spawn_app().await;
@@ -63,6 +64,7 @@ pub async fn canceling_a_paid_payment_is_a_conflict_naming_its_status(ctx: TestC
     assert_eq!(app.state.db.payment(&id).await?.map(|p| p.status).as_deref(), Some("PAYED"));
     app.stop().await
 }
+backend_test!(canceling_a_paid_payment_is_a_conflict_naming_its_status);
 
 pub async fn canceling_a_canceled_payment_is_a_conflict(ctx: TestContext) -> TestResult {
     let app = ctx.spawn_app().await;
@@ -74,6 +76,7 @@ pub async fn canceling_a_canceled_payment_is_a_conflict(ctx: TestContext) -> Tes
     assert_eq!(app.state.db.payment_events(&id).await?.len(), 2, "created, canceled once");
     app.stop().await
 }
+backend_test!(canceling_a_canceled_payment_is_a_conflict);
 
 pub async fn canceling_an_unknown_payment_is_not_found(ctx: TestContext) -> TestResult {
     let app = ctx.spawn_app().await;
@@ -82,6 +85,7 @@ pub async fn canceling_an_unknown_payment_is_not_found(ctx: TestContext) -> Test
     problem(response, 404, "UNSPECIFIED").await?;
     app.stop().await
 }
+backend_test!(canceling_an_unknown_payment_is_not_found);
 
 pub async fn another_services_payment_cannot_be_canceled(ctx: TestContext) -> TestResult {
     let clients = ctx.clients_with(&[("kfz", kfz_client())]);
@@ -106,6 +110,7 @@ pub async fn another_services_payment_cannot_be_canceled(ctx: TestContext) -> Te
     assert_eq!(app.state.db.payment(&id).await?.map(|p| p.status).as_deref(), Some("INITIAL"));
     app.stop().await
 }
+backend_test!(another_services_payment_cannot_be_canceled);
 
 pub async fn cancel_after_the_citizen_paid_at_the_provider_records_payed_and_is_a_conflict(
     ctx: TestContext,
@@ -123,6 +128,7 @@ pub async fn cancel_after_the_citizen_paid_at_the_provider_records_payed_and_is_
     assert_eq!(read["paymentInformation"]["paymentMethod"], "PAYPAL");
     app.stop().await
 }
+backend_test!(cancel_after_the_citizen_paid_at_the_provider_records_payed_and_is_a_conflict);
 
 pub async fn a_cancel_with_parameters_is_refused(ctx: TestContext) -> TestResult {
     let app = ctx.spawn_app().await;
@@ -132,6 +138,7 @@ pub async fn a_cancel_with_parameters_is_refused(ctx: TestContext) -> TestResult
     assert_eq!(app.state.db.payment(&id).await?.map(|p| p.status).as_deref(), Some("INITIAL"));
     app.stop().await
 }
+backend_test!(a_cancel_with_parameters_is_refused);
 
 pub async fn a_payment_made_after_a_local_cancel_is_flagged_for_the_finance_office(ctx: TestContext) -> TestResult {
     let app = ctx.spawn_app().await;
@@ -158,3 +165,4 @@ pub async fn a_payment_made_after_a_local_cancel_is_flagged_for_the_finance_offi
     assert_eq!(app.state.db.payment_events(&id).await?.len(), events.len());
     app.stop().await
 }
+backend_test!(a_payment_made_after_a_local_cancel_is_flagged_for_the_finance_office);

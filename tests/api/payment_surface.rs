@@ -119,6 +119,7 @@ pub async fn post_and_get_echo_the_request_as_sent_without_booking_defaults(ctx:
     assert_eq!(effective["redirectUrl"], app.url(&format!("/pay/{id}/return")));
     app.stop().await
 }
+backend_test!(post_and_get_echo_the_request_as_sent_without_booking_defaults);
 
 pub async fn get_shows_method_and_kassenzeichen_the_provider_reported_and_paid_at_is_kept(
     ctx: TestContext,
@@ -145,6 +146,7 @@ pub async fn get_shows_method_and_kassenzeichen_the_provider_reported_and_paid_a
     assert!(paid_at >= row.created_at && paid_at <= app.state.clock.now_millis());
     app.stop().await
 }
+backend_test!(get_shows_method_and_kassenzeichen_the_provider_reported_and_paid_at_is_kept);
 
 fn signals(app: &TestApp) -> PaymentSignals {
     let state = &app.state;
@@ -186,6 +188,7 @@ pub async fn provider_facts_are_kept_without_a_status_change_and_never_cleared(c
     assert_eq!(read["paymentInformation"]["transactionReference"], "KZ-EARLY");
     app.stop().await
 }
+backend_test!(provider_facts_are_kept_without_a_status_change_and_never_cleared);
 
 pub async fn paid_after_timeout_records_when_it_was_paid(ctx: TestContext) -> TestResult {
     let app = ctx.spawn_app().await;
@@ -203,6 +206,7 @@ pub async fn paid_after_timeout_records_when_it_was_paid(ctx: TestContext) -> Te
     assert_eq!(row.transaction_reference.as_deref(), Some("KZ-9"));
     app.stop().await
 }
+backend_test!(paid_after_timeout_records_when_it_was_paid);
 
 /// `payments.lifetime_secs` sets the expiry; the worker's pauses follow `status_check_*`.
 pub async fn configured_lifetime_and_check_pauses_are_used(ctx: TestContext) -> TestResult {
@@ -247,3 +251,4 @@ pub async fn configured_lifetime_and_check_pauses_are_used(ctx: TestContext) -> 
     assert_eq!(worker.check_due().await?, CheckRound { checked: 1, finished: 0, timed_out: 1 });
     app.stop().await
 }
+backend_test!(configured_lifetime_and_check_pauses_are_used);

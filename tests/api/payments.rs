@@ -90,6 +90,7 @@ pub async fn racing_paid_and_canceled_signals_end_in_exactly_one_final_status(ct
     assert!(app.state.audit.verify().await?.first_broken.is_none());
     app.stop().await
 }
+backend_test!(racing_paid_and_canceled_signals_end_in_exactly_one_final_status);
 
 pub async fn a_final_status_never_moves_back_and_repeats_change_nothing(ctx: TestContext) -> TestResult {
     let app = ctx.spawn_app().await;
@@ -116,6 +117,7 @@ pub async fn a_final_status_never_moves_back_and_repeats_change_nothing(ctx: Tes
     );
     app.stop().await
 }
+backend_test!(a_final_status_never_moves_back_and_repeats_change_nothing);
 
 pub async fn a_second_payment_with_the_same_request_id_is_refused_whole(ctx: TestContext) -> TestResult {
     let app = ctx.spawn_app().await;
@@ -129,6 +131,7 @@ pub async fn a_second_payment_with_the_same_request_id_is_refused_whole(ctx: Tes
     signals.create(&other_endpoint).await?;
     app.stop().await
 }
+backend_test!(a_second_payment_with_the_same_request_id_is_refused_whole);
 
 pub async fn paid_after_timeout_is_flagged_once_and_the_status_stays_failed(ctx: TestContext) -> TestResult {
     let app = ctx.spawn_app().await;
@@ -149,6 +152,7 @@ pub async fn paid_after_timeout_is_flagged_once_and_the_status_stays_failed(ctx:
     assert!(audit.iter().any(|r| r.event == "payment.paid_after_timeout" && &r.subject == id));
     app.stop().await
 }
+backend_test!(paid_after_timeout_is_flagged_once_and_the_status_stays_failed);
 
 fn idempotency(app: &TestApp) -> Idempotency {
     Idempotency::new(app.state.db.clone(), app.state.clock.clone())
@@ -173,6 +177,7 @@ pub async fn the_same_key_and_request_replays_the_first_response(ctx: TestContex
     assert!(matches!(keys.claim("demo", "bad key", &hash).await, Err(IdempotencyError::InvalidKey)));
     app.stop().await
 }
+backend_test!(the_same_key_and_request_replays_the_first_response);
 
 pub async fn concurrent_requests_with_one_key_let_exactly_one_proceed(ctx: TestContext) -> TestResult {
     let app = ctx.spawn_app().await;
@@ -190,6 +195,7 @@ pub async fn concurrent_requests_with_one_key_let_exactly_one_proceed(ctx: TestC
     assert!(outcomes.iter().all(|c| matches!(c, Claim::Proceed | Claim::InProgress)));
     app.stop().await
 }
+backend_test!(concurrent_requests_with_one_key_let_exactly_one_proceed);
 
 pub async fn a_released_or_expired_key_can_be_used_again(ctx: TestContext) -> TestResult {
     let clock = ManualClock::at_millis(chrono::Utc::now().timestamp_millis());
@@ -207,6 +213,7 @@ pub async fn a_released_or_expired_key_can_be_used_again(ctx: TestContext) -> Te
     assert_eq!(keys.claim("demo", "k", &other).await?, Claim::Proceed, "an expired key binds nothing");
     app.stop().await
 }
+backend_test!(a_released_or_expired_key_can_be_used_again);
 
 /// A receiving online service: checks every signature, counts what arrived, answers `status`.
 #[derive(Clone)]
@@ -308,6 +315,7 @@ pub async fn a_status_change_is_notified_once_with_a_valid_signature(ctx: TestCo
     assert_eq!(app.state.db.notifications_of(&payment.transaction_id).await?.len(), 1);
     app.stop().await
 }
+backend_test!(a_status_change_is_notified_once_with_a_valid_signature);
 
 pub async fn a_receiver_down_for_hours_gets_the_message_later(ctx: TestContext) -> TestResult {
     let receiver = receiver().await?;
@@ -338,6 +346,7 @@ pub async fn a_receiver_down_for_hours_gets_the_message_later(ctx: TestContext) 
     assert_eq!(log.last().and_then(|a| a.http_status), Some(200));
     app.stop().await
 }
+backend_test!(a_receiver_down_for_hours_gets_the_message_later);
 
 pub async fn gone_stops_delivery_and_redelivery_puts_it_back(ctx: TestContext) -> TestResult {
     let receiver = receiver().await?;
@@ -358,6 +367,7 @@ pub async fn gone_stops_delivery_and_redelivery_puts_it_back(ctx: TestContext) -
     assert_eq!(notifier(&app).deliver_due().await?.delivered, 1);
     app.stop().await
 }
+backend_test!(gone_stops_delivery_and_redelivery_puts_it_back);
 
 pub async fn delivery_gives_up_after_three_days(ctx: TestContext) -> TestResult {
     let receiver = receiver().await?;
@@ -378,6 +388,7 @@ pub async fn delivery_gives_up_after_three_days(ctx: TestContext) -> TestResult 
     assert!(message.gave_up_at.is_some_and(|at| at - message.created_at <= 3 * 24 * 3600 * 1000));
     app.stop().await
 }
+backend_test!(delivery_gives_up_after_three_days);
 
 pub async fn two_workers_never_deliver_one_message_twice(ctx: TestContext) -> TestResult {
     let receiver = receiver().await?;
@@ -398,3 +409,4 @@ pub async fn two_workers_never_deliver_one_message_twice(ctx: TestContext) -> Te
     assert_eq!((received.len(), ids.len()), (10, 10), "each message exactly once");
     app.stop().await
 }
+backend_test!(two_workers_never_deliver_one_message_twice);

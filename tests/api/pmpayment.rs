@@ -133,6 +133,7 @@ pub async fn a_citizen_pays_through_pmpayment_and_the_service_reads_payed(ctx: T
     assert_eq!(app.state.db.notifications_of(&id).await?.len(), 1, "the service is told once");
     app.stop().await
 }
+backend_test!(a_citizen_pays_through_pmpayment_and_the_service_reads_payed);
 
 pub async fn cancelling_at_pmpayment_ends_the_payment_canceled(ctx: TestContext) -> TestResult {
     let app = spawn_pm_app(&ctx, DEV_HMAC_KEY).await?;
@@ -140,6 +141,7 @@ pub async fn cancelling_at_pmpayment_ends_the_payment_canceled(ctx: TestContext)
     assert_eq!(decide_at_peer(&app, &id, &[("action", "cancel")]).await?, "CANCELED");
     app.stop().await
 }
+backend_test!(cancelling_at_pmpayment_ends_the_payment_canceled);
 
 pub async fn failing_at_pmpayment_ends_the_payment_failed(ctx: TestContext) -> TestResult {
     let app = spawn_pm_app(&ctx, DEV_HMAC_KEY).await?;
@@ -147,6 +149,7 @@ pub async fn failing_at_pmpayment_ends_the_payment_failed(ctx: TestContext) -> T
     assert_eq!(decide_at_peer(&app, &id, &[("action", "fail")]).await?, "FAILED");
     app.stop().await
 }
+backend_test!(failing_at_pmpayment_ends_the_payment_failed);
 
 pub async fn a_create_signed_with_a_wrong_hmac_key_fails_and_nothing_is_stored(ctx: TestContext) -> TestResult {
     let app = spawn_pm_app(&ctx, "not-the-peers-key").await?;
@@ -158,6 +161,7 @@ pub async fn a_create_signed_with_a_wrong_hmac_key_fails_and_nothing_is_stored(c
     assert!(!app.state.db.payment_exists("demo-service", ENDPOINT, "PM-WRONG-KEY").await?, "nothing stored");
     app.stop().await
 }
+backend_test!(a_create_signed_with_a_wrong_hmac_key_fails_and_nothing_is_stored);
 
 // ---- callbacks sent by the test -------------------------------------------------------------
 
@@ -230,6 +234,7 @@ pub async fn a_callback_with_a_wrong_signature_is_refused_audited_and_changes_no
     assert!(refused[0].1.contains("bad_signature"), "{}", refused[0].1);
     app.stop().await
 }
+backend_test!(a_callback_with_a_wrong_signature_is_refused_audited_and_changes_nothing);
 
 pub async fn a_callback_without_a_signature_is_refused_audited_and_changes_nothing(ctx: TestContext) -> TestResult {
     let app = spawn_pm_app(&ctx, DEV_HMAC_KEY).await?;
@@ -242,6 +247,7 @@ pub async fn a_callback_without_a_signature_is_refused_audited_and_changes_nothi
     assert!(audit.iter().any(|(e, d)| e == "payment.callback_refused" && d.contains("missing_signature")));
     app.stop().await
 }
+backend_test!(a_callback_without_a_signature_is_refused_audited_and_changes_nothing);
 
 async fn assert_refused_as_stale(ctx: TestContext, request_id: &str, offset_secs: i64) -> TestResult {
     let app = spawn_pm_app(&ctx, DEV_HMAC_KEY).await?;
@@ -258,12 +264,14 @@ async fn assert_refused_as_stale(ctx: TestContext, request_id: &str, offset_secs
 pub async fn a_callback_older_than_five_minutes_is_refused_and_changes_nothing(ctx: TestContext) -> TestResult {
     assert_refused_as_stale(ctx, "CB-3", -301).await
 }
+backend_test!(a_callback_older_than_five_minutes_is_refused_and_changes_nothing);
 
 pub async fn a_callback_dated_more_than_five_minutes_ahead_is_refused_and_changes_nothing(
     ctx: TestContext,
 ) -> TestResult {
     assert_refused_as_stale(ctx, "CB-4", 301).await
 }
+backend_test!(a_callback_dated_more_than_five_minutes_ahead_is_refused_and_changes_nothing);
 
 pub async fn a_callback_for_an_unknown_transaction_is_a_404_and_changes_nothing(ctx: TestContext) -> TestResult {
     let app = spawn_pm_app(&ctx, DEV_HMAC_KEY).await?;
@@ -274,6 +282,7 @@ pub async fn a_callback_for_an_unknown_transaction_is_a_404_and_changes_nothing(
     assert_untouched(&app, &id).await?;
     app.stop().await
 }
+backend_test!(a_callback_for_an_unknown_transaction_is_a_404_and_changes_nothing);
 
 pub async fn a_callback_naming_another_authority_is_a_404_and_changes_nothing(ctx: TestContext) -> TestResult {
     let app = spawn_pm_app(&ctx, DEV_HMAC_KEY).await?;
@@ -284,6 +293,7 @@ pub async fn a_callback_naming_another_authority_is_a_404_and_changes_nothing(ct
     assert_untouched(&app, &id).await?;
     app.stop().await
 }
+backend_test!(a_callback_naming_another_authority_is_a_404_and_changes_nothing);
 
 pub async fn a_replayed_callback_is_accepted_and_changes_nothing(ctx: TestContext) -> TestResult {
     let app = spawn_pm_app(&ctx, DEV_HMAC_KEY).await?;
@@ -304,6 +314,7 @@ pub async fn a_replayed_callback_is_accepted_and_changes_nothing(ctx: TestContex
     assert_eq!(audit_events(&app).await?.len(), audit_before);
     app.stop().await
 }
+backend_test!(a_replayed_callback_is_accepted_and_changes_nothing);
 
 pub async fn a_callback_with_another_amount_flags_the_payment_and_does_not_move_it(ctx: TestContext) -> TestResult {
     let app = spawn_pm_app(&ctx, DEV_HMAC_KEY).await?;
@@ -326,6 +337,7 @@ pub async fn a_callback_with_another_amount_flags_the_payment_and_does_not_move_
     assert_eq!(app.state.db.payment_events(&id).await?.len(), 2);
     app.stop().await
 }
+backend_test!(a_callback_with_another_amount_flags_the_payment_and_does_not_move_it);
 
 pub async fn a_signed_callback_records_what_the_status_read_says_not_what_it_claims(ctx: TestContext) -> TestResult {
     let app = spawn_pm_app(&ctx, DEV_HMAC_KEY).await?;
@@ -344,6 +356,7 @@ pub async fn a_signed_callback_records_what_the_status_read_says_not_what_it_cla
     assert!(app.state.db.notifications_of(&open).await?.is_empty());
     app.stop().await
 }
+backend_test!(a_signed_callback_records_what_the_status_read_says_not_what_it_claims);
 
 pub async fn callbacks_for_providers_that_send_none_are_a_404(ctx: TestContext) -> TestResult {
     let app = spawn_pm_app(&ctx, DEV_HMAC_KEY).await?;
@@ -356,6 +369,7 @@ pub async fn callbacks_for_providers_that_send_none_are_a_404(ctx: TestContext) 
     assert_untouched(&app, &id).await?;
     app.stop().await
 }
+backend_test!(callbacks_for_providers_that_send_none_are_a_404);
 
 pub async fn the_pmpayment_peer_is_not_mounted_when_dev_simulators_is_off(ctx: TestContext) -> TestResult {
     let app = ctx.spawn_app_without_simulators().await?;
@@ -368,3 +382,4 @@ pub async fn the_pmpayment_peer_is_not_mounted_when_dev_simulators_is_off(ctx: T
     }
     app.stop().await
 }
+backend_test!(the_pmpayment_peer_is_not_mounted_when_dev_simulators_is_off);

@@ -167,6 +167,7 @@ pub async fn pmpayment_create_sends_the_signed_form_and_status_reads_map_the_cod
     assert_eq!(state.transaction_reference.as_deref(), Some("KZ-2026-77"));
     Ok(())
 }
+plain_test!(pmpayment_create_sends_the_signed_form_and_status_reads_map_the_codes);
 
 /// The create's error, which must come within a few seconds.
 async fn create_error(provider: &Provider, mode: Mode, timeout_secs: u64) -> anyhow::Result<ProviderError> {
@@ -184,24 +185,28 @@ pub async fn pmpayment_provider_down_is_unavailable() -> TestResult {
     assert!(matches!(error, Some(ProviderError::Unavailable(_))), "{error:?}");
     Ok(())
 }
+plain_test!(pmpayment_provider_down_is_unavailable);
 
 pub async fn pmpayment_provider_answering_5xx_is_unavailable() -> TestResult {
     let error = create_error(&start().await?, Mode::ServerError, 5).await?;
     assert!(matches!(error, ProviderError::Unavailable(_)), "{error:?}");
     Ok(())
 }
+plain_test!(pmpayment_provider_answering_5xx_is_unavailable);
 
 pub async fn pmpayment_provider_answering_garbage_is_an_invalid_answer() -> TestResult {
     let error = create_error(&start().await?, Mode::Garbage, 5).await?;
     assert!(matches!(error, ProviderError::InvalidAnswer(_)), "{error:?}");
     Ok(())
 }
+plain_test!(pmpayment_provider_answering_garbage_is_an_invalid_answer);
 
 pub async fn pmpayment_provider_too_slow_is_unavailable_within_the_timeout() -> TestResult {
     let error = create_error(&start().await?, Mode::Hang, 1).await?;
     assert!(matches!(error, ProviderError::Unavailable(_)), "{error:?}");
     Ok(())
 }
+plain_test!(pmpayment_provider_too_slow_is_unavailable_within_the_timeout);
 
 pub async fn pmpayment_status_with_an_unknown_code_is_an_invalid_answer() -> TestResult {
     let provider = start().await?;
@@ -211,3 +216,4 @@ pub async fn pmpayment_status_with_an_unknown_code_is_an_invalid_answer() -> Tes
     assert!(matches!(error, Some(ProviderError::InvalidAnswer(_))), "{error:?}");
     Ok(())
 }
+plain_test!(pmpayment_status_with_an_unknown_code_is_an_invalid_answer);

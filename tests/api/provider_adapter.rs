@@ -151,6 +151,7 @@ pub async fn creation_sends_the_standard_request_and_returns_the_pay_page() -> T
     assert_eq!(state.transaction_reference.as_deref(), Some("KZ-2026-000123"));
     Ok(())
 }
+plain_test!(creation_sends_the_standard_request_and_returns_the_pay_page);
 
 pub async fn provider_failures_become_clear_errors_within_the_timeout() -> TestResult {
     let provider = start().await?;
@@ -187,6 +188,7 @@ pub async fn provider_failures_become_clear_errors_within_the_timeout() -> TestR
     assert!(matches!(down.create(&payment).await, Err(ProviderError::Unavailable(_))));
     Ok(())
 }
+plain_test!(provider_failures_become_clear_errors_within_the_timeout);
 
 pub async fn oauth2_tokens_are_fetched_once_and_reused() -> TestResult {
     let provider = start().await?;
@@ -204,3 +206,4 @@ pub async fn oauth2_tokens_are_fetched_once_and_reused() -> TestResult {
     assert_eq!(provider.tokens.load(Ordering::SeqCst), 1);
     Ok(())
 }
+plain_test!(oauth2_tokens_are_fetched_once_and_reused);

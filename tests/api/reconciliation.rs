@@ -137,6 +137,7 @@ pub async fn an_import_failing_midway_stores_nothing(ctx: TestContext) -> TestRe
     assert_eq!(stored(&ctx).await?, (0, 0, 0, 0), "no header, no rows, no audit entry");
     Ok(())
 }
+backend_test!(an_import_failing_midway_stores_nothing);
 
 pub async fn a_malformed_settlement_row_refuses_the_whole_file_naming_its_line(ctx: TestContext) -> TestResult {
     let mut text =
@@ -149,6 +150,7 @@ pub async fn a_malformed_settlement_row_refuses_the_whole_file_naming_its_line(c
     assert_eq!(stored(&ctx).await?, (0, 0, 0, 0));
     Ok(())
 }
+backend_test!(a_malformed_settlement_row_refuses_the_whole_file_naming_its_line);
 
 pub async fn a_malformed_bank_statement_is_refused_naming_its_element(ctx: TestContext) -> TestResult {
     let text = camt(MUENCHEN_IBAN, &[("B-1", "12.00", "x")]).replace("<Ntry>", "<!DOCTYPE x><Ntry>");
@@ -163,6 +165,7 @@ pub async fn a_malformed_bank_statement_is_refused_naming_its_element(ctx: TestC
     assert_eq!(stored(&ctx).await?, (0, 0, 0, 0));
     Ok(())
 }
+backend_test!(a_malformed_bank_statement_is_refused_naming_its_element);
 
 pub async fn the_same_file_twice_imports_nothing_new(ctx: TestContext) -> TestResult {
     let file = write(&ctx, "abrechnung.csv", &settlement(&[("T-1", "Zahlung", "12,00", "0,30", "PO-1")]))?;
@@ -186,6 +189,7 @@ pub async fn the_same_file_twice_imports_nothing_new(ctx: TestContext) -> TestRe
     assert_eq!(stored(&ctx).await?, (2, 1, 1, 2));
     Ok(())
 }
+backend_test!(the_same_file_twice_imports_nothing_new);
 
 pub async fn a_file_over_the_size_limit_is_refused_unread(ctx: TestContext) -> TestResult {
     let text = settlement(&[("T-1", "Zahlung", "12,00", "0,30", "PO-1"), ("T-2", "Zahlung", "8,00", "0,20", "PO-1")]);
@@ -201,6 +205,7 @@ pub async fn a_file_over_the_size_limit_is_refused_unread(ctx: TestContext) -> T
     assert_eq!(stored(&ctx).await?, (1, 2, 0, 1));
     Ok(())
 }
+backend_test!(a_file_over_the_size_limit_is_refused_unread);
 
 pub async fn a_file_of_another_tenant_is_refused(ctx: TestContext) -> TestResult {
     let migrated = run(&ctx, &["migrate"], &[])?;
@@ -233,6 +238,7 @@ pub async fn a_file_of_another_tenant_is_refused(ctx: TestContext) -> TestResult
     assert_eq!(stored(&ctx).await?, (1, 0, 1, 1));
     Ok(())
 }
+backend_test!(a_file_of_another_tenant_is_refused);
 
 /// A fee of 12.00 to München, paid on simulator A's pay page; returns pforte's transaction id.
 pub(crate) async fn pay_through_simulator(app: &TestApp, token: &str, request_id: &str) -> anyhow::Result<String> {
@@ -346,6 +352,7 @@ pub async fn reconciling_simulator_payments_finds_what_was_planted(ctx: TestCont
     assert_eq!(backwards.status.code(), Some(4));
     Ok(())
 }
+backend_test!(reconciling_simulator_payments_finds_what_was_planted);
 
 pub async fn finance_help_explains_import_and_reconcile() -> TestResult {
     for (args, words) in [
@@ -362,3 +369,4 @@ pub async fn finance_help_explains_import_and_reconcile() -> TestResult {
     }
     Ok(())
 }
+plain_test!(finance_help_explains_import_and_reconcile);

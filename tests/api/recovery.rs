@@ -76,6 +76,7 @@ pub async fn an_idempotency_key_left_by_a_dead_request_is_taken_over_after_the_r
     );
     app.stop().await
 }
+backend_test!(an_idempotency_key_left_by_a_dead_request_is_taken_over_after_the_request_timeout);
 
 /// The answer to a create is stored under its key in the payment's own transaction: a retry after
 /// a crash finds either both (and replays the answer) or neither (and creates the payment).
@@ -99,6 +100,7 @@ pub async fn a_creates_answer_is_stored_under_its_key_together_with_the_payment(
     assert_eq!(keys.claim("demo", "second", &hash).await?, Claim::InProgress);
     app.stop().await
 }
+backend_test!(a_creates_answer_is_stored_under_its_key_together_with_the_payment);
 
 /// A worker that dies holding messages leases them for 60 s at most; then another delivers them.
 pub async fn a_dead_workers_lease_lets_its_messages_go(ctx: TestContext) -> TestResult {
@@ -134,6 +136,7 @@ pub async fn a_dead_workers_lease_lets_its_messages_go(ctx: TestContext) -> Test
     );
     app.stop().await
 }
+backend_test!(a_dead_workers_lease_lets_its_messages_go);
 
 /// A backlog (after an outage, or many payments expiring at once) is delivered batch after batch
 /// without the worker's pause between them, which capped delivery at 50 messages a second.
@@ -170,3 +173,4 @@ pub async fn a_backlog_of_notifications_is_delivered_without_pausing_between_bat
     assert!(longest_gap < 900, "no pause between batches: {longest_gap} ms between two attempts");
     app.stop().await
 }
+backend_test!(a_backlog_of_notifications_is_delivered_without_pausing_between_batches);

@@ -77,6 +77,7 @@ pub async fn a_paid_payment_is_refunded_in_parts_and_the_refunds_are_listed(ctx:
     assert_eq!(ledger::tenant_total(&app.state.db, "09162000").await?, rust_decimal::Decimal::ZERO);
     app.stop().await
 }
+backend_test!(a_paid_payment_is_refunded_in_parts_and_the_refunds_are_listed);
 
 pub async fn an_open_payment_cannot_be_refunded(ctx: TestContext) -> TestResult {
     let app = ctx.spawn_app().await;
@@ -87,6 +88,7 @@ pub async fn an_open_payment_cannot_be_refunded(ctx: TestContext) -> TestResult 
     assert!(app.state.db.refunds_of(&id).await?.is_empty());
     app.stop().await
 }
+backend_test!(an_open_payment_cannot_be_refunded);
 
 async fn refused_amount(ctx: TestContext, amount: &str) -> TestResult {
     let app = ctx.spawn_app().await;
@@ -102,18 +104,22 @@ async fn refused_amount(ctx: TestContext, amount: &str) -> TestResult {
 pub async fn a_refund_of_zero_is_refused(ctx: TestContext) -> TestResult {
     refused_amount(ctx, "0").await
 }
+backend_test!(a_refund_of_zero_is_refused);
 
 pub async fn a_negative_refund_is_refused(ctx: TestContext) -> TestResult {
     refused_amount(ctx, "-1.00").await
 }
+backend_test!(a_negative_refund_is_refused);
 
 pub async fn a_refund_with_three_decimals_is_refused(ctx: TestContext) -> TestResult {
     refused_amount(ctx, "1.005").await
 }
+backend_test!(a_refund_with_three_decimals_is_refused);
 
 pub async fn a_refund_amount_sent_as_a_string_is_refused(ctx: TestContext) -> TestResult {
     refused_amount(ctx, "\"5.00\"").await
 }
+backend_test!(a_refund_amount_sent_as_a_string_is_refused);
 
 pub async fn refunds_adding_up_to_more_than_was_paid_are_refused(ctx: TestContext) -> TestResult {
     let app = ctx.spawn_app().await;
@@ -127,6 +133,7 @@ pub async fn refunds_adding_up_to_more_than_was_paid_are_refused(ctx: TestContex
     assert_eq!(app.state.db.refunds_of(&id).await?.len(), 2);
     app.stop().await
 }
+backend_test!(refunds_adding_up_to_more_than_was_paid_are_refused);
 
 pub async fn a_refund_replayed_with_its_idempotency_key_returns_the_first_answer(ctx: TestContext) -> TestResult {
     let app = ctx.spawn_app().await;
@@ -142,6 +149,7 @@ pub async fn a_refund_replayed_with_its_idempotency_key_returns_the_first_answer
     assert_eq!(app.state.db.refunds_of(&id).await?.len(), 1, "refunded once");
     app.stop().await
 }
+backend_test!(a_refund_replayed_with_its_idempotency_key_returns_the_first_answer);
 
 pub async fn an_idempotency_key_reused_for_another_refund_is_refused(ctx: TestContext) -> TestResult {
     let app = ctx.spawn_app().await;
@@ -154,6 +162,7 @@ pub async fn an_idempotency_key_reused_for_another_refund_is_refused(ctx: TestCo
     assert_eq!(app.state.db.refunds_of(&id).await?.len(), 1);
     app.stop().await
 }
+backend_test!(an_idempotency_key_reused_for_another_refund_is_refused);
 
 pub async fn concurrent_refunds_never_pay_back_more_than_was_paid(ctx: TestContext) -> TestResult {
     let app = Arc::new(ctx.spawn_app().await);
@@ -178,3 +187,4 @@ pub async fn concurrent_refunds_never_pay_back_more_than_was_paid(ctx: TestConte
     let app = Arc::try_unwrap(app).map_err(|_| anyhow::anyhow!("the app is still shared"))?;
     app.stop().await
 }
+backend_test!(concurrent_refunds_never_pay_back_more_than_was_paid);

@@ -35,3 +35,4 @@ pub async fn a_rule_sends_large_payments_to_another_provider(ctx: TestContext) -
     assert_eq!(routed, vec![("sim-pay".to_owned(), false), ("sim-pay-b".to_owned(), true)]);
     app.stop().await
 }
+backend_test!(a_rule_sends_large_payments_to_another_provider);

@@ -179,6 +179,7 @@ pub async fn discovery_names_the_simulator_as_issuer_with_code_flow_pkce_and_es2
     }
     app.stop().await
 }
+backend_test!(discovery_names_the_simulator_as_issuer_with_code_flow_pkce_and_es256);
 
 pub async fn code_flow_with_pkce_yields_a_verifiable_id_token_and_userinfo(ctx: TestContext) -> TestResult {
     let app = ctx.spawn_app().await;
@@ -230,6 +231,7 @@ pub async fn code_flow_with_pkce_yields_a_verifiable_id_token_and_userinfo(ctx: 
     assert_eq!(userinfo["postbox_reference"], claims.claim("postbox_reference").cloned().unwrap_or_default());
     app.stop().await
 }
+backend_test!(code_flow_with_pkce_yields_a_verifiable_id_token_and_userinfo);
 
 pub async fn company_account_takes_client_secret_post_and_delivers_organisation_claims(ctx: TestContext) -> TestResult {
     let app = ctx.spawn_app().await;
@@ -254,6 +256,7 @@ pub async fn company_account_takes_client_secret_post_and_delivers_organisation_
     assert_eq!(address["postal_code"], "80939");
     app.stop().await
 }
+backend_test!(company_account_takes_client_secret_post_and_delivers_organisation_claims);
 
 /// pforte's upstream client is the `openidconnect` crate: it must discover, log in, verify the ES256
 /// ID token (with its at_hash) and read UserInfo without any special casing.
@@ -311,6 +314,7 @@ pub async fn openidconnect_client_logs_in_against_the_simulator(ctx: TestContext
     assert_eq!(family_name.as_deref(), Some("von Drebenbusch-Dalgoßen"));
     app.stop().await
 }
+backend_test!(openidconnect_client_logs_in_against_the_simulator);
 
 pub async fn cancelling_the_login_redirects_with_access_denied_state_and_iss(ctx: TestContext) -> TestResult {
     let app = ctx.spawn_app().await;
@@ -332,6 +336,7 @@ pub async fn cancelling_the_login_redirects_with_access_denied_state_and_iss(ctx
     assert!(again.headers().get("location").is_none());
     app.stop().await
 }
+backend_test!(cancelling_the_login_redirects_with_access_denied_state_and_iss);
 
 pub async fn wrong_client_secret_is_refused_with_401_invalid_client(ctx: TestContext) -> TestResult {
     let app = ctx.spawn_app().await;
@@ -345,6 +350,7 @@ pub async fn wrong_client_secret_is_refused_with_401_invalid_client(ctx: TestCon
     assert!(body["error_description"].is_string());
     app.stop().await
 }
+backend_test!(wrong_client_secret_is_refused_with_401_invalid_client);
 
 pub async fn wrong_code_verifier_is_refused_as_invalid_grant(ctx: TestContext) -> TestResult {
     let app = ctx.spawn_app().await;
@@ -356,6 +362,7 @@ pub async fn wrong_code_verifier_is_refused_as_invalid_grant(ctx: TestContext) -
     assert_eq!(body["error"], "invalid_grant");
     app.stop().await
 }
+backend_test!(wrong_code_verifier_is_refused_as_invalid_grant);
 
 pub async fn a_code_is_redeemed_once_and_its_replay_revokes_the_access_token(ctx: TestContext) -> TestResult {
     let app = ctx.spawn_app().await;
@@ -376,6 +383,7 @@ pub async fn a_code_is_redeemed_once_and_its_replay_revokes_the_access_token(ctx
     assert!(userinfo.headers()["www-authenticate"].to_str()?.contains("invalid_token"));
     app.stop().await
 }
+backend_test!(a_code_is_redeemed_once_and_its_replay_revokes_the_access_token);
 
 pub async fn unknown_redirect_uri_shows_an_error_page_and_does_not_redirect(ctx: TestContext) -> TestResult {
     let app = ctx.spawn_app().await;
@@ -396,6 +404,7 @@ pub async fn unknown_redirect_uri_shows_an_error_page_and_does_not_redirect(ctx:
     }
     app.stop().await
 }
+backend_test!(unknown_redirect_uri_shows_an_error_page_and_does_not_redirect);
 
 pub async fn missing_pkce_challenge_is_redirected_back_as_invalid_request(ctx: TestContext) -> TestResult {
     let app = ctx.spawn_app().await;
@@ -416,6 +425,7 @@ pub async fn missing_pkce_challenge_is_redirected_back_as_invalid_request(ctx: T
     assert_eq!(answer["error"], "invalid_request", "only S256 is accepted");
     app.stop().await
 }
+backend_test!(missing_pkce_challenge_is_redirected_back_as_invalid_request);
 
 pub async fn logout_sends_the_browser_back_to_pforte_with_its_state(ctx: TestContext) -> TestResult {
     let app = ctx.spawn_app().await;
@@ -432,6 +442,7 @@ pub async fn logout_sends_the_browser_back_to_pforte_with_its_state(ctx: TestCon
     assert!(response.text().await?.contains("abgemeldet"));
     app.stop().await
 }
+backend_test!(logout_sends_the_browser_back_to_pforte_with_its_state);
 
 pub async fn simulators_are_not_mounted_when_dev_simulators_is_off(ctx: TestContext) -> TestResult {
     let app = ctx.spawn_app_without_simulators().await?;
@@ -446,3 +457,4 @@ pub async fn simulators_are_not_mounted_when_dev_simulators_is_off(ctx: TestCont
     assert_eq!(app.get("/healthz").await.status(), 200);
     app.stop().await
 }
+backend_test!(simulators_are_not_mounted_when_dev_simulators_is_off);

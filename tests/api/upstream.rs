@@ -191,6 +191,7 @@ pub async fn authorization_request_carries_state_nonce_pkce_s256_acr_values_and_
     assert_ne!(again.pending.pkce_verifier, request.pending.pkce_verifier);
     Ok(())
 }
+plain_test!(authorization_request_carries_state_nonce_pkce_s256_acr_values_and_the_provider_callback);
 
 pub async fn acr_values_ask_for_the_lowest_mapped_level_at_or_above_the_required_one() -> TestResult {
     let f = fixture().await?;
@@ -207,6 +208,7 @@ pub async fn acr_values_ask_for_the_lowest_mapped_level_at_or_above_the_required
     assert!(matches!(refused, Err(UpstreamError::LevelNotOffered(Level::Substantial))), "{refused:?}");
     Ok(())
 }
+plain_test!(acr_values_ask_for_the_lowest_mapped_level_at_or_above_the_required_one);
 
 pub async fn login_yields_subject_level_and_only_the_mapped_claims() -> TestResult {
     let f = fixture().await?;
@@ -234,6 +236,7 @@ pub async fn login_yields_subject_level_and_only_the_mapped_claims() -> TestResu
     assert!(!debug.contains("Erika") && !debug.contains(SUBJECT), "Debug shows personal data: {debug}");
     Ok(())
 }
+plain_test!(login_yields_subject_level_and_only_the_mapped_claims);
 
 pub async fn login_without_userinfo_endpoint_uses_the_id_token_alone() -> TestResult {
     let f = fixture().await?;
@@ -244,6 +247,7 @@ pub async fn login_without_userinfo_endpoint_uses_the_id_token_alone() -> TestRe
     assert_eq!(f.op.hits().userinfo, 0);
     Ok(())
 }
+plain_test!(login_without_userinfo_endpoint_uses_the_id_token_alone);
 
 pub async fn code_is_redeemed_with_client_secret_post() -> TestResult {
     let auth = "method = \"client_secret_post\"\nsecret = \"plain:mock-secret-of-at-least-32-bytes\"";
@@ -251,6 +255,7 @@ pub async fn code_is_redeemed_with_client_secret_post() -> TestResult {
     f.login().await?;
     Ok(())
 }
+plain_test!(code_is_redeemed_with_client_secret_post);
 
 pub async fn code_is_redeemed_with_a_private_key_jwt_from_a_jwk() -> TestResult {
     let key = Key::generate("pforte-client-key");
@@ -266,6 +271,7 @@ pub async fn code_is_redeemed_with_a_private_key_jwt_from_a_jwk() -> TestResult 
     assert_eq!(header["kid"], "pforte-client-key");
     Ok(())
 }
+plain_test!(code_is_redeemed_with_a_private_key_jwt_from_a_jwk);
 
 pub async fn code_is_redeemed_with_a_private_key_jwt_from_a_pem_key() -> TestResult {
     let key = Key::generate("unused");
@@ -278,6 +284,7 @@ pub async fn code_is_redeemed_with_a_private_key_jwt_from_a_pem_key() -> TestRes
     assert_ne!(first, f.op.last_token_form()["client_assertion"]);
     Ok(())
 }
+plain_test!(code_is_redeemed_with_a_private_key_jwt_from_a_pem_key);
 
 pub async fn wrong_pkce_verifier_is_refused_by_the_provider() -> TestResult {
     let f = fixture().await?;
@@ -288,6 +295,7 @@ pub async fn wrong_pkce_verifier_is_refused_by_the_provider() -> TestResult {
     assert_invalid(f.complete(&pending, &callback).await.expect_err("refused"), "invalid_grant");
     Ok(())
 }
+plain_test!(wrong_pkce_verifier_is_refused_by_the_provider);
 
 pub async fn id_token_signed_with_another_key_is_refused() -> TestResult {
     let f = fixture().await?;
@@ -295,6 +303,7 @@ pub async fn id_token_signed_with_another_key_is_refused() -> TestResult {
     assert_invalid(f.failed_login().await, "signature");
     Ok(())
 }
+plain_test!(id_token_signed_with_another_key_is_refused);
 
 pub async fn id_token_from_another_issuer_is_refused() -> TestResult {
     let f = fixture().await?;
@@ -302,6 +311,7 @@ pub async fn id_token_from_another_issuer_is_refused() -> TestResult {
     assert_invalid(f.failed_login().await, "issuer");
     Ok(())
 }
+plain_test!(id_token_from_another_issuer_is_refused);
 
 pub async fn id_token_for_another_audience_is_refused() -> TestResult {
     let f = fixture().await?;
@@ -309,6 +319,7 @@ pub async fn id_token_for_another_audience_is_refused() -> TestResult {
     assert_invalid(f.failed_login().await, "aud");
     Ok(())
 }
+plain_test!(id_token_for_another_audience_is_refused);
 
 pub async fn id_token_authorized_for_another_party_is_refused() -> TestResult {
     let f = fixture().await?;
@@ -316,6 +327,7 @@ pub async fn id_token_authorized_for_another_party_is_refused() -> TestResult {
     assert_invalid(f.failed_login().await, "azp");
     Ok(())
 }
+plain_test!(id_token_authorized_for_another_party_is_refused);
 
 pub async fn id_token_with_another_nonce_is_refused() -> TestResult {
     let f = fixture().await?;
@@ -323,6 +335,7 @@ pub async fn id_token_with_another_nonce_is_refused() -> TestResult {
     assert_invalid(f.failed_login().await, "nonce");
     Ok(())
 }
+plain_test!(id_token_with_another_nonce_is_refused);
 
 pub async fn expired_id_token_is_refused() -> TestResult {
     let f = fixture().await?;
@@ -330,6 +343,7 @@ pub async fn expired_id_token_is_refused() -> TestResult {
     assert_invalid(f.failed_login().await, "expired");
     Ok(())
 }
+plain_test!(expired_id_token_is_refused);
 
 pub async fn id_token_expired_by_less_than_the_clock_skew_is_accepted() -> TestResult {
     let f = fixture().await?;
@@ -338,6 +352,7 @@ pub async fn id_token_expired_by_less_than_the_clock_skew_is_accepted() -> TestR
     f.login().await?;
     Ok(())
 }
+plain_test!(id_token_expired_by_less_than_the_clock_skew_is_accepted);
 
 pub async fn unsigned_id_token_with_alg_none_is_refused() -> TestResult {
     let f = fixture().await?;
@@ -345,6 +360,7 @@ pub async fn unsigned_id_token_with_alg_none_is_refused() -> TestResult {
     assert_invalid(f.failed_login().await, "algorithm");
     Ok(())
 }
+plain_test!(unsigned_id_token_with_alg_none_is_refused);
 
 pub async fn hs256_id_token_keyed_with_the_public_key_is_refused() -> TestResult {
     let f = fixture().await?;
@@ -352,6 +368,7 @@ pub async fn hs256_id_token_keyed_with_the_public_key_is_refused() -> TestResult
     assert_invalid(f.failed_login().await, "algorithm");
     Ok(())
 }
+plain_test!(hs256_id_token_keyed_with_the_public_key_is_refused);
 
 pub async fn hs256_id_token_keyed_with_the_client_secret_is_refused() -> TestResult {
     let f = fixture().await?;
@@ -361,6 +378,7 @@ pub async fn hs256_id_token_keyed_with_the_client_secret_is_refused() -> TestRes
     assert_invalid(error, "algorithm");
     Ok(())
 }
+plain_test!(hs256_id_token_keyed_with_the_client_secret_is_refused);
 
 pub async fn id_token_without_subject_is_refused() -> TestResult {
     let f = fixture().await?;
@@ -368,6 +386,7 @@ pub async fn id_token_without_subject_is_refused() -> TestResult {
     assert_invalid(f.failed_login().await, "token response");
     Ok(())
 }
+plain_test!(id_token_without_subject_is_refused);
 
 pub async fn rotated_key_is_fetched_once_and_the_login_succeeds() -> TestResult {
     let f = fixture().await?;
@@ -387,6 +406,7 @@ pub async fn rotated_key_is_fetched_once_and_the_login_succeeds() -> TestResult 
     assert_eq!(f.op.hits().jwks, 2);
     Ok(())
 }
+plain_test!(rotated_key_is_fetched_once_and_the_login_succeeds);
 
 pub async fn key_never_published_is_refused_and_refetched_at_most_once_a_minute() -> TestResult {
     let f = fixture().await?;
@@ -401,6 +421,7 @@ pub async fn key_never_published_is_refused_and_refetched_at_most_once_a_minute(
     assert_eq!(f.op.hits().jwks, 3, "one refetch after the cooldown");
     Ok(())
 }
+plain_test!(key_never_published_is_refused_and_refetched_at_most_once_a_minute);
 
 pub async fn token_endpoint_failing_with_500_makes_the_provider_unavailable() -> TestResult {
     let f = fixture().await?;
@@ -409,6 +430,7 @@ pub async fn token_endpoint_failing_with_500_makes_the_provider_unavailable() ->
     assert!(matches!(&error, UpstreamError::Unavailable(reason) if reason.contains("500")), "{error:?}");
     Ok(())
 }
+plain_test!(token_endpoint_failing_with_500_makes_the_provider_unavailable);
 
 pub async fn hanging_token_endpoint_fails_as_unavailable_within_the_timeout() -> TestResult {
     let f = fixture_with(BASIC_AUTH, ExpectedAuth::Basic, Duration::from_secs(1)).await?;
@@ -420,6 +442,7 @@ pub async fn hanging_token_endpoint_fails_as_unavailable_within_the_timeout() ->
     assert_eq!(f.op.hits().token, 1);
     Ok(())
 }
+plain_test!(hanging_token_endpoint_fails_as_unavailable_within_the_timeout);
 
 pub async fn unreachable_provider_is_unavailable() -> TestResult {
     let f = fixture().await?;
@@ -427,6 +450,7 @@ pub async fn unreachable_provider_is_unavailable() -> TestResult {
     assert!(matches!(error, UpstreamError::Unavailable(_)), "{error:?}");
     Ok(())
 }
+plain_test!(unreachable_provider_is_unavailable);
 
 pub async fn discovery_naming_another_issuer_is_refused() -> TestResult {
     let f = fixture().await?;
@@ -436,6 +460,7 @@ pub async fn discovery_naming_another_issuer_is_refused() -> TestResult {
     assert_eq!(f.op.hits().jwks, 0, "keys of an impostor are not even fetched");
     Ok(())
 }
+plain_test!(discovery_naming_another_issuer_is_refused);
 
 pub async fn garbage_discovery_document_makes_the_provider_unavailable() -> TestResult {
     let f = fixture().await?;
@@ -444,6 +469,7 @@ pub async fn garbage_discovery_document_makes_the_provider_unavailable() -> Test
     assert!(matches!(error, UpstreamError::Unavailable(_)), "{error:?}");
     Ok(())
 }
+plain_test!(garbage_discovery_document_makes_the_provider_unavailable);
 
 pub async fn discovery_is_cached_until_the_refresh_interval_passes() -> TestResult {
     let f = fixture().await?;
@@ -455,6 +481,7 @@ pub async fn discovery_is_cached_until_the_refresh_interval_passes() -> TestResu
     assert_eq!((f.op.hits().discovery, f.op.hits().jwks), (2, 2));
     Ok(())
 }
+plain_test!(discovery_is_cached_until_the_refresh_interval_passes);
 
 pub async fn userinfo_about_another_subject_is_refused() -> TestResult {
     let f = fixture().await?;
@@ -462,6 +489,7 @@ pub async fn userinfo_about_another_subject_is_refused() -> TestResult {
     assert_invalid(f.failed_login().await, "another subject");
     Ok(())
 }
+plain_test!(userinfo_about_another_subject_is_refused);
 
 pub async fn unmapped_acr_is_an_unknown_level() -> TestResult {
     let f = fixture().await?;
@@ -470,6 +498,7 @@ pub async fn unmapped_acr_is_an_unknown_level() -> TestResult {
     assert!(matches!(&error, UpstreamError::UnknownLevel(acr) if acr == "urn:example:mfa"), "{error:?}");
     Ok(())
 }
+plain_test!(unmapped_acr_is_an_unknown_level);
 
 pub async fn login_below_the_required_level_is_refused() -> TestResult {
     let f = fixture().await?;
@@ -483,6 +512,7 @@ pub async fn login_below_the_required_level_is_refused() -> TestResult {
     );
     Ok(())
 }
+plain_test!(login_below_the_required_level_is_refused);
 
 pub async fn response_with_another_state_is_refused() -> TestResult {
     let f = fixture().await?;
@@ -497,6 +527,7 @@ pub async fn response_with_another_state_is_refused() -> TestResult {
     assert_eq!(f.op.hits().token, 0, "no code is redeemed for a forged response");
     Ok(())
 }
+plain_test!(response_with_another_state_is_refused);
 
 pub async fn iss_parameter_of_another_issuer_is_refused_as_a_mix_up() -> TestResult {
     let f = fixture().await?;
@@ -508,6 +539,7 @@ pub async fn iss_parameter_of_another_issuer_is_refused_as_a_mix_up() -> TestRes
     assert_eq!(f.op.hits().token, 0);
     Ok(())
 }
+plain_test!(iss_parameter_of_another_issuer_is_refused_as_a_mix_up);
 
 pub async fn missing_iss_parameter_is_refused_when_the_provider_announces_it() -> TestResult {
     let f = fixture().await?;
@@ -521,6 +553,7 @@ pub async fn missing_iss_parameter_is_refused_when_the_provider_announces_it() -
     f.complete(&request.pending, &callback).await?;
     Ok(())
 }
+plain_test!(missing_iss_parameter_is_refused_when_the_provider_announces_it);
 
 pub async fn missing_iss_parameter_is_accepted_when_the_provider_does_not_announce_it() -> TestResult {
     let f = fixture().await?;
@@ -530,6 +563,7 @@ pub async fn missing_iss_parameter_is_accepted_when_the_provider_does_not_announ
     f.complete(&request.pending, &callback).await?;
     Ok(())
 }
+plain_test!(missing_iss_parameter_is_accepted_when_the_provider_does_not_announce_it);
 
 pub async fn response_at_another_providers_callback_is_refused() -> TestResult {
     let f = fixture().await?;
@@ -541,6 +575,7 @@ pub async fn response_at_another_providers_callback_is_refused() -> TestResult {
     assert_eq!(f.op.hits().token, 0);
     Ok(())
 }
+plain_test!(response_at_another_providers_callback_is_refused);
 
 pub async fn upstream_access_denied_is_reported_as_denied() -> TestResult {
     let f = fixture().await?;
@@ -566,6 +601,7 @@ pub async fn upstream_access_denied_is_reported_as_denied() -> TestResult {
     assert!(matches!(error, UpstreamError::StateMismatch), "{error:?}");
     Ok(())
 }
+plain_test!(upstream_access_denied_is_reported_as_denied);
 
 pub async fn pending_login_survives_a_round_trip_and_never_shows_its_secrets() -> TestResult {
     let f = fixture().await?;
@@ -580,6 +616,7 @@ pub async fn pending_login_survives_a_round_trip_and_never_shows_its_secrets() -
     }
     Ok(())
 }
+plain_test!(pending_login_survives_a_round_trip_and_never_shows_its_secrets);
 
 pub async fn complete_can_run_on_a_spawned_task() -> TestResult {
     let f = Arc::new(fixture().await?);
@@ -591,6 +628,7 @@ pub async fn complete_can_run_on_a_spawned_task() -> TestResult {
     assert_eq!(identity.level, Level::Substantial);
     Ok(())
 }
+plain_test!(complete_can_run_on_a_spawned_task);
 
 fn base64_url(text: &str) -> Vec<u8> {
     use base64::Engine;
