@@ -31,6 +31,9 @@ pub struct Application {
     port: u16,
     state: AppState,
     shutdown: CancellationToken,
+    /// The development simulators, when `dev.simulators` is on; they keep their own state.
+    #[cfg(feature = "simulators")]
+    simulators: Option<crate::dev::Simulators>,
 }
 
 impl Application {
@@ -57,9 +60,38 @@ impl Application {
         registry: Registry,
         clock: SharedClock,
     ) -> anyhow::Result<Application> {
+        #[cfg(feature = "simulators")]
+        let simulators = match settings.dev.simulators {
+            true => Some(crate::dev::Simulators::new(&settings, &registry, clock.clone())?),
+            false => None,
+        };
+        #[cfg(not(feature = "simulators"))]
+        anyhow::ensure!(!settings.dev.simulators, "dev.simulators is on, but this build has no simulators");
         let state = build_state(settings, registry, clock)?;
         let port = listener.local_addr()?.port();
-        Ok(Application { listener, port, state, shutdown: CancellationToken::new() })
+        Ok(Application {
+            listener,
+            port,
+            state,
+            shutdown: CancellationToken::new(),
+            #[cfg(feature = "simulators")]
+            simulators,
+        })
+    }
+
+    /// The development simulators, when they run (tests reach into the pmPayment peer).
+    #[cfg(feature = "simulators")]
+    pub fn simulators(&self) -> Option<crate::dev::Simulators> {
+        self.simulators.clone()
+    }
+
+    /// The routes `http` mounts beside pforte's own: the simulators', when they run.
+    fn extra_routes(&self) -> axum::Router {
+        #[cfg(feature = "simulators")]
+        if let Some(simulators) = &self.simulators {
+            return simulators.router();
+        }
+        axum::Router::new()
     }
 
     pub fn port(&self) -> u16 {
@@ -78,7 +110,8 @@ impl Application {
     /// Serves until the shutdown token is cancelled; in-flight requests get the configured grace
     /// period to finish, background work stops, and the database pool closes.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let Application { listener, port, state, shutdown } = self;
+        let extra_routes = self.extra_routes();
+        let Application { listener, port, state, shutdown, .. } = self;
         let mut workers: Vec<JoinHandle<()>> = vec![
             tokio::spawn(bootstrap(state.clone(), shutdown.clone())),
             tokio::spawn(purge_expired(state.clone(), shutdown.clone())),
@@ -98,7 +131,7 @@ impl Application {
         );
 
         let grace = Duration::from_secs(state.settings.server.shutdown_grace_secs);
-        let router = crate::http::router(state.clone());
+        let router = crate::http::router(state.clone(), extra_routes);
         let server = axum::serve(listener, router).with_graceful_shutdown(shutdown.clone().cancelled_owned());
         let grace_over = {
             let shutdown = shutdown.clone();
@@ -134,11 +167,6 @@ fn build_state(settings: Settings, registry: Registry, clock: SharedClock) -> an
     }
     let audit = AuditLog::new(db.clone(), clock.clone());
     let keys = KeyService::new(db.clone(), master, clock.clone(), audit.clone(), settings.keys.retired_publish_secs);
-    let dev = if settings.dev.simulators {
-        Some(Arc::new(crate::dev::Simulators::generate(&registry, &settings.issuer())?))
-    } else {
-        None
-    };
     let http = crate::http_client::outbound_client()?;
     let registry = Arc::new(registry);
     let issuer = settings.issuer();
@@ -202,7 +230,6 @@ fn build_state(settings: Settings, registry: Registry, clock: SharedClock) -> an
         refunds,
         finance,
         payment_callbacks,
-        dev,
     }))
 }
 

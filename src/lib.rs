@@ -6,6 +6,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod crypto;
+#[cfg(feature = "simulators")]
 pub mod dev;
 pub mod finance;
 pub mod http;

@@ -429,10 +429,10 @@ fn every_security_measure_the_code_cites_is_numbered_in_security_md() {
     collect_rs(&root().join("tests"), &mut files);
     // This file names the pattern itself.
     files.retain(|file| !file.ends_with("tests/architecture.rs"));
-    let pattern = "security.md #";
+    let pattern = "SECURITY.md #";
     let mut unknown = Vec::new();
     for file in &files {
-        // Case-insensitive: the old citations wrote `security.md #N`.
+        // Case-insensitive: the old citations wrote `SECURITY.md #N`.
         let text = fs::read_to_string(file).unwrap().to_lowercase();
         for (at, _) in text.match_indices(pattern) {
             let digits: String = text[at + pattern.len()..].chars().take_while(char::is_ascii_digit).collect();

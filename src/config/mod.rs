@@ -295,7 +295,14 @@ impl Settings {
         if url.query().is_some() || url.fragment().is_some() {
             problems.push("settings", "server.public_url", "must not carry a query or fragment");
         }
-        if self.dev.simulators && !loopback {
+        if self.dev.simulators && !cfg!(feature = "simulators") {
+            problems.push(
+                "settings",
+                "dev.simulators",
+                "this build has no development simulators (built without the cargo feature `simulators`); \
+                 set dev.simulators = false or use a build with the feature",
+            );
+        } else if self.dev.simulators && !loopback {
             problems.push(
                 "settings",
                 "dev.simulators",

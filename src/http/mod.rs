@@ -27,9 +27,12 @@ use tower_http::timeout::TimeoutLayer;
 use crate::http::state::AppState;
 use error::{ApiError, ErrorCode};
 
-pub fn router(state: AppState) -> Router {
-    let limits = &state.settings.server;
-    let mut routes = Router::new()
+/// pforte's routes and `extra_routes` (the development simulators, when `app` mounts them), behind
+/// the layers every request passes through.
+pub fn router(state: AppState, extra_routes: Router) -> Router {
+    let timeout = Duration::from_secs(state.settings.server.request_timeout_secs);
+    let body_limit = state.settings.server.body_limit_bytes;
+    let routes = Router::new()
         .merge(home::router())
         .merge(health::router())
         .merge(jwks::router())
@@ -38,25 +41,20 @@ pub fn router(state: AppState) -> Router {
         .merge(finance::router())
         .merge(finance_reports::router())
         .merge(callbacks::router())
-        .merge(openapi::router());
-    // The configuration allows simulators only on a loopback public URL.
-    if state.settings.dev.simulators {
-        routes = routes.merge(crate::dev::router(&state));
-    }
+        .merge(openapi::router())
+        .with_state(state)
+        .merge(extra_routes);
     let mut router = routes
         .fallback(not_found)
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            Duration::from_secs(limits.request_timeout_secs),
-        ))
+        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, timeout))
         .layer(DefaultBodyLimit::disable())
-        .layer(RequestBodyLimitLayer::new(limits.body_limit_bytes))
+        .layer(RequestBodyLimitLayer::new(body_limit))
         // Outside the limits and the timeout, so their bare responses get the standard body too.
         .layer(axum::middleware::map_response(middleware::standard_error_body));
     for (name, value) in middleware::security_headers() {
         router = router.layer(SetResponseHeaderLayer::if_not_present(name, value));
     }
-    router.layer(axum::middleware::from_fn(middleware::request_context)).with_state(state)
+    router.layer(axum::middleware::from_fn(middleware::request_context))
 }
 
 async fn not_found() -> ApiError {

@@ -40,8 +40,6 @@ pub struct Shared {
     /// Finance staff tokens and the check of every use (`finance::access`).
     pub finance: crate::finance::FinanceAccess,
     pub payment_callbacks: crate::payment::callbacks::PaymentCallbacks,
-    /// The development simulators of the upstream account providers; `None` unless `dev.simulators`.
-    pub dev: Option<Arc<crate::dev::Simulators>>,
 }
 
 impl AppState {

@@ -91,6 +91,8 @@ pub fn shipped_registry_figment(figment: Figment) -> Figment {
 pub struct TestApp {
     pub address: String,
     pub state: AppState,
+    /// The development simulators, when this app runs them (they keep their own state).
+    pub simulators: Option<pforte::dev::Simulators>,
     pub client: reqwest::Client,
     shutdown: CancellationToken,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
@@ -125,11 +127,12 @@ impl TestContext {
             .expect("shipped registry");
         let app = Application::build_on(listener, settings, registry, clock).expect("application");
         let state = app.state();
+        let simulators = app.simulators();
         let shutdown = app.shutdown_token();
         let server = tokio::spawn(app.run_until_stopped());
         state.readiness.wait().await;
         let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
-        TestApp { address, state, client, shutdown, server: Some(server) }
+        TestApp { address, state, simulators, client, shutdown, server: Some(server) }
     }
 
     /// An app as in production: simulators off, an empty registry (the shipped one is development

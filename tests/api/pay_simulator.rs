@@ -259,7 +259,7 @@ backend_test!(pay_simulator_unknown_transaction_is_a_404_problem);
 
 pub async fn pay_simulator_is_not_mounted_when_dev_simulators_is_off(ctx: TestContext) -> TestResult {
     let app = ctx.spawn_app_without_simulators().await?;
-    assert!(app.state.dev.is_none());
+    assert!(app.simulators.is_none());
     let response = app.client.post(create_url(&app)).json(&request_body("req-off")).send().await?;
     assert_eq!(response.status(), 404);
     for path in [format!("{BASE}/paymenttransaction/{ORIGINATOR}/{ENDPOINT}/x"), format!("{BASE}/page/x")] {

@@ -8,9 +8,8 @@ use std::sync::Arc;
 
 use hmac::{Hmac, Mac};
 use pforte::clock::SystemClock;
-use pforte::dev::pay::Decision;
-use pforte::dev::pmpay::DEV_HMAC_KEY;
-use pforte::payment::PaymentMethod;
+use pforte::dev::pmpayment::DEV_HMAC_KEY;
+use pforte::dev::xbezahldienste::{Decision, PaymentMethod};
 use serde_json::{json, Value};
 
 use crate::helpers::{copy_dir, TestApp, TestContext, TestResult, MANIFEST_DIR};
@@ -201,7 +200,8 @@ async fn post_callback(app: &TestApp, provider: &str, form: String) -> anyhow::R
 /// Pays at the peer without its notify (as if the provider's callback got lost): a status read now
 /// says PAYED, so a callback that wrongly reached one would move the payment.
 fn paid_at_peer_silently(app: &TestApp, id: &str) -> TestResult {
-    let peer = &app.state.dev.as_ref().expect("simulators").pmpay;
+    let simulators = app.simulators.as_ref().expect("simulators");
+    let peer = simulators.pmpayment();
     peer.decide(id, Decision::Pay(PaymentMethod::Giropay), chrono::Utc::now()).map_err(|e| anyhow::anyhow!("{e:?}"))?;
     Ok(())
 }

@@ -446,7 +446,7 @@ backend_test!(logout_sends_the_browser_back_to_pforte_with_its_state);
 
 pub async fn simulators_are_not_mounted_when_dev_simulators_is_off(ctx: TestContext) -> TestResult {
     let app = ctx.spawn_app_without_simulators().await?;
-    assert!(app.state.dev.is_none());
+    assert!(app.simulators.is_none());
     for path in ["/dev/bundid/.well-known/openid-configuration", "/dev/unternehmenskonto/jwks", "/dev/bundid/authorize"]
     {
         let response = app.get(path).await;

@@ -2,7 +2,7 @@
 //! only pforte's stylesheet, every control labelled.
 
 use super::personas::{LevelOption, Persona};
-use crate::http::html::escape;
+use crate::dev::escape;
 
 /// What the login page needs to show.
 pub struct LoginPage<'a> {
@@ -95,7 +95,7 @@ fn document(display_name: &str, heading: &str, body: &str) -> String {
         display_name = escape(display_name),
         heading = escape(heading),
     );
-    crate::http::html::document("de", &format!("{heading} – {display_name}"), &body)
+    crate::dev::document(&format!("{heading} – {display_name}"), &body)
 }
 
 #[cfg(test)]

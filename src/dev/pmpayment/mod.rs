@@ -1,6 +1,7 @@
-//! The development pmPayment peer under `/dev/pmpay`: a server speaking pmPayment's legacy form
-//! protocol (see `payment::provider::pmpayment`), so pforte's pmPayment adapter and its callback
-//! endpoint run against the real protocol without a contract with govconnect.
+//! The pmPayment peer under `/dev/pmpay`: a server speaking pmPayment's legacy form protocol (the
+//! shared reference `xbezahldienste.md`, "pmPayment legacy"; its fields and signature in `protocol`),
+//! so pforte's pmPayment adapter and its callback endpoint run against the protocol without a
+//! contract with govconnect.
 //!
 //! - `POST /dev/pmpay/payment/secure` takes the signed create form and answers `{url, txid}`; a
 //!   missing or wrong `hash` is refused with 401, a missing field with 400, a known `txid` with 409;
@@ -15,7 +16,7 @@
 //! lives in memory and is forgotten 24 hours after creation; payer data is never logged.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -26,11 +27,16 @@ use axum::{Json, Router};
 use chrono::{DateTime, Datelike, Utc};
 use serde_json::{json, Value};
 
-use super::pay::{html, location, DecideError, Decision, OFFERED_METHODS, RETENTION_SECS};
-use super::{pay_pages, pmpay_pages};
-use crate::http::state::AppState;
-use crate::payment::provider::pmpayment::{read_form, signature, status_code, verify, CREATE_FIELDS, NOTIFY_FIELDS};
-use crate::payment::{PaymentMethod, Status};
+mod pages;
+pub mod protocol;
+
+use protocol::{read_form, sign, signed, status_code, CREATE_FIELDS, NOTIFY_FIELDS};
+
+use super::xbezahldienste::pages as pay_pages;
+use super::xbezahldienste::{
+    html, location, DecideError, Decision, PaymentMethod, Status, OFFERED_METHODS, RETENTION_SECS,
+};
+use super::Context;
 
 /// Where the peer is mounted.
 pub const BASE_PATH: &str = "/dev/pmpay";
@@ -93,7 +99,7 @@ impl PmPaySimulator {
         let form = read_form(body).map_err(CreateError::Invalid)?;
         let hash = form.get("hash").ok_or(CreateError::Unauthenticated)?;
         let values = CREATE_FIELDS.map(|field| form.get(field).map_or("", String::as_str));
-        if !verify(DEV_HMAC_KEY.as_bytes(), &values, hash) {
+        if !signed(DEV_HMAC_KEY.as_bytes(), &values, hash) {
             return Err(CreateError::Unauthenticated);
         }
         let [ags, amount, procedure, desc, accounting_record, txid, notify_url, redirect_url] = values;
@@ -168,7 +174,7 @@ impl PmPaySimulator {
             now.timestamp().to_string(),
             crate::crypto::random_token(),
         ];
-        let hash = signature(DEV_HMAC_KEY.as_bytes(), &values.each_ref().map(String::as_str));
+        let hash = sign(DEV_HMAC_KEY.as_bytes(), &values.each_ref().map(String::as_str));
         let mut form: Vec<(&'static str, String)> = NOTIFY_FIELDS.into_iter().zip(values).collect();
         form.push(("hash", hash));
         let notice =
@@ -187,24 +193,28 @@ impl PmPaySimulator {
     }
 }
 
-pub fn router() -> Router<AppState> {
+/// The handlers' state.
+#[derive(Clone)]
+struct PeerState {
+    peer: Arc<PmPaySimulator>,
+    context: Context,
+}
+
+/// The peer's routes, relative to [`BASE_PATH`].
+pub(crate) fn router(peer: Arc<PmPaySimulator>, context: Context) -> Router {
     Router::new()
         .route("/payment/secure", post(create))
         .route("/payment/status/{ags}/{txid}", get(status))
         .route("/page/{txid}", get(page).post(decide))
+        .with_state(PeerState { peer, context })
 }
 
-fn instance(state: &AppState) -> Option<&PmPaySimulator> {
-    state.dev.as_deref().map(|simulators| &simulators.pmpay)
+fn page_url(state: &PeerState, txid: &str) -> String {
+    format!("{}{BASE_PATH}/page/{txid}", state.context.issuer)
 }
 
-fn page_url(state: &AppState, txid: &str) -> String {
-    format!("{}{BASE_PATH}/page/{txid}", state.settings.issuer())
-}
-
-async fn create(State(state): State<AppState>, body: Bytes) -> Response {
-    let Some(sim) = instance(&state) else { return refused(StatusCode::NOT_FOUND, "NOT_FOUND", "No such peer.") };
-    match sim.create(&body, state.clock.now()) {
+async fn create(State(state): State<PeerState>, body: Bytes) -> Response {
+    match state.peer.create(&body, state.context.clock.now()) {
         Ok(txid) => json_response(StatusCode::OK, &json!({ "url": page_url(&state, &txid), "txid": txid })),
         Err(CreateError::Unauthenticated) => {
             refused(StatusCode::UNAUTHORIZED, "INVALID_HASH", "The hash is missing or does not match.")
@@ -214,8 +224,8 @@ async fn create(State(state): State<AppState>, body: Bytes) -> Response {
     }
 }
 
-async fn status(State(state): State<AppState>, Path((ags, txid)): Path<(String, String)>) -> Response {
-    let transaction = instance(&state).and_then(|sim| sim.transaction(&txid, state.clock.now()));
+async fn status(State(state): State<PeerState>, Path((ags, txid)): Path<(String, String)>) -> Response {
+    let transaction = state.peer.transaction(&txid, state.context.clock.now());
     let Some(transaction) = transaction.filter(|t| t.ags == ags) else {
         return refused(StatusCode::NOT_FOUND, "NOT_FOUND", "No such transaction for this ags.");
     };
@@ -233,28 +243,27 @@ async fn status(State(state): State<AppState>, Path((ags, txid)): Path<(String, 
     json_response(StatusCode::OK, &body)
 }
 
-async fn page(State(state): State<AppState>, Path(txid): Path<String>) -> Response {
-    let Some(transaction) = instance(&state).and_then(|sim| sim.transaction(&txid, state.clock.now())) else {
+async fn page(State(state): State<PeerState>, Path(txid): Path<String>) -> Response {
+    let Some(transaction) = state.peer.transaction(&txid, state.context.clock.now()) else {
         return html(StatusCode::NOT_FOUND, pay_pages::unknown(), None);
     };
     if transaction.status.is_terminal() {
         return html(StatusCode::OK, pay_pages::already_final(transaction.status), None);
     }
-    let page = pmpay_pages::pay(&transaction, &page_url(&state, &txid), None);
+    let page = pages::pay(&transaction, &page_url(&state, &txid), None);
     html(StatusCode::OK, page, Some(&transaction.redirect_url))
 }
 
-async fn decide(State(state): State<AppState>, Path(txid): Path<String>, body: Bytes) -> Response {
-    let now = state.clock.now();
-    let Some((sim, transaction)) =
-        instance(&state).and_then(|sim| sim.transaction(&txid, now).map(|transaction| (sim, transaction)))
-    else {
+async fn decide(State(state): State<PeerState>, Path(txid): Path<String>, body: Bytes) -> Response {
+    let now = state.context.clock.now();
+    let sim = &state.peer;
+    let Some(transaction) = sim.transaction(&txid, now) else {
         return html(StatusCode::NOT_FOUND, pay_pages::unknown(), None);
     };
     let form: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
     let decision = match form.get("action").map(String::as_str) {
         Some("pay") => match form.get("method").and_then(|m| OFFERED_METHODS.iter().find(|o| o.as_str() == m)) {
-            Some(method) => Decision::Pay(method.clone()),
+            Some(method) => Decision::Pay(*method),
             None => return invalid_choice(&state, &txid, &transaction, "Bitte wählen Sie eine Zahlungsart."),
         },
         Some("cancel") => Decision::Cancel,
@@ -283,8 +292,8 @@ async fn decide(State(state): State<AppState>, Path(txid): Path<String>, body: B
 
 /// POSTs the notify once; a failure is only logged (pforte reads the status on the return page and
 /// in its status worker anyway).
-async fn notify(state: &AppState, notice: &Notice) {
-    let sent = state.http.post(&notice.notify_url).form(&notice.form).send().await;
+async fn notify(state: &PeerState, notice: &Notice) {
+    let sent = state.context.http.post(&notice.notify_url).form(&notice.form).send().await;
     match sent {
         Ok(response) if response.status().is_success() => {}
         Ok(response) => tracing::warn!(status = response.status().as_u16(), "the pmPayment peer's notify was refused"),
@@ -292,8 +301,8 @@ async fn notify(state: &AppState, notice: &Notice) {
     }
 }
 
-fn invalid_choice(state: &AppState, txid: &str, transaction: &Transaction, message: &str) -> Response {
-    let page = pmpay_pages::pay(transaction, &page_url(state, txid), Some(message));
+fn invalid_choice(state: &PeerState, txid: &str, transaction: &Transaction, message: &str) -> Response {
+    let page = pages::pay(transaction, &page_url(state, txid), Some(message));
     html(StatusCode::BAD_REQUEST, page, Some(&transaction.redirect_url))
 }
 
@@ -312,7 +321,7 @@ mod tests {
 
     fn signed_create(txid: &str, key: &str) -> Vec<u8> {
         let values = ["09162000", "1200", "demo-service", "Gebuehr", "[{}]", txid, "http://x/n", "http://x/r"];
-        let hash = signature(key.as_bytes(), &values);
+        let hash = sign(key.as_bytes(), &values);
         let mut form = url::form_urlencoded::Serializer::new(String::new());
         for (name, value) in CREATE_FIELDS.iter().zip(values) {
             form.append_pair(name, value);
@@ -337,7 +346,7 @@ mod tests {
         let notice = sim.decide("t2", Decision::Pay(PaymentMethod::Giropay), now).unwrap();
         let values: Vec<&str> = notice.form[..6].iter().map(|(_, v)| v.as_str()).collect();
         assert_eq!(values[..4], ["t2", "09162000", "1", "1200"]);
-        assert!(verify(DEV_HMAC_KEY.as_bytes(), &values, &notice.form[6].1));
+        assert!(signed(DEV_HMAC_KEY.as_bytes(), &values, &notice.form[6].1));
         assert!(matches!(sim.decide("t2", Decision::Cancel, now), Err(DecideError::Final(Status::Payed))));
         assert_eq!(sim.transaction("t2", now).unwrap().reference, Some(format!("PM-{}-000001", now.year())));
     }

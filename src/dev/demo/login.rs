@@ -1,5 +1,4 @@
-//! The demo online service "Geburtsurkunde beantragen" under `/demo`, mounted with the simulators. It is
-//! a real relying party of pforte, written the way an online service integrates: the `openidconnect`
+//! The demo online service's login: a real relying party of pforte, written the way an online service integrates: the `openidconnect`
 //! crate against pforte's public URL over real HTTP (discovery, code flow with PKCE S256, state and
 //! nonce, `client_secret_basic` with the `demo` client's registered secret, ES256 ID token validation,
 //! userinfo). What it must remember between the redirect to pforte and the answer stays on the server,
@@ -28,16 +27,12 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::demo_pages as pages;
-use super::demo_pay;
+use super::login_pages as pages;
+use super::{html, pay, DemoState, CLIENT_ID};
 use crate::crypto::random_token;
 use crate::crypto::secret::constant_time_eq;
-use crate::http::state::AppState;
-use crate::identity::levels::eidas_uri;
-use crate::registry::{ClientAuth, Level};
-
-/// The registry entry this service logs in as (`config/clients/demo.toml`).
-const CLIENT_ID: &str = "demo";
+use crate::dev::see_other;
+use crate::registry::Level;
 const COOKIE: &str = "__Host-pforte-demo";
 /// How long a login may take from the redirect to pforte until the answer arrives.
 const PENDING_SECS: i64 = 600;
@@ -46,18 +41,18 @@ const MAX_PENDING: usize = 10_000;
 /// The scopes the form offers; `openid` is always sent.
 pub const SCOPES: [&str; 6] = ["profile", "birth", "email", "address", "postbox", "organisation"];
 
-pub fn router() -> Router<AppState> {
+pub(super) fn routes() -> Router<DemoState> {
     Router::new().route("/demo", get(start)).route("/demo/login", get(login)).route("/demo/callback", get(callback))
 }
 
 async fn start(RawQuery(query): RawQuery) -> Response {
     // After logout pforte sends the browser back here with the `state` the logout link carried.
     let logged_out = pairs(query).iter().any(|(key, _)| key == "state");
-    super::html(StatusCode::OK, pages::start(logged_out))
+    html(StatusCode::OK, pages::start(logged_out))
 }
 
-async fn login(State(state): State<AppState>, RawQuery(query): RawQuery) -> Response {
-    let Some(logins) = state.dev.as_deref().map(|dev| &dev.demo) else { return super::not_mounted() };
+async fn login(State(state): State<DemoState>, RawQuery(query): RawQuery) -> Response {
+    let logins = &state.demo.logins;
     let choice = match Choice::parse(&pairs(query)) {
         Ok(choice) => choice,
         Err(message) => return Failure::Request(message).into_response(),
@@ -66,27 +61,26 @@ async fn login(State(state): State<AppState>, RawQuery(query): RawQuery) -> Resp
         Ok(rp) => rp,
         Err(failure) => return failure.into_response(),
     };
-    let now = now(&state);
+    let now = state.context.now();
     let (url, pending) = rp.authorization_request(&choice, now);
     let Some(id) = logins.hold(pending, now) else {
         return Failure::Request("Zu viele offene Anmeldungen. Bitte versuchen Sie es in einigen Minuten erneut.")
             .into_response();
     };
-    let mut response = crate::http::oidc::see_other(url.as_str());
+    let mut response = see_other(url.as_str());
     if let Ok(cookie) = HeaderValue::from_str(&format!("{COOKIE}={id}; Path=/; Secure; HttpOnly; SameSite=Lax")) {
         response.headers_mut().append(header::SET_COOKIE, cookie);
     }
     response
 }
 
-async fn callback(State(state): State<AppState>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
-    let Some(dev) = state.dev.as_deref() else { return super::not_mounted() };
-    let mut response = match answer(&state, &dev.demo, &headers, query).await {
+async fn callback(State(state): State<DemoState>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
+    let mut response = match answer(&state, &state.demo.logins, &headers, query).await {
         Ok(done) => {
-            let mut response = super::html(StatusCode::OK, pages::logged_in(&done, &demo_pay::pay_form(&state)));
+            let mut response = html(StatusCode::OK, pages::logged_in(&done, &pay::pay_form(&state)));
             // The pay step is for logged-in visitors only.
-            if let Some(session) = dev.demo_payments.start_session(now(&state)) {
-                let cookie = format!("{}={session}; Path=/; Secure; HttpOnly; SameSite=Lax", demo_pay::SESSION_COOKIE);
+            if let Some(session) = state.demo.payments.start_session(state.context.now()) {
+                let cookie = format!("{}={session}; Path=/; Secure; HttpOnly; SameSite=Lax", pay::SESSION_COOKIE);
                 if let Ok(cookie) = HeaderValue::from_str(&cookie) {
                     response.headers_mut().append(header::SET_COOKIE, cookie);
                 }
@@ -105,7 +99,7 @@ async fn callback(State(state): State<AppState>, headers: HeaderMap, RawQuery(qu
 
 /// Checks pforte's answer against the login this browser started, then completes it.
 async fn answer(
-    state: &AppState,
+    state: &DemoState,
     logins: &PendingLogins,
     headers: &HeaderMap,
     query: Option<String>,
@@ -118,7 +112,7 @@ async fn answer(
     }
     let id = cookie(headers)
         .ok_or(Failure::Request("In diesem Browser wurde keine Anmeldung beim Demo-Dienst begonnen."))?;
-    let pending = logins.take(&id, now(state)).ok_or(Failure::Request(
+    let pending = logins.take(&id, state.context.now()).ok_or(Failure::Request(
         "Diese Anmeldung ist abgelaufen oder bereits abgeschlossen. Bitte beginnen Sie neu.",
     ))?;
     let expected_state = SecretString::from(pending.state.clone());
@@ -126,7 +120,7 @@ async fn answer(
         return Err(Failure::Request("Die Antwort gehört nicht zu dieser Anmeldung (state passt nicht)."));
     }
     // RFC 9207: an answer naming another issuer may be a mix-up attack, whatever it says.
-    if params.get("iss") != Some(&state.settings.issuer()) {
+    if params.get("iss") != Some(&state.context.issuer) {
         return Err(Failure::Request("Die Antwort stammt nicht von pforte (iss passt nicht)."));
     }
     if let Some(error) = params.get("error") {
@@ -240,19 +234,20 @@ struct RelyingParty<'a> {
 
 impl<'a> RelyingParty<'a> {
     /// Discovered anew for each use: pforte's keys may have rotated, and a demo need not be fast.
-    async fn discover(state: &'a AppState) -> Result<RelyingParty<'a>, Failure> {
+    async fn discover(state: &'a DemoState) -> Result<RelyingParty<'a>, Failure> {
         let registered = state
-            .registry
-            .client(CLIENT_ID)
+            .demo
+            .client
+            .as_ref()
             .ok_or(Failure::Setup("Der Onlinedienst „demo“ ist in der Registry nicht eingetragen."))?;
-        let ClientAuth::ClientSecretBasic { secret } = &registered.auth else {
+        let Some(secret) = &registered.secret else {
             return Err(Failure::Setup("Der Onlinedienst „demo“ muss mit client_secret_basic eingetragen sein."));
         };
-        let issuer = state.settings.issuer();
+        let issuer = state.context.issuer.clone();
         let issuer_url = IssuerUrl::new(issuer.clone()).map_err(|_| Failure::Setup("Die public_url ist keine URL."))?;
         let redirect_url = RedirectUrl::new(format!("{issuer}/demo/callback"))
             .map_err(|_| Failure::Setup("Die public_url ist keine URL."))?;
-        let metadata = CoreProviderMetadata::discover_async(issuer_url, &state.http)
+        let metadata = CoreProviderMetadata::discover_async(issuer_url, &state.context.http)
             .await
             .map_err(|e| Failure::Pforte(format!("discovery failed: {e}")))?;
         let client = CoreClient::from_provider_metadata(
@@ -262,7 +257,7 @@ impl<'a> RelyingParty<'a> {
         )
         .set_redirect_uri(redirect_url)
         .set_auth_type(AuthType::BasicAuth);
-        Ok(RelyingParty { client, http: &state.http, issuer })
+        Ok(RelyingParty { client, http: &state.context.http, issuer })
     }
 
     fn authorization_request(&self, choice: &Choice, now: i64) -> (url::Url, Pending) {
@@ -375,19 +370,28 @@ enum Failure {
 impl IntoResponse for Failure {
     fn into_response(self) -> Response {
         match self {
-            Failure::Request(message) => super::html(StatusCode::BAD_REQUEST, pages::failure(message)),
+            Failure::Request(message) => html(StatusCode::BAD_REQUEST, pages::failure(message)),
             Failure::Refused { error, description } => {
-                super::html(StatusCode::OK, pages::refused(&error, description.as_deref()))
+                html(StatusCode::OK, pages::refused(&error, description.as_deref()))
             }
             Failure::Pforte(reason) => {
                 tracing::warn!(%reason, "demo service: login could not be completed");
                 let message =
                     "Die Anmeldung konnte nicht abgeschlossen werden: Die Antwort von pforte hat die Prüfung \
                                nicht bestanden oder pforte war nicht erreichbar.";
-                super::html(StatusCode::BAD_GATEWAY, pages::failure(message))
+                html(StatusCode::BAD_GATEWAY, pages::failure(message))
             }
-            Failure::Setup(message) => super::html(StatusCode::INTERNAL_SERVER_ERROR, pages::failure(message)),
+            Failure::Setup(message) => html(StatusCode::INTERNAL_SERVER_ERROR, pages::failure(message)),
         }
+    }
+}
+
+/// The eIDAS level URI a service asks for in `acr_values` (OpenID Connect's `acr`).
+fn eidas_uri(level: Level) -> &'static str {
+    match level {
+        Level::Low => "http://eidas.europa.eu/LoA/low",
+        Level::Substantial => "http://eidas.europa.eu/LoA/substantial",
+        Level::High => "http://eidas.europa.eu/LoA/high",
     }
 }
 
@@ -419,10 +423,6 @@ pub(super) fn cookie_named(headers: &HeaderMap, name: &str) -> Option<String> {
         .filter_map(|pair| pair.trim().split_once('='))
         .find(|(given, value)| *given == name && !value.is_empty())
         .map(|(_, value)| value.to_owned())
-}
-
-fn now(state: &AppState) -> i64 {
-    state.clock.now().timestamp()
 }
 
 #[cfg(test)]

@@ -3,9 +3,8 @@
 
 use rust_decimal::Decimal;
 
-use super::pay::{PageView, OFFERED_METHODS};
-use crate::http::html::escape;
-use crate::payment::{PaymentMethod, Status};
+use super::{PageView, PaymentMethod, Status, OFFERED_METHODS};
+use crate::dev::escape;
 
 const DISPLAY_NAME: &str = "Bezahl-Simulator";
 
@@ -34,13 +33,13 @@ pub fn pay(view: &PageView, action: &str, message: Option<&str>) -> String {
             format!(
                 "<tr><td>{label}</td><td>{quantity}</td><td>{amount}</td></tr>\n",
                 quantity = item.quantity.unwrap_or(1),
-                amount = euro(item.gross()),
+                amount = euro(item.gross),
             )
         })
         .collect();
     let methods: String = OFFERED_METHODS
         .iter()
-        .map(|method| format!("<option value=\"{}\">{}</option>\n", method.as_str(), method_label(method)))
+        .map(|method| format!("<option value=\"{}\">{}</option>\n", method.as_str(), method_label(*method)))
         .collect();
     let body = format!(
         r#"<p><strong>Testumgebung:</strong> Hier wird nichts wirklich bezahlt. Es fließt kein Geld.</p>
@@ -70,8 +69,8 @@ pub fn pay(view: &PageView, action: &str, message: Option<&str>) -> String {
 </form>"#,
         endpoint = escape(&view.endpoint_id),
         originator = escape(&view.originator_id),
-        purpose = escape(request.purpose.as_str()),
-        amount = euro(request.gros_amount.value()),
+        purpose = escape(&request.purpose),
+        amount = euro(request.gros_amount),
         action = escape(action),
     );
     document("Bezahlen", &body)
@@ -110,13 +109,12 @@ pub fn unknown() -> String {
     )
 }
 
-pub(super) fn method_label(method: &PaymentMethod) -> &'static str {
+pub(crate) fn method_label(method: PaymentMethod) -> &'static str {
     match method {
         PaymentMethod::CreditCard => "Kreditkarte",
         PaymentMethod::PayPal => "PayPal",
         PaymentMethod::Giropay => "giropay",
         PaymentMethod::Paydirect => "paydirekt",
-        PaymentMethod::Other | PaymentMethod::Unlisted(_) => "Andere",
     }
 }
 
@@ -135,10 +133,10 @@ pub fn euro(amount: Decimal) -> String {
     format!("{sign}{grouped},{cents} €")
 }
 
-pub(super) fn document(heading: &str, body: &str) -> String {
+pub(crate) fn document(heading: &str, body: &str) -> String {
     let body =
         format!("<p><strong>{DISPLAY_NAME}</strong></p>\n<h1>{heading}</h1>\n{body}", heading = escape(heading),);
-    crate::http::html::document("de", &format!("{heading} – {DISPLAY_NAME}"), &body)
+    crate::dev::document(&format!("{heading} – {DISPLAY_NAME}"), &body)
 }
 
 #[cfg(test)]

@@ -3,8 +3,8 @@
 
 use serde_json::Value;
 
-use super::demo::{LoggedIn, SCOPES};
-use crate::http::html::escape;
+use super::login::{LoggedIn, SCOPES};
+use crate::dev::escape;
 
 /// The start page: what this service is, and the form that starts a login.
 pub fn start(logged_out: bool) -> String {
@@ -196,7 +196,7 @@ fn document(heading: &str, subtitle: &str, body: &str) -> String {
         heading = escape(heading),
         subtitle = escape(subtitle),
     );
-    crate::http::html::document("de", &format!("{heading} – Demo-Onlinedienst"), &body)
+    crate::dev::document(&format!("{heading} – Demo-Onlinedienst"), &body)
 }
 
 #[cfg(test)]

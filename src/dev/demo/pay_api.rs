@@ -8,10 +8,8 @@ use axum::response::{IntoResponse, Response};
 use secrecy::ExposeSecret;
 use serde_json::Value;
 
-use super::demo_pay::CLIENT_ID;
-use super::demo_pay_pages as pages;
-use crate::http::state::AppState;
-use crate::registry::ClientAuth;
+use super::pay_pages as pages;
+use super::{html, DemoState, CLIENT_ID};
 
 /// An answer of pforte the demo cannot use: logged, shown as a general failure.
 pub(super) fn unusable(reason: &str) -> Response {
@@ -29,13 +27,13 @@ pub(super) enum Failure {
 impl IntoResponse for Failure {
     fn into_response(self) -> Response {
         match self {
-            Failure::Refused { code, detail } => super::html(
+            Failure::Refused { code, detail } => html(
                 StatusCode::BAD_GATEWAY,
                 pages::failure("pforte hat die Zahlung abgelehnt.", Some((code.as_str(), detail.as_str()))),
             ),
             Failure::Pforte(reason) => {
                 tracing::warn!(%reason, "demo service: payment step failed");
-                super::html(
+                html(
                     StatusCode::BAD_GATEWAY,
                     pages::failure("pforte war nicht erreichbar oder hat unerwartet geantwortet.", None),
                 )
@@ -54,15 +52,16 @@ pub(super) struct Pforte<'a> {
 
 impl<'a> Pforte<'a> {
     /// Fetches an access token with the demo client's own registered credentials.
-    pub(super) async fn connect(state: &'a AppState) -> Result<Pforte<'a>, Failure> {
-        let client = state.registry.client(CLIENT_ID).ok_or(Failure::Pforte("no demo client".into()))?;
-        let ClientAuth::ClientSecretBasic { secret } = &client.auth else {
+    pub(super) async fn connect(state: &'a DemoState) -> Result<Pforte<'a>, Failure> {
+        let client = state.demo.client.as_ref().ok_or(Failure::Pforte("no demo client".into()))?;
+        let Some(secret) = &client.secret else {
             return Err(Failure::Pforte("the demo client must use client_secret_basic".into()));
         };
         let originator =
             client.originator_id.as_ref().ok_or(Failure::Pforte("the demo client has no originator_id".into()))?;
-        let issuer = state.settings.issuer();
+        let issuer = &state.context.issuer;
         let response = state
+            .context
             .http
             .post(format!("{issuer}/token"))
             .basic_auth(CLIENT_ID, Some(secret.expose_secret()))
@@ -76,7 +75,7 @@ impl<'a> Pforte<'a> {
         let tokens: Value =
             response.json().await.map_err(|_| Failure::Pforte("the token answer is not JSON".into()))?;
         let token = tokens["access_token"].as_str().ok_or(Failure::Pforte("no access_token".into()))?.to_owned();
-        Ok(Pforte { http: &state.http, base: format!("{issuer}/paymenttransaction/{}", originator.as_str()), token })
+        Ok(Pforte { http: &state.context.http, base: format!("{issuer}/paymenttransaction/{originator}"), token })
     }
 
     pub(super) async fn create(&self, authority: &str, key: &str, body: &Value) -> Result<Value, Failure> {

@@ -1,8 +1,8 @@
 //! Pages of the demo service's pay step, in the style of the other demo pages: German with short
 //! English subtitles, labelled forms, no scripts; everything from outside escaped.
 
-use super::demo_pay::Received;
-use crate::http::html::escape;
+use super::pay::Received;
+use crate::dev::escape;
 
 /// An authority the fee can be paid to.
 pub struct Authority {
@@ -146,7 +146,7 @@ fn document(heading: &str, subtitle: &str, body: &str) -> String {
         heading = escape(heading),
         subtitle = escape(subtitle),
     );
-    crate::http::html::document("de", &format!("{heading} – Demo-Onlinedienst"), &body)
+    crate::dev::document(&format!("{heading} – Demo-Onlinedienst"), &body)
 }
 
 #[cfg(test)]

@@ -1,11 +1,12 @@
 //! The pmPayment peer's pay page, in German, built like the XBezahldienste simulator's: no scripts,
 //! no external assets, every control labelled.
 
-use super::pay::OFFERED_METHODS;
-use super::pay_pages::{document, euro, method_label};
-use super::pmpay::Transaction;
-use crate::http::html::escape;
-use crate::payment::provider::pmpayment::from_cents;
+use rust_decimal::Decimal;
+
+use super::Transaction;
+use crate::dev::escape;
+use crate::dev::xbezahldienste::pages::{document, euro, method_label};
+use crate::dev::xbezahldienste::OFFERED_METHODS;
 
 /// The pay page of an open transaction; `message` is an error to show above the form.
 pub fn pay(transaction: &Transaction, action: &str, message: Option<&str>) -> String {
@@ -14,7 +15,7 @@ pub fn pay(transaction: &Transaction, action: &str, message: Option<&str>) -> St
         .unwrap_or_default();
     let methods: String = OFFERED_METHODS
         .iter()
-        .map(|method| format!("<option value=\"{}\">{}</option>\n", method.as_str(), method_label(method)))
+        .map(|method| format!("<option value=\"{}\">{}</option>\n", method.as_str(), method_label(*method)))
         .collect();
     let body = format!(
         r#"<p><strong>Testumgebung (pmPayment):</strong> Hier wird nichts wirklich bezahlt. Es fließt kein Geld.</p>
@@ -40,7 +41,7 @@ pub fn pay(transaction: &Transaction, action: &str, message: Option<&str>) -> St
         ags = escape(&transaction.ags),
         procedure = escape(&transaction.procedure),
         desc = escape(&transaction.desc),
-        amount = euro(from_cents(transaction.amount_cents)),
+        amount = euro(Decimal::new(transaction.amount_cents, 2)),
         booking = escape(&transaction.accounting_record),
         action = escape(action),
     );

@@ -5,8 +5,8 @@
 //! replays the first answer instead of making a second payment), the browser to
 //! `transactionRedirectUrl`, and on return the status read by GET. pforte's notifications arrive at
 //! `/demo/notifications` (the demo client's `notification_url`); their Standard Webhooks signature is
-//! checked with the registered secret and the last ones are kept in memory to show. The HTTP client
-//! side is in `demo_pay_api`, the pages in `demo_pay_pages`.
+//! checked with the registered secret (`webhook`) and the last ones are kept in memory to show. The
+//! HTTP client side is in `pay_api`, the pages in `pay_pages`.
 
 use std::collections::{HashMap, VecDeque};
 use std::str::FromStr;
@@ -20,14 +20,12 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde_json::{json, Value};
 
-use super::demo_pay_api::{unusable, Pforte};
-use super::demo_pay_pages as pages;
+use super::pay_api::{unusable, Pforte};
+use super::pay_pages as pages;
+use super::webhook::{self, ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+use super::{html, DemoState};
 use crate::crypto::random_token;
-use crate::crypto::webhook::{WebhookSecret, DEFAULT_TOLERANCE_SECS, ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
-use crate::http::state::AppState;
-
-/// The registry entry this service pays as (`config/clients/demo.toml`).
-pub(super) const CLIENT_ID: &str = "demo";
+use crate::dev::see_other;
 /// Who is logged in at the demo service (after `/demo/callback`); lets them use the pay step.
 pub const SESSION_COOKIE: &str = "__Host-pforte-demo-session";
 const SESSION_SECS: i64 = 1800;
@@ -37,7 +35,7 @@ const KEPT_NOTIFICATIONS: usize = 100;
 /// The fee: a birth certificate (Geburtsurkunde), 12,00 EUR.
 pub const FEE: &str = "12.00";
 
-pub fn router() -> Router<AppState> {
+pub(super) fn routes() -> Router<DemoState> {
     Router::new()
         .route("/demo/pay", post(pay))
         .route("/demo/pay/return", get(back))
@@ -138,37 +136,19 @@ impl DemoPayments {
 }
 
 /// The pay form for the login result page, with a fresh Idempotency-Key.
-pub fn pay_form(state: &AppState) -> String {
-    pages::pay_form(&random_token(), &authorities(state))
+pub(super) fn pay_form(state: &DemoState) -> String {
+    pages::pay_form(&random_token(), authorities(state))
 }
 
 /// The demo client's authorities with their names and payment providers' names.
-fn authorities(state: &AppState) -> Vec<pages::Authority> {
-    let Some(client) = state.registry.client(CLIENT_ID) else { return Vec::new() };
-    client
-        .tenants
-        .iter()
-        .filter_map(|id| state.registry.tenant(id.as_str()))
-        .map(|tenant| pages::Authority {
-            id: tenant.id.as_str().to_owned(),
-            name: tenant.display_name.clone(),
-            provider: state
-                .registry
-                .payment_provider(tenant.payment.provider.as_str())
-                .map(|p| p.display_name.clone())
-                .unwrap_or_default(),
-        })
-        .collect()
+fn authorities(state: &DemoState) -> &[pages::Authority] {
+    state.demo.client.as_ref().map_or(&[], |client| client.authorities.as_slice())
 }
 
-fn memory(state: &AppState) -> Option<&DemoPayments> {
-    state.dev.as_deref().map(|dev| &dev.demo_payments)
-}
-
-async fn pay(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    let Some(memory) = memory(&state) else { return super::not_mounted() };
-    let now = state.clock.now().timestamp();
-    if !super::demo::cookie_named(&headers, SESSION_COOKIE).is_some_and(|id| memory.logged_in(&id, now)) {
+async fn pay(State(state): State<DemoState>, headers: HeaderMap, body: Bytes) -> Response {
+    let memory = &state.demo.payments;
+    let now = state.context.clock.now().timestamp();
+    if !super::login::cookie_named(&headers, SESSION_COOKIE).is_some_and(|id| memory.logged_in(&id, now)) {
         return page(StatusCode::FORBIDDEN, pages::failure("Bitte melden Sie sich zuerst beim Demo-Dienst an.", None));
     }
     let form: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
@@ -177,11 +157,11 @@ async fn pay(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> 
     let (Some(authority), Some(key)) = (authority, key) else {
         return page(StatusCode::BAD_REQUEST, pages::failure("Bitte wählen Sie eine Behörde aus.", None));
     };
-    let issuer = state.settings.issuer();
+    let issuer = &state.context.issuer;
     let Some((order_id, order)) = memory.order_for(key, |order_id| Order {
         key: key.clone(),
         authority: authority.clone(),
-        body: payment_request(&format!("{issuer}/demo/pay/return?order={order_id}"), state.clock.now()),
+        body: payment_request(&format!("{issuer}/demo/pay/return?order={order_id}"), state.context.clock.now()),
         transaction_id: None,
     }) else {
         return page(StatusCode::SERVICE_UNAVAILABLE, pages::failure("Zu viele Zahlungen. Bitte später erneut.", None));
@@ -203,15 +183,15 @@ async fn pay(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> 
                 return unusable("the pay page is not at pforte");
             }
             memory.paying(&order_id, id);
-            crate::http::oidc::see_other(pay_page)
+            see_other(pay_page)
         }
         Err(failure) => failure.into_response(),
     }
 }
 
 /// The citizen is back from paying: the status as pforte's GET tells it, and the notifications.
-async fn back(State(state): State<AppState>, RawQuery(query): RawQuery) -> Response {
-    let Some(memory) = memory(&state) else { return super::not_mounted() };
+async fn back(State(state): State<DemoState>, RawQuery(query): RawQuery) -> Response {
+    let memory = &state.demo.payments;
     let order_id = url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
         .find(|(name, _)| name == "order")
         .map(|(_, value)| value.into_owned())
@@ -233,11 +213,7 @@ async fn back(State(state): State<AppState>, RawQuery(query): RawQuery) -> Respo
     let status = transaction["paymentInformation"]["status"].as_str().unwrap_or_default().to_owned();
     let view = pages::PaymentView {
         transaction_id: &transaction_id,
-        authority: &authorities(&state)
-            .into_iter()
-            .find(|a| a.id == order.authority)
-            .map(|a| a.name)
-            .unwrap_or_default(),
+        authority: authorities(&state).iter().find(|a| a.id == order.authority).map_or("", |a| a.name.as_str()),
         status: &status,
         status_detail: transaction["paymentInformation"]["statusDetail"].as_str(),
         reload: &format!("/demo/pay/return?order={order_id}"),
@@ -246,21 +222,19 @@ async fn back(State(state): State<AppState>, RawQuery(query): RawQuery) -> Respo
 }
 
 /// pforte's notification: kept when the signature holds, refused with 400 otherwise.
-async fn notification(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    let Some(memory) = memory(&state) else { return super::not_mounted() };
-    let secret = state.registry.client(CLIENT_ID).and_then(|c| c.notification_secret.as_ref());
-    let Some(secret) = secret.and_then(|s| WebhookSecret::parse(s).ok()) else {
+async fn notification(State(state): State<DemoState>, headers: HeaderMap, body: Bytes) -> Response {
+    let memory = &state.demo.payments;
+    let secret = state.demo.client.as_ref().and_then(|c| c.notification_secret.as_ref());
+    let Some(key) = secret.and_then(webhook::key) else {
         return refuse_notification(
             StatusCode::INTERNAL_SERVER_ERROR,
             "the demo client has no usable notification_secret",
         );
     };
-    let now = state.clock.now().timestamp();
+    let now = state.context.clock.now().timestamp();
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
     let id = header(ID_HEADER);
-    if let Err(e) =
-        secret.verify(&id, &header(TIMESTAMP_HEADER), &header(SIGNATURE_HEADER), &body, now, DEFAULT_TOLERANCE_SECS)
-    {
+    if let Err(e) = webhook::verify(&key, &id, &header(TIMESTAMP_HEADER), &header(SIGNATURE_HEADER), &body, now) {
         tracing::warn!(error = %e, "demo service: refused a notification");
         return refuse_notification(StatusCode::BAD_REQUEST, "the signature is not valid");
     }
@@ -307,8 +281,8 @@ fn is_token_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'-' || b == b'_'
 }
 
-fn page(status: StatusCode, html: String) -> Response {
-    super::html(status, html)
+fn page(status: StatusCode, page: String) -> Response {
+    html(status, page)
 }
 
 #[cfg(test)]
@@ -322,7 +296,8 @@ mod tests {
         assert_eq!(body["items"][0]["totalNetAmount"].to_string(), "12.00");
         let request_id = body["requestId"].as_str().unwrap();
         assert!(request_id.len() <= 36 && request_id.bytes().all(is_token_byte), "{request_id}");
-        let parsed = crate::payment::parse_request_body(body.to_string().as_bytes());
+        // What the simulated XBezahldienste provider accepts.
+        let parsed = crate::dev::xbezahldienste::wire::parse_request(body.to_string().as_bytes());
         assert!(parsed.is_ok(), "{parsed:?}");
     }
 

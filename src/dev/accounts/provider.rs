@@ -1,6 +1,6 @@
-//! The OpenID Provider behind each simulator: its signing key, the requests, codes and access tokens
-//! it holds in memory, and the rules of RFC 6749, RFC 7636 and OpenID Connect Core it enforces. No HTTP
-//! here; `mod.rs` adapts it.
+//! The OpenID Provider behind each account simulator: its signing key, the requests, codes and access
+//! tokens it holds in memory, and the rules of RFC 6749, RFC 7636 and OpenID Connect Core it enforces.
+//! No HTTP here; `mod.rs` adapts it.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
@@ -19,6 +19,7 @@ use super::personas::{LevelOption, Persona};
 use super::SimKind;
 use crate::crypto::secret::constant_time_eq;
 use crate::registry::{IdentityProvider, UpstreamClientAuth};
+use secrecy::SecretString;
 
 /// How long the login page may stay open before its request is forgotten.
 const PENDING_SECS: i64 = 600;
@@ -50,11 +51,26 @@ impl Params {
     }
 }
 
-/// The registry entry that makes pforte a client of this simulator.
-pub struct Registration<'a> {
-    pub provider: &'a IdentityProvider,
+/// The registry entry that makes pforte a client of this simulator, as far as the simulator needs it.
+pub struct Registration {
+    pub client_id: String,
+    /// The registered client secret; `None` when the entry uses a method this simulator refuses.
+    pub secret: Option<SecretString>,
     /// pforte's upstream callback for this provider, the only redirect URI accepted.
     pub redirect_uri: String,
+}
+
+impl Registration {
+    /// `redirect_uri` is pforte's callback for `provider`.
+    pub fn of(provider: &IdentityProvider, redirect_uri: String) -> Registration {
+        let secret = match &provider.client_auth {
+            UpstreamClientAuth::ClientSecretBasic { secret } | UpstreamClientAuth::ClientSecretPost { secret } => {
+                Some(secret.clone())
+            }
+            UpstreamClientAuth::PrivateKeyJwt { .. } => None,
+        };
+        Registration { client_id: provider.client_id.clone(), secret, redirect_uri }
+    }
 }
 
 /// A validated authorization request.
@@ -188,12 +204,12 @@ impl Simulator {
         &self,
         params: &Params,
         credentials: ClientCredentials,
-        registration: Option<&Registration<'_>>,
+        registration: Option<&Registration>,
         issuer: &str,
         now: i64,
     ) -> Result<Value, OAuthError> {
         let registration = registration.ok_or(oauth("invalid_client", "This client is not registered."))?;
-        let client_id = authenticate(credentials, registration.provider)?;
+        let client_id = authenticate(credentials, registration)?;
         if params.get("grant_type") != Some("authorization_code") {
             return Err(oauth("unsupported_grant_type", "Only authorization_code is supported."));
         }
@@ -271,11 +287,11 @@ impl Simulator {
 /// the client and redirect URI, which decide whether errors may be redirected at all.
 pub fn check_authorize(
     params: Result<Params, String>,
-    registration: Option<&Registration<'_>>,
+    registration: Option<&Registration>,
 ) -> Result<AuthorizeRequest, AuthorizeError> {
     let params = params.map_err(|_| AuthorizeError::Page("Ein Parameter der Anfrage ist mehrfach angegeben."))?;
     let registration = registration.ok_or(AuthorizeError::Page("Für diesen Simulator ist kein Client registriert."))?;
-    if params.get("client_id") != Some(registration.provider.client_id.as_str()) {
+    if params.get("client_id") != Some(registration.client_id.as_str()) {
         return Err(AuthorizeError::Page("Die client_id ist unbekannt."));
     }
     let redirect_uri = registration.redirect_uri.clone();
@@ -310,7 +326,7 @@ pub fn check_authorize(
         return Err(fail("invalid_request", "The code_challenge is not a base64url SHA-256 digest."));
     }
     Ok(AuthorizeRequest {
-        client_id: registration.provider.client_id.clone(),
+        client_id: registration.client_id.clone(),
         redirect_uri: redirect_uri.clone(),
         state: state_value,
         nonce: nonce.to_owned(),
@@ -321,21 +337,18 @@ pub fn check_authorize(
 }
 
 /// client_secret_basic or client_secret_post against the registered secret; exactly one method.
-fn authenticate(credentials: ClientCredentials, provider: &IdentityProvider) -> Result<String, OAuthError> {
+fn authenticate(credentials: ClientCredentials, registration: &Registration) -> Result<String, OAuthError> {
     let (client_id, secret) = match (credentials.basic, credentials.post) {
         (Some(basic), None) => basic,
         (None, Some(post)) => post,
         (Some(_), Some(_)) => return Err(oauth("invalid_request", "Use one client authentication method.")),
         (None, None) => return Err(oauth("invalid_client", "Client authentication is required.")),
     };
-    let registered = match &provider.client_auth {
-        UpstreamClientAuth::ClientSecretBasic { secret } | UpstreamClientAuth::ClientSecretPost { secret } => secret,
-        UpstreamClientAuth::PrivateKeyJwt { .. } => {
-            return Err(oauth("invalid_client", "This simulator accepts client secrets only."))
-        }
+    let Some(registered) = &registration.secret else {
+        return Err(oauth("invalid_client", "This simulator accepts client secrets only."));
     };
     // Evaluate both comparisons, so the answer time does not tell which one failed.
-    let id_ok = client_id == provider.client_id;
+    let id_ok = client_id == registration.client_id;
     let secret_ok = constant_time_eq(registered, &secret);
     if id_ok && secret_ok {
         Ok(client_id)

@@ -1,6 +1,7 @@
-//! The development payment provider: a real XBezahldienste v1.0.0 provider under the base URL of
-//! every registry entry of kind `simulator` (e.g. `{public_url}/dev/pay`), so pforte's provider
-//! adapter and any XBezahldienste client can be tried without a contract with a real provider.
+//! The simulated payment providers: each a real XBezahldienste v1.0.0 provider (the standard as
+//! summarised in the shared reference `xbezahldienste.md`; its wire format in `wire`) under the base
+//! URL of a registry entry of kind `simulator` (e.g. `{public_url}/dev/pay`, `/dev/pay-b`), so pforte's
+//! provider adapter and any XBezahldienste client can be tried without a contract with a real provider.
 //!
 //! - `POST {base}/paymenttransaction/{originatorId}/{endPointId}` creates a transaction (201);
 //! - `GET {base}/paymenttransaction/{originatorId}/{endPointId}/{transactionId}` reads it;
@@ -13,7 +14,7 @@
 //! per instance, and is forgotten 24 hours after creation. Bodies and payer data are never logged.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -24,24 +25,25 @@ use axum::{Extension, Router};
 use chrono::{DateTime, Datelike, SecondsFormat, Utc};
 use serde_json::{json, Value};
 
-use super::pay_pages;
-use crate::http::error::PROBLEM_JSON;
-use crate::http::state::AppState;
-use crate::payment::{
-    parse_path_id, parse_request_body, FunctionalCode, PaymentInformation, PaymentMethod, PaymentRequest, Status,
-    ValidationFailure,
-};
+pub mod pages;
+pub mod wire;
+
+use wire::{check_id, parse_request, FunctionalCode, PaymentRequest, Refusal};
+pub use wire::{PaymentMethod, Status};
+
+use super::Context;
 use crate::registry::{PaymentProviderKind, Registry};
+
+const PROBLEM_JSON: &str = "application/problem+json";
 
 /// How long a transaction is kept after its creation.
 pub const RETENTION_SECS: i64 = 24 * 60 * 60;
 
 /// The methods the pay page offers, as the standard spells them.
-pub const OFFERED_METHODS: [PaymentMethod; 4] =
-    [PaymentMethod::CreditCard, PaymentMethod::PayPal, PaymentMethod::Giropay, PaymentMethod::Paydirect];
+pub const OFFERED_METHODS: [PaymentMethod; 4] = PaymentMethod::ALL;
 
 /// The paths the identity simulators and the pmPayment peer use; a payment simulator may not take them.
-const RESERVED: [&str; 3] = ["/dev/bundid", "/dev/unternehmenskonto", super::pmpay::BASE_PATH];
+const RESERVED: [&str; 3] = ["/dev/bundid", "/dev/unternehmenskonto", super::pmpayment::BASE_PATH];
 
 /// The base paths (e.g. `/dev/pay`) of the registry's simulator entries that point at this pforte
 /// under `/dev/`. Entries sharing a base URL share one instance.
@@ -128,14 +130,13 @@ impl PaySimulator {
         received: Value,
         request: PaymentRequest,
         now: DateTime<Utc>,
-    ) -> Result<(String, Transaction), ValidationFailure> {
+    ) -> Result<(String, Transaction), Refusal> {
         let mut store = self.lock(now);
-        let key = (originator_id.to_owned(), endpoint_id.to_owned(), request.request_id.as_str().to_owned());
+        let key = (originator_id.to_owned(), endpoint_id.to_owned(), request.request_id.clone());
         if store.request_ids.contains_key(&key) {
-            return Err(ValidationFailure::new(
+            return Err(Refusal::new(
                 FunctionalCode::PaymentExists,
                 "A payment transaction with this requestId already exists for this originatorId and endPointId.",
-                Some("requestId".to_owned()),
             ));
         }
         let transaction_id = crate::crypto::random_token();
@@ -222,11 +223,11 @@ impl PaySimulator {
 
 /// The simulator instances, one per base path.
 #[derive(Default)]
-pub struct PaySimulators(BTreeMap<String, PaySimulator>);
+pub struct PayProviders(BTreeMap<String, PaySimulator>);
 
-impl PaySimulators {
-    pub fn new(paths: impl IntoIterator<Item = String>) -> PaySimulators {
-        PaySimulators(paths.into_iter().map(|path| (path, PaySimulator::default())).collect())
+impl PayProviders {
+    pub fn new(paths: impl IntoIterator<Item = String>) -> PayProviders {
+        PayProviders(paths.into_iter().map(|path| (path, PaySimulator::default())).collect())
     }
 
     pub fn get(&self, path: &str) -> Option<&PaySimulator> {
@@ -242,10 +243,17 @@ impl PaySimulators {
 #[derive(Clone)]
 struct Base(std::sync::Arc<str>);
 
-/// The routes of every instance in `simulators`.
-pub fn router(simulators: &PaySimulators) -> Router<AppState> {
+/// The handlers' state.
+#[derive(Clone)]
+struct PayState {
+    providers: Arc<PayProviders>,
+    context: Context,
+}
+
+/// The routes of every instance in `providers`.
+pub(crate) fn router(providers: Arc<PayProviders>, context: Context) -> Router {
     let mut router = Router::new();
-    for path in simulators.paths() {
+    for path in providers.paths() {
         let routes = Router::new()
             .route("/paymenttransaction/{originator_id}/{endpoint_id}", axum::routing::post(create))
             .route("/paymenttransaction/{originator_id}/{endpoint_id}/{transaction_id}", get(read))
@@ -254,37 +262,30 @@ pub fn router(simulators: &PaySimulators) -> Router<AppState> {
             .layer(Extension(Base(path.into())));
         router = router.nest(path, routes);
     }
-    router
+    router.with_state(PayState { providers, context })
 }
 
-fn instance<'a>(state: &'a AppState, base: &Base) -> Option<&'a PaySimulator> {
-    state.dev.as_deref().and_then(|simulators| simulators.pay.get(&base.0))
+fn instance<'a>(state: &'a PayState, base: &Base) -> Option<&'a PaySimulator> {
+    state.providers.get(&base.0)
 }
 
-fn base_url(state: &AppState, base: &Base) -> String {
-    format!("{}{}", state.settings.issuer(), base.0)
+fn base_url(state: &PayState, base: &Base) -> String {
+    format!("{}{}", state.context.issuer, base.0)
 }
 
 async fn create(
-    State(state): State<AppState>,
+    State(state): State<PayState>,
     Extension(base): Extension<Base>,
     Path((originator_id, endpoint_id)): Path<(String, String)>,
     body: Bytes,
 ) -> Response {
     let Some(sim) = instance(&state, &base) else { return not_found() };
-    let checked = check_ids(&originator_id, &endpoint_id).and_then(|()| {
-        let request = parse_request_body(&body)?;
-        // Parsed again untyped, to echo exactly what was sent (numbers keep their digits).
-        let received = serde_json::from_slice::<Value>(&body).map_err(|_| {
-            ValidationFailure::new(FunctionalCode::ValidationError, "The body is not valid JSON.", None)
-        })?;
-        Ok((request, received))
-    });
+    let checked = check_ids(&originator_id, &endpoint_id).and_then(|()| parse_request(&body));
     let (request, received) = match checked {
         Ok(pair) => pair,
         Err(failure) => return problem(&failure),
     };
-    let now = state.clock.now();
+    let now = state.context.clock.now();
     match sim.create(&originator_id, &endpoint_id, received, request, now) {
         Ok((transaction_id, transaction)) => {
             let body = transaction_body(&base_url(&state, &base), &transaction_id, &transaction);
@@ -301,12 +302,12 @@ async fn create(
 }
 
 async fn read(
-    State(state): State<AppState>,
+    State(state): State<PayState>,
     Extension(base): Extension<Base>,
     Path((originator_id, endpoint_id, transaction_id)): Path<(String, String, String)>,
 ) -> Response {
     let Some(sim) = instance(&state, &base) else { return not_found() };
-    match sim.read(&originator_id, &endpoint_id, &transaction_id, state.clock.now()) {
+    match sim.read(&originator_id, &endpoint_id, &transaction_id, state.context.clock.now()) {
         Some(transaction) => {
             json_response(StatusCode::OK, &transaction_body(&base_url(&state, &base), &transaction_id, &transaction))
         }
@@ -320,7 +321,7 @@ async fn read(
 
 /// The standard's availability check: every well-formed pair is configured here.
 async fn status(
-    State(state): State<AppState>,
+    State(state): State<PayState>,
     Extension(base): Extension<Base>,
     Path((originator_id, endpoint_id)): Path<(String, String)>,
 ) -> Response {
@@ -334,37 +335,37 @@ async fn status(
 }
 
 async fn page(
-    State(state): State<AppState>,
+    State(state): State<PayState>,
     Extension(base): Extension<Base>,
     Path(transaction_id): Path<String>,
 ) -> Response {
     let Some(sim) = instance(&state, &base) else { return not_found() };
-    let Some(view) = sim.view(&transaction_id, state.clock.now()) else { return unknown_page() };
+    let Some(view) = sim.view(&transaction_id, state.context.clock.now()) else { return unknown_page() };
     if view.status.is_terminal() {
-        return html(StatusCode::OK, pay_pages::already_final(view.status), None);
+        return html(StatusCode::OK, pages::already_final(view.status), None);
     }
     let action = format!("{}/page/{}", base_url(&state, &base), transaction_id);
-    let page = pay_pages::pay(&view, &action, None);
+    let page = pages::pay(&view, &action, None);
     html(StatusCode::OK, page, Some(&view.request.redirect_url))
 }
 
 async fn decide(
-    State(state): State<AppState>,
+    State(state): State<PayState>,
     Extension(base): Extension<Base>,
     Path(transaction_id): Path<String>,
     body: Bytes,
 ) -> Response {
     let Some(sim) = instance(&state, &base) else { return not_found() };
-    let now = state.clock.now();
+    let now = state.context.clock.now();
     let Some(view) = sim.view(&transaction_id, now) else { return unknown_page() };
     if view.status.is_terminal() {
-        return html(StatusCode::CONFLICT, pay_pages::already_final(view.status), None);
+        return html(StatusCode::CONFLICT, pages::already_final(view.status), None);
     }
     let form: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
     let decision = match form.get("action").map(String::as_str) {
         Some("pay") => {
             match form.get("method").and_then(|m| OFFERED_METHODS.iter().find(|offered| offered.as_str() == m)) {
-                Some(method) => Decision::Pay(method.clone()),
+                Some(method) => Decision::Pay(*method),
                 None => {
                     return invalid_choice(&state, &base, &transaction_id, &view, "Bitte wählen Sie eine Zahlungsart.")
                 }
@@ -385,10 +386,10 @@ async fn decide(
                 [(header::CACHE_CONTROL, HeaderValue::from_static("no-store")), (header::LOCATION, location)],
             )
                 .into_response(),
-            None => html(StatusCode::OK, pay_pages::done(&redirect_url), None),
+            None => html(StatusCode::OK, pages::done(&redirect_url), None),
         },
         Err(DecideError::Unknown) => unknown_page(),
-        Err(DecideError::Final(status)) => html(StatusCode::CONFLICT, pay_pages::already_final(status), None),
+        Err(DecideError::Final(status)) => html(StatusCode::CONFLICT, pages::already_final(status), None),
     }
 }
 
@@ -400,41 +401,37 @@ pub(super) fn location(redirect_url: &str) -> Option<HeaderValue> {
         .or_else(|| url::Url::parse(redirect_url).ok().and_then(|url| HeaderValue::from_str(url.as_str()).ok()))
 }
 
-fn invalid_choice(state: &AppState, base: &Base, transaction_id: &str, view: &PageView, message: &str) -> Response {
+fn invalid_choice(state: &PayState, base: &Base, transaction_id: &str, view: &PageView, message: &str) -> Response {
     let action = format!("{}/page/{}", base_url(state, base), transaction_id);
-    html(StatusCode::BAD_REQUEST, pay_pages::pay(view, &action, Some(message)), Some(&view.request.redirect_url))
+    html(StatusCode::BAD_REQUEST, pages::pay(view, &action, Some(message)), Some(&view.request.redirect_url))
 }
 
-fn check_ids(originator_id: &str, endpoint_id: &str) -> Result<(), ValidationFailure> {
-    parse_path_id("originatorId", originator_id)?;
-    parse_path_id("endPointId", endpoint_id)?;
-    Ok(())
+fn check_ids(originator_id: &str, endpoint_id: &str) -> Result<(), Refusal> {
+    check_id("originatorId", originator_id)?;
+    check_id("endPointId", endpoint_id)
 }
 
 /// The standard's `PaymentTransaction`: the request as received and the payment's information.
 fn transaction_body(base_url: &str, transaction_id: &str, transaction: &Transaction) -> Value {
-    let initial = transaction.status == Status::Initial;
-    let information = PaymentInformation {
-        transaction_url: format!(
+    let mut information = json!({
+        "transactionUrl": format!(
             "{base_url}/paymenttransaction/{}/{}/{transaction_id}",
             transaction.originator_id, transaction.endpoint_id
         ),
-        transaction_redirect_url: initial.then(|| format!("{base_url}/page/{transaction_id}")),
-        transaction_id: transaction_id.to_owned(),
-        transaction_reference: transaction.reference.clone(),
-        transaction_timestamp: Some(transaction.created_at.fixed_offset()),
-        payment_method: transaction.method.clone(),
-        payment_method_detail: None,
-        status: transaction.status,
-        status_detail: None,
-    };
-    let mut information = serde_json::to_value(&information).unwrap_or_else(|_| json!({}));
-    // RFC 3339 with a `Z`, as providers write it.
-    if let Some(object) = information.as_object_mut() {
-        object.insert(
-            "transactionTimestamp".to_owned(),
-            Value::String(transaction.created_at.to_rfc3339_opts(SecondsFormat::Secs, true)),
-        );
+        "transactionId": transaction_id,
+        // RFC 3339 with a `Z`, as providers write it.
+        "transactionTimestamp": transaction.created_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+        "status": transaction.status.as_str(),
+    });
+    // The pay page only while it can still be used; the Kassenzeichen and method once paid.
+    if transaction.status == Status::Initial {
+        information["transactionRedirectUrl"] = json!(format!("{base_url}/page/{transaction_id}"));
+    }
+    if let Some(reference) = &transaction.reference {
+        information["transactionReference"] = json!(reference);
+    }
+    if let Some(method) = transaction.method {
+        information["paymentMethod"] = json!(method.as_str());
     }
     json!({ "paymentRequest": transaction.received, "paymentInformation": information })
 }
@@ -443,8 +440,8 @@ fn json_response(status: StatusCode, body: &Value) -> Response {
     (status, [(header::CACHE_CONTROL, "no-store")], axum::Json(body)).into_response()
 }
 
-fn problem(failure: &ValidationFailure) -> Response {
-    let status = StatusCode::from_u16(failure.code.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
+fn problem(failure: &Refusal) -> Response {
+    let status = StatusCode::from_u16(failure.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
     problem_response(status, failure.code, &failure.detail)
 }
 
@@ -465,7 +462,7 @@ fn not_found() -> Response {
 }
 
 fn unknown_page() -> Response {
-    html(StatusCode::NOT_FOUND, pay_pages::unknown(), None)
+    html(StatusCode::NOT_FOUND, pages::unknown(), None)
 }
 
 /// An HTML page. A pay page's form ends in a redirect to the online service, so its policy allows
@@ -496,7 +493,8 @@ mod tests {
     fn request() -> (Value, PaymentRequest) {
         let body = br#"{"requestId":"r1","requestTimestamp":"2026-01-01T10:00:00Z","currency":"EUR","grosAmount":12.00,
             "purpose":"Gebuehr","redirectUrl":"https://dienst.example/zurueck","items":[{"totalNetAmount":12.00}]}"#;
-        (serde_json::from_slice(body).unwrap(), parse_request_body(body).unwrap())
+        let (request, received) = parse_request(body).unwrap();
+        (received, request)
     }
 
     #[test]
