@@ -11,16 +11,13 @@ use chrono::NaiveDate;
 use clap::{Subcommand, ValueEnum};
 
 use crate::audit::AuditLog;
-use crate::cli::{connect, EXIT_FAILURE};
+use crate::cli::{connect, EXIT_FAILURE, EXIT_REFUSED};
 use crate::clock::SystemClock;
 use crate::config::Settings;
 use crate::finance::import::{ImportError, ImportFile, ImportOutcome, Importer};
 use crate::finance::inputs::reconcile_period;
 use crate::finance::reconcile::Period;
 use crate::registry::Registry;
-
-/// The file or the request was refused; nothing was stored.
-pub const EXIT_REFUSED: u8 = 4;
 
 #[derive(Debug, Subcommand)]
 pub enum ReconciliationCommand {
