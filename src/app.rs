@@ -174,7 +174,7 @@ fn build_state(settings: Settings, registry: Registry, clock: SharedClock) -> an
     let upstreams = Arc::new(Upstreams::new(
         http.clone(),
         clock.clone(),
-        &settings.server.public_url,
+        &crate::http::oidc::upstream_callback_base(&settings.server.public_url),
         crate::identity::upstream::DEFAULT_UPSTREAM_TIMEOUT,
     ));
     let login = LoginService::new(
@@ -187,7 +187,12 @@ fn build_state(settings: Settings, registry: Registry, clock: SharedClock) -> an
         clock.clone(),
     );
     let grants = Grants::new(db.clone(), tokens.clone(), keys.master(), audit.clone(), clock.clone());
-    let client_auth = ClientAuthenticator::new(db.clone(), http.clone(), clock.clone(), &issuer);
+    let client_auth = ClientAuthenticator::new(
+        db.clone(),
+        http.clone(),
+        clock.clone(),
+        crate::http::oidc::assertion_audiences(&issuer),
+    );
     let signals =
         crate::payment::signals::PaymentSignals::new(db.clone(), audit.clone(), clock.clone(), registry.clone());
     let payments = crate::payment::service::PaymentService::new(

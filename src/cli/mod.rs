@@ -25,6 +25,8 @@ mod notifications;
 pub const EXIT_FAILURE: u8 = 1;
 pub const EXIT_INVALID_CONFIG: u8 = 2;
 pub const EXIT_AUDIT_BROKEN: u8 = 3;
+/// A finance import or reconciliation was refused; nothing was stored.
+pub const EXIT_REFUSED: u8 = 4;
 
 /// How often one-shot commands try to reach the database before giving up.
 const DB_ATTEMPTS: u32 = 5;

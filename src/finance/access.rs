@@ -29,10 +29,10 @@ pub struct FinanceCaller {
 
 #[derive(Debug, thiserror::Error)]
 pub enum FinanceAccessError {
-    /// No such token, or it was revoked: 401.
+    /// No such token, or it was revoked: the caller is nobody we know.
     #[error("unknown or revoked finance token")]
     Unauthenticated,
-    /// A valid token for another tenant: 403.
+    /// A valid token for another tenant: known, but not allowed here.
     #[error("this finance token is not for this tenant")]
     Forbidden,
     #[error(transparent)]

@@ -4,6 +4,7 @@
 mod callbacks;
 pub mod error;
 pub(crate) mod finance;
+mod finance_page;
 mod finance_reports;
 mod health;
 mod home;

@@ -48,8 +48,9 @@ pub struct ClientAuthenticator {
 }
 
 impl ClientAuthenticator {
-    pub fn new(db: Database, http: reqwest::Client, clock: SharedClock, issuer: &str) -> Self {
-        let audiences = ["", "/token", "/par", "/revoke"].iter().map(|path| format!("{issuer}{path}")).collect();
+    /// `audiences` are the values a client assertion's `aud` may carry: the issuer and the URLs of the
+    /// endpoints that take assertions (the edge knows them).
+    pub fn new(db: Database, http: reqwest::Client, clock: SharedClock, audiences: Vec<String>) -> Self {
         ClientAuthenticator { db, http, clock, audiences, fetched_jwks: Arc::default() }
     }
 

@@ -1,70 +1,115 @@
 //! OAuth 2.0 errors (RFC 6749 §5.2, RFC 6750 §3.1) as the token, PAR, revocation and userinfo
-//! endpoints report them. The `error` values are the protocol's stable codes.
+//! endpoints report them: the protocol's stable `error` code, a description for the client, and the
+//! authentication scheme a code challenges the client with. The HTTP status that answers each code
+//! is the edge's choice (`http::oidc`).
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OAuthError {
-    pub error: &'static str,
+    pub error: ErrorCode,
     pub description: String,
-    pub status: u16,
-    /// Answer with `WWW-Authenticate` (Basic for a failed client login, Bearer for a bad token).
-    pub challenge: Option<Challenge>,
 }
 
+/// The `error` values of RFC 6749 §5.2 and RFC 6750 §3.1 that pforte answers with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    InvalidRequest,
+    InvalidClient,
+    InvalidGrant,
+    UnauthorizedClient,
+    UnsupportedGrantType,
+    InvalidScope,
+    InvalidToken,
+    InsufficientScope,
+    ServerError,
+    TemporarilyUnavailable,
+}
+
+/// The authentication scheme a refused client is told to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Challenge {
+    /// A failed client login (RFC 6749 §5.2).
     Basic,
+    /// A missing, bad or insufficient access token (RFC 6750 §3).
     Bearer,
 }
 
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidRequest => "invalid_request",
+            ErrorCode::InvalidClient => "invalid_client",
+            ErrorCode::InvalidGrant => "invalid_grant",
+            ErrorCode::UnauthorizedClient => "unauthorized_client",
+            ErrorCode::UnsupportedGrantType => "unsupported_grant_type",
+            ErrorCode::InvalidScope => "invalid_scope",
+            ErrorCode::InvalidToken => "invalid_token",
+            ErrorCode::InsufficientScope => "insufficient_scope",
+            ErrorCode::ServerError => "server_error",
+            ErrorCode::TemporarilyUnavailable => "temporarily_unavailable",
+        }
+    }
+
+    pub fn challenge(self) -> Option<Challenge> {
+        match self {
+            ErrorCode::InvalidClient => Some(Challenge::Basic),
+            ErrorCode::InvalidToken | ErrorCode::InsufficientScope => Some(Challenge::Bearer),
+            _ => None,
+        }
+    }
+}
+
 impl OAuthError {
-    fn new(error: &'static str, status: u16, description: impl Into<String>) -> Self {
-        OAuthError { error, description: description.into(), status, challenge: None }
+    fn new(error: ErrorCode, description: impl Into<String>) -> Self {
+        OAuthError { error, description: description.into() }
     }
 
     pub fn invalid_request(description: impl Into<String>) -> Self {
-        Self::new("invalid_request", 400, description)
+        Self::new(ErrorCode::InvalidRequest, description)
     }
 
     pub fn invalid_client(description: impl Into<String>) -> Self {
-        OAuthError { challenge: Some(Challenge::Basic), ..Self::new("invalid_client", 401, description) }
+        Self::new(ErrorCode::InvalidClient, description)
     }
 
     pub fn invalid_grant(description: impl Into<String>) -> Self {
-        Self::new("invalid_grant", 400, description)
+        Self::new(ErrorCode::InvalidGrant, description)
     }
 
     pub fn unauthorized_client(description: impl Into<String>) -> Self {
-        Self::new("unauthorized_client", 400, description)
+        Self::new(ErrorCode::UnauthorizedClient, description)
     }
 
     pub fn unsupported_grant_type(description: impl Into<String>) -> Self {
-        Self::new("unsupported_grant_type", 400, description)
+        Self::new(ErrorCode::UnsupportedGrantType, description)
     }
 
     pub fn invalid_scope(description: impl Into<String>) -> Self {
-        Self::new("invalid_scope", 400, description)
+        Self::new(ErrorCode::InvalidScope, description)
     }
 
     pub fn invalid_token(description: impl Into<String>) -> Self {
-        OAuthError { challenge: Some(Challenge::Bearer), ..Self::new("invalid_token", 401, description) }
+        Self::new(ErrorCode::InvalidToken, description)
     }
 
     pub fn insufficient_scope(description: impl Into<String>) -> Self {
-        OAuthError { challenge: Some(Challenge::Bearer), ..Self::new("insufficient_scope", 403, description) }
+        Self::new(ErrorCode::InsufficientScope, description)
     }
 
     pub fn server_error() -> Self {
-        Self::new("server_error", 500, "The request could not be completed; quote the x-request-id when reporting it.")
+        Self::new(
+            ErrorCode::ServerError,
+            "The request could not be completed; quote the x-request-id when reporting it.",
+        )
     }
 
     pub fn temporarily_unavailable(description: impl Into<String>) -> Self {
-        Self::new("temporarily_unavailable", 503, description)
+        Self::new(ErrorCode::TemporarilyUnavailable, description)
     }
 }
 
 impl std::fmt::Display for OAuthError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.error, self.description)
+        write!(f, "{}: {}", self.error.as_str(), self.description)
     }
 }
 

@@ -102,7 +102,12 @@ async fn fixture_with(client_auth: &str, expected: ExpectedAuth, timeout: Durati
     let public_url = url::Url::parse(PUBLIC_URL)?;
     let registry = Registry::load(&settings, &public_url, true).map_err(|p| anyhow::anyhow!("{p}"))?;
     let http = pforte::http_client::outbound_client()?;
-    let upstreams = Upstreams::new(http, Arc::new(clock.clone()), &public_url, timeout);
+    let upstreams = Upstreams::new(
+        http,
+        Arc::new(clock.clone()),
+        &pforte::http::oidc::upstream_callback_base(&public_url),
+        timeout,
+    );
     Ok(Fixture { op, clock, registry, upstreams, _dir: dir })
 }
 

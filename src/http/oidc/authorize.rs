@@ -23,6 +23,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/authorize", get(authorize_get).post(authorize_post))
         .route("/login/{login_id}", post(choose))
+        // The redirect URIs below `upstream_callback_base`, one per provider.
         .route("/callback/{provider_id}", get(callback))
 }
 

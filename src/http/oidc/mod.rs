@@ -19,10 +19,22 @@ use serde_json::json;
 
 use crate::http::state::AppState;
 use crate::identity::client_auth::ClientCredentials;
-use crate::identity::oauth::{Challenge, OAuthError};
+use crate::identity::oauth::{Challenge, ErrorCode, OAuthError};
 
 /// Binds a login to the browser that started it (SECURITY.md #10, #11).
 pub const BROWSER_COOKIE: &str = "__Host-pforte-browser";
+
+/// Where the upstream account providers send the browser back: `{public_url}/callback/{provider_id}`
+/// (the route in `authorize`).
+pub fn upstream_callback_base(public_url: &url::Url) -> String {
+    format!("{}/callback", public_url.as_str().trim_end_matches('/'))
+}
+
+/// What a client assertion's `aud` may name: the issuer, or the endpoint it is sent to (the token,
+/// PAR and revocation routes in `token`).
+pub fn assertion_audiences(issuer: &str) -> Vec<String> {
+    ["", "/token", "/par", "/revoke"].iter().map(|path| format!("{issuer}{path}")).collect()
+}
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -33,16 +45,32 @@ pub fn router() -> Router<AppState> {
         .merge(logout::router())
 }
 
+/// The HTTP status that answers an OAuth error code: 401 for a failed client login or a bad token
+/// (RFC 6749 §5.2, RFC 6750 §3.1), 403 for too little scope, 5xx for pforte's own trouble, else 400.
+fn status_for(code: ErrorCode) -> StatusCode {
+    match code {
+        ErrorCode::InvalidClient | ErrorCode::InvalidToken => StatusCode::UNAUTHORIZED,
+        ErrorCode::InsufficientScope => StatusCode::FORBIDDEN,
+        ErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
+        ErrorCode::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorCode::InvalidRequest
+        | ErrorCode::InvalidGrant
+        | ErrorCode::UnauthorizedClient
+        | ErrorCode::UnsupportedGrantType
+        | ErrorCode::InvalidScope => StatusCode::BAD_REQUEST,
+    }
+}
+
 impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::BAD_REQUEST);
-        let body = json!({ "error": self.error, "error_description": self.description });
-        let mut response = (status, axum::Json(body)).into_response();
+        let code = self.error.as_str();
+        let body = json!({ "error": code, "error_description": self.description });
+        let mut response = (status_for(self.error), axum::Json(body)).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        let challenge = match self.challenge {
+        let challenge = match self.error.challenge() {
             Some(Challenge::Basic) => Some("Basic realm=\"pforte\"".to_owned()),
-            Some(Challenge::Bearer) => Some(format!("Bearer error=\"{}\"", self.error)),
+            Some(Challenge::Bearer) => Some(format!("Bearer error=\"{code}\"")),
             None => None,
         };
         if let Some(value) = challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
@@ -134,4 +162,30 @@ pub fn no_store_json(body: serde_json::Value) -> Response {
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response.headers_mut().insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(error: OAuthError) -> (u16, Option<String>) {
+        let response = error.into_response();
+        let challenge =
+            response.headers().get(header::WWW_AUTHENTICATE).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        (response.status().as_u16(), challenge)
+    }
+
+    #[test]
+    fn each_oauth_error_code_is_answered_with_its_status_and_challenge() {
+        assert_eq!(answer(OAuthError::invalid_request("x")), (400, None));
+        assert_eq!(answer(OAuthError::invalid_grant("x")), (400, None));
+        assert_eq!(answer(OAuthError::invalid_client("x")), (401, Some("Basic realm=\"pforte\"".into())));
+        assert_eq!(answer(OAuthError::invalid_token("x")), (401, Some("Bearer error=\"invalid_token\"".into())));
+        assert_eq!(
+            answer(OAuthError::insufficient_scope("x")),
+            (403, Some("Bearer error=\"insufficient_scope\"".into()))
+        );
+        assert_eq!(answer(OAuthError::server_error()), (500, None));
+        assert_eq!(answer(OAuthError::temporarily_unavailable("x")), (503, None));
+    }
 }

@@ -41,7 +41,7 @@ pub const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct Upstreams {
     http: reqwest::Client,
     clock: SharedClock,
-    /// `{public_url}/callback`, without a trailing slash; each provider has its own path below it.
+    /// The URL below which each provider has its own callback path, without a trailing slash.
     callback_base: String,
     timeout: Duration,
     cache: ProviderCache,
@@ -81,7 +81,7 @@ impl fmt::Debug for PendingUpstream {
     }
 }
 
-/// The query parameters of an authorization response at `/callback/{provider}`.
+/// The query parameters of an authorization response at a provider's redirect URI.
 #[derive(Clone, Default, Deserialize)]
 pub struct CallbackParams {
     pub code: Option<String>,
@@ -163,13 +163,14 @@ pub enum UpstreamError {
 
 impl Upstreams {
     /// `timeout` bounds each whole `begin` or `complete` call, all upstream requests included
-    /// (normally [`DEFAULT_UPSTREAM_TIMEOUT`]). `http` is the shared outbound client.
-    pub fn new(http: reqwest::Client, clock: SharedClock, public_url: &url::Url, timeout: Duration) -> Self {
-        let callback_base = format!("{}/callback", public_url.as_str().trim_end_matches('/'));
+    /// (normally [`DEFAULT_UPSTREAM_TIMEOUT`]). `http` is the shared outbound client. `callback_base` is
+    /// the URL below which the edge takes each provider's authorization response.
+    pub fn new(http: reqwest::Client, clock: SharedClock, callback_base: &str, timeout: Duration) -> Self {
+        let callback_base = callback_base.trim_end_matches('/').to_owned();
         Upstreams { http, clock, callback_base, timeout, cache: ProviderCache::default() }
     }
 
-    /// The redirect URI registered at a provider: `{public_url}/callback/{id}`, one path per provider so a
+    /// The redirect URI registered at a provider: `{callback_base}/{id}`, one path per provider so a
     /// response can only ever be taken for that provider's flow.
     pub fn redirect_uri(&self, idp: &IdentityProvider) -> String {
         format!("{}/{}", self.callback_base, idp.id)

@@ -76,7 +76,7 @@ fn rect_attribute(svg: &str, marks: &[&str], attribute: &str) -> Option<String> 
 
 #[test]
 fn each_bar_stands_for_its_days_total_in_proportion_to_the_largest() {
-    let page = render(&report(), &PageFilter::default());
+    let page = render(&report(), &FindingFilter::default());
     let plot = Decimal::from(PLOT_HEIGHT);
     let largest = dec("45.00");
     for daily in report().daily {
@@ -100,7 +100,7 @@ fn each_bar_stands_for_its_days_total_in_proportion_to_the_largest() {
 
 #[test]
 fn the_chart_has_a_title_axis_labels_and_no_external_assets() {
-    let page = render(&report(), &PageFilter::default());
+    let page = render(&report(), &FindingFilter::default());
     assert!(page.contains("<title id=\"chart-title\">") && page.contains("aria-labelledby=\"chart-title chart-desc\""));
     assert!(page.contains(">45,00 €</text>") && page.contains(">0 €</text>"), "value axis");
     assert!(page.contains(">28.11.</text>") && page.contains(">30.11.</text>"), "day axis");
@@ -117,21 +117,21 @@ fn an_empty_report_draws_zero_height_bars() {
         day.paid = Decimal::ZERO;
         day.settled = Decimal::ZERO;
     }
-    let page = render(&empty, &PageFilter::default());
+    let page = render(&empty, &FindingFilter::default());
     assert_eq!(rect_attribute(&page, &["class=\"settled\"", "2026-11-30"], "height").as_deref(), Some("0"));
     assert!(page.contains("0 von 0 Befunden"));
 }
 
 #[test]
 fn every_finding_is_a_row_and_outside_text_is_escaped() {
-    let page = render(&report(), &PageFilter::default());
+    let page = render(&report(), &FindingFilter::default());
     assert_eq!(page.matches("<tr class=\"").count(), 3);
     assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;") && !page.contains("<script>alert"));
 }
 
 #[test]
 fn the_category_filter_keeps_only_its_rows_and_is_preselected() {
-    let filter = PageFilter::from_query([("category", "amount_mismatch"), ("tenant", "09162000")]);
+    let filter = page_filter([("category", "amount_mismatch"), ("tenant", "09162000")]);
     let page = render(&report(), &filter);
     assert_eq!(page.matches("<tr class=\"").count(), 1);
     assert!(page.contains("<tr class=\"amount_mismatch\">"));
@@ -141,23 +141,23 @@ fn the_category_filter_keeps_only_its_rows_and_is_preselected() {
 
 #[test]
 fn the_text_filter_searches_subject_and_evidence_ignoring_case() {
-    let page = render(&report(), &PageFilter::from_query([("q", "t-MISMATCH")]));
+    let page = render(&report(), &page_filter([("q", "t-MISMATCH")]));
     assert_eq!(page.matches("<tr class=\"").count(), 1);
     assert!(page.contains("value=\"t-MISMATCH\""), "the search stays in its field");
-    let by_evidence = render(&report(), &PageFilter::from_query([("q", "gross 12.00")]));
+    let by_evidence = render(&report(), &page_filter([("q", "gross 12.00")]));
     assert_eq!(by_evidence.matches("<tr class=\"").count(), 1);
 }
 
 #[test]
 fn an_unknown_category_shows_everything() {
-    let filter = PageFilter::from_query([("category", "<bogus>")]);
-    assert_eq!(filter, PageFilter::default());
+    let filter = page_filter([("category", "<bogus>")]);
+    assert_eq!(filter, FindingFilter::default());
     assert_eq!(render(&report(), &filter).matches("<tr class=\"").count(), 3);
 }
 
 #[test]
 fn category_links_keep_period_and_search_and_are_encoded() {
-    let page = render(&report(), &PageFilter::from_query([("q", "a&b")]));
+    let page = render(&report(), &page_filter([("q", "a&b")]));
     assert!(
         page.contains(
             "href=\"?tenant=09162000&amp;from=2026-11-28&amp;to=2026-11-30&amp;category=matched&amp;q=a%26b\""
@@ -168,7 +168,7 @@ fn category_links_keep_period_and_search_and_are_encoded() {
 
 #[test]
 fn totals_show_each_sides_sum_in_euro() {
-    let page = render(&report(), &PageFilter::default());
+    let page = render(&report(), &FindingFilter::default());
     assert!(
         page.contains("<td>67,00 €</td>") && page.contains("<td>46,00 €</td>") && page.contains("<td>159,00 €</td>")
     );

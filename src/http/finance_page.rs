@@ -1,54 +1,30 @@
 //! The finance office's reconciliation page, rendered from a report: filters that work without
 //! JavaScript (a GET form, so the filters are query parameters), totals, an inline SVG chart of daily
-//! paid against settled sums, and the findings table. Everything from outside is escaped with
-//! `http::html::escape`; the page loads nothing but pforte's own stylesheet.
+//! paid against settled sums, and the findings table. Owns the page's HTML and its filter parameters;
+//! the report itself comes from `finance`. Everything from outside is escaped with `html::escape`;
+//! the page loads nothing but pforte's own stylesheet.
 
 use rust_decimal::Decimal;
 
-use super::report::{Category, Finding, Report};
-use crate::http::html::{document, escape};
+use super::html::{document, escape};
+use crate::finance::report::{Category, Finding, Report};
+use crate::finance::request::FindingFilter;
 
-/// What the finance office asked to see. Unknown categories show everything rather than nothing.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PageFilter {
-    pub category: Option<Category>,
-    /// Shown are findings whose subject or evidence contains this text (letter case ignored).
-    pub text: Option<String>,
+/// The page's filters from its query parameters `category` and `q`. An unknown category shows
+/// everything rather than nothing.
+pub fn page_filter<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> FindingFilter {
+    let mut filter = FindingFilter::default();
+    for (key, value) in pairs {
+        match key {
+            "category" => filter.category = Category::parse(value),
+            "q" if !value.trim().is_empty() => filter.text = Some(value.trim().to_owned()),
+            _ => {}
+        }
+    }
+    filter
 }
 
-impl PageFilter {
-    /// From the page's query parameters `category` and `q`.
-    pub fn from_query<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> PageFilter {
-        let mut filter = PageFilter::default();
-        for (key, value) in pairs {
-            match key {
-                "category" => filter.category = Category::parse(value),
-                "q" if !value.trim().is_empty() => filter.text = Some(value.trim().to_owned()),
-                _ => {}
-            }
-        }
-        filter
-    }
-
-    pub fn shows(&self, finding: &Finding) -> bool {
-        if self.category.is_some_and(|c| c != finding.category) {
-            return false;
-        }
-        let Some(text) = &self.text else { return true };
-        let wanted = text.to_lowercase();
-        [
-            finding.subject.clone(),
-            finding.pforte_text(),
-            finding.settlement_text(),
-            finding.bank_text(),
-            finding.amounts_text(),
-        ]
-        .iter()
-        .any(|field| field.to_lowercase().contains(&wanted))
-    }
-}
-
-pub fn render(report: &Report, filter: &PageFilter) -> String {
+pub fn render(report: &Report, filter: &FindingFilter) -> String {
     let shown: Vec<&Finding> = report.findings.iter().filter(|f| filter.shows(f)).collect();
     let title =
         format!("Abgleich {} · {} bis {}", report.tenant, report.from.format("%d.%m.%Y"), report.to.format("%d.%m.%Y"));
@@ -66,7 +42,7 @@ pub fn render(report: &Report, filter: &PageFilter) -> String {
     document("de", &title, &body)
 }
 
-fn filter_form(report: &Report, filter: &PageFilter) -> String {
+fn filter_form(report: &Report, filter: &FindingFilter) -> String {
     let mut options = format!("<option value=\"\"{}>alle</option>", selected(filter.category.is_none()));
     for category in Category::ALL {
         options.push_str(&format!(
@@ -100,7 +76,7 @@ fn selected(is: bool) -> &'static str {
 }
 
 /// Counts per category (each a link that filters by it) and the sums of each side.
-fn totals(report: &Report, filter: &PageFilter) -> String {
+fn totals(report: &Report, filter: &FindingFilter) -> String {
     let mut rows = String::new();
     for category in Category::ALL {
         let query = format!(
@@ -248,5 +224,5 @@ fn chart(report: &Report) -> String {
 }
 
 #[cfg(test)]
-#[path = "page_tests.rs"]
+#[path = "finance_page_tests.rs"]
 mod tests;

@@ -1,6 +1,6 @@
-//! The operator's finance commands: `pforte finance import settlement|bank …` and
-//! `pforte finance reconcile …`. They are one enum, flattened into the `finance` command, so other
-//! finance subcommands sit beside them.
+//! `pforte finance import settlement|bank …` and `pforte finance reconcile …`: the operator's
+//! commands that feed the reconciliation and print its report. They are one enum, flattened into the
+//! `finance` command, so the token subcommands sit beside them.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -10,17 +10,14 @@ use std::sync::Arc;
 use chrono::NaiveDate;
 use clap::{Subcommand, ValueEnum};
 
-use super::import::{ImportError, ImportFile, ImportOutcome, Importer};
-use super::inputs::reconcile_period;
-use super::reconcile::Period;
 use crate::audit::AuditLog;
-use crate::cli::{connect, EXIT_FAILURE};
+use crate::cli::{connect, EXIT_FAILURE, EXIT_REFUSED};
 use crate::clock::SystemClock;
 use crate::config::Settings;
+use crate::finance::import::{ImportError, ImportFile, ImportOutcome, Importer};
+use crate::finance::inputs::reconcile_period;
+use crate::finance::reconcile::Period;
 use crate::registry::Registry;
-
-/// The file or the request was refused; nothing was stored.
-pub const EXIT_REFUSED: u8 = 4;
 
 #[derive(Debug, Subcommand)]
 pub enum ReconciliationCommand {

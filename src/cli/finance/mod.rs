@@ -1,13 +1,15 @@
 //! `pforte finance …`: the operator's commands for finance offices. Tokens are created here and
-//! shown once; the database keeps only their hash.
+//! shown once; the database keeps only their hash. Imports and reconciliation are in `reconciliation`.
+
+mod reconciliation;
 
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Subcommand;
 
-use super::{connect, EXIT_FAILURE, EXIT_INVALID_CONFIG};
 use crate::audit::AuditLog;
+use crate::cli::{connect, EXIT_FAILURE, EXIT_INVALID_CONFIG};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::Settings;
 use crate::finance::access::{Revocation, TokenAdminError, TokenInfo};
@@ -23,7 +25,7 @@ pub enum FinanceCommand {
         command: TokenCommand,
     },
     #[command(flatten)]
-    Reconciliation(crate::finance::commands::ReconciliationCommand),
+    Reconciliation(reconciliation::ReconciliationCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -55,7 +57,7 @@ pub async fn run(settings: &Settings, registry: Registry, command: FinanceComman
         FinanceCommand::Token { command } => command,
         // Imports and reconciliation open their own database connection.
         FinanceCommand::Reconciliation(command) => {
-            return crate::finance::commands::run(settings, &registry, command).await;
+            return reconciliation::run(settings, &registry, command).await;
         }
     };
     let db = match connect(settings).await {
