@@ -99,6 +99,22 @@ fn missing_config_file_is_reported() {
     assert!(problems.is_some_and(|p| p.to_string().contains("configuration file not found")));
 }
 
+/// A build without the cargo feature `simulators` has none to run, and says so instead of starting
+/// without them.
+#[test]
+fn simulators_are_refused_by_a_build_without_them() {
+    Jail::expect_with(|jail| {
+        let refusal = load_in_jail(jail, VALID).err().filter(|p| p.0.iter().any(|p| p.key == "dev.simulators"));
+        if cfg!(feature = "simulators") {
+            assert!(refusal.is_none(), "{refusal:?}");
+        } else {
+            let refusal = refusal.ok_or("expected dev.simulators to be refused")?;
+            assert!(refusal.to_string().contains("feature `simulators`"), "{refusal}");
+        }
+        Ok(())
+    });
+}
+
 #[test]
 fn simulators_are_refused_on_a_public_address() {
     Jail::expect_with(|jail| {
