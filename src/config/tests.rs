@@ -28,6 +28,8 @@ fn load_in_jail(jail: &mut Jail, contents: &str) -> Result<Settings, Problems> {
     Settings::load(Some(Path::new("pforte.toml")))
 }
 
+// Loads a configuration with dev.simulators on, which only a build with the simulators accepts.
+#[cfg(feature = "simulators")]
 #[test]
 fn valid_file_loads_with_defaults_for_optional_keys() {
     Jail::expect_with(|jail| {
@@ -76,6 +78,8 @@ fn missing_required_value_is_named() {
     });
 }
 
+// Loads a configuration with dev.simulators on, which only a build with the simulators accepts.
+#[cfg(feature = "simulators")]
 #[test]
 fn environment_overrides_the_file_and_bad_values_name_the_variable() {
     Jail::expect_with(|jail| {
@@ -149,6 +153,8 @@ fn unsupported_database_scheme_is_refused() {
     });
 }
 
+// Loads a configuration with dev.simulators on, which only a build with the simulators accepts.
+#[cfg(feature = "simulators")]
 #[test]
 fn shipped_default_configuration_is_valid() {
     let settings = Settings::load(Some(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/config/default.toml"))));
@@ -169,6 +175,8 @@ fn production_example_is_valid_and_keeps_simulators_off() {
     assert_eq!(settings.log.format, LogFormat::Json);
 }
 
+// Loads a configuration with dev.simulators on, which only a build with the simulators accepts.
+#[cfg(feature = "simulators")]
 #[test]
 fn payment_lifetimes_default_to_two_hours_and_a_one_to_fifteen_minute_backoff() {
     Jail::expect_with(|jail| {
