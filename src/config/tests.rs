@@ -28,6 +28,8 @@ fn load_in_jail(jail: &mut Jail, contents: &str) -> Result<Settings, Problems> {
     Settings::load(Some(Path::new("pforte.toml")))
 }
 
+// Loads a configuration with dev.simulators on, which only a build with the simulators accepts.
+#[cfg(feature = "simulators")]
 #[test]
 fn valid_file_loads_with_defaults_for_optional_keys() {
     Jail::expect_with(|jail| {
@@ -76,6 +78,8 @@ fn missing_required_value_is_named() {
     });
 }
 
+// Loads a configuration with dev.simulators on, which only a build with the simulators accepts.
+#[cfg(feature = "simulators")]
 #[test]
 fn environment_overrides_the_file_and_bad_values_name_the_variable() {
     Jail::expect_with(|jail| {
@@ -97,6 +101,22 @@ fn environment_overrides_the_file_and_bad_values_name_the_variable() {
 fn missing_config_file_is_reported() {
     let problems = Settings::load(Some(Path::new("/nonexistent/pforte.toml"))).err();
     assert!(problems.is_some_and(|p| p.to_string().contains("configuration file not found")));
+}
+
+/// A build without the cargo feature `simulators` has none to run, and says so instead of starting
+/// without them.
+#[test]
+fn simulators_are_refused_by_a_build_without_them() {
+    Jail::expect_with(|jail| {
+        let refusal = load_in_jail(jail, VALID).err().filter(|p| p.0.iter().any(|p| p.key == "dev.simulators"));
+        if cfg!(feature = "simulators") {
+            assert!(refusal.is_none(), "{refusal:?}");
+        } else {
+            let refusal = refusal.ok_or("expected dev.simulators to be refused")?;
+            assert!(refusal.to_string().contains("feature `simulators`"), "{refusal}");
+        }
+        Ok(())
+    });
 }
 
 #[test]
@@ -133,6 +153,8 @@ fn unsupported_database_scheme_is_refused() {
     });
 }
 
+// Loads a configuration with dev.simulators on, which only a build with the simulators accepts.
+#[cfg(feature = "simulators")]
 #[test]
 fn shipped_default_configuration_is_valid() {
     let settings = Settings::load(Some(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/config/default.toml"))));
@@ -153,6 +175,8 @@ fn production_example_is_valid_and_keeps_simulators_off() {
     assert_eq!(settings.log.format, LogFormat::Json);
 }
 
+// Loads a configuration with dev.simulators on, which only a build with the simulators accepts.
+#[cfg(feature = "simulators")]
 #[test]
 fn payment_lifetimes_default_to_two_hours_and_a_one_to_fifteen_minute_backoff() {
     Jail::expect_with(|jail| {
