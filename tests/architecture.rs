@@ -457,3 +457,31 @@ fn the_import_reader_sees_groups_paths_and_ignores_prose() {
     assert!(uses_crate("use axum::Router;", "axum"));
     assert!(!uses_crate("use crate::axum_like::X; let my_axum = 1;", "axum"));
 }
+
+#[test]
+fn unit_tests_follow_one_convention() {
+    // A module's unit tests are its child `mod tests`: inline at the end of the file, or in `tests.rs`
+    // where Rust looks for that child (`foo.rs` -> `foo/tests.rs`, `foo/mod.rs` -> `foo/tests.rs`).
+    // No `#[path]`, no `*_tests.rs` siblings, and the module exists only in test builds.
+    let mut files = Vec::new();
+    collect_rs(&root().join("src"), &mut files);
+    let mut astray = Vec::new();
+    for file in &files {
+        let name = file.file_name().unwrap().to_string_lossy();
+        if name.ends_with("_tests.rs") {
+            astray.push(format!("{}: unit tests belong in `tests.rs`, the module's child", relative(file)));
+        }
+        let code = code_only(&fs::read_to_string(file).unwrap());
+        if code.contains("#[path") {
+            astray.push(format!("{}: #[path] hides where a module lives", relative(file)));
+        }
+        let lines: Vec<&str> = code.lines().map(str::trim).collect();
+        for (i, line) in lines.iter().enumerate() {
+            let declares_tests = *line == "mod tests;" || *line == "mod tests {";
+            if declares_tests && (i == 0 || lines[i - 1] != "#[cfg(test)]") {
+                astray.push(format!("{}: `mod tests` without #[cfg(test)] right above it", relative(file)));
+            }
+        }
+    }
+    assert!(astray.is_empty(), "unit tests off the convention:\n{}", astray.join("\n"));
+}

@@ -224,5 +224,4 @@ fn chart(report: &Report) -> String {
 }
 
 #[cfg(test)]
-#[path = "finance_page_tests.rs"]
 mod tests;

@@ -232,6 +232,3 @@ fn not_registered(kind: &str, id: &EntityId, dir: &Path) -> String {
 
 #[cfg(test)]
 mod tests;
-
-#[cfg(test)]
-mod finance_tests;

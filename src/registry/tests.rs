@@ -643,3 +643,6 @@ fn io_problem(error: std::io::Error) -> Problems {
 fn problem(reason: &str) -> Problems {
     Problems(vec![Problem::new("test", "", reason)])
 }
+
+/// The registry's finance parts.
+mod finance;

@@ -3,7 +3,7 @@
 use tempfile::TempDir;
 use url::Url;
 
-use super::*;
+use super::super::*;
 
 const PROVIDER: &str = r#"
 kind = "xbezahldienste"
