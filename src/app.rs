@@ -162,18 +162,24 @@ fn build_state(settings: Settings, registry: Registry, clock: SharedClock) -> an
     let client_auth = ClientAuthenticator::new(db.clone(), http.clone(), clock.clone(), &issuer);
     let signals =
         crate::payment::signals::PaymentSignals::new(db.clone(), audit.clone(), clock.clone(), registry.clone());
+    let payment_providers = crate::payment::provider::Providers::build(&registry, &http);
     let payments = crate::payment::service::PaymentService::new(
         db.clone(),
         registry.clone(),
         signals.clone(),
-        http.clone(),
+        payment_providers.clone(),
         clock.clone(),
         issuer.clone(),
         &settings.payments,
     )
     .with_request_timeout(Duration::from_secs(settings.server.request_timeout_secs));
-    let refunds =
-        crate::payment::refund::Refunds::new(db.clone(), registry.clone(), audit.clone(), http.clone(), clock.clone());
+    let refunds = crate::payment::refund::Refunds::new(
+        db.clone(),
+        registry.clone(),
+        audit.clone(),
+        payment_providers.clone(),
+        clock.clone(),
+    );
     let finance = crate::finance::FinanceAccess::new(db.clone(), audit.clone(), clock.clone(), registry.clone());
     let payment_callbacks = crate::payment::callbacks::PaymentCallbacks::new(
         db.clone(),
@@ -181,7 +187,7 @@ fn build_state(settings: Settings, registry: Registry, clock: SharedClock) -> an
         clock.clone(),
         registry.clone(),
         signals.clone(),
-        http.clone(),
+        payment_providers.clone(),
     );
     Ok(AppState::new(Shared {
         settings,
@@ -197,6 +203,7 @@ fn build_state(settings: Settings, registry: Registry, clock: SharedClock) -> an
         grants,
         client_auth,
         upstreams,
+        payment_providers,
         payments,
         payment_signals: signals,
         refunds,
@@ -279,7 +286,7 @@ async fn check_payments(state: AppState, shutdown: CancellationToken) {
         state.db.clone(),
         state.registry.clone(),
         state.payment_signals.clone(),
-        state.http.clone(),
+        state.payment_providers.clone(),
         state.clock.clone(),
     )
     .with_schedule(crate::payment::worker::CheckSchedule::from_settings(&state.settings.payments));

@@ -18,7 +18,7 @@ use super::code::{FunctionalCode, ValidationFailure};
 use super::idempotency::Idempotency;
 use super::money::{optional_number, Amount};
 use super::notify::Notifier;
-use super::provider::{adapter_for, ProviderError, ProviderRefund};
+use super::provider::{ProviderError, ProviderRefund, Providers};
 use super::service::Answer;
 use super::validate::decode_failure;
 use crate::audit::{AuditEvent, AuditLog};
@@ -132,7 +132,7 @@ pub struct Refunds {
     db: Database,
     registry: Arc<Registry>,
     audit: AuditLog,
-    http: reqwest::Client,
+    providers: Providers,
     clock: SharedClock,
     idempotency: Idempotency,
 }
@@ -142,11 +142,11 @@ impl Refunds {
         db: Database,
         registry: Arc<Registry>,
         audit: AuditLog,
-        http: reqwest::Client,
+        providers: Providers,
         clock: SharedClock,
     ) -> Self {
         let idempotency = Idempotency::new(db.clone(), clock.clone());
-        Refunds { db, registry, audit, http, clock, idempotency }
+        Refunds { db, registry, audit, providers, clock, idempotency }
     }
 
     /// `POST …/{transactionId}/refunds`, honouring the `Idempotency-Key` as a create does.
@@ -306,7 +306,7 @@ impl Refunds {
         let Some(amount) = refund.amount.parse::<Decimal>().ok().and_then(|value| Amount::parse(value).ok()) else {
             return failed("the refund amount is not valid".to_owned());
         };
-        let adapter = match adapter_for(provider, &self.http) {
+        let adapter = match self.providers.adapter(provider.id.as_str()) {
             Ok(adapter) => adapter,
             Err(e) => return failed(e.to_string()),
         };

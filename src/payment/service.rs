@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 use super::api;
 use super::code::{FunctionalCode, ValidationFailure};
 use super::idempotency::Idempotency;
-use super::provider::{adapter_for, NewProviderPayment, ProviderError, ProviderState};
+use super::provider::{NewProviderPayment, ProviderError, ProviderState, Providers};
 use super::signals::{CreateError, KeyedAnswer, Outcome, PaymentSignals};
 use super::state::Source;
 use super::wire::{PaymentInformation, PaymentMethod, Status};
@@ -85,7 +85,7 @@ pub struct PaymentService {
     registry: Arc<Registry>,
     signals: PaymentSignals,
     idempotency: Idempotency,
-    http: reqwest::Client,
+    providers: Providers,
     clock: SharedClock,
     issuer: String,
     /// Open payments are failed for timeout after this long (`payments.lifetime_secs`).
@@ -97,14 +97,14 @@ impl PaymentService {
         db: Database,
         registry: Arc<Registry>,
         signals: PaymentSignals,
-        http: reqwest::Client,
+        providers: Providers,
         clock: SharedClock,
         issuer: String,
         settings: &PaymentSettings,
     ) -> Self {
         let idempotency = Idempotency::new(db.clone(), clock.clone());
         let lifetime_millis = i64::try_from(settings.lifetime_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
-        PaymentService { db, registry, signals, idempotency, http, clock, issuer, lifetime_millis }
+        PaymentService { db, registry, signals, idempotency, providers, clock, issuer, lifetime_millis }
     }
 
     /// The server's request timeout: an Idempotency-Key claimed longer ago than this without an
@@ -179,7 +179,7 @@ impl PaymentService {
         let Some(provider) = self.registry.payment_provider(routed.as_str()) else {
             return api::internal(&"tenant names an unknown payment provider");
         };
-        let adapter = match adapter_for(provider, &self.http) {
+        let adapter = match self.providers.adapter(provider.id.as_str()) {
             Ok(adapter) => adapter,
             Err(e) => return Answer::unavailable(&e.to_string()),
         };
@@ -276,7 +276,7 @@ impl PaymentService {
         if row.status != Status::Initial.as_str() {
             return not_cancelable(&row.status);
         }
-        let Some(state) = read_at_provider(&self.registry, &self.http, &row).await else {
+        let Some(state) = read_at_provider(&self.registry, &self.providers, &row).await else {
             return Answer::unavailable(
                 "The payment provider could not be asked whether the payment was made; nothing was canceled. \
                  Try again later.",
@@ -309,7 +309,7 @@ impl PaymentService {
     /// Asks the provider to end the payment; a provider that has no cancel leaves it to pforte.
     async fn cancel_at_provider(&self, row: &PaymentRow) -> Result<(), Answer> {
         let provider = self.registry.payment_provider(&row.provider_id);
-        let adapter = provider.and_then(|provider| adapter_for(provider, &self.http).ok());
+        let adapter = provider.and_then(|provider| self.providers.adapter(provider.id.as_str()).ok());
         let (Some(adapter), Some(reference)) = (adapter, row.provider_reference.as_deref()) else {
             return Ok(());
         };
@@ -338,7 +338,7 @@ impl PaymentService {
     /// read does not hold the citizen up; the status worker reads again later.
     pub async fn provider_return(&self, transaction_id: &str) -> Option<String> {
         let row = self.db.payment(transaction_id).await.ok()??;
-        if let Some(state) = read_at_provider(&self.registry, &self.http, &row).await {
+        if let Some(state) = read_at_provider(&self.registry, &self.providers, &row).await {
             if let Err(e) = self.signals.record_provider_read(&row, &state).await {
                 tracing::error!(error = %e, "could not record a payment status");
             }
@@ -370,10 +370,10 @@ impl PaymentService {
 }
 
 /// What the payment's provider says about it now; `None` when it cannot be asked or did not answer.
-pub async fn read_at_provider(registry: &Registry, http: &reqwest::Client, row: &PaymentRow) -> Option<ProviderState> {
+pub async fn read_at_provider(registry: &Registry, providers: &Providers, row: &PaymentRow) -> Option<ProviderState> {
     let provider = registry.payment_provider(&row.provider_id)?;
     let reference = row.provider_reference.as_deref()?;
-    let adapter = adapter_for(provider, http).ok()?;
+    let adapter = providers.adapter(provider.id.as_str()).ok()?;
     match adapter.status(&row.originator_id, &row.endpoint_id, reference).await {
         Ok(state) => Some(state),
         Err(e) => {

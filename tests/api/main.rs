@@ -32,6 +32,7 @@ mod payments;
 mod pmpayment;
 mod pmpayment_adapter;
 mod provider_adapter;
+mod provider_instances;
 mod reconciliation;
 mod recovery;
 mod refunds;
@@ -141,6 +142,7 @@ fn main() {
         payment_cancel::cancel_after_the_citizen_paid_at_the_provider_records_payed_and_is_a_conflict,
         payment_cancel::a_cancel_with_parameters_is_refused,
         routing::a_rule_sends_large_payments_to_another_provider,
+        provider_instances::one_oauth2_token_serves_every_payment_of_a_provider_instance,
         refunds::a_paid_payment_is_refunded_in_parts_and_the_refunds_are_listed,
         refunds::an_open_payment_cannot_be_refunded,
         refunds::a_refund_of_zero_is_refused,

@@ -183,8 +183,13 @@ pub async fn the_status_worker_reads_open_payments_and_fails_expired_ones(ctx: T
     let state = &app.state;
     let signals =
         PaymentSignals::new(state.db.clone(), state.audit.clone(), state.clock.clone(), state.registry.clone());
-    let worker =
-        StatusWorker::new(state.db.clone(), state.registry.clone(), signals, state.http.clone(), state.clock.clone());
+    let worker = StatusWorker::new(
+        state.db.clone(),
+        state.registry.clone(),
+        signals,
+        state.payment_providers.clone(),
+        state.clock.clone(),
+    );
     let token = bearer(&app).await?;
     let id_of = |v: &Value| v["paymentInformation"]["transactionId"].as_str().unwrap_or_default().to_owned();
 

@@ -225,7 +225,7 @@ pub async fn configured_lifetime_and_check_pauses_are_used(ctx: TestContext) -> 
         state.db.clone(),
         state.registry.clone(),
         signals(&app),
-        state.http.clone(),
+        state.payment_providers.clone(),
         state.clock.clone(),
     )
     .with_schedule(schedule);
