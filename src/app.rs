@@ -160,8 +160,15 @@ fn build_state(settings: Settings, registry: Registry, clock: SharedClock) -> an
     );
     let grants = Grants::new(db.clone(), tokens.clone(), keys.master(), audit.clone(), clock.clone());
     let client_auth = ClientAuthenticator::new(db.clone(), http.clone(), clock.clone(), &issuer);
-    let signals =
-        crate::payment::signals::PaymentSignals::new(db.clone(), audit.clone(), clock.clone(), registry.clone());
+    // Payment announces its money events; the tenant's ledger books them.
+    let books: Arc<dyn crate::payment::books::PaymentBooks> = Arc::new(crate::finance::ledger::LedgerBooks);
+    let signals = crate::payment::signals::PaymentSignals::new(
+        db.clone(),
+        audit.clone(),
+        clock.clone(),
+        registry.clone(),
+        books.clone(),
+    );
     let payment_providers = crate::payment::provider::Providers::build(&registry, &http);
     let payments = crate::payment::service::PaymentService::new(
         db.clone(),
@@ -178,6 +185,7 @@ fn build_state(settings: Settings, registry: Registry, clock: SharedClock) -> an
         registry.clone(),
         audit.clone(),
         payment_providers.clone(),
+        books,
         clock.clone(),
     );
     let finance = crate::finance::FinanceAccess::new(db.clone(), audit.clone(), clock.clone(), registry.clone());

@@ -5,6 +5,7 @@
 //! merge the tenant's booking defaults and map a [`code::ValidationFailure`] to problem+json once.
 
 mod api;
+pub mod books;
 pub mod callbacks;
 pub mod code;
 pub mod delivery_log;

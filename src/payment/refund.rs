@@ -14,6 +14,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::api;
+use super::books::{OwedRefund, PaymentBooks, RefundRoute};
 use super::code::{FunctionalCode, ValidationFailure};
 use super::idempotency::Idempotency;
 use super::money::{optional_number, Amount};
@@ -23,7 +24,6 @@ use super::service::Answer;
 use super::validate::decode_failure;
 use crate::audit::{AuditEvent, AuditLog};
 use crate::clock::SharedClock;
-use crate::finance::ledger;
 use crate::registry::{Client, Registry};
 use crate::store::payments::PaymentRow;
 use crate::store::refunds::{self, RefundRow};
@@ -133,6 +133,7 @@ pub struct Refunds {
     registry: Arc<Registry>,
     audit: AuditLog,
     providers: Providers,
+    books: Arc<dyn PaymentBooks>,
     clock: SharedClock,
     idempotency: Idempotency,
 }
@@ -143,10 +144,11 @@ impl Refunds {
         registry: Arc<Registry>,
         audit: AuditLog,
         providers: Providers,
+        books: Arc<dyn PaymentBooks>,
         clock: SharedClock,
     ) -> Self {
         let idempotency = Idempotency::new(db.clone(), clock.clone());
-        Refunds { db, registry, audit, providers, clock, idempotency }
+        Refunds { db, registry, audit, providers, books, clock, idempotency }
     }
 
     /// `POST …/{transactionId}/refunds`, honouring the `Idempotency-Key` as a create does.
@@ -330,7 +332,7 @@ impl Refunds {
 
     /// Moves the refund from PENDING to its outcome with event and audit entry; false when it was
     /// no longer PENDING. A refund the provider accepted, or one the finance office now owes by hand,
-    /// is booked in the tenant's ledger in the same transaction; a failed one books nothing.
+    /// is booked (announced to [`PaymentBooks`]) in the same transaction; a failed one books nothing.
     async fn settle(
         &self,
         payment: &PaymentRow,
@@ -348,19 +350,21 @@ impl Refunds {
             return Ok(false);
         }
         refunds::insert_event(&mut tx, &refund.refund_id, Some(pending), to.as_str(), detail, now).await?;
-        if matches!(to, RefundStatus::Submitted | RefundStatus::Instruction) {
-            let posting = ledger::RefundEvent {
+        let route = match to {
+            RefundStatus::Submitted => Some(RefundRoute::Provider),
+            RefundStatus::Instruction => Some(RefundRoute::Instruction),
+            RefundStatus::Pending | RefundStatus::Failed => None,
+        };
+        if let Some(route) = route {
+            let owed = OwedRefund {
                 tenant_id: &payment.endpoint_id,
                 transaction_id: &refund.transaction_id,
                 refund_id: &refund.refund_id,
                 amount: stored_decimal(&refund.amount)?,
-                posted_at: now,
+                route,
+                at: now,
             };
-            match ledger::post_refund(&mut tx, &posting).await {
-                Ok(_) => {}
-                Err(ledger::LedgerError::Storage(e)) => return Err(e),
-                Err(e) => return Err(StorageError::Corrupt(e.to_string())),
-            }
+            self.books.refund_owed(&mut tx, &owed).await?;
         }
         let details = json!({ "refund": refund.refund_id, "status": to.as_str() });
         let event = AuditEvent::new("payment.refund_settled", "provider", &refund.transaction_id, details);

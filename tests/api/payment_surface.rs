@@ -148,7 +148,7 @@ pub async fn get_shows_method_and_kassenzeichen_the_provider_reported_and_paid_a
 
 fn signals(app: &TestApp) -> PaymentSignals {
     let state = &app.state;
-    PaymentSignals::new(state.db.clone(), state.audit.clone(), state.clock.clone(), state.registry.clone())
+    state.payment_signals.clone()
 }
 
 fn reported(status: Status, method: Option<PaymentMethod>, reference: Option<&str>) -> ProviderState {
