@@ -170,13 +170,15 @@ fn build_state(settings: Settings, registry: Registry, clock: SharedClock) -> an
         books.clone(),
     );
     let payment_providers = crate::payment::provider::Providers::build(&registry, &http);
+    let payment_routes: Arc<dyn crate::payment::routes::PaymentRoutes> =
+        Arc::new(crate::http::payments::Routes::new(issuer.clone()));
     let payments = crate::payment::service::PaymentService::new(
         db.clone(),
         registry.clone(),
         signals.clone(),
         payment_providers.clone(),
         clock.clone(),
-        issuer.clone(),
+        payment_routes.clone(),
         &settings.payments,
     )
     .with_request_timeout(Duration::from_secs(settings.server.request_timeout_secs));
@@ -186,6 +188,7 @@ fn build_state(settings: Settings, registry: Registry, clock: SharedClock) -> an
         audit.clone(),
         payment_providers.clone(),
         books,
+        payment_routes,
         clock.clone(),
     );
     let finance = crate::finance::FinanceAccess::new(db.clone(), audit.clone(), clock.clone(), registry.clone());

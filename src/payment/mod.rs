@@ -15,6 +15,7 @@ pub mod notify;
 pub mod provider;
 pub mod refund;
 pub mod request;
+pub mod routes;
 pub mod service;
 pub mod signals;
 pub mod state;

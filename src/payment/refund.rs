@@ -20,6 +20,7 @@ use super::idempotency::Idempotency;
 use super::money::{optional_number, Amount};
 use super::notify::Notifier;
 use super::provider::{ProviderError, ProviderRefund, Providers};
+use super::routes::PaymentRoutes;
 use super::service::Answer;
 use super::validate::decode_failure;
 use crate::audit::{AuditEvent, AuditLog};
@@ -134,6 +135,7 @@ pub struct Refunds {
     audit: AuditLog,
     providers: Providers,
     books: Arc<dyn PaymentBooks>,
+    routes: Arc<dyn PaymentRoutes>,
     clock: SharedClock,
     idempotency: Idempotency,
 }
@@ -145,10 +147,11 @@ impl Refunds {
         audit: AuditLog,
         providers: Providers,
         books: Arc<dyn PaymentBooks>,
+        routes: Arc<dyn PaymentRoutes>,
         clock: SharedClock,
     ) -> Self {
         let idempotency = Idempotency::new(db.clone(), clock.clone());
-        Refunds { db, registry, audit, providers, books, clock, idempotency }
+        Refunds { db, registry, audit, providers, books, routes, clock, idempotency }
     }
 
     /// `POST …/{transactionId}/refunds`, honouring the `Idempotency-Key` as a create does.
@@ -164,7 +167,7 @@ impl Refunds {
         if let Err(answer) = api::authorise(&self.registry, client, originator, endpoint) {
             return answer;
         }
-        let path = format!("/paymenttransaction/{originator}/{endpoint}/{transaction_id}/refunds");
+        let path = self.routes.refunds_path(originator, endpoint, transaction_id);
         let work = self.create_claimed(client, originator, endpoint, transaction_id, body);
         let keyed = api::Keyed { key: idempotency_key, created_stores_answer: false };
         api::idempotent(&self.idempotency, client.id.as_str(), keyed, &path, body, work).await

@@ -18,6 +18,7 @@ use super::api;
 use super::code::{FunctionalCode, ValidationFailure};
 use super::idempotency::Idempotency;
 use super::provider::{NewProviderPayment, ProviderError, ProviderState, Providers};
+use super::routes::PaymentRoutes;
 use super::signals::{CreateError, KeyedAnswer, Outcome, PaymentSignals};
 use super::state::Source;
 use super::wire::{PaymentInformation, PaymentMethod, Status};
@@ -87,7 +88,8 @@ pub struct PaymentService {
     idempotency: Idempotency,
     providers: Providers,
     clock: SharedClock,
-    issuer: String,
+    /// Where the edge serves payments and pay pages.
+    routes: Arc<dyn PaymentRoutes>,
     /// Open payments are failed for timeout after this long (`payments.lifetime_secs`).
     lifetime_millis: i64,
 }
@@ -99,12 +101,12 @@ impl PaymentService {
         signals: PaymentSignals,
         providers: Providers,
         clock: SharedClock,
-        issuer: String,
+        routes: Arc<dyn PaymentRoutes>,
         settings: &PaymentSettings,
     ) -> Self {
         let idempotency = Idempotency::new(db.clone(), clock.clone());
         let lifetime_millis = i64::try_from(settings.lifetime_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
-        PaymentService { db, registry, signals, idempotency, providers, clock, issuer, lifetime_millis }
+        PaymentService { db, registry, signals, idempotency, providers, clock, routes, lifetime_millis }
     }
 
     /// The server's request timeout: an Idempotency-Key claimed longer ago than this without an
@@ -137,7 +139,7 @@ impl PaymentService {
         if let Err(answer) = self.authorise(client, originator, endpoint) {
             return answer;
         }
-        let path = format!("/paymenttransaction/{originator}/{endpoint}");
+        let path = self.routes.create_path(originator, endpoint);
         let work = self.create_claimed(client, originator, endpoint, body, idempotency_key);
         let keyed = api::Keyed { key: idempotency_key, created_stores_answer: true };
         api::idempotent(&self.idempotency, client.id.as_str(), keyed, &path, body, work).await
@@ -186,10 +188,10 @@ impl PaymentService {
         let transaction_id = crate::crypto::random_token();
         // The provider returns the citizen to pforte, which reads the status before sending them on.
         let mut to_provider = effective;
-        to_provider.redirect_url = format!("{}/pay/{transaction_id}/return", self.issuer);
+        to_provider.redirect_url = self.routes.provider_return_url(&transaction_id);
         // Notifications come from pforte; the provider has no use for the service's address.
         to_provider.notify_url = None;
-        let callback_url = format!("{}/callbacks/payment/{}", self.issuer, provider.id.as_str());
+        let callback_url = self.routes.provider_callback_url(provider.id.as_str());
         let payment = NewProviderPayment {
             originator_id: originator,
             endpoint_id: endpoint,
@@ -350,13 +352,9 @@ impl PaymentService {
         let request: Value = serde_json::from_str(&row.request).unwrap_or(Value::Null);
         let status = Status::parse(&row.status).unwrap_or(Status::Initial);
         let information = PaymentInformation {
-            transaction_url: format!(
-                "{}/paymenttransaction/{}/{}/{}",
-                self.issuer, row.originator_id, row.endpoint_id, row.transaction_id
-            ),
+            transaction_url: self.routes.transaction_url(&row.originator_id, &row.endpoint_id, &row.transaction_id),
             // The pay page only while the payment can still be paid (the standard's rule).
-            transaction_redirect_url: (status == Status::Initial)
-                .then(|| format!("{}/pay/{}", self.issuer, row.transaction_id)),
+            transaction_redirect_url: (status == Status::Initial).then(|| self.routes.pay_url(&row.transaction_id)),
             transaction_id: row.transaction_id.clone(),
             transaction_reference: row.transaction_reference.clone(),
             transaction_timestamp: chrono::DateTime::from_timestamp_millis(row.created_at).map(|t| t.fixed_offset()),
