@@ -193,20 +193,37 @@ fn build_state(settings: Settings, registry: Registry, clock: SharedClock) -> an
         clock.clone(),
         crate::http::oidc::assertion_audiences(&issuer),
     );
-    let signals =
-        crate::payment::signals::PaymentSignals::new(db.clone(), audit.clone(), clock.clone(), registry.clone());
+    // Payment announces its money events; the tenant's ledger books them.
+    let books: Arc<dyn crate::payment::books::PaymentBooks> = Arc::new(crate::finance::ledger::LedgerBooks);
+    let signals = crate::payment::signals::PaymentSignals::new(
+        db.clone(),
+        audit.clone(),
+        clock.clone(),
+        registry.clone(),
+        books.clone(),
+    );
+    let payment_providers = crate::payment::provider::Providers::build(&registry, &http);
+    let payment_routes: Arc<dyn crate::payment::routes::PaymentRoutes> =
+        Arc::new(crate::http::payments::Routes::new(issuer.clone()));
     let payments = crate::payment::service::PaymentService::new(
         db.clone(),
         registry.clone(),
         signals.clone(),
-        http.clone(),
+        payment_providers.clone(),
         clock.clone(),
-        issuer.clone(),
+        payment_routes.clone(),
         &settings.payments,
     )
     .with_request_timeout(Duration::from_secs(settings.server.request_timeout_secs));
-    let refunds =
-        crate::payment::refund::Refunds::new(db.clone(), registry.clone(), audit.clone(), http.clone(), clock.clone());
+    let refunds = crate::payment::refund::Refunds::new(
+        db.clone(),
+        registry.clone(),
+        audit.clone(),
+        payment_providers.clone(),
+        books,
+        payment_routes,
+        clock.clone(),
+    );
     let finance = crate::finance::FinanceAccess::new(db.clone(), audit.clone(), clock.clone(), registry.clone());
     let payment_callbacks = crate::payment::callbacks::PaymentCallbacks::new(
         db.clone(),
@@ -214,7 +231,7 @@ fn build_state(settings: Settings, registry: Registry, clock: SharedClock) -> an
         clock.clone(),
         registry.clone(),
         signals.clone(),
-        http.clone(),
+        payment_providers.clone(),
     );
     Ok(AppState::new(Shared {
         settings,
@@ -230,6 +247,7 @@ fn build_state(settings: Settings, registry: Registry, clock: SharedClock) -> an
         grants,
         client_auth,
         upstreams,
+        payment_providers,
         payments,
         payment_signals: signals,
         refunds,
@@ -311,7 +329,7 @@ async fn check_payments(state: AppState, shutdown: CancellationToken) {
         state.db.clone(),
         state.registry.clone(),
         state.payment_signals.clone(),
-        state.http.clone(),
+        state.payment_providers.clone(),
         state.clock.clone(),
     )
     .with_schedule(crate::payment::worker::CheckSchedule::from_settings(&state.settings.payments));

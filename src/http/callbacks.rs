@@ -13,8 +13,11 @@ use super::error::{ApiError, ErrorCode};
 use crate::http::state::AppState;
 use crate::payment::callbacks::Received;
 
+/// Where a payment provider instance sends its callbacks.
+pub const PROVIDER_CALLBACK: &str = "/callbacks/payment/{provider}";
+
 pub fn router() -> Router<AppState> {
-    Router::new().route("/callbacks/payment/{provider}", post(receive))
+    Router::new().route(PROVIDER_CALLBACK, post(receive))
 }
 
 async fn receive(

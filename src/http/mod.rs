@@ -13,7 +13,7 @@ mod jwks;
 pub mod middleware;
 pub mod oidc;
 mod openapi;
-mod payments;
+pub mod payments;
 pub mod state;
 
 use std::time::Duration;

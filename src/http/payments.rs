@@ -12,19 +12,81 @@ use axum::Router;
 use super::oidc::see_other;
 use crate::http::state::AppState;
 use crate::identity::client_auth::ClientCredentials;
+use crate::payment::routes::PaymentRoutes;
 use crate::payment::service::Answer;
 use crate::payment::FunctionalCode;
 use crate::registry::Client;
 
+const TRANSACTIONS: &str = "/paymenttransaction/{originator}/{endpoint}";
+const TRANSACTION: &str = "/paymenttransaction/{originator}/{endpoint}/{transaction}";
+const CANCEL: &str = "/paymenttransaction/{originator}/{endpoint}/{transaction}/cancel";
+const REFUNDS: &str = "/paymenttransaction/{originator}/{endpoint}/{transaction}/refunds";
+const STATUS: &str = "/status/{originator}/{endpoint}";
+const PAY: &str = "/pay/{transaction}";
+const PAY_RETURN: &str = "/pay/{transaction}/return";
+
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/paymenttransaction/{originator}/{endpoint}", post(create))
-        .route("/paymenttransaction/{originator}/{endpoint}/{transaction}", get(read))
-        .route("/paymenttransaction/{originator}/{endpoint}/{transaction}/cancel", post(cancel))
-        .route("/paymenttransaction/{originator}/{endpoint}/{transaction}/refunds", post(refund).get(refunds))
-        .route("/status/{originator}/{endpoint}", get(status))
-        .route("/pay/{transaction}", get(pay))
-        .route("/pay/{transaction}/return", get(back_from_provider))
+        .route(TRANSACTIONS, post(create))
+        .route(TRANSACTION, get(read))
+        .route(CANCEL, post(cancel))
+        .route(REFUNDS, post(refund).get(refunds))
+        .route(STATUS, get(status))
+        .route(PAY, get(pay))
+        .route(PAY_RETURN, get(back_from_provider))
+}
+
+/// The payment routes above (and the provider callback route) as the payment domain names them,
+/// under the public URL `issuer`; `app` hands this to the payment services.
+#[derive(Debug, Clone)]
+pub struct Routes {
+    issuer: String,
+}
+
+impl Routes {
+    pub fn new(issuer: impl Into<String>) -> Routes {
+        Routes { issuer: issuer.into() }
+    }
+
+    fn url(&self, template: &str, values: &[&str]) -> String {
+        format!("{}{}", self.issuer, fill(template, values))
+    }
+}
+
+impl PaymentRoutes for Routes {
+    fn create_path(&self, originator: &str, endpoint: &str) -> String {
+        fill(TRANSACTIONS, &[originator, endpoint])
+    }
+
+    fn refunds_path(&self, originator: &str, endpoint: &str, transaction_id: &str) -> String {
+        fill(REFUNDS, &[originator, endpoint, transaction_id])
+    }
+
+    fn transaction_url(&self, originator: &str, endpoint: &str, transaction_id: &str) -> String {
+        self.url(TRANSACTION, &[originator, endpoint, transaction_id])
+    }
+
+    fn pay_url(&self, transaction_id: &str) -> String {
+        self.url(PAY, &[transaction_id])
+    }
+
+    fn provider_return_url(&self, transaction_id: &str) -> String {
+        self.url(PAY_RETURN, &[transaction_id])
+    }
+
+    fn provider_callback_url(&self, provider_id: &str) -> String {
+        self.url(super::callbacks::PROVIDER_CALLBACK, &[provider_id])
+    }
+}
+
+/// `template` with its `{…}` segments replaced by `values`, in order (as they came, not encoded).
+fn fill(template: &str, values: &[&str]) -> String {
+    let mut values = values.iter();
+    template
+        .split('/')
+        .map(|segment| if segment.starts_with('{') { values.next().copied().unwrap_or_default() } else { segment })
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 fn respond(answer: Answer) -> Response {
@@ -153,5 +215,24 @@ async fn back_from_provider(State(state): State<AppState>, Path(transaction): Pa
         Some(target) => see_other(&target),
         None => crate::http::error::ApiError::new(crate::http::error::ErrorCode::NotFound, "No such payment.")
             .into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_domain_gets_the_routes_the_router_serves() {
+        let routes = Routes::new("https://pforte.example");
+        assert_eq!(routes.create_path("svc", "09162000"), "/paymenttransaction/svc/09162000");
+        assert_eq!(routes.refunds_path("svc", "09162000", "tx"), "/paymenttransaction/svc/09162000/tx/refunds");
+        assert_eq!(
+            routes.transaction_url("svc", "09162000", "tx"),
+            "https://pforte.example/paymenttransaction/svc/09162000/tx"
+        );
+        assert_eq!(routes.pay_url("tx"), "https://pforte.example/pay/tx");
+        assert_eq!(routes.provider_return_url("tx"), "https://pforte.example/pay/tx/return");
+        assert_eq!(routes.provider_callback_url("sim-pay"), "https://pforte.example/callbacks/payment/sim-pay");
     }
 }

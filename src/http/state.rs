@@ -34,6 +34,8 @@ pub struct Shared {
     pub grants: Grants,
     pub client_auth: ClientAuthenticator,
     pub upstreams: Arc<crate::identity::upstream::Upstreams>,
+    /// The payment provider instances, built once (`payment::provider::Providers`).
+    pub payment_providers: crate::payment::provider::Providers,
     pub payments: crate::payment::service::PaymentService,
     pub payment_signals: crate::payment::signals::PaymentSignals,
     pub refunds: crate::payment::refund::Refunds,

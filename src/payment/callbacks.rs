@@ -18,7 +18,7 @@ use reqwest::header::HeaderMap;
 use rust_decimal::Decimal;
 use serde_json::json;
 
-use super::provider::{adapter_for, CallbackError, ProviderCallback};
+use super::provider::{CallbackError, ProviderCallback, Providers};
 use super::service::read_at_provider;
 use super::signals::{Outcome, PaymentSignals};
 use super::state::Source;
@@ -69,7 +69,7 @@ pub struct PaymentCallbacks {
     clock: SharedClock,
     registry: Arc<Registry>,
     signals: PaymentSignals,
-    http: reqwest::Client,
+    providers: Providers,
 }
 
 impl PaymentCallbacks {
@@ -79,9 +79,9 @@ impl PaymentCallbacks {
         clock: SharedClock,
         registry: Arc<Registry>,
         signals: PaymentSignals,
-        http: reqwest::Client,
+        providers: Providers,
     ) -> Self {
-        PaymentCallbacks { db, audit, clock, registry, signals, http }
+        PaymentCallbacks { db, audit, clock, registry, signals, providers }
     }
 
     pub async fn receive(&self, provider_id: &str, headers: &HeaderMap, body: &[u8]) -> Received {
@@ -92,7 +92,7 @@ impl PaymentCallbacks {
 
     async fn receive_checked(&self, provider_id: &str, headers: &HeaderMap, body: &[u8]) -> Result<Received, Received> {
         let provider = self.registry.payment_provider(provider_id).ok_or(Received::NotAccepted)?;
-        let adapter = adapter_for(provider, &self.http).map_err(|e| {
+        let adapter = self.providers.adapter(provider.id.as_str()).map_err(|e| {
             tracing::warn!(provider = provider_id, error = %e, "callback for a provider entry that cannot be used");
             Received::NotAccepted
         })?;
@@ -123,7 +123,7 @@ impl PaymentCallbacks {
             return self.flag_amount_mismatch(provider_id, &callback, &row, expected, reported).await;
         }
         // Outside any transaction (SECURITY.md #19); the claim in the callback is not used.
-        let Some(state) = read_at_provider(&self.registry, &self.http, &row).await else {
+        let Some(state) = read_at_provider(&self.registry, &self.providers, &row).await else {
             return Err(Received::ProviderUnavailable);
         };
         let recorded = self

@@ -5,6 +5,7 @@
 //! merge the tenant's booking defaults and map a [`code::ValidationFailure`] to problem+json once.
 
 mod api;
+pub mod books;
 pub mod callbacks;
 pub mod code;
 pub mod delivery_log;
@@ -14,6 +15,7 @@ pub mod notify;
 pub mod provider;
 pub mod refund;
 pub mod request;
+pub mod routes;
 pub mod service;
 pub mod signals;
 pub mod state;

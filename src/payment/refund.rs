@@ -14,16 +14,17 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::api;
+use super::books::{OwedRefund, PaymentBooks, RefundRoute};
 use super::code::{FunctionalCode, ValidationFailure};
 use super::idempotency::Idempotency;
 use super::money::{optional_number, Amount};
 use super::notify::Notifier;
-use super::provider::{adapter_for, ProviderError, ProviderRefund};
+use super::provider::{ProviderError, ProviderRefund, Providers};
+use super::routes::PaymentRoutes;
 use super::service::Answer;
 use super::validate::decode_failure;
 use crate::audit::{AuditEvent, AuditLog};
 use crate::clock::SharedClock;
-use crate::finance::ledger;
 use crate::registry::{Client, Registry};
 use crate::store::payments::PaymentRow;
 use crate::store::refunds::{self, RefundRow};
@@ -132,7 +133,9 @@ pub struct Refunds {
     db: Database,
     registry: Arc<Registry>,
     audit: AuditLog,
-    http: reqwest::Client,
+    providers: Providers,
+    books: Arc<dyn PaymentBooks>,
+    routes: Arc<dyn PaymentRoutes>,
     clock: SharedClock,
     idempotency: Idempotency,
 }
@@ -142,11 +145,13 @@ impl Refunds {
         db: Database,
         registry: Arc<Registry>,
         audit: AuditLog,
-        http: reqwest::Client,
+        providers: Providers,
+        books: Arc<dyn PaymentBooks>,
+        routes: Arc<dyn PaymentRoutes>,
         clock: SharedClock,
     ) -> Self {
         let idempotency = Idempotency::new(db.clone(), clock.clone());
-        Refunds { db, registry, audit, http, clock, idempotency }
+        Refunds { db, registry, audit, providers, books, routes, clock, idempotency }
     }
 
     /// `POST …/{transactionId}/refunds`, honouring the `Idempotency-Key` as a create does.
@@ -162,7 +167,7 @@ impl Refunds {
         if let Err(answer) = api::authorise(&self.registry, client, originator, endpoint) {
             return answer;
         }
-        let path = format!("/paymenttransaction/{originator}/{endpoint}/{transaction_id}/refunds");
+        let path = self.routes.refunds_path(originator, endpoint, transaction_id);
         let work = self.create_claimed(client, originator, endpoint, transaction_id, body);
         let keyed = api::Keyed { key: idempotency_key, created_stores_answer: false };
         api::idempotent(&self.idempotency, client.id.as_str(), keyed, &path, body, work).await
@@ -306,7 +311,7 @@ impl Refunds {
         let Some(amount) = refund.amount.parse::<Decimal>().ok().and_then(|value| Amount::parse(value).ok()) else {
             return failed("the refund amount is not valid".to_owned());
         };
-        let adapter = match adapter_for(provider, &self.http) {
+        let adapter = match self.providers.adapter(provider.id.as_str()) {
             Ok(adapter) => adapter,
             Err(e) => return failed(e.to_string()),
         };
@@ -330,7 +335,7 @@ impl Refunds {
 
     /// Moves the refund from PENDING to its outcome with event and audit entry; false when it was
     /// no longer PENDING. A refund the provider accepted, or one the finance office now owes by hand,
-    /// is booked in the tenant's ledger in the same transaction; a failed one books nothing.
+    /// is booked (announced to [`PaymentBooks`]) in the same transaction; a failed one books nothing.
     async fn settle(
         &self,
         payment: &PaymentRow,
@@ -348,19 +353,21 @@ impl Refunds {
             return Ok(false);
         }
         refunds::insert_event(&mut tx, &refund.refund_id, Some(pending), to.as_str(), detail, now).await?;
-        if matches!(to, RefundStatus::Submitted | RefundStatus::Instruction) {
-            let posting = ledger::RefundEvent {
+        let route = match to {
+            RefundStatus::Submitted => Some(RefundRoute::Provider),
+            RefundStatus::Instruction => Some(RefundRoute::Instruction),
+            RefundStatus::Pending | RefundStatus::Failed => None,
+        };
+        if let Some(route) = route {
+            let owed = OwedRefund {
                 tenant_id: &payment.endpoint_id,
                 transaction_id: &refund.transaction_id,
                 refund_id: &refund.refund_id,
                 amount: stored_decimal(&refund.amount)?,
-                posted_at: now,
+                route,
+                at: now,
             };
-            match ledger::post_refund(&mut tx, &posting).await {
-                Ok(_) => {}
-                Err(ledger::LedgerError::Storage(e)) => return Err(e),
-                Err(e) => return Err(StorageError::Corrupt(e.to_string())),
-            }
+            self.books.refund_owed(&mut tx, &owed).await?;
         }
         let details = json!({ "refund": refund.refund_id, "status": to.as_str() });
         let event = AuditEvent::new("payment.refund_settled", "provider", &refund.transaction_id, details);

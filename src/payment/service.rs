@@ -17,7 +17,8 @@ use serde_json::{json, Value};
 use super::api;
 use super::code::{FunctionalCode, ValidationFailure};
 use super::idempotency::Idempotency;
-use super::provider::{adapter_for, NewProviderPayment, ProviderError, ProviderState};
+use super::provider::{NewProviderPayment, ProviderError, ProviderState, Providers};
+use super::routes::PaymentRoutes;
 use super::signals::{CreateError, KeyedAnswer, Outcome, PaymentSignals};
 use super::state::Source;
 use super::wire::{PaymentInformation, PaymentMethod, Status};
@@ -85,9 +86,10 @@ pub struct PaymentService {
     registry: Arc<Registry>,
     signals: PaymentSignals,
     idempotency: Idempotency,
-    http: reqwest::Client,
+    providers: Providers,
     clock: SharedClock,
-    issuer: String,
+    /// Where the edge serves payments and pay pages.
+    routes: Arc<dyn PaymentRoutes>,
     /// Open payments are failed for timeout after this long (`payments.lifetime_secs`).
     lifetime_millis: i64,
 }
@@ -97,14 +99,14 @@ impl PaymentService {
         db: Database,
         registry: Arc<Registry>,
         signals: PaymentSignals,
-        http: reqwest::Client,
+        providers: Providers,
         clock: SharedClock,
-        issuer: String,
+        routes: Arc<dyn PaymentRoutes>,
         settings: &PaymentSettings,
     ) -> Self {
         let idempotency = Idempotency::new(db.clone(), clock.clone());
         let lifetime_millis = i64::try_from(settings.lifetime_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
-        PaymentService { db, registry, signals, idempotency, http, clock, issuer, lifetime_millis }
+        PaymentService { db, registry, signals, idempotency, providers, clock, routes, lifetime_millis }
     }
 
     /// The server's request timeout: an Idempotency-Key claimed longer ago than this without an
@@ -137,7 +139,7 @@ impl PaymentService {
         if let Err(answer) = self.authorise(client, originator, endpoint) {
             return answer;
         }
-        let path = format!("/paymenttransaction/{originator}/{endpoint}");
+        let path = self.routes.create_path(originator, endpoint);
         let work = self.create_claimed(client, originator, endpoint, body, idempotency_key);
         let keyed = api::Keyed { key: idempotency_key, created_stores_answer: true };
         api::idempotent(&self.idempotency, client.id.as_str(), keyed, &path, body, work).await
@@ -179,17 +181,17 @@ impl PaymentService {
         let Some(provider) = self.registry.payment_provider(routed.as_str()) else {
             return api::internal(&"tenant names an unknown payment provider");
         };
-        let adapter = match adapter_for(provider, &self.http) {
+        let adapter = match self.providers.adapter(provider.id.as_str()) {
             Ok(adapter) => adapter,
             Err(e) => return Answer::unavailable(&e.to_string()),
         };
         let transaction_id = crate::crypto::random_token();
         // The provider returns the citizen to pforte, which reads the status before sending them on.
         let mut to_provider = effective;
-        to_provider.redirect_url = format!("{}/pay/{transaction_id}/return", self.issuer);
+        to_provider.redirect_url = self.routes.provider_return_url(&transaction_id);
         // Notifications come from pforte; the provider has no use for the service's address.
         to_provider.notify_url = None;
-        let callback_url = format!("{}/callbacks/payment/{}", self.issuer, provider.id.as_str());
+        let callback_url = self.routes.provider_callback_url(provider.id.as_str());
         let payment = NewProviderPayment {
             originator_id: originator,
             endpoint_id: endpoint,
@@ -276,7 +278,7 @@ impl PaymentService {
         if row.status != Status::Initial.as_str() {
             return not_cancelable(&row.status);
         }
-        let Some(state) = read_at_provider(&self.registry, &self.http, &row).await else {
+        let Some(state) = read_at_provider(&self.registry, &self.providers, &row).await else {
             return Answer::unavailable(
                 "The payment provider could not be asked whether the payment was made; nothing was canceled. \
                  Try again later.",
@@ -309,7 +311,7 @@ impl PaymentService {
     /// Asks the provider to end the payment; a provider that has no cancel leaves it to pforte.
     async fn cancel_at_provider(&self, row: &PaymentRow) -> Result<(), Answer> {
         let provider = self.registry.payment_provider(&row.provider_id);
-        let adapter = provider.and_then(|provider| adapter_for(provider, &self.http).ok());
+        let adapter = provider.and_then(|provider| self.providers.adapter(provider.id.as_str()).ok());
         let (Some(adapter), Some(reference)) = (adapter, row.provider_reference.as_deref()) else {
             return Ok(());
         };
@@ -338,7 +340,7 @@ impl PaymentService {
     /// read does not hold the citizen up; the status worker reads again later.
     pub async fn provider_return(&self, transaction_id: &str) -> Option<String> {
         let row = self.db.payment(transaction_id).await.ok()??;
-        if let Some(state) = read_at_provider(&self.registry, &self.http, &row).await {
+        if let Some(state) = read_at_provider(&self.registry, &self.providers, &row).await {
             if let Err(e) = self.signals.record_provider_read(&row, &state).await {
                 tracing::error!(error = %e, "could not record a payment status");
             }
@@ -350,13 +352,9 @@ impl PaymentService {
         let request: Value = serde_json::from_str(&row.request).unwrap_or(Value::Null);
         let status = Status::parse(&row.status).unwrap_or(Status::Initial);
         let information = PaymentInformation {
-            transaction_url: format!(
-                "{}/paymenttransaction/{}/{}/{}",
-                self.issuer, row.originator_id, row.endpoint_id, row.transaction_id
-            ),
+            transaction_url: self.routes.transaction_url(&row.originator_id, &row.endpoint_id, &row.transaction_id),
             // The pay page only while the payment can still be paid (the standard's rule).
-            transaction_redirect_url: (status == Status::Initial)
-                .then(|| format!("{}/pay/{}", self.issuer, row.transaction_id)),
+            transaction_redirect_url: (status == Status::Initial).then(|| self.routes.pay_url(&row.transaction_id)),
             transaction_id: row.transaction_id.clone(),
             transaction_reference: row.transaction_reference.clone(),
             transaction_timestamp: chrono::DateTime::from_timestamp_millis(row.created_at).map(|t| t.fixed_offset()),
@@ -370,10 +368,10 @@ impl PaymentService {
 }
 
 /// What the payment's provider says about it now; `None` when it cannot be asked or did not answer.
-pub async fn read_at_provider(registry: &Registry, http: &reqwest::Client, row: &PaymentRow) -> Option<ProviderState> {
+pub async fn read_at_provider(registry: &Registry, providers: &Providers, row: &PaymentRow) -> Option<ProviderState> {
     let provider = registry.payment_provider(&row.provider_id)?;
     let reference = row.provider_reference.as_deref()?;
-    let adapter = adapter_for(provider, http).ok()?;
+    let adapter = providers.adapter(provider.id.as_str()).ok()?;
     match adapter.status(&row.originator_id, &row.endpoint_id, reference).await {
         Ok(state) => Some(state),
         Err(e) => {

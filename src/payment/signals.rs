@@ -1,20 +1,20 @@
 //! Recording payments and what happens to them: creation and every status signal go through here,
 //! each in one write transaction with its event row and audit entry, so a crash leaves either the
 //! whole change or none of it, including the notification to the online service (outbox) and, for
-//! a payment that reached PAYED, its journal in the tenant's ledger (`finance::ledger`).
+//! a payment that reached PAYED, its booking (announced to [`PaymentBooks`], the tenant's ledger).
 
 use std::sync::Arc;
 
 use serde_json::json;
 use sqlx::AnyConnection;
 
+use super::books::{PaidHow, PaidPayment, PaymentBooks};
 use super::notify::Notifier;
 use super::provider::ProviderState;
 use super::state::{decide, Decision, Source};
 use super::wire::Status;
 use crate::audit::{AuditEvent, AuditLog};
 use crate::clock::SharedClock;
-use crate::finance::ledger;
 use crate::registry::Registry;
 use crate::store::callbacks;
 use crate::store::idempotency;
@@ -53,17 +53,24 @@ pub struct KeyedAnswer<'a> {
     pub body: &'a str,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct PaymentSignals {
     db: Database,
     audit: AuditLog,
     clock: SharedClock,
     registry: Arc<Registry>,
+    books: Arc<dyn PaymentBooks>,
 }
 
 impl PaymentSignals {
-    pub fn new(db: Database, audit: AuditLog, clock: SharedClock, registry: Arc<Registry>) -> Self {
-        PaymentSignals { db, audit, clock, registry }
+    pub fn new(
+        db: Database,
+        audit: AuditLog,
+        clock: SharedClock,
+        registry: Arc<Registry>,
+        books: Arc<dyn PaymentBooks>,
+    ) -> Self {
+        PaymentSignals { db, audit, clock, registry, books }
     }
 
     /// Stores a new payment in status INITIAL with its first event; nothing if the requestId exists.
@@ -179,7 +186,7 @@ impl PaymentSignals {
                 }
                 payments::insert_event(tx, transaction_id, &event(to)).await?;
                 if to == Status::Payed {
-                    post_paid(tx, &row, now).await?;
+                    self.book_paid(tx, &row, PaidHow::InTime, now).await?;
                 }
                 // The online service learns of the change through the outbox, committed with it.
                 if let Some(client) = self.registry.client(&row.client_id) {
@@ -209,13 +216,13 @@ impl PaymentSignals {
                 }
                 payments::insert_event(tx, transaction_id, &event(Status::Payed)).await?;
                 // The money arrived, so it is booked; the flag stays on the payment.
-                post_paid(tx, &row, now).await?;
-                let details = json!({ "status": current.as_str() });
-                let action = if current == Status::Canceled {
-                    "payment.paid_after_cancel"
+                let (how, action) = if current == Status::Canceled {
+                    (PaidHow::AfterCancel, "payment.paid_after_cancel")
                 } else {
-                    "payment.paid_after_timeout"
+                    (PaidHow::AfterTimeout, "payment.paid_after_timeout")
                 };
+                self.book_paid(tx, &row, how, now).await?;
+                let details = json!({ "status": current.as_str() });
                 self.audit.append_in(tx, AuditEvent::new(action, "provider", transaction_id, details)).await?;
                 Outcome::PaidAfterTimeout
             }
@@ -244,22 +251,24 @@ impl PaymentSignals {
         }
         self.record(&payment.transaction_id, state.status, Source::Provider, state.status_detail.as_deref()).await
     }
-}
 
-/// Books a payment that reached PAYED in the tenant's ledger, in the status change's transaction.
-async fn post_paid(conn: &mut sqlx::AnyConnection, row: &PaymentRow, now: i64) -> Result<(), StorageError> {
-    let amount = crate::store::stored_decimal(&row.gros_amount)?;
-    let event = ledger::PaidEvent {
-        tenant_id: &row.endpoint_id,
-        transaction_id: &row.transaction_id,
-        provider_id: &row.provider_id,
-        amount,
-        posted_at: now,
-    };
-    match ledger::post_paid(conn, &event).await {
-        Ok(_) => Ok(()),
-        Err(ledger::LedgerError::Storage(e)) => Err(e),
-        Err(e) => Err(StorageError::Corrupt(e.to_string())),
+    /// Books a payment that was paid, in the status change's transaction.
+    async fn book_paid(
+        &self,
+        conn: &mut AnyConnection,
+        row: &PaymentRow,
+        how: PaidHow,
+        now: i64,
+    ) -> Result<(), StorageError> {
+        let paid = PaidPayment {
+            tenant_id: &row.endpoint_id,
+            transaction_id: &row.transaction_id,
+            provider_id: &row.provider_id,
+            amount: crate::store::stored_decimal(&row.gros_amount)?,
+            how,
+            at: now,
+        };
+        self.books.paid(conn, &paid).await
     }
 }
 

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use super::provider::Providers;
 use super::service::read_at_provider;
 use super::signals::{Outcome, PaymentSignals};
 use super::state::Source;
@@ -66,7 +67,7 @@ pub struct StatusWorker {
     db: Database,
     registry: Arc<Registry>,
     signals: PaymentSignals,
-    http: reqwest::Client,
+    providers: Providers,
     clock: SharedClock,
     schedule: CheckSchedule,
 }
@@ -76,10 +77,10 @@ impl StatusWorker {
         db: Database,
         registry: Arc<Registry>,
         signals: PaymentSignals,
-        http: reqwest::Client,
+        providers: Providers,
         clock: SharedClock,
     ) -> Self {
-        StatusWorker { db, registry, signals, http, clock, schedule: CheckSchedule::default() }
+        StatusWorker { db, registry, signals, providers, clock, schedule: CheckSchedule::default() }
     }
 
     /// Reads on this schedule instead of the default one.
@@ -97,7 +98,7 @@ impl StatusWorker {
         let mut round = CheckRound::default();
         for payment in due {
             round.checked += 1;
-            let read = read_at_provider(&self.registry, &self.http, &payment).await;
+            let read = read_at_provider(&self.registry, &self.providers, &payment).await;
             if let Some(state) = &read {
                 let outcome = self.signals.record_provider_read(&payment, state).await?;
                 if matches!(outcome, Outcome::Moved { .. }) {

@@ -31,7 +31,7 @@ pub async fn quiet_app(ctx: &TestContext) -> TestApp {
 
 pub fn signals(app: &TestApp) -> PaymentSignals {
     let state = &app.state;
-    PaymentSignals::new(state.db.clone(), state.audit.clone(), state.clock.clone(), state.registry.clone())
+    state.payment_signals.clone()
 }
 
 /// A payment row as the payment API would store it, for `tenant`, with `amount` and `request`.

@@ -46,6 +46,7 @@ mod payments;
 mod pmpayment;
 mod pmpayment_adapter;
 mod provider_adapter;
+mod provider_instances;
 mod reconciliation;
 mod recovery;
 mod refunds;

@@ -178,17 +178,20 @@ backend_test!(an_idempotency_key_returns_the_first_answer_and_never_makes_two_pa
 /// payment still open at its expiry fails with a timeout, and paying after that is flagged, not lost.
 pub async fn the_status_worker_reads_open_payments_and_fails_expired_ones(ctx: TestContext) -> TestResult {
     use pforte::clock::ManualClock;
-    use pforte::payment::signals::PaymentSignals;
     use pforte::payment::worker::{CheckRound, StatusWorker, TIMEOUT_DETAIL};
 
     let clock = ManualClock::at_millis(chrono::Utc::now().timestamp_millis());
     let app =
         ctx.spawn_app_with(|f| f.merge(("workers.payment_status", false)), std::sync::Arc::new(clock.clone())).await;
     let state = &app.state;
-    let signals =
-        PaymentSignals::new(state.db.clone(), state.audit.clone(), state.clock.clone(), state.registry.clone());
-    let worker =
-        StatusWorker::new(state.db.clone(), state.registry.clone(), signals, state.http.clone(), state.clock.clone());
+    let signals = state.payment_signals.clone();
+    let worker = StatusWorker::new(
+        state.db.clone(),
+        state.registry.clone(),
+        signals,
+        state.payment_providers.clone(),
+        state.clock.clone(),
+    );
     let token = bearer(&app).await?;
     let id_of = |v: &Value| v["paymentInformation"]["transactionId"].as_str().unwrap_or_default().to_owned();
 

@@ -150,7 +150,7 @@ backend_test!(get_shows_method_and_kassenzeichen_the_provider_reported_and_paid_
 
 fn signals(app: &TestApp) -> PaymentSignals {
     let state = &app.state;
-    PaymentSignals::new(state.db.clone(), state.audit.clone(), state.clock.clone(), state.registry.clone())
+    state.payment_signals.clone()
 }
 
 fn reported(status: Status, method: Option<PaymentMethod>, reference: Option<&str>) -> ProviderState {
@@ -229,7 +229,7 @@ pub async fn configured_lifetime_and_check_pauses_are_used(ctx: TestContext) -> 
         state.db.clone(),
         state.registry.clone(),
         signals(&app),
-        state.http.clone(),
+        state.payment_providers.clone(),
         state.clock.clone(),
     )
     .with_schedule(schedule);

@@ -46,12 +46,7 @@ pub fn new_payment(app: &TestApp, request_id: &str) -> PaymentRow {
 }
 
 pub fn signals(app: &TestApp) -> PaymentSignals {
-    PaymentSignals::new(
-        app.state.db.clone(),
-        app.state.audit.clone(),
-        app.state.clock.clone(),
-        app.state.registry.clone(),
-    )
+    app.state.payment_signals.clone()
 }
 
 pub async fn racing_paid_and_canceled_signals_end_in_exactly_one_final_status(ctx: TestContext) -> TestResult {

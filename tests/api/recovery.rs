@@ -49,7 +49,7 @@ fn payment_row(transaction_id: &str, request_id: &str) -> PaymentRow {
 
 fn signals(app: &TestApp) -> PaymentSignals {
     let state = &app.state;
-    PaymentSignals::new(state.db.clone(), state.audit.clone(), state.clock.clone(), state.registry.clone())
+    state.payment_signals.clone()
 }
 
 /// A create cut off by a kill leaves its Idempotency-Key claimed without an answer; once no request

@@ -5,15 +5,18 @@
 //!
 //! The `post_*` functions run inside the caller's write transaction (from `Database::begin_write`),
 //! so a journal commits or rolls back with the change it records, as `AuditLog::append_in` does.
+//! Payment announces its money events through `payment::books::PaymentBooks`; [`LedgerBooks`] posts them.
 
 mod accounts;
 mod checks;
+mod payment_books;
 
 use rust_decimal::Decimal;
 use sqlx::AnyConnection;
 
 pub use accounts::{Account, JournalKind};
 pub use checks::{balance, check_tenant, check_transaction, tenant_total, TenantCheck, TransactionCheck};
+pub use payment_books::LedgerBooks;
 
 use crate::store::ledger::{self, EntryRow, JournalRow};
 use crate::store::stored_decimal;

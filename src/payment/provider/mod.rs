@@ -1,10 +1,12 @@
 //! Payment provider adapters behind one trait, one module each. Provider *kinds* are code
 //! (`registry::PaymentProviderKind`); provider *instances* are files in `providers/payment/`. Adding a
-//! kind means a module here and a line in [`adapter_for`], nothing else.
+//! kind means a module here and a line in [`adapter_for`], nothing else. The process builds each
+//! instance's adapter once ([`Providers`]) and every caller takes it from there.
 //!
 //! Adapters are called outside any database transaction (SECURITY.md #19): the caller records the
 //! intent, commits, calls the provider, then records the outcome.
 
+mod instances;
 pub mod pmpayment;
 mod transport;
 mod xbezahldienste;
@@ -19,6 +21,8 @@ use rust_decimal::Decimal;
 use super::wire::{PaymentMethod, Status};
 use super::{Amount, PaymentRequest};
 use crate::registry::{PaymentProvider, PaymentProviderKind};
+
+pub use instances::Providers;
 
 pub type ProviderFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, ProviderError>> + Send + 'a>>;
 
@@ -160,7 +164,8 @@ pub trait PaymentAdapter: Send + Sync {
     }
 }
 
-/// The adapter for a provider instance. The development simulator speaks XBezahldienste, so it
+/// A new adapter for a provider instance; the running service takes its adapters from
+/// [`Providers`], which calls this once per instance. The development simulator speaks XBezahldienste, so it
 /// shares that adapter: what runs in development is the protocol production uses.
 pub fn adapter_for(
     provider: &PaymentProvider,
