@@ -12,6 +12,7 @@ pub mod http;
 pub mod http_client;
 pub mod identity;
 pub mod keys;
+pub mod model;
 
 pub mod payment;
 pub mod registry;

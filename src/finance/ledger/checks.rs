@@ -67,7 +67,7 @@ impl TransactionCheck {
 pub async fn check_transaction(db: &Database, transaction_id: &str) -> Result<TransactionCheck, StorageError> {
     let mut report = TransactionCheck::default();
     if let Some(payment) = db.payment(transaction_id).await? {
-        report.payment_paid = payment.status == Status::Payed.as_str() || payment.paid_after_timeout_at.is_some();
+        report.payment_paid = payment.status == Status::Payed || payment.paid_after_timeout_at.is_some();
     }
     let journals = db.ledger_journals_of_transaction(transaction_id).await?;
     for journal in &journals {
