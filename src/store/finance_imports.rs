@@ -549,11 +549,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_corrupt_settlement_kind_or_amount_is_reported_by_its_column() -> Result<(), StorageError> {
+        // A booked_on text that still sorts into the window, so the row is read.
         for (column, text) in [("kind", "chargeback"), ("gross", "20,00"), ("fee", ""), ("booked_on", "2026-11-2x")] {
             let (db, _dir) = stored().await?;
             corrupt(&db, "settlement_rows", column, text).await?;
             let error = db.settlement_rows_for_reconcile("t", &window()).await.expect_err(column);
-            // (A date text that still sorts into the window, so the row is read.)
             assert!(is_corrupt_column(&error, &format!("settlement_rows.{column}")), "{error}");
         }
         Ok(())

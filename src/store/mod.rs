@@ -30,13 +30,6 @@ use crate::config::{Backend, DatabaseSettings, DatabaseUrl};
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
 
-/// An amount stored as exact decimal text (never a float), read back; anything else means the row
-/// was altered outside pforte.
-pub fn stored_decimal(text: &str) -> StorageResult<rust_decimal::Decimal> {
-    rust_decimal::Decimal::from_str_exact(text)
-        .map_err(|_| StorageError::Corrupt(format!("stored amount {text:?} is not a decimal")))
-}
-
 /// A stored value that is not what pforte writes. The message names the column and never the value,
 /// which may be personal data.
 pub(crate) fn corrupt(column: &'static str) -> StorageError {
@@ -53,7 +46,8 @@ pub(crate) fn parse_column<T>(
     parse(text).ok_or_else(|| corrupt(column))
 }
 
-/// A column holding an amount as exact decimal text.
+/// A column holding an amount as exact decimal text (never a float); anything else means the row
+/// was altered outside pforte.
 pub(crate) fn decimal_column(column: &'static str, text: &str) -> StorageResult<rust_decimal::Decimal> {
     parse_column(column, text, |t| rust_decimal::Decimal::from_str_exact(t).ok())
 }

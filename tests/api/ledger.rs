@@ -80,7 +80,10 @@ pub async fn a_payed_signal_books_the_payment_once_and_duplicates_post_nothing(c
     signals.record("tx-paid", Status::Canceled, Source::Client, None).await?;
     let journals = app.state.db.ledger_journals_of_transaction("tx-paid").await?;
     assert_eq!(journals.len(), 1, "{journals:?}");
-    assert_eq!((journals[0].journal_key.as_str(), journals[0].amount.as_str()), ("paid:tx-paid", "12.30"));
+    assert_eq!(
+        (journals[0].journal_key.as_str(), journals[0].amount.to_string()),
+        ("paid:tx-paid", "12.30".to_owned())
+    );
     let db = &app.state.db;
     assert_eq!(ledger::balance(db, "09162000", &Account::FeeRevenue).await?, dec("-12.30"));
     assert_eq!(ledger::balance(db, "09162000", &Account::ProviderReceivable("sim-pay".into())).await?, dec("12.30"));
