@@ -13,6 +13,7 @@ pub mod http;
 pub mod http_client;
 pub mod identity;
 pub mod keys;
+pub mod model;
 
 pub mod payment;
 pub mod registry;

@@ -29,6 +29,7 @@ const LAYERS: &[(&str, &str)] = &[
     ("clock", "below"),
     ("http_client", "below"),
     ("telemetry", "below"),
+    ("model", "below"),
 ];
 
 /// Which top-level modules each may import (`crate::<module>`). Everything not listed is forbidden.
@@ -47,6 +48,7 @@ const MAY_IMPORT: &[(&str, &[&str])] = &[
             "finance",
             "registry",
             "store",
+            "model",
             "keys",
             "audit",
             "crypto",
@@ -66,6 +68,7 @@ const MAY_IMPORT: &[(&str, &[&str])] = &[
             "finance",
             "registry",
             "store",
+            "model",
             "keys",
             "audit",
             "crypto",
@@ -83,6 +86,7 @@ const MAY_IMPORT: &[(&str, &[&str])] = &[
             "finance",
             "registry",
             "store",
+            "model",
             "keys",
             "audit",
             "crypto",
@@ -97,14 +101,16 @@ const MAY_IMPORT: &[(&str, &[&str])] = &[
     // Domains: payment and identity know nothing of each other; finance reads payment's vocabulary;
     // payment announces bookable events through its own trait, which finance implements.
     ("identity", &["registry", "store", "keys", "audit", "crypto", "config", "clock", "http_client"]),
-    ("payment", &["registry", "store", "audit", "crypto", "config", "clock", "http_client"]),
-    ("finance", &["payment", "registry", "store", "audit", "crypto", "config", "clock"]),
+    ("payment", &["model", "registry", "store", "audit", "crypto", "config", "clock", "http_client"]),
+    ("finance", &["payment", "model", "registry", "store", "audit", "crypto", "config", "clock"]),
     // Below the domains.
-    ("registry", &["crypto", "config"]),
+    ("registry", &["model", "crypto", "config"]),
     ("keys", &["store", "audit", "crypto", "clock"]),
     ("audit", &["store", "crypto", "clock"]),
-    ("store", &["config", "clock"]),
+    ("store", &["model", "config", "clock"]),
     ("config", &["crypto"]),
+    // The shared vocabulary: plain values, importing nothing of pforte.
+    ("model", &[]),
     ("crypto", &[]),
     ("clock", &[]),
     ("http_client", &[]),

@@ -352,9 +352,13 @@ impl Settings {
     }
 }
 
+/// `localhost`, 127.0.0.0/8 or ::1: the hosts on which development may use plain http. The one rule
+/// for every URL pforte checks (its own public URL, registered URLs, a payment's `notifyUrl`).
+/// Names under `.localhost` do not count: RFC 6761 only asks resolvers to keep them on the machine,
+/// and a resolver that sends them to the network would carry plain http off it.
 pub fn is_loopback_url(url: &Url) -> bool {
     match url.host() {
-        Some(url::Host::Domain(domain)) => domain == "localhost" || domain.ends_with(".localhost"),
+        Some(url::Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
         Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
         None => false,

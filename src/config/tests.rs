@@ -234,3 +234,15 @@ fn a_longest_pause_below_the_first_is_a_problem() {
         Ok(())
     });
 }
+
+#[test]
+fn only_localhost_and_loopback_addresses_count_as_loopback() {
+    let loopback = |text: &str| Url::parse(text).map(|url| is_loopback_url(&url)).unwrap_or(false);
+    for yes in ["http://localhost:8080/", "http://LOCALHOST/", "http://127.3.2.1/", "http://[::1]:9000/"] {
+        assert!(loopback(yes), "{yes}");
+    }
+    // A name under .localhost is resolved by whatever resolver the machine has; it is not loopback.
+    for no in ["http://app.localhost/", "http://localhost.example.org/", "http://10.0.0.1/", "http://[::2]/"] {
+        assert!(!loopback(no), "{no}");
+    }
+}

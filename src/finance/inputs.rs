@@ -1,14 +1,12 @@
-//! Gathers what reconciliation compares for one tenant and period from the database, and turns the
-//! stored text into typed values.
+//! Gathers what reconciliation compares for one tenant and period from the database. The store
+//! hands back typed rows (statuses, amounts, dates); a row that does not parse is corrupt data.
 
-use chrono::{Days, NaiveDate, NaiveTime, TimeZone, Utc};
-use chrono_tz::Europe::Berlin;
+use chrono::{Days, TimeZone, Utc};
 
-use super::reconcile::{BankLine, Period, PfortePayment, PforteRefund, ReconcileInput, RefundStatus, SettlementLine};
+use super::reconcile::{Period, PfortePayment, PforteRefund, ReconcileInput};
 use super::report::Report;
-use crate::registry::SettlementKind;
+use crate::model::{start_of_day, PaymentStatus};
 use crate::store::finance_imports::{ReconcileWindow, RefundForReconcile};
-use crate::store::stored_decimal;
 use crate::store::{Database, StorageError, StorageResult};
 
 /// How far beyond the period the other side of a match is looked for: settlement reports and
@@ -32,9 +30,9 @@ pub async fn gather(db: &Database, tenant: &str, period: Period) -> StorageResul
         .into_iter()
         .map(|p| {
             Ok(PfortePayment {
-                paid: p.status == "PAYED" || p.paid_after_timeout_at.is_some(),
+                paid: p.status == PaymentStatus::Payed || p.paid_after_timeout_at.is_some(),
                 paid_after_timeout: p.paid_after_timeout_at.is_some(),
-                amount: stored_decimal(&p.gros_amount)?,
+                amount: p.gros_amount,
                 paid_at: instant(p.paid_at)?,
                 transaction_id: p.transaction_id,
                 provider_id: p.provider_id,
@@ -45,43 +43,13 @@ pub async fn gather(db: &Database, tenant: &str, period: Period) -> StorageResul
         })
         .collect::<StorageResult<Vec<_>>>()?;
     let refunds = refunds.into_iter().map(refund).collect::<StorageResult<Vec<_>>>()?;
-    let settlement = settlement
-        .into_iter()
-        .map(|s| {
-            Ok(SettlementLine {
-                kind: SettlementKind::parse(&s.kind).ok_or_else(|| corrupt("settlement kind", &s.kind))?,
-                gross: stored_decimal(&s.gross)?,
-                fee: stored_decimal(&s.fee)?,
-                booked_on: date(&s.booked_on)?,
-                import_id: s.import_id,
-                line: s.line,
-                provider_id: s.provider_id,
-                transaction: s.provider_transaction,
-                payout_reference: s.payout_reference,
-            })
-        })
-        .collect::<StorageResult<Vec<_>>>()?;
-    let bank = bank
-        .into_iter()
-        .map(|b| {
-            Ok(BankLine {
-                amount: stored_decimal(&b.amount)?,
-                booked_on: date(&b.booked_on)?,
-                value_on: b.value_on.as_deref().map(date).transpose()?,
-                import_id: b.import_id,
-                position: b.position,
-                reference: b.entry_reference,
-                remittance: b.remittance,
-            })
-        })
-        .collect::<StorageResult<Vec<_>>>()?;
     Ok(ReconcileInput { tenant: tenant.to_owned(), period, payments, refunds, settlement, bank })
 }
 
 fn refund(r: RefundForReconcile) -> StorageResult<PforteRefund> {
     Ok(PforteRefund {
-        status: RefundStatus::parse(&r.status).ok_or_else(|| corrupt("refund status", &r.status))?,
-        amount: stored_decimal(&r.amount)?,
+        status: r.status,
+        amount: r.amount,
         created_at: instant(r.created_at)?,
         refund_id: r.refund_id,
         transaction_id: r.transaction_id,
@@ -104,45 +72,19 @@ pub fn window(period: Period) -> ReconcileWindow {
     }
 }
 
-/// The first millisecond of a German calendar day (midnight exists on every day in Europe/Berlin;
-/// the clock changes at 02:00/03:00).
-pub fn start_of_day(date: NaiveDate) -> i64 {
-    Berlin
-        .from_local_datetime(&date.and_time(NaiveTime::MIN))
-        .earliest()
-        .map_or_else(|| date.and_time(NaiveTime::MIN).and_utc().timestamp_millis(), |t| t.timestamp_millis())
-}
-
-fn date(text: &str) -> StorageResult<NaiveDate> {
-    NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| corrupt("date", text))
-}
-
 fn instant(millis: i64) -> StorageResult<chrono::DateTime<Utc>> {
-    Utc.timestamp_millis_opt(millis).single().ok_or_else(|| corrupt("time", &millis.to_string()))
-}
-
-fn corrupt(what: &str, text: &str) -> StorageError {
-    StorageError::Corrupt(format!("{what} `{text}`"))
+    Utc.timestamp_millis_opt(millis)
+        .single()
+        .ok_or_else(|| StorageError::Corrupt(format!("stored time {millis} is out of range")))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::NaiveDate;
 
     fn date(y: i32, m: u32, d: u32) -> NaiveDate {
         NaiveDate::from_ymd_opt(y, m, d).unwrap_or_default()
-    }
-
-    fn utc_millis(text: &str) -> i64 {
-        chrono::DateTime::parse_from_rfc3339(text).map(|t| t.timestamp_millis()).unwrap_or_default()
-    }
-
-    #[test]
-    fn a_german_day_starts_at_local_midnight_in_winter_and_summer() {
-        assert_eq!(start_of_day(date(2026, 11, 29)), utc_millis("2026-11-28T23:00:00Z"));
-        assert_eq!(start_of_day(date(2026, 7, 1)), utc_millis("2026-06-30T22:00:00Z"));
-        // The day the clocks go forward still begins at midnight (the jump is at 02:00).
-        assert_eq!(start_of_day(date(2026, 3, 29)), utc_millis("2026-03-28T23:00:00Z"));
     }
 
     #[test]

@@ -1,11 +1,14 @@
-//! Periods of finance reports and exports: calendar days in Europe/Berlin, `from` and `to` both
-//! included. Ledger times are UTC milliseconds; a period covers `[start of from, start of to + 1)`.
+//! Periods of finance exports as query parameters: `from` and `to` (`YYYY-MM-DD`) read into a
+//! [`Period`] (calendar days in Europe/Berlin, both included; see `crate::model`), with a fault
+//! naming the parameter for the 400 answer.
 
-use chrono::{DateTime, Days, NaiveDate, TimeZone};
-use chrono_tz::{Europe::Berlin, Tz};
+use crate::model::PeriodError;
+pub use crate::model::{berlin_time, Period};
+
+use chrono::NaiveDate;
 
 /// The longest period one request may cover: a leap year.
-pub const MAX_DAYS: i64 = 366;
+pub const MAX_DAYS: i64 = Period::MAX_DAYS;
 
 /// A query parameter that cannot be used; `param` names it for the 400 answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -21,36 +24,15 @@ impl ParamError {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Period {
-    pub from: NaiveDate,
-    pub to: NaiveDate,
-}
-
-impl Period {
-    /// Reads `from` and `to` (`YYYY-MM-DD`); `to` must not be before `from`, and the period must not
-    /// exceed [`MAX_DAYS`].
-    pub fn parse(from: Option<&str>, to: Option<&str>) -> Result<Period, ParamError> {
-        let from = parse_date("from", from)?;
-        let to = parse_date("to", to)?;
-        if to < from {
-            return Err(ParamError::new("to", "must not be before from"));
-        }
-        if (to - from).num_days() + 1 > MAX_DAYS {
-            return Err(ParamError::new("to", format!("the period may cover at most {MAX_DAYS} days")));
-        }
-        Ok(Period { from, to })
-    }
-
-    /// The first millisecond of `from` in Berlin.
-    pub fn start_millis(&self) -> i64 {
-        start_of_day(self.from)
-    }
-
-    /// The first millisecond after `to` in Berlin (exclusive end).
-    pub fn end_millis(&self) -> i64 {
-        start_of_day(self.to.checked_add_days(Days::new(1)).unwrap_or(self.to))
-    }
+/// Reads `from` and `to` (`YYYY-MM-DD`); `to` must not be before `from`, and the period must not
+/// exceed [`MAX_DAYS`].
+pub fn parse(from: Option<&str>, to: Option<&str>) -> Result<Period, ParamError> {
+    let from = parse_date("from", from)?;
+    let to = parse_date("to", to)?;
+    Period::new(from, to).map_err(|e| match e {
+        PeriodError::EndsBeforeItBegins { .. } => ParamError::new("to", "must not be before from"),
+        PeriodError::TooLong => ParamError::new("to", format!("the period may cover at most {MAX_DAYS} days")),
+    })
 }
 
 fn parse_date(param: &'static str, value: Option<&str>) -> Result<NaiveDate, ParamError> {
@@ -62,30 +44,9 @@ fn parse_date(param: &'static str, value: Option<&str>) -> Result<NaiveDate, Par
     NaiveDate::parse_from_str(value, "%Y-%m-%d").map_err(|_| ParamError::new(param, "must be a date YYYY-MM-DD"))
 }
 
-/// Midnight in Berlin exists every day (clocks change at 02:00 and 03:00).
-fn start_of_day(date: NaiveDate) -> i64 {
-    let midnight = date.and_hms_opt(0, 0, 0).unwrap_or_default();
-    Berlin.from_local_datetime(&midnight).earliest().map(|t| t.timestamp_millis()).unwrap_or_default()
-}
-
-/// A ledger time in Berlin.
-pub fn berlin_time(millis: i64) -> DateTime<Tz> {
-    DateTime::from_timestamp_millis(millis).unwrap_or_default().with_timezone(&Berlin)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_period_covers_whole_berlin_days_including_both_ends() {
-        let period = Period::parse(Some("2026-03-29"), Some("2026-03-29")).expect("valid");
-        // The day clocks go forward has 23 hours; it starts at 23:00 UTC the day before.
-        assert_eq!(berlin_time(period.start_millis()).to_rfc3339(), "2026-03-29T00:00:00+01:00");
-        assert_eq!(period.end_millis() - period.start_millis(), 23 * 3600 * 1000);
-        let winter = Period::parse(Some("2026-11-29"), Some("2026-11-30")).expect("valid");
-        assert_eq!(winter.end_millis() - winter.start_millis(), 48 * 3600 * 1000);
-    }
 
     #[test]
     fn bad_periods_name_the_parameter() {
@@ -98,8 +59,8 @@ mod tests {
             (Some("2024-01-01"), Some("2025-01-01"), "to"),
         ];
         for (from, to, param) in cases {
-            assert_eq!(Period::parse(from, to).map_err(|e| e.param), Err(param), "{from:?} {to:?}");
+            assert_eq!(parse(from, to).map_err(|e| e.param), Err(param), "{from:?} {to:?}");
         }
-        assert!(Period::parse(Some("2024-01-01"), Some("2024-12-31")).is_ok(), "366 days in a leap year");
+        assert!(parse(Some("2024-01-01"), Some("2024-12-31")).is_ok(), "366 days in a leap year");
     }
 }

@@ -34,7 +34,7 @@ pub fn reconcile(input: &ReconcileInput) -> Report {
         if line.kind != SettlementKind::Payment {
             continue;
         }
-        let key = (line.provider_id.as_str(), line.transaction.as_str());
+        let key = (line.provider_id.as_str(), line.provider_transaction.as_str());
         match first_row.get(&key) {
             None => {
                 first_row.insert(key, index);
@@ -42,7 +42,7 @@ pub fn reconcile(input: &ReconcileInput) -> Report {
             Some(&first) => {
                 used_lines.insert(index);
                 if period.contains(line.booked_on) {
-                    let payment = find_payment(input, &line.provider_id, &line.transaction);
+                    let payment = find_payment(input, &line.provider_id, &line.provider_transaction);
                     findings.push(Finding {
                         category: Category::DuplicateSettlement,
                         subject: subject_of(payment, line),
@@ -123,7 +123,7 @@ pub fn reconcile(input: &ReconcileInput) -> Report {
         }
         findings.push(Finding {
             category: Category::UnknownToPforte,
-            subject: line.transaction.clone(),
+            subject: line.provider_transaction.clone(),
             pforte: None,
             settlement: vec![settlement_evidence(line)],
             payout: None,
@@ -136,7 +136,7 @@ pub fn reconcile(input: &ReconcileInput) -> Report {
         }
         findings.push(Finding {
             category: Category::BankEntryWithoutPayout,
-            subject: bank.reference.clone(),
+            subject: bank.entry_reference.clone(),
             pforte: None,
             settlement: Vec::new(),
             payout: None,
@@ -168,7 +168,7 @@ fn find_payment<'a>(input: &'a ReconcileInput, provider_id: &str, reference: &st
 
 /// pforte's transaction id when pforte knows the row's transaction, else the provider's id.
 fn subject_of(payment: Option<&PfortePayment>, line: &SettlementLine) -> String {
-    payment.map_or_else(|| line.transaction.clone(), |p| p.transaction_id.clone())
+    payment.map_or_else(|| line.provider_transaction.clone(), |p| p.transaction_id.clone())
 }
 
 fn payment_evidence(payment: &PfortePayment) -> PforteEvidence {
@@ -176,7 +176,7 @@ fn payment_evidence(payment: &PfortePayment) -> PforteEvidence {
         transaction_id: payment.transaction_id.clone(),
         refund_id: None,
         amount: payment.amount,
-        status: payment.status.clone(),
+        status: payment.status.as_str().to_owned(),
         at: payment.paid.then(|| local_time(payment.paid_at)),
     }
 }
@@ -185,7 +185,7 @@ fn settlement_evidence(line: &SettlementLine) -> SettlementEvidence {
     SettlementEvidence {
         import_id: line.import_id.clone(),
         line: line.line,
-        transaction: line.transaction.clone(),
+        transaction: line.provider_transaction.clone(),
         kind: line.kind,
         gross: line.gross,
         fee: line.fee,
@@ -198,7 +198,7 @@ fn bank_evidence(bank: &BankLine) -> BankEvidence {
     BankEvidence {
         import_id: bank.import_id.clone(),
         position: bank.position,
-        reference: bank.reference.clone(),
+        reference: bank.entry_reference.clone(),
         amount: bank.amount,
         booked_on: bank.booked_on,
         value_on: bank.value_on,
@@ -290,7 +290,7 @@ fn payout_findings(input: &ReconcileInput, used_bank: &mut HashSet<usize>) -> Pa
     for line in &input.settlement {
         let identity = (
             line.provider_id.as_str(),
-            line.transaction.as_str(),
+            line.provider_transaction.as_str(),
             line.kind,
             line.gross,
             line.fee,
@@ -365,7 +365,7 @@ fn refund_findings(input: &ReconcileInput, used_lines: &mut HashSet<usize>) -> V
             !used_lines.contains(i)
                 && l.kind == SettlementKind::Refund
                 && l.provider_id == refund.provider_id
-                && Some(l.transaction.as_str()) == refund.provider_reference.as_deref()
+                && Some(l.provider_transaction.as_str()) == refund.provider_reference.as_deref()
                 && -l.gross == refund.amount
         });
         if let Some((index, _)) = line {

@@ -24,7 +24,7 @@ fn payment(id: &str, reference: &str, amount: &str, paid_day: u32) -> PfortePaym
         provider_reference: Some(reference.into()),
         transaction_reference: None,
         amount: dec(amount),
-        status: "PAYED".into(),
+        status: crate::model::PaymentStatus::Payed,
         paid: true,
         paid_after_timeout: false,
         paid_at: Utc.with_ymd_and_hms(2026, 11, paid_day, 10, 0, 0).single().unwrap_or_default(),
@@ -43,8 +43,9 @@ fn row(
     SettlementLine {
         import_id: import.into(),
         line,
+        tenant_id: "09162000".into(),
         provider_id: "pay".into(),
-        transaction: transaction.into(),
+        provider_transaction: transaction.into(),
         kind: if gross.starts_with('-') { SettlementKind::Refund } else { SettlementKind::Payment },
         gross: dec(gross),
         fee: dec(fee),
@@ -57,8 +58,13 @@ fn bank(position: i64, amount: &str, remittance: &str, booked: u32) -> BankLine 
     BankLine {
         import_id: "imp_bank".into(),
         position,
-        reference: format!("B-{position}"),
+        tenant_id: "09162000".into(),
+        message: "camt.053".into(),
+        account_iban: "DE02120300000000202051".into(),
+        statement_id: "S-1".into(),
+        entry_reference: format!("B-{position}"),
         amount: dec(amount),
+        currency: "EUR".into(),
         booked_on: day(booked),
         value_on: Some(day(booked)),
         remittance: remittance.into(),
@@ -120,7 +126,7 @@ fn a_period_with_nothing_to_match_lists_each_payment_as_missing() {
 fn everything() -> ReconcileInput {
     let mut input = input();
     let mut late = payment("T-late", "R5", "7.00", 30);
-    late.status = "FAILED".into();
+    late.status = crate::model::PaymentStatus::Failed;
     late.paid_after_timeout = true;
     let mut by_transfer = payment("T-kz", "R6", "15.00", 30);
     by_transfer.transaction_reference = Some("KZ-2026-0042".into());

@@ -118,7 +118,7 @@ impl PaymentCallbacks {
         if self.db.provider_callback_seen(provider_id, &callback.event_id).await? {
             return Ok(Received::Replay);
         }
-        let expected = crate::store::stored_decimal(&row.gros_amount)?;
+        let expected = row.gros_amount;
         if let Some(reported) = callback.amount.filter(|reported| *reported != expected) {
             return self.flag_amount_mismatch(provider_id, &callback, &row, expected, reported).await;
         }
@@ -166,8 +166,8 @@ impl PaymentCallbacks {
         }
         let claimed = callback.claimed_status.map_or("unknown", Status::as_str);
         let event = PaymentEventRow {
-            from_status: row.status.clone(),
-            to_status: row.status.clone(),
+            from_status: row.status,
+            to_status: row.status,
             source: Source::Provider.as_str().to_owned(),
             detail: Some(format!(
                 "amount_mismatch: the provider reported {reported:.2} ({claimed}), the payment is {expected:.2}"

@@ -28,34 +28,12 @@ use crate::clock::SharedClock;
 use crate::registry::{Client, Registry};
 use crate::store::payments::PaymentRow;
 use crate::store::refunds::{self, RefundRow};
-use crate::store::stored_decimal;
 use crate::store::{Database, StorageError};
 
 /// The longest `reason`: what fits a bank statement line with room to spare.
 pub const MAX_REASON_LENGTH: usize = 140;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum RefundStatus {
-    /// Recorded; the provider has not answered yet.
-    Pending,
-    /// The provider accepted the refund.
-    Submitted,
-    /// The provider cannot refund: recorded for the finance office to pay back by hand.
-    Instruction,
-    /// The provider refused; the amount counts no longer.
-    Failed,
-}
-
-impl RefundStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RefundStatus::Pending => "PENDING",
-            RefundStatus::Submitted => "SUBMITTED",
-            RefundStatus::Instruction => "INSTRUCTION",
-            RefundStatus::Failed => "FAILED",
-        }
-    }
-}
+pub use crate::model::RefundStatus;
 
 /// A refund request that passed its checks. No amount means the whole remaining amount.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,7 +89,7 @@ pub fn parse_refund_body(bytes: &[u8]) -> Result<RefundRequest, ValidationFailur
 
 /// The refund as the API shows it: `amount` a JSON number with its exact decimal text.
 pub fn refund_body(row: &RefundRow) -> Value {
-    let amount = row.amount.parse::<Decimal>().ok().and_then(|value| Amount::parse(value).ok());
+    let amount = Amount::parse(row.amount).ok();
     let created_at = chrono::DateTime::from_timestamp_millis(row.created_at)
         .map(|at| at.to_rfc3339_opts(SecondsFormat::Millis, true));
     let mut body = json!({
@@ -119,7 +97,7 @@ pub fn refund_body(row: &RefundRow) -> Value {
         "transactionId": row.transaction_id,
         "amount": amount,
         "currency": "EUR",
-        "status": row.status,
+        "status": row.status.as_str(),
         "createdAt": created_at,
     });
     if let Some(reason) = &row.reason {
@@ -214,7 +192,7 @@ impl Refunds {
         match self.settle(&payment, &refund, status, detail.as_deref(), reference.as_deref()).await {
             Ok(false) => {}
             Ok(true) => {
-                refund.status = status.as_str().to_owned();
+                refund.status = status;
                 refund.status_detail = detail;
                 refund.provider_reference = reference.or(refund.provider_reference);
             }
@@ -236,15 +214,13 @@ impl Refunds {
         let id = &payment.transaction_id;
         let mut tx = self.db.begin_write().await?;
         if let Err(status) = refunds::lock_paid_payment(&mut tx, id).await? {
+            let status = status.map_or("", |s| s.as_str());
             return Ok(Err(Answer::wrong_status(&format!(
                 "The payment is {status}; only a PAYED payment can be refunded."
             ))));
         }
-        let paid = stored_decimal(&payment.gros_amount)?;
-        let mut refunded = Decimal::ZERO;
-        for amount in refunds::counted_amounts(&mut tx, id).await? {
-            refunded += stored_decimal(&amount)?;
-        }
+        let paid = payment.gros_amount;
+        let refunded: Decimal = refunds::counted_amounts(&mut tx, id).await?.into_iter().sum();
         let left = paid - refunded;
         let amount = match request.amount {
             Some(amount) => amount.value(),
@@ -262,17 +238,17 @@ impl Refunds {
         let refund = RefundRow {
             refund_id: format!("rf_{}", crate::crypto::random_token()),
             transaction_id: id.clone(),
-            amount: with_cents(amount).to_string(),
+            amount: with_cents(amount),
             reason: request.reason.clone(),
-            status: RefundStatus::Pending.as_str().to_owned(),
+            status: RefundStatus::Pending,
             status_detail: None,
             provider_reference: None,
             created_at: now,
             updated_at: now,
         };
         refunds::insert(&mut tx, &refund).await?;
-        refunds::insert_event(&mut tx, &refund.refund_id, None, &refund.status, None, now).await?;
-        let details = json!({ "refund": refund.refund_id, "amount": refund.amount });
+        refunds::insert_event(&mut tx, &refund.refund_id, None, refund.status, None, now).await?;
+        let details = json!({ "refund": refund.refund_id, "amount": refund.amount.to_string() });
         self.audit
             .append_in(&mut tx, AuditEvent::new("payment.refund_requested", client.id.as_str(), id, details))
             .await?;
@@ -308,7 +284,7 @@ impl Refunds {
         let Some(reference) = payment.provider_reference.as_deref() else {
             return failed("the payment has no provider reference".to_owned());
         };
-        let Some(amount) = refund.amount.parse::<Decimal>().ok().and_then(|value| Amount::parse(value).ok()) else {
+        let Some(amount) = Amount::parse(refund.amount).ok() else {
             return failed("the refund amount is not valid".to_owned());
         };
         let adapter = match self.providers.adapter(provider.id.as_str()) {
@@ -345,14 +321,12 @@ impl Refunds {
         reference: Option<&str>,
     ) -> Result<bool, StorageError> {
         let now = self.clock.now_millis();
-        let pending = RefundStatus::Pending.as_str();
+        let pending = RefundStatus::Pending;
         let mut tx = self.db.begin_write().await?;
-        if !refunds::compare_and_set_status(&mut tx, &refund.refund_id, pending, to.as_str(), detail, reference, now)
-            .await?
-        {
+        if !refunds::compare_and_set_status(&mut tx, &refund.refund_id, pending, to, detail, reference, now).await? {
             return Ok(false);
         }
-        refunds::insert_event(&mut tx, &refund.refund_id, Some(pending), to.as_str(), detail, now).await?;
+        refunds::insert_event(&mut tx, &refund.refund_id, Some(pending), to, detail, now).await?;
         let route = match to {
             RefundStatus::Submitted => Some(RefundRoute::Provider),
             RefundStatus::Instruction => Some(RefundRoute::Instruction),
@@ -363,7 +337,7 @@ impl Refunds {
                 tenant_id: &payment.endpoint_id,
                 transaction_id: &refund.transaction_id,
                 refund_id: &refund.refund_id,
-                amount: stored_decimal(&refund.amount)?,
+                amount: refund.amount,
                 route,
                 at: now,
             };

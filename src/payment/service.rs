@@ -223,11 +223,11 @@ impl PaymentService {
             request_id: request.request_id.as_str().to_owned(),
             request: serde_json::to_string(&request).unwrap_or_default(),
             effective_request: serde_json::to_string(&to_provider).unwrap_or_default(),
-            gros_amount: request.gros_amount.value().to_string(),
+            gros_amount: request.gros_amount.value(),
             provider_id: provider.id.as_str().to_owned(),
             provider_reference: Some(created.reference),
             pay_url: Some(created.pay_url),
-            status: Status::Initial.as_str().to_owned(),
+            status: Status::Initial,
             status_detail: None,
             timed_out_at: None,
             paid_after_timeout_at: None,
@@ -275,8 +275,8 @@ impl PaymentService {
             Ok(row) => row,
             Err(answer) => return answer,
         };
-        if row.status != Status::Initial.as_str() {
-            return not_cancelable(&row.status);
+        if row.status != Status::Initial {
+            return not_cancelable(row.status.as_str());
         }
         let Some(state) = read_at_provider(&self.registry, &self.providers, &row).await else {
             return Answer::unavailable(
@@ -299,7 +299,7 @@ impl PaymentService {
             Ok(Outcome::Moved { .. }) => {}
             // A provider signal won the race meanwhile: that ending stands.
             Ok(Outcome::Unchanged { current }) => return not_cancelable(current.as_str()),
-            Ok(Outcome::PaidAfterTimeout | Outcome::UnknownTransaction) => return not_cancelable(&row.status),
+            Ok(Outcome::PaidAfterTimeout | Outcome::UnknownTransaction) => return not_cancelable(row.status.as_str()),
             Err(e) => return api::internal(&e),
         }
         match api::find_payment(&self.db, originator, endpoint, transaction_id).await {
@@ -329,7 +329,7 @@ impl PaymentService {
     /// Where `/pay/{id}` sends the browser: the provider's pay page while INITIAL, else the service.
     pub async fn pay_target(&self, transaction_id: &str) -> Option<String> {
         let row = self.db.payment(transaction_id).await.ok()??;
-        if row.status == Status::Initial.as_str() {
+        if row.status == Status::Initial {
             row.pay_url
         } else {
             client_redirect(&row)
@@ -350,7 +350,7 @@ impl PaymentService {
 
     fn transaction(&self, row: &PaymentRow) -> Value {
         let request: Value = serde_json::from_str(&row.request).unwrap_or(Value::Null);
-        let status = Status::parse(&row.status).unwrap_or(Status::Initial);
+        let status = row.status;
         let information = PaymentInformation {
             transaction_url: self.routes.transaction_url(&row.originator_id, &row.endpoint_id, &row.transaction_id),
             // The pay page only while the payment can still be paid (the standard's rule).

@@ -87,8 +87,8 @@ impl PaymentSignals {
             other => other?,
         }
         let event = PaymentEventRow {
-            from_status: Status::Initial.as_str().to_owned(),
-            to_status: Status::Initial.as_str().to_owned(),
+            from_status: Status::Initial,
+            to_status: Status::Initial,
             source: "client".to_owned(),
             detail: None,
             recorded_at: row.created_at,
@@ -154,11 +154,11 @@ impl PaymentSignals {
         let Some(row) = payments::get(tx, transaction_id).await? else {
             return Ok(Outcome::UnknownTransaction);
         };
-        let current = parse_status(&row.status)?;
+        let current = row.status;
         let now = self.clock.now_millis();
         let event = |to: Status| PaymentEventRow {
-            from_status: current.as_str().to_owned(),
-            to_status: to.as_str().to_owned(),
+            from_status: current,
+            to_status: to,
             source: source.as_str().to_owned(),
             detail: detail.map(str::to_owned),
             recorded_at: now,
@@ -168,20 +168,9 @@ impl PaymentSignals {
         let outcome = match decide(current, closed_by_pforte, signal, source) {
             Decision::Move(to) => {
                 let timed_out = source == Source::Timeout;
-                if !payments::compare_and_set_status(
-                    tx,
-                    transaction_id,
-                    current.as_str(),
-                    to.as_str(),
-                    detail,
-                    timed_out,
-                    now,
-                )
-                .await?
-                {
+                if !payments::compare_and_set_status(tx, transaction_id, current, to, detail, timed_out, now).await? {
                     // Another writer moved it between our read and this update (PostgreSQL).
-                    let current =
-                        payments::get(tx, transaction_id).await?.map(|r| parse_status(&r.status)).transpose()?;
+                    let current = payments::get(tx, transaction_id).await?.map(|r| r.status);
                     return Ok(Outcome::Unchanged { current: current.unwrap_or(Status::Initial) });
                 }
                 payments::insert_event(tx, transaction_id, &event(to)).await?;
@@ -264,14 +253,10 @@ impl PaymentSignals {
             tenant_id: &row.endpoint_id,
             transaction_id: &row.transaction_id,
             provider_id: &row.provider_id,
-            amount: crate::store::stored_decimal(&row.gros_amount)?,
+            amount: row.gros_amount,
             how,
             at: now,
         };
         self.books.paid(conn, &paid).await
     }
-}
-
-fn parse_status(text: &str) -> Result<Status, StorageError> {
-    Status::parse(text).ok_or_else(|| StorageError::Corrupt(format!("unknown payment status {text}")))
 }

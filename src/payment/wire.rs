@@ -142,36 +142,8 @@ impl Serialize for PaymentInformation {
     }
 }
 
-/// The standard's status model, spelled exactly (`PAYED` sic). A timeout is reported as FAILED.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum Status {
-    Initial,
-    Payed,
-    Canceled,
-    Failed,
-}
-
-impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Initial => "INITIAL",
-            Status::Payed => "PAYED",
-            Status::Canceled => "CANCELED",
-            Status::Failed => "FAILED",
-        }
-    }
-
-    /// The status spelled as the standard spells it (`PAYED`), as stored.
-    pub fn parse(text: &str) -> Option<Status> {
-        [Status::Initial, Status::Payed, Status::Canceled, Status::Failed].into_iter().find(|s| s.as_str() == text)
-    }
-
-    /// Whether the status can never change again (SECURITY.md #18).
-    pub fn is_terminal(self) -> bool {
-        self != Status::Initial
-    }
-}
+/// The standard's status model (`PAYED` sic), shared with the store: see `crate::model`.
+pub use crate::model::PaymentStatus as Status;
 
 /// `paymentMethod`. Providers are seen to send values beyond the list; such a value is kept as
 /// `Unlisted` (for logs and reconciliation) and written to online services as `OTHER` with the name

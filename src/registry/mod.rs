@@ -34,7 +34,7 @@ pub use payment::{PaymentAuth, PaymentProvider, PaymentProviderKind};
 pub use routing::RoutingRule;
 pub use settlement::{Column, DecimalSeparator, SettlementColumns, SettlementFormat, SettlementKind};
 pub use tenant::{Tenant, TenantFinance, TenantPayment};
-pub use types::{is_loopback_host, AccountType, ClientAuthMethod, EntityId, HttpUrl, Level, RedirectUri};
+pub use types::{AccountType, ClientAuthMethod, EntityId, HttpUrl, Level, RedirectUri};
 
 use self::check::{FileCheck, LoadContext};
 use self::files::{EntityFile, IfMissing};

@@ -9,6 +9,7 @@ use chrono::NaiveDate;
 use serde::Deserialize;
 
 use super::check::FileCheck;
+pub use crate::model::{DecimalSeparator, SettlementKind};
 
 /// How to read one provider's settlement CSV.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,47 +23,6 @@ pub struct SettlementFormat {
     pub columns: SettlementColumns,
     /// Values of the `kind` column and what they mean; empty when there is no `kind` column.
     pub kinds: BTreeMap<String, SettlementKind>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DecimalSeparator {
-    Comma,
-    Point,
-}
-
-impl DecimalSeparator {
-    pub fn char(self) -> char {
-        match self {
-            DecimalSeparator::Comma => ',',
-            DecimalSeparator::Point => '.',
-        }
-    }
-}
-
-/// Whether a settlement row is money in (a payment) or money back (a refund).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SettlementKind {
-    Payment,
-    Refund,
-}
-
-impl SettlementKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SettlementKind::Payment => "payment",
-            SettlementKind::Refund => "refund",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<SettlementKind> {
-        match text {
-            "payment" => Some(SettlementKind::Payment),
-            "refund" => Some(SettlementKind::Refund),
-            _ => None,
-        }
-    }
 }
 
 /// Where each field stands in a row.

@@ -120,7 +120,7 @@ impl HttpUrl {
         let url = Url::parse(written).map_err(|e| format!("`{written}` is not a valid absolute URL: {e}"))?;
         match url.scheme() {
             "https" => {}
-            "http" if is_loopback_host(&url) => {}
+            "http" if crate::config::is_loopback_url(&url) => {}
             "http" => {
                 return Err(format!(
                     "`{written}` must use https; plain http is allowed only on a loopback host \
@@ -193,16 +193,6 @@ impl fmt::Display for RedirectUri {
 impl fmt::Debug for RedirectUri {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(&self.0, f)
-    }
-}
-
-/// `localhost`, 127.0.0.0/8 or ::1: the hosts on which development may use plain http.
-pub fn is_loopback_host(url: &Url) -> bool {
-    match url.host() {
-        Some(url::Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
     }
 }
 

@@ -2,10 +2,13 @@
 //! `bank_entries`), and the reads that gather what reconciliation compares. An import's rows are
 //! written inside the caller's write transaction, so a file is stored whole or not at all.
 
+use chrono::NaiveDate;
+use rust_decimal::Decimal;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
-use super::{Database, StorageResult};
+use super::{date_column, decimal_column, parse_column, Database, StorageResult};
+use crate::model::{PaymentStatus, RefundStatus, SettlementKind};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImportRecord {
@@ -21,22 +24,27 @@ pub struct ImportRecord {
     pub imported_by: String,
 }
 
+/// One stored row of a settlement report: what an import writes and what reconciliation compares.
+/// (The row as read from the file, before it belongs to an import, is
+/// `finance::import::settlement::SettlementRow`.)
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SettlementRecord {
     pub import_id: String,
+    /// Where the row starts in the file (1 = the first line).
     pub line: i64,
     pub tenant_id: String,
     pub provider_id: String,
+    /// The provider's transaction id (pforte's `provider_reference`).
     pub provider_transaction: String,
-    /// `payment` or `refund`.
-    pub kind: String,
-    pub gross: String,
-    pub fee: String,
+    pub kind: SettlementKind,
+    /// Negative for a refund.
+    pub gross: Decimal,
+    pub fee: Decimal,
     pub payout_reference: String,
-    /// `YYYY-MM-DD`.
-    pub booked_on: String,
+    pub booked_on: NaiveDate,
 }
 
+/// One stored entry of a bank statement: what an import writes and what reconciliation compares.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BankEntryRecord {
     pub import_id: String,
@@ -46,10 +54,11 @@ pub struct BankEntryRecord {
     pub account_iban: String,
     pub statement_id: String,
     pub entry_reference: String,
-    pub amount: String,
+    /// Credits positive, debits negative.
+    pub amount: Decimal,
     pub currency: String,
-    pub booked_on: String,
-    pub value_on: Option<String>,
+    pub booked_on: NaiveDate,
+    pub value_on: Option<NaiveDate>,
     pub remittance: String,
 }
 
@@ -61,8 +70,8 @@ pub struct PaymentForReconcile {
     pub provider_reference: Option<String>,
     /// The Kassenzeichen the provider reported, when it did.
     pub transaction_reference: Option<String>,
-    pub gros_amount: String,
-    pub status: String,
+    pub gros_amount: Decimal,
+    pub status: PaymentStatus,
     pub timed_out_at: Option<i64>,
     pub paid_after_timeout_at: Option<i64>,
     /// When it was paid, in milliseconds.
@@ -76,8 +85,8 @@ pub struct RefundForReconcile {
     pub transaction_id: String,
     pub provider_id: String,
     pub provider_reference: Option<String>,
-    pub amount: String,
-    pub status: String,
+    pub amount: Decimal,
+    pub status: RefundStatus,
     pub created_at: i64,
 }
 
@@ -128,11 +137,11 @@ pub async fn insert_settlement_row(conn: &mut AnyConnection, row: &SettlementRec
     .bind(&row.tenant_id)
     .bind(&row.provider_id)
     .bind(&row.provider_transaction)
-    .bind(&row.kind)
-    .bind(&row.gross)
-    .bind(&row.fee)
+    .bind(row.kind.as_str())
+    .bind(row.gross.to_string())
+    .bind(row.fee.to_string())
     .bind(&row.payout_reference)
-    .bind(&row.booked_on)
+    .bind(row.booked_on.to_string())
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -151,10 +160,10 @@ pub async fn insert_bank_entry(conn: &mut AnyConnection, entry: &BankEntryRecord
     .bind(&entry.account_iban)
     .bind(&entry.statement_id)
     .bind(&entry.entry_reference)
-    .bind(&entry.amount)
+    .bind(entry.amount.to_string())
     .bind(&entry.currency)
-    .bind(&entry.booked_on)
-    .bind(&entry.value_on)
+    .bind(entry.booked_on.to_string())
+    .bind(entry.value_on.map(|d| d.to_string()))
     .bind(&entry.remittance)
     .execute(&mut *conn)
     .await?;
@@ -229,21 +238,24 @@ pub async fn payout_references(conn: &mut AnyConnection, tenant_id: &str) -> Sto
 }
 
 fn settlement_from_row(row: &AnyRow) -> StorageResult<SettlementRecord> {
+    let text = |column: &str| -> StorageResult<String> { Ok(row.try_get(column)?) };
     Ok(SettlementRecord {
         import_id: row.try_get("import_id")?,
         line: row.try_get("line")?,
         tenant_id: row.try_get("tenant_id")?,
         provider_id: row.try_get("provider_id")?,
         provider_transaction: row.try_get("provider_transaction")?,
-        kind: row.try_get("kind")?,
-        gross: row.try_get("gross")?,
-        fee: row.try_get("fee")?,
+        kind: parse_column("settlement_rows.kind", &text("kind")?, SettlementKind::parse)?,
+        gross: decimal_column("settlement_rows.gross", &text("gross")?)?,
+        fee: decimal_column("settlement_rows.fee", &text("fee")?)?,
         payout_reference: row.try_get("payout_reference")?,
-        booked_on: row.try_get("booked_on")?,
+        booked_on: date_column("settlement_rows.booked_on", &text("booked_on")?)?,
     })
 }
 
 fn bank_entry_from_row(row: &AnyRow) -> StorageResult<BankEntryRecord> {
+    let text = |column: &str| -> StorageResult<String> { Ok(row.try_get(column)?) };
+    let value_on: Option<String> = row.try_get("value_on")?;
     Ok(BankEntryRecord {
         import_id: row.try_get("import_id")?,
         position: row.try_get("position")?,
@@ -252,10 +264,10 @@ fn bank_entry_from_row(row: &AnyRow) -> StorageResult<BankEntryRecord> {
         account_iban: row.try_get("account_iban")?,
         statement_id: row.try_get("statement_id")?,
         entry_reference: row.try_get("entry_reference")?,
-        amount: row.try_get("amount")?,
+        amount: decimal_column("bank_entries.amount", &text("amount")?)?,
         currency: row.try_get("currency")?,
-        booked_on: row.try_get("booked_on")?,
-        value_on: row.try_get("value_on")?,
+        booked_on: date_column("bank_entries.booked_on", &text("booked_on")?)?,
+        value_on: value_on.map(|d| date_column("bank_entries.value_on", &d)).transpose()?,
         remittance: row.try_get("remittance")?,
     })
 }
@@ -277,7 +289,6 @@ pub struct ReconcileWindow {
 impl Database {
     /// Payments paid in the window (PAYED, or paid after pforte timed them out), and every payment a
     /// settlement row of the period refers to.
-    ///
     pub async fn payments_for_reconcile(
         &self,
         tenant_id: &str,
@@ -302,13 +313,15 @@ impl Database {
         .await?;
         rows.iter()
             .map(|row| {
+                let gros_amount: String = row.try_get("gros_amount")?;
+                let status: String = row.try_get("status")?;
                 Ok(PaymentForReconcile {
                     transaction_id: row.try_get("transaction_id")?,
                     provider_id: row.try_get("provider_id")?,
                     provider_reference: row.try_get("provider_reference")?,
                     transaction_reference: row.try_get("transaction_reference")?,
-                    gros_amount: row.try_get("gros_amount")?,
-                    status: row.try_get("status")?,
+                    gros_amount: decimal_column("payments.gros_amount", &gros_amount)?,
+                    status: parse_column("payments.status", &status, PaymentStatus::parse)?,
                     timed_out_at: row.try_get("timed_out_at")?,
                     paid_after_timeout_at: row.try_get("paid_after_timeout_at")?,
                     paid_at: row.try_get("paid_at")?,
@@ -339,13 +352,15 @@ impl Database {
         .await?;
         rows.iter()
             .map(|row| {
+                let amount: String = row.try_get("amount")?;
+                let status: String = row.try_get("status")?;
                 Ok(RefundForReconcile {
                     refund_id: row.try_get("refund_id")?,
                     transaction_id: row.try_get("transaction_id")?,
                     provider_id: row.try_get("provider_id")?,
                     provider_reference: row.try_get("provider_reference")?,
-                    amount: row.try_get("amount")?,
-                    status: row.try_get("status")?,
+                    amount: decimal_column("payment_refunds.amount", &amount)?,
+                    status: parse_column("payment_refunds.status", &status, RefundStatus::parse)?,
                     created_at: row.try_get("created_at")?,
                 })
             })
@@ -417,5 +432,164 @@ impl Database {
             })
         })
         .transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{is_corrupt_column, test_database, StorageError};
+
+    fn day(text: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(text, "%Y-%m-%d").unwrap_or_default()
+    }
+
+    /// All of November 2026 as dates, and as instants wide enough for the rows below.
+    fn window() -> ReconcileWindow {
+        ReconcileWindow {
+            from: "2026-11-01".into(),
+            to: "2026-11-30".into(),
+            from_millis: 0,
+            to_millis: i64::MAX,
+            period_from: "2026-11-01".into(),
+            period_to: "2026-11-30".into(),
+        }
+    }
+
+    /// A database holding one import with one settlement row and one bank entry, one paid payment
+    /// and one refund of it, all valid.
+    async fn stored() -> Result<(Database, tempfile::TempDir), StorageError> {
+        let (db, dir) = test_database().await?;
+        let mut conn = db.writer().acquire().await?;
+        let import = ImportRecord {
+            import_id: "imp-1".into(),
+            tenant_id: "t".into(),
+            kind: "settlement".into(),
+            provider_id: Some("p".into()),
+            content_sha256: "00".into(),
+            file_name: "settlement.csv".into(),
+            row_count: 1,
+            imported_at: 1,
+            imported_by: "test".into(),
+        };
+        insert_import(&mut conn, &import).await?;
+        let row = SettlementRecord {
+            import_id: "imp-1".into(),
+            line: 2,
+            tenant_id: "t".into(),
+            provider_id: "p".into(),
+            provider_transaction: "P-1".into(),
+            kind: SettlementKind::Payment,
+            gross: Decimal::new(2000, 2),
+            fee: Decimal::new(35, 2),
+            payout_reference: "PO-1".into(),
+            booked_on: day("2026-11-29"),
+        };
+        insert_settlement_row(&mut conn, &row).await?;
+        let entry = BankEntryRecord {
+            import_id: "imp-1".into(),
+            position: 1,
+            tenant_id: "t".into(),
+            message: "camt.053".into(),
+            account_iban: "DE02120300000000202051".into(),
+            statement_id: "S-1".into(),
+            entry_reference: "B-1".into(),
+            amount: Decimal::new(1965, 2),
+            currency: "EUR".into(),
+            booked_on: day("2026-11-30"),
+            value_on: Some(day("2026-11-30")),
+            remittance: "PO-1".into(),
+        };
+        insert_bank_entry(&mut conn, &entry).await?;
+        sqlx::query(
+            "INSERT INTO payments (transaction_id, originator_id, endpoint_id, client_id, request_id, request, \
+             gros_amount, provider_id, provider_reference, status, created_at, updated_at, expires_at, paid_at) \
+             VALUES ('tx-1', 'o', 't', 'c', 'r', '{}', '20.00', 'p', 'P-1', 'PAYED', 1, 1, 2, 5)",
+        )
+        .execute(&mut *conn)
+        .await?;
+        sqlx::query(
+            "INSERT INTO payment_refunds (refund_id, transaction_id, amount, status, created_at, updated_at) \
+             VALUES ('rf-1', 'tx-1', '5.00', 'SUBMITTED', 6, 6)",
+        )
+        .execute(&mut *conn)
+        .await?;
+        drop(conn);
+        Ok((db, dir))
+    }
+
+    async fn corrupt(db: &Database, table: &str, column: &str, text: &str) -> Result<(), StorageError> {
+        sqlx::query(&format!("UPDATE {table} SET {column} = $1")).bind(text).execute(db.writer()).await?;
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn reconciliation_reads_typed_rows() -> Result<(), StorageError> {
+        let (db, _dir) = stored().await?;
+        let settlement = db.settlement_rows_for_reconcile("t", &window()).await?;
+        let first = settlement.first().map(|s| (s.kind, s.gross.to_string(), s.booked_on));
+        assert_eq!(first, Some((SettlementKind::Payment, "20.00".into(), day("2026-11-29"))));
+        let bank = db.bank_entries_for_reconcile("t", &window()).await?;
+        assert_eq!(
+            bank.first().map(|b| (b.amount.to_string(), b.value_on)),
+            Some(("19.65".into(), Some(day("2026-11-30"))))
+        );
+        let payments = db.payments_for_reconcile("t", &window()).await?;
+        assert_eq!(
+            payments.first().map(|p| (p.status, p.gros_amount.to_string())),
+            Some((PaymentStatus::Payed, "20.00".into()))
+        );
+        let refunds = db.refunds_for_reconcile("t", &window()).await?;
+        assert_eq!(
+            refunds.first().map(|r| (r.status, r.amount.to_string())),
+            Some((RefundStatus::Submitted, "5.00".into()))
+        );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_corrupt_settlement_kind_or_amount_is_reported_by_its_column() -> Result<(), StorageError> {
+        // A booked_on text that still sorts into the window, so the row is read.
+        for (column, text) in [("kind", "chargeback"), ("gross", "20,00"), ("fee", ""), ("booked_on", "2026-11-2x")] {
+            let (db, _dir) = stored().await?;
+            corrupt(&db, "settlement_rows", column, text).await?;
+            let error = db.settlement_rows_for_reconcile("t", &window()).await.expect_err(column);
+            assert!(is_corrupt_column(&error, &format!("settlement_rows.{column}")), "{error}");
+        }
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_corrupt_bank_amount_or_value_date_is_reported_by_its_column() -> Result<(), StorageError> {
+        for (column, text) in [("amount", "19.65 EUR"), ("value_on", "tomorrow")] {
+            let (db, _dir) = stored().await?;
+            corrupt(&db, "bank_entries", column, text).await?;
+            let error = db.bank_entries_for_reconcile("t", &window()).await.expect_err(column);
+            assert!(is_corrupt_column(&error, &format!("bank_entries.{column}")), "{error}");
+            assert!(!error.to_string().contains(text), "the value stays out of the message: {error}");
+        }
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_corrupt_payment_or_refund_status_or_amount_is_reported_by_its_column() -> Result<(), StorageError> {
+        let (db, _dir) = stored().await?;
+        corrupt(&db, "payments", "gros_amount", "twenty").await?;
+        let error = db.payments_for_reconcile("t", &window()).await.expect_err("amount");
+        assert!(is_corrupt_column(&error, "payments.gros_amount"), "{error}");
+
+        let (db, _dir) = stored().await?;
+        // Paid after a timeout, so the row is read whatever its status says.
+        sqlx::query("UPDATE payments SET status = 'PAID', paid_after_timeout_at = 5").execute(db.writer()).await?;
+        let error = db.payments_for_reconcile("t", &window()).await.expect_err("status");
+        assert!(is_corrupt_column(&error, "payments.status"), "{error}");
+
+        for (column, text) in [("status", "DONE"), ("amount", "5.OO")] {
+            let (db, _dir) = stored().await?;
+            corrupt(&db, "payment_refunds", column, text).await?;
+            let error = db.refunds_for_reconcile("t", &window()).await.expect_err(column);
+            assert!(is_corrupt_column(&error, &format!("payment_refunds.{column}")), "{error}");
+        }
+        Ok(())
     }
 }

@@ -1,12 +1,14 @@
 //! Rows of `ledger_journals` and `ledger_entries` (docs/ledger.md). Both tables are append-only
-//! (triggers refuse UPDATE and DELETE); amounts are exact decimal text, summed by the caller in
-//! `rust_decimal`, never by the database (SQLite would sum text as floating point).
+//! (triggers refuse UPDATE and DELETE); amounts are stored as exact decimal text and read back as
+//! `Decimal` (text that is no decimal is corrupt data), summed by the caller, never by the database
+//! (SQLite would sum text as floating point).
 
 use futures_util::TryStreamExt;
+use rust_decimal::Decimal;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
-use super::{Database, StorageResult};
+use super::{decimal_column, Database, StorageResult};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JournalRow {
@@ -16,7 +18,7 @@ pub struct JournalRow {
     pub kind: String,
     pub transaction_id: Option<String>,
     pub refund_id: Option<String>,
-    pub amount: String,
+    pub amount: Decimal,
     pub description: Option<String>,
     pub reverses: Option<i64>,
     pub posted_at: i64,
@@ -26,13 +28,14 @@ pub struct JournalRow {
 pub struct EntryRow {
     pub journal_id: i64,
     pub account: String,
-    pub amount: String,
+    pub amount: Decimal,
 }
 
 const JOURNAL_COLUMNS: &str =
     "id, tenant_id, journal_key, kind, transaction_id, refund_id, amount, description, reverses, posted_at";
 
 fn journal_from_row(row: &AnyRow) -> StorageResult<JournalRow> {
+    let amount: String = row.try_get("amount")?;
     Ok(JournalRow {
         id: row.try_get("id")?,
         tenant_id: row.try_get("tenant_id")?,
@@ -40,7 +43,7 @@ fn journal_from_row(row: &AnyRow) -> StorageResult<JournalRow> {
         kind: row.try_get("kind")?,
         transaction_id: row.try_get("transaction_id")?,
         refund_id: row.try_get("refund_id")?,
-        amount: row.try_get("amount")?,
+        amount: decimal_column("ledger_journals.amount", &amount)?,
         description: row.try_get("description")?,
         reverses: row.try_get("reverses")?,
         posted_at: row.try_get("posted_at")?,
@@ -48,10 +51,11 @@ fn journal_from_row(row: &AnyRow) -> StorageResult<JournalRow> {
 }
 
 fn entry_from_row(row: &AnyRow) -> StorageResult<EntryRow> {
+    let amount: String = row.try_get("amount")?;
     Ok(EntryRow {
         journal_id: row.try_get("journal_id")?,
         account: row.try_get("account")?,
-        amount: row.try_get("amount")?,
+        amount: decimal_column("ledger_entries.amount", &amount)?,
     })
 }
 
@@ -68,7 +72,7 @@ pub async fn insert_journal(conn: &mut AnyConnection, journal: &JournalRow) -> S
     .bind(&journal.kind)
     .bind(&journal.transaction_id)
     .bind(&journal.refund_id)
-    .bind(&journal.amount)
+    .bind(journal.amount.to_string())
     .bind(&journal.description)
     .bind(journal.reverses)
     .bind(journal.posted_at)
@@ -82,7 +86,7 @@ pub async fn insert_entry(conn: &mut AnyConnection, tenant_id: &str, entry: &Ent
         .bind(entry.journal_id)
         .bind(tenant_id)
         .bind(&entry.account)
-        .bind(&entry.amount)
+        .bind(entry.amount.to_string())
         .execute(&mut *conn)
         .await?;
     Ok(())
@@ -126,8 +130,8 @@ pub async fn transaction_account_amounts(
     conn: &mut AnyConnection,
     transaction_id: &str,
     account: &str,
-) -> StorageResult<Vec<String>> {
-    let amounts = sqlx::query_scalar(
+) -> StorageResult<Vec<Decimal>> {
+    let amounts: Vec<String> = sqlx::query_scalar(
         "SELECT e.amount FROM ledger_entries e JOIN ledger_journals j ON j.id = e.journal_id \
          WHERE j.transaction_id = $1 AND e.account = $2",
     )
@@ -135,12 +139,12 @@ pub async fn transaction_account_amounts(
     .bind(account)
     .fetch_all(&mut *conn)
     .await?;
-    Ok(amounts)
+    amounts.iter().map(|amount| decimal_column("ledger_entries.amount", amount)).collect()
 }
 
 impl Database {
     /// Every amount posted to one account of a tenant (`None`: to any account), streamed.
-    pub async fn ledger_amounts(&self, tenant_id: &str, account: Option<&str>) -> StorageResult<Vec<String>> {
+    pub async fn ledger_amounts(&self, tenant_id: &str, account: Option<&str>) -> StorageResult<Vec<Decimal>> {
         let query = match account {
             Some(account) => sqlx::query("SELECT amount FROM ledger_entries WHERE tenant_id = $1 AND account = $2")
                 .bind(tenant_id)
@@ -150,7 +154,8 @@ impl Database {
         let mut rows = query.fetch(self.pool());
         let mut amounts = Vec::new();
         while let Some(row) = rows.try_next().await? {
-            amounts.push(row.try_get("amount")?);
+            let amount: String = row.try_get("amount")?;
+            amounts.push(decimal_column("ledger_entries.amount", &amount)?);
         }
         Ok(amounts)
     }
@@ -204,7 +209,7 @@ pub struct BookingRow {
     pub kind: String,
     /// For a reversal: the kind of the journal it reverses.
     pub reversed_kind: Option<String>,
-    pub amount: String,
+    pub amount: Decimal,
     pub refund_id: Option<String>,
     pub reverses: Option<i64>,
     pub posted_at: i64,
@@ -259,11 +264,12 @@ const BOOKING_SELECT: &str = "SELECT j.id AS journal_id, j.kind, r.kind AS rever
      ORDER BY j.posted_at, j.id LIMIT $7";
 
 fn booking_from_row(row: &AnyRow) -> StorageResult<BookingRow> {
+    let amount: String = row.try_get("amount")?;
     Ok(BookingRow {
         journal_id: row.try_get("journal_id")?,
         kind: row.try_get("kind")?,
         reversed_kind: row.try_get("reversed_kind")?,
-        amount: row.try_get("amount")?,
+        amount: decimal_column("ledger_journals.amount", &amount)?,
         refund_id: row.try_get("refund_id")?,
         reverses: row.try_get("reverses")?,
         posted_at: row.try_get("posted_at")?,
@@ -308,5 +314,43 @@ impl Database {
     pub async fn ledger_entries(&self, journal_id: i64) -> StorageResult<Vec<EntryRow>> {
         let mut conn = self.pool().acquire().await?;
         entries_of(&mut conn, journal_id).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{is_corrupt_column, test_database, StorageError};
+
+    #[tokio::test]
+    async fn a_journal_or_entry_amount_that_is_no_decimal_is_reported_by_its_column() -> Result<(), StorageError> {
+        let (db, _dir) = test_database().await?;
+        let mut conn = db.writer().acquire().await?;
+        // The ledger refuses UPDATE, so the corrupt text is written as it would be by hand.
+        for (key, amount) in [("good", "12.30"), ("bad", "12,30")] {
+            sqlx::query(
+                "INSERT INTO ledger_journals (tenant_id, journal_key, kind, amount, posted_at) \
+                 VALUES ('t', $1, 'paid', $2, 1)",
+            )
+            .bind(key)
+            .bind(amount)
+            .execute(&mut *conn)
+            .await?;
+        }
+        let good = journal_by_key(&mut conn, "good").await?.map(|j| j.amount.to_string());
+        assert_eq!(good.as_deref(), Some("12.30"));
+        let error = journal_by_key(&mut conn, "bad").await.expect_err("a comma amount must not read");
+        assert!(is_corrupt_column(&error, "ledger_journals.amount"), "{error}");
+
+        let id = journal_by_key(&mut conn, "good").await?.map_or(0, |j| j.id);
+        sqlx::query("INSERT INTO ledger_entries (journal_id, tenant_id, account, amount) VALUES ($1, 't', 'x', 'NaN')")
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+        let error = entries_of(&mut conn, id).await.expect_err("NaN must not read");
+        assert!(is_corrupt_column(&error, "ledger_entries.amount"), "{error}");
+        let error = db.ledger_amounts("t", None).await.expect_err("NaN must not be summed");
+        assert!(is_corrupt_column(&error, "ledger_entries.amount"), "{error}");
+        Ok(())
     }
 }

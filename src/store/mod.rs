@@ -30,11 +30,31 @@ use crate::config::{Backend, DatabaseSettings, DatabaseUrl};
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
 
-/// An amount stored as exact decimal text (never a float), read back; anything else means the row
+/// A stored value that is not what pforte writes. The message names the column and never the value,
+/// which may be personal data.
+pub(crate) fn corrupt(column: &'static str) -> StorageError {
+    StorageError::Corrupt(format!("{column} holds a value pforte does not write"))
+}
+
+/// A column's text read as a value of the shared vocabulary (`crate::model`); text that does not
+/// parse is corrupt data, never a default.
+pub(crate) fn parse_column<T>(
+    column: &'static str,
+    text: &str,
+    parse: impl FnOnce(&str) -> Option<T>,
+) -> StorageResult<T> {
+    parse(text).ok_or_else(|| corrupt(column))
+}
+
+/// A column holding an amount as exact decimal text (never a float); anything else means the row
 /// was altered outside pforte.
-pub fn stored_decimal(text: &str) -> StorageResult<rust_decimal::Decimal> {
-    rust_decimal::Decimal::from_str_exact(text)
-        .map_err(|_| StorageError::Corrupt(format!("stored amount {text:?} is not a decimal")))
+pub(crate) fn decimal_column(column: &'static str, text: &str) -> StorageResult<rust_decimal::Decimal> {
+    parse_column(column, text, |t| rust_decimal::Decimal::from_str_exact(t).ok())
+}
+
+/// A column holding a calendar day `YYYY-MM-DD`.
+pub(crate) fn date_column(column: &'static str, text: &str) -> StorageResult<chrono::NaiveDate> {
+    parse_column(column, text, |t| chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d").ok())
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -183,4 +203,25 @@ fn prepare_sqlite_url(url: &DatabaseUrl) -> StorageResult<String> {
     } else {
         Ok(format!("{raw}?mode=rwc"))
     }
+}
+
+/// A fresh, migrated SQLite database in a temporary folder, for the row conversion tests.
+#[cfg(test)]
+pub(crate) async fn test_database() -> StorageResult<(Database, tempfile::TempDir)> {
+    let dir = tempfile::tempdir().map_err(|e| StorageError::SqliteFile(e.to_string()))?;
+    let url = format!("sqlite://{}", dir.path().join("test.db").display());
+    let settings = DatabaseSettings {
+        url: DatabaseUrl::try_from(url).map_err(StorageError::SqliteFile)?,
+        max_connections: 2,
+        connect_timeout_secs: 5,
+    };
+    let db = Database::connect_lazy(&settings)?;
+    db.migrate().await?;
+    Ok((db, dir))
+}
+
+/// Whether an error is the corrupt-data report for `column`.
+#[cfg(test)]
+pub(crate) fn is_corrupt_column(error: &StorageError, column: &str) -> bool {
+    matches!(error, StorageError::Corrupt(message) if message.starts_with(column))
 }

@@ -1,10 +1,12 @@
 //! Rows of `payments` and `payment_events`. A status changes only by compare-and-set on the status
 //! read before, inside the caller's write transaction, together with its event row.
 
+use rust_decimal::Decimal;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
-use super::{Database, StorageResult};
+use super::{decimal_column, parse_column, Database, StorageResult};
+use crate::model::PaymentStatus;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PaymentRow {
@@ -17,11 +19,11 @@ pub struct PaymentRow {
     pub request: String,
     /// What the provider got: booking defaults merged, redirectUrl back to pforte, no notifyUrl.
     pub effective_request: String,
-    pub gros_amount: String,
+    pub gros_amount: Decimal,
     pub provider_id: String,
     pub provider_reference: Option<String>,
     pub pay_url: Option<String>,
-    pub status: String,
+    pub status: PaymentStatus,
     pub status_detail: Option<String>,
     pub timed_out_at: Option<i64>,
     pub paid_after_timeout_at: Option<i64>,
@@ -41,8 +43,8 @@ pub struct PaymentRow {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PaymentEventRow {
-    pub from_status: String,
-    pub to_status: String,
+    pub from_status: PaymentStatus,
+    pub to_status: PaymentStatus,
     pub source: String,
     pub detail: Option<String>,
     pub recorded_at: i64,
@@ -54,6 +56,8 @@ const COLUMNS: &str = "transaction_id, originator_id, endpoint_id, client_id, re
                        payment_method, payment_method_detail, transaction_reference, paid_at, notify_url";
 
 fn from_row(row: &AnyRow) -> StorageResult<PaymentRow> {
+    let gros_amount: String = row.try_get("gros_amount")?;
+    let status: String = row.try_get("status")?;
     Ok(PaymentRow {
         transaction_id: row.try_get("transaction_id")?,
         originator_id: row.try_get("originator_id")?,
@@ -62,11 +66,11 @@ fn from_row(row: &AnyRow) -> StorageResult<PaymentRow> {
         request_id: row.try_get("request_id")?,
         request: row.try_get("request")?,
         effective_request: row.try_get::<Option<String>, _>("effective_request")?.unwrap_or_default(),
-        gros_amount: row.try_get("gros_amount")?,
+        gros_amount: decimal_column("payments.gros_amount", &gros_amount)?,
         provider_id: row.try_get("provider_id")?,
         provider_reference: row.try_get("provider_reference")?,
         pay_url: row.try_get("pay_url")?,
-        status: row.try_get("status")?,
+        status: parse_column("payments.status", &status, PaymentStatus::parse)?,
         status_detail: row.try_get("status_detail")?,
         timed_out_at: row.try_get("timed_out_at")?,
         paid_after_timeout_at: row.try_get("paid_after_timeout_at")?,
@@ -93,11 +97,11 @@ pub async fn insert(conn: &mut AnyConnection, row: &PaymentRow) -> StorageResult
     .bind(&row.client_id)
     .bind(&row.request_id)
     .bind(&row.request)
-    .bind(&row.gros_amount)
+    .bind(row.gros_amount.to_string())
     .bind(&row.provider_id)
     .bind(&row.provider_reference)
     .bind(&row.pay_url)
-    .bind(&row.status)
+    .bind(row.status.as_str())
     .bind(&row.status_detail)
     .bind(row.timed_out_at)
     .bind(row.paid_after_timeout_at)
@@ -128,8 +132,8 @@ pub async fn get(conn: &mut AnyConnection, transaction_id: &str) -> StorageResul
 pub async fn compare_and_set_status(
     conn: &mut AnyConnection,
     transaction_id: &str,
-    from: &str,
-    to: &str,
+    from: PaymentStatus,
+    to: PaymentStatus,
     detail: Option<&str>,
     timed_out: bool,
     now: i64,
@@ -140,13 +144,13 @@ pub async fn compare_and_set_status(
          paid_at = CASE WHEN $7 = 1 THEN $3 ELSE paid_at END \
          WHERE transaction_id = $5 AND status = $6",
     )
-    .bind(to)
+    .bind(to.as_str())
     .bind(detail)
     .bind(now)
     .bind(i64::from(timed_out))
     .bind(transaction_id)
-    .bind(from)
-    .bind(i64::from(to == "PAYED"))
+    .bind(from.as_str())
+    .bind(i64::from(to == PaymentStatus::Payed))
     .execute(&mut *conn)
     .await?;
     Ok(done.rows_affected() == 1)
@@ -188,8 +192,8 @@ pub async fn insert_event(
          VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(transaction_id)
-    .bind(&event.from_status)
-    .bind(&event.to_status)
+    .bind(event.from_status.as_str())
+    .bind(event.to_status.as_str())
     .bind(&event.source)
     .bind(&event.detail)
     .bind(event.recorded_at)
@@ -312,14 +316,84 @@ impl Database {
         .await?;
         rows.iter()
             .map(|row| {
+                let from_status: String = row.try_get("from_status")?;
+                let to_status: String = row.try_get("to_status")?;
                 Ok(PaymentEventRow {
-                    from_status: row.try_get("from_status")?,
-                    to_status: row.try_get("to_status")?,
+                    from_status: parse_column("payment_events.from_status", &from_status, PaymentStatus::parse)?,
+                    to_status: parse_column("payment_events.to_status", &to_status, PaymentStatus::parse)?,
                     source: row.try_get("source")?,
                     detail: row.try_get("detail")?,
                     recorded_at: row.try_get("recorded_at")?,
                 })
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{is_corrupt_column, test_database, StorageError};
+
+    fn payment(transaction_id: &str) -> PaymentRow {
+        PaymentRow {
+            transaction_id: transaction_id.to_owned(),
+            originator_id: "o".into(),
+            endpoint_id: "e".into(),
+            client_id: "c".into(),
+            request_id: transaction_id.to_owned(),
+            request: "{}".into(),
+            effective_request: "{}".into(),
+            gros_amount: Decimal::new(1230, 2),
+            provider_id: "p".into(),
+            provider_reference: None,
+            pay_url: None,
+            status: PaymentStatus::Initial,
+            status_detail: None,
+            timed_out_at: None,
+            paid_after_timeout_at: None,
+            created_at: 1,
+            updated_at: 1,
+            expires_at: 2,
+            payment_method: None,
+            payment_method_detail: None,
+            transaction_reference: None,
+            paid_at: None,
+            notify_url: None,
+        }
+    }
+
+    /// Stores a valid payment, overwrites one column with text pforte never writes, and reads it back.
+    async fn read_after(column: &str, text: &str) -> Result<StorageResult<Option<PaymentRow>>, StorageError> {
+        let (db, _dir) = test_database().await?;
+        let mut conn = db.writer().acquire().await?;
+        insert(&mut conn, &payment("tx-1")).await?;
+        sqlx::query(&format!("UPDATE payments SET {column} = $1")).bind(text).execute(&mut *conn).await?;
+        drop(conn);
+        Ok(db.payment("tx-1").await)
+    }
+
+    #[tokio::test]
+    async fn a_payment_reads_back_typed() -> Result<(), StorageError> {
+        let (db, _dir) = test_database().await?;
+        let mut conn = db.writer().acquire().await?;
+        insert(&mut conn, &payment("tx-1")).await?;
+        drop(conn);
+        let stored = db.payment("tx-1").await?;
+        assert_eq!(
+            stored.map(|p| (p.status, p.gros_amount.to_string())),
+            Some((PaymentStatus::Initial, "12.30".into()))
+        );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_corrupt_status_or_amount_is_reported_by_its_column_and_never_defaulted() -> Result<(), StorageError> {
+        let status = read_after("status", "PAID").await?.expect_err("an unknown status must not read");
+        assert!(is_corrupt_column(&status, "payments.status"), "{status}");
+        assert!(!status.to_string().contains("PAID"), "the value stays out of the message: {status}");
+        let amount = read_after("gros_amount", "12,30").await?.expect_err("a comma amount must not read");
+        assert!(is_corrupt_column(&amount, "payments.gros_amount"), "{amount}");
+        Ok(())
     }
 }

@@ -2,20 +2,21 @@
 //! transaction after [`lock_paid_payment`] has locked its payment, so the sum of a payment's refunds
 //! is read and extended by one writer at a time on both backends.
 
+use rust_decimal::Decimal;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
-use super::{Database, StorageResult};
+use super::{decimal_column, parse_column, Database, StorageResult};
+use crate::model::{PaymentStatus, RefundStatus};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefundRow {
     pub refund_id: String,
     pub transaction_id: String,
-    /// Exact decimal text, e.g. `12.50`.
-    pub amount: String,
+    /// Stored as exact decimal text, e.g. `12.50`.
+    pub amount: Decimal,
     pub reason: Option<String>,
-    /// `PENDING`, `SUBMITTED`, `INSTRUCTION` or `FAILED`.
-    pub status: String,
+    pub status: RefundStatus,
     /// Why a refund FAILED.
     pub status_detail: Option<String>,
     /// The provider's id of the refund, when it gave one.
@@ -37,8 +38,8 @@ pub struct TenantRefundRow {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefundEventRow {
     /// `None` for the first event (the refund was created).
-    pub from_status: Option<String>,
-    pub to_status: String,
+    pub from_status: Option<RefundStatus>,
+    pub to_status: RefundStatus,
     pub detail: Option<String>,
     pub recorded_at: i64,
 }
@@ -47,12 +48,14 @@ const COLUMNS: &str = "r.refund_id, r.transaction_id, r.amount, r.reason, r.stat
                        r.provider_reference, r.created_at, r.updated_at";
 
 fn from_row(row: &AnyRow) -> StorageResult<RefundRow> {
+    let amount: String = row.try_get("amount")?;
+    let status: String = row.try_get("status")?;
     Ok(RefundRow {
         refund_id: row.try_get("refund_id")?,
         transaction_id: row.try_get("transaction_id")?,
-        amount: row.try_get("amount")?,
+        amount: decimal_column("payment_refunds.amount", &amount)?,
         reason: row.try_get("reason")?,
-        status: row.try_get("status")?,
+        status: parse_column("payment_refunds.status", &status, RefundStatus::parse)?,
         status_detail: row.try_get("status_detail")?,
         provider_reference: row.try_get("provider_reference")?,
         created_at: row.try_get("created_at")?,
@@ -65,7 +68,10 @@ fn from_row(row: &AnyRow) -> StorageResult<RefundRow> {
 /// differences (`SELECT … FOR UPDATE` does not exist in SQLite, where the write transaction holds
 /// the database lock anyway), so a second refund of the same payment waits here and then sees the
 /// first one's row when it adds up the refunds.
-pub async fn lock_paid_payment(conn: &mut AnyConnection, transaction_id: &str) -> StorageResult<Result<(), String>> {
+pub async fn lock_paid_payment(
+    conn: &mut AnyConnection,
+    transaction_id: &str,
+) -> StorageResult<Result<(), Option<PaymentStatus>>> {
     let locked =
         sqlx::query("UPDATE payments SET updated_at = updated_at WHERE transaction_id = $1 AND status = 'PAYED'")
             .bind(transaction_id)
@@ -78,18 +84,19 @@ pub async fn lock_paid_payment(conn: &mut AnyConnection, transaction_id: &str) -
         .bind(transaction_id)
         .fetch_optional(&mut *conn)
         .await?;
-    Ok(Err(status.unwrap_or_default()))
+    let status = status.map(|text| parse_column("payments.status", &text, PaymentStatus::parse)).transpose()?;
+    Ok(Err(status))
 }
 
 /// The amounts of a payment's refunds that count against it: all but FAILED ones.
-pub async fn counted_amounts(conn: &mut AnyConnection, transaction_id: &str) -> StorageResult<Vec<String>> {
+pub async fn counted_amounts(conn: &mut AnyConnection, transaction_id: &str) -> StorageResult<Vec<Decimal>> {
     // Summed by the caller as exact decimals: TEXT amounts cannot be summed in SQL without floats.
-    let amounts =
+    let amounts: Vec<String> =
         sqlx::query_scalar("SELECT amount FROM payment_refunds WHERE transaction_id = $1 AND status <> 'FAILED'")
             .bind(transaction_id)
             .fetch_all(&mut *conn)
             .await?;
-    Ok(amounts)
+    amounts.iter().map(|amount| decimal_column("payment_refunds.amount", amount)).collect()
 }
 
 pub async fn insert(conn: &mut AnyConnection, row: &RefundRow) -> StorageResult<()> {
@@ -99,9 +106,9 @@ pub async fn insert(conn: &mut AnyConnection, row: &RefundRow) -> StorageResult<
     )
     .bind(&row.refund_id)
     .bind(&row.transaction_id)
-    .bind(&row.amount)
+    .bind(row.amount.to_string())
     .bind(&row.reason)
-    .bind(&row.status)
+    .bind(row.status.as_str())
     .bind(&row.status_detail)
     .bind(&row.provider_reference)
     .bind(row.created_at)
@@ -115,8 +122,8 @@ pub async fn insert(conn: &mut AnyConnection, row: &RefundRow) -> StorageResult<
 pub async fn compare_and_set_status(
     conn: &mut AnyConnection,
     refund_id: &str,
-    from: &str,
-    to: &str,
+    from: RefundStatus,
+    to: RefundStatus,
     detail: Option<&str>,
     provider_reference: Option<&str>,
     now: i64,
@@ -126,12 +133,12 @@ pub async fn compare_and_set_status(
          provider_reference = COALESCE($3, provider_reference), updated_at = $4 \
          WHERE refund_id = $5 AND status = $6",
     )
-    .bind(to)
+    .bind(to.as_str())
     .bind(detail)
     .bind(provider_reference)
     .bind(now)
     .bind(refund_id)
-    .bind(from)
+    .bind(from.as_str())
     .execute(&mut *conn)
     .await?;
     Ok(done.rows_affected() == 1)
@@ -140,8 +147,8 @@ pub async fn compare_and_set_status(
 pub async fn insert_event(
     conn: &mut AnyConnection,
     refund_id: &str,
-    from: Option<&str>,
-    to: &str,
+    from: Option<RefundStatus>,
+    to: RefundStatus,
     detail: Option<&str>,
     now: i64,
 ) -> StorageResult<()> {
@@ -150,8 +157,8 @@ pub async fn insert_event(
          VALUES ($1, $2, $3, $4, $5)",
     )
     .bind(refund_id)
-    .bind(from)
-    .bind(to)
+    .bind(from.map(RefundStatus::as_str))
+    .bind(to.as_str())
     .bind(detail)
     .bind(now)
     .execute(&mut *conn)
@@ -221,13 +228,68 @@ impl Database {
         .await?;
         rows.iter()
             .map(|row| {
+                let from_status: Option<String> = row.try_get("from_status")?;
+                let to_status: String = row.try_get("to_status")?;
+                let status = |text: &str| parse_column("payment_refund_events.status", text, RefundStatus::parse);
                 Ok(RefundEventRow {
-                    from_status: row.try_get("from_status")?,
-                    to_status: row.try_get("to_status")?,
+                    from_status: from_status.as_deref().map(status).transpose()?,
+                    to_status: status(&to_status)?,
                     detail: row.try_get("detail")?,
                     recorded_at: row.try_get("recorded_at")?,
                 })
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{is_corrupt_column, test_database, StorageError};
+
+    /// Stores a paid payment with one refund, overwrites a refund column with text pforte never
+    /// writes, and reads the refund back.
+    async fn read_after(column: &str, text: &str) -> Result<StorageResult<Option<RefundRow>>, StorageError> {
+        let (db, _dir) = test_database().await?;
+        let mut conn = db.writer().acquire().await?;
+        sqlx::query(
+            "INSERT INTO payments (transaction_id, originator_id, endpoint_id, client_id, request_id, request, \
+             gros_amount, provider_id, status, created_at, updated_at, expires_at) \
+             VALUES ('tx-1', 'o', 'e', 'c', 'r', '{}', '20.00', 'p', 'PAYED', 1, 1, 2)",
+        )
+        .execute(&mut *conn)
+        .await?;
+        let refund = RefundRow {
+            refund_id: "rf-1".into(),
+            transaction_id: "tx-1".into(),
+            amount: Decimal::new(500, 2),
+            reason: None,
+            status: RefundStatus::Pending,
+            status_detail: None,
+            provider_reference: None,
+            created_at: 1,
+            updated_at: 1,
+        };
+        insert(&mut conn, &refund).await?;
+        sqlx::query(&format!("UPDATE payment_refunds SET {column} = $1")).bind(text).execute(&mut *conn).await?;
+        drop(conn);
+        Ok(db.refund("rf-1").await)
+    }
+
+    #[tokio::test]
+    async fn a_refund_reads_back_typed() -> Result<(), StorageError> {
+        let stored = read_after("reason", "asked for").await??;
+        assert_eq!(stored.map(|r| (r.status, r.amount.to_string())), Some((RefundStatus::Pending, "5.00".into())));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_corrupt_status_or_amount_is_reported_by_its_column_and_never_defaulted() -> Result<(), StorageError> {
+        let status = read_after("status", "DONE").await?.expect_err("an unknown status must not read");
+        assert!(is_corrupt_column(&status, "payment_refunds.status"), "{status}");
+        let amount = read_after("amount", "5 EUR").await?.expect_err("a malformed amount must not read");
+        assert!(is_corrupt_column(&amount, "payment_refunds.amount"), "{amount}");
+        assert!(!amount.to_string().contains("EUR"), "the value stays out of the message: {amount}");
+        Ok(())
     }
 }

@@ -49,7 +49,7 @@ async fn pay(app: &TestApp, request_id: &str, amount: &str, booking: Value) -> a
     let pay_page = location(&app.client.get(app.url(&format!("/pay/{id}"))).send().await?);
     let paid = app.client.post(&pay_page).form(&[("method", "CREDITCARD"), ("action", "pay")]).send().await?;
     app.client.get(location(&paid)).send().await?;
-    assert_eq!(app.state.db.payment(&id).await?.map(|p| p.status), Some("PAYED".to_owned()));
+    assert_eq!(app.state.db.payment(&id).await?.map(|p| p.status.as_str()), Some("PAYED"));
     Ok(id)
 }
 

@@ -68,9 +68,9 @@ pub async fn every_kind_of_discrepancy_is_named_and_nothing_else(ctx: TestContex
     let submitted = RefundRow {
         refund_id: "rf_scenario_submitted".into(),
         transaction_id: ok.clone(),
-        amount: "3.00".into(),
+        amount: rust_decimal::Decimal::new(300, 2),
         reason: None,
-        status: "SUBMITTED".into(),
+        status: pforte::model::RefundStatus::Submitted,
         status_detail: None,
         provider_reference: Some("PROVIDER-RF-1".into()),
         created_at: now,

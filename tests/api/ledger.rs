@@ -45,11 +45,11 @@ pub fn payment_row(app: &TestApp, tenant: &str, transaction_id: &str, amount: De
         request_id: format!("R-{transaction_id}"),
         request: request.into(),
         effective_request: request.into(),
-        gros_amount: amount.to_string(),
+        gros_amount: amount,
         provider_id: "sim-pay".into(),
         provider_reference: None,
         pay_url: None,
-        status: Status::Initial.as_str().into(),
+        status: Status::Initial,
         status_detail: None,
         timed_out_at: None,
         paid_after_timeout_at: None,
@@ -80,7 +80,10 @@ pub async fn a_payed_signal_books_the_payment_once_and_duplicates_post_nothing(c
     signals.record("tx-paid", Status::Canceled, Source::Client, None).await?;
     let journals = app.state.db.ledger_journals_of_transaction("tx-paid").await?;
     assert_eq!(journals.len(), 1, "{journals:?}");
-    assert_eq!((journals[0].journal_key.as_str(), journals[0].amount.as_str()), ("paid:tx-paid", "12.30"));
+    assert_eq!(
+        (journals[0].journal_key.as_str(), journals[0].amount.to_string()),
+        ("paid:tx-paid", "12.30".to_owned())
+    );
     let db = &app.state.db;
     assert_eq!(ledger::balance(db, "09162000", &Account::FeeRevenue).await?, dec("-12.30"));
     assert_eq!(ledger::balance(db, "09162000", &Account::ProviderReceivable("sim-pay".into())).await?, dec("12.30"));
@@ -100,7 +103,7 @@ pub async fn paid_after_timeout_is_booked_and_the_payment_stays_flagged(ctx: Tes
     let journals = app.state.db.ledger_journals_of_transaction("tx-late").await?;
     assert_eq!(journals.iter().map(|j| j.journal_key.as_str()).collect::<Vec<_>>(), vec!["paid:tx-late"]);
     let payment = app.state.db.payment("tx-late").await?.expect("payment");
-    assert_eq!(payment.status, "FAILED");
+    assert_eq!(payment.status.as_str(), "FAILED");
     assert!(payment.paid_after_timeout_at.is_some());
     assert!(ledger::check_transaction(&app.state.db, "tx-late").await?.consistent());
     app.stop().await
@@ -363,7 +366,7 @@ async fn run_case(app: &TestApp, case: usize, amounts: &[i64], ops: &[Op]) -> an
 }
 
 fn paid(row: &PaymentRow) -> bool {
-    row.status == Status::Payed.as_str() || row.paid_after_timeout_at.is_some()
+    row.status == Status::Payed || row.paid_after_timeout_at.is_some()
 }
 
 async fn refund(

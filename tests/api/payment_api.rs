@@ -206,7 +206,7 @@ pub async fn the_status_worker_reads_open_payments_and_fails_expired_ones(ctx: T
     assert_eq!(worker.check_due().await?, CheckRound::default(), "not due again yet");
     let status = |id: String| {
         let db = state.db.clone();
-        async move { db.payment(&id).await.map(|p| p.map(|p| (p.status, p.status_detail))) }
+        async move { db.payment(&id).await.map(|p| p.map(|p| (p.status.as_str().to_owned(), p.status_detail))) }
     };
     assert_eq!(status(id_of(&paid)).await?.map(|s| s.0), Some("PAYED".to_owned()));
 
@@ -219,7 +219,7 @@ pub async fn the_status_worker_reads_open_payments_and_fails_expired_ones(ctx: T
     app.client.post(&provider_page).form(&[("method", "GIROPAY"), ("action", "pay")]).send().await?;
     app.client.get(app.url(&format!("/pay/{}/return", id_of(&abandoned)))).send().await?;
     let row = state.db.payment(&id_of(&abandoned)).await?.expect("payment");
-    assert_eq!(row.status, "FAILED");
+    assert_eq!(row.status.as_str(), "FAILED");
     assert!(row.paid_after_timeout_at.is_some(), "paid after timeout is flagged");
     app.stop().await
 }

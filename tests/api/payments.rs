@@ -26,11 +26,11 @@ pub fn new_payment(app: &TestApp, request_id: &str) -> PaymentRow {
         request_id: request_id.into(),
         request: "{}".into(),
         effective_request: "{}".into(),
-        gros_amount: "12.00".into(),
+        gros_amount: rust_decimal::Decimal::new(1200, 2),
         provider_id: "sim-pay".into(),
         provider_reference: None,
         pay_url: None,
-        status: Status::Initial.as_str().into(),
+        status: Status::Initial,
         status_detail: None,
         timed_out_at: None,
         paid_after_timeout_at: None,
@@ -70,9 +70,9 @@ pub async fn racing_paid_and_canceled_signals_end_in_exactly_one_final_status(ct
     }
     assert_eq!(moved.len(), 1, "exactly one signal wins: {moved:?}");
     let events = app.state.db.payment_events(&payment.transaction_id).await?;
-    assert_eq!(events[1].to_status, moved[0].as_str());
+    assert_eq!(events[1].to_status, moved[0]);
     let stored = app.state.db.payment(&payment.transaction_id).await?.expect("payment");
-    assert_eq!(stored.status, moved[0].as_str(), "the winner's status stays");
+    assert_eq!(stored.status, moved[0], "the winner's status stays");
     // When the online service's cancel won, a PAYED signal after it is money that arrived: it is
     // flagged once for the finance office (not a second final status). When PAYED won, nothing else.
     if moved[0] == Status::Canceled {

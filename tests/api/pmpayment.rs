@@ -89,7 +89,7 @@ fn location(response: &reqwest::Response) -> String {
 }
 
 async fn status_of(app: &TestApp, id: &str) -> anyhow::Result<String> {
-    Ok(app.state.db.payment(id).await?.map(|p| p.status).unwrap_or_default())
+    Ok(app.state.db.payment(id).await?.map(|p| p.status.as_str().to_owned()).unwrap_or_default())
 }
 
 /// The tester decides on the peer's pay page through pforte's `/pay`; pforte's status after the

@@ -278,7 +278,7 @@ pub async fn reconciling_simulator_payments_finds_what_was_planted(ctx: TestCont
     for request_id in ["FIN-1", "FIN-2", "FIN-3"] {
         let id = pay_through_simulator(&app, &token, request_id).await?;
         let row = app.state.db.payment(&id).await?.expect("payment");
-        assert_eq!(row.status, "PAYED");
+        assert_eq!(row.status.as_str(), "PAYED");
         references.push(row.provider_reference.unwrap_or_default());
         ids.push(id);
     }

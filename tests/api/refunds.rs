@@ -183,7 +183,7 @@ pub async fn concurrent_refunds_never_pay_back_more_than_was_paid(ctx: TestConte
     assert_eq!(statuses, vec![201, 400], "exactly one succeeds");
     let refunds = app.state.db.refunds_of(&id).await?;
     assert_eq!(refunds.len(), 1);
-    assert_eq!(refunds[0].amount, "8.00");
+    assert_eq!(refunds[0].amount.to_string(), "8.00");
     let app = Arc::try_unwrap(app).map_err(|_| anyhow::anyhow!("the app is still shared"))?;
     app.stop().await
 }

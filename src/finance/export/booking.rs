@@ -67,7 +67,7 @@ pub struct Booking {
 impl Booking {
     pub fn from_row(row: BookingRow) -> Result<Booking, StorageError> {
         let corrupt = |what: &str| StorageError::Corrupt(format!("journal {}: {what}", row.journal_id));
-        let amount = crate::store::stored_decimal(&row.amount)?;
+        let amount = row.amount;
         let sign_of = |kind: Option<&str>| match kind.and_then(JournalKind::parse) {
             Some(JournalKind::Paid) => Ok(Decimal::ONE),
             Some(JournalKind::Refund) => Ok(Decimal::NEGATIVE_ONE),

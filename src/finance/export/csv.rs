@@ -30,11 +30,7 @@ pub const COLUMNS: [&str; 21] = [
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DecimalSeparator {
-    Comma,
-    Point,
-}
+pub use crate::model::DecimalSeparator;
 
 pub struct CsvEncoder {
     decimal: DecimalSeparator,

@@ -71,7 +71,7 @@ impl ExportRequest {
             }
             Ok(first)
         };
-        let period = Period::parse(value("from")?, value("to")?)?;
+        let period = super::period::parse(value("from")?, value("to")?)?;
         let format = match value("format")? {
             None | Some("csv") => Format::Csv,
             Some("json") => Format::Json,

@@ -124,11 +124,11 @@ impl Importer<'_> {
                 tenant_id: file.tenant.to_owned(),
                 provider_id: provider_id.to_owned(),
                 provider_transaction: row.transaction.clone(),
-                kind: row.kind.as_str().to_owned(),
-                gross: row.gross.to_string(),
-                fee: row.fee.to_string(),
+                kind: row.kind,
+                gross: row.gross,
+                fee: row.fee,
                 payout_reference: row.payout_reference.clone(),
-                booked_on: row.booked_on.to_string(),
+                booked_on: row.booked_on,
             })
             .collect();
         let sha = sha256_hex(file.bytes);
@@ -166,10 +166,10 @@ impl Importer<'_> {
                 account_iban: entry.account_iban.clone(),
                 statement_id: entry.statement_id.clone(),
                 entry_reference: entry.reference.clone(),
-                amount: entry.amount.to_string(),
+                amount: entry.amount,
                 currency: entry.currency.clone(),
-                booked_on: entry.booked_on.to_string(),
-                value_on: entry.value_on.map(|d| d.to_string()),
+                booked_on: entry.booked_on,
+                value_on: entry.value_on,
                 remittance: entry.remittance.clone(),
             })
             .collect();

@@ -9,7 +9,6 @@ use sqlx::AnyConnection;
 
 use crate::finance::ledger::{self, FeeEvent, LedgerError, PayoutEvent};
 use crate::store::finance_imports::{self as store, BankEntryRecord, SettlementRecord};
-use crate::store::stored_decimal;
 use crate::store::StorageError;
 
 /// Books the fees of a settlement import's rows that belong to this tenant's paid payments.
@@ -26,7 +25,7 @@ pub async fn settlement_fees(
     let paid = store::paid_transactions_by_reference(conn, &first.tenant_id, &first.provider_id, &references).await?;
     let mut posted = 0;
     for record in records {
-        let fee = stored_decimal(&record.fee)?;
+        let fee = record.fee;
         let Some(transaction_id) = paid.get(&record.provider_transaction).filter(|_| fee > Decimal::ZERO) else {
             continue;
         };
@@ -54,7 +53,7 @@ pub async fn bank_payouts(
     let payouts = store::payout_references(conn, tenant_id).await?;
     let mut posted = 0;
     for record in records {
-        let value = stored_decimal(&record.amount)?;
+        let value = record.amount;
         let remittance = record.remittance.as_str();
         let named =
             payouts.iter().find(|(reference, _)| !reference.is_empty() && remittance.contains(reference.as_str()));

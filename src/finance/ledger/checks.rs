@@ -2,19 +2,18 @@
 
 use rust_decimal::Decimal;
 
-use super::{sum_amounts, Account, JournalKind};
+use super::{Account, JournalKind};
 use crate::payment::Status;
-use crate::store::stored_decimal;
 use crate::store::{Database, StorageError};
 
 /// The balance of one account of a tenant: debits minus credits (a revenue account is negative).
 pub async fn balance(db: &Database, tenant_id: &str, account: &Account) -> Result<Decimal, StorageError> {
-    sum_amounts(&db.ledger_amounts(tenant_id, Some(&account.code())).await?)
+    Ok(db.ledger_amounts(tenant_id, Some(&account.code())).await?.into_iter().sum())
 }
 
 /// The sum of all a tenant's entries: 0 whenever every journal balances.
 pub async fn tenant_total(db: &Database, tenant_id: &str) -> Result<Decimal, StorageError> {
-    sum_amounts(&db.ledger_amounts(tenant_id, None).await?)
+    Ok(db.ledger_amounts(tenant_id, None).await?.into_iter().sum())
 }
 
 /// The result of walking a tenant's whole journal.
@@ -35,8 +34,7 @@ pub async fn check_tenant(db: &Database, tenant_id: &str) -> Result<TenantCheck,
         after = last.id;
         for (journal, entries) in &page {
             report.journals += 1;
-            let amounts: Vec<String> = entries.iter().map(|e| e.amount.clone()).collect();
-            if entries.len() < 2 || !sum_amounts(&amounts)?.is_zero() {
+            if entries.len() < 2 || !entries.iter().map(|e| e.amount).sum::<Decimal>().is_zero() {
                 report.unbalanced.push(journal.journal_key.clone());
             }
         }
@@ -67,19 +65,18 @@ impl TransactionCheck {
 pub async fn check_transaction(db: &Database, transaction_id: &str) -> Result<TransactionCheck, StorageError> {
     let mut report = TransactionCheck::default();
     if let Some(payment) = db.payment(transaction_id).await? {
-        report.payment_paid = payment.status == Status::Payed.as_str() || payment.paid_after_timeout_at.is_some();
+        report.payment_paid = payment.status == Status::Payed || payment.paid_after_timeout_at.is_some();
     }
     let journals = db.ledger_journals_of_transaction(transaction_id).await?;
     for journal in &journals {
         let entries = db.ledger_entries(journal.id).await?;
-        let amounts: Vec<String> = entries.iter().map(|e| e.amount.clone()).collect();
-        if entries.len() < 2 || !sum_amounts(&amounts)?.is_zero() {
+        if entries.len() < 2 || !entries.iter().map(|e| e.amount).sum::<Decimal>().is_zero() {
             report.unbalanced.push(journal.journal_key.clone());
         }
         if !in_effect(&journals, journal.id) {
             continue;
         }
-        let amount = stored_decimal(&journal.amount)?;
+        let amount = journal.amount;
         match JournalKind::parse(&journal.kind) {
             Some(JournalKind::Paid) => {
                 report.paid_journals += 1;

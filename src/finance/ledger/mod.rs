@@ -19,7 +19,6 @@ pub use checks::{balance, check_tenant, check_transaction, tenant_total, TenantC
 pub use payment_books::LedgerBooks;
 
 use crate::store::ledger::{self, EntryRow, JournalRow};
-use crate::store::stored_decimal;
 use crate::store::StorageError;
 
 /// One entry of a journal: debit positive, credit negative.
@@ -198,7 +197,7 @@ pub async fn post_refund(conn: &mut AnyConnection, event: &RefundEvent<'_>) -> R
         }
         let revenue =
             ledger::transaction_account_amounts(conn, event.transaction_id, &Account::FeeRevenue.code()).await?;
-        let remaining = -sum_amounts(&revenue)?;
+        let remaining = -revenue.into_iter().sum::<Decimal>();
         if event.amount > remaining {
             return Err(LedgerError::RefundExceedsPaid {
                 refund_id: event.refund_id.to_owned(),
@@ -275,7 +274,7 @@ pub async fn post_reversal(
     let entries = ledger::entries_of(conn, journal_id)
         .await?
         .iter()
-        .map(|entry| Ok(Entry { account: parse_account(&entry.account)?, amount: -stored_decimal(&entry.amount)? }))
+        .map(|entry| Ok(Entry { account: parse_account(&entry.account)?, amount: -entry.amount }))
         .collect::<Result<Vec<_>, StorageError>>()?;
     post(
         conn,
@@ -285,7 +284,7 @@ pub async fn post_reversal(
             kind: JournalKind::Reversal,
             transaction_id: original.transaction_id,
             refund_id: original.refund_id,
-            amount: stored_decimal(&original.amount)?,
+            amount: original.amount,
             description: Some(reason.to_owned()),
             reverses: Some(journal_id),
             posted_at,
@@ -309,7 +308,7 @@ pub async fn post(conn: &mut AnyConnection, journal: &NewJournal) -> Result<Post
         kind: journal.kind.as_str().to_owned(),
         transaction_id: journal.transaction_id.clone(),
         refund_id: journal.refund_id.clone(),
-        amount: journal.amount.to_string(),
+        amount: journal.amount,
         description: journal.description.clone(),
         reverses: journal.reverses,
         posted_at: journal.posted_at,
@@ -323,7 +322,7 @@ pub async fn post(conn: &mut AnyConnection, journal: &NewJournal) -> Result<Post
         };
     };
     for entry in &journal.entries {
-        let row = EntryRow { journal_id, account: entry.account.code(), amount: entry.amount.to_string() };
+        let row = EntryRow { journal_id, account: entry.account.code(), amount: entry.amount };
         ledger::insert_entry(conn, &journal.tenant_id, &row).await?;
     }
     Ok(Posting::Posted { journal_id })
@@ -349,7 +348,7 @@ fn same_event(existing: &JournalRow, journal: &NewJournal) -> Result<Posting, Le
         && existing.kind == journal.kind.as_str()
         && existing.transaction_id == journal.transaction_id
         && existing.refund_id == journal.refund_id
-        && stored_decimal(&existing.amount)? == journal.amount;
+        && existing.amount == journal.amount;
     if same {
         Ok(Posting::AlreadyPosted { journal_id: existing.id })
     } else {
@@ -359,8 +358,4 @@ fn same_event(existing: &JournalRow, journal: &NewJournal) -> Result<Posting, Le
 
 fn parse_account(code: &str) -> Result<Account, StorageError> {
     Account::parse(code).ok_or_else(|| StorageError::Corrupt(format!("ledger account {code:?}")))
-}
-
-pub(crate) fn sum_amounts(amounts: &[String]) -> Result<Decimal, StorageError> {
-    amounts.iter().map(|a| stored_decimal(a)).sum()
 }
