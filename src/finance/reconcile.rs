@@ -442,5 +442,4 @@ fn daily(input: &ReconcileInput, first_row: &BTreeMap<(&str, &str), usize>) -> V
 }
 
 #[cfg(test)]
-#[path = "reconcile_tests.rs"]
 mod tests;

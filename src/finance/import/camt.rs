@@ -401,5 +401,4 @@ fn date(text: &str) -> Option<NaiveDate> {
 }
 
 #[cfg(test)]
-#[path = "camt_tests.rs"]
 mod tests;

@@ -181,5 +181,4 @@ fn kind_and_gross(
 }
 
 #[cfg(test)]
-#[path = "settlement_tests.rs"]
 mod tests;
