@@ -3,14 +3,14 @@
 
 use std::time::Duration;
 
-pub struct Report {
+pub(crate) struct Report {
     pub latencies: Vec<Duration>,
     pub elapsed: Duration,
 }
 
 impl Report {
     /// `what` names the run, `unit` what was counted per second (e.g. "creates/s").
-    pub fn print(mut self, what: &str, unit: &str) {
+    pub(crate) fn print(mut self, what: &str, unit: &str) {
         self.latencies.sort();
         let pct = |p: f64| {
             let i = ((self.latencies.len() as f64 - 1.0) * p).round() as usize;

@@ -45,7 +45,7 @@ fn parse_state(text: &str) -> Result<DeliveryState, String> {
     DeliveryState::parse(text).ok_or_else(|| "expected pending, delivered, failed or disabled".to_owned())
 }
 
-pub async fn run(db: Database, command: NotificationsCommand) -> anyhow::Result<()> {
+pub(super) async fn run(db: Database, command: NotificationsCommand) -> anyhow::Result<()> {
     let clock = Arc::new(SystemClock);
     let log = DeliveryLog::new(db.clone(), AuditLog::new(db, clock.clone()), clock);
     match command {

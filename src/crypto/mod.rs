@@ -3,7 +3,7 @@
 //! primitives every layer shares: random tokens, SHA-256 fingerprints and Standard Webhooks signatures (`webhook`).
 
 mod master;
-pub mod secret;
+pub(crate) mod secret;
 pub mod webhook;
 
 pub use master::{MasterKey, MasterKeyOrigin};

@@ -92,7 +92,7 @@ impl<'de> Deserialize<'de> for SecretRef {
 }
 
 /// Compares two secrets in constant time with respect to their contents.
-pub fn constant_time_eq(a: &SecretString, b: &str) -> bool {
+pub(crate) fn constant_time_eq(a: &SecretString, b: &str) -> bool {
     let a = a.expose_secret().as_bytes();
     let b = b.as_bytes();
     if a.len() != b.len() {

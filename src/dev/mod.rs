@@ -43,7 +43,7 @@ pub(crate) struct Context {
 }
 
 impl Context {
-    pub fn now(&self) -> i64 {
+    pub(crate) fn now(&self) -> i64 {
         self.clock.now().timestamp()
     }
 }

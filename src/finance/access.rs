@@ -17,7 +17,7 @@ use crate::store::finance_tokens::{self, FinanceTokenRow};
 use crate::store::{Database, StorageError};
 
 /// Every finance token starts with this, so leaked ones are easy to recognise (secret scanners).
-pub const TOKEN_PREFIX: &str = "pft_";
+pub(crate) const TOKEN_PREFIX: &str = "pft_";
 const TOKEN_ID_PREFIX: &str = "ftk_";
 
 /// Who is calling, once `authorise` let them in.

@@ -11,15 +11,15 @@ use crate::store::{Database, StorageError, StorageResult};
 
 /// How far beyond the period the other side of a match is looked for: settlement reports and
 /// payouts follow payments by days, rarely by weeks.
-pub const MATCH_WINDOW_DAYS: u64 = 45;
+pub(crate) const MATCH_WINDOW_DAYS: u64 = 45;
 
 /// Reads the inputs and reconciles them.
-pub async fn reconcile_period(db: &Database, tenant: &str, period: Period) -> StorageResult<Report> {
+pub(crate) async fn reconcile_period(db: &Database, tenant: &str, period: Period) -> StorageResult<Report> {
     let input = gather(db, tenant, period).await?;
     Ok(super::reconcile::reconcile(&input))
 }
 
-pub async fn gather(db: &Database, tenant: &str, period: Period) -> StorageResult<ReconcileInput> {
+pub(crate) async fn gather(db: &Database, tenant: &str, period: Period) -> StorageResult<ReconcileInput> {
     let window = window(period);
     let payments = db.payments_for_reconcile(tenant, &window).await?;
     let refunds = db.refunds_for_reconcile(tenant, &window).await?;
@@ -59,7 +59,7 @@ fn refund(r: RefundForReconcile) -> StorageResult<PforteRefund> {
 }
 
 /// The period widened by the match window, as dates and as instants (German midnight to midnight).
-pub fn window(period: Period) -> ReconcileWindow {
+pub(crate) fn window(period: Period) -> ReconcileWindow {
     let from = period.from.checked_sub_days(Days::new(MATCH_WINDOW_DAYS)).unwrap_or(period.from);
     let to = period.to.checked_add_days(Days::new(MATCH_WINDOW_DAYS)).unwrap_or(period.to);
     ReconcileWindow {

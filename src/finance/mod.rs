@@ -3,15 +3,15 @@
 //! settlement reports and the bank statements. A domain without HTTP or command line: the handlers
 //! and the reconciliation page are in `http::finance*`, the operator's commands in `cli::finance`.
 
-pub mod access;
+pub(crate) mod access;
 pub mod export;
-pub mod import;
-pub mod inputs;
+pub(crate) mod import;
+pub(crate) mod inputs;
 pub mod ledger;
-pub mod period;
-pub mod reconcile;
-pub mod records;
-pub mod report;
-pub mod request;
+pub(crate) mod period;
+pub(crate) mod reconcile;
+pub(crate) mod records;
+pub(crate) mod report;
+pub(crate) mod request;
 
 pub use access::{FinanceAccess, FinanceAccessError, FinanceCaller};

@@ -3,12 +3,12 @@
 //! naming the parameter for the 400 answer.
 
 use crate::model::PeriodError;
-pub use crate::model::{berlin_time, Period};
+pub(crate) use crate::model::{berlin_time, Period};
 
 use chrono::NaiveDate;
 
 /// The longest period one request may cover: a leap year.
-pub const MAX_DAYS: i64 = Period::MAX_DAYS;
+pub(crate) const MAX_DAYS: i64 = Period::MAX_DAYS;
 
 /// A query parameter that cannot be used; `param` names it for the 400 answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -26,7 +26,7 @@ impl ParamError {
 
 /// Reads `from` and `to` (`YYYY-MM-DD`); `to` must not be before `from`, and the period must not
 /// exceed [`MAX_DAYS`].
-pub fn parse(from: Option<&str>, to: Option<&str>) -> Result<Period, ParamError> {
+pub(crate) fn parse(from: Option<&str>, to: Option<&str>) -> Result<Period, ParamError> {
     let from = parse_date("from", from)?;
     let to = parse_date("to", to)?;
     Period::new(from, to).map_err(|e| match e {

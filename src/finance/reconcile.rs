@@ -14,7 +14,7 @@ use chrono::NaiveDate;
 use rust_decimal::Decimal;
 
 use super::records::local_time;
-pub use super::records::{
+pub(crate) use super::records::{
     local_date, BankLine, Period, PfortePayment, PforteRefund, ReconcileInput, RefundStatus, SettlementLine,
 };
 use super::report::{
@@ -22,7 +22,7 @@ use super::report::{
 };
 use crate::registry::SettlementKind;
 
-pub fn reconcile(input: &ReconcileInput) -> Report {
+pub(crate) fn reconcile(input: &ReconcileInput) -> Report {
     let period = input.period;
     let mut findings = Vec::new();
     let mut used_lines: HashSet<usize> = HashSet::new();
@@ -229,7 +229,7 @@ fn kassenzeichen_transfer<'a>(
 /// Whether remittance text names a reference. As a whole word first; banks wrap remittance lines
 /// every 35 characters, which can split a reference, so a long reference (where a chance hit is not
 /// plausible) also counts with all spaces removed.
-pub fn mentions(remittance: &str, reference: &str) -> bool {
+pub(crate) fn mentions(remittance: &str, reference: &str) -> bool {
     let text = remittance.to_uppercase();
     let wanted = reference.trim().to_uppercase();
     if wanted.is_empty() {

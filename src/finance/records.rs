@@ -4,14 +4,14 @@
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 
-pub use crate::model::{local_date, local_time, PaymentStatus, Period, RefundStatus};
+pub(crate) use crate::model::{local_date, local_time, PaymentStatus, Period, RefundStatus};
 /// A stored bank entry is what reconciliation compares; `reference` is its `entry_reference`.
-pub use crate::store::finance_imports::BankEntryRecord as BankLine;
+pub(crate) use crate::store::finance_imports::BankEntryRecord as BankLine;
 /// A stored settlement row is what reconciliation compares.
-pub use crate::store::finance_imports::SettlementRecord as SettlementLine;
+pub(crate) use crate::store::finance_imports::SettlementRecord as SettlementLine;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PfortePayment {
+pub(crate) struct PfortePayment {
     pub transaction_id: String,
     pub provider_id: String,
     /// The provider's transaction id, which its settlement rows name.
@@ -28,7 +28,7 @@ pub struct PfortePayment {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PforteRefund {
+pub(crate) struct PforteRefund {
     pub refund_id: String,
     pub transaction_id: String,
     pub provider_id: String,
@@ -40,7 +40,7 @@ pub struct PforteRefund {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReconcileInput {
+pub(crate) struct ReconcileInput {
     pub tenant: String,
     pub period: Period,
     pub payments: Vec<PfortePayment>,

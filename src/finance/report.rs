@@ -12,7 +12,7 @@ use crate::registry::SettlementKind;
 /// What reconciliation found about one transaction, payout or bank entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Category {
+pub(crate) enum Category {
     /// Both sides agree (a payment or refund and its settlement row, a payout and its bank entry, or a
     /// payment and the bank transfer that carries its Kassenzeichen).
     Matched,
@@ -37,7 +37,7 @@ pub enum Category {
 }
 
 impl Category {
-    pub const ALL: [Category; 10] = [
+    pub(crate) const ALL: [Category; 10] = [
         Category::Matched,
         Category::MissingInSettlement,
         Category::UnknownToPforte,
@@ -50,7 +50,7 @@ impl Category {
         Category::BankEntryWithoutPayout,
     ];
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Category::Matched => "matched",
             Category::MissingInSettlement => "missing_in_settlement",
@@ -66,7 +66,7 @@ impl Category {
     }
 
     /// A German label for the finance office's page.
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Category::Matched => "abgeglichen",
             Category::MissingInSettlement => "bezahlt, fehlt in der Abrechnung",
@@ -81,13 +81,13 @@ impl Category {
         }
     }
 
-    pub fn parse(text: &str) -> Option<Category> {
+    pub(crate) fn parse(text: &str) -> Option<Category> {
         Category::ALL.into_iter().find(|c| c.as_str() == text)
     }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Report {
+pub(crate) struct Report {
     pub tenant: String,
     pub from: NaiveDate,
     pub to: NaiveDate,
@@ -98,7 +98,7 @@ pub struct Report {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Finding {
+pub(crate) struct Finding {
     pub category: Category,
     /// The transaction id, payout reference or bank entry reference the finding is about.
     pub subject: String,
@@ -114,7 +114,7 @@ pub struct Finding {
 
 /// What pforte recorded: the payment (or refund) with its amount, status and time.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct PforteEvidence {
+pub(crate) struct PforteEvidence {
     pub transaction_id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refund_id: Option<String>,
@@ -127,7 +127,7 @@ pub struct PforteEvidence {
 
 /// One settlement row and the import it came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct SettlementEvidence {
+pub(crate) struct SettlementEvidence {
     pub import_id: String,
     pub line: i64,
     pub transaction: String,
@@ -140,7 +140,7 @@ pub struct SettlementEvidence {
 
 /// A payout: the settlement rows sharing one payout reference.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct PayoutEvidence {
+pub(crate) struct PayoutEvidence {
     pub payout_reference: String,
     pub provider_id: String,
     /// Σ(gross − fee): what should arrive at the bank.
@@ -155,7 +155,7 @@ pub struct PayoutEvidence {
 
 /// One bank entry and the import it came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct BankEvidence {
+pub(crate) struct BankEvidence {
     pub import_id: String,
     pub position: i64,
     pub reference: String,
@@ -167,7 +167,7 @@ pub struct BankEvidence {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Totals {
+pub(crate) struct Totals {
     /// Findings per category; every category is present.
     pub findings: BTreeMap<Category, usize>,
     /// Σ of payments paid in pforte in the period.
@@ -183,25 +183,25 @@ pub struct Totals {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct DailyTotal {
+pub(crate) struct DailyTotal {
     pub date: NaiveDate,
     pub paid: Decimal,
     pub settled: Decimal,
 }
 
 impl Report {
-    pub fn count(&self, category: Category) -> usize {
+    pub(crate) fn count(&self, category: Category) -> usize {
         self.totals.findings.get(&category).copied().unwrap_or(0)
     }
 
-    pub fn to_json(&self) -> String {
+    pub(crate) fn to_json(&self) -> String {
         // Only strings, numbers-as-strings and maps with string keys: serialising cannot fail.
         serde_json::to_string_pretty(self).unwrap_or_default()
     }
 
     /// `category;transaction;pforte evidence;settlement evidence;bank evidence;amounts`, a header line
     /// first, quoted where needed.
-    pub fn to_csv(&self) -> String {
+    pub(crate) fn to_csv(&self) -> String {
         let mut writer = csv::WriterBuilder::new().delimiter(b';').from_writer(Vec::new());
         let mut write = |fields: [String; 6]| writer.write_record(fields).is_ok();
         let mut ok = write([
@@ -242,14 +242,14 @@ fn spreadsheet_safe(text: &str) -> String {
 }
 
 impl Finding {
-    pub fn pforte_text(&self) -> String {
+    pub(crate) fn pforte_text(&self) -> String {
         let Some(p) = &self.pforte else { return String::new() };
         let refund = p.refund_id.as_ref().map(|r| format!(" refund {r}")).unwrap_or_default();
         let at = p.at.as_ref().map(|at| format!(" at {at}")).unwrap_or_default();
         format!("{}{refund}: {} EUR, {}{at}", p.transaction_id, p.amount, p.status)
     }
 
-    pub fn settlement_text(&self) -> String {
+    pub(crate) fn settlement_text(&self) -> String {
         let mut parts: Vec<String> = self
             .settlement
             .iter()
@@ -283,7 +283,7 @@ impl Finding {
         spreadsheet_safe(&parts.join(" | "))
     }
 
-    pub fn bank_text(&self) -> String {
+    pub(crate) fn bank_text(&self) -> String {
         let Some(b) = &self.bank else { return String::new() };
         let value = b.value_on.map(|d| format!(" value {d}")).unwrap_or_default();
         spreadsheet_safe(&format!(
@@ -293,7 +293,7 @@ impl Finding {
     }
 
     /// The amounts each side holds, side by side.
-    pub fn amounts_text(&self) -> String {
+    pub(crate) fn amounts_text(&self) -> String {
         let mut parts = Vec::new();
         if let Some(p) = &self.pforte {
             parts.push(format!("pforte {}", p.amount));

@@ -7,14 +7,14 @@ use super::report::{Category, Finding};
 
 /// How the report is to be shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReportFormat {
+pub(crate) enum ReportFormat {
     Json,
     Csv,
     Html,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReportRequest {
+pub(crate) struct ReportRequest {
     pub tenant: String,
     pub period: Period,
     pub format: ReportFormat,
@@ -23,14 +23,14 @@ pub struct ReportRequest {
 
 /// Which findings the office wants to see; the default shows all.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct FindingFilter {
+pub(crate) struct FindingFilter {
     pub category: Option<Category>,
     /// Shown are findings whose subject or evidence contains this text (letter case ignored).
     pub text: Option<String>,
 }
 
 impl FindingFilter {
-    pub fn shows(&self, finding: &Finding) -> bool {
+    pub(crate) fn shows(&self, finding: &Finding) -> bool {
         if self.category.is_some_and(|c| c != finding.category) {
             return false;
         }

@@ -14,9 +14,9 @@ use crate::http::state::AppState;
 use crate::payment::callbacks::Received;
 
 /// Where a payment provider instance sends its callbacks.
-pub const PROVIDER_CALLBACK: &str = "/callbacks/payment/{provider}";
+pub(super) const PROVIDER_CALLBACK: &str = "/callbacks/payment/{provider}";
 
-pub fn router() -> Router<AppState> {
+pub(super) fn router() -> Router<AppState> {
     Router::new().route(PROVIDER_CALLBACK, post(receive))
 }
 

@@ -16,7 +16,7 @@ use crate::finance::{FinanceAccessError, FinanceCaller};
 use crate::http::state::AppState;
 use crate::registry::EntityId;
 
-pub fn router() -> Router<AppState> {
+pub(crate) fn router() -> Router<AppState> {
     Router::new().route("/finance/{tenant}/bookings", get(bookings))
 }
 

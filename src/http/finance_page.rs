@@ -12,7 +12,7 @@ use crate::finance::request::FindingFilter;
 
 /// The page's filters from its query parameters `category` and `q`. An unknown category shows
 /// everything rather than nothing.
-pub fn page_filter<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> FindingFilter {
+pub(super) fn page_filter<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> FindingFilter {
     let mut filter = FindingFilter::default();
     for (key, value) in pairs {
         match key {
@@ -24,7 +24,7 @@ pub fn page_filter<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> F
     filter
 }
 
-pub fn render(report: &Report, filter: &FindingFilter) -> String {
+pub(super) fn render(report: &Report, filter: &FindingFilter) -> String {
     let shown: Vec<&Finding> = report.findings.iter().filter(|f| filter.shows(f)).collect();
     let title =
         format!("Abgleich {} · {} bis {}", report.tenant, report.from.format("%d.%m.%Y"), report.to.format("%d.%m.%Y"));

@@ -23,11 +23,11 @@ use crate::finance::request::{ReportFormat, ReportRequest};
 use crate::http::state::AppState;
 
 /// Holds the finance token of a browser session; read by `finance::finance_caller`.
-pub const FINANCE_COOKIE: &str = "__Host-pforte-finance";
+pub(super) const FINANCE_COOKIE: &str = "__Host-pforte-finance";
 /// A working day; the token itself stays valid until the operator revokes it.
 const COOKIE_MAX_AGE_SECS: u32 = 8 * 3600;
 
-pub fn router() -> Router<AppState> {
+pub(super) fn router() -> Router<AppState> {
     Router::new()
         .route("/finance/{tenant}/reconciliation", get(reconciliation))
         .route("/finance/{tenant}/abgleich", get(reconciliation_page))

@@ -10,7 +10,7 @@ use crate::http::state::AppState;
 
 const STYLESHEET: &str = include_str!("../../assets/pforte.css");
 
-pub fn router() -> Router<AppState> {
+pub(super) fn router() -> Router<AppState> {
     Router::new().route("/", get(home)).route("/assets/pforte.css", get(stylesheet))
 }
 

@@ -2,7 +2,7 @@
 //! can forget the referrer policy, the stylesheet or the escaping of outside text.
 
 /// Escapes text for HTML element content and attribute values.
-pub fn escape(text: &str) -> String {
+pub(crate) fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -19,7 +19,7 @@ pub fn escape(text: &str) -> String {
 
 /// A whole page: `title` is plain text (escaped here), `body` is HTML the caller built with
 /// [`escape`] around everything that came from outside.
-pub fn document(lang: &str, title: &str, body: &str) -> String {
+pub(crate) fn document(lang: &str, title: &str, body: &str) -> String {
     format!(
         r#"<!doctype html>
 <html lang="{lang}">

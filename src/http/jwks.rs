@@ -9,7 +9,7 @@ use axum::{Json, Router};
 use super::error::ApiError;
 use crate::http::state::AppState;
 
-pub fn router() -> Router<AppState> {
+pub(super) fn router() -> Router<AppState> {
     Router::new().route("/.well-known/jwks.json", get(jwks))
 }
 

@@ -11,18 +11,13 @@ use tracing::Instrument;
 
 use super::error::{ApiError, ErrorCode};
 
-pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-
-/// The id pforte gave this request, available to handlers as an extension.
-#[derive(Debug, Clone)]
-pub struct RequestId(pub String);
+pub(crate) const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Gives every request a fresh id (a client-sent one is ignored: it could carry anything into the
 /// logs), runs it inside a span carrying that id, and logs one line per request. Only the path is
 /// logged: query strings carry codes, states and tokens.
-pub async fn request_context(mut request: Request, next: Next) -> Response {
+pub(crate) async fn request_context(request: Request, next: Next) -> Response {
     let id = uuid::Uuid::new_v4().to_string();
-    request.extensions_mut().insert(RequestId(id.clone()));
     let span = tracing::info_span!(
         "request",
         request_id = %id,
@@ -51,7 +46,7 @@ pub async fn request_context(mut request: Request, next: Next) -> Response {
 /// Errors produced below the handlers (method not allowed, body too large, timeouts, extractor
 /// rejections) arrive with an empty or plain-text body; they get the standard problem body.
 /// Responses that already chose a format (problem+json, OAuth JSON, HTML error pages) stay as they are.
-pub async fn standard_error_body(response: Response) -> Response {
+pub(crate) async fn standard_error_body(response: Response) -> Response {
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error()) {
         return response;
@@ -86,7 +81,7 @@ pub async fn standard_error_body(response: Response) -> Response {
 }
 
 /// Headers every response carries; pages that need a different policy set their own first.
-pub fn security_headers() -> [(HeaderName, HeaderValue); 4] {
+pub(crate) fn security_headers() -> [(HeaderName, HeaderValue); 4] {
     [
         (
             header::CONTENT_SECURITY_POLICY,

@@ -14,7 +14,7 @@ use serde_json::Value;
 use super::error::{ApiError, ErrorCode};
 use crate::http::state::AppState;
 
-pub const PAYMENT_API_YAML: &str = include_str!("../../openapi/payment-api.yaml");
+pub(super) const PAYMENT_API_YAML: &str = include_str!("../../openapi/payment-api.yaml");
 
 /// The document as JSON; an error names what does not parse (a test makes sure nothing does).
 static PAYMENT_API_JSON: LazyLock<Result<String, String>> = LazyLock::new(|| {
@@ -25,7 +25,7 @@ static PAYMENT_API_JSON: LazyLock<Result<String, String>> = LazyLock::new(|| {
 /// The document changes only with a new release; caches may keep it a little while.
 const CACHE: &str = "public, max-age=300";
 
-pub fn router() -> Router<AppState> {
+pub(super) fn router() -> Router<AppState> {
     Router::new().route("/openapi/payment-api.yaml", get(yaml)).route("/openapi/payment-api.json", get(json))
 }
 

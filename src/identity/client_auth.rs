@@ -15,7 +15,7 @@ use crate::crypto::secret::constant_time_eq;
 use crate::registry::{Client, ClientAuth, ClientKeys, Registry};
 use crate::store::Database;
 
-pub const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+pub(crate) const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 /// Clock skew tolerated on `exp`; `iat`/`nbf` may lie at most this far in the future.
 const SKEW_SECS: i64 = 10;
 const MAX_FUTURE_SECS: i64 = 60;

@@ -16,7 +16,7 @@ use crate::registry::{Client, GrantType};
 use crate::store::Database;
 
 /// Scopes an online service may ask for with `client_credentials`.
-pub const API_SCOPES: &[&str] = &["payment"];
+pub(crate) const API_SCOPES: &[&str] = &["payment"];
 
 #[derive(Debug, Serialize)]
 pub struct TokenResponse {

@@ -3,7 +3,7 @@
 
 use crate::registry::Level;
 
-pub fn eidas_uri(level: Level) -> &'static str {
+pub(crate) fn eidas_uri(level: Level) -> &'static str {
     match level {
         Level::Low => "http://eidas.europa.eu/LoA/low",
         Level::Substantial => "http://eidas.europa.eu/LoA/substantial",
@@ -12,7 +12,7 @@ pub fn eidas_uri(level: Level) -> &'static str {
 }
 
 /// Reads one `acr_values` entry: the eIDAS URI, the bare English name, or the German one.
-pub fn parse_acr_value(value: &str) -> Option<Level> {
+pub(crate) fn parse_acr_value(value: &str) -> Option<Level> {
     match value {
         "http://eidas.europa.eu/LoA/low" | "low" | "niedrig" => Some(Level::Low),
         "http://eidas.europa.eu/LoA/substantial" | "substantial" | "substanziell" => Some(Level::Substantial),
@@ -22,7 +22,7 @@ pub fn parse_acr_value(value: &str) -> Option<Level> {
 }
 
 /// The longest session and the longest idle time, in seconds, a login at this level may have.
-pub fn session_limits(level: Level) -> (i64, i64) {
+pub(crate) fn session_limits(level: Level) -> (i64, i64) {
     match level {
         Level::Low => (12 * 3600, 60 * 60),
         Level::Substantial => (2 * 3600, 30 * 60),

@@ -19,9 +19,9 @@ use crate::store::logins::LoginRow;
 use crate::store::Database;
 
 /// From the authorization request to the provider's answer: time to log in upstream.
-pub const LOGIN_LIFETIME_SECS: i64 = 1800;
+pub(crate) const LOGIN_LIFETIME_SECS: i64 = 1800;
 /// Codes live at most 60 seconds (SECURITY.md #5).
-pub const CODE_LIFETIME_SECS: i64 = 60;
+pub(crate) const CODE_LIFETIME_SECS: i64 = 60;
 
 /// An account provider the person may choose.
 #[derive(Debug, Clone)]
@@ -369,7 +369,7 @@ fn error_kind(error: &UpstreamError) -> &'static str {
     }
 }
 
-pub fn account_type_name(account_type: AccountType) -> &'static str {
+pub(crate) fn account_type_name(account_type: AccountType) -> &'static str {
     match account_type {
         AccountType::Person => "person",
         AccountType::Organisation => "organisation",
@@ -393,11 +393,17 @@ fn with_query(redirect_uri: &str, pairs: &[(&str, &str)]) -> String {
 
 /// An error response for the service: its redirect URI with `error`, `error_description`, `state`
 /// and `iss` (RFC 9207).
-pub fn client_error(request: &AuthorizationRequest, error: &str, description: &str, issuer: &str) -> String {
+pub(crate) fn client_error(request: &AuthorizationRequest, error: &str, description: &str, issuer: &str) -> String {
     error_redirect(&request.redirect_uri, request.state.as_deref(), error, description, issuer)
 }
 
-pub fn error_redirect(redirect_uri: &str, state: Option<&str>, error: &str, description: &str, issuer: &str) -> String {
+pub(crate) fn error_redirect(
+    redirect_uri: &str,
+    state: Option<&str>,
+    error: &str,
+    description: &str,
+    issuer: &str,
+) -> String {
     let mut pairs = vec![("error", error), ("error_description", description)];
     if let Some(state) = state {
         pairs.push(("state", state));

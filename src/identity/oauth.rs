@@ -114,7 +114,7 @@ impl std::fmt::Display for OAuthError {
 }
 
 /// Logs an internal cause and answers `server_error`; the cause never reaches the client.
-pub fn internal(cause: &dyn std::fmt::Display) -> OAuthError {
+pub(crate) fn internal(cause: &dyn std::fmt::Display) -> OAuthError {
     tracing::error!(error = %cause, "OAuth request failed");
     OAuthError::server_error()
 }

@@ -11,8 +11,8 @@ use super::levels::parse_acr_value;
 use crate::registry::{Client, Level, Registry, Scope};
 
 /// Longest accepted parameter value; anything longer is refused rather than stored or echoed.
-pub const MAX_PARAMETER_LENGTH: usize = 2048;
-pub const MAX_PARAMETERS: usize = 50;
+pub(crate) const MAX_PARAMETER_LENGTH: usize = 2048;
+pub(crate) const MAX_PARAMETERS: usize = 50;
 
 /// A request that passed every check, as stored with the login.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,30 +32,22 @@ pub struct AuthorizationRequest {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AuthorizeError {
+pub(crate) enum AuthorizeError {
     /// Shown on an error page; never redirected.
     Page { description: String },
     /// Sent back to the (validated) redirect URI.
     Redirect { redirect_uri: String, state: Option<String>, error: &'static str, description: String },
 }
 
-impl AuthorizeError {
-    pub fn description(&self) -> &str {
-        match self {
-            AuthorizeError::Page { description } | AuthorizeError::Redirect { description, .. } => description,
-        }
-    }
-}
-
 /// Where the parameters came from: the browser, or a pushed request the client authenticated for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Origin {
+pub(crate) enum Origin {
     Browser,
     Pushed,
 }
 
 /// Checks the parameters of an authorization request against the client's registration.
-pub fn validate(
+pub(crate) fn validate(
     params: &BTreeMap<String, String>,
     registry: &Registry,
     origin: Origin,
@@ -174,7 +166,7 @@ fn pick_locale(ui_locales: &str) -> Option<String> {
 }
 
 /// Whether `verifier` belongs to the S256 `challenge` (RFC 7636 §4.6).
-pub fn pkce_matches(verifier: &str, challenge: &str) -> bool {
+pub(crate) fn pkce_matches(verifier: &str, challenge: &str) -> bool {
     use base64::Engine;
     use sha2::{Digest, Sha256};
     let well_formed = (43..=128).contains(&verifier.len())

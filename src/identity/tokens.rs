@@ -17,9 +17,9 @@ use crate::keys::{KeyError, KeyService, MasterKey, SigningAlg};
 use crate::registry::{Client, IdTokenAlg, Level};
 use crate::store::{Database, StorageError};
 
-pub const ACCESS_TOKEN_TYPE: &str = "at+jwt";
+pub(crate) const ACCESS_TOKEN_TYPE: &str = "at+jwt";
 /// Lifetime of access tokens and ID tokens, in seconds; a login's session may be shorter still.
-pub const TOKEN_LIFETIME_SECS: i64 = 300;
+pub(crate) const TOKEN_LIFETIME_SECS: i64 = 300;
 
 /// Who logged in, as the online service may learn it. Lives sealed in the login transaction until
 /// the code is redeemed, then only inside the tokens.
@@ -37,7 +37,7 @@ pub struct Identity {
 }
 
 /// The pforte claims each scope releases.
-pub fn claims_of_scope(scope: &str) -> &'static [&'static str] {
+pub(crate) fn claims_of_scope(scope: &str) -> &'static [&'static str] {
     match scope {
         "profile" => &["given_name", "family_name", "birth_name", "title"],
         "birth" => &["birthdate", "place_of_birth", "nationality"],
@@ -61,7 +61,7 @@ pub fn claims_of_scope(scope: &str) -> &'static [&'static str] {
 }
 
 /// Keeps only the claims the granted scopes release.
-pub fn minimise(claims: &Map<String, Value>, scopes: &[String]) -> Map<String, Value> {
+pub(crate) fn minimise(claims: &Map<String, Value>, scopes: &[String]) -> Map<String, Value> {
     let allowed: BTreeSet<&str> = scopes.iter().flat_map(|s| claims_of_scope(s).iter().copied()).collect();
     claims.iter().filter(|(name, _)| allowed.contains(name.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect()
 }

@@ -21,12 +21,12 @@ pub(crate) struct LoadContext {
 }
 
 impl LoadContext {
-    pub fn new(public_url: &url::Url, dev_simulators: bool) -> Self {
+    pub(super) fn new(public_url: &url::Url, dev_simulators: bool) -> Self {
         LoadContext { public_url: public_url.as_str().trim_end_matches('/').to_owned(), dev_simulators }
     }
 
     /// Where the development simulators live; an upstream there is a simulator.
-    pub fn dev_prefix(&self) -> String {
+    pub(super) fn dev_prefix(&self) -> String {
         format!("{}/dev/", self.public_url)
     }
 }
@@ -38,20 +38,20 @@ pub(crate) struct FileCheck<'a> {
 }
 
 impl<'a> FileCheck<'a> {
-    pub fn new(source: &'a str, context: &'a LoadContext, problems: &'a mut Problems) -> Self {
+    pub(super) fn new(source: &'a str, context: &'a LoadContext, problems: &'a mut Problems) -> Self {
         FileCheck { source, context, problems }
     }
 
-    pub fn problem(&mut self, key: impl Into<String>, reason: impl Into<String>) {
+    pub(super) fn problem(&mut self, key: impl Into<String>, reason: impl Into<String>) {
         self.problems.push(self.source, key, reason);
     }
 
     /// Records the problem of a failed parse and keeps the value of a successful one.
-    pub fn accept<T>(&mut self, key: &str, parsed: Result<T, String>) -> Option<T> {
+    pub(super) fn accept<T>(&mut self, key: &str, parsed: Result<T, String>) -> Option<T> {
         parsed.map_err(|reason| self.problem(key, reason)).ok()
     }
 
-    pub fn non_empty(&mut self, key: &str, value: &str) -> Option<String> {
+    pub(super) fn non_empty(&mut self, key: &str, value: &str) -> Option<String> {
         if value.trim().is_empty() {
             self.problem(key, "must not be empty");
             None
@@ -60,7 +60,7 @@ impl<'a> FileCheck<'a> {
         }
     }
 
-    pub fn positive_secs(&mut self, key: &str, secs: u64) -> Option<Duration> {
+    pub(super) fn positive_secs(&mut self, key: &str, secs: u64) -> Option<Duration> {
         if secs == 0 {
             self.problem(key, "must be greater than zero");
             None
@@ -69,16 +69,16 @@ impl<'a> FileCheck<'a> {
         }
     }
 
-    pub fn entity_id(&mut self, key: &str, value: &str) -> Option<EntityId> {
+    pub(super) fn entity_id(&mut self, key: &str, value: &str) -> Option<EntityId> {
         self.accept(key, EntityId::parse(value))
     }
 
-    pub fn http_url(&mut self, key: &str, value: &str) -> Option<HttpUrl> {
+    pub(super) fn http_url(&mut self, key: &str, value: &str) -> Option<HttpUrl> {
         let expanded = self.expand(value);
         self.accept(key, HttpUrl::parse(&expanded))
     }
 
-    pub fn redirect_uri(&mut self, key: &str, value: &str) -> Option<RedirectUri> {
+    pub(super) fn redirect_uri(&mut self, key: &str, value: &str) -> Option<RedirectUri> {
         let expanded = self.expand(value);
         self.accept(key, RedirectUri::parse(&expanded))
     }
@@ -88,7 +88,7 @@ impl<'a> FileCheck<'a> {
     }
 
     /// Reads the secret now, so a missing variable or file stops the start instead of the first request.
-    pub fn secret(&mut self, key: &str, secret: &SecretRef) -> Option<SecretString> {
+    pub(super) fn secret(&mut self, key: &str, secret: &SecretRef) -> Option<SecretString> {
         if secret.is_plain() && !self.context.dev_simulators {
             self.problem(key, "plain: secrets are for development only; use env:NAME or file:PATH");
             return None;
@@ -97,7 +97,12 @@ impl<'a> FileCheck<'a> {
     }
 
     /// A secret the chosen method needs.
-    pub fn required_secret(&mut self, key: &str, secret: Option<&SecretRef>, needed_by: &str) -> Option<SecretString> {
+    pub(super) fn required_secret(
+        &mut self,
+        key: &str,
+        secret: Option<&SecretRef>,
+        needed_by: &str,
+    ) -> Option<SecretString> {
         match secret {
             Some(secret) => self.secret(key, secret),
             None => {
@@ -108,14 +113,19 @@ impl<'a> FileCheck<'a> {
     }
 
     /// A value the chosen method does not use: most likely a mix-up, so it is reported, not ignored.
-    pub fn unused<T>(&mut self, key: &str, value: Option<&T>, not_used_by: &str) {
+    pub(super) fn unused<T>(&mut self, key: &str, value: Option<&T>, not_used_by: &str) {
         if value.is_some() {
             self.problem(key, format!("is not used {not_used_by}; remove it"));
         }
     }
 
     /// A private key for signing (PEM or JSON Web Key); only the shape is checked here.
-    pub fn private_key(&mut self, key: &str, secret: Option<&SecretRef>, needed_by: &str) -> Option<SecretString> {
+    pub(super) fn private_key(
+        &mut self,
+        key: &str,
+        secret: Option<&SecretRef>,
+        needed_by: &str,
+    ) -> Option<SecretString> {
         let value = self.required_secret(key, secret, needed_by)?;
         if looks_like_private_key(value.expose_secret()) {
             Some(value)

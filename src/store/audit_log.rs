@@ -39,21 +39,21 @@ fn from_row(row: &AnyRow) -> StorageResult<AuditRow> {
 
 /// Serialises appenders until the surrounding transaction ends. SQLite needs nothing here: the
 /// transaction was opened with `BEGIN IMMEDIATE` or has already written, so it holds the write lock.
-pub async fn lock_chain(conn: &mut AnyConnection, backend: Backend) -> StorageResult<()> {
+pub(crate) async fn lock_chain(conn: &mut AnyConnection, backend: Backend) -> StorageResult<()> {
     if backend == Backend::Postgres {
         sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(CHAIN_LOCK_KEY).execute(&mut *conn).await?;
     }
     Ok(())
 }
 
-pub async fn last_entry(conn: &mut AnyConnection) -> StorageResult<Option<AuditRow>> {
+pub(crate) async fn last_entry(conn: &mut AnyConnection) -> StorageResult<Option<AuditRow>> {
     let row = sqlx::query(&format!("SELECT {COLUMNS} FROM audit_log ORDER BY seq DESC LIMIT 1"))
         .fetch_optional(&mut *conn)
         .await?;
     row.as_ref().map(from_row).transpose()
 }
 
-pub async fn insert_entry(conn: &mut AnyConnection, entry: &AuditRow) -> StorageResult<()> {
+pub(crate) async fn insert_entry(conn: &mut AnyConnection, entry: &AuditRow) -> StorageResult<()> {
     sqlx::query(&format!("INSERT INTO audit_log ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"))
         .bind(entry.seq)
         .bind(entry.recorded_at)

@@ -7,7 +7,7 @@ use super::{Database, StorageResult};
 
 /// Records that `event_id` of `provider_id` was acted on, inside the caller's write transaction.
 /// False when it was recorded before: the caller has a replay and must change nothing.
-pub async fn insert(
+pub(crate) async fn insert(
     conn: &mut AnyConnection,
     provider_id: &str,
     event_id: &str,

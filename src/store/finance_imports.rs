@@ -91,7 +91,7 @@ pub struct RefundForReconcile {
 }
 
 /// The import already stored for this content, if any.
-pub async fn find_import(
+pub(crate) async fn find_import(
     conn: &mut AnyConnection,
     tenant_id: &str,
     kind: &str,
@@ -108,7 +108,7 @@ pub async fn find_import(
     Ok(found)
 }
 
-pub async fn insert_import(conn: &mut AnyConnection, record: &ImportRecord) -> StorageResult<()> {
+pub(crate) async fn insert_import(conn: &mut AnyConnection, record: &ImportRecord) -> StorageResult<()> {
     sqlx::query(
         "INSERT INTO finance_imports (import_id, tenant_id, kind, provider_id, content_sha256, file_name, \
          row_count, imported_at, imported_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -127,7 +127,7 @@ pub async fn insert_import(conn: &mut AnyConnection, record: &ImportRecord) -> S
     Ok(())
 }
 
-pub async fn insert_settlement_row(conn: &mut AnyConnection, row: &SettlementRecord) -> StorageResult<()> {
+pub(crate) async fn insert_settlement_row(conn: &mut AnyConnection, row: &SettlementRecord) -> StorageResult<()> {
     sqlx::query(
         "INSERT INTO settlement_rows (import_id, line, tenant_id, provider_id, provider_transaction, kind, gross, \
          fee, payout_reference, booked_on) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
@@ -147,7 +147,7 @@ pub async fn insert_settlement_row(conn: &mut AnyConnection, row: &SettlementRec
     Ok(())
 }
 
-pub async fn insert_bank_entry(conn: &mut AnyConnection, entry: &BankEntryRecord) -> StorageResult<()> {
+pub(crate) async fn insert_bank_entry(conn: &mut AnyConnection, entry: &BankEntryRecord) -> StorageResult<()> {
     sqlx::query(
         "INSERT INTO bank_entries (import_id, position, tenant_id, message, account_iban, statement_id, \
          entry_reference, amount, currency, booked_on, value_on, remittance) \
@@ -171,7 +171,7 @@ pub async fn insert_bank_entry(conn: &mut AnyConnection, entry: &BankEntryRecord
 }
 
 /// Of the given provider transactions, those pforte holds for another tenant: (reference, tenant).
-pub async fn transactions_of_other_tenants(
+pub(crate) async fn transactions_of_other_tenants(
     conn: &mut AnyConnection,
     provider_id: &str,
     tenant_id: &str,
@@ -200,7 +200,7 @@ pub async fn transactions_of_other_tenants(
 
 /// pforte's transaction ids of this tenant's paid payments at `provider_id`, by the provider's
 /// reference, for the references given (in bounded chunks, like `transactions_of_other_tenants`).
-pub async fn paid_transactions_by_reference(
+pub(crate) async fn paid_transactions_by_reference(
     conn: &mut AnyConnection,
     tenant_id: &str,
     provider_id: &str,
@@ -226,7 +226,10 @@ pub async fn paid_transactions_by_reference(
 }
 
 /// The payout references this tenant's settlement rows name, each with its provider.
-pub async fn payout_references(conn: &mut AnyConnection, tenant_id: &str) -> StorageResult<Vec<(String, String)>> {
+pub(crate) async fn payout_references(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+) -> StorageResult<Vec<(String, String)>> {
     let rows = sqlx::query(
         "SELECT DISTINCT payout_reference, provider_id FROM settlement_rows WHERE tenant_id = $1 \
          ORDER BY payout_reference, provider_id",

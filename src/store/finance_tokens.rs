@@ -29,7 +29,7 @@ fn from_row(row: &AnyRow) -> StorageResult<FinanceTokenRow> {
     })
 }
 
-pub async fn insert(conn: &mut AnyConnection, row: &FinanceTokenRow) -> StorageResult<()> {
+pub(crate) async fn insert(conn: &mut AnyConnection, row: &FinanceTokenRow) -> StorageResult<()> {
     sqlx::query(&format!("INSERT INTO finance_tokens ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)"))
         .bind(&row.token_id)
         .bind(&row.tenant_id)
@@ -42,7 +42,7 @@ pub async fn insert(conn: &mut AnyConnection, row: &FinanceTokenRow) -> StorageR
     Ok(())
 }
 
-pub async fn get(conn: &mut AnyConnection, token_id: &str) -> StorageResult<Option<FinanceTokenRow>> {
+pub(crate) async fn get(conn: &mut AnyConnection, token_id: &str) -> StorageResult<Option<FinanceTokenRow>> {
     let row = sqlx::query(&format!("SELECT {COLUMNS} FROM finance_tokens WHERE token_id = $1"))
         .bind(token_id)
         .fetch_optional(&mut *conn)
@@ -51,7 +51,7 @@ pub async fn get(conn: &mut AnyConnection, token_id: &str) -> StorageResult<Opti
 }
 
 /// Marks the token revoked, once. True when this call revoked it.
-pub async fn revoke(conn: &mut AnyConnection, token_id: &str, now: i64) -> StorageResult<bool> {
+pub(crate) async fn revoke(conn: &mut AnyConnection, token_id: &str, now: i64) -> StorageResult<bool> {
     let done = sqlx::query("UPDATE finance_tokens SET revoked_at = $1 WHERE token_id = $2 AND revoked_at IS NULL")
         .bind(now)
         .bind(token_id)

@@ -7,7 +7,7 @@ use super::{Database, StorageResult};
 
 /// Stores the response under the key inside the caller's transaction, so that the response of a
 /// create is recorded with the payment it announces (a crash cannot keep one without the other).
-pub async fn store_response_in(
+pub(crate) async fn store_response_in(
     conn: &mut AnyConnection,
     client_id: &str,
     key: &str,

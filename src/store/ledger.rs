@@ -61,7 +61,7 @@ fn entry_from_row(row: &AnyRow) -> StorageResult<EntryRow> {
 
 /// Inserts a journal head unless one with its key exists. Returns the new id, or `None` when the
 /// key was taken (a duplicate source event), without aborting the caller's transaction.
-pub async fn insert_journal(conn: &mut AnyConnection, journal: &JournalRow) -> StorageResult<Option<i64>> {
+pub(crate) async fn insert_journal(conn: &mut AnyConnection, journal: &JournalRow) -> StorageResult<Option<i64>> {
     let id: Option<i64> = sqlx::query_scalar(
         "INSERT INTO ledger_journals \
          (tenant_id, journal_key, kind, transaction_id, refund_id, amount, description, reverses, posted_at) \
@@ -81,7 +81,7 @@ pub async fn insert_journal(conn: &mut AnyConnection, journal: &JournalRow) -> S
     Ok(id)
 }
 
-pub async fn insert_entry(conn: &mut AnyConnection, tenant_id: &str, entry: &EntryRow) -> StorageResult<()> {
+pub(crate) async fn insert_entry(conn: &mut AnyConnection, tenant_id: &str, entry: &EntryRow) -> StorageResult<()> {
     sqlx::query("INSERT INTO ledger_entries (journal_id, tenant_id, account, amount) VALUES ($1, $2, $3, $4)")
         .bind(entry.journal_id)
         .bind(tenant_id)
@@ -92,7 +92,7 @@ pub async fn insert_entry(conn: &mut AnyConnection, tenant_id: &str, entry: &Ent
     Ok(())
 }
 
-pub async fn journal_by_key(conn: &mut AnyConnection, key: &str) -> StorageResult<Option<JournalRow>> {
+pub(crate) async fn journal_by_key(conn: &mut AnyConnection, key: &str) -> StorageResult<Option<JournalRow>> {
     let row = sqlx::query(&format!("SELECT {JOURNAL_COLUMNS} FROM ledger_journals WHERE journal_key = $1"))
         .bind(key)
         .fetch_optional(&mut *conn)
@@ -100,7 +100,7 @@ pub async fn journal_by_key(conn: &mut AnyConnection, key: &str) -> StorageResul
     row.as_ref().map(journal_from_row).transpose()
 }
 
-pub async fn journal(conn: &mut AnyConnection, id: i64) -> StorageResult<Option<JournalRow>> {
+pub(crate) async fn journal(conn: &mut AnyConnection, id: i64) -> StorageResult<Option<JournalRow>> {
     let row = sqlx::query(&format!("SELECT {JOURNAL_COLUMNS} FROM ledger_journals WHERE id = $1"))
         .bind(id)
         .fetch_optional(&mut *conn)
@@ -108,16 +108,7 @@ pub async fn journal(conn: &mut AnyConnection, id: i64) -> StorageResult<Option<
     row.as_ref().map(journal_from_row).transpose()
 }
 
-/// The journal that reverses `id`, if any.
-pub async fn reversal_of(conn: &mut AnyConnection, id: i64) -> StorageResult<Option<JournalRow>> {
-    let row = sqlx::query(&format!("SELECT {JOURNAL_COLUMNS} FROM ledger_journals WHERE reverses = $1"))
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?;
-    row.as_ref().map(journal_from_row).transpose()
-}
-
-pub async fn entries_of(conn: &mut AnyConnection, journal_id: i64) -> StorageResult<Vec<EntryRow>> {
+pub(crate) async fn entries_of(conn: &mut AnyConnection, journal_id: i64) -> StorageResult<Vec<EntryRow>> {
     let rows = sqlx::query("SELECT journal_id, account, amount FROM ledger_entries WHERE journal_id = $1 ORDER BY id")
         .bind(journal_id)
         .fetch_all(&mut *conn)
@@ -126,7 +117,7 @@ pub async fn entries_of(conn: &mut AnyConnection, journal_id: i64) -> StorageRes
 }
 
 /// The amounts one payment's journals posted to `account` (e.g. what is left to refund).
-pub async fn transaction_account_amounts(
+pub(crate) async fn transaction_account_amounts(
     conn: &mut AnyConnection,
     transaction_id: &str,
     account: &str,

@@ -2,18 +2,18 @@
 //! (numbered `$n` parameters work on SQLite and PostgreSQL alike); where the dialects differ, the
 //! statement is chosen by `Database::backend`. Migrations are kept per backend side by side.
 
-pub mod audit_log;
-pub mod callbacks;
-pub mod finance_imports;
-pub mod finance_tokens;
-pub mod idempotency;
-pub mod ledger;
-pub mod logins;
-pub mod notification_log;
-pub mod outbox;
+pub(crate) mod audit_log;
+pub(crate) mod callbacks;
+pub(crate) mod finance_imports;
+pub(crate) mod finance_tokens;
+pub(crate) mod idempotency;
+pub(crate) mod ledger;
+pub(crate) mod logins;
+pub(crate) mod notification_log;
+pub(crate) mod outbox;
 pub mod payments;
 pub mod refunds;
-pub mod signing_keys;
+pub(crate) mod signing_keys;
 
 use std::path::PathBuf;
 use std::str::FromStr;

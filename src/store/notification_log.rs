@@ -88,7 +88,7 @@ impl Database {
 /// Puts a given-up (failed or disabled) message back in line, due at `now`, inside the caller's
 /// write transaction (where the audit entry goes too). False when the message is unknown, delivered
 /// or still pending.
-pub async fn requeue_given_up(conn: &mut AnyConnection, id: &str, now: i64) -> StorageResult<bool> {
+pub(crate) async fn requeue_given_up(conn: &mut AnyConnection, id: &str, now: i64) -> StorageResult<bool> {
     let done = sqlx::query(
         "UPDATE notification_outbox SET gave_up_at = NULL, gave_up_reason = NULL, next_attempt_at = $1, \
          locked_until = NULL WHERE id = $2 AND gave_up_at IS NOT NULL AND delivered_at IS NULL",

@@ -59,7 +59,7 @@ pub(super) fn from_row(row: &AnyRow) -> StorageResult<OutboxRow> {
 }
 
 /// Adds a message inside the caller's write transaction (the one that makes the change it announces).
-pub async fn enqueue(conn: &mut AnyConnection, row: &OutboxRow) -> StorageResult<()> {
+pub(crate) async fn enqueue(conn: &mut AnyConnection, row: &OutboxRow) -> StorageResult<()> {
     sqlx::query(
         "INSERT INTO notification_outbox (id, client_id, transaction_id, url, payload, created_at, next_attempt_at, attempts) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, 0)",

@@ -33,7 +33,11 @@ fn from_row(row: &AnyRow) -> StorageResult<SigningKeyRow> {
 /// Adds `new` as the active key of its algorithm and retires the keys it replaces, which stay
 /// published until `publish_until`. Runs inside the caller's write transaction (so the audit entry
 /// commits with it). Returns the ids of the retired keys.
-pub async fn rotate(conn: &mut AnyConnection, new: &SigningKeyRow, publish_until: i64) -> StorageResult<Vec<String>> {
+pub(crate) async fn rotate(
+    conn: &mut AnyConnection,
+    new: &SigningKeyRow,
+    publish_until: i64,
+) -> StorageResult<Vec<String>> {
     let retired: Vec<String> =
         sqlx::query_scalar("SELECT kid FROM signing_keys WHERE alg = $1 AND retired_at IS NULL ORDER BY kid")
             .bind(&new.alg)

@@ -12,6 +12,8 @@
 //! `registration::every_test_function_is_registered_and_every_registration_names_one` fails on a
 //! test-shaped function without its line.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+// Test modules are private to this binary; `pub` there only marks what other test modules use.
+#![allow(unreachable_pub)]
 
 // First, so that the registration macros are in scope in every module below.
 #[macro_use]

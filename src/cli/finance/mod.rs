@@ -52,7 +52,7 @@ pub enum TokenCommand {
     },
 }
 
-pub async fn run(settings: &Settings, registry: Registry, command: FinanceCommand) -> ExitCode {
+pub(super) async fn run(settings: &Settings, registry: Registry, command: FinanceCommand) -> ExitCode {
     let command = match command {
         FinanceCommand::Token { command } => command,
         // Imports and reconciliation open their own database connection.

@@ -69,7 +69,7 @@ pub enum ReportFormat {
     Csv,
 }
 
-pub async fn run(settings: &Settings, registry: &Registry, command: ReconciliationCommand) -> ExitCode {
+pub(super) async fn run(settings: &Settings, registry: &Registry, command: ReconciliationCommand) -> ExitCode {
     match command {
         ReconciliationCommand::Import { what } => import(settings, registry, what).await,
         ReconciliationCommand::Reconcile { tenant, from, to, format } => {

@@ -10,7 +10,7 @@
 //! the pages in `pages`.
 
 mod pages;
-pub mod personas;
+pub(crate) mod personas;
 mod provider;
 
 use std::collections::BTreeSet;
@@ -33,23 +33,23 @@ use crate::registry::Registry;
 
 /// The simulated account services.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SimKind {
+pub(super) enum SimKind {
     BundId,
     Unternehmenskonto,
 }
 
 impl SimKind {
-    pub const ALL: [SimKind; 2] = [SimKind::BundId, SimKind::Unternehmenskonto];
+    pub(super) const ALL: [SimKind; 2] = [SimKind::BundId, SimKind::Unternehmenskonto];
 
     /// The path segment under `/dev/`.
-    pub fn name(self) -> &'static str {
+    pub(super) fn name(self) -> &'static str {
         match self {
             SimKind::BundId => "bundid",
             SimKind::Unternehmenskonto => "unternehmenskonto",
         }
     }
 
-    pub fn display_name(self) -> &'static str {
+    pub(super) fn display_name(self) -> &'static str {
         match self {
             SimKind::BundId => "BundID (Simulator)",
             SimKind::Unternehmenskonto => "Mein Unternehmenskonto (Simulator)",
@@ -78,7 +78,7 @@ pub(crate) struct Accounts {
 
 impl Accounts {
     /// Keys are made here; `issuer` is pforte's public URL, under which the simulators live.
-    pub fn new(registry: &Registry, issuer: &str) -> Result<Accounts, josekit::JoseError> {
+    pub(super) fn new(registry: &Registry, issuer: &str) -> Result<Accounts, josekit::JoseError> {
         let account = |kind: SimKind| -> Result<Account, josekit::JoseError> {
             let own = simulator_issuer(issuer, kind);
             // The registry entry whose issuer is this simulator, with pforte's callback for it.

@@ -5,7 +5,7 @@ use super::personas::{LevelOption, Persona};
 use crate::dev::escape;
 
 /// What the login page needs to show.
-pub struct LoginPage<'a> {
+pub(super) struct LoginPage<'a> {
     pub display_name: &'a str,
     pub decide_action: &'a str,
     pub request_id: &'a str,
@@ -15,7 +15,7 @@ pub struct LoginPage<'a> {
     pub preselected_acr: &'a str,
 }
 
-pub fn login(page: &LoginPage<'_>) -> String {
+pub(super) fn login(page: &LoginPage<'_>) -> String {
     let personas: String = page
         .personas
         .iter()
@@ -66,7 +66,7 @@ pub fn login(page: &LoginPage<'_>) -> String {
     document(page.display_name, &format!("Anmelden – {}", page.display_name), &body)
 }
 
-pub fn error(display_name: &str, message: &str) -> String {
+pub(super) fn error(display_name: &str, message: &str) -> String {
     let body = format!(
         r#"<div class="error" role="alert"><p>{}</p></div>
 <p>Sie werden nicht zum anfragenden Dienst zurückgeleitet, weil die Anfrage nicht sicher zugeordnet werden kann.</p>"#,
@@ -75,7 +75,7 @@ pub fn error(display_name: &str, message: &str) -> String {
     document(display_name, "Anmeldung nicht möglich", &body)
 }
 
-pub fn logged_out(display_name: &str) -> String {
+pub(super) fn logged_out(display_name: &str) -> String {
     document(display_name, "Sie sind abgemeldet", "<p>Sie können dieses Fenster jetzt schließen.</p>")
 }
 

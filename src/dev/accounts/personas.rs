@@ -7,7 +7,7 @@ use serde_json::{json, Map, Value};
 use super::SimKind;
 
 /// Someone a tester can log in as. `sub` is fixed, so repeated logins are the same account.
-pub struct Persona {
+pub(crate) struct Persona {
     pub key: &'static str,
     pub sub: &'static str,
     /// What the choice list shows.
@@ -18,7 +18,7 @@ pub struct Persona {
 
 impl Persona {
     /// The claims as the upstream names them (see the claim maps in `providers/identity/`).
-    pub fn claims(&self) -> Map<String, Value> {
+    pub(crate) fn claims(&self) -> Map<String, Value> {
         match (self.claims)() {
             Value::Object(map) => map,
             _ => Map::new(),
@@ -27,32 +27,32 @@ impl Persona {
 }
 
 /// A way to log in and the `acr` it proves.
-pub struct LevelOption {
+pub(crate) struct LevelOption {
     pub acr: &'static str,
     pub label: &'static str,
     /// Authentication method references (RFC 8176 where one fits; `eID` as BundID names the eID card).
     pub amr: &'static [&'static str],
 }
 
-pub fn personas(kind: SimKind) -> &'static [Persona] {
+pub(crate) fn personas(kind: SimKind) -> &'static [Persona] {
     match kind {
         SimKind::BundId => &CITIZENS,
         SimKind::Unternehmenskonto => &COMPANIES,
     }
 }
 
-pub fn persona(kind: SimKind, key: &str) -> Option<&'static Persona> {
+pub(crate) fn persona(kind: SimKind, key: &str) -> Option<&'static Persona> {
     personas(kind).iter().find(|p| p.key == key)
 }
 
-pub fn levels(kind: SimKind) -> &'static [LevelOption] {
+pub(crate) fn levels(kind: SimKind) -> &'static [LevelOption] {
     match kind {
         SimKind::BundId => &CITIZEN_LEVELS,
         SimKind::Unternehmenskonto => &COMPANY_LEVELS,
     }
 }
 
-pub fn level(kind: SimKind, acr: &str) -> Option<&'static LevelOption> {
+pub(crate) fn level(kind: SimKind, acr: &str) -> Option<&'static LevelOption> {
     levels(kind).iter().find(|l| l.acr == acr)
 }
 

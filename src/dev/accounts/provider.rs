@@ -26,17 +26,17 @@ const PENDING_SECS: i64 = 600;
 /// Authorization codes are short-lived (RFC 6749 section 4.1.2 recommends at most 10 minutes).
 const CODE_SECS: i64 = 60;
 /// Lifetime of ID tokens and access tokens.
-pub const TOKEN_SECS: i64 = 300;
+pub(super) const TOKEN_SECS: i64 = 300;
 /// How long a redeemed code is remembered, so a replay can revoke what it bought.
 const SPENT_SECS: i64 = 600;
 
 /// Request or form parameters; a parameter sent without a value counts as absent (RFC 6749 section 3.1).
 #[derive(Debug, Default)]
-pub struct Params(HashMap<String, String>);
+pub(super) struct Params(HashMap<String, String>);
 
 impl Params {
     /// Parses `application/x-www-form-urlencoded`; a repeated parameter is an error (RFC 6749 section 3.1).
-    pub fn parse(raw: &[u8]) -> Result<Params, String> {
+    pub(super) fn parse(raw: &[u8]) -> Result<Params, String> {
         let mut map = HashMap::new();
         for (key, value) in url::form_urlencoded::parse(raw) {
             if map.insert(key.clone().into_owned(), value.into_owned()).is_some() {
@@ -46,13 +46,13 @@ impl Params {
         Ok(Params(map))
     }
 
-    pub fn get(&self, key: &str) -> Option<&str> {
+    pub(super) fn get(&self, key: &str) -> Option<&str> {
         self.0.get(key).map(String::as_str).filter(|v| !v.is_empty())
     }
 }
 
 /// The registry entry that makes pforte a client of this simulator, as far as the simulator needs it.
-pub struct Registration {
+pub(super) struct Registration {
     pub client_id: String,
     /// The registered client secret; `None` when the entry uses a method this simulator refuses.
     pub secret: Option<SecretString>,
@@ -62,7 +62,7 @@ pub struct Registration {
 
 impl Registration {
     /// `redirect_uri` is pforte's callback for `provider`.
-    pub fn of(provider: &IdentityProvider, redirect_uri: String) -> Registration {
+    pub(super) fn of(provider: &IdentityProvider, redirect_uri: String) -> Registration {
         let secret = match &provider.client_auth {
             UpstreamClientAuth::ClientSecretBasic { secret } | UpstreamClientAuth::ClientSecretPost { secret } => {
                 Some(secret.clone())
@@ -75,7 +75,7 @@ impl Registration {
 
 /// A validated authorization request.
 #[derive(Debug, Clone)]
-pub struct AuthorizeRequest {
+pub(super) struct AuthorizeRequest {
     pub client_id: String,
     pub redirect_uri: String,
     pub state: String,
@@ -85,7 +85,7 @@ pub struct AuthorizeRequest {
     pub acr_values: Vec<String>,
 }
 
-pub enum AuthorizeError {
+pub(super) enum AuthorizeError {
     /// The client or redirect URI cannot be trusted: say so on a page, never redirect (RFC 6749 4.1.2.1).
     Page(&'static str),
     /// Everything else goes back to the client.
@@ -94,7 +94,7 @@ pub enum AuthorizeError {
 
 /// An OAuth error of the token or userinfo endpoint.
 #[derive(Debug)]
-pub struct OAuthError {
+pub(super) struct OAuthError {
     pub error: &'static str,
     pub description: &'static str,
 }
@@ -104,7 +104,7 @@ fn oauth(error: &'static str, description: &'static str) -> OAuthError {
 }
 
 /// How the caller of the token endpoint authenticated.
-pub struct ClientCredentials {
+pub(super) struct ClientCredentials {
     /// From `Authorization: Basic`, already decoded.
     pub basic: Option<(String, String)>,
     pub post: Option<(String, String)>,
@@ -142,7 +142,7 @@ impl Store {
 }
 
 /// One simulated OpenID Provider; its key lives as long as the process.
-pub struct Simulator {
+pub(super) struct Simulator {
     pub kind: SimKind,
     kid: String,
     signer: EcdsaJwsSigner,
@@ -151,7 +151,7 @@ pub struct Simulator {
 }
 
 impl Simulator {
-    pub fn generate(kind: SimKind) -> Result<Simulator, josekit::JoseError> {
+    pub(super) fn generate(kind: SimKind) -> Result<Simulator, josekit::JoseError> {
         let pair = ES256.generate_key_pair()?;
         let kid = format!("{}-sim-{}", kind.name(), &random_token()[..8]);
         let mut public_jwk = pair.to_jwk_public_key();
@@ -162,7 +162,7 @@ impl Simulator {
         Ok(Simulator { kind, kid, signer, public_jwk, store: Mutex::new(Store::default()) })
     }
 
-    pub fn jwks(&self) -> Value {
+    pub(super) fn jwks(&self) -> Value {
         json!({ "keys": [Value::Object(self.public_jwk.as_ref().clone())] })
     }
 
@@ -174,18 +174,18 @@ impl Simulator {
     }
 
     /// Keeps a validated request while the tester chooses; returns the id the form carries.
-    pub fn hold(&self, request: AuthorizeRequest, now: i64) -> String {
+    pub(super) fn hold(&self, request: AuthorizeRequest, now: i64) -> String {
         let id = random_token();
         self.store(now).pending.insert(id.clone(), Expiring { value: request, expires_at: now + PENDING_SECS });
         id
     }
 
     /// The held request, removed: each login page is decided once.
-    pub fn take(&self, id: &str, now: i64) -> Option<AuthorizeRequest> {
+    pub(super) fn take(&self, id: &str, now: i64) -> Option<AuthorizeRequest> {
         self.store(now).pending.remove(id).map(|e| e.value)
     }
 
-    pub fn issue_code(
+    pub(super) fn issue_code(
         &self,
         request: AuthorizeRequest,
         persona: &'static Persona,
@@ -200,7 +200,7 @@ impl Simulator {
 
     /// The token request: client authentication, then the code with its bindings (RFC 6749 4.1.3,
     /// RFC 7636 4.6). Answers the token response body.
-    pub fn exchange(
+    pub(super) fn exchange(
         &self,
         params: &Params,
         credentials: ClientCredentials,
@@ -247,7 +247,7 @@ impl Simulator {
     }
 
     /// The persona behind a valid access token, as the UserInfo response.
-    pub fn userinfo(&self, access_token: &str, now: i64) -> Option<Map<String, Value>> {
+    pub(super) fn userinfo(&self, access_token: &str, now: i64) -> Option<Map<String, Value>> {
         let persona = self.store(now).tokens.get(access_token).map(|e| e.value)?;
         let mut claims = persona.claims();
         claims.insert("sub".into(), persona.sub.into());
@@ -285,7 +285,7 @@ impl Simulator {
 
 /// Checks the authorization request (RFC 6749 4.1.1, RFC 7636 4.3, OpenID Connect Core 3.1.2.2): first
 /// the client and redirect URI, which decide whether errors may be redirected at all.
-pub fn check_authorize(
+pub(super) fn check_authorize(
     params: Result<Params, String>,
     registration: Option<&Registration>,
 ) -> Result<AuthorizeRequest, AuthorizeError> {

@@ -39,7 +39,7 @@ const PENDING_SECS: i64 = 600;
 /// More open logins than any tester makes; beyond it `/demo/login` refuses instead of growing memory.
 const MAX_PENDING: usize = 10_000;
 /// The scopes the form offers; `openid` is always sent.
-pub const SCOPES: [&str; 6] = ["profile", "birth", "email", "address", "postbox", "organisation"];
+pub(super) const SCOPES: [&str; 6] = ["profile", "birth", "email", "address", "postbox", "organisation"];
 
 pub(super) fn routes() -> Router<DemoState> {
     Router::new().route("/demo", get(start)).route("/demo/login", get(login)).route("/demo/callback", get(callback))
@@ -173,7 +173,7 @@ struct Pending {
 
 /// Logins sent to pforte whose answer has not come back yet, by the id in the browser's cookie.
 #[derive(Default)]
-pub struct PendingLogins(Mutex<HashMap<String, Pending>>);
+pub(super) struct PendingLogins(Mutex<HashMap<String, Pending>>);
 
 impl PendingLogins {
     fn map(&self, now: i64) -> MutexGuard<'_, HashMap<String, Pending>> {
@@ -215,7 +215,7 @@ type DemoClient =
     CoreClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointMaybeSet, EndpointMaybeSet>;
 
 /// A completed login, as the result page shows it.
-pub struct LoggedIn {
+pub(super) struct LoggedIn {
     pub acr: String,
     pub idp: String,
     pub account_type: String,

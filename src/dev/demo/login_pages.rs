@@ -7,7 +7,7 @@ use super::login::{LoggedIn, SCOPES};
 use crate::dev::escape;
 
 /// The start page: what this service is, and the form that starts a login.
-pub fn start(logged_out: bool) -> String {
+pub(super) fn start(logged_out: bool) -> String {
     let notice = if logged_out {
         r#"<p role="status"><strong>Sie sind abgemeldet.</strong> <small>You are logged out.</small></p>"#
     } else {
@@ -53,7 +53,7 @@ pforte and shows what a service receives. Nothing is applied for.</small></p>
 
 /// The result of a login: who logged in, at which level, with which provider, and every claim;
 /// then the next step (`pay_form`, HTML built by the pay step).
-pub fn logged_in(done: &LoggedIn, pay_form: &str) -> String {
+pub(super) fn logged_in(done: &LoggedIn, pay_form: &str) -> String {
     let rows: String = done
         .claims
         .iter()
@@ -95,7 +95,7 @@ pub fn logged_in(done: &LoggedIn, pay_form: &str) -> String {
 }
 
 /// pforte's error answer, e.g. when the person cancelled at the account provider.
-pub fn refused(error: &str, description: Option<&str>) -> String {
+pub(super) fn refused(error: &str, description: Option<&str>) -> String {
     let description = description.map(|d| format!("<br>{}", escape(d))).unwrap_or_default();
     let body = format!(
         r#"<div class="error" role="alert"><p><strong>Die Anmeldung wurde nicht erteilt.</strong> <small>The login was refused.</small><br>
@@ -106,7 +106,7 @@ pub fn refused(error: &str, description: Option<&str>) -> String {
     document("Anmeldung abgelehnt", "Login refused", &body)
 }
 
-pub fn failure(message: &str) -> String {
+pub(super) fn failure(message: &str) -> String {
     let body = format!(
         r#"<div class="error" role="alert"><p>{}</p></div>
 <p><a href="/demo">Zurück zum Demo-Dienst</a></p>"#,

@@ -71,7 +71,7 @@ pub(crate) struct Demo {
 }
 
 impl Demo {
-    pub fn new(registry: &Registry) -> Demo {
+    pub(super) fn new(registry: &Registry) -> Demo {
         Demo {
             client: DemoClient::from_registry(registry),
             logins: login::PendingLogins::default(),

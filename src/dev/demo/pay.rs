@@ -27,13 +27,13 @@ use super::{html, DemoState};
 use crate::crypto::random_token;
 use crate::dev::see_other;
 /// Who is logged in at the demo service (after `/demo/callback`); lets them use the pay step.
-pub const SESSION_COOKIE: &str = "__Host-pforte-demo-session";
+pub(super) const SESSION_COOKIE: &str = "__Host-pforte-demo-session";
 const SESSION_SECS: i64 = 1800;
 /// Bounds on what the demo keeps in memory; beyond them it refuses or forgets the oldest.
 const MAX_ENTRIES: usize = 10_000;
 const KEPT_NOTIFICATIONS: usize = 100;
 /// The fee: a birth certificate (Geburtsurkunde), 12,00 EUR.
-pub const FEE: &str = "12.00";
+pub(super) const FEE: &str = "12.00";
 
 pub(super) fn routes() -> Router<DemoState> {
     Router::new()
@@ -54,7 +54,7 @@ struct Order {
 
 /// A notification whose signature was valid.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Received {
+pub(super) struct Received {
     pub id: String,
     pub received_at: i64,
     pub event: String,
@@ -64,7 +64,7 @@ pub struct Received {
 
 /// The demo service's memory: sessions, orders and the last notifications.
 #[derive(Default)]
-pub struct DemoPayments {
+pub(super) struct DemoPayments {
     sessions: Mutex<HashMap<String, i64>>,
     orders: Mutex<HashMap<String, Order>>,
     notifications: Mutex<VecDeque<Received>>,
@@ -77,7 +77,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl DemoPayments {
     /// A session for a completed login; `None` when there are too many.
-    pub fn start_session(&self, now: i64) -> Option<String> {
+    pub(super) fn start_session(&self, now: i64) -> Option<String> {
         let mut sessions = lock(&self.sessions);
         sessions.retain(|_, expires| *expires > now);
         if sessions.len() >= MAX_ENTRIES {
@@ -130,7 +130,7 @@ impl DemoPayments {
         kept.push_back(received);
     }
 
-    pub fn notifications_about(&self, transaction_id: &str) -> Vec<Received> {
+    pub(super) fn notifications_about(&self, transaction_id: &str) -> Vec<Received> {
         lock(&self.notifications).iter().filter(|r| r.transaction_id == transaction_id).cloned().collect()
     }
 }

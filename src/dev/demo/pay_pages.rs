@@ -5,7 +5,7 @@ use super::pay::Received;
 use crate::dev::escape;
 
 /// An authority the fee can be paid to.
-pub struct Authority {
+pub(super) struct Authority {
     pub id: String,
     pub name: String,
     /// The display name of its payment provider.
@@ -14,7 +14,7 @@ pub struct Authority {
 
 /// The form on the login result page. `key` becomes the payment's Idempotency-Key, so sending the
 /// same form twice makes one payment.
-pub fn pay_form(key: &str, authorities: &[Authority]) -> String {
+pub(super) fn pay_form(key: &str, authorities: &[Authority]) -> String {
     let choices: String = authorities
         .iter()
         .enumerate()
@@ -44,7 +44,7 @@ pub fn pay_form(key: &str, authorities: &[Authority]) -> String {
 }
 
 /// What the payment page shows about one payment.
-pub struct PaymentView<'a> {
+pub(super) struct PaymentView<'a> {
     pub transaction_id: &'a str,
     pub authority: &'a str,
     pub status: &'a str,
@@ -54,7 +54,7 @@ pub struct PaymentView<'a> {
 }
 
 /// The payment as pforte's GET reports it, and the notifications the service received about it.
-pub fn payment(view: &PaymentView, notifications: &[Received]) -> String {
+pub(super) fn payment(view: &PaymentView, notifications: &[Received]) -> String {
     let detail = view.status_detail.map(|d| format!(" <small>{}</small>", escape(d))).unwrap_or_default();
     let received = if notifications.is_empty() {
         "<p>Noch keine Benachrichtigung erhalten. <small>(No notification yet; pforte sends one within seconds.)</small></p>".to_owned()
@@ -103,7 +103,7 @@ pub fn payment(view: &PaymentView, notifications: &[Received]) -> String {
     document("Gebühr bezahlen", "Payment", &body)
 }
 
-pub fn failure(message: &str, problem: Option<(&str, &str)>) -> String {
+pub(super) fn failure(message: &str, problem: Option<(&str, &str)>) -> String {
     let problem = problem
         .map(|(code, detail)| format!("<br><code>{}</code> {}", escape(code), escape(detail)))
         .unwrap_or_default();

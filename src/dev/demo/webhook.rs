@@ -9,21 +9,21 @@ use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::Sha256;
 
-pub const ID_HEADER: &str = "webhook-id";
-pub const TIMESTAMP_HEADER: &str = "webhook-timestamp";
-pub const SIGNATURE_HEADER: &str = "webhook-signature";
+pub(super) const ID_HEADER: &str = "webhook-id";
+pub(super) const TIMESTAMP_HEADER: &str = "webhook-timestamp";
+pub(super) const SIGNATURE_HEADER: &str = "webhook-signature";
 /// How far the signed timestamp may lie from now (the specification's recommendation).
 const TOLERANCE_SECS: i64 = 300;
 
 /// The key behind a written secret; `None` when it is not base64 (after an optional `whsec_`).
-pub fn key(secret: &SecretString) -> Option<Vec<u8>> {
+pub(super) fn key(secret: &SecretString) -> Option<Vec<u8>> {
     let text = secret.expose_secret();
     STANDARD.decode(text.strip_prefix("whsec_").unwrap_or(text)).ok().filter(|key| !key.is_empty())
 }
 
 /// Why a message was refused.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Refused {
+pub(super) enum Refused {
     Timestamp,
     Signature,
 }
@@ -39,7 +39,14 @@ impl std::fmt::Display for Refused {
 
 /// Accepts the message when its timestamp is recent and one of the space-separated `v1,` signatures
 /// matches (compared in constant time).
-pub fn verify(key: &[u8], id: &str, timestamp: &str, signatures: &str, body: &[u8], now: i64) -> Result<(), Refused> {
+pub(super) fn verify(
+    key: &[u8],
+    id: &str,
+    timestamp: &str,
+    signatures: &str,
+    body: &[u8],
+    now: i64,
+) -> Result<(), Refused> {
     let sent: i64 = timestamp.trim().parse().map_err(|_| Refused::Timestamp)?;
     if (now - sent).abs() > TOLERANCE_SECS {
         return Err(Refused::Timestamp);

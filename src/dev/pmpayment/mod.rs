@@ -28,7 +28,7 @@ use chrono::{DateTime, Datelike, Utc};
 use serde_json::{json, Value};
 
 mod pages;
-pub mod protocol;
+pub(crate) mod protocol;
 
 use protocol::{read_form, sign, signed, status_code, CREATE_FIELDS, NOTIFY_FIELDS};
 

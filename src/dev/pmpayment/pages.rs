@@ -9,7 +9,7 @@ use crate::dev::xbezahldienste::pages::{document, euro, method_label};
 use crate::dev::xbezahldienste::OFFERED_METHODS;
 
 /// The pay page of an open transaction; `message` is an error to show above the form.
-pub fn pay(transaction: &Transaction, action: &str, message: Option<&str>) -> String {
+pub(super) fn pay(transaction: &Transaction, action: &str, message: Option<&str>) -> String {
     let error = message
         .map(|message| format!("<div class=\"error\" role=\"alert\"><p>{}</p></div>\n", escape(message)))
         .unwrap_or_default();

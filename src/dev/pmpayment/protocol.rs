@@ -11,19 +11,19 @@ use sha2::Sha256;
 use crate::dev::xbezahldienste::Status;
 
 /// The create form's signed fields, in signing order (`hash` follows them).
-pub const CREATE_FIELDS: [&str; 8] =
+pub(crate) const CREATE_FIELDS: [&str; 8] =
     ["ags", "amount", "procedure", "desc", "accountingRecord", "txid", "notifyURL", "redirectURL"];
 
 /// The notify form's signed fields, in signing order (`hash` follows them).
-pub const NOTIFY_FIELDS: [&str; 6] = ["txid", "ags", "status", "amount", "timestamp", "eventId"];
+pub(crate) const NOTIFY_FIELDS: [&str; 6] = ["txid", "ags", "status", "amount", "timestamp", "eventId"];
 
 /// The hex signature over `values`.
-pub fn sign(key: &[u8], values: &[&str]) -> String {
+pub(crate) fn sign(key: &[u8], values: &[&str]) -> String {
     mac(key, values).map(|mac| hex::encode(mac.finalize().into_bytes())).unwrap_or_default()
 }
 
 /// Whether `hash` (hex, either case) signs `values`; compared in constant time.
-pub fn signed(key: &[u8], values: &[&str], hash: &str) -> bool {
+pub(crate) fn signed(key: &[u8], values: &[&str], hash: &str) -> bool {
     let Ok(given) = hex::decode(hash) else { return false };
     mac(key, values).is_some_and(|mac| mac.verify_slice(&given).is_ok())
 }
@@ -35,7 +35,7 @@ fn mac(key: &[u8], values: &[&str]) -> Option<Hmac<Sha256>> {
 }
 
 /// A form body as a map; a field given twice is refused, as the signature could cover either.
-pub fn read_form(body: &[u8]) -> Result<HashMap<String, String>, String> {
+pub(crate) fn read_form(body: &[u8]) -> Result<HashMap<String, String>, String> {
     let mut form = HashMap::new();
     for (name, value) in url::form_urlencoded::parse(body).into_owned() {
         if form.insert(name.clone(), value).is_some() {
@@ -46,7 +46,7 @@ pub fn read_form(body: &[u8]) -> Result<HashMap<String, String>, String> {
 }
 
 /// The protocol's number for `status`.
-pub fn status_code(status: Status) -> i64 {
+pub(crate) fn status_code(status: Status) -> i64 {
     match status {
         Status::Initial => 0,
         Status::Payed => 1,

@@ -25,9 +25,9 @@ use axum::{Extension, Router};
 use chrono::SecondsFormat;
 use serde_json::{json, Value};
 
-pub mod pages;
+pub(crate) mod pages;
 mod transactions;
-pub mod wire;
+pub(crate) mod wire;
 
 use transactions::Transaction;
 pub use transactions::{DecideError, Decision, PageView, PayProviders, PaySimulator, RETENTION_SECS};

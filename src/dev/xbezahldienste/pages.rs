@@ -9,7 +9,7 @@ use crate::dev::escape;
 const DISPLAY_NAME: &str = "Bezahl-Simulator";
 
 /// The pay page of an open transaction; `message` is an error to show above the form.
-pub fn pay(view: &PageView, action: &str, message: Option<&str>) -> String {
+pub(crate) fn pay(view: &PageView, action: &str, message: Option<&str>) -> String {
     let request = &view.request;
     let error = message
         .map(|message| format!("<div class=\"error\" role=\"alert\"><p>{}</p></div>\n", escape(message)))
@@ -77,7 +77,7 @@ pub fn pay(view: &PageView, action: &str, message: Option<&str>) -> String {
 }
 
 /// The answer for a transaction whose status is already final.
-pub fn already_final(status: Status) -> String {
+pub(crate) fn already_final(status: Status) -> String {
     let outcome = match status {
         Status::Payed => "bezahlt",
         Status::Canceled => "abgebrochen",
@@ -94,7 +94,7 @@ pub fn already_final(status: Status) -> String {
 }
 
 /// The decision was taken, but the redirectUrl cannot be sent as a header: a link instead.
-pub fn done(redirect_url: &str) -> String {
+pub(crate) fn done(redirect_url: &str) -> String {
     let body = format!(
         "<p>Ihre Entscheidung wurde gespeichert.</p>\n<p><a href=\"{}\">Zurück zum Online-Dienst</a></p>",
         escape(redirect_url)
@@ -102,7 +102,7 @@ pub fn done(redirect_url: &str) -> String {
     document("Zahlung abgeschlossen", &body)
 }
 
-pub fn unknown() -> String {
+pub(crate) fn unknown() -> String {
     document(
         "Zahlung nicht gefunden",
         "<p>Diese Zahlung gibt es nicht oder nicht mehr (der Simulator vergisst Zahlungen nach 24 Stunden).</p>",
@@ -119,7 +119,7 @@ pub(crate) fn method_label(method: PaymentMethod) -> &'static str {
 }
 
 /// `1234.5` → `1.234,50 €`.
-pub fn euro(amount: Decimal) -> String {
+pub(crate) fn euro(amount: Decimal) -> String {
     let text = format!("{:.2}", amount.round_dp(2));
     let (sign, text) = text.strip_prefix('-').map_or(("", text.as_str()), |rest| ("-", rest));
     let (whole, cents) = text.split_once('.').unwrap_or((text, "00"));

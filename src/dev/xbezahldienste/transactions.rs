@@ -30,7 +30,7 @@ struct Store {
 }
 
 #[derive(Debug, Clone)]
-pub struct Transaction {
+pub(crate) struct Transaction {
     pub originator_id: String,
     pub endpoint_id: String,
     /// The request body as received, echoed as `paymentRequest`.

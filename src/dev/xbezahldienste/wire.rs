@@ -73,7 +73,7 @@ impl PaymentMethod {
 
 /// The functional codes this provider answers with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FunctionalCode {
+pub(crate) enum FunctionalCode {
     ValidationError,
     CalculationError,
     PaymentExists,
@@ -81,7 +81,7 @@ pub enum FunctionalCode {
 }
 
 impl FunctionalCode {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             FunctionalCode::ValidationError => "VALIDATION_ERROR",
             FunctionalCode::CalculationError => "CALCULATION_ERROR",
@@ -93,18 +93,18 @@ impl FunctionalCode {
 
 /// Why a request was refused; `detail` names fields, never the values sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal {
+pub(crate) struct Refusal {
     pub code: FunctionalCode,
     pub detail: String,
 }
 
 impl Refusal {
-    pub fn new(code: FunctionalCode, detail: impl Into<String>) -> Refusal {
+    pub(crate) fn new(code: FunctionalCode, detail: impl Into<String>) -> Refusal {
         Refusal { code, detail: detail.into() }
     }
 
     /// The HTTP status the standard pairs with the code.
-    pub fn http_status(&self) -> u16 {
+    pub(crate) fn http_status(&self) -> u16 {
         match self.code {
             FunctionalCode::ValidationError | FunctionalCode::CalculationError => 400,
             FunctionalCode::PaymentExists => 409,
@@ -136,7 +136,7 @@ pub struct Item {
 }
 
 /// `originatorId`, `endPointId` and `requestId`: at most 36 characters of `[\w\d-]`.
-pub fn check_id(name: &str, value: &str) -> Result<(), Refusal> {
+pub(crate) fn check_id(name: &str, value: &str) -> Result<(), Refusal> {
     identifier(value).map_err(|message| Refusal::new(FunctionalCode::ValidationError, format!("{name} {message}.")))
 }
 
@@ -153,7 +153,7 @@ fn identifier(value: &str) -> Result<(), String> {
 /// Reads a POST body: the checked request and the body as sent (to echo it), or the refusal.
 /// Field problems are all listed (`VALIDATION_ERROR`); sums are checked only on well-formed fields
 /// (`CALCULATION_ERROR`).
-pub fn parse_request(body: &[u8]) -> Result<(PaymentRequest, Value), Refusal> {
+pub(crate) fn parse_request(body: &[u8]) -> Result<(PaymentRequest, Value), Refusal> {
     let received: Value = serde_json::from_slice(body)
         .map_err(|_| Refusal::new(FunctionalCode::ValidationError, "The body is not valid JSON."))?;
     let Some(fields) = received.as_object() else {

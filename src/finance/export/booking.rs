@@ -13,11 +13,11 @@ use crate::store::ledger::BookingRow;
 use crate::store::StorageError;
 
 /// Booking data keys that get columns of their own; the rest go into `bookingData`.
-pub const HAUSHALTSSTELLE: &str = "Haushaltsstelle";
-pub const OBJEKTNUMMER: &str = "Objektnummer";
+pub(super) const HAUSHALTSSTELLE: &str = "Haushaltsstelle";
+pub(super) const OBJEKTNUMMER: &str = "Objektnummer";
 
 /// Values of one booking data key that differ between a payment's items are joined with this.
-pub const VALUE_SEPARATOR: &str = " | ";
+pub(super) const VALUE_SEPARATOR: &str = " | ";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BookingType {

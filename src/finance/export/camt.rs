@@ -19,19 +19,19 @@ const USTRD_MAX: usize = 140;
 
 /// What the header says about the whole notification; built before the entries are written.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CamtHeader {
+pub(super) struct CamtHeader {
     pub message_id: String,
     pub created_at_millis: i64,
 }
 
 /// Hashes the bookings of the first pass into the message id.
-pub struct ContentHash {
+pub(super) struct ContentHash {
     hasher: Sha256,
     last_booked_at: Option<i64>,
 }
 
 impl ContentHash {
-    pub fn new(tenant_id: &str, period: &Period) -> Self {
+    pub(super) fn new(tenant_id: &str, period: &Period) -> Self {
         let mut hasher = Sha256::new();
         for part in [tenant_id, &period.from.to_string(), &period.to.to_string()] {
             hasher.update((part.len() as u64).to_be_bytes());
@@ -40,7 +40,7 @@ impl ContentHash {
         ContentHash { hasher, last_booked_at: None }
     }
 
-    pub fn add(&mut self, booking: &Booking) {
+    pub(super) fn add(&mut self, booking: &Booking) {
         let line = format!(
             "{}|{}|{}|{}|{}\n",
             booking.journal_id,
@@ -53,7 +53,7 @@ impl ContentHash {
         self.last_booked_at = Some(booking.booked_at.timestamp_millis());
     }
 
-    pub fn finish(self, period: &Period) -> CamtHeader {
+    pub(super) fn finish(self, period: &Period) -> CamtHeader {
         let digest = hex::encode(self.hasher.finalize());
         // MsgId is Max35Text.
         CamtHeader {
@@ -63,14 +63,14 @@ impl ContentHash {
     }
 }
 
-pub struct CamtEncoder {
+pub(super) struct CamtEncoder {
     writer: Writer<Vec<u8>>,
 }
 
 type XmlResult = std::io::Result<()>;
 
 impl CamtEncoder {
-    pub fn new() -> Self {
+    pub(super) fn new() -> Self {
         CamtEncoder { writer: Writer::new_with_indent(Vec::new(), b' ', 2) }
     }
 
@@ -78,7 +78,7 @@ impl CamtEncoder {
         std::mem::take(self.writer.get_mut())
     }
 
-    pub fn header(
+    pub(super) fn header(
         &mut self,
         header: &CamtHeader,
         tenant_id: &str,
@@ -115,14 +115,14 @@ impl CamtEncoder {
         Ok(self.take())
     }
 
-    pub fn rows(&mut self, bookings: &[Booking]) -> std::io::Result<Vec<u8>> {
+    pub(super) fn rows(&mut self, bookings: &[Booking]) -> std::io::Result<Vec<u8>> {
         for booking in bookings {
             entry(&mut self.writer, booking)?;
         }
         Ok(self.take())
     }
 
-    pub fn footer(&mut self) -> std::io::Result<Vec<u8>> {
+    pub(super) fn footer(&mut self) -> std::io::Result<Vec<u8>> {
         for name in ["Ntfctn", "BkToCstmrDbtCdtNtfctn", "Document"] {
             self.writer.write_event(Event::End(BytesEnd::new(name)))?;
         }

@@ -32,17 +32,17 @@ const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 pub use crate::model::DecimalSeparator;
 
-pub struct CsvEncoder {
+pub(super) struct CsvEncoder {
     decimal: DecimalSeparator,
     bom: bool,
 }
 
 impl CsvEncoder {
-    pub fn new(decimal: DecimalSeparator, bom: bool) -> Self {
+    pub(super) fn new(decimal: DecimalSeparator, bom: bool) -> Self {
         CsvEncoder { decimal, bom }
     }
 
-    pub fn header(&mut self) -> Result<Vec<u8>, csv::Error> {
+    pub(super) fn header(&mut self) -> Result<Vec<u8>, csv::Error> {
         let mut out = if self.bom { BOM.to_vec() } else { Vec::new() };
         let mut writer = writer(&mut out);
         writer.write_record(COLUMNS)?;
@@ -51,7 +51,7 @@ impl CsvEncoder {
         Ok(out)
     }
 
-    pub fn rows(&mut self, bookings: &[Booking]) -> Result<Vec<u8>, csv::Error> {
+    pub(super) fn rows(&mut self, bookings: &[Booking]) -> Result<Vec<u8>, csv::Error> {
         let mut out = Vec::new();
         let mut writer = writer(&mut out);
         for booking in bookings {

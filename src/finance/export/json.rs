@@ -8,16 +8,16 @@ use serde_json::{json, Map, Number, Value};
 use super::booking::{amount_text, Booking};
 use crate::finance::period::Period;
 
-pub struct JsonEncoder {
+pub(super) struct JsonEncoder {
     first: bool,
 }
 
 impl JsonEncoder {
-    pub fn new() -> Self {
+    pub(super) fn new() -> Self {
         JsonEncoder { first: true }
     }
 
-    pub fn header(&mut self, tenant_id: &str, period: &Period) -> Vec<u8> {
+    pub(super) fn header(&mut self, tenant_id: &str, period: &Period) -> Vec<u8> {
         let head = json!({ "tenant": tenant_id, "from": period.from.to_string(), "to": period.to.to_string() });
         // The object without its closing brace, so the bookings can follow page by page.
         let mut text = head.to_string();
@@ -26,7 +26,7 @@ impl JsonEncoder {
         text.into_bytes()
     }
 
-    pub fn rows(&mut self, bookings: &[Booking]) -> Vec<u8> {
+    pub(super) fn rows(&mut self, bookings: &[Booking]) -> Vec<u8> {
         let mut out = Vec::new();
         for booking in bookings {
             if !self.first {
@@ -38,7 +38,7 @@ impl JsonEncoder {
         out
     }
 
-    pub fn footer(&mut self) -> Vec<u8> {
+    pub(super) fn footer(&mut self) -> Vec<u8> {
         b"]}".to_vec()
     }
 }

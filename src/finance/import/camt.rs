@@ -17,7 +17,7 @@ use crate::registry::DecimalSeparator;
 
 /// Which ISO 20022 cash management message a file is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MessageKind {
+pub(crate) enum MessageKind {
     /// camt.053: BkToCstmrStmt / Stmt.
     Statement,
     /// camt.054: BkToCstmrDbtCdtNtfctn / Ntfctn.
@@ -25,7 +25,7 @@ pub enum MessageKind {
 }
 
 impl MessageKind {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             MessageKind::Statement => "camt.053",
             MessageKind::Notification => "camt.054",
@@ -41,7 +41,7 @@ impl MessageKind {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BankStatement {
+pub(crate) struct BankStatement {
     pub message: MessageKind,
     /// The message version, e.g. `001.08`.
     pub version: String,
@@ -53,7 +53,7 @@ pub struct BankStatement {
 
 /// One booked entry on the account. Credits are positive, debits negative.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BankEntry {
+pub(crate) struct BankEntry {
     /// Where the entry stands, e.g. `Stmt[1]/Ntry[3]`.
     pub path: String,
     pub statement_id: String,
@@ -71,7 +71,7 @@ pub struct BankEntry {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{path}: {reason}")]
-pub struct XmlError {
+pub(crate) struct XmlError {
     pub path: String,
     pub reason: String,
 }
@@ -79,7 +79,7 @@ pub struct XmlError {
 const NAMESPACE_PREFIX: &str = "urn:iso:std:iso:20022:tech:xsd:";
 const VERSIONS: [&str; 7] = ["001.02", "001.03", "001.04", "001.05", "001.06", "001.07", "001.08"];
 
-pub fn parse(bytes: &[u8]) -> Result<BankStatement, XmlError> {
+pub(crate) fn parse(bytes: &[u8]) -> Result<BankStatement, XmlError> {
     Parser::default().run(bytes)
 }
 

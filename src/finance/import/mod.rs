@@ -3,9 +3,9 @@
 //! size limit, a malformed file, a file for another tenant, and the same content a second time store
 //! nothing.
 
-pub mod camt;
+pub(crate) mod camt;
 mod postings;
-pub mod settlement;
+pub(crate) mod settlement;
 
 use crate::crypto::sha256_hex;
 use rust_decimal::Decimal;
@@ -17,17 +17,14 @@ use crate::registry::{DecimalSeparator, Registry};
 use crate::store::finance_imports::{self as store, BankEntryRecord, ImportRecord, SettlementRecord};
 use crate::store::{Database, StorageError};
 
-/// `finance.import_max_bytes` unless configured otherwise: 10 MiB.
-pub const DEFAULT_MAX_BYTES: u64 = 10 * 1024 * 1024;
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ImportKind {
+pub(crate) enum ImportKind {
     Settlement,
     Bank,
 }
 
 impl ImportKind {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             ImportKind::Settlement => "settlement",
             ImportKind::Bank => "bank",
@@ -37,7 +34,7 @@ impl ImportKind {
 
 /// What an import did.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ImportOutcome {
+pub(crate) enum ImportOutcome {
     Imported {
         import_id: String,
         rows: usize,
@@ -50,7 +47,7 @@ pub enum ImportOutcome {
 
 /// Why a file was refused. Nothing of it was stored.
 #[derive(Debug, thiserror::Error)]
-pub enum ImportError {
+pub(crate) enum ImportError {
     #[error("the file has {size} bytes, over the limit of {limit} (finance.import_max_bytes)")]
     TooLarge { size: u64, limit: u64 },
     #[error("there is no tenant `{0}`")]
@@ -73,7 +70,7 @@ pub enum ImportError {
 
 impl ImportError {
     /// A fault of the file or the command (the operator can fix it), as opposed to the database.
-    pub fn is_refusal(&self) -> bool {
+    pub(crate) fn is_refusal(&self) -> bool {
         !matches!(self, ImportError::Storage(_))
     }
 }
@@ -86,7 +83,7 @@ enum Rows<'a> {
 
 /// One file to import, as the operator named it.
 #[derive(Debug, Clone)]
-pub struct ImportFile<'a> {
+pub(crate) struct ImportFile<'a> {
     pub tenant: &'a str,
     pub file_name: &'a str,
     pub bytes: &'a [u8],
@@ -96,7 +93,7 @@ pub struct ImportFile<'a> {
 
 /// Reads and stores imports; the one place that knows the rules above.
 #[derive(Clone)]
-pub struct Importer<'a> {
+pub(crate) struct Importer<'a> {
     pub db: &'a Database,
     pub registry: &'a Registry,
     pub audit: &'a AuditLog,
@@ -105,7 +102,11 @@ pub struct Importer<'a> {
 }
 
 impl Importer<'_> {
-    pub async fn settlement(&self, file: ImportFile<'_>, provider_id: &str) -> Result<ImportOutcome, ImportError> {
+    pub(crate) async fn settlement(
+        &self,
+        file: ImportFile<'_>,
+        provider_id: &str,
+    ) -> Result<ImportOutcome, ImportError> {
         self.check_size(file.bytes)?;
         self.registry.tenant(file.tenant).ok_or_else(|| ImportError::UnknownTenant(file.tenant.to_owned()))?;
         let provider = self
@@ -137,7 +138,7 @@ impl Importer<'_> {
         self.store(header, Rows::Settlement { provider_id, records, lines }).await
     }
 
-    pub async fn bank(&self, file: ImportFile<'_>) -> Result<ImportOutcome, ImportError> {
+    pub(crate) async fn bank(&self, file: ImportFile<'_>) -> Result<ImportOutcome, ImportError> {
         self.check_size(file.bytes)?;
         let tenant =
             self.registry.tenant(file.tenant).ok_or_else(|| ImportError::UnknownTenant(file.tenant.to_owned()))?;

@@ -12,7 +12,7 @@ use crate::store::finance_imports::{self as store, BankEntryRecord, SettlementRe
 use crate::store::StorageError;
 
 /// Books the fees of a settlement import's rows that belong to this tenant's paid payments.
-pub async fn settlement_fees(
+pub(super) async fn settlement_fees(
     conn: &mut AnyConnection,
     records: &[SettlementRecord],
     now: i64,
@@ -44,7 +44,7 @@ pub async fn settlement_fees(
 }
 
 /// Books each bank entry whose remittance names a payout of this tenant's settlement reports.
-pub async fn bank_payouts(
+pub(super) async fn bank_payouts(
     conn: &mut AnyConnection,
     tenant_id: &str,
     records: &[BankEntryRecord],

@@ -10,7 +10,7 @@ use crate::registry::{Column, DecimalSeparator, SettlementFormat, SettlementKind
 
 /// One row of a settlement report. A refund's gross amount is negative, whichever way the file said it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SettlementRow {
+pub(crate) struct SettlementRow {
     /// Where the row starts in the file (1 = the first line).
     pub line: u64,
     /// The provider's transaction id (pforte's `provider_reference`).
@@ -24,7 +24,7 @@ pub struct SettlementRow {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("line {line}: {reason}")]
-pub struct CsvError {
+pub(crate) struct CsvError {
     pub line: u64,
     pub reason: String,
 }
@@ -35,7 +35,7 @@ fn fault(line: u64, reason: impl Into<String>) -> CsvError {
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
-pub fn parse(bytes: &[u8], format: &SettlementFormat) -> Result<Vec<SettlementRow>, CsvError> {
+pub(crate) fn parse(bytes: &[u8], format: &SettlementFormat) -> Result<Vec<SettlementRow>, CsvError> {
     let bytes = bytes.strip_prefix(BOM).unwrap_or(bytes);
     if let Err(e) = std::str::from_utf8(bytes) {
         let line = 1 + bytes[..e.valid_up_to()].iter().filter(|b| **b == b'\n').count() as u64;

@@ -17,9 +17,9 @@ use crate::identity::login::{client_error, LoginError, Next};
 use crate::identity::request::{self, AuthorizeError, Origin};
 use crate::identity::upstream::CallbackParams;
 
-pub const REQUEST_URI_PREFIX: &str = "urn:ietf:params:oauth:request_uri:";
+pub(super) const REQUEST_URI_PREFIX: &str = "urn:ietf:params:oauth:request_uri:";
 
-pub fn router() -> Router<AppState> {
+pub(super) fn router() -> Router<AppState> {
     Router::new()
         .route("/authorize", get(authorize_get).post(authorize_post))
         .route("/login/{login_id}", post(choose))

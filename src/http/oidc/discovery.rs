@@ -9,7 +9,7 @@ use crate::http::state::AppState;
 use crate::identity::levels::eidas_uri;
 use crate::registry::Level;
 
-pub fn router() -> Router<AppState> {
+pub(super) fn router() -> Router<AppState> {
     Router::new().route("/.well-known/openid-configuration", get(configuration))
 }
 

@@ -18,7 +18,7 @@ use crate::http::state::AppState;
 /// The record id logout states are sealed for.
 const LOGOUT_RECORD: &str = "pforte logout state";
 
-pub fn router() -> Router<AppState> {
+pub(super) fn router() -> Router<AppState> {
     Router::new().route("/logout", get(logout_get).post(logout_post)).route("/logout/done", get(logout_done))
 }
 

@@ -4,7 +4,7 @@
 mod authorize;
 mod discovery;
 mod logout;
-pub mod pages;
+pub(crate) mod pages;
 mod token;
 mod userinfo;
 

@@ -9,14 +9,14 @@ use crate::identity::login::{Problem, ProviderChoice};
 use crate::registry::{AccountType, Level};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Lang {
+pub(crate) enum Lang {
     De,
     En,
 }
 
 impl Lang {
     /// The service's `ui_locales` choice first, then the browser's Accept-Language, then German.
-    pub fn pick(requested: Option<&str>, headers: &HeaderMap) -> Lang {
+    pub(crate) fn pick(requested: Option<&str>, headers: &HeaderMap) -> Lang {
         let from_tag = |tag: &str| match tag.trim().get(..2).map(|p| p.to_ascii_lowercase()).as_deref() {
             Some("en") => Some(Lang::En),
             Some("de") => Some(Lang::De),
@@ -44,7 +44,7 @@ impl Lang {
     }
 }
 
-pub use crate::http::html::escape;
+pub(crate) use crate::http::html::escape;
 
 fn layout(lang: Lang, title: &str, body: &str) -> String {
     crate::http::html::document(lang.code(), &format!("{title} · pforte"), body)
@@ -57,7 +57,7 @@ fn no_store(status: StatusCode, html: String) -> Response {
 }
 
 /// The choice of account provider for one login.
-pub fn choose_provider(
+pub(crate) fn choose_provider(
     lang: Lang,
     login_id: &str,
     service: &str,
@@ -102,7 +102,7 @@ pub fn choose_provider(
 }
 
 /// An error page; `back` (when known) returns to the online service with an error response.
-pub fn error(lang: Lang, status: StatusCode, title: &str, explanation: &str, back: Option<&str>) -> Response {
+pub(crate) fn error(lang: Lang, status: StatusCode, title: &str, explanation: &str, back: Option<&str>) -> Response {
     let back = back
         .map(|url| {
             format!(
@@ -131,7 +131,7 @@ fn level_name(lang: Lang, level: Level) -> &'static str {
 }
 
 /// The page for a login problem.
-pub fn problem(lang: Lang, problem: Problem, back: Option<&str>) -> Response {
+pub(crate) fn problem(lang: Lang, problem: Problem, back: Option<&str>) -> Response {
     if let Problem::LevelTooLow { proven, required } = problem {
         let explanation = match lang {
             Lang::De => format!(
@@ -205,7 +205,7 @@ pub fn problem(lang: Lang, problem: Problem, back: Option<&str>) -> Response {
 }
 
 /// The page for an authorization request that cannot be answered by redirect.
-pub fn bad_request(lang: Lang, description: &str) -> Response {
+pub(crate) fn bad_request(lang: Lang, description: &str) -> Response {
     let title = lang.text("Ungültige Anmeldeanfrage", "Invalid login request");
     error(lang, StatusCode::BAD_REQUEST, title, description, None)
 }

@@ -24,7 +24,7 @@ const PAR_LIFETIME_SECS: i64 = 90;
 /// Parameters that authenticate the client and are not part of the authorization request.
 const AUTH_PARAMETERS: &[&str] = &["client_secret", "client_assertion", "client_assertion_type"];
 
-pub fn router() -> Router<AppState> {
+pub(super) fn router() -> Router<AppState> {
     // These are the endpoints `assertion_audiences` names.
     Router::new().route("/token", post(token)).route("/par", post(par)).route("/revoke", post(revoke))
 }

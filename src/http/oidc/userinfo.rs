@@ -14,7 +14,7 @@ use crate::identity::levels::eidas_uri;
 use crate::identity::oauth::{internal, OAuthError};
 use crate::identity::tokens::TokenError;
 
-pub fn router() -> Router<AppState> {
+pub(super) fn router() -> Router<AppState> {
     Router::new().route("/userinfo", get(userinfo_get).post(userinfo_post))
 }
 

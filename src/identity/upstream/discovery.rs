@@ -69,7 +69,7 @@ pub(crate) struct ProviderCache {
 
 impl ProviderCache {
     /// The provider's metadata and keys, from the cache while fresh, otherwise discovered anew.
-    pub async fn provider(
+    pub(super) async fn provider(
         &self,
         http: &reqwest::Client,
         clock: &dyn Clock,
@@ -98,7 +98,7 @@ impl ProviderCache {
 
     /// Fetches the keys again for an ID token signed with an unknown key, unless that was done within the
     /// cooldown; `None` means the cooldown holds and the token must be refused.
-    pub async fn refetch_jwks(
+    pub(super) async fn refetch_jwks(
         &self,
         http: &reqwest::Client,
         clock: &dyn Clock,

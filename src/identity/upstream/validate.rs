@@ -43,7 +43,7 @@ pub(super) enum Rejected {
 }
 
 impl Rejected {
-    pub fn into_error(self) -> UpstreamError {
+    pub(super) fn into_error(self) -> UpstreamError {
         let reason = match self {
             Rejected::UnknownKey => "the ID token is signed with a key the provider does not publish",
             Rejected::Invalid(reason) => reason,

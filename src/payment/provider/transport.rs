@@ -16,7 +16,7 @@ use crate::registry::{PaymentAuth, PaymentProvider};
 const TOKEN_MARGIN: Duration = Duration::from_secs(30);
 
 /// The way to one provider instance.
-pub struct ProviderHttp {
+pub(super) struct ProviderHttp {
     client: reqwest::Client,
     auth: Auth,
     timeout: Duration,
@@ -30,7 +30,7 @@ enum Auth {
 }
 
 impl ProviderHttp {
-    pub fn new(provider: &PaymentProvider, shared: &reqwest::Client) -> Result<Self, ProviderError> {
+    pub(super) fn new(provider: &PaymentProvider, shared: &reqwest::Client) -> Result<Self, ProviderError> {
         let misconfigured = |what: &str| ProviderError::Misconfigured(format!("{}: {what}", provider.id));
         let (auth, client) = match &provider.auth {
             PaymentAuth::None => (Auth::None, shared.clone()),
@@ -64,16 +64,19 @@ impl ProviderHttp {
         Ok(ProviderHttp { client, auth, timeout: provider.timeout, token: Mutex::new(None) })
     }
 
-    pub fn get(&self, url: url::Url) -> reqwest::RequestBuilder {
+    pub(super) fn get(&self, url: url::Url) -> reqwest::RequestBuilder {
         self.client.get(url)
     }
 
-    pub fn post(&self, url: url::Url) -> reqwest::RequestBuilder {
+    pub(super) fn post(&self, url: url::Url) -> reqwest::RequestBuilder {
         self.client.post(url)
     }
 
     /// Adds the instance's credentials to a request.
-    pub async fn authorise(&self, request: reqwest::RequestBuilder) -> Result<reqwest::RequestBuilder, ProviderError> {
+    pub(super) async fn authorise(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::RequestBuilder, ProviderError> {
         Ok(match &self.auth {
             Auth::None => request,
             Auth::Basic { username, password } => request.basic_auth(username, Some(password.expose_secret())),
@@ -115,7 +118,7 @@ impl ProviderHttp {
 
     /// Sends within the instance's time limit; no answer, a refused connection or a timeout make the
     /// provider unavailable.
-    pub async fn send(&self, request: reqwest::RequestBuilder) -> Result<reqwest::Response, ProviderError> {
+    pub(super) async fn send(&self, request: reqwest::RequestBuilder) -> Result<reqwest::Response, ProviderError> {
         match tokio::time::timeout(self.timeout, request.send()).await {
             Err(_) => Err(ProviderError::Unavailable(format!("no answer within {} s", self.timeout.as_secs()))),
             Ok(Err(e)) if e.is_timeout() => Err(ProviderError::Unavailable("timed out".into())),
@@ -125,7 +128,7 @@ impl ProviderHttp {
     }
 
     /// The whole body of an answer, within the time limit.
-    pub async fn body(&self, response: reqwest::Response) -> Result<Vec<u8>, ProviderError> {
+    pub(super) async fn body(&self, response: reqwest::Response) -> Result<Vec<u8>, ProviderError> {
         let bytes = tokio::time::timeout(self.timeout, response.bytes())
             .await
             .map_err(|_| ProviderError::Unavailable("the answer did not arrive in time".into()))?
@@ -135,7 +138,7 @@ impl ProviderHttp {
 }
 
 /// `base` with `segments` appended as path segments (each percent-encoded as needed).
-pub fn url_under(base: &url::Url, segments: &[&str]) -> Result<url::Url, ProviderError> {
+pub(super) fn url_under(base: &url::Url, segments: &[&str]) -> Result<url::Url, ProviderError> {
     let mut url = base.clone();
     url.path_segments_mut()
         .map_err(|_| ProviderError::Misconfigured("the base URL cannot take a path".to_owned()))?

@@ -10,14 +10,14 @@ use super::{NewProviderPayment, PaymentAdapter, ProviderCreated, ProviderError, 
 use crate::payment::wire::PaymentInformation;
 use crate::registry::PaymentProvider;
 
-pub struct XBezahldienste {
+pub(super) struct XBezahldienste {
     base: Url,
     /// Client, authentication and time limit, shared with the other adapters.
     http: ProviderHttp,
 }
 
 impl XBezahldienste {
-    pub fn new(provider: &PaymentProvider, shared: &reqwest::Client) -> Result<Self, ProviderError> {
+    pub(super) fn new(provider: &PaymentProvider, shared: &reqwest::Client) -> Result<Self, ProviderError> {
         let http = ProviderHttp::new(provider, shared)?;
         let mut base = provider.base_url.url().clone();
         if !base.path().ends_with('/') {
