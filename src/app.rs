@@ -203,15 +203,18 @@ fn build_state(settings: Settings, registry: Registry, clock: SharedClock) -> an
         books.clone(),
     );
     let payment_providers = crate::payment::provider::Providers::build(&registry, &http);
-    let payment_routes: Arc<dyn crate::payment::routes::PaymentRoutes> =
-        Arc::new(crate::http::payments::Routes::new(issuer.clone()));
+    // The payment services name the edge's routes and store its rendering of a create's answer.
+    let payment_edge = crate::payment::PaymentEdge {
+        routes: Arc::new(crate::http::payments::Routes::new(issuer.clone())),
+        answers: Arc::new(crate::http::payments::Answers),
+    };
     let payments = crate::payment::service::PaymentService::new(
         db.clone(),
         registry.clone(),
         signals.clone(),
         payment_providers.clone(),
         clock.clone(),
-        payment_routes.clone(),
+        payment_edge.clone(),
         &settings.payments,
     )
     .with_request_timeout(Duration::from_secs(settings.server.request_timeout_secs));
@@ -221,7 +224,7 @@ fn build_state(settings: Settings, registry: Registry, clock: SharedClock) -> an
         audit.clone(),
         payment_providers.clone(),
         books,
-        payment_routes,
+        payment_edge,
         clock.clone(),
     );
     let finance = crate::finance::FinanceAccess::new(db.clone(), audit.clone(), clock.clone(), registry.clone());

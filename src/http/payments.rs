@@ -8,13 +8,13 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use serde_json::{json, Value};
 
 use super::oidc::see_other;
 use crate::http::state::AppState;
 use crate::identity::client_auth::ClientCredentials;
 use crate::payment::routes::PaymentRoutes;
-use crate::payment::service::Answer;
-use crate::payment::FunctionalCode;
+use crate::payment::{AnswerRenderer, Created, ErrorKind, FunctionalCode, PaymentError, Reply, StoredAnswer};
 use crate::registry::Client;
 
 const TRANSACTIONS: &str = "/paymenttransaction/{originator}/{endpoint}";
@@ -89,12 +89,60 @@ fn fill(template: &str, values: &[&str]) -> String {
         .join("/")
 }
 
-fn respond(answer: Answer) -> Response {
-    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let content_type = if answer.status >= 400 { "application/problem+json" } else { "application/json" };
-    let mut response = (status, answer.body.to_string()).into_response();
+/// How this edge answers the payment API: each kind of domain failure has its status and a
+/// problem+json body with its `functionalCode`. `app` hands it to the payment services, which store
+/// a create's answer, rendered here, under its Idempotency-Key.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Answers;
+
+impl AnswerRenderer for Answers {
+    fn render_create(&self, outcome: &Created) -> StoredAnswer {
+        let (status, body) = match outcome {
+            Ok(created) => (StatusCode::CREATED, created.clone()),
+            Err(error) => (failure_status(error), problem_body(error.code, failure_status(error), &error.detail)),
+        };
+        StoredAnswer { status: status.as_u16(), body: body.to_string() }
+    }
+}
+
+/// The status of a domain failure: a refusal carries the one its `functionalCode` implies.
+fn failure_status(error: &PaymentError) -> StatusCode {
+    match error.kind {
+        ErrorKind::Rejected | ErrorKind::ProviderRefused => code_status(error.code),
+        ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        ErrorKind::WrongStatus | ErrorKind::InProgress => StatusCode::CONFLICT,
+        ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// The status a problem with this `functionalCode` carries, by XBezahldienste.
+fn code_status(code: FunctionalCode) -> StatusCode {
+    match code {
+        FunctionalCode::ValidationError | FunctionalCode::CalculationError | FunctionalCode::BookingDataMissing => {
+            StatusCode::BAD_REQUEST
+        }
+        FunctionalCode::Forbidden | FunctionalCode::NoValidOriginatorOrEndpoint => StatusCode::FORBIDDEN,
+        FunctionalCode::PaymentExists => StatusCode::CONFLICT,
+        FunctionalCode::Unspecified => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+fn problem_body(code: FunctionalCode, status: StatusCode, detail: &str) -> Value {
+    json!({
+        "type": format!("urn:pforte:payment:{}", code.as_str()),
+        "title": code.as_str(),
+        "status": status.as_u16(),
+        "detail": detail,
+        "functionalCode": code.as_str(),
+    })
+}
+
+fn send(status: StatusCode, body: String) -> Response {
+    let content_type = if status.as_u16() >= 400 { "application/problem+json" } else { "application/json" };
+    let mut response = (status, body).into_response();
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    if answer.status == 401 {
+    if status == StatusCode::UNAUTHORIZED {
         response
             .headers_mut()
             .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer, Basic realm=\"pforte\""));
@@ -102,10 +150,34 @@ fn respond(answer: Answer) -> Response {
     response
 }
 
+fn refused(error: &PaymentError) -> Response {
+    let status = failure_status(error);
+    send(status, problem_body(error.code, status, &error.detail).to_string())
+}
+
+/// A read or an action: 200 with the body, or the failure.
+fn answer(result: Result<Value, PaymentError>) -> Response {
+    match result {
+        Ok(body) => send(StatusCode::OK, body.to_string()),
+        Err(error) => refused(&error),
+    }
+}
+
+/// A create: rendered as it is stored under an Idempotency-Key; a replay is sent as it was stored.
+fn reply(reply: Reply) -> Response {
+    let stored = match reply {
+        Reply::Fresh(created) => Answers.render_create(&created),
+        Reply::Replayed(stored) => stored,
+    };
+    send(StatusCode::from_u16(stored.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), stored.body)
+}
+
 /// The calling online service, from a Bearer token with scope `payment` or from Basic credentials.
 async fn caller<'s>(state: &'s AppState, headers: &HeaderMap) -> Result<&'s Client, Response> {
-    let refused =
-        || respond(Answer::problem_with_status(FunctionalCode::Forbidden, 401, "Missing or invalid credentials."));
+    let refused = || {
+        let status = StatusCode::UNAUTHORIZED;
+        send(status, problem_body(FunctionalCode::Forbidden, status, "Missing or invalid credentials.").to_string())
+    };
     let value = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).ok_or_else(refused)?;
     if value.len() > 7 && value[..7].eq_ignore_ascii_case("bearer ") {
         let token = state.tokens.verify_access_token(value[7..].trim()).await.map_err(|_| refused())?;
@@ -133,7 +205,7 @@ async fn create(
         Err(response) => return response,
     };
     let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok());
-    respond(state.payments.create(client, &originator, &endpoint, &body, key).await)
+    reply(state.payments.create(client, &originator, &endpoint, &body, key).await)
 }
 
 async fn read(
@@ -142,7 +214,7 @@ async fn read(
     headers: HeaderMap,
 ) -> Response {
     match caller(&state, &headers).await {
-        Ok(client) => respond(state.payments.read(client, &originator, &endpoint, &transaction).await),
+        Ok(client) => answer(state.payments.read(client, &originator, &endpoint, &transaction).await),
         Err(response) => response,
     }
 }
@@ -161,9 +233,9 @@ async fn cancel(
     let empty = serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&body).is_ok_and(|m| m.is_empty());
     if !body.trim_ascii().is_empty() && !empty {
         let detail = "A cancel takes no parameters: send no body or {}.";
-        return respond(Answer::problem(FunctionalCode::ValidationError, detail));
+        return refused(&PaymentError::rejected(FunctionalCode::ValidationError, detail));
     }
-    respond(state.payments.cancel(client, &originator, &endpoint, &transaction).await)
+    answer(state.payments.cancel(client, &originator, &endpoint, &transaction).await)
 }
 
 async fn refund(
@@ -177,7 +249,7 @@ async fn refund(
         Err(response) => return response,
     };
     let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok());
-    respond(state.refunds.create(client, &originator, &endpoint, &transaction, &body, key).await)
+    reply(state.refunds.create(client, &originator, &endpoint, &transaction, &body, key).await)
 }
 
 async fn refunds(
@@ -186,7 +258,7 @@ async fn refunds(
     headers: HeaderMap,
 ) -> Response {
     match caller(&state, &headers).await {
-        Ok(client) => respond(state.refunds.list(client, &originator, &endpoint, &transaction).await),
+        Ok(client) => answer(state.refunds.list(client, &originator, &endpoint, &transaction).await),
         Err(response) => response,
     }
 }
@@ -197,7 +269,7 @@ async fn status(
     headers: HeaderMap,
 ) -> Response {
     match caller(&state, &headers).await {
-        Ok(client) => respond(state.payments.status(client, &originator, &endpoint)),
+        Ok(client) => answer(state.payments.status(client, &originator, &endpoint)),
         Err(response) => response,
     }
 }
@@ -234,5 +306,49 @@ mod tests {
         assert_eq!(routes.pay_url("tx"), "https://pforte.example/pay/tx");
         assert_eq!(routes.provider_return_url("tx"), "https://pforte.example/pay/tx/return");
         assert_eq!(routes.provider_callback_url("sim-pay"), "https://pforte.example/callbacks/payment/sim-pay");
+    }
+
+    #[test]
+    fn each_kind_of_failure_has_its_status_and_a_problem_body_with_its_functional_code() {
+        use FunctionalCode::*;
+        let cases = [
+            (PaymentError::rejected(ValidationError, "d"), 400),
+            (PaymentError::rejected(CalculationError, "d"), 400),
+            (PaymentError::rejected(BookingDataMissing, "d"), 400),
+            (PaymentError::rejected(Forbidden, "d"), 403),
+            (PaymentError::rejected(NoValidOriginatorOrEndpoint, "d"), 403),
+            (PaymentError::rejected(PaymentExists, "d"), 409),
+            (PaymentError::new(ErrorKind::ProviderRefused, CalculationError, "d"), 400),
+            (PaymentError::new(ErrorKind::ProviderRefused, Unspecified, "d"), 500),
+            (PaymentError::not_found(), 404),
+            (PaymentError::wrong_status("d"), 409),
+            (PaymentError::new(ErrorKind::InProgress, Unspecified, "d"), 409),
+            (PaymentError::unavailable("d"), 503),
+            (PaymentError::internal(&"cause"), 500),
+        ];
+        for (error, status) in cases {
+            let stored = Answers.render_create(&Err(error.clone()));
+            assert_eq!(stored.status, status, "{error}");
+            let body: Value = serde_json::from_str(&stored.body).expect("json");
+            let code = error.code.as_str();
+            let expected = json!({
+                "type": format!("urn:pforte:payment:{code}"),
+                "title": code,
+                "status": status,
+                "detail": error.detail,
+                "functionalCode": code,
+            });
+            assert_eq!(body, expected, "{error}");
+        }
+    }
+
+    #[test]
+    fn answers_are_rendered_byte_for_byte_as_before() {
+        let not_found = Answers.render_create(&Err(PaymentError::not_found()));
+        let expected = r#"{"type":"urn:pforte:payment:UNSPECIFIED","title":"UNSPECIFIED","status":404,"detail":"No such transaction.","functionalCode":"UNSPECIFIED"}"#;
+        assert_eq!(not_found.body, expected);
+        let body = r#"{"paymentRequest":{"grosAmount":12.30}}"#.to_owned();
+        let created = Answers.render_create(&Ok(serde_json::from_str(&body).expect("json")));
+        assert_eq!(created, StoredAnswer { status: 201, body });
     }
 }

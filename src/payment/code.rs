@@ -1,5 +1,7 @@
-//! The XBezahldienste `functionalCode`s and the one failure type the payment domain returns. The HTTP
-//! edge turns a failure into `application/problem+json` once; this module knows no axum.
+//! The XBezahldienste `functionalCode`s and the one failure type the payment domain returns,
+//! [`PaymentError`]: what kind of failure it is, the `functionalCode` it carries and a detail for the
+//! caller. The HTTP edge chooses the status for each kind and writes `application/problem+json` once;
+//! this module knows no HTTP.
 
 use std::fmt;
 
@@ -50,18 +52,6 @@ impl FunctionalCode {
             _ => return None,
         })
     }
-
-    /// The HTTP status the problem response carries.
-    pub fn http_status(self) -> u16 {
-        match self {
-            FunctionalCode::ValidationError | FunctionalCode::CalculationError | FunctionalCode::BookingDataMissing => {
-                400
-            }
-            FunctionalCode::Forbidden | FunctionalCode::NoValidOriginatorOrEndpoint => 403,
-            FunctionalCode::PaymentExists => 409,
-            FunctionalCode::Unspecified => 500,
-        }
-    }
 }
 
 impl fmt::Display for FunctionalCode {
@@ -99,3 +89,89 @@ impl fmt::Display for ValidationFailure {
 }
 
 impl std::error::Error for ValidationFailure {}
+
+/// What kind of failure a [`PaymentError`] is; the edge answers each with its own status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The request is refused for the reason its `functionalCode` names.
+    Rejected,
+    /// The provider refused the payment, with the `functionalCode` it gave (or `UNSPECIFIED`).
+    ProviderRefused,
+    /// No such payment under this originator and authority.
+    NotFound,
+    /// The payment is not in a status that allows this.
+    WrongStatus,
+    /// A request with the same Idempotency-Key is still running.
+    InProgress,
+    /// A provider could not be reached or did not confirm; nothing changed, the caller may retry.
+    Unavailable,
+    /// pforte failed; nothing changed. The cause is in the log, never in `detail`.
+    Internal,
+}
+
+/// Why a call of the payment API failed. `detail` is for the caller: it names fields, rules and
+/// statuses, never personal data or internals.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentError {
+    pub kind: ErrorKind,
+    pub code: FunctionalCode,
+    pub detail: String,
+}
+
+impl PaymentError {
+    pub fn new(kind: ErrorKind, code: FunctionalCode, detail: impl Into<String>) -> PaymentError {
+        PaymentError { kind, code, detail: detail.into() }
+    }
+
+    pub fn rejected(code: FunctionalCode, detail: impl Into<String>) -> PaymentError {
+        PaymentError::new(ErrorKind::Rejected, code, detail)
+    }
+
+    pub fn not_found() -> PaymentError {
+        PaymentError::new(ErrorKind::NotFound, FunctionalCode::Unspecified, "No such transaction.")
+    }
+
+    /// `VALIDATION_ERROR`: the payment is not in a status that allows this.
+    pub fn wrong_status(detail: impl Into<String>) -> PaymentError {
+        PaymentError::new(ErrorKind::WrongStatus, FunctionalCode::ValidationError, detail)
+    }
+
+    pub fn unavailable(detail: impl Into<String>) -> PaymentError {
+        PaymentError::new(ErrorKind::Unavailable, FunctionalCode::Unspecified, detail)
+    }
+
+    /// A failure of pforte's own: `cause` goes to the log, the caller gets the request id to quote.
+    pub fn internal(cause: &dyn fmt::Display) -> PaymentError {
+        tracing::error!(error = %cause, "payment request failed");
+        PaymentError::new(
+            ErrorKind::Internal,
+            FunctionalCode::Unspecified,
+            "The request could not be completed; quote the x-request-id.",
+        )
+    }
+
+    /// Whether the failure changed nothing and lies outside the request (pforte or the provider
+    /// failed), so that the same request may be tried again under its Idempotency-Key. A provider's
+    /// refusal without a code of the standard counts as the provider failing.
+    pub fn leaves_retry_open(&self) -> bool {
+        match self.kind {
+            ErrorKind::Unavailable | ErrorKind::Internal => true,
+            ErrorKind::ProviderRefused => self.code == FunctionalCode::Unspecified,
+            ErrorKind::Rejected | ErrorKind::NotFound | ErrorKind::WrongStatus | ErrorKind::InProgress => false,
+        }
+    }
+}
+
+impl From<ValidationFailure> for PaymentError {
+    fn from(failure: ValidationFailure) -> PaymentError {
+        PaymentError::rejected(failure.code, failure.detail)
+    }
+}
+
+impl fmt::Display for PaymentError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?} {}: {}", self.kind, self.code, self.detail)
+    }
+}
+
+impl std::error::Error for PaymentError {}

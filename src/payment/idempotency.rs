@@ -1,12 +1,14 @@
 //! `Idempotency-Key` for creating payments (SECURITY.md #17, Stripe's semantics): the same key with
 //! the same request returns the first response again; the same key with another request is refused;
-//! a second request while the first still runs gets 409 — never two payments. Keys live 25 hours.
+//! a second request while the first still runs is refused as in progress — never two payments. Keys
+//! live 25 hours. The response kept is the one the edge rendered ([`StoredAnswer`]), sent again as is.
 //! A claim whose request cannot be running any more (its process was killed, or the request timeout
 //! cut it off) is taken over by the next request with the key, so a client retrying a create whose
-//! answer it never received gets the payment, not 409 for 25 hours (SECURITY.md #23).
+//! answer it never received gets the payment, not "in progress" for 25 hours (SECURITY.md #23).
 
 use sha2::{Digest, Sha256};
 
+use super::answer::StoredAnswer;
 use crate::clock::SharedClock;
 use crate::store::{Database, StorageError};
 
@@ -22,7 +24,7 @@ pub enum Claim {
     /// This request holds the key: do the work, then `complete` (or `release` on a retryable failure).
     Proceed,
     /// The same request was answered before: send this response again.
-    Replay { status: u16, body: String },
+    Replay(StoredAnswer),
     /// The key was used for a different request.
     Conflict,
     /// The first request with this key is still running.
@@ -80,14 +82,14 @@ impl Idempotency {
             None => Claim::Proceed,
             Some(earlier) if earlier.request_hash != request_hash => Claim::Conflict,
             Some(earlier) => match earlier.response {
-                Some((status, body)) => Claim::Replay { status, body },
+                Some((status, body)) => Claim::Replay(StoredAnswer { status, body }),
                 None => Claim::InProgress,
             },
         })
     }
 
-    pub async fn complete(&self, client_id: &str, key: &str, status: u16, body: &str) -> Result<(), StorageError> {
-        self.db.store_idempotent_response(client_id, key, status, body).await
+    pub async fn complete(&self, client_id: &str, key: &str, answer: &StoredAnswer) -> Result<(), StorageError> {
+        self.db.store_idempotent_response(client_id, key, answer.status, &answer.body).await
     }
 
     /// Frees the key after a failure the client should retry (nothing was created).

@@ -1,9 +1,10 @@
 //! Payments as XBezahldienste v1.0.0 defines them, as a domain without HTTP or storage: the wire
 //! types with the standard's exact field names, exact money (`rust_decimal::Decimal` read from the
 //! JSON text, never `f64`), the validation rules of the standard, and the `functionalCode`s a refused
-//! request is answered with. The HTTP handlers parse a body with [`validate::parse_request_body`],
-//! merge the tenant's booking defaults and map a [`code::ValidationFailure`] to problem+json once.
+//! request is answered with. The services return typed results and a [`code::PaymentError`]; the HTTP
+//! edge maps each kind of failure to its status and problem+json once.
 
+pub mod answer;
 mod api;
 pub mod books;
 pub mod callbacks;
@@ -23,7 +24,8 @@ pub mod validate;
 pub mod wire;
 pub mod worker;
 
-pub use code::{FunctionalCode, ValidationFailure};
+pub use answer::{AnswerRenderer, Created, PaymentEdge, Reply, StoredAnswer};
+pub use code::{ErrorKind, FunctionalCode, PaymentError, ValidationFailure};
 pub use money::{Amount, ItemAmount};
 pub use request::{Currency, Identifier, NotifyUrl, PaymentItem, PaymentRequest, Purpose};
 pub use validate::{check_required_booking_keys, merge_booking_defaults, parse_path_id, parse_request_body};

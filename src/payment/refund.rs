@@ -13,15 +13,15 @@ use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::answer::{AnswerRenderer, Created, PaymentEdge, Reply};
 use super::api;
 use super::books::{OwedRefund, PaymentBooks, RefundRoute};
-use super::code::{FunctionalCode, ValidationFailure};
+use super::code::{FunctionalCode, PaymentError, ValidationFailure};
 use super::idempotency::Idempotency;
 use super::money::{optional_number, Amount};
 use super::notify::Notifier;
 use super::provider::{ProviderError, ProviderRefund, Providers};
 use super::routes::PaymentRoutes;
-use super::service::Answer;
 use super::validate::decode_failure;
 use crate::audit::{AuditEvent, AuditLog};
 use crate::clock::SharedClock;
@@ -114,6 +114,7 @@ pub struct Refunds {
     providers: Providers,
     books: Arc<dyn PaymentBooks>,
     routes: Arc<dyn PaymentRoutes>,
+    answers: Arc<dyn AnswerRenderer>,
     clock: SharedClock,
     idempotency: Idempotency,
 }
@@ -125,11 +126,12 @@ impl Refunds {
         audit: AuditLog,
         providers: Providers,
         books: Arc<dyn PaymentBooks>,
-        routes: Arc<dyn PaymentRoutes>,
+        edge: PaymentEdge,
         clock: SharedClock,
     ) -> Self {
+        let PaymentEdge { routes, answers } = edge;
         let idempotency = Idempotency::new(db.clone(), clock.clone());
-        Refunds { db, registry, audit, providers, books, routes, clock, idempotency }
+        Refunds { db, registry, audit, providers, books, routes, answers, clock, idempotency }
     }
 
     /// `POST …/{transactionId}/refunds`, honouring the `Idempotency-Key` as a create does.
@@ -141,30 +143,29 @@ impl Refunds {
         transaction_id: &str,
         body: &[u8],
         idempotency_key: Option<&str>,
-    ) -> Answer {
-        if let Err(answer) = api::authorise(&self.registry, client, originator, endpoint) {
-            return answer;
+    ) -> Reply {
+        if let Err(error) = api::authorise(&self.registry, client, originator, endpoint) {
+            return Reply::Fresh(Err(error));
         }
         let path = self.routes.refunds_path(originator, endpoint, transaction_id);
         let work = self.create_claimed(client, originator, endpoint, transaction_id, body);
         let keyed = api::Keyed { key: idempotency_key, created_stores_answer: false };
-        api::idempotent(&self.idempotency, client.id.as_str(), keyed, &path, body, work).await
+        let answers = self.answers.as_ref();
+        api::idempotent(&self.idempotency, answers, client.id.as_str(), keyed, &path, body, work).await
     }
 
     /// `GET …/{transactionId}/refunds`: `{"refunds": [...]}`, oldest first.
-    pub async fn list(&self, client: &Client, originator: &str, endpoint: &str, transaction_id: &str) -> Answer {
-        if let Err(answer) = api::authorise(&self.registry, client, originator, endpoint) {
-            return answer;
-        }
-        if let Err(answer) = api::find_payment(&self.db, originator, endpoint, transaction_id).await {
-            return answer;
-        }
-        match self.db.refunds_of(transaction_id).await {
-            Ok(rows) => {
-                Answer { status: 200, body: json!({ "refunds": rows.iter().map(refund_body).collect::<Vec<_>>() }) }
-            }
-            Err(e) => api::internal(&e),
-        }
+    pub async fn list(
+        &self,
+        client: &Client,
+        originator: &str,
+        endpoint: &str,
+        transaction_id: &str,
+    ) -> Result<Value, PaymentError> {
+        api::authorise(&self.registry, client, originator, endpoint)?;
+        api::find_payment(&self.db, originator, endpoint, transaction_id).await?;
+        let rows = self.db.refunds_of(transaction_id).await.map_err(|e| PaymentError::internal(&e))?;
+        Ok(json!({ "refunds": rows.iter().map(refund_body).collect::<Vec<_>>() }))
     }
 
     async fn create_claimed(
@@ -174,19 +175,13 @@ impl Refunds {
         endpoint: &str,
         transaction_id: &str,
         body: &[u8],
-    ) -> Answer {
-        let request = match parse_refund_body(body) {
-            Ok(request) => request,
-            Err(failure) => return Answer::failure(&failure),
-        };
-        let payment = match api::find_payment(&self.db, originator, endpoint, transaction_id).await {
-            Ok(payment) => payment,
-            Err(answer) => return answer,
-        };
+    ) -> Created {
+        let request = parse_refund_body(body)?;
+        let payment = api::find_payment(&self.db, originator, endpoint, transaction_id).await?;
         let mut refund = match self.reserve(client, &payment, &request).await {
             Ok(Ok(refund)) => refund,
-            Ok(Err(refused)) => return refused,
-            Err(e) => return api::internal(&e),
+            Ok(Err(refused)) => return Err(refused),
+            Err(e) => return Err(PaymentError::internal(&e)),
         };
         let (status, detail, reference) = self.ask_provider(&payment, &refund).await;
         match self.settle(&payment, &refund, status, detail.as_deref(), reference.as_deref()).await {
@@ -196,11 +191,11 @@ impl Refunds {
                 refund.status_detail = detail;
                 refund.provider_reference = reference.or(refund.provider_reference);
             }
-            // The refund stands as PENDING (never a 5xx: that would free the Idempotency-Key and let
-            // a retry refund twice); the finance office sees it open.
+            // The refund stands as PENDING (never a failure that leaves a retry open: that would free
+            // the Idempotency-Key and let a retry refund twice); the finance office sees it open.
             Err(e) => tracing::error!(error = %e, "could not record a refund's outcome"),
         }
-        Answer { status: 201, body: refund_body(&refund) }
+        Ok(refund_body(&refund))
     }
 
     /// Records the refund as PENDING, if the payment is PAYED and enough of it is left, with its
@@ -210,12 +205,12 @@ impl Refunds {
         client: &Client,
         payment: &PaymentRow,
         request: &RefundRequest,
-    ) -> Result<Result<RefundRow, Answer>, StorageError> {
+    ) -> Result<Result<RefundRow, PaymentError>, StorageError> {
         let id = &payment.transaction_id;
         let mut tx = self.db.begin_write().await?;
         if let Err(status) = refunds::lock_paid_payment(&mut tx, id).await? {
             let status = status.map_or("", |s| s.as_str());
-            return Ok(Err(Answer::wrong_status(&format!(
+            return Ok(Err(PaymentError::wrong_status(format!(
                 "The payment is {status}; only a PAYED payment can be refunded."
             ))));
         }
@@ -232,7 +227,7 @@ impl Refunds {
                 with_cents(left),
                 with_cents(paid)
             );
-            return Ok(Err(Answer::problem(FunctionalCode::CalculationError, &detail)));
+            return Ok(Err(PaymentError::rejected(FunctionalCode::CalculationError, detail)));
         }
         let now = self.clock.now_millis();
         let refund = RefundRow {

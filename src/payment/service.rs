@@ -1,6 +1,7 @@
 //! The payment API's domain: create and read payments the way XBezahldienste defines them, routed
-//! through the authority (tenant) to its provider. Answers are (HTTP status, JSON body) so that the
-//! edge stays thin and idempotent replays return exactly the stored answer.
+//! through the authority (tenant) to its provider. Successes are the XBezahldienste bodies, failures a
+//! [`PaymentError`]; the edge renders both, and a create's rendered answer is stored under its
+//! Idempotency-Key so that a replay returns exactly that.
 //!
 //! Order of a create (SECURITY.md #19): claim the Idempotency-Key (the recorded intent), call the
 //! provider outside any transaction, then record the payment with its event and audit entry in one
@@ -14,8 +15,9 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
+use super::answer::{AnswerRenderer, Created, PaymentEdge, Reply};
 use super::api;
-use super::code::{FunctionalCode, ValidationFailure};
+use super::code::{ErrorKind, FunctionalCode, PaymentError};
 use super::idempotency::Idempotency;
 use super::provider::{NewProviderPayment, ProviderError, ProviderState, Providers};
 use super::routes::PaymentRoutes;
@@ -29,55 +31,11 @@ use crate::registry::{Client, Registry};
 use crate::store::payments::PaymentRow;
 use crate::store::Database;
 
-/// An answer of the payment API: status and JSON body (problem+json when `status >= 400`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Answer {
-    pub status: u16,
-    pub body: Value,
-}
-
 /// The `statusDetail` of a payment the online service canceled.
 pub const CANCELED_DETAIL: &str = "canceled by the online service";
 
-impl Answer {
-    pub fn problem(code: FunctionalCode, detail: &str) -> Answer {
-        let status = code.http_status();
-        Answer {
-            status,
-            body: json!({
-                "type": format!("urn:pforte:payment:{}", code.as_str()),
-                "title": code.as_str(),
-                "status": status,
-                "detail": detail,
-                "functionalCode": code.as_str(),
-            }),
-        }
-    }
-
-    /// A problem whose HTTP status is not the one the functionalCode implies (401, 404, 409, 5xx).
-    pub fn problem_with_status(code: FunctionalCode, status: u16, detail: &str) -> Answer {
-        let mut answer = Answer::problem(code, detail);
-        answer.status = status;
-        answer.body["status"] = json!(status);
-        answer
-    }
-
-    pub(super) fn failure(failure: &ValidationFailure) -> Answer {
-        Answer::problem(failure.code, &failure.detail)
-    }
-
-    /// 409 `VALIDATION_ERROR`: the payment is not in a status that allows this.
-    pub(super) fn wrong_status(detail: &str) -> Answer {
-        Answer::problem_with_status(FunctionalCode::ValidationError, 409, detail)
-    }
-
-    pub(super) fn not_found() -> Answer {
-        Answer::problem_with_status(FunctionalCode::Unspecified, 404, "No such transaction.")
-    }
-
-    pub(super) fn unavailable(detail: &str) -> Answer {
-        Answer::problem_with_status(FunctionalCode::Unspecified, 503, detail)
-    }
+fn payment_exists() -> PaymentError {
+    PaymentError::rejected(FunctionalCode::PaymentExists, "A payment with this requestId exists already.")
 }
 
 #[derive(Clone)]
@@ -90,6 +48,8 @@ pub struct PaymentService {
     clock: SharedClock,
     /// Where the edge serves payments and pay pages.
     routes: Arc<dyn PaymentRoutes>,
+    /// How the edge answers a create, stored under its Idempotency-Key.
+    answers: Arc<dyn AnswerRenderer>,
     /// Open payments are failed for timeout after this long (`payments.lifetime_secs`).
     lifetime_millis: i64,
 }
@@ -101,12 +61,13 @@ impl PaymentService {
         signals: PaymentSignals,
         providers: Providers,
         clock: SharedClock,
-        routes: Arc<dyn PaymentRoutes>,
+        edge: PaymentEdge,
         settings: &PaymentSettings,
     ) -> Self {
+        let PaymentEdge { routes, answers } = edge;
         let idempotency = Idempotency::new(db.clone(), clock.clone());
         let lifetime_millis = i64::try_from(settings.lifetime_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
-        PaymentService { db, registry, signals, idempotency, providers, clock, routes, lifetime_millis }
+        PaymentService { db, registry, signals, idempotency, providers, clock, routes, answers, lifetime_millis }
     }
 
     /// The server's request timeout: an Idempotency-Key claimed longer ago than this without an
@@ -116,16 +77,15 @@ impl PaymentService {
         self
     }
 
-    fn authorise(&self, client: &Client, originator: &str, endpoint: &str) -> Result<(), Answer> {
+    fn authorise(&self, client: &Client, originator: &str, endpoint: &str) -> Result<(), PaymentError> {
         api::authorise(&self.registry, client, originator, endpoint)
     }
 
-    /// `GET /status/{originatorId}/{endPointId}`: 200 when the pair is configured for this client.
-    pub fn status(&self, client: &Client, originator: &str, endpoint: &str) -> Answer {
-        match self.authorise(client, originator, endpoint) {
-            Ok(()) => Answer { status: 200, body: json!({ "status": "UP" }) },
-            Err(answer) => answer,
-        }
+    /// `GET /status/{originatorId}/{endPointId}`: `{"status": "UP"}` when the pair is configured for
+    /// this client.
+    pub fn status(&self, client: &Client, originator: &str, endpoint: &str) -> Result<Value, PaymentError> {
+        self.authorise(client, originator, endpoint)?;
+        Ok(json!({ "status": "UP" }))
     }
 
     pub async fn create(
@@ -135,18 +95,20 @@ impl PaymentService {
         endpoint: &str,
         body: &[u8],
         idempotency_key: Option<&str>,
-    ) -> Answer {
-        if let Err(answer) = self.authorise(client, originator, endpoint) {
-            return answer;
+    ) -> Reply {
+        if let Err(error) = self.authorise(client, originator, endpoint) {
+            return Reply::Fresh(Err(error));
         }
         let path = self.routes.create_path(originator, endpoint);
         let work = self.create_claimed(client, originator, endpoint, body, idempotency_key);
         let keyed = api::Keyed { key: idempotency_key, created_stores_answer: true };
-        api::idempotent(&self.idempotency, client.id.as_str(), keyed, &path, body, work).await
+        let answers = self.answers.as_ref();
+        api::idempotent(&self.idempotency, answers, client.id.as_str(), keyed, &path, body, work).await
     }
 
-    /// `key`: the Idempotency-Key this request holds; the 201 is stored under it in the payment's own
-    /// transaction, so a crash leaves the payment with its answer (a retry replays it) or neither.
+    /// `key`: the Idempotency-Key this request holds; the created answer is stored under it in the
+    /// payment's own transaction, so a crash leaves the payment with its answer (a retry replays it)
+    /// or neither.
     async fn create_claimed(
         &self,
         client: &Client,
@@ -154,37 +116,30 @@ impl PaymentService {
         endpoint: &str,
         body: &[u8],
         key: Option<&str>,
-    ) -> Answer {
-        let request = match parse_request_body(body) {
-            Ok(request) => request,
-            Err(failure) => return Answer::failure(&failure),
-        };
+    ) -> Created {
+        let request = parse_request_body(body)?;
         let Some(tenant) = self.registry.tenant(endpoint) else {
-            return Answer::problem(FunctionalCode::NoValidOriginatorOrEndpoint, "Unknown endPointId.");
+            return Err(PaymentError::rejected(FunctionalCode::NoValidOriginatorOrEndpoint, "Unknown endPointId."));
         };
         if request.notify_url.is_some() && client.notification_secret.is_none() {
-            return Answer::problem(
+            return Err(PaymentError::rejected(
                 FunctionalCode::ValidationError,
                 "notifyUrl needs a notification_secret in the service's registration to sign notifications with.",
-            );
+            ));
         }
         let mut effective = request.clone();
         merge_booking_defaults(&mut effective, &tenant.payment.booking_defaults);
         match self.db.payment_exists(originator, endpoint, request.request_id.as_str()).await {
-            Ok(true) => {
-                return Answer::problem(FunctionalCode::PaymentExists, "A payment with this requestId exists already.")
-            }
+            Ok(true) => return Err(payment_exists()),
             Ok(false) => {}
-            Err(e) => return api::internal(&e),
+            Err(e) => return Err(PaymentError::internal(&e)),
         }
         let routed = tenant.payment.provider_for(request.gros_amount.value(), originator);
         let Some(provider) = self.registry.payment_provider(routed.as_str()) else {
-            return api::internal(&"tenant names an unknown payment provider");
+            return Err(PaymentError::internal(&"tenant names an unknown payment provider"));
         };
-        let adapter = match self.providers.adapter(provider.id.as_str()) {
-            Ok(adapter) => adapter,
-            Err(e) => return Answer::unavailable(&e.to_string()),
-        };
+        let adapter =
+            self.providers.adapter(provider.id.as_str()).map_err(|e| PaymentError::unavailable(e.to_string()))?;
         let transaction_id = crate::crypto::random_token();
         // The provider returns the citizen to pforte, which reads the status before sending them on.
         let mut to_provider = effective;
@@ -205,13 +160,13 @@ impl PaymentService {
                 tracing::warn!(provider = provider.id.as_str(), code, "the payment provider refused a payment");
                 let code = FunctionalCode::parse(&code).unwrap_or(FunctionalCode::Unspecified);
                 let detail = format!("The payment provider refused the payment: {detail}");
-                return Answer::problem_with_status(code, code.http_status().max(400), &detail);
+                return Err(PaymentError::new(ErrorKind::ProviderRefused, code, detail));
             }
             Err(e) => {
                 tracing::warn!(provider = provider.id.as_str(), error = %e, "payment provider unavailable");
-                return Answer::unavailable(
+                return Err(PaymentError::unavailable(
                     "The authority's payment provider is not available; nothing was created. Try again later.",
-                );
+                ));
             }
         };
         let now = self.clock.now_millis();
@@ -240,76 +195,75 @@ impl PaymentService {
             paid_at: None,
             notify_url: request.notify_url.as_ref().map(|url| url.as_str().to_owned()),
         };
-        let created = Answer { status: 201, body: self.transaction(&row) };
-        let text = created.body.to_string();
-        let keyed = key.map(|key| KeyedAnswer { client_id: client.id.as_str(), key, status: 201, body: &text });
+        let created = Ok(self.transaction(&row));
+        let answer = key.map(|_| self.answers.render_create(&created));
+        let keyed =
+            key.zip(answer.as_ref()).map(|(key, answer)| KeyedAnswer { client_id: client.id.as_str(), key, answer });
         match self.signals.create_answering(&row, keyed.as_ref()).await {
-            Ok(()) => {}
-            Err(CreateError::Exists) => {
-                return Answer::problem(FunctionalCode::PaymentExists, "A payment with this requestId exists already.")
-            }
-            Err(CreateError::Storage(e)) => return api::internal(&e),
+            Ok(()) => created,
+            Err(CreateError::Exists) => Err(payment_exists()),
+            Err(CreateError::Storage(e)) => Err(PaymentError::internal(&e)),
         }
-        created
     }
 
-    pub async fn read(&self, client: &Client, originator: &str, endpoint: &str, transaction_id: &str) -> Answer {
-        if let Err(answer) = self.authorise(client, originator, endpoint) {
-            return answer;
-        }
-        match api::find_payment(&self.db, originator, endpoint, transaction_id).await {
-            Ok(row) => Answer { status: 200, body: self.transaction(&row) },
-            Err(answer) => answer,
-        }
+    pub async fn read(
+        &self,
+        client: &Client,
+        originator: &str,
+        endpoint: &str,
+        transaction_id: &str,
+    ) -> Result<Value, PaymentError> {
+        self.authorise(client, originator, endpoint)?;
+        let row = api::find_payment(&self.db, originator, endpoint, transaction_id).await?;
+        Ok(self.transaction(&row))
     }
 
     /// `POST …/{transactionId}/cancel`: ends an INITIAL payment as CANCELED. The provider is asked
     /// first (outside any transaction): a payment it already ended keeps that ending, and one whose
     /// status cannot be read is not canceled, as the citizen may have paid meanwhile. The provider is
     /// then asked to cancel too, where it can (XBezahldienste cannot: the cancel is pforte's alone).
-    pub async fn cancel(&self, client: &Client, originator: &str, endpoint: &str, transaction_id: &str) -> Answer {
-        if let Err(answer) = self.authorise(client, originator, endpoint) {
-            return answer;
-        }
-        let row = match api::find_payment(&self.db, originator, endpoint, transaction_id).await {
-            Ok(row) => row,
-            Err(answer) => return answer,
-        };
+    pub async fn cancel(
+        &self,
+        client: &Client,
+        originator: &str,
+        endpoint: &str,
+        transaction_id: &str,
+    ) -> Result<Value, PaymentError> {
+        self.authorise(client, originator, endpoint)?;
+        let row = api::find_payment(&self.db, originator, endpoint, transaction_id).await?;
         if row.status != Status::Initial {
-            return not_cancelable(row.status.as_str());
+            return Err(not_cancelable(row.status.as_str()));
         }
         let Some(state) = read_at_provider(&self.registry, &self.providers, &row).await else {
-            return Answer::unavailable(
+            return Err(PaymentError::unavailable(
                 "The payment provider could not be asked whether the payment was made; nothing was canceled. \
                  Try again later.",
-            );
+            ));
         };
         match self.signals.record_provider_read(&row, &state).await {
-            Ok(Outcome::Moved { to, .. }) => return not_cancelable(to.as_str()),
+            Ok(Outcome::Moved { to, .. }) => return Err(not_cancelable(to.as_str())),
             Ok(Outcome::Unchanged { current }) if current != Status::Initial => {
-                return not_cancelable(current.as_str())
+                return Err(not_cancelable(current.as_str()))
             }
             Ok(_) => {}
-            Err(e) => return api::internal(&e),
+            Err(e) => return Err(PaymentError::internal(&e)),
         }
-        if let Err(answer) = self.cancel_at_provider(&row).await {
-            return answer;
-        }
+        self.cancel_at_provider(&row).await?;
         match self.signals.record(transaction_id, Status::Canceled, Source::Client, Some(CANCELED_DETAIL)).await {
             Ok(Outcome::Moved { .. }) => {}
             // A provider signal won the race meanwhile: that ending stands.
-            Ok(Outcome::Unchanged { current }) => return not_cancelable(current.as_str()),
-            Ok(Outcome::PaidAfterTimeout | Outcome::UnknownTransaction) => return not_cancelable(row.status.as_str()),
-            Err(e) => return api::internal(&e),
+            Ok(Outcome::Unchanged { current }) => return Err(not_cancelable(current.as_str())),
+            Ok(Outcome::PaidAfterTimeout | Outcome::UnknownTransaction) => {
+                return Err(not_cancelable(row.status.as_str()))
+            }
+            Err(e) => return Err(PaymentError::internal(&e)),
         }
-        match api::find_payment(&self.db, originator, endpoint, transaction_id).await {
-            Ok(row) => Answer { status: 200, body: self.transaction(&row) },
-            Err(answer) => answer,
-        }
+        let row = api::find_payment(&self.db, originator, endpoint, transaction_id).await?;
+        Ok(self.transaction(&row))
     }
 
     /// Asks the provider to end the payment; a provider that has no cancel leaves it to pforte.
-    async fn cancel_at_provider(&self, row: &PaymentRow) -> Result<(), Answer> {
+    async fn cancel_at_provider(&self, row: &PaymentRow) -> Result<(), PaymentError> {
         let provider = self.registry.payment_provider(&row.provider_id);
         let adapter = provider.and_then(|provider| self.providers.adapter(provider.id.as_str()).ok());
         let (Some(adapter), Some(reference)) = (adapter, row.provider_reference.as_deref()) else {
@@ -319,7 +273,7 @@ impl PaymentService {
             Ok(()) | Err(ProviderError::Unsupported(_)) => Ok(()),
             Err(e) => {
                 tracing::warn!(provider = row.provider_id.as_str(), error = %e, "cancel at the provider failed");
-                Err(Answer::unavailable(
+                Err(PaymentError::unavailable(
                     "The payment provider did not confirm the cancel; nothing was canceled. Try again later.",
                 ))
             }
@@ -381,8 +335,8 @@ pub async fn read_at_provider(registry: &Registry, providers: &Providers, row: &
     }
 }
 
-fn not_cancelable(status: &str) -> Answer {
-    Answer::wrong_status(&format!("The payment is {status}; only an INITIAL payment can be canceled."))
+fn not_cancelable(status: &str) -> PaymentError {
+    PaymentError::wrong_status(format!("The payment is {status}; only an INITIAL payment can be canceled."))
 }
 
 fn client_redirect(row: &PaymentRow) -> Option<String> {

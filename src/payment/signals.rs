@@ -8,6 +8,7 @@ use std::sync::Arc;
 use serde_json::json;
 use sqlx::AnyConnection;
 
+use super::answer::StoredAnswer;
 use super::books::{PaidHow, PaidPayment, PaymentBooks};
 use super::notify::Notifier;
 use super::provider::ProviderState;
@@ -49,8 +50,7 @@ pub enum CreateError {
 pub struct KeyedAnswer<'a> {
     pub client_id: &'a str,
     pub key: &'a str,
-    pub status: u16,
-    pub body: &'a str,
+    pub answer: &'a StoredAnswer,
 }
 
 #[derive(Clone)]
@@ -100,7 +100,8 @@ impl PaymentSignals {
             .append_in(&mut tx, AuditEvent::new("payment.created", &row.client_id, &row.transaction_id, details))
             .await?;
         if let Some(answer) = keyed {
-            idempotency::store_response_in(&mut tx, answer.client_id, answer.key, answer.status, answer.body).await?;
+            let stored = answer.answer;
+            idempotency::store_response_in(&mut tx, answer.client_id, answer.key, stored.status, &stored.body).await?;
         }
         tx.commit().await.map_err(StorageError::from)?;
         Ok(())

@@ -482,19 +482,18 @@ fn an_unlisted_payment_method_goes_out_as_other_with_its_name_in_the_detail() {
 }
 
 #[test]
-fn functional_codes_have_the_standards_spellings_and_http_statuses() {
+fn functional_codes_have_the_standards_spellings() {
     let codes = [
-        (FunctionalCode::NoValidOriginatorOrEndpoint, "NO_VALID_ORIGINATOR_OR_ENDPOINT", 403),
-        (FunctionalCode::PaymentExists, "PAYMENT_EXISTS", 409),
-        (FunctionalCode::CalculationError, "CALCULATION_ERROR", 400),
-        (FunctionalCode::BookingDataMissing, "BOOKING_DATA_MISSING", 400),
-        (FunctionalCode::ValidationError, "VALIDATION_ERROR", 400),
-        (FunctionalCode::Forbidden, "FORBIDDEN", 403),
-        (FunctionalCode::Unspecified, "UNSPECIFIED", 500),
+        (FunctionalCode::NoValidOriginatorOrEndpoint, "NO_VALID_ORIGINATOR_OR_ENDPOINT"),
+        (FunctionalCode::PaymentExists, "PAYMENT_EXISTS"),
+        (FunctionalCode::CalculationError, "CALCULATION_ERROR"),
+        (FunctionalCode::BookingDataMissing, "BOOKING_DATA_MISSING"),
+        (FunctionalCode::ValidationError, "VALIDATION_ERROR"),
+        (FunctionalCode::Forbidden, "FORBIDDEN"),
+        (FunctionalCode::Unspecified, "UNSPECIFIED"),
     ];
-    for (code, spelling, status) in codes {
+    for (code, spelling) in codes {
         assert_eq!(code.as_str(), spelling);
-        assert_eq!(code.http_status(), status);
         assert_eq!(FunctionalCode::parse(spelling), Some(code));
         assert_eq!(serde_json::to_string(&code).expect("json"), format!("\"{spelling}\""));
     }
@@ -527,4 +526,21 @@ fn json_values_elsewhere_in_pforte_keep_numbers_exact_too() {
     assert_eq!(value.to_string(), r#"{"a":0.1,"b":12.30,"c":7}"#);
     assert_eq!(value["c"].as_u64(), Some(7));
     assert_eq!(value["a"].as_f64(), Some(0.1));
+}
+
+#[test]
+fn only_failures_outside_the_request_leave_a_retry_under_the_same_key_open() {
+    use crate::payment::{ErrorKind, PaymentError};
+    assert!(PaymentError::unavailable("provider down").leaves_retry_open());
+    assert!(PaymentError::internal(&"storage").leaves_retry_open());
+    assert!(PaymentError::new(ErrorKind::ProviderRefused, FunctionalCode::Unspecified, "d").leaves_retry_open());
+    for kept in [
+        PaymentError::rejected(FunctionalCode::ValidationError, "d"),
+        PaymentError::new(ErrorKind::ProviderRefused, FunctionalCode::CalculationError, "d"),
+        PaymentError::not_found(),
+        PaymentError::wrong_status("d"),
+        PaymentError::new(ErrorKind::InProgress, FunctionalCode::Unspecified, "d"),
+    ] {
+        assert!(!kept.leaves_retry_open(), "{kept}");
+    }
 }

@@ -174,6 +174,43 @@ pub async fn an_idempotency_key_returns_the_first_answer_and_never_makes_two_pay
 }
 backend_test!(an_idempotency_key_returns_the_first_answer_and_never_makes_two_payments);
 
+/// A replay sends the stored answer byte for byte, whatever rendered it: a fresh create's answer
+/// again, and an answer stored under a key by an earlier version (here a refusal with its own body
+/// text) exactly as it was stored.
+pub async fn a_replay_sends_the_stored_answer_byte_for_byte(ctx: TestContext) -> TestResult {
+    use pforte::payment::idempotency::{Claim, Idempotency};
+    use pforte::payment::StoredAnswer;
+    let app = ctx.spawn_app().await;
+    let token = bearer(&app).await?;
+    let first = create(&app, &token, "09162000", &body(&app, "IDEM-BYTES"), Some("fresh")).await?;
+    let (status, first) = (first.status(), first.text().await?);
+    let again = create(&app, &token, "09162000", &body(&app, "IDEM-BYTES"), Some("fresh")).await?;
+    assert_eq!((again.status(), again.text().await?), (status, first), "the first answer again");
+
+    let request = body(&app, "IDEM-OLD").to_string();
+    let path = "/paymenttransaction/demo-service/09162000";
+    let keys = Idempotency::new(app.state.db.clone(), app.state.clock.clone());
+    let hash = Idempotency::request_hash("POST", path, request.as_bytes());
+    assert_eq!(keys.claim("demo", "stored-before", &hash).await?, Claim::Proceed);
+    let stored = r#"{"type":"urn:pforte:payment:PAYMENT_EXISTS", "status":409,"functionalCode":"PAYMENT_EXISTS"}"#;
+    keys.complete("demo", "stored-before", &StoredAnswer { status: 409, body: stored.to_owned() }).await?;
+    let replayed = app
+        .client
+        .post(app.url(path))
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .header("Idempotency-Key", "stored-before")
+        .body(request)
+        .send()
+        .await?;
+    assert_eq!(replayed.status(), 409);
+    let content_type = replayed.headers().get("content-type").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    assert_eq!(content_type.as_deref(), Some("application/problem+json"));
+    assert_eq!(replayed.text().await?, stored, "as stored, not rendered again");
+    app.stop().await
+}
+backend_test!(a_replay_sends_the_stored_answer_byte_for_byte);
+
 /// The citizen never returns from the pay page: the worker learns the status from the provider; a
 /// payment still open at its expiry fails with a timeout, and paying after that is flagged, not lost.
 pub async fn the_status_worker_reads_open_payments_and_fails_expired_ones(ctx: TestContext) -> TestResult {

@@ -10,7 +10,7 @@ use pforte::payment::idempotency::{Claim, Idempotency, IdempotencyError};
 use pforte::payment::notify::{Notifier, Round};
 use pforte::payment::signals::{CreateError, Outcome, PaymentSignals};
 use pforte::payment::state::Source;
-use pforte::payment::Status;
+use pforte::payment::{Status, StoredAnswer};
 use pforte::store::payments::PaymentRow;
 use secrecy::SecretString;
 
@@ -159,11 +159,8 @@ pub async fn the_same_key_and_request_replays_the_first_response(ctx: TestContex
     let hash = Idempotency::request_hash("POST", "/paymenttransaction/o/e", b"{\"requestId\":\"1\"}");
     assert_eq!(keys.claim("demo", "key-1", &hash).await?, Claim::Proceed);
     assert_eq!(keys.claim("demo", "key-1", &hash).await?, Claim::InProgress, "while the first runs");
-    keys.complete("demo", "key-1", 201, "{\"first\":true}").await?;
-    assert_eq!(
-        keys.claim("demo", "key-1", &hash).await?,
-        Claim::Replay { status: 201, body: "{\"first\":true}".into() }
-    );
+    keys.complete("demo", "key-1", &stored("{\"first\":true}")).await?;
+    assert_eq!(keys.claim("demo", "key-1", &hash).await?, Claim::Replay(stored("{\"first\":true}")));
     let other = Idempotency::request_hash("POST", "/paymenttransaction/o/e", b"{\"requestId\":\"2\"}");
     assert_eq!(keys.claim("demo", "key-1", &other).await?, Claim::Conflict);
     // Keys belong to their client.
@@ -200,7 +197,7 @@ pub async fn a_released_or_expired_key_can_be_used_again(ctx: TestContext) -> Te
     assert_eq!(keys.claim("demo", "k", &hash).await?, Claim::Proceed);
     keys.release("demo", "k").await?;
     assert_eq!(keys.claim("demo", "k", &hash).await?, Claim::Proceed, "released after a retryable failure");
-    keys.complete("demo", "k", 201, "{}").await?;
+    keys.complete("demo", "k", &stored("{}")).await?;
     clock.advance_secs(24 * 3600);
     assert!(matches!(keys.claim("demo", "k", &hash).await?, Claim::Replay { .. }), "kept at least 24 hours");
     clock.advance_secs(2 * 3600);
@@ -405,3 +402,8 @@ pub async fn two_workers_never_deliver_one_message_twice(ctx: TestContext) -> Te
     app.stop().await
 }
 backend_test!(two_workers_never_deliver_one_message_twice);
+
+/// A 201 as the edge stores it under an Idempotency-Key.
+fn stored(body: &str) -> StoredAnswer {
+    StoredAnswer { status: 201, body: body.to_owned() }
+}

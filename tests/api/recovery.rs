@@ -11,7 +11,7 @@ use pforte::payment::idempotency::{Claim, Idempotency};
 use pforte::payment::notify::{Notifier, Round};
 use pforte::payment::signals::{CreateError, KeyedAnswer, PaymentSignals};
 use pforte::payment::state::Source;
-use pforte::payment::Status;
+use pforte::payment::{Status, StoredAnswer};
 use pforte::store::payments::PaymentRow;
 
 use crate::helpers::{NotificationReceiver, TestApp, TestContext, TestResult};
@@ -63,7 +63,7 @@ pub async fn an_idempotency_key_left_by_a_dead_request_is_taken_over_after_the_r
     let hash = Idempotency::request_hash("POST", "/paymenttransaction/o/e", b"{}");
     assert_eq!(keys.claim("demo", "cut-off", &hash).await?, Claim::Proceed);
     assert_eq!(keys.claim("demo", "done", &hash).await?, Claim::Proceed);
-    keys.complete("demo", "done", 201, "{\"first\":true}").await?;
+    keys.complete("demo", "done", &stored("{\"first\":true}")).await?;
     clock.advance_secs(29);
     assert_eq!(keys.claim("demo", "cut-off", &hash).await?, Claim::InProgress, "may still be running");
     clock.advance_secs(2);
@@ -71,7 +71,7 @@ pub async fn an_idempotency_key_left_by_a_dead_request_is_taken_over_after_the_r
     assert_eq!(keys.claim("demo", "cut-off", &hash).await?, Claim::InProgress, "now held by the retry");
     assert_eq!(
         keys.claim("demo", "done", &hash).await?,
-        Claim::Replay { status: 201, body: "{\"first\":true}".into() },
+        Claim::Replay(stored("{\"first\":true}")),
         "an answered key is kept for its whole lifetime"
     );
     app.stop().await
@@ -88,12 +88,10 @@ pub async fn a_creates_answer_is_stored_under_its_key_together_with_the_payment(
     for key in ["first", "second"] {
         assert_eq!(keys.claim("demo", key, &hash).await?, Claim::Proceed);
     }
-    let answer = |key| KeyedAnswer { client_id: "demo", key, status: 201, body: "{\"id\":\"tx-1\"}" };
+    let created = stored("{\"id\":\"tx-1\"}");
+    let answer = |key| KeyedAnswer { client_id: "demo", key, answer: &created };
     signals.create_answering(&payment_row("tx-1", "GEB-1"), Some(&answer("first"))).await?;
-    assert_eq!(
-        keys.claim("demo", "first", &hash).await?,
-        Claim::Replay { status: 201, body: "{\"id\":\"tx-1\"}".into() }
-    );
+    assert_eq!(keys.claim("demo", "first", &hash).await?, Claim::Replay(stored("{\"id\":\"tx-1\"}")));
     // A create that is refused stores nothing under its key.
     let refused = signals.create_answering(&payment_row("tx-2", "GEB-1"), Some(&answer("second"))).await;
     assert!(matches!(refused, Err(CreateError::Exists)), "{refused:?}");
@@ -174,3 +172,8 @@ pub async fn a_backlog_of_notifications_is_delivered_without_pausing_between_bat
     app.stop().await
 }
 backend_test!(a_backlog_of_notifications_is_delivered_without_pausing_between_batches);
+
+/// A 201 as the edge stores it under an Idempotency-Key.
+fn stored(body: &str) -> StoredAnswer {
+    StoredAnswer { status: 201, body: body.to_owned() }
+}
