@@ -6,11 +6,11 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-pub const PROBLEM_JSON: &str = "application/problem+json";
+pub(crate) const PROBLEM_JSON: &str = "application/problem+json";
 
 /// Stable error codes of pforte's own (non-OAuth, non-XBezahldienste) endpoints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorCode {
+pub(crate) enum ErrorCode {
     BadRequest,
     Unauthorized,
     Forbidden,
@@ -24,7 +24,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             ErrorCode::BadRequest => "bad_request",
             ErrorCode::Unauthorized => "unauthorized",
@@ -39,7 +39,7 @@ impl ErrorCode {
         }
     }
 
-    pub fn status(self) -> StatusCode {
+    pub(crate) fn status(self) -> StatusCode {
         match self {
             ErrorCode::BadRequest => StatusCode::BAD_REQUEST,
             ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
@@ -70,7 +70,7 @@ impl ErrorCode {
     }
 
     /// The code a framework-generated error status stands for.
-    pub fn for_status(status: StatusCode) -> ErrorCode {
+    pub(crate) fn for_status(status: StatusCode) -> ErrorCode {
         match status {
             StatusCode::NOT_FOUND => ErrorCode::NotFound,
             StatusCode::METHOD_NOT_ALLOWED => ErrorCode::MethodNotAllowed,
@@ -85,27 +85,23 @@ impl ErrorCode {
 }
 
 #[derive(Debug)]
-pub struct ApiError {
+pub(crate) struct ApiError {
     code: ErrorCode,
     detail: String,
 }
 
 impl ApiError {
-    pub fn new(code: ErrorCode, detail: impl Into<String>) -> Self {
+    pub(crate) fn new(code: ErrorCode, detail: impl Into<String>) -> Self {
         ApiError { code, detail: detail.into() }
     }
 
     /// A server-side failure: the cause is logged here, the client sees a generic message.
-    pub fn internal(cause: &dyn std::fmt::Display) -> Self {
+    pub(crate) fn internal(cause: &dyn std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "request failed");
         ApiError::new(
             ErrorCode::Internal,
             "The request could not be completed; quote the x-request-id when reporting it.",
         )
-    }
-
-    pub fn code(&self) -> ErrorCode {
-        self.code
     }
 }
 

@@ -2,7 +2,7 @@
 //! every request passes through.
 
 mod callbacks;
-pub mod error;
+pub(crate) mod error;
 pub(crate) mod finance;
 mod finance_page;
 mod finance_reports;
@@ -13,7 +13,7 @@ mod jwks;
 pub(crate) mod middleware;
 pub mod oidc;
 mod openapi;
-pub mod payments;
+pub(crate) mod payments;
 pub mod state;
 
 use std::time::Duration;

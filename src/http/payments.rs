@@ -25,7 +25,7 @@ const STATUS: &str = "/status/{originator}/{endpoint}";
 const PAY: &str = "/pay/{transaction}";
 const PAY_RETURN: &str = "/pay/{transaction}/return";
 
-pub fn router() -> Router<AppState> {
+pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .route(TRANSACTIONS, post(create))
         .route(TRANSACTION, get(read))
@@ -39,12 +39,12 @@ pub fn router() -> Router<AppState> {
 /// The payment routes above (and the provider callback route) as the payment domain names them,
 /// under the public URL `issuer`; `app` hands this to the payment services.
 #[derive(Debug, Clone)]
-pub struct Routes {
+pub(crate) struct Routes {
     issuer: String,
 }
 
 impl Routes {
-    pub fn new(issuer: impl Into<String>) -> Routes {
+    pub(crate) fn new(issuer: impl Into<String>) -> Routes {
         Routes { issuer: issuer.into() }
     }
 
@@ -93,7 +93,7 @@ fn fill(template: &str, values: &[&str]) -> String {
 /// problem+json body with its `functionalCode`. `app` hands it to the payment services, which store
 /// a create's answer, rendered here, under its Idempotency-Key.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Answers;
+pub(crate) struct Answers;
 
 impl AnswerRenderer for Answers {
     fn render_create(&self, outcome: &Created) -> StoredAnswer {

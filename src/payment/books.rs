@@ -14,7 +14,7 @@ use sqlx::AnyConnection;
 
 use crate::store::StorageError;
 
-pub type BookingFuture<'a> = Pin<Box<dyn Future<Output = Result<(), StorageError>> + Send + 'a>>;
+pub(crate) type BookingFuture<'a> = Pin<Box<dyn Future<Output = Result<(), StorageError>> + Send + 'a>>;
 
 /// How a payment came to be paid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

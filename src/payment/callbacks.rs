@@ -30,7 +30,7 @@ use crate::store::payments::{self, PaymentEventRow, PaymentRow};
 use crate::store::{callbacks, Database, StorageError};
 
 /// How far a callback's timestamp may be from pforte's clock, either way.
-pub const TOLERANCE_SECS: i64 = 300;
+pub(crate) const TOLERANCE_SECS: i64 = 300;
 
 /// What became of a callback. The first three are accepted (the provider stops retrying).
 #[derive(Debug)]

@@ -51,7 +51,7 @@ impl fmt::Display for DeliveryState {
 
 /// One message as the log shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Notification {
+pub(crate) struct Notification {
     pub id: String,
     pub transaction_id: String,
     pub url: String,
@@ -95,7 +95,7 @@ impl Notification {
 
 /// What `redeliver` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Redelivery {
+pub(crate) enum Redelivery {
     /// Back in line; it was in this state before.
     Queued {
         was: DeliveryState,
@@ -106,19 +106,19 @@ pub enum Redelivery {
 }
 
 #[derive(Clone, Debug)]
-pub struct DeliveryLog {
+pub(crate) struct DeliveryLog {
     db: Database,
     audit: AuditLog,
     clock: SharedClock,
 }
 
 impl DeliveryLog {
-    pub fn new(db: Database, audit: AuditLog, clock: SharedClock) -> Self {
+    pub(crate) fn new(db: Database, audit: AuditLog, clock: SharedClock) -> Self {
         DeliveryLog { db, audit, clock }
     }
 
     /// Newest first, at most `limit`.
-    pub async fn list(
+    pub(crate) async fn list(
         &self,
         transaction_id: Option<&str>,
         state: Option<DeliveryState>,
@@ -133,14 +133,14 @@ impl DeliveryLog {
     }
 
     /// One message with every attempt, oldest first.
-    pub async fn show(&self, id: &str) -> Result<Option<(Notification, Vec<AttemptRow>)>, StorageError> {
+    pub(crate) async fn show(&self, id: &str) -> Result<Option<(Notification, Vec<AttemptRow>)>, StorageError> {
         let Some(logged) = self.db.logged_notification(id).await? else { return Ok(None) };
         let attempts = self.db.notification_attempts(id).await?;
         Ok(Some((Notification::from_logged(logged)?, attempts)))
     }
 
     /// Puts a failed or disabled message back in line, due now; `actor` goes to the audit log.
-    pub async fn redeliver(&self, id: &str, actor: &str) -> Result<Redelivery, StorageError> {
+    pub(crate) async fn redeliver(&self, id: &str, actor: &str) -> Result<Redelivery, StorageError> {
         let Some(logged) = self.db.logged_notification(id).await? else { return Ok(Redelivery::Unknown) };
         let before = Notification::from_logged(logged)?;
         if !matches!(before.state, DeliveryState::Failed | DeliveryState::Disabled) {

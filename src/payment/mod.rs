@@ -4,24 +4,24 @@
 //! request is answered with. The services return typed results and a [`code::PaymentError`]; the HTTP
 //! edge maps each kind of failure to its status and problem+json once.
 
-pub mod answer;
+pub(crate) mod answer;
 mod api;
-pub mod books;
-pub mod callbacks;
-pub mod code;
-pub mod delivery_log;
+pub(crate) mod books;
+pub(crate) mod callbacks;
+pub(crate) mod code;
+pub(crate) mod delivery_log;
 pub mod idempotency;
-pub mod money;
+pub(crate) mod money;
 pub mod notify;
 pub mod provider;
-pub mod refund;
-pub mod request;
-pub mod routes;
-pub mod service;
+pub(crate) mod refund;
+pub(crate) mod request;
+pub(crate) mod routes;
+pub(crate) mod service;
 pub mod signals;
 pub mod state;
-pub mod validate;
-pub mod wire;
+pub(crate) mod validate;
+pub(crate) mod wire;
 pub mod worker;
 
 pub use answer::{AnswerRenderer, Created, PaymentEdge, Reply, StoredAnswer};

@@ -18,9 +18,9 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// The largest amount the standard allows, for `grosAmount` and each item amount.
-pub const MAX_AMOUNT: Decimal = Decimal::from_parts(999_999, 0, 0, false, 0);
+pub(crate) const MAX_AMOUNT: Decimal = Decimal::from_parts(999_999, 0, 0, false, 0);
 /// Cents: the most decimal places an amount may have.
-pub const AMOUNT_SCALE: u32 = 2;
+pub(crate) const AMOUNT_SCALE: u32 = 2;
 
 /// `grosAmount`: euros, more than 0, at most 999999, at most two decimal places.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -73,12 +73,12 @@ fn check_amount(value: Decimal) -> Result<(), String> {
 }
 
 /// Decimal places of the value, ignoring trailing zeros (`12.300` has 2).
-pub fn decimal_places(value: Decimal) -> u32 {
+pub(crate) fn decimal_places(value: Decimal) -> u32 {
     value.normalize().scale()
 }
 
 /// Reads the literal text of a JSON number exactly; `None` if it cannot be held without rounding.
-pub fn parse_number_text(text: &str) -> Option<Decimal> {
+pub(crate) fn parse_number_text(text: &str) -> Option<Decimal> {
     Decimal::from_str_exact(text).ok().or_else(|| Decimal::from_scientific(text).ok())
 }
 
@@ -114,13 +114,13 @@ impl Serialize for ItemAmount {
 }
 
 /// Writes a decimal as a JSON number with exactly its digits (no float formatting).
-pub fn serialize_number<S: Serializer>(value: &Decimal, serializer: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn serialize_number<S: Serializer>(value: &Decimal, serializer: S) -> Result<S::Ok, S::Error> {
     serde_json::Number::from_str(&value.to_string()).map_err(serde::ser::Error::custom)?.serialize(serializer)
 }
 
 /// For `deserialize_with` on an `Option<Decimal>` field (with `#[serde(default)]`): a JSON number,
 /// read exactly, or null/absent.
-pub fn optional_number<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Decimal>, D::Error> {
+pub(crate) fn optional_number<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Decimal>, D::Error> {
     let Some(number) = Option::<serde_json::Number>::deserialize(deserializer)? else {
         return Ok(None);
     };

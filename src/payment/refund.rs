@@ -31,13 +31,13 @@ use crate::store::refunds::{self, RefundRow};
 use crate::store::{Database, StorageError};
 
 /// The longest `reason`: what fits a bank statement line with room to spare.
-pub const MAX_REASON_LENGTH: usize = 140;
+pub(crate) const MAX_REASON_LENGTH: usize = 140;
 
-pub use crate::model::RefundStatus;
+pub(crate) use crate::model::RefundStatus;
 
 /// A refund request that passed its checks. No amount means the whole remaining amount.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RefundRequest {
+pub(crate) struct RefundRequest {
     pub amount: Option<Amount>,
     pub reason: Option<String>,
 }
@@ -51,7 +51,7 @@ struct RefundInput {
 
 /// Parses a refund body: empty, `{}`, or `{"amount": 12.5, "reason": "…"}`. The amount follows the
 /// `grosAmount` rules (a JSON number read exactly, more than 0, at most two decimal places).
-pub fn parse_refund_body(bytes: &[u8]) -> Result<RefundRequest, ValidationFailure> {
+pub(crate) fn parse_refund_body(bytes: &[u8]) -> Result<RefundRequest, ValidationFailure> {
     let invalid = |detail: String, field: &str| {
         ValidationFailure::new(FunctionalCode::ValidationError, detail, Some(field.to_owned()))
     };
@@ -88,7 +88,7 @@ pub fn parse_refund_body(bytes: &[u8]) -> Result<RefundRequest, ValidationFailur
 }
 
 /// The refund as the API shows it: `amount` a JSON number with its exact decimal text.
-pub fn refund_body(row: &RefundRow) -> Value {
+pub(crate) fn refund_body(row: &RefundRow) -> Value {
     let amount = Amount::parse(row.amount).ok();
     let created_at = chrono::DateTime::from_timestamp_millis(row.created_at)
         .map(|at| at.to_rfc3339_opts(SecondsFormat::Millis, true));

@@ -14,7 +14,7 @@ use super::money::{serialize_number, Amount, ItemAmount};
 use super::wire::Requestor;
 
 /// Longest identifier: `requestId`, `originatorId`, `endPointId`.
-pub const MAX_ID_LENGTH: usize = 36;
+pub(crate) const MAX_ID_LENGTH: usize = 36;
 
 /// An XBezahldienste identifier: 1 to 36 characters of `^[\w\d-]+$`. The standard's regex comes
 /// from Java, where `\w` is ASCII (`[A-Za-z0-9_]`), so only those and `-` are accepted.
@@ -63,7 +63,7 @@ pub enum Currency {
 #[serde(transparent)]
 pub struct Purpose(String);
 
-pub const MAX_PURPOSE_LENGTH: usize = 27;
+pub(crate) const MAX_PURPOSE_LENGTH: usize = 27;
 
 impl Purpose {
     pub fn parse(value: String) -> Result<Purpose, String> {
@@ -85,7 +85,7 @@ impl Purpose {
 }
 
 /// The longest `notifyUrl`, as for `redirectUrl`.
-pub const MAX_NOTIFY_URL_LENGTH: usize = 2082;
+pub(crate) const MAX_NOTIFY_URL_LENGTH: usize = 2082;
 
 /// `notifyUrl`, pforte's extension of the request: where this payment's notifications go instead of
 /// the service's registered `notification_url`. https, or http to a loopback host (a service

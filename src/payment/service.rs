@@ -32,7 +32,7 @@ use crate::store::payments::PaymentRow;
 use crate::store::Database;
 
 /// The `statusDetail` of a payment the online service canceled.
-pub const CANCELED_DETAIL: &str = "canceled by the online service";
+pub(crate) const CANCELED_DETAIL: &str = "canceled by the online service";
 
 fn payment_exists() -> PaymentError {
     PaymentError::rejected(FunctionalCode::PaymentExists, "A payment with this requestId exists already.")
@@ -322,7 +322,11 @@ impl PaymentService {
 }
 
 /// What the payment's provider says about it now; `None` when it cannot be asked or did not answer.
-pub async fn read_at_provider(registry: &Registry, providers: &Providers, row: &PaymentRow) -> Option<ProviderState> {
+pub(crate) async fn read_at_provider(
+    registry: &Registry,
+    providers: &Providers,
+    row: &PaymentRow,
+) -> Option<ProviderState> {
     let provider = registry.payment_provider(&row.provider_id)?;
     let reference = row.provider_reference.as_deref()?;
     let adapter = providers.adapter(provider.id.as_str()).ok()?;

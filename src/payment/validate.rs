@@ -14,19 +14,19 @@ use super::money::{decimal_places, Amount, ItemAmount};
 use super::request::{Currency, Identifier, NotifyUrl, PaymentItem, PaymentRequest, Purpose};
 use super::wire::{PaymentItemInput, PaymentRequestInput, Requestor};
 
-pub const MAX_ITEMS: usize = 99;
-pub const MAX_DESCRIPTION_LENGTH: usize = 250;
-pub const MAX_REDIRECT_URL_LENGTH: usize = 2082;
+pub(crate) const MAX_ITEMS: usize = 99;
+pub(crate) const MAX_DESCRIPTION_LENGTH: usize = 250;
+pub(crate) const MAX_REDIRECT_URL_LENGTH: usize = 2082;
 /// Item `id` and `reference`: the reference does not limit them; public clients cut them at 36.
-pub const MAX_ITEM_ID_LENGTH: usize = 36;
-pub const MAX_QUANTITY: u32 = 999_999;
+pub(crate) const MAX_ITEM_ID_LENGTH: usize = 36;
+pub(crate) const MAX_QUANTITY: u32 = 999_999;
 /// Limits on `bookingData`, which the standard leaves open: generous for Haushaltsstelle,
 /// Objektnummer or a Buchungstext, small enough that nobody stores a document in it.
-pub const MAX_BOOKING_ENTRIES: usize = 50;
-pub const MAX_BOOKING_KEY_LENGTH: usize = 64;
-pub const MAX_BOOKING_VALUE_LENGTH: usize = 250;
+pub(crate) const MAX_BOOKING_ENTRIES: usize = 50;
+pub(crate) const MAX_BOOKING_KEY_LENGTH: usize = 64;
+pub(crate) const MAX_BOOKING_VALUE_LENGTH: usize = 250;
 /// Requestor text fields; the reference gives no limit.
-pub const MAX_REQUESTOR_FIELD_LENGTH: usize = 250;
+pub(crate) const MAX_REQUESTOR_FIELD_LENGTH: usize = 250;
 /// More problems than this are summarised, so the detail stays readable.
 const MAX_LISTED_PROBLEMS: usize = 20;
 
@@ -38,7 +38,7 @@ pub fn parse_request_body(bytes: &[u8]) -> Result<PaymentRequest, ValidationFail
 
 /// Reads the JSON; a type error names the field by its path (serde_path_to_error), without quoting
 /// the value sent.
-pub fn decode(bytes: &[u8]) -> Result<PaymentRequestInput, ValidationFailure> {
+pub(crate) fn decode(bytes: &[u8]) -> Result<PaymentRequestInput, ValidationFailure> {
     // serde reads a struct from an array too (positionally); the standard's body is an object.
     if bytes.trim_ascii_start().first() != Some(&b'{') {
         return Err(match serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
@@ -86,7 +86,7 @@ fn not_an_object() -> ValidationFailure {
 }
 
 /// Checks every rule of the standard on a parsed body.
-pub fn validate(input: PaymentRequestInput) -> Result<PaymentRequest, ValidationFailure> {
+pub(crate) fn validate(input: PaymentRequestInput) -> Result<PaymentRequest, ValidationFailure> {
     let mut problems = Problems::default();
     let request_id = problems.required("requestId", input.request_id, Identifier::parse);
     let request_timestamp = problems.required("requestTimestamp", input.request_timestamp, parse_timestamp);
@@ -139,7 +139,7 @@ pub fn validate(input: PaymentRequestInput) -> Result<PaymentRequest, Validation
 
 /// `quantity × singleAmount = totalAmount` per item (where a single amount is sent), and the items'
 /// gross amounts add up to `grosAmount` exactly.
-pub fn check_calculation(request: &PaymentRequest) -> Result<(), ValidationFailure> {
+pub(crate) fn check_calculation(request: &PaymentRequest) -> Result<(), ValidationFailure> {
     let mut problems = Problems::default();
     let mut sum = Decimal::ZERO;
     for (i, item) in request.items.iter().enumerate() {

@@ -18,7 +18,7 @@ use super::request::PaymentRequest;
 /// Numbers are exact decimals read from the JSON text (see `money`).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct PaymentRequestInput {
+pub(crate) struct PaymentRequestInput {
     pub request_id: Option<String>,
     pub request_timestamp: Option<String>,
     pub currency: Option<String>,
@@ -35,7 +35,7 @@ pub struct PaymentRequestInput {
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct PaymentItemInput {
+pub(crate) struct PaymentItemInput {
     pub id: Option<String>,
     pub reference: Option<String>,
     pub description: Option<String>,

@@ -7,7 +7,7 @@
 //! intent, commits, calls the provider, then records the outcome.
 
 mod instances;
-pub mod pmpayment;
+pub(crate) mod pmpayment;
 mod transport;
 mod xbezahldienste;
 
