@@ -11,7 +11,7 @@ use axum::Router;
 use futures_util::TryStreamExt;
 
 use super::error::{ApiError, ErrorCode};
-use crate::finance::export::{BookingExport, ExportRequest};
+use crate::finance::export::{BookingExport, ExportRequest, Format};
 use crate::finance::{FinanceAccessError, FinanceCaller};
 use crate::http::state::AppState;
 use crate::registry::EntityId;
@@ -107,10 +107,19 @@ async fn bookings(
     }));
     let mut response = (StatusCode::OK, body).into_response();
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(format.media_type()));
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(media_type(format)));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if let Ok(value) = HeaderValue::from_str(&disposition) {
         headers.insert(header::CONTENT_DISPOSITION, value);
     }
     response
+}
+
+/// The `Content-Type` of each export format.
+fn media_type(format: Format) -> &'static str {
+    match format {
+        Format::Csv => "text/csv; charset=utf-8; header=present",
+        Format::Json => "application/json",
+        Format::Camt054 => "application/xml",
+    }
 }

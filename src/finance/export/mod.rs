@@ -32,14 +32,6 @@ pub enum Format {
 }
 
 impl Format {
-    pub fn media_type(self) -> &'static str {
-        match self {
-            Format::Csv => "text/csv; charset=utf-8; header=present",
-            Format::Json => "application/json",
-            Format::Camt054 => "application/xml",
-        }
-    }
-
     pub fn extension(self) -> &'static str {
         match self {
             Format::Csv => "csv",
