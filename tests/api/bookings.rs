@@ -88,7 +88,7 @@ pub async fn fees_paid_through_the_simulator_are_booked_and_listed_as_csv(ctx: T
     assert_eq!(journals.iter().map(|j| j.journal_key.clone()).collect::<Vec<_>>(), vec![format!("paid:{first}")]);
     assert!(ledger::check_transaction(&app.state.db, &second).await?.consistent());
 
-    let token = finance_token(&app, "09162000").await?;
+    let token = finance_token(&ctx, "09162000")?;
     let response = get_bookings(&app, Some(&token), "09162000", &around_today()).await;
     assert_eq!(response.headers()["content-type"], "text/csv; charset=utf-8; header=present");
     assert!(response.headers()["content-disposition"].to_str()?.contains("bookings-09162000-"));
@@ -125,7 +125,7 @@ backend_test!(fees_paid_through_the_simulator_are_booked_and_listed_as_csv);
 pub async fn csv_with_a_decimal_point_and_a_byte_order_mark(ctx: TestContext) -> TestResult {
     let app = quiet_app(&ctx).await;
     two_fees(&app).await?;
-    let token = finance_token(&app, "09162000").await?;
+    let token = finance_token(&ctx, "09162000")?;
     let bytes = body(&app, &token, &format!("{}&decimal=point&bom=true", around_today())).await?;
     assert_eq!(&bytes[..3], b"\xEF\xBB\xBF");
     assert!(bytes[3..].starts_with(HEADER.as_bytes()));
@@ -147,7 +147,7 @@ pub async fn json_lists_the_bookings_with_their_booking_data(ctx: TestContext) -
     let mut tx = app.state.db.begin_write().await?;
     ledger::post_reversal(&mut tx, refund_journal, "refunded in error", Utc::now().timestamp_millis()).await?;
     tx.commit().await?;
-    let token = finance_token(&app, "09162000").await?;
+    let token = finance_token(&ctx, "09162000")?;
     let response = get_bookings(&app, Some(&token), "09162000", &format!("{}&format=json", around_today())).await;
     assert_eq!(response.headers()["content-type"], "application/json");
     let export: Value = response.json().await?;
@@ -217,7 +217,7 @@ fn camt_entries(xml: &[u8]) -> anyhow::Result<(String, Vec<[String; 4]>)> {
 pub async fn camt054_is_well_formed_and_carries_the_purpose(ctx: TestContext) -> TestResult {
     let app = quiet_app(&ctx).await;
     let (first, second) = two_fees(&app).await?;
-    let token = finance_token(&app, "09162000").await?;
+    let token = finance_token(&ctx, "09162000")?;
     let response = get_bookings(&app, Some(&token), "09162000", &format!("{}&format=camt054", around_today())).await;
     assert_eq!(response.headers()["content-type"], "application/xml");
     let xml = response.bytes().await?;
@@ -240,7 +240,7 @@ backend_test!(camt054_is_well_formed_and_carries_the_purpose);
 pub async fn the_same_export_twice_is_byte_identical(ctx: TestContext) -> TestResult {
     let app = quiet_app(&ctx).await;
     two_fees(&app).await?;
-    let token = finance_token(&app, "09162000").await?;
+    let token = finance_token(&ctx, "09162000")?;
     for format in ["csv&bom=true", "json", "camt054"] {
         let query = format!("{}&format={format}", around_today());
         let (first, second) = (body(&app, &token, &query).await?, body(&app, &token, &query).await?);
@@ -254,7 +254,7 @@ backend_test!(the_same_export_twice_is_byte_identical);
 pub async fn a_period_without_bookings_gives_empty_exports(ctx: TestContext) -> TestResult {
     let app = quiet_app(&ctx).await;
     two_fees(&app).await?;
-    let token = finance_token(&app, "09162000").await?;
+    let token = finance_token(&ctx, "09162000")?;
     let period = "from=2020-01-01&to=2020-01-31";
     assert_eq!(body(&app, &token, period).await?, HEADER.as_bytes());
     let json: Value = serde_json::from_slice(&body(&app, &token, &format!("{period}&format=json")).await?)?;
@@ -266,7 +266,7 @@ pub async fn a_period_without_bookings_gives_empty_exports(ctx: TestContext) -> 
     assert!(text.contains("<FrDtTm>2020-01-01T00:00:00+01:00</FrDtTm>"), "{text}");
     assert!(text.contains("<CreDtTm>2020-01-01T00:00:00+01:00</CreDtTm>"), "{text}");
     // Another authority's bookings stay out of this one's export.
-    let other = finance_token(&app, "03241001").await?;
+    let other = finance_token(&ctx, "03241001")?;
     let response = get_bookings(&app, Some(&other), "03241001", &around_today()).await;
     assert_eq!(response.bytes().await?, HEADER.as_bytes());
     app.stop().await
@@ -300,7 +300,7 @@ pub async fn a_few_thousand_bookings_stream_in_order(ctx: TestContext) -> TestRe
     tx.commit().await?;
     expected.sort_unstable();
 
-    let token = finance_token(&app, "09162000").await?;
+    let token = finance_token(&ctx, "09162000")?;
     let response = get_bookings(&app, Some(&token), "09162000", &format!("{}&decimal=point", around_today())).await;
     assert_eq!(response.status(), 200);
     assert!(response.content_length().is_none(), "streamed, not buffered");

@@ -133,7 +133,7 @@ pub async fn duplicated_parameter_is_refused(ctx: TestContext) -> TestResult {
 }
 backend_test!(duplicated_parameter_is_refused);
 
-async fn token_request(
+pub async fn token_request(
     app: &TestApp,
     form: &[(&str, &str)],
     basic: Option<(&str, &str)>,
