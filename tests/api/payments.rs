@@ -257,6 +257,16 @@ pub async fn receiver() -> anyhow::Result<Receiver> {
 /// An app whose demo client notifies `receiver`, with the background worker off so the test drives
 /// delivery rounds itself.
 pub async fn app_notifying(ctx: &TestContext, receiver: &Receiver, clock: ManualClock) -> anyhow::Result<TestApp> {
+    app_notifying_with(ctx, receiver, clock, false).await
+}
+
+/// An app whose demo client notifies `receiver`; `worker` says whether its delivery worker runs.
+pub async fn app_notifying_with(
+    ctx: &TestContext,
+    receiver: &Receiver,
+    clock: ManualClock,
+    worker: bool,
+) -> anyhow::Result<TestApp> {
     let clients = ctx.clients_with(&[]);
     let demo = std::fs::read_to_string(format!("{clients}/demo.toml"))?;
     let demo = demo
@@ -275,7 +285,7 @@ pub async fn app_notifying(ctx: &TestContext, receiver: &Receiver, clock: Manual
     std::fs::write(format!("{clients}/demo.toml"), demo)?;
     Ok(ctx
         .spawn_app_with(
-            |f| f.merge(("registry.clients", clients)).merge(("workers.notifications", false)),
+            |f| f.merge(("registry.clients", clients)).merge(("workers.notifications", worker)),
             Arc::new(clock),
         )
         .await)
