@@ -1,11 +1,71 @@
+//! The hash-chained audit log: audited actions taken over HTTP form one chain, `pforte audit verify`
+//! names the first altered or missing row, and the database refuses updates and deletes.
+
 use pforte::audit::AuditEvent;
 use serde_json::json;
 
-use crate::helpers::{TestBackend, TestContext, TestResult};
+use crate::helpers::{output_text, TestApp, TestBackend, TestContext, TestResult};
 use crate::keys::any_pool;
 
 fn event(n: usize) -> AuditEvent {
     AuditEvent::new("test.event", "system", &format!("subject-{n}"), json!({ "n": n }))
+}
+
+/// What `pforte audit verify` reported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verified {
+    Intact {
+        rows: u64,
+        head_hash: String,
+    },
+    /// Exit 3: the first row that does not fit, why, and how many rows before it verified.
+    Broken {
+        seq: i64,
+        reason: String,
+        rows_before: u64,
+    },
+}
+
+/// Runs `pforte audit verify` against the test's database and reads its answer.
+pub fn audit_verify(ctx: &TestContext) -> anyhow::Result<Verified> {
+    let output = ctx.run_cli(&["audit", "verify"])?;
+    let stdout = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    let unexpected = || anyhow::anyhow!("exit {:?}: {}", output.status.code(), output_text(&output));
+    match output.status.code() {
+        Some(0) => {
+            let rest = stdout.strip_prefix("audit log intact: ").ok_or_else(unexpected)?;
+            let (rows, head_hash) = rest.split_once(" rows, head hash ").ok_or_else(unexpected)?;
+            Ok(Verified::Intact { rows: rows.parse()?, head_hash: head_hash.to_owned() })
+        }
+        Some(3) => {
+            let rest = stdout.strip_prefix("audit log BROKEN at row ").ok_or_else(unexpected)?;
+            let (seq, rest) = rest.split_once(": ").ok_or_else(unexpected)?;
+            let (reason, rest) = rest.rsplit_once(" (").ok_or_else(unexpected)?;
+            let rows_before = rest.strip_suffix(" rows before it verified)").ok_or_else(unexpected)?;
+            Ok(Verified::Broken { seq: seq.parse()?, reason: reason.to_owned(), rows_before: rows_before.parse()? })
+        }
+        _ => Err(unexpected()),
+    }
+}
+
+fn intact_rows(verified: &Verified) -> anyhow::Result<u64> {
+    match verified {
+        Verified::Intact { rows, .. } => Ok(*rows),
+        broken => anyhow::bail!("audit log not intact: {broken:?}"),
+    }
+}
+
+/// One audited action a stranger can take: asking for finance bookings with a token no one made
+/// (`finance.access_refused`).
+async fn refused_finance_access(app: &TestApp, n: usize) -> TestResult {
+    let response = app
+        .client
+        .get(app.url("/finance/09162000/bookings?from=2026-11-01&to=2026-11-30"))
+        .bearer_auth(format!("pft_not-a-token-{n}"))
+        .send()
+        .await?;
+    anyhow::ensure!(response.status() == 401, "expected 401, got {}", response.status());
+    Ok(())
 }
 
 /// Switches off the append-only triggers, as someone with direct database access could.
@@ -24,14 +84,13 @@ pub async fn bypass_append_only_guard(ctx: &TestContext, pool: &sqlx::AnyPool) -
 
 pub async fn chain_of_appended_events_verifies(ctx: TestContext) -> TestResult {
     let app = ctx.spawn_app().await;
-    let before = app.state.audit.verify().await?;
+    let before = audit_verify(&ctx)?;
     for n in 0..5 {
-        app.state.audit.append(event(n)).await?;
+        refused_finance_access(&app, n).await?;
     }
-    let report = app.state.audit.verify().await?;
-    assert_eq!(report.first_broken, None);
-    assert_eq!(report.rows, before.rows + 5);
-    assert_ne!(report.head_hash, before.head_hash);
+    let after = audit_verify(&ctx)?;
+    assert_eq!(intact_rows(&after)?, intact_rows(&before)? + 5);
+    assert_ne!(after, before, "a new head hash");
     let rows = app.state.db.audit_entries_after(0, 1000).await?;
     for pair in rows.windows(2) {
         assert_eq!(pair[1].prev_hash, pair[0].hash);
@@ -43,13 +102,14 @@ backend_test!(chain_of_appended_events_verifies);
 
 pub async fn database_refuses_to_update_or_delete_audit_rows(ctx: TestContext) -> TestResult {
     let app = ctx.spawn_app().await;
-    app.state.audit.append(event(1)).await?;
+    let before = intact_rows(&audit_verify(&ctx)?)?;
+    refused_finance_access(&app, 1).await?;
     let pool = any_pool(&ctx.database_url).await?;
     let update = sqlx::query("UPDATE audit_log SET actor = 'mallory' WHERE seq = 1").execute(&pool).await;
     assert!(update.is_err_and(|e| e.to_string().contains("append-only")));
     let delete = sqlx::query("DELETE FROM audit_log WHERE seq = 1").execute(&pool).await;
     assert!(delete.is_err_and(|e| e.to_string().contains("append-only")));
-    assert_eq!(app.state.audit.verify().await?.first_broken, None);
+    assert_eq!(intact_rows(&audit_verify(&ctx)?)?, before + 1, "nothing changed but the refused access");
     app.stop().await
 }
 backend_test!(database_refuses_to_update_or_delete_audit_rows);
@@ -57,16 +117,17 @@ backend_test!(database_refuses_to_update_or_delete_audit_rows);
 pub async fn altered_row_is_named_as_the_first_broken_one(ctx: TestContext) -> TestResult {
     let app = ctx.spawn_app().await;
     for n in 0..4 {
-        app.state.audit.append(event(n)).await?;
+        refused_finance_access(&app, n).await?;
     }
     let pool = any_pool(&ctx.database_url).await?;
     bypass_append_only_guard(&ctx, &pool).await?;
     sqlx::query("UPDATE audit_log SET details = '{\"n\":99}' WHERE seq = 3").execute(&pool).await?;
-    let report = app.state.audit.verify().await?;
-    let broken = report.first_broken.expect("tampering detected");
-    assert_eq!(broken.seq, 3);
-    assert!(broken.reason.contains("altered"), "{}", broken.reason);
-    assert_eq!(report.rows, 2, "rows before the broken one verified");
+    let Verified::Broken { seq, reason, rows_before } = audit_verify(&ctx)? else {
+        anyhow::bail!("tampering not detected");
+    };
+    assert_eq!(seq, 3);
+    assert!(reason.contains("altered"), "{reason}");
+    assert_eq!(rows_before, 2, "rows before the broken one verified");
     app.stop().await
 }
 backend_test!(altered_row_is_named_as_the_first_broken_one);
@@ -74,40 +135,43 @@ backend_test!(altered_row_is_named_as_the_first_broken_one);
 pub async fn removed_row_is_detected(ctx: TestContext) -> TestResult {
     let app = ctx.spawn_app().await;
     for n in 0..4 {
-        app.state.audit.append(event(n)).await?;
+        refused_finance_access(&app, n).await?;
     }
     let pool = any_pool(&ctx.database_url).await?;
     bypass_append_only_guard(&ctx, &pool).await?;
     sqlx::query("DELETE FROM audit_log WHERE seq = 2").execute(&pool).await?;
-    let broken = app.state.audit.verify().await?.first_broken.expect("gap detected");
-    assert_eq!(broken.seq, 3);
-    assert!(broken.reason.contains("missing"), "{}", broken.reason);
+    let Verified::Broken { seq, reason, .. } = audit_verify(&ctx)? else {
+        anyhow::bail!("gap not detected");
+    };
+    assert_eq!(seq, 3);
+    assert!(reason.contains("missing"), "{reason}");
     app.stop().await
 }
 backend_test!(removed_row_is_detected);
 
 pub async fn concurrent_appends_form_one_unbroken_chain(ctx: TestContext) -> TestResult {
-    let app = ctx.spawn_app().await;
-    let before = app.state.audit.verify().await?.rows;
+    let app = std::sync::Arc::new(ctx.spawn_app().await);
+    let before = intact_rows(&audit_verify(&ctx)?)?;
     let mut tasks = tokio::task::JoinSet::new();
     for n in 0..24 {
-        let audit = app.state.audit.clone();
-        tasks.spawn(async move { audit.append(event(n)).await });
+        let app = app.clone();
+        tasks.spawn(async move { refused_finance_access(&app, n).await });
     }
-    let mut seqs = Vec::new();
     while let Some(result) = tasks.join_next().await {
-        seqs.push(result??);
+        result??;
     }
-    seqs.sort_unstable();
-    seqs.dedup();
-    assert_eq!(seqs.len(), 24, "every append got its own position");
-    let report = app.state.audit.verify().await?;
-    assert_eq!(report.first_broken, None);
-    assert_eq!(report.rows, before + 24);
-    app.stop().await
+    // Every refusal got its own position: 24 more rows, one unbroken chain.
+    assert_eq!(intact_rows(&audit_verify(&ctx)?)?, before + 24);
+    let refusals = app.state.db.audit_entries_after(0, 1000).await?;
+    assert_eq!(refusals.iter().filter(|r| r.event == "finance.access_refused").count(), 24);
+    match std::sync::Arc::try_unwrap(app) {
+        Ok(app) => app.stop().await,
+        Err(_) => anyhow::bail!("a request task still holds the app"),
+    }
 }
 backend_test!(concurrent_appends_form_one_unbroken_chain);
 
+/// Stays on the audit service: no outside action appends an event and then rolls its transaction back.
 pub async fn event_rolled_back_with_its_transaction_leaves_no_trace(ctx: TestContext) -> TestResult {
     let app = ctx.spawn_app().await;
     let before = app.state.audit.verify().await?;

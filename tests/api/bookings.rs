@@ -53,18 +53,21 @@ async fn pay(app: &TestApp, request_id: &str, amount: &str, booking: Value) -> a
     Ok(id)
 }
 
-async fn refund(app: &TestApp, transaction_id: &str, refund_id: &str, amount: &str) -> TestResult {
-    let mut tx = app.state.db.begin_write().await?;
-    let event = ledger::RefundEvent {
-        tenant_id: "09162000",
-        transaction_id,
-        refund_id,
-        amount: Decimal::from_str(amount)?,
-        posted_at: Utc::now().timestamp_millis(),
-    };
-    ledger::post_refund(&mut tx, &event).await?;
-    tx.commit().await?;
-    Ok(())
+/// Refunds `amount` of a paid fee through the payment API, as the online service does; returns the
+/// refund's id.
+async fn refund(app: &TestApp, transaction_id: &str, amount: &str) -> anyhow::Result<String> {
+    let token = bearer(app).await?;
+    let amount: Value = serde_json::from_str(amount)?;
+    let response = app
+        .client
+        .post(app.url(&format!("/paymenttransaction/demo-service/09162000/{transaction_id}/refunds")))
+        .bearer_auth(&token)
+        .json(&json!({ "amount": amount }))
+        .send()
+        .await?;
+    anyhow::ensure!(response.status() == 201, "refund answered {}", response.status());
+    let refund: Value = response.json().await?;
+    Ok(refund["refundId"].as_str().unwrap_or_default().to_owned())
 }
 
 async fn body(app: &TestApp, token: &str, query: &str) -> anyhow::Result<Vec<u8>> {
@@ -73,22 +76,22 @@ async fn body(app: &TestApp, token: &str, query: &str) -> anyhow::Result<Vec<u8>
     Ok(response.bytes().await?.to_vec())
 }
 
-/// Two fees paid through the simulator, the second partly refunded.
-async fn two_fees(app: &TestApp) -> anyhow::Result<(String, String)> {
+/// Two fees paid through the simulator, the second partly refunded: their ids and the refund's.
+async fn two_fees(app: &TestApp) -> anyhow::Result<(String, String, String)> {
     let first = pay(app, "GEB-1", "12.00", json!({ "Kostenstelle": "Bürgeramt Süd", "Aktenzeichen": "Ä-17" })).await?;
     let second = pay(app, "GEB-2", "20.50", json!({ "Haushaltsstelle": "1.0100.9999" })).await?;
-    refund(app, &second, "rf-1", "5.25").await?;
-    Ok((first, second))
+    let refund_id = refund(app, &second, "5.25").await?;
+    Ok((first, second, refund_id))
 }
 
 pub async fn fees_paid_through_the_simulator_are_booked_and_listed_as_csv(ctx: TestContext) -> TestResult {
     let app = quiet_app(&ctx).await;
-    let (first, second) = two_fees(&app).await?;
+    let (first, second, refund_id) = two_fees(&app).await?;
     let journals = app.state.db.ledger_journals_of_transaction(&first).await?;
     assert_eq!(journals.iter().map(|j| j.journal_key.clone()).collect::<Vec<_>>(), vec![format!("paid:{first}")]);
     assert!(ledger::check_transaction(&app.state.db, &second).await?.consistent());
 
-    let token = finance_token(&app, "09162000").await?;
+    let token = finance_token(&ctx, "09162000")?;
     let response = get_bookings(&app, Some(&token), "09162000", &around_today()).await;
     assert_eq!(response.headers()["content-type"], "text/csv; charset=utf-8; header=present");
     assert!(response.headers()["content-disposition"].to_str()?.contains("bookings-09162000-"));
@@ -116,7 +119,7 @@ pub async fn fees_paid_through_the_simulator_are_booked_and_listed_as_csv(ctx: T
     assert_eq!(column(&rows[1], "Haushaltsstelle"), "1.0100.9999", "the service's own value wins");
     assert_eq!(column(&rows[1], "amount"), "20,50");
     assert_eq!((column(&rows[2], "bookingType"), column(&rows[2], "amount")), ("refund".into(), "-5,25".into()));
-    assert_eq!(column(&rows[2], "refundId"), "rf-1");
+    assert_eq!(column(&rows[2], "refundId"), refund_id);
     assert_eq!(column(&rows[2], "transactionId"), second);
     app.stop().await
 }
@@ -125,7 +128,7 @@ backend_test!(fees_paid_through_the_simulator_are_booked_and_listed_as_csv);
 pub async fn csv_with_a_decimal_point_and_a_byte_order_mark(ctx: TestContext) -> TestResult {
     let app = quiet_app(&ctx).await;
     two_fees(&app).await?;
-    let token = finance_token(&app, "09162000").await?;
+    let token = finance_token(&ctx, "09162000")?;
     let bytes = body(&app, &token, &format!("{}&decimal=point&bom=true", around_today())).await?;
     assert_eq!(&bytes[..3], b"\xEF\xBB\xBF");
     assert!(bytes[3..].starts_with(HEADER.as_bytes()));
@@ -141,13 +144,13 @@ backend_test!(csv_with_a_decimal_point_and_a_byte_order_mark);
 
 pub async fn json_lists_the_bookings_with_their_booking_data(ctx: TestContext) -> TestResult {
     let app = quiet_app(&ctx).await;
-    let (first, second) = two_fees(&app).await?;
+    let (first, second, refund_id) = two_fees(&app).await?;
     // The refund was a mistake: reversed, it appears as a line of its own with the opposite sign.
     let refund_journal = app.state.db.ledger_journals_of_transaction(&second).await?[1].id;
     let mut tx = app.state.db.begin_write().await?;
     ledger::post_reversal(&mut tx, refund_journal, "refunded in error", Utc::now().timestamp_millis()).await?;
     tx.commit().await?;
-    let token = finance_token(&app, "09162000").await?;
+    let token = finance_token(&ctx, "09162000")?;
     let response = get_bookings(&app, Some(&token), "09162000", &format!("{}&format=json", around_today())).await;
     assert_eq!(response.headers()["content-type"], "application/json");
     let export: Value = response.json().await?;
@@ -161,7 +164,7 @@ pub async fn json_lists_the_bookings_with_their_booking_data(ctx: TestContext) -
     assert_eq!(bookings[0]["transactionReference"], "KZ-2026-000001", "the Kassenzeichen the provider reported");
     assert_eq!(bookings[2]["transactionId"], second.as_str());
     assert_eq!(bookings[2]["amount"].to_string(), "-5.25");
-    assert_eq!(bookings[2]["refundId"], "rf-1");
+    assert_eq!(bookings[2]["refundId"], refund_id.as_str());
     assert_eq!(bookings[3]["bookingType"], "reversal");
     assert_eq!(bookings[3]["amount"].to_string(), "5.25");
     assert_eq!(bookings[3]["reverses"], refund_journal);
@@ -216,8 +219,8 @@ fn camt_entries(xml: &[u8]) -> anyhow::Result<(String, Vec<[String; 4]>)> {
 
 pub async fn camt054_is_well_formed_and_carries_the_purpose(ctx: TestContext) -> TestResult {
     let app = quiet_app(&ctx).await;
-    let (first, second) = two_fees(&app).await?;
-    let token = finance_token(&app, "09162000").await?;
+    let (first, second, _) = two_fees(&app).await?;
+    let token = finance_token(&ctx, "09162000")?;
     let response = get_bookings(&app, Some(&token), "09162000", &format!("{}&format=camt054", around_today())).await;
     assert_eq!(response.headers()["content-type"], "application/xml");
     let xml = response.bytes().await?;
@@ -240,7 +243,7 @@ backend_test!(camt054_is_well_formed_and_carries_the_purpose);
 pub async fn the_same_export_twice_is_byte_identical(ctx: TestContext) -> TestResult {
     let app = quiet_app(&ctx).await;
     two_fees(&app).await?;
-    let token = finance_token(&app, "09162000").await?;
+    let token = finance_token(&ctx, "09162000")?;
     for format in ["csv&bom=true", "json", "camt054"] {
         let query = format!("{}&format={format}", around_today());
         let (first, second) = (body(&app, &token, &query).await?, body(&app, &token, &query).await?);
@@ -254,7 +257,7 @@ backend_test!(the_same_export_twice_is_byte_identical);
 pub async fn a_period_without_bookings_gives_empty_exports(ctx: TestContext) -> TestResult {
     let app = quiet_app(&ctx).await;
     two_fees(&app).await?;
-    let token = finance_token(&app, "09162000").await?;
+    let token = finance_token(&ctx, "09162000")?;
     let period = "from=2020-01-01&to=2020-01-31";
     assert_eq!(body(&app, &token, period).await?, HEADER.as_bytes());
     let json: Value = serde_json::from_slice(&body(&app, &token, &format!("{period}&format=json")).await?)?;
@@ -266,7 +269,7 @@ pub async fn a_period_without_bookings_gives_empty_exports(ctx: TestContext) -> 
     assert!(text.contains("<FrDtTm>2020-01-01T00:00:00+01:00</FrDtTm>"), "{text}");
     assert!(text.contains("<CreDtTm>2020-01-01T00:00:00+01:00</CreDtTm>"), "{text}");
     // Another authority's bookings stay out of this one's export.
-    let other = finance_token(&app, "03241001").await?;
+    let other = finance_token(&ctx, "03241001")?;
     let response = get_bookings(&app, Some(&other), "03241001", &around_today()).await;
     assert_eq!(response.bytes().await?, HEADER.as_bytes());
     app.stop().await
@@ -300,7 +303,7 @@ pub async fn a_few_thousand_bookings_stream_in_order(ctx: TestContext) -> TestRe
     tx.commit().await?;
     expected.sort_unstable();
 
-    let token = finance_token(&app, "09162000").await?;
+    let token = finance_token(&ctx, "09162000")?;
     let response = get_bookings(&app, Some(&token), "09162000", &format!("{}&decimal=point", around_today())).await;
     assert_eq!(response.status(), 200);
     assert!(response.content_length().is_none(), "streamed, not buffered");

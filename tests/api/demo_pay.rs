@@ -74,14 +74,15 @@ pub async fn a_citizen_pays_the_fee_and_sees_payed_and_a_verified_notification(c
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     assert!(shown.contains("gültig") && shown.contains("msg_"), "{shown}");
-    // The worker records the demo's 2xx answer right after it arrived.
+    // The worker records the demo's 2xx answer right after it arrived; the operator's log shows it.
     loop {
-        let messages = app.state.db.notifications_of(&transaction).await?;
-        assert_eq!(messages.len(), 1, "one status change, one message");
-        if messages[0].delivered_at.is_some() {
+        let list = ctx.cli_ok(&["notifications", "list", "--transaction", &transaction])?;
+        let rows: Vec<&str> = list.lines().filter(|line| line.starts_with("msg_")).collect();
+        assert_eq!(rows.len(), 1, "one status change, one message: {list}");
+        if rows[0].split_whitespace().nth(3) == Some("delivered") {
             break;
         }
-        assert!(Instant::now() < deadline, "the delivery is not recorded: {messages:?}");
+        assert!(Instant::now() < deadline, "the delivery is not recorded: {list}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 

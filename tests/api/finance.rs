@@ -11,9 +11,18 @@ fn run(ctx: &TestContext, args: &[&str]) -> anyhow::Result<std::process::Output>
     Ok(pforte_command().args(args).envs(ctx.cli_env()).output()?)
 }
 
-/// A token for `tenant`, made the way the command does.
-pub async fn finance_token(app: &TestApp, tenant: &str) -> anyhow::Result<String> {
-    Ok(app.state.finance.create(tenant, Some("test")).await?.1)
+/// A token for `tenant` made with `pforte finance token create`: its id (`ftk_…`) and the token.
+pub fn create_finance_token(ctx: &TestContext, tenant: &str) -> anyhow::Result<(String, String)> {
+    let text = ctx.cli_ok(&["finance", "token", "create", "--tenant", tenant, "--label", "test"])?;
+    let word = |prefix: &str| text.split_whitespace().find(|w| w.starts_with(prefix)).map(str::to_owned);
+    let id = word("ftk_").ok_or_else(|| anyhow::anyhow!("no token id in: {text}"))?;
+    let token = word("pft_").ok_or_else(|| anyhow::anyhow!("no token in: {text}"))?;
+    Ok((id, token))
+}
+
+/// A token for `tenant`, made with the binary.
+pub fn finance_token(ctx: &TestContext, tenant: &str) -> anyhow::Result<String> {
+    Ok(create_finance_token(ctx, tenant)?.1)
 }
 
 pub async fn get_bookings(app: &TestApp, token: Option<&str>, tenant: &str, query: &str) -> reqwest::Response {
@@ -114,10 +123,9 @@ backend_test!(bookings_with_an_unknown_token_are_401_and_audited);
 
 pub async fn bookings_with_a_revoked_token_are_401(ctx: TestContext) -> TestResult {
     let app = quiet_app(&ctx).await;
-    let token = finance_token(&app, "09162000").await?;
+    let (id, token) = create_finance_token(&ctx, "09162000")?;
     assert_eq!(get_bookings(&app, Some(&token), "09162000", PERIOD).await.status(), 200);
-    let id = app.state.finance.list(Some("09162000")).await?.remove(0).token_id;
-    app.state.finance.revoke(&id).await?;
+    assert!(ctx.cli_ok(&["finance", "token", "revoke", &id])?.contains("revoked"));
     assert_problem(get_bookings(&app, Some(&token), "09162000", PERIOD).await, 401, "unauthorized").await?;
     let audit = app.state.db.audit_entries_after(0, 1000).await?;
     let uses: Vec<(&str, &str)> = audit
@@ -132,7 +140,7 @@ backend_test!(bookings_with_a_revoked_token_are_401);
 
 pub async fn another_tenants_bookings_are_403_and_audited(ctx: TestContext) -> TestResult {
     let app = quiet_app(&ctx).await;
-    let token = finance_token(&app, "09162000").await?;
+    let token = finance_token(&ctx, "09162000")?;
     let response = get_bookings(&app, Some(&token), "03241001", PERIOD).await;
     assert_problem(response, 403, "forbidden").await?;
     let audit = app.state.db.audit_entries_after(0, 1000).await?;
@@ -146,7 +154,7 @@ backend_test!(another_tenants_bookings_are_403_and_audited);
 
 async fn assert_bad_parameter(ctx: TestContext, query: &str, param: &str) -> TestResult {
     let app = quiet_app(&ctx).await;
-    let token = finance_token(&app, "09162000").await?;
+    let token = finance_token(&ctx, "09162000")?;
     let body = assert_problem(get_bookings(&app, Some(&token), "09162000", query).await, 400, "bad_request").await?;
     let detail = body["detail"].as_str().unwrap_or_default();
     assert!(detail.starts_with(&format!("{param}:")), "{detail}");

@@ -29,7 +29,7 @@ pub async fn the_reconciliation_is_served_as_json_and_csv_for_the_tokens_authori
     let app = ctx.spawn_app().await;
     let payment_token = crate::payment_api::bearer(&app).await?;
     let id = pay_through_simulator(&app, &payment_token, "RECON-HTTP-1").await?;
-    let token = finance_token(&app, "09162000").await?;
+    let token = finance_token(&ctx, "09162000")?;
     let period = period()?;
 
     let json = get(&app, &format!("/finance/09162000/reconciliation?{period}"), Some(&token)).await?;
@@ -71,7 +71,7 @@ pub async fn finance_staff_sign_in_with_their_token_and_see_the_page_with_its_ch
     let app = ctx.spawn_app().await;
     let payment_token = crate::payment_api::bearer(&app).await?;
     let id = pay_through_simulator(&app, &payment_token, "RECON-PAGE-1").await?;
-    let token = finance_token(&app, "09162000").await?;
+    let token = finance_token(&ctx, "09162000")?;
 
     let form = app.client.get(app.url("/finance/login")).send().await?;
     assert_eq!(form.status(), 200);

@@ -5,15 +5,13 @@
 use chrono::Days;
 use serde_json::Value;
 
-use crate::helpers::{output_text, TestApp, TestContext, TestResult};
-use crate::ledger::signals;
+use crate::helpers::{eventually, output_text, TestApp, TestContext, TestResult};
 use crate::payment_api::{bearer, location};
 use crate::reconciliation::{
     berlin_today, camt, import_bank, import_settlement, pay_through_simulator, run, settlement, write, MUENCHEN_IBAN,
 };
+use pforte::clock::ManualClock;
 use pforte::finance::ledger::{self, Account};
-use pforte::payment::state::Source;
-use pforte::payment::Status;
 use pforte::store::refunds::{self, RefundRow};
 use rust_decimal::Decimal;
 
@@ -37,7 +35,8 @@ async fn provider_reference(app: &TestApp, id: &str) -> anyhow::Result<String> {
 }
 
 pub async fn every_kind_of_discrepancy_is_named_and_nothing_else(ctx: TestContext) -> TestResult {
-    let app = ctx.spawn_app().await;
+    let clock = ManualClock::at_millis(chrono::Utc::now().timestamp_millis());
+    let app = ctx.spawn_app_with_clock(clock.clone()).await;
     let token = bearer(&app).await?;
     let ok = pay_through_simulator(&app, &token, "SC-OK").await?;
     let short = pay_through_simulator(&app, &token, "SC-SHORT").await?;
@@ -45,9 +44,17 @@ pub async fn every_kind_of_discrepancy_is_named_and_nothing_else(ctx: TestContex
     let twice = pay_through_simulator(&app, &token, "SC-TWICE").await?;
     let refunded = pay_through_simulator(&app, &token, "SC-REFUND").await?;
     let unpaid_out = pay_through_simulator(&app, &token, "SC-PO78").await?;
-    // pforte gave up on this one (its expiry), then the citizen paid on the still open pay page.
+    // pforte gave up on this one (its expiry passed), then the citizen paid on the still open pay page.
     let (late, pay_page) = open_payment(&app, &token, "SC-LATE").await?;
-    signals(&app).record(&late, Status::Failed, Source::Timeout, Some("timeout")).await?;
+    let lifetime: i64 = ctx.figment().extract_inner("payments.lifetime_secs")?;
+    clock.advance_secs(lifetime + 60);
+    let token = bearer(&app).await?;
+    let read_path = format!("/paymenttransaction/demo-service/09162000/{late}");
+    eventually(std::time::Duration::from_secs(30), "the late payment timed out", || async {
+        let read: Value = app.client.get(app.url(&read_path)).bearer_auth(&token).send().await?.json().await?;
+        Ok((read["paymentInformation"]["status"] == "FAILED").then_some(()))
+    })
+    .await?;
     app.client.post(&pay_page).form(&[("method", "GIROPAY"), ("action", "pay")]).send().await?;
     app.client.get(app.url(&format!("/pay/{late}/return"))).send().await?;
     assert!(app.state.db.payment(&late).await?.and_then(|p| p.paid_after_timeout_at).is_some());

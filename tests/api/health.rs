@@ -22,7 +22,11 @@ pub async fn readyz_answers_ready_once_the_database_is_migrated(ctx: TestContext
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await?;
     assert_eq!(body["status"], "ready");
-    assert_eq!(body["database"], app.state.db.backend_name());
+    let backend = match ctx.backend {
+        crate::helpers::TestBackend::Sqlite => "sqlite",
+        crate::helpers::TestBackend::Postgres(_) => "postgres",
+    };
+    assert_eq!(body["database"], backend, "the database this test gave it");
     app.stop().await
 }
 backend_test!(readyz_answers_ready_once_the_database_is_migrated);

@@ -192,6 +192,19 @@ impl TestContext {
         Ok(dir.display().to_string())
     }
 
+    /// Runs the `pforte` binary with `args` against this test's database, as an operator would.
+    pub fn run_cli(&self, args: &[&str]) -> anyhow::Result<std::process::Output> {
+        Ok(pforte_command().args(args).envs(self.cli_env()).output()?)
+    }
+
+    /// Runs the `pforte` binary and requires exit 0; returns what it printed.
+    pub fn cli_ok(&self, args: &[&str]) -> anyhow::Result<String> {
+        let output = self.run_cli(args)?;
+        let text = output_text(&output);
+        anyhow::ensure!(output.status.success(), "pforte {}: exit {:?}: {text}", args.join(" "), output.status.code());
+        Ok(text)
+    }
+
     /// Environment for running the `pforte` binary against this test's database.
     pub fn cli_env(&self) -> Vec<(String, String)> {
         vec![

@@ -1,15 +1,90 @@
+//! Signing keys: the first start creates one, `pforte keys rotate` replaces it while the old key stays
+//! published for the overlap, private keys are stored sealed under the master key, and every
+//! rotation is in the audit log. Rotations go through the real binary, as an operator does them.
+
 use josekit::jwk::Jwk;
-use josekit::jws::{JwsHeader, ES256, PS256};
-use pforte::clock::ManualClock;
-use pforte::keys::{MasterKey, SigningAlg};
+use josekit::jws::{JwsHeader, JwsSigner, JwsVerifier, ES256, PS256};
+use pforte::clock::{Clock, ManualClock, SystemClock};
+use pforte::keys::MasterKey;
 use serde_json::Value;
 use sqlx::Row;
 
-use crate::helpers::{TestContext, TestResult};
+use crate::audit::{audit_verify, Verified};
+use crate::helpers::{TestApp, TestContext, TestResult};
+use crate::oidc::{token_request, DEMO_SECRET};
 
-async fn published_kids(app: &crate::helpers::TestApp) -> anyhow::Result<Vec<String>> {
+async fn published_keys(app: &TestApp) -> anyhow::Result<Vec<Value>> {
     let body: Value = app.get("/.well-known/jwks.json").await.json().await?;
-    Ok(body["keys"].as_array().into_iter().flatten().filter_map(|k| k["kid"].as_str().map(str::to_owned)).collect())
+    Ok(body["keys"].as_array().cloned().unwrap_or_default())
+}
+
+async fn published_kids(app: &TestApp) -> anyhow::Result<Vec<String>> {
+    Ok(published_keys(app).await?.iter().filter_map(|k| k["kid"].as_str().map(str::to_owned)).collect())
+}
+
+/// What `pforte keys rotate` printed: the new key and the keys it retired.
+#[derive(Debug)]
+pub struct CliRotation {
+    pub new_kid: String,
+    pub retired: Vec<String>,
+}
+
+/// Rotates the `alg` key with the binary.
+pub fn rotate_keys(ctx: &TestContext, alg: &str) -> anyhow::Result<CliRotation> {
+    let text = ctx.cli_ok(&["keys", "rotate", "--alg", alg])?;
+    let prefix = format!("new active {alg} key: ");
+    let new_kid = text
+        .lines()
+        .find_map(|line| line.strip_prefix(&prefix))
+        .ok_or_else(|| anyhow::anyhow!("no new key in: {text}"))?
+        .trim()
+        .to_owned();
+    let retired = text
+        .lines()
+        .filter_map(|line| line.strip_prefix("retired "))
+        .filter_map(|rest| rest.split(':').next())
+        .map(str::to_owned)
+        .collect();
+    Ok(CliRotation { new_kid, retired })
+}
+
+/// When a key was made, from its id (`es256-<millis>-<random>`).
+fn created_millis(kid: &str) -> anyhow::Result<i64> {
+    Ok(kid.split('-').nth(1).ok_or_else(|| anyhow::anyhow!("kid {kid}"))?.parse()?)
+}
+
+/// The key id in the header of an access token the app issues now (client credentials of the demo client).
+async fn signing_kid(app: &TestApp) -> anyhow::Result<String> {
+    let response = token_request(app, &[("grant_type", "client_credentials")], Some(("demo", DEMO_SECRET))).await?;
+    anyhow::ensure!(response.status() == 200, "token request: {}", response.status());
+    let body: Value = response.json().await?;
+    let header = josekit::jwt::decode_header(body["access_token"].as_str().unwrap_or_default())?;
+    Ok(header.claim("kid").and_then(Value::as_str).unwrap_or_default().to_owned())
+}
+
+/// The sealed private key of `kid` as stored, and what the test's master key opens it to.
+async fn stored_private_key(ctx: &TestContext, kid: &str) -> anyhow::Result<(String, Jwk)> {
+    let row = sqlx::query("SELECT private_jwe FROM signing_keys WHERE kid = $1")
+        .bind(kid)
+        .fetch_one(&any_pool(&ctx.database_url).await?)
+        .await?;
+    let stored: String = row.try_get("private_jwe")?;
+    let opened = MasterKey::parse(&ctx.master_key)?.open(kid, &stored)?;
+    Ok((stored, Jwk::from_bytes(&opened)?))
+}
+
+/// Whether a token signed with `private` verifies with the published key `public` (ES256 or PS256).
+fn signs_for(private: &Jwk, public: &Value) -> anyhow::Result<bool> {
+    let public_jwk = Jwk::from_map(public.as_object().cloned().unwrap_or_default())?;
+    let (signer, verifier): (Box<dyn JwsSigner>, Box<dyn JwsVerifier>) = match public["alg"].as_str() {
+        Some("ES256") => (Box::new(ES256.signer_from_jwk(private)?), Box::new(ES256.verifier_from_jwk(&public_jwk)?)),
+        Some("PS256") => (Box::new(PS256.signer_from_jwk(private)?), Box::new(PS256.verifier_from_jwk(&public_jwk)?)),
+        other => anyhow::bail!("unexpected alg {other:?}"),
+    };
+    let mut header = JwsHeader::new();
+    header.set_key_id(public["kid"].as_str().unwrap_or_default());
+    let token = josekit::jwt::encode_with_signer(&josekit::jwt::JwtPayload::new(), &header, &*signer)?;
+    Ok(josekit::jwt::decode_with_verifier(&token, &*verifier).is_ok())
 }
 
 pub async fn first_start_creates_one_es256_key_and_publishes_it(ctx: TestContext) -> TestResult {
@@ -34,20 +109,25 @@ pub async fn first_start_creates_one_es256_key_and_publishes_it(ctx: TestContext
 backend_test!(first_start_creates_one_es256_key_and_publishes_it);
 
 pub async fn rotation_keeps_the_old_key_published_until_the_overlap_ends(ctx: TestContext) -> TestResult {
-    let clock = ManualClock::at_millis(1_800_000_000_000);
+    // The app's clock starts at the real time, so the binary's rotation (on the system clock) falls
+    // inside it; the server moves on by its own clock only.
+    let start = SystemClock.now_millis();
+    let clock = ManualClock::at_millis(start);
     let app = ctx.spawn_app_with_clock(clock.clone()).await;
     let original = published_kids(&app).await?;
 
-    clock.advance_secs(60);
-    let rotation = app.state.keys.rotate(SigningAlg::Es256, "operator").await?;
+    let rotation = rotate_keys(&ctx, "ES256")?;
     assert_eq!(rotation.retired, original);
     let after = published_kids(&app).await?;
     assert_eq!(after, vec![rotation.new_kid.clone(), original[0].clone()], "newest first, old one still there");
-    assert_eq!(app.state.keys.active(SigningAlg::Es256).await?.kid, rotation.new_kid);
 
-    let overlap = i64::try_from(app.state.settings.keys.retired_publish_secs)?;
-    clock.advance_secs(overlap - 1);
+    // The old key stays published until `keys.retired_publish_secs` after the rotation (its time is in
+    // the new key's id); the clock moves to one second before that, then past it.
+    let overlap: i64 = ctx.figment().extract_inner("keys.retired_publish_secs")?;
+    let until_end = created_millis(&rotation.new_kid)? + overlap * 1000 - start;
+    clock.advance_secs(until_end / 1000 - 1);
     assert_eq!(published_kids(&app).await?.len(), 2, "still inside the overlap");
+    assert_eq!(signing_kid(&app).await?, rotation.new_kid, "the running server signs with the new key");
     clock.advance_secs(2);
     assert_eq!(published_kids(&app).await?, vec![rotation.new_kid]);
     app.stop().await
@@ -56,60 +136,53 @@ backend_test!(rotation_keeps_the_old_key_published_until_the_overlap_ends);
 
 pub async fn private_keys_are_stored_encrypted_under_the_master_key(ctx: TestContext) -> TestResult {
     let app = ctx.spawn_app().await;
-    let active = app.state.keys.active(SigningAlg::Es256).await?;
-    let row = sqlx::query("SELECT private_jwe FROM signing_keys WHERE kid = $1")
-        .bind(&active.kid)
-        .fetch_one(&any_pool(&ctx.database_url).await?)
-        .await?;
-    let stored: String = row.try_get("private_jwe")?;
-    let private_d = active.private_jwk.parameter("d").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let published = published_keys(&app).await?.remove(0);
+    let kid = published["kid"].as_str().unwrap_or_default();
+    let (stored, private) = stored_private_key(&ctx, kid).await?;
+    let private_d = private.parameter("d").and_then(Value::as_str).unwrap_or_default().to_owned();
     assert!(!private_d.is_empty());
     assert!(!stored.contains(&private_d), "the private scalar must not be stored in clear");
     assert_eq!(stored.split('.').count(), 5, "a compact JWE");
-    assert!(MasterKey::parse(&ctx.master_key)?.open(&active.kid, &stored).is_ok());
-    assert!(MasterKey::generate().open(&active.kid, &stored).is_err(), "another master key cannot open it");
+    assert!(signs_for(&private, &published)?, "the stored key is the published key's pair");
+    assert!(MasterKey::generate().open(kid, &stored).is_err(), "another master key cannot open it");
     app.stop().await
 }
 backend_test!(private_keys_are_stored_encrypted_under_the_master_key);
 
 pub async fn rotation_is_recorded_in_the_audit_log(ctx: TestContext) -> TestResult {
     let app = ctx.spawn_app().await;
-    let rotation = app.state.keys.rotate(SigningAlg::Es256, "operator").await?;
+    let rotation = rotate_keys(&ctx, "ES256")?;
     let rows = app.state.db.audit_entries_after(0, 100).await?;
     let entry = rows.iter().find(|r| r.event == "keys.rotated").expect("a keys.rotated entry");
     assert_eq!(entry.actor, "operator");
     assert_eq!(entry.subject, rotation.new_kid);
     assert!(entry.details.contains(&rotation.retired[0]));
     assert!(rows.iter().any(|r| r.event == "keys.created"), "the first key was recorded too");
-    assert!(app.state.audit.verify().await?.first_broken.is_none());
+    let verified = audit_verify(&ctx)?;
+    let stored = u64::try_from(rows.len())?;
+    assert!(matches!(&verified, Verified::Intact { rows, .. } if *rows == stored), "{verified:?}");
     app.stop().await
 }
 backend_test!(rotation_is_recorded_in_the_audit_log);
 
 pub async fn rsa_keys_have_3072_bits_and_sign_verifiably(ctx: TestContext) -> TestResult {
     let app = ctx.spawn_app().await;
-    app.state.keys.rotate(SigningAlg::Ps256, "operator").await?;
-    let active = app.state.keys.active(SigningAlg::Ps256).await?;
-    let modulus = active.private_jwk.parameter("n").and_then(Value::as_str).unwrap_or_default();
+    let es256 = signing_kid(&app).await?;
+    let rotation = rotate_keys(&ctx, "PS256")?;
+    let published = published_keys(&app).await?;
+    let public =
+        published.iter().find(|k| k["kid"] == rotation.new_kid.as_str()).cloned().expect("PS256 key published");
+    assert_eq!(public["alg"], "PS256");
+    let modulus = public["n"].as_str().unwrap_or_default();
     let bytes = base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, modulus)?;
     assert_eq!(bytes.len() * 8, 3072);
 
-    let mut header = JwsHeader::new();
-    header.set_key_id(&active.kid);
-    let signer = PS256.signer_from_jwk(&active.private_jwk)?;
-    let token = josekit::jwt::encode_with_signer(&josekit::jwt::JwtPayload::new(), &header, &signer)?;
-    let published: Value = app.get("/.well-known/jwks.json").await.json().await?;
-    let public = published["keys"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|k| k["kid"] == active.kid.as_str())
-        .cloned()
-        .expect("PS256 key published");
-    let public = Jwk::from_map(public.as_object().cloned().unwrap_or_default())?;
-    assert!(josekit::jwt::decode_with_verifier(&token, &*PS256.verifier_from_jwk(&public)?).is_ok());
-    // The ES256 key is untouched by a PS256 rotation.
-    assert!(ES256.signer_from_jwk(&app.state.keys.active(SigningAlg::Es256).await?.private_jwk).is_ok());
+    let (_, private) = stored_private_key(&ctx, &rotation.new_kid).await?;
+    assert!(signs_for(&private, &public)?, "a token it signs verifies with the published key");
+    // The ES256 key is untouched by a PS256 rotation: still published, still signing.
+    assert!(rotation.retired.is_empty(), "{rotation:?}");
+    assert!(published.iter().any(|k| k["kid"] == es256.as_str()));
+    assert_eq!(signing_kid(&app).await?, es256);
     app.stop().await
 }
 backend_test!(rsa_keys_have_3072_bits_and_sign_verifiably);

@@ -19,6 +19,8 @@ use rust_decimal::Decimal;
 
 use crate::helpers::{TestApp, TestContext, TestResult};
 use crate::keys::any_pool;
+use crate::payment_api::bearer;
+use crate::payment_surface::{open_payment, pay_at_provider, payment_path, post};
 
 /// An app whose background workers stay still, so only the test moves payments.
 pub async fn quiet_app(ctx: &TestContext) -> TestApp {
@@ -70,24 +72,24 @@ fn dec(text: &str) -> Decimal {
 
 pub async fn a_payed_signal_books_the_payment_once_and_duplicates_post_nothing(ctx: TestContext) -> TestResult {
     let app = quiet_app(&ctx).await;
-    let signals = signals(&app);
-    let row = payment_row(&app, "09162000", "tx-paid", dec("12.30"), "{}");
-    signals.create(&row).await?;
+    let token = bearer(&app).await?;
+    let id = open_payment(&app, &token, "LEDGER-PAID").await?;
     assert_eq!(ledger::tenant_total(&app.state.db, "09162000").await?, Decimal::ZERO);
+    pay_at_provider(&app, &id, "CREDITCARD").await?;
+    // The citizen comes back three times: each return reads PAYED from the provider again.
     for _ in 0..3 {
-        signals.record("tx-paid", Status::Payed, Source::Provider, None).await?;
+        assert_eq!(app.client.get(app.url(&format!("/pay/{id}/return"))).send().await?.status(), 303);
     }
-    signals.record("tx-paid", Status::Canceled, Source::Client, None).await?;
-    let journals = app.state.db.ledger_journals_of_transaction("tx-paid").await?;
+    // The online service's cancel afterwards is refused and moves no money either.
+    let cancel = post(&app, &token, &format!("{}/cancel", payment_path(&id)), "", None).await?;
+    assert_eq!(cancel.status(), 409);
+    let journals = app.state.db.ledger_journals_of_transaction(&id).await?;
     assert_eq!(journals.len(), 1, "{journals:?}");
-    assert_eq!(
-        (journals[0].journal_key.as_str(), journals[0].amount.to_string()),
-        ("paid:tx-paid", "12.30".to_owned())
-    );
+    assert_eq!((journals[0].journal_key.clone(), journals[0].amount), (format!("paid:{id}"), dec("12.00")));
     let db = &app.state.db;
-    assert_eq!(ledger::balance(db, "09162000", &Account::FeeRevenue).await?, dec("-12.30"));
-    assert_eq!(ledger::balance(db, "09162000", &Account::ProviderReceivable("sim-pay".into())).await?, dec("12.30"));
-    assert!(ledger::check_transaction(db, "tx-paid").await?.consistent());
+    assert_eq!(ledger::balance(db, "09162000", &Account::FeeRevenue).await?, dec("-12.00"));
+    assert_eq!(ledger::balance(db, "09162000", &Account::ProviderReceivable("sim-pay".into())).await?, dec("12.00"));
+    assert!(ledger::check_transaction(db, &id).await?.consistent());
     app.stop().await
 }
 backend_test!(a_payed_signal_books_the_payment_once_and_duplicates_post_nothing);

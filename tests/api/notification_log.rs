@@ -3,12 +3,14 @@
 
 use std::sync::atomic::Ordering;
 
-use pforte::clock::{Clock, ManualClock};
-use pforte::payment::state::Source;
-use pforte::payment::Status;
+use std::time::Duration;
 
-use crate::helpers::{output_text, pforte_command, TestApp, TestContext, TestResult};
-use crate::payments::{app_notifying, new_payment, notifier, receiver, signals};
+use pforte::clock::{Clock, ManualClock};
+
+use crate::helpers::{eventually, output_text, pforte_command, TestApp, TestContext, TestResult};
+use crate::payment_api::bearer;
+use crate::payment_surface::{open_payment, pay_at_provider};
+use crate::payments::{app_notifying_with, receiver};
 
 fn run(ctx: &TestContext, args: &[&str]) -> anyhow::Result<std::process::Output> {
     Ok(pforte_command().args(args).envs(ctx.cli_env()).output()?)
@@ -22,13 +24,31 @@ fn ok(ctx: &TestContext, args: &[&str]) -> anyhow::Result<String> {
     Ok(String::from_utf8(output.stdout)?)
 }
 
-/// A paid payment whose notification is in the outbox; returns the transaction and message ids.
-async fn paid(app: &TestApp, request_id: &str) -> anyhow::Result<(String, String)> {
-    let payment = new_payment(app, request_id);
-    signals(app).create(&payment).await?;
-    signals(app).record(&payment.transaction_id, Status::Payed, Source::Provider, None).await?;
-    let message = app.state.db.notifications_of(&payment.transaction_id).await?.remove(0);
-    Ok((payment.transaction_id, message.id))
+/// A payment the demo service creates and the citizen pays on the simulator's page; returns the
+/// transaction id and the id of its notification as `pforte notifications list` shows it.
+async fn paid(ctx: &TestContext, app: &TestApp, request_id: &str) -> anyhow::Result<(String, String)> {
+    let token = bearer(app).await?;
+    let transaction = open_payment(app, &token, request_id).await?;
+    pay_at_provider(app, &transaction, "CREDITCARD").await?;
+    app.client.get(app.url(&format!("/pay/{transaction}/return"))).send().await?;
+    let list = ok(ctx, &["notifications", "list", "--transaction", &transaction])?;
+    let id = list.lines().nth(1).and_then(|line| line.split_whitespace().next()).unwrap_or_default().to_owned();
+    anyhow::ensure!(id.starts_with("msg_"), "one notification of {transaction}: {list}");
+    Ok((transaction, id))
+}
+
+/// Waits until the list row of `id` shows `columns` from the state column on (the delivery worker
+/// runs every second); returns the row's columns.
+async fn row_becomes(ctx: &TestContext, id: &str, columns: &[&str]) -> anyhow::Result<Vec<String>> {
+    let wanted: Vec<String> = columns.iter().map(|c| (*c).to_owned()).collect();
+    eventually(Duration::from_secs(20), &format!("{id} shown as {columns:?}"), || {
+        let found = ok(ctx, &["notifications", "list"]).map(|list| {
+            let columns: Vec<String> = row(&list, id).split_whitespace().map(str::to_owned).collect();
+            (columns.len() >= 3 + wanted.len() && columns[3..3 + wanted.len()] == wanted[..]).then_some(columns)
+        });
+        async move { found }
+    })
+    .await
 }
 
 /// The line of the list that names `id`.
@@ -42,9 +62,9 @@ pub async fn a_receiver_answering_gone_is_shown_disabled_and_redelivery_reaches_
     let receiver = receiver().await?;
     receiver.status.store(410, Ordering::SeqCst);
     let clock = ManualClock::at_millis(chrono::Utc::now().timestamp_millis());
-    let app = app_notifying(&ctx, &receiver, clock.clone()).await?;
-    let (transaction, id) = paid(&app, "req-gone").await?;
-    assert_eq!(notifier(&app).deliver_due().await?.gave_up, 1);
+    let app = app_notifying_with(&ctx, &receiver, clock.clone(), true).await?;
+    let (transaction, id) = paid(&ctx, &app, "req-gone").await?;
+    row_becomes(&ctx, &id, &["disabled"]).await?;
 
     let list = ok(&ctx, &["notifications", "list"])?;
     let line = row(&list, &id);
@@ -70,14 +90,13 @@ pub async fn a_receiver_answering_gone_is_shown_disabled_and_redelivery_reaches_
     assert_eq!(again.status.code(), Some(1), "only a given-up message goes back in line");
     assert!(output_text(&again).contains("is pending"), "{}", output_text(&again));
 
-    // The command put the message back at the machine's time; the test clock follows it there.
+    // The command put the message back at the machine's time; the test clock follows it there and
+    // the worker delivers it.
     clock.advance_secs(600);
-    assert_eq!(notifier(&app).deliver_due().await?.delivered, 1);
+    let columns = row_becomes(&ctx, &id, &["delivered"]).await?;
+    assert_eq!(columns[3..], ["delivered", "2", "200", "-"]);
     let received = receiver.received.lock().map(|r| r.clone()).unwrap_or_default();
     assert_eq!(received.iter().map(|(webhook_id, _)| webhook_id).collect::<Vec<_>>(), [&id], "the same message");
-    let columns: Vec<String> =
-        row(&ok(&ctx, &["notifications", "list"])?, &id).split_whitespace().map(str::to_owned).collect();
-    assert_eq!(columns[3..], ["delivered", "2", "200", "-"]);
 
     let audit = app.state.db.audit_entries_after(0, 1000).await?;
     let entry = audit.iter().find(|e| e.event == "notification.redelivered").expect("the redelivery is audited");
@@ -93,10 +112,12 @@ pub async fn a_receiver_that_keeps_failing_is_pending_with_its_next_attempt_then
     let receiver = receiver().await?;
     receiver.status.store(500, Ordering::SeqCst);
     let clock = ManualClock::at_millis(chrono::Utc::now().timestamp_millis());
-    let app = app_notifying(&ctx, &receiver, clock.clone()).await?;
-    let (_, id) = paid(&app, "req-failing").await?;
-    let (_, other) = paid(&app, "req-failing-too").await?;
-    assert_eq!(notifier(&app).deliver_due().await?.retried, 2);
+    let app = app_notifying_with(&ctx, &receiver, clock.clone(), true).await?;
+    let (_, id) = paid(&ctx, &app, "req-failing").await?;
+    let (_, other) = paid(&ctx, &app, "req-failing-too").await?;
+    for message in [&id, &other] {
+        row_becomes(&ctx, message, &["pending", "1", "500"]).await?;
+    }
 
     let list = ok(&ctx, &["notifications", "list", "--state", "pending"])?;
     let columns: Vec<&str> = row(&list, &id).split_whitespace().collect();
@@ -110,9 +131,10 @@ pub async fn a_receiver_that_keeps_failing_is_pending_with_its_next_attempt_then
     let refused = run(&ctx, &["notifications", "redeliver", &id])?;
     assert_eq!(refused.status.code(), Some(1), "pending messages are in line already");
 
-    for _ in 0..40 {
-        notifier(&app).deliver_due().await?;
-        clock.advance_secs(3 * 3600);
+    // Three days on, the next failure is the last: the worker gives up.
+    clock.advance_secs(3 * 24 * 3600);
+    for message in [&id, &other] {
+        row_becomes(&ctx, message, &["failed"]).await?;
     }
     let failed = ok(&ctx, &["notifications", "list", "--state", "failed"])?;
     assert!(row(&failed, &id).contains("failed") && row(&failed, &other).contains("failed"), "{failed}");

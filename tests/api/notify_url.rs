@@ -5,11 +5,12 @@ use std::sync::{Arc, Mutex};
 
 use pforte::clock::SystemClock;
 use pforte::crypto::webhook::WebhookSecret;
-use pforte::payment::notify::{Notifier, Round};
 use secrecy::SecretString;
 use serde_json::Value;
 
-use crate::helpers::{TestApp, TestContext, TestResult};
+use std::time::Duration;
+
+use crate::helpers::{eventually, TestApp, TestContext, TestResult};
 use crate::payment_api::{bearer, body, create};
 use crate::payment_cancel::{kfz_client, KFZ_SECRET};
 use crate::payment_surface::{id_of, payment_path, post, problem, TENANT};
@@ -48,7 +49,7 @@ async fn receiver(path: &str) -> anyhow::Result<(String, Received)> {
 
 pub async fn a_notification_for_a_payment_with_a_notify_url_arrives_there(ctx: TestContext) -> TestResult {
     let (url, received) = receiver("/payments/hook").await?;
-    let app = ctx.spawn_app_with(|f| f.merge(("workers.notifications", false)), Arc::new(SystemClock)).await;
+    let app = ctx.spawn_app().await;
     let token = bearer(&app).await?;
     let mut request = body(&app, "NOTIFY-1");
     request["notifyUrl"] = Value::String(url.clone());
@@ -65,13 +66,14 @@ pub async fn a_notification_for_a_payment_with_a_notify_url_arrives_there(ctx: T
     assert_eq!(post(&app, &token, &format!("{}/cancel", payment_path(&id)), "", None).await?.status(), 200);
     let queued = app.state.db.notifications_of(&id).await?;
     assert_eq!(queued.iter().map(|m| m.url.as_str()).collect::<Vec<_>>(), vec![url.as_str()]);
-    let notifier = Notifier::new(
-        app.state.db.clone(),
-        app.state.registry.clone(),
-        app.state.http.clone(),
-        app.state.clock.clone(),
-    );
-    assert_eq!(notifier.deliver_due().await?, Round { delivered: 1, retried: 0, gave_up: 0 });
+    // The delivery worker sends it; the operator's log then shows it delivered at the first attempt.
+    let delivered = || {
+        let list = ctx.cli_ok(&["notifications", "list", "--transaction", &id])?;
+        let line = list.lines().find(|line| line.starts_with(queued[0].id.as_str())).unwrap_or_default().to_owned();
+        anyhow::Ok(line.split_whitespace().nth(3) == Some("delivered")).map(|done| done.then_some(line))
+    };
+    let line = eventually(Duration::from_secs(20), "notification delivered", || async { delivered() }).await?;
+    assert_eq!(line.split_whitespace().nth(4), Some("1"), "one attempt: {line}");
     let received = received.lock().map(|r| r.clone()).unwrap_or_default();
     assert_eq!(received.len(), 1, "signed with the service's secret and delivered to the notifyUrl");
     assert_eq!(received[0].0, queued[0].id);

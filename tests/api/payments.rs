@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
 
-use pforte::clock::{Clock, ManualClock};
+use pforte::clock::ManualClock;
 use pforte::crypto::webhook::WebhookSecret;
 use pforte::payment::idempotency::{Claim, Idempotency, IdempotencyError};
 use pforte::payment::notify::{Notifier, Round};
@@ -14,6 +14,7 @@ use pforte::payment::{Status, StoredAnswer};
 use pforte::store::payments::PaymentRow;
 use secrecy::SecretString;
 
+use crate::audit::{audit_verify, Verified};
 use crate::helpers::{TestApp, TestContext, TestResult};
 
 pub fn new_payment(app: &TestApp, request_id: &str) -> PaymentRow {
@@ -82,7 +83,7 @@ pub async fn racing_paid_and_canceled_signals_end_in_exactly_one_final_status(ct
     } else {
         assert_eq!((flagged, events.len()), (0, 2), "created, then one change: {events:?}");
     }
-    assert!(app.state.audit.verify().await?.first_broken.is_none());
+    assert!(matches!(audit_verify(&ctx)?, Verified::Intact { .. }));
     app.stop().await
 }
 backend_test!(racing_paid_and_canceled_signals_end_in_exactly_one_final_status);
@@ -256,6 +257,16 @@ pub async fn receiver() -> anyhow::Result<Receiver> {
 /// An app whose demo client notifies `receiver`, with the background worker off so the test drives
 /// delivery rounds itself.
 pub async fn app_notifying(ctx: &TestContext, receiver: &Receiver, clock: ManualClock) -> anyhow::Result<TestApp> {
+    app_notifying_with(ctx, receiver, clock, false).await
+}
+
+/// An app whose demo client notifies `receiver`; `worker` says whether its delivery worker runs.
+pub async fn app_notifying_with(
+    ctx: &TestContext,
+    receiver: &Receiver,
+    clock: ManualClock,
+    worker: bool,
+) -> anyhow::Result<TestApp> {
     let clients = ctx.clients_with(&[]);
     let demo = std::fs::read_to_string(format!("{clients}/demo.toml"))?;
     let demo = demo
@@ -274,7 +285,7 @@ pub async fn app_notifying(ctx: &TestContext, receiver: &Receiver, clock: Manual
     std::fs::write(format!("{clients}/demo.toml"), demo)?;
     Ok(ctx
         .spawn_app_with(
-            |f| f.merge(("registry.clients", clients)).merge(("workers.notifications", false)),
+            |f| f.merge(("registry.clients", clients)).merge(("workers.notifications", worker)),
             Arc::new(clock),
         )
         .await)
@@ -355,7 +366,8 @@ pub async fn gone_stops_delivery_and_redelivery_puts_it_back(ctx: TestContext) -
     assert!(message.gave_up_reason.is_some_and(|r| r.contains("410")));
 
     receiver.status.store(200, Ordering::SeqCst);
-    assert!(app.state.db.redeliver_notification(&message.id, clock.now_millis()).await?);
+    let redelivered = ctx.cli_ok(&["notifications", "redeliver", &message.id])?;
+    assert!(redelivered.contains("back in line"), "{redelivered}");
     assert_eq!(notifier(&app).deliver_due().await?.delivered, 1);
     app.stop().await
 }

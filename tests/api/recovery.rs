@@ -15,6 +15,8 @@ use pforte::payment::{Status, StoredAnswer};
 use pforte::store::payments::PaymentRow;
 
 use crate::helpers::{NotificationReceiver, TestApp, TestContext, TestResult};
+use crate::payment_api::bearer;
+use crate::payment_surface::{open_payment, payment_path, post};
 
 const HOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
@@ -141,31 +143,31 @@ backend_test!(a_dead_workers_lease_lets_its_messages_go);
 pub async fn a_backlog_of_notifications_is_delivered_without_pausing_between_batches(ctx: TestContext) -> TestResult {
     let receiver = NotificationReceiver::start(&[HOOK_SECRET]).await?;
     let clients = ctx.clients_notifying("clients", &receiver.url, HOOK_SECRET)?;
-    let app = ctx
-        .spawn_app_with(
-            |f| f.merge(("registry.clients", clients)).merge(("workers.notifications", false)),
-            Arc::new(pforte::clock::SystemClock),
-        )
-        .await;
-    let (state, signals) = (&app.state, signals(&app));
+    // While pforte runs without its delivery worker, the demo service cancels 150 payments.
+    let with_clients = |f: figment::Figment, worker: bool| {
+        f.merge(("registry.clients", clients.clone())).merge(("workers.notifications", worker))
+    };
+    let outage = ctx.spawn_app_with(|f| with_clients(f, false), Arc::new(pforte::clock::SystemClock)).await;
+    let token = bearer(&outage).await?;
     for n in 0..150 {
-        let row = payment_row(&format!("tx-{n}"), &format!("GEB-{n}"));
-        signals.create(&row).await?;
-        signals.record(&row.transaction_id, Status::Payed, Source::Provider, None).await?;
+        let id = open_payment(&outage, &token, &format!("GEB-{n}")).await?;
+        let canceled = post(&outage, &token, &format!("{}/cancel", payment_path(&id)), "", None).await?;
+        anyhow::ensure!(canceled.status() == 200, "cancel answered {}", canceled.status());
     }
-    let stop = tokio_util::sync::CancellationToken::new();
-    let notifier = Notifier::new(state.db.clone(), state.registry.clone(), state.http.clone(), state.clock.clone());
-    let worker = tokio::spawn(notifier.run(stop.clone()));
+    outage.stop().await?;
+    anyhow::ensure!(receiver.received().is_empty(), "nothing delivered during the outage");
+
+    // Started again with its worker, pforte works the backlog off.
+    let app = ctx.spawn_app_with(|f| with_clients(f, true), Arc::new(pforte::clock::SystemClock)).await;
     crate::helpers::eventually(Duration::from_secs(60), "backlog delivered", || {
         let count = receiver.received().len();
         async move { Ok((count == 150).then_some(())) }
     })
     .await?;
-    stop.cancel();
-    worker.await?;
     let mut attempted: Vec<i64> = sqlx::query_scalar("SELECT attempted_at FROM notification_attempts")
         .fetch_all(&crate::keys::any_pool(&ctx.database_url).await?)
         .await?;
+    assert_eq!(attempted.len(), 150, "each message delivered at its first attempt");
     attempted.sort_unstable();
     let longest_gap = attempted.windows(2).map(|w| w[1] - w[0]).max().unwrap_or_default();
     assert!(longest_gap < 900, "no pause between batches: {longest_gap} ms between two attempts");
