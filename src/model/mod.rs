@@ -3,10 +3,14 @@
 //! once, at the database boundary, and a value that does not parse is corrupt data, never a default.
 //! Nothing here imports other pforte modules.
 
+mod import;
+mod ledger;
 mod period;
 mod settlement;
 mod status;
 
+pub use import::ImportKind;
+pub use ledger::{Account, JournalKind};
 pub use period::{berlin_time, local_date, local_time, start_of_day, Period, PeriodError};
 pub use settlement::{DecimalSeparator, SettlementKind};
 pub use status::{PaymentStatus, RefundStatus};

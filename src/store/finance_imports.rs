@@ -8,14 +8,13 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use super::{date_column, decimal_column, parse_column, Database, StorageResult};
-use crate::model::{PaymentStatus, RefundStatus, SettlementKind};
+use crate::model::{ImportKind, PaymentStatus, RefundStatus, SettlementKind};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImportRecord {
     pub import_id: String,
     pub tenant_id: String,
-    /// `settlement` or `bank`.
-    pub kind: String,
+    pub kind: ImportKind,
     pub provider_id: Option<String>,
     pub content_sha256: String,
     pub file_name: String,
@@ -94,14 +93,14 @@ pub struct RefundForReconcile {
 pub(crate) async fn find_import(
     conn: &mut AnyConnection,
     tenant_id: &str,
-    kind: &str,
+    kind: ImportKind,
     content_sha256: &str,
 ) -> StorageResult<Option<String>> {
     let found: Option<String> = sqlx::query_scalar(
         "SELECT import_id FROM finance_imports WHERE tenant_id = $1 AND kind = $2 AND content_sha256 = $3",
     )
     .bind(tenant_id)
-    .bind(kind)
+    .bind(kind.as_str())
     .bind(content_sha256)
     .fetch_optional(&mut *conn)
     .await?;
@@ -115,7 +114,7 @@ pub(crate) async fn insert_import(conn: &mut AnyConnection, record: &ImportRecor
     )
     .bind(&record.import_id)
     .bind(&record.tenant_id)
-    .bind(&record.kind)
+    .bind(record.kind.as_str())
     .bind(&record.provider_id)
     .bind(&record.content_sha256)
     .bind(&record.file_name)
@@ -422,10 +421,11 @@ impl Database {
         .fetch_optional(self.pool())
         .await?;
         row.map(|row| {
+            let kind: String = row.try_get("kind")?;
             Ok(ImportRecord {
                 import_id: row.try_get("import_id")?,
                 tenant_id: row.try_get("tenant_id")?,
-                kind: row.try_get("kind")?,
+                kind: parse_column("finance_imports.kind", &kind, ImportKind::parse)?,
                 provider_id: row.try_get("provider_id")?,
                 content_sha256: row.try_get("content_sha256")?,
                 file_name: row.try_get("file_name")?,
@@ -467,7 +467,7 @@ mod tests {
         let import = ImportRecord {
             import_id: "imp-1".into(),
             tenant_id: "t".into(),
-            kind: "settlement".into(),
+            kind: ImportKind::Settlement,
             provider_id: Some("p".into()),
             content_sha256: "00".into(),
             file_name: "settlement.csv".into(),
@@ -559,6 +559,18 @@ mod tests {
             let error = db.settlement_rows_for_reconcile("t", &window()).await.expect_err(column);
             assert!(is_corrupt_column(&error, &format!("settlement_rows.{column}")), "{error}");
         }
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn an_import_kind_pforte_does_not_know_is_reported_by_its_column() -> Result<(), StorageError> {
+        let (db, _dir) = stored().await?;
+        let kind = db.finance_import("imp-1").await?.map(|import| import.kind);
+        assert_eq!(kind, Some(ImportKind::Settlement));
+        corrupt(&db, "finance_imports", "kind", "camt").await?;
+        let error = db.finance_import("imp-1").await.expect_err("an unknown kind must not read");
+        assert!(is_corrupt_column(&error, "finance_imports.kind"), "{error}");
+        assert!(!error.to_string().contains("camt"), "the value stays out of the message: {error}");
         Ok(())
     }
 

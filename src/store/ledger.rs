@@ -1,21 +1,23 @@
 //! Rows of `ledger_journals` and `ledger_entries` (docs/ledger.md). Both tables are append-only
 //! (triggers refuse UPDATE and DELETE); amounts are stored as exact decimal text and read back as
-//! `Decimal` (text that is no decimal is corrupt data), summed by the caller, never by the database
-//! (SQLite would sum text as floating point).
+//! `Decimal`, summed by the caller, never by the database (SQLite would sum text as floating point).
+//! A journal's kind and an entry's account are read back as `JournalKind` and `Account`; text that
+//! does not parse is corrupt data, reported by its column.
 
 use futures_util::TryStreamExt;
 use rust_decimal::Decimal;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
-use super::{decimal_column, Database, StorageResult};
+use super::{decimal_column, parse_column, Database, StorageResult};
+use crate::model::{Account, JournalKind};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JournalRow {
     pub id: i64,
     pub tenant_id: String,
     pub journal_key: String,
-    pub kind: String,
+    pub kind: JournalKind,
     pub transaction_id: Option<String>,
     pub refund_id: Option<String>,
     pub amount: Decimal,
@@ -27,20 +29,25 @@ pub struct JournalRow {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EntryRow {
     pub journal_id: i64,
-    pub account: String,
+    pub account: Account,
     pub amount: Decimal,
 }
 
 const JOURNAL_COLUMNS: &str =
     "id, tenant_id, journal_key, kind, transaction_id, refund_id, amount, description, reverses, posted_at";
 
+fn journal_kind_column(kind: &str) -> StorageResult<JournalKind> {
+    parse_column("ledger_journals.kind", kind, JournalKind::parse)
+}
+
 fn journal_from_row(row: &AnyRow) -> StorageResult<JournalRow> {
     let amount: String = row.try_get("amount")?;
+    let kind: String = row.try_get("kind")?;
     Ok(JournalRow {
         id: row.try_get("id")?,
         tenant_id: row.try_get("tenant_id")?,
         journal_key: row.try_get("journal_key")?,
-        kind: row.try_get("kind")?,
+        kind: journal_kind_column(&kind)?,
         transaction_id: row.try_get("transaction_id")?,
         refund_id: row.try_get("refund_id")?,
         amount: decimal_column("ledger_journals.amount", &amount)?,
@@ -52,9 +59,10 @@ fn journal_from_row(row: &AnyRow) -> StorageResult<JournalRow> {
 
 fn entry_from_row(row: &AnyRow) -> StorageResult<EntryRow> {
     let amount: String = row.try_get("amount")?;
+    let account: String = row.try_get("account")?;
     Ok(EntryRow {
         journal_id: row.try_get("journal_id")?,
-        account: row.try_get("account")?,
+        account: parse_column("ledger_entries.account", &account, Account::parse)?,
         amount: decimal_column("ledger_entries.amount", &amount)?,
     })
 }
@@ -69,7 +77,7 @@ pub(crate) async fn insert_journal(conn: &mut AnyConnection, journal: &JournalRo
     )
     .bind(&journal.tenant_id)
     .bind(&journal.journal_key)
-    .bind(&journal.kind)
+    .bind(journal.kind.as_str())
     .bind(&journal.transaction_id)
     .bind(&journal.refund_id)
     .bind(journal.amount.to_string())
@@ -85,7 +93,7 @@ pub(crate) async fn insert_entry(conn: &mut AnyConnection, tenant_id: &str, entr
     sqlx::query("INSERT INTO ledger_entries (journal_id, tenant_id, account, amount) VALUES ($1, $2, $3, $4)")
         .bind(entry.journal_id)
         .bind(tenant_id)
-        .bind(&entry.account)
+        .bind(entry.account.code())
         .bind(entry.amount.to_string())
         .execute(&mut *conn)
         .await?;
@@ -120,14 +128,14 @@ pub(crate) async fn entries_of(conn: &mut AnyConnection, journal_id: i64) -> Sto
 pub(crate) async fn transaction_account_amounts(
     conn: &mut AnyConnection,
     transaction_id: &str,
-    account: &str,
+    account: &Account,
 ) -> StorageResult<Vec<Decimal>> {
     let amounts: Vec<String> = sqlx::query_scalar(
         "SELECT e.amount FROM ledger_entries e JOIN ledger_journals j ON j.id = e.journal_id \
          WHERE j.transaction_id = $1 AND e.account = $2",
     )
     .bind(transaction_id)
-    .bind(account)
+    .bind(account.code())
     .fetch_all(&mut *conn)
     .await?;
     amounts.iter().map(|amount| decimal_column("ledger_entries.amount", amount)).collect()
@@ -135,11 +143,11 @@ pub(crate) async fn transaction_account_amounts(
 
 impl Database {
     /// Every amount posted to one account of a tenant (`None`: to any account), streamed.
-    pub async fn ledger_amounts(&self, tenant_id: &str, account: Option<&str>) -> StorageResult<Vec<Decimal>> {
+    pub async fn ledger_amounts(&self, tenant_id: &str, account: Option<&Account>) -> StorageResult<Vec<Decimal>> {
         let query = match account {
             Some(account) => sqlx::query("SELECT amount FROM ledger_entries WHERE tenant_id = $1 AND account = $2")
                 .bind(tenant_id)
-                .bind(account),
+                .bind(account.code()),
             None => sqlx::query("SELECT amount FROM ledger_entries WHERE tenant_id = $1").bind(tenant_id),
         };
         let mut rows = query.fetch(self.pool());
@@ -197,9 +205,9 @@ impl Database {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BookingRow {
     pub journal_id: i64,
-    pub kind: String,
+    pub kind: JournalKind,
     /// For a reversal: the kind of the journal it reverses.
-    pub reversed_kind: Option<String>,
+    pub reversed_kind: Option<JournalKind>,
     pub amount: Decimal,
     pub refund_id: Option<String>,
     pub reverses: Option<i64>,
@@ -256,10 +264,12 @@ const BOOKING_SELECT: &str = "SELECT j.id AS journal_id, j.kind, r.kind AS rever
 
 fn booking_from_row(row: &AnyRow) -> StorageResult<BookingRow> {
     let amount: String = row.try_get("amount")?;
+    let kind: String = row.try_get("kind")?;
+    let reversed_kind: Option<String> = row.try_get("reversed_kind")?;
     Ok(BookingRow {
         journal_id: row.try_get("journal_id")?,
-        kind: row.try_get("kind")?,
-        reversed_kind: row.try_get("reversed_kind")?,
+        kind: journal_kind_column(&kind)?,
+        reversed_kind: reversed_kind.as_deref().map(journal_kind_column).transpose()?,
         amount: decimal_column("ledger_journals.amount", &amount)?,
         refund_id: row.try_get("refund_id")?,
         reverses: row.try_get("reverses")?,
@@ -334,14 +344,71 @@ mod tests {
         assert!(is_corrupt_column(&error, "ledger_journals.amount"), "{error}");
 
         let id = journal_by_key(&mut conn, "good").await?.map_or(0, |j| j.id);
-        sqlx::query("INSERT INTO ledger_entries (journal_id, tenant_id, account, amount) VALUES ($1, 't', 'x', 'NaN')")
-            .bind(id)
-            .execute(&mut *conn)
-            .await?;
+        sqlx::query(
+            "INSERT INTO ledger_entries (journal_id, tenant_id, account, amount) VALUES ($1, 't', 'bank', 'NaN')",
+        )
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
         let error = entries_of(&mut conn, id).await.expect_err("NaN must not read");
         assert!(is_corrupt_column(&error, "ledger_entries.amount"), "{error}");
         let error = db.ledger_amounts("t", None).await.expect_err("NaN must not be summed");
         assert!(is_corrupt_column(&error, "ledger_entries.amount"), "{error}");
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_journal_kind_or_entry_account_pforte_does_not_know_is_reported_by_its_column() -> Result<(), StorageError>
+    {
+        let (db, _dir) = test_database().await?;
+        let mut conn = db.writer().acquire().await?;
+        for (key, kind) in [("good", "refund_settled"), ("bad", "chargeback")] {
+            sqlx::query(
+                "INSERT INTO ledger_journals (tenant_id, journal_key, kind, amount, posted_at) \
+                 VALUES ('t', $1, $2, '1.00', 1)",
+            )
+            .bind(key)
+            .bind(kind)
+            .execute(&mut *conn)
+            .await?;
+        }
+        let good = journal_by_key(&mut conn, "good").await?;
+        assert_eq!(good.as_ref().map(|j| j.kind), Some(JournalKind::RefundSettled));
+        let error = journal_by_key(&mut conn, "bad").await.expect_err("an unknown kind must not read");
+        assert!(is_corrupt_column(&error, "ledger_journals.kind"), "{error}");
+        assert!(!error.to_string().contains("chargeback"), "the value stays out of the message: {error}");
+
+        let id = good.map_or(0, |j| j.id);
+        sqlx::query(
+            "INSERT INTO ledger_entries (journal_id, tenant_id, account, amount) \
+             VALUES ($1, 't', 'provider_receivable:sim-pay', '1.00')",
+        )
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+        let entries = entries_of(&mut conn, id).await?;
+        let accounts: Vec<Account> = entries.into_iter().map(|e| e.account).collect();
+        assert_eq!(accounts, [Account::ProviderReceivable("sim-pay".into())]);
+        // An empty provider is no account either.
+        for (journal_key, account) in [("bad-account", "cash"), ("no-provider", "provider_receivable:")] {
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO ledger_journals (tenant_id, journal_key, kind, amount, posted_at) \
+                 VALUES ('t', $1, 'paid', '1.00', 1) RETURNING id",
+            )
+            .bind(journal_key)
+            .fetch_one(&mut *conn)
+            .await?;
+            sqlx::query(
+                "INSERT INTO ledger_entries (journal_id, tenant_id, account, amount) VALUES ($1, 't', $2, '1.00')",
+            )
+            .bind(id)
+            .bind(account)
+            .execute(&mut *conn)
+            .await?;
+            let error = entries_of(&mut conn, id).await.expect_err(account);
+            assert!(is_corrupt_column(&error, "ledger_entries.account"), "{error}");
+            assert!(!error.to_string().contains(account), "the value stays out of the message: {error}");
+        }
         Ok(())
     }
 }

@@ -68,15 +68,15 @@ impl Booking {
     pub fn from_row(row: BookingRow) -> Result<Booking, StorageError> {
         let corrupt = |what: &str| StorageError::Corrupt(format!("journal {}: {what}", row.journal_id));
         let amount = row.amount;
-        let sign_of = |kind: Option<&str>| match kind.and_then(JournalKind::parse) {
+        let sign_of = |kind: Option<JournalKind>| match kind {
             Some(JournalKind::Paid) => Ok(Decimal::ONE),
             Some(JournalKind::Refund) => Ok(Decimal::NEGATIVE_ONE),
             _ => Err(corrupt("not a payment or refund")),
         };
-        let (booking_type, sign) = match JournalKind::parse(&row.kind) {
-            Some(JournalKind::Paid) => (BookingType::Payment, Decimal::ONE),
-            Some(JournalKind::Refund) => (BookingType::Refund, Decimal::NEGATIVE_ONE),
-            Some(JournalKind::Reversal) => (BookingType::Reversal, -sign_of(row.reversed_kind.as_deref())?),
+        let (booking_type, sign) = match row.kind {
+            JournalKind::Paid => (BookingType::Payment, Decimal::ONE),
+            JournalKind::Refund => (BookingType::Refund, Decimal::NEGATIVE_ONE),
+            JournalKind::Reversal => (BookingType::Reversal, -sign_of(row.reversed_kind)?),
             _ => return Err(corrupt("not a payment or refund")),
         };
         // The request as the tenant's booking defaults completed it.

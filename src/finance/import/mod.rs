@@ -17,20 +17,7 @@ use crate::registry::{DecimalSeparator, Registry};
 use crate::store::finance_imports::{self as store, BankEntryRecord, ImportRecord, SettlementRecord};
 use crate::store::{Database, StorageError};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ImportKind {
-    Settlement,
-    Bank,
-}
-
-impl ImportKind {
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            ImportKind::Settlement => "settlement",
-            ImportKind::Bank => "bank",
-        }
-    }
-}
+pub(crate) use crate::model::ImportKind;
 
 /// What an import did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -183,7 +170,7 @@ impl Importer<'_> {
     /// already stored or (for a settlement) a row names another tenant's transaction.
     async fn store(&self, header: ImportRecord, rows: Rows<'_>) -> Result<ImportOutcome, ImportError> {
         let mut tx = self.db.begin_write().await?;
-        let (tenant, kind, sha) = (&header.tenant_id, &header.kind, &header.content_sha256);
+        let (tenant, kind, sha) = (&header.tenant_id, header.kind, &header.content_sha256);
         if let Some(existing) = store::find_import(&mut tx, tenant, kind, sha).await? {
             return Ok(ImportOutcome::AlreadyImported { import_id: existing });
         }
@@ -253,7 +240,7 @@ impl Importer<'_> {
         ImportRecord {
             import_id: import_id.to_owned(),
             tenant_id: file.tenant.to_owned(),
-            kind: kind.as_str().to_owned(),
+            kind,
             provider_id: provider_id.map(str::to_owned),
             content_sha256,
             file_name: file.file_name.to_owned(),
@@ -270,7 +257,7 @@ fn audit_event(header: &ImportRecord) -> AuditEvent {
         &header.imported_by,
         &header.import_id,
         json!({
-            "tenant": header.tenant_id, "kind": header.kind, "provider": header.provider_id,
+            "tenant": header.tenant_id, "kind": header.kind.as_str(), "provider": header.provider_id,
             "sha256": header.content_sha256, "rows": header.row_count, "file": header.file_name,
         }),
     )

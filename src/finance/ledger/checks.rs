@@ -8,7 +8,7 @@ use crate::store::{Database, StorageError};
 
 /// The balance of one account of a tenant: debits minus credits (a revenue account is negative).
 pub async fn balance(db: &Database, tenant_id: &str, account: &Account) -> Result<Decimal, StorageError> {
-    Ok(db.ledger_amounts(tenant_id, Some(&account.code())).await?.into_iter().sum())
+    Ok(db.ledger_amounts(tenant_id, Some(account)).await?.into_iter().sum())
 }
 
 /// The sum of all a tenant's entries: 0 whenever every journal balances.
@@ -77,12 +77,12 @@ pub async fn check_transaction(db: &Database, transaction_id: &str) -> Result<Tr
             continue;
         }
         let amount = journal.amount;
-        match JournalKind::parse(&journal.kind) {
-            Some(JournalKind::Paid) => {
+        match journal.kind {
+            JournalKind::Paid => {
                 report.paid_journals += 1;
                 report.paid += amount;
             }
-            Some(JournalKind::Refund) => report.refunded += amount,
+            JournalKind::Refund => report.refunded += amount,
             _ => {}
         }
     }

@@ -7,14 +7,13 @@
 //! so a journal commits or rolls back with the change it records, as `AuditLog::append_in` does.
 //! Payment announces its money events through `payment::books::PaymentBooks`; [`LedgerBooks`] posts them.
 
-mod accounts;
 mod checks;
 mod payment_books;
 
 use rust_decimal::Decimal;
 use sqlx::AnyConnection;
 
-pub use accounts::{Account, JournalKind};
+pub use crate::model::{Account, JournalKind};
 pub use checks::{balance, check_tenant, check_transaction, tenant_total, TenantCheck, TransactionCheck};
 pub use payment_books::LedgerBooks;
 
@@ -195,8 +194,7 @@ pub async fn post_refund(conn: &mut AnyConnection, event: &RefundEvent<'_>) -> R
         if ledger::journal_by_key(conn, &format!("paid:{}", event.transaction_id)).await?.is_none() {
             return Err(LedgerError::NotPaid { transaction_id: event.transaction_id.to_owned() });
         }
-        let revenue =
-            ledger::transaction_account_amounts(conn, event.transaction_id, &Account::FeeRevenue.code()).await?;
+        let revenue = ledger::transaction_account_amounts(conn, event.transaction_id, &Account::FeeRevenue).await?;
         let remaining = -revenue.into_iter().sum::<Decimal>();
         if event.amount > remaining {
             return Err(LedgerError::RefundExceedsPaid {
@@ -273,9 +271,9 @@ pub async fn post_reversal(
     let original = ledger::journal(conn, journal_id).await?.ok_or(LedgerError::UnknownJournal(journal_id))?;
     let entries = ledger::entries_of(conn, journal_id)
         .await?
-        .iter()
-        .map(|entry| Ok(Entry { account: parse_account(&entry.account)?, amount: -entry.amount }))
-        .collect::<Result<Vec<_>, StorageError>>()?;
+        .into_iter()
+        .map(|entry| Entry { account: entry.account, amount: -entry.amount })
+        .collect();
     post(
         conn,
         &NewJournal {
@@ -305,7 +303,7 @@ pub async fn post(conn: &mut AnyConnection, journal: &NewJournal) -> Result<Post
         id: 0,
         tenant_id: journal.tenant_id.clone(),
         journal_key: journal.key.clone(),
-        kind: journal.kind.as_str().to_owned(),
+        kind: journal.kind,
         transaction_id: journal.transaction_id.clone(),
         refund_id: journal.refund_id.clone(),
         amount: journal.amount,
@@ -322,7 +320,7 @@ pub async fn post(conn: &mut AnyConnection, journal: &NewJournal) -> Result<Post
         };
     };
     for entry in &journal.entries {
-        let row = EntryRow { journal_id, account: entry.account.code(), amount: entry.amount };
+        let row = EntryRow { journal_id, account: entry.account.clone(), amount: entry.amount };
         ledger::insert_entry(conn, &journal.tenant_id, &row).await?;
     }
     Ok(Posting::Posted { journal_id })
@@ -345,7 +343,7 @@ fn check(journal: &NewJournal) -> Result<(), LedgerError> {
 
 fn same_event(existing: &JournalRow, journal: &NewJournal) -> Result<Posting, LedgerError> {
     let same = existing.tenant_id == journal.tenant_id
-        && existing.kind == journal.kind.as_str()
+        && existing.kind == journal.kind
         && existing.transaction_id == journal.transaction_id
         && existing.refund_id == journal.refund_id
         && existing.amount == journal.amount;
@@ -354,8 +352,4 @@ fn same_event(existing: &JournalRow, journal: &NewJournal) -> Result<Posting, Le
     } else {
         Err(LedgerError::KeyConflict { key: journal.key.clone() })
     }
-}
-
-fn parse_account(code: &str) -> Result<Account, StorageError> {
-    Account::parse(code).ok_or_else(|| StorageError::Corrupt(format!("ledger account {code:?}")))
 }

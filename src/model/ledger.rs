@@ -1,5 +1,6 @@
-//! The accounts of a tenant's ledger (docs/ledger.md has the German terms). Entries are signed:
-//! debit positive, credit negative; a balance is the sum, so a revenue account's balance is negative.
+//! The words of a tenant's ledger (docs/ledger.md has the German terms): its accounts and what a
+//! journal records, each with the text it is stored as. Entries are signed: debit positive, credit
+//! negative; a balance is the sum, so a revenue account's balance is negative.
 
 use std::fmt;
 
@@ -97,6 +98,23 @@ impl JournalKind {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn journal_kinds_read_back_what_they_write_and_nothing_else() {
+        for kind in [
+            JournalKind::Paid,
+            JournalKind::Refund,
+            JournalKind::RefundSettled,
+            JournalKind::ProviderFee,
+            JournalKind::Payout,
+            JournalKind::Reversal,
+        ] {
+            assert_eq!(JournalKind::parse(kind.as_str()), Some(kind));
+        }
+        for text in ["", "PAID", "fee", "refund "] {
+            assert_eq!(JournalKind::parse(text), None, "{text:?}");
+        }
+    }
 
     #[test]
     fn account_codes_read_back_as_the_same_account() {
