@@ -70,6 +70,16 @@ pub enum JournalKind {
 }
 
 impl JournalKind {
+    /// Every kind, for reading stored text back.
+    pub const ALL: [JournalKind; 6] = [
+        JournalKind::Paid,
+        JournalKind::Refund,
+        JournalKind::RefundSettled,
+        JournalKind::ProviderFee,
+        JournalKind::Payout,
+        JournalKind::Reversal,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             JournalKind::Paid => "paid",
@@ -82,16 +92,7 @@ impl JournalKind {
     }
 
     pub fn parse(text: &str) -> Option<JournalKind> {
-        [
-            JournalKind::Paid,
-            JournalKind::Refund,
-            JournalKind::RefundSettled,
-            JournalKind::ProviderFee,
-            JournalKind::Payout,
-            JournalKind::Reversal,
-        ]
-        .into_iter()
-        .find(|kind| kind.as_str() == text)
+        JournalKind::ALL.into_iter().find(|kind| kind.as_str() == text)
     }
 }
 
@@ -101,14 +102,7 @@ mod tests {
 
     #[test]
     fn journal_kinds_read_back_what_they_write_and_nothing_else() {
-        for kind in [
-            JournalKind::Paid,
-            JournalKind::Refund,
-            JournalKind::RefundSettled,
-            JournalKind::ProviderFee,
-            JournalKind::Payout,
-            JournalKind::Reversal,
-        ] {
+        for kind in JournalKind::ALL {
             assert_eq!(JournalKind::parse(kind.as_str()), Some(kind));
         }
         for text in ["", "PAID", "fee", "refund "] {

@@ -3,6 +3,7 @@
 
 use serde_json::Value;
 
+use super::document;
 use super::login::{LoggedIn, SCOPES};
 use crate::dev::escape;
 
@@ -187,16 +188,6 @@ fn level_label(acr: &str) -> &'static str {
         "http://eidas.europa.eu/LoA/high" => "hoch (high)",
         _ => "",
     }
-}
-
-fn document(heading: &str, subtitle: &str, body: &str) -> String {
-    let body = format!(
-        "<p><strong>Demo-Onlinedienst</strong> <small>(Testumgebung / test environment)</small></p>\n\
-         <h1>{heading} <small lang=\"en\">{subtitle}</small></h1>\n{body}",
-        heading = escape(heading),
-        subtitle = escape(subtitle),
-    );
-    crate::dev::document(&format!("{heading} – Demo-Onlinedienst"), &body)
 }
 
 #[cfg(test)]

@@ -91,3 +91,15 @@ struct DemoState {
 pub(crate) fn router(demo: Arc<Demo>, context: Context) -> Router {
     Router::new().merge(login::routes()).merge(pay::routes()).with_state(DemoState { demo, context })
 }
+
+/// A page of the demo service: its banner, a German heading with an English subtitle, then `body`
+/// (HTML the caller escaped).
+fn document(heading: &str, subtitle: &str, body: &str) -> String {
+    let body = format!(
+        "<p><strong>Demo-Onlinedienst</strong> <small>(Testumgebung / test environment)</small></p>\n\
+         <h1>{heading} <small lang=\"en\">{subtitle}</small></h1>\n{body}",
+        heading = super::escape(heading),
+        subtitle = super::escape(subtitle),
+    );
+    crate::dev::document(&format!("{heading} – Demo-Onlinedienst"), &body)
+}

@@ -1,6 +1,7 @@
 //! Pages of the demo service's pay step, in the style of the other demo pages: German with short
 //! English subtitles, labelled forms, no scripts; everything from outside escaped.
 
+use super::document;
 use super::pay::Received;
 use crate::dev::escape;
 
@@ -137,16 +138,6 @@ fn status_label(status: &str) -> &'static str {
 
 fn time(seconds: i64) -> String {
     chrono::DateTime::from_timestamp(seconds, 0).map_or_else(String::new, |t| t.format("%Y-%m-%d %H:%M:%S").to_string())
-}
-
-fn document(heading: &str, subtitle: &str, body: &str) -> String {
-    let body = format!(
-        "<p><strong>Demo-Onlinedienst</strong> <small>(Testumgebung / test environment)</small></p>\n\
-         <h1>{heading} <small lang=\"en\">{subtitle}</small></h1>\n{body}",
-        heading = escape(heading),
-        subtitle = escape(subtitle),
-    );
-    crate::dev::document(&format!("{heading} – Demo-Onlinedienst"), &body)
 }
 
 #[cfg(test)]

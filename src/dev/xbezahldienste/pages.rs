@@ -11,9 +11,7 @@ const DISPLAY_NAME: &str = "Bezahl-Simulator";
 /// The pay page of an open transaction; `message` is an error to show above the form.
 pub(crate) fn pay(view: &PageView, action: &str, message: Option<&str>) -> String {
     let request = &view.request;
-    let error = message
-        .map(|message| format!("<div class=\"error\" role=\"alert\"><p>{}</p></div>\n", escape(message)))
-        .unwrap_or_default();
+    let error = error_notice(message);
     let description = request
         .description
         .as_deref()
@@ -37,10 +35,6 @@ pub(crate) fn pay(view: &PageView, action: &str, message: Option<&str>) -> Strin
             )
         })
         .collect();
-    let methods: String = OFFERED_METHODS
-        .iter()
-        .map(|method| format!("<option value=\"{}\">{}</option>\n", method.as_str(), method_label(*method)))
-        .collect();
     let body = format!(
         r#"<p><strong>Testumgebung:</strong> Hier wird nichts wirklich bezahlt. Es fließt kein Geld.</p>
 {error}<dl>
@@ -55,7 +49,32 @@ pub(crate) fn pay(view: &PageView, action: &str, message: Option<&str>) -> Strin
 <tbody>
 {items}</tbody>
 </table>
-<form method="post" action="{action}">
+{form}"#,
+        endpoint = escape(&view.endpoint_id),
+        originator = escape(&view.originator_id),
+        purpose = escape(&request.purpose),
+        amount = euro(request.gros_amount),
+        form = pay_form(action),
+    );
+    document("Bezahlen", &body)
+}
+
+/// An error to show above a pay form, if there is one.
+pub(crate) fn error_notice(message: Option<&str>) -> String {
+    message
+        .map(|message| format!("<div class=\"error\" role=\"alert\"><p>{}</p></div>\n", escape(message)))
+        .unwrap_or_default()
+}
+
+/// The form a citizen pays, cancels or fails with (the simulators' pay pages share it), posting to
+/// `action`.
+pub(crate) fn pay_form(action: &str) -> String {
+    let methods: String = OFFERED_METHODS
+        .iter()
+        .map(|method| format!("<option value=\"{}\">{}</option>\n", method.as_str(), method_label(*method)))
+        .collect();
+    format!(
+        r#"<form method="post" action="{action}">
 <p>
 <label for="method">Zahlungsart</label>
 <select name="method" id="method">
@@ -67,13 +86,8 @@ pub(crate) fn pay(view: &PageView, action: &str, message: Option<&str>) -> Strin
 <button type="submit" name="action" value="fail">Fehlschlag simulieren</button>
 </p>
 </form>"#,
-        endpoint = escape(&view.endpoint_id),
-        originator = escape(&view.originator_id),
-        purpose = escape(&request.purpose),
-        amount = euro(request.gros_amount),
         action = escape(action),
-    );
-    document("Bezahlen", &body)
+    )
 }
 
 /// The answer for a transaction whose status is already final.
