@@ -55,6 +55,7 @@ mod refunds;
 mod registration;
 mod routing;
 mod simulators;
+mod tcp_proxy;
 mod upstream;
 
 use libtest_mimic::Arguments;
