@@ -6,11 +6,13 @@
 mod import;
 mod ledger;
 mod period;
+mod reference;
 mod settlement;
 mod status;
 
 pub use import::ImportKind;
 pub use ledger::{Account, JournalKind};
 pub use period::{berlin_time, local_date, local_time, start_of_day, Period, PeriodError};
+pub use reference::{end_to_end_id, END_TO_END_ID_MAX};
 pub use settlement::{DecimalSeparator, SettlementKind};
 pub use status::{PaymentStatus, RefundStatus};

@@ -20,7 +20,7 @@ const HEADER: &str = "journalId;bookingType;bookingDate;bookedAt;transactionId;r
                       paymentMethod;paymentMethodDetail;provider;paidAt;refundId;reverses;paidAfterTimeout\r\n";
 
 /// Yesterday to tomorrow in Berlin: today's bookings, even around midnight.
-fn around_today() -> String {
+pub(crate) fn around_today() -> String {
     let today = Utc::now().with_timezone(&Berlin).date_naive();
     let from = today.checked_sub_days(Days::new(1)).unwrap_or(today);
     let to = today.checked_add_days(Days::new(1)).unwrap_or(today);
@@ -77,7 +77,7 @@ async fn body(app: &TestApp, token: &str, query: &str) -> anyhow::Result<Vec<u8>
 }
 
 /// Two fees paid through the simulator, the second partly refunded: their ids and the refund's.
-async fn two_fees(app: &TestApp) -> anyhow::Result<(String, String, String)> {
+pub(crate) async fn two_fees(app: &TestApp) -> anyhow::Result<(String, String, String)> {
     let first = pay(app, "GEB-1", "12.00", json!({ "Kostenstelle": "Bürgeramt Süd", "Aktenzeichen": "Ä-17" })).await?;
     let second = pay(app, "GEB-2", "20.50", json!({ "Haushaltsstelle": "1.0100.9999" })).await?;
     let refund_id = refund(app, &second, "5.25").await?;
@@ -226,11 +226,13 @@ pub async fn camt054_is_well_formed_and_carries_the_purpose(ctx: TestContext) ->
     let xml = response.bytes().await?;
     let (namespace, entries) = camt_entries(&xml)?;
     assert_eq!(namespace, "urn:iso:std:iso:20022:tech:xsd:camt.054.001.08");
+    // EndToEndId holds 35 characters: pforte's end-to-end reference is the id's first 35.
+    let (first, second) = (pforte::model::end_to_end_id(&first), pforte::model::end_to_end_id(&second));
     let expected = [
         // The Kassenzeichen stands in RmtInf/Ustrd, where budget systems look for it.
-        ["12.00", "CRDT", first.as_str(), "KZ-2026-000001"],
-        ["20.50", "CRDT", second.as_str(), "KZ-2026-000002"],
-        ["5.25", "DBIT", second.as_str(), "KZ-2026-000002"],
+        ["12.00", "CRDT", first, "KZ-2026-000001"],
+        ["20.50", "CRDT", second, "KZ-2026-000002"],
+        ["5.25", "DBIT", second, "KZ-2026-000002"],
     ];
     assert_eq!(entries, expected.map(|e| e.map(str::to_owned)).to_vec());
     let text = std::str::from_utf8(&xml)?;

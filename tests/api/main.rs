@@ -32,6 +32,7 @@ mod finance_scenario;
 mod health;
 mod instances;
 mod interop;
+mod iso20022;
 mod keys;
 mod ledger;
 mod login;

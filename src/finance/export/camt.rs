@@ -1,6 +1,12 @@
 //! The booking list as an ISO 20022 camt.054 notification (`camt.054.001.08`): one `Ntfctn` for the
 //! tenant and period, one `Ntry` per booking. Written with quick-xml's writer, which escapes text.
 //!
+//! Every element fits camt.054.001.08 (tests/api/iso20022.rs validates against the official XSD):
+//! `EndToEndId` (Max35Text) carries pforte's end-to-end reference, the transaction id's first 35
+//! characters ([`end_to_end_id`]), and `AddtlTxInf` the whole id; text from outside (the Kassenzeichen,
+//! the authority's name) loses control characters, which XML 1.0 cannot carry, and is cut to its
+//! element's length.
+//!
 //! Reproducible: no wall-clock time appears. `MsgId` is derived from tenant, period and a hash of
 //! the bookings (computed in a first pass), `CreDtTm` is the time of the last booking, or the start
 //! of the period when there is none.
@@ -12,10 +18,15 @@ use sha2::{Digest, Sha256};
 
 use super::booking::{amount_text, Booking, BookingType};
 use crate::finance::period::{berlin_time, Period};
+use crate::model::end_to_end_id;
 
 pub const NAMESPACE: &str = "urn:iso:std:iso:20022:tech:xsd:camt.054.001.08";
-/// The longest text `RmtInf/Ustrd` holds.
+/// The longest texts `RmtInf/Ustrd` and `Ownr/Nm` (Max140Text), `Othr/Id` (Max34Text) and
+/// `AddtlTxInf` (Max500Text) hold.
 const USTRD_MAX: usize = 140;
+const NAME_MAX: usize = 140;
+const ACCOUNT_ID_MAX: usize = 34;
+const ADDITIONAL_INFO_MAX: usize = 500;
 
 /// What the header says about the whole notification; built before the entries are written.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,11 +116,15 @@ impl CamtEncoder {
         })?;
         w.create_element("Acct").write_inner_content(|w| {
             w.create_element("Id").write_inner_content(|w| {
-                w.create_element("Othr").write_inner_content(|w| leaf(w, "Id", tenant_id))?;
+                // Registry ids may have 36 characters; a longer one is cut (the name below tells).
+                let account = schema_text(tenant_id, ACCOUNT_ID_MAX).unwrap_or_else(|| "-".to_owned());
+                w.create_element("Othr").write_inner_content(|w| leaf(w, "Id", &account))?;
                 Ok(())
             })?;
             leaf(w, "Ccy", "EUR")?;
-            w.create_element("Ownr").write_inner_content(|w| leaf(w, "Nm", tenant_name))?;
+            if let Some(name) = schema_text(tenant_name, NAME_MAX) {
+                w.create_element("Ownr").write_inner_content(|w| leaf(w, "Nm", &name))?;
+            }
             Ok(())
         })?;
         Ok(self.take())
@@ -138,6 +153,16 @@ impl Default for CamtEncoder {
     }
 }
 
+/// `text` as a schema text element holds it: control characters (not allowed in XML 1.0, and no
+/// part of a reference) become spaces, the ends are trimmed, and at most `max` characters are kept.
+/// `None` when nothing is left: a text element must not be empty (`minLength` 1).
+fn schema_text(text: &str, max: usize) -> Option<String> {
+    let clean: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    let kept: String = clean.trim().chars().take(max).collect();
+    let kept = kept.trim_end();
+    (!kept.is_empty()).then(|| kept.to_owned())
+}
+
 fn leaf(w: &mut Writer<Vec<u8>>, name: &str, text: &str) -> XmlResult {
     w.create_element(name).write_text_content(BytesText::new(text))?;
     Ok(())
@@ -157,11 +182,10 @@ fn entry(w: &mut Writer<Vec<u8>>, booking: &Booking) -> XmlResult {
         BookingType::Refund => "PFORTE-REFUND",
         BookingType::Reversal => "PFORTE-REVERSAL",
     };
-    let remittance = booking
-        .transaction_reference
-        .as_deref()
-        .or(booking.purpose.as_deref())
-        .map(|text| text.chars().take(USTRD_MAX).collect::<String>());
+    let remittance = [booking.transaction_reference.as_deref(), booking.purpose.as_deref()]
+        .into_iter()
+        .flatten()
+        .find_map(|text| schema_text(text, USTRD_MAX));
     w.create_element("Ntry").write_inner_content(|w| {
         leaf(w, "NtryRef", &booking.journal_id.to_string())?;
         amount(w, booking)?;
@@ -181,11 +205,15 @@ fn entry(w: &mut Writer<Vec<u8>>, booking: &Booking) -> XmlResult {
         })?;
         w.create_element("NtryDtls").write_inner_content(|w| {
             w.create_element("TxDtls").write_inner_content(|w| {
-                w.create_element("Refs").write_inner_content(|w| leaf(w, "EndToEndId", &booking.transaction_id))?;
+                let end_to_end = end_to_end_id(&booking.transaction_id);
+                w.create_element("Refs").write_inner_content(|w| leaf(w, "EndToEndId", end_to_end))?;
                 amount(w, booking)?;
                 leaf(w, "CdtDbtInd", indicator)?;
                 if let Some(text) = &remittance {
                     w.create_element("RmtInf").write_inner_content(|w| leaf(w, "Ustrd", text))?;
+                }
+                if let Some(id) = schema_text(&booking.transaction_id, ADDITIONAL_INFO_MAX) {
+                    leaf(w, "AddtlTxInf", &id)?;
                 }
                 Ok(())
             })?;
