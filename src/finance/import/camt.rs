@@ -12,6 +12,7 @@ use quick_xml::name::ResolveResult;
 use quick_xml::NsReader;
 use rust_decimal::Decimal;
 
+use self::batch::{split_batch, TransactionDraft};
 use super::parse_amount;
 use crate::registry::DecimalSeparator;
 
@@ -51,14 +52,16 @@ pub(crate) struct BankStatement {
     pub entries: Vec<BankEntry>,
 }
 
-/// One booked entry on the account. Credits are positive, debits negative.
+/// One booked entry on the account, or one transaction of a batch entry (see [`split_batch`]).
+/// Credits are positive, debits negative.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct BankEntry {
-    /// Where the entry stands, e.g. `Stmt[1]/Ntry[3]`.
+    /// Where the entry stands, e.g. `Stmt[1]/Ntry[3]` (or `Stmt[1]/Ntry[3]/NtryDtls/TxDtls[2]`).
     pub path: String,
     pub statement_id: String,
     pub account_iban: String,
-    /// The bank's reference for the entry (AcctSvcrRef, else NtryRef, else the statement id and index).
+    /// The bank's reference for the entry (AcctSvcrRef, else NtryRef, else the statement id and index);
+    /// for a batch's transaction its own AcctSvcrRef, else the entry's with `/` and its number.
     pub reference: String,
     pub amount: Decimal,
     pub currency: String,
@@ -94,6 +97,8 @@ struct EntryDraft {
     servicer_reference: Option<String>,
     entry_reference: Option<String>,
     remittance: Vec<String>,
+    /// `NtryDtls/TxDtls`, in order.
+    transactions: Vec<TransactionDraft>,
 }
 
 #[derive(Default)]
@@ -214,9 +219,12 @@ impl Parser {
             index = Some(self.entries_in_report);
             self.entry_depth = Some(depth);
             self.entry = EntryDraft::default();
+        } else if self.entry_depth == Some(depth.saturating_sub(2)) && name == "TxDtls" {
+            let path = format!("{}/TxDtls[{}]", self.path(), self.entry.transactions.len() + 1);
+            self.entry.transactions.push(TransactionDraft { path, ..TransactionDraft::default() });
         }
         self.stack.push((name.clone(), index));
-        if name == "Amt" && self.entry_depth == Some(depth - 1) {
+        if name == "Amt" && self.entry_depth.is_some() {
             let currency = start
                 .try_get_attribute("Ccy")
                 .map_err(|e| self.fault(format!("bad attributes: {e}")))?
@@ -291,6 +299,23 @@ impl Parser {
 
     fn entry_field(&mut self, relative: &[&str], text: String) {
         let entry = &mut self.entry;
+        if let (["NtryDtls", "TxDtls", inner @ ..], Some(transaction)) = (relative, entry.transactions.last_mut()) {
+            let amount = |currency: &mut Option<String>| Some((text.clone(), currency.take().unwrap_or_default()));
+            match inner {
+                ["Amt"] => transaction.amount = amount(&mut self.currency),
+                ["AmtDtls", "TxAmt", "Amt"] => transaction.detail_amount = amount(&mut self.currency),
+                ["CdtDbtInd"] => transaction.credit_debit = Some(text.clone()),
+                ["Refs", "AcctSvcrRef"] => transaction.servicer_reference = Some(text.clone()),
+                _ => {}
+            }
+            if remittance_text(inner, &text) {
+                transaction.remittance.push(text.clone());
+            }
+        }
+        if remittance_text(relative, &text) {
+            entry.remittance.push(text);
+            return;
+        }
         match relative {
             ["Amt"] => entry.amount = Some((text, self.currency.take().unwrap_or_default())),
             ["CdtDbtInd"] => entry.credit_debit = Some(text),
@@ -300,8 +325,6 @@ impl Parser {
             ["ValDt", "Dt" | "DtTm"] => entry.value = Some(text),
             ["AcctSvcrRef"] => entry.servicer_reference = Some(text),
             ["NtryRef"] => entry.entry_reference = Some(text),
-            [.., "RmtInf", "Ustrd"] | [.., "CdtrRefInf", "Ref"] if !text.is_empty() => entry.remittance.push(text),
-            [.., "Refs", "EndToEndId"] if !text.is_empty() && text != "NOTPROVIDED" => entry.remittance.push(text),
             _ => {}
         }
     }
@@ -313,9 +336,7 @@ impl Parser {
         };
         let statement_id = self.report_id.take().unwrap_or_else(|| self.path());
         for (index, (path, draft)) in std::mem::take(&mut self.report_entries).into_iter().enumerate() {
-            if let Some(entry) = typed_entry(&path, draft, &statement_id, &iban, index + 1)? {
-                self.done.push(entry);
-            }
+            self.done.extend(typed_entry(&path, draft, &statement_id, &iban, index + 1)?);
         }
         self.report_accounts.push(iban);
         Ok(())
@@ -340,18 +361,30 @@ impl Parser {
     }
 }
 
+/// Unstructured remittance lines, structured creditor references and end-to-end ids: where a payout
+/// reference or a Kassenzeichen stands.
+fn remittance_text(relative: &[&str], text: &str) -> bool {
+    match relative {
+        [.., "RmtInf", "Ustrd"] | [.., "CdtrRefInf", "Ref"] => !text.is_empty(),
+        [.., "Refs", "EndToEndId"] => !text.is_empty() && text != "NOTPROVIDED",
+        _ => false,
+    }
+}
+
+/// The booked entry, or for a batch entry its transactions (see [`split_batch`]); nothing for an entry
+/// that is not booked.
 fn typed_entry(
     path: &str,
     draft: EntryDraft,
     statement_id: &str,
     iban: &str,
     index: usize,
-) -> Result<Option<BankEntry>, XmlError> {
+) -> Result<Vec<BankEntry>, XmlError> {
     let fault = |element: &str, reason: String| XmlError { path: format!("{path}{element}"), reason };
     let status = draft.status.unwrap_or_default();
     if status != "BOOK" {
         // Pending (PDNG) and informational (INFO) entries may still change; only booked money counts.
-        return Ok(None);
+        return Ok(Vec::new());
     }
     let (amount_text, currency) = draft.amount.ok_or_else(|| fault("", "Amt is missing".into()))?;
     let amount = parse_amount(&amount_text, DecimalSeparator::Point)
@@ -376,7 +409,7 @@ fn typed_entry(
         .or(draft.entry_reference)
         .filter(|r| !r.is_empty() && r != "NONREF")
         .unwrap_or_else(|| format!("{statement_id}/{index}"));
-    Ok(Some(BankEntry {
+    let entry = BankEntry {
         path: path.to_owned(),
         statement_id: statement_id.to_owned(),
         account_iban: iban.to_owned(),
@@ -386,7 +419,8 @@ fn typed_entry(
         booked_on,
         value_on,
         remittance: draft.remittance.join(" "),
-    }))
+    };
+    Ok(split_batch(entry, draft.transactions))
 }
 
 /// `Dt` is a plain date; `DtTm` a date-time, whose date in Germany is what the bank booked.
@@ -400,5 +434,8 @@ fn date(text: &str) -> Option<NaiveDate> {
     NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f").ok().map(|t| t.date())
 }
 
+mod batch;
+#[cfg(test)]
+mod bank_files;
 #[cfg(test)]
 mod tests;
