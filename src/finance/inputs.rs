@@ -55,6 +55,7 @@ fn refund(r: RefundForReconcile) -> StorageResult<PforteRefund> {
         transaction_id: r.transaction_id,
         provider_id: r.provider_id,
         provider_reference: r.provider_reference,
+        transaction_reference: r.transaction_reference,
     })
 }
 

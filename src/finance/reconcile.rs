@@ -20,6 +20,7 @@ pub(crate) use super::records::{
 use super::report::{
     BankEvidence, Category, DailyTotal, Finding, PayoutEvidence, PforteEvidence, Report, SettlementEvidence, Totals,
 };
+use crate::model::end_to_end_id;
 use crate::registry::SettlementKind;
 
 pub(crate) fn reconcile(input: &ReconcileInput) -> Report {
@@ -60,10 +61,8 @@ pub(crate) fn reconcile(input: &ReconcileInput) -> Report {
     findings.extend(payouts.findings);
 
     for payment in &input.payments {
-        let row = payment
-            .provider_reference
-            .as_deref()
-            .and_then(|reference| first_row.get(&(payment.provider_id.as_str(), reference)).copied());
+        let row = settlement_names(payment.provider_reference.as_deref(), &payment.transaction_id)
+            .find_map(|name| first_row.get(&(payment.provider_id.as_str(), name)).copied());
         if let Some(index) = row {
             used_lines.insert(index);
         }
@@ -163,7 +162,17 @@ pub(crate) fn reconcile(input: &ReconcileInput) -> Report {
 }
 
 fn find_payment<'a>(input: &'a ReconcileInput, provider_id: &str, reference: &str) -> Option<&'a PfortePayment> {
-    input.payments.iter().find(|p| p.provider_id == provider_id && p.provider_reference.as_deref() == Some(reference))
+    input.payments.iter().find(|p| {
+        p.provider_id == provider_id
+            && settlement_names(p.provider_reference.as_deref(), &p.transaction_id).any(|name| name == reference)
+    })
+}
+
+/// The names a settlement row may give a payment: the provider's own reference, or, when the
+/// provider reports what pforte sent it, pforte's transaction id or its end-to-end reference (the
+/// first 35 characters, all an `EndToEndId` holds on the way through SEPA).
+fn settlement_names<'a>(provider_reference: Option<&'a str>, transaction_id: &'a str) -> impl Iterator<Item = &'a str> {
+    provider_reference.into_iter().chain([transaction_id, end_to_end_id(transaction_id)])
 }
 
 /// pforte's transaction id when pforte knows the row's transaction, else the provider's id.
@@ -175,6 +184,8 @@ fn payment_evidence(payment: &PfortePayment) -> PforteEvidence {
     PforteEvidence {
         transaction_id: payment.transaction_id.clone(),
         refund_id: None,
+        provider_reference: payment.provider_reference.clone(),
+        transaction_reference: payment.transaction_reference.clone(),
         amount: payment.amount,
         status: payment.status.as_str().to_owned(),
         at: payment.paid.then(|| local_time(payment.paid_at)),
@@ -365,7 +376,8 @@ fn refund_findings(input: &ReconcileInput, used_lines: &mut HashSet<usize>) -> V
             !used_lines.contains(i)
                 && l.kind == SettlementKind::Refund
                 && l.provider_id == refund.provider_id
-                && Some(l.provider_transaction.as_str()) == refund.provider_reference.as_deref()
+                && settlement_names(refund.provider_reference.as_deref(), &refund.transaction_id)
+                    .any(|name| name == l.provider_transaction)
                 && -l.gross == refund.amount
         });
         if let Some((index, _)) = line {
@@ -385,6 +397,8 @@ fn refund_findings(input: &ReconcileInput, used_lines: &mut HashSet<usize>) -> V
                 pforte: Some(PforteEvidence {
                     transaction_id: refund.transaction_id.clone(),
                     refund_id: Some(refund.refund_id.clone()),
+                    provider_reference: refund.provider_reference.clone(),
+                    transaction_reference: refund.transaction_reference.clone(),
                     amount: refund.amount,
                     status: refund.status.as_str().to_owned(),
                     at: Some(local_time(refund.created_at)),

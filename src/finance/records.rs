@@ -33,6 +33,8 @@ pub(crate) struct PforteRefund {
     pub transaction_id: String,
     pub provider_id: String,
     pub provider_reference: Option<String>,
+    /// The payment's Kassenzeichen, when the provider reported one.
+    pub transaction_reference: Option<String>,
     /// Positive: the money going back.
     pub amount: Decimal,
     pub status: RefundStatus,

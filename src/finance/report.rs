@@ -112,12 +112,20 @@ pub(crate) struct Finding {
     pub bank: Option<BankEvidence>,
 }
 
-/// What pforte recorded: the payment (or refund) with its amount, status and time.
+/// What pforte recorded: the payment (or refund) with its amount, status and time, and the two
+/// references a clerk looks it up by elsewhere: the provider's transaction reference (in the
+/// provider's portal and reports) and the Kassenzeichen (in the budget system and on transfers).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub(crate) struct PforteEvidence {
     pub transaction_id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refund_id: Option<String>,
+    /// The provider's transaction reference, when the provider reported one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider_reference: Option<String>,
+    /// The Kassenzeichen, when the provider reported one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transaction_reference: Option<String>,
     pub amount: Decimal,
     pub status: String,
     /// When it was paid (or the refund recorded), local time in Germany.
@@ -199,14 +207,16 @@ impl Report {
         serde_json::to_string_pretty(self).unwrap_or_default()
     }
 
-    /// `category;transaction;pforte evidence;settlement evidence;bank evidence;amounts`, a header line
-    /// first, quoted where needed.
+    /// `category;transaction;provider reference;Kassenzeichen;pforte evidence;settlement evidence;bank
+    /// evidence;amounts`, a header line first, quoted where needed.
     pub(crate) fn to_csv(&self) -> String {
         let mut writer = csv::WriterBuilder::new().delimiter(b';').from_writer(Vec::new());
-        let mut write = |fields: [String; 6]| writer.write_record(fields).is_ok();
+        let mut write = |fields: [String; 8]| writer.write_record(fields).is_ok();
         let mut ok = write([
             "category".into(),
             "transaction".into(),
+            "provider reference".into(),
+            "Kassenzeichen".into(),
             "pforte evidence".into(),
             "settlement evidence".into(),
             "bank evidence".into(),
@@ -216,6 +226,8 @@ impl Report {
             ok &= write([
                 finding.category.as_str().to_owned(),
                 spreadsheet_safe(&finding.subject),
+                spreadsheet_safe(&finding.provider_reference()),
+                spreadsheet_safe(&finding.kassenzeichen()),
                 finding.pforte_text(),
                 finding.settlement_text(),
                 finding.bank_text(),
@@ -242,6 +254,18 @@ fn spreadsheet_safe(text: &str) -> String {
 }
 
 impl Finding {
+    /// The provider's transaction reference of the payment the finding is about: as pforte recorded
+    /// it, else as the settlement row names it. Empty for payouts and bank entries.
+    pub(crate) fn provider_reference(&self) -> String {
+        let recorded = self.pforte.as_ref().and_then(|p| p.provider_reference.clone());
+        recorded.or_else(|| self.settlement.first().map(|s| s.transaction.clone())).unwrap_or_default()
+    }
+
+    /// The Kassenzeichen of the payment the finding is about, when pforte knows one.
+    pub(crate) fn kassenzeichen(&self) -> String {
+        self.pforte.as_ref().and_then(|p| p.transaction_reference.clone()).unwrap_or_default()
+    }
+
     pub(crate) fn pforte_text(&self) -> String {
         let Some(p) = &self.pforte else { return String::new() };
         let refund = p.refund_id.as_ref().map(|r| format!(" refund {r}")).unwrap_or_default();

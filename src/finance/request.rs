@@ -38,6 +38,8 @@ impl FindingFilter {
         let wanted = text.to_lowercase();
         [
             finding.subject.clone(),
+            finding.provider_reference(),
+            finding.kassenzeichen(),
             finding.pforte_text(),
             finding.settlement_text(),
             finding.bank_text(),

@@ -113,10 +113,12 @@ fn table(findings: &[&Finding]) -> String {
     let mut rows = String::new();
     for f in findings {
         rows.push_str(&format!(
-            "<tr class=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+            "<tr class=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
             f.category.as_str(),
             escape(f.category.label()),
             escape(&f.subject),
+            escape(&f.provider_reference()),
+            escape(&f.kassenzeichen()),
             escape(&f.pforte_text()),
             escape(&f.settlement_text()),
             escape(&f.bank_text()),
@@ -124,7 +126,8 @@ fn table(findings: &[&Finding]) -> String {
         ));
     }
     format!(
-        "<table class=\"findings\">\n<tr><th>Kategorie</th><th>Vorgang</th><th>pforte</th><th>Abrechnung</th>\
+        "<table class=\"findings\">\n<tr><th>Kategorie</th><th>Vorgang</th><th>Referenz des Anbieters</th>\
+         <th>Kassenzeichen</th><th>pforte</th><th>Abrechnung</th>\
          <th>Bank</th><th>Beträge</th></tr>\n{rows}</table>"
     )
 }

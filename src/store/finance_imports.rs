@@ -84,6 +84,7 @@ pub struct RefundForReconcile {
     pub transaction_id: String,
     pub provider_id: String,
     pub provider_reference: Option<String>,
+    pub transaction_reference: Option<String>,
     pub amount: Decimal,
     pub status: RefundStatus,
     pub created_at: i64,
@@ -169,7 +170,13 @@ pub(crate) async fn insert_bank_entry(conn: &mut AnyConnection, entry: &BankEntr
     Ok(())
 }
 
-/// Of the given provider transactions, those pforte holds for another tenant: (reference, tenant).
+/// How a settlement row may name a payment (reconcile.rs, `settlement_names`): by the provider's
+/// reference, pforte's transaction id, or its end-to-end reference (the id's first 35 characters,
+/// `model::END_TO_END_ID_MAX`). SQL expressions over `payments`.
+const SETTLEMENT_NAMES: [&str; 3] = ["provider_reference", "transaction_id", "SUBSTR(transaction_id, 1, 35)"];
+
+/// Of the given settlement row transactions, those naming a payment pforte holds for another tenant:
+/// (the row's transaction, tenant), sorted.
 pub(crate) async fn transactions_of_other_tenants(
     conn: &mut AnyConnection,
     provider_id: &str,
@@ -181,24 +188,29 @@ pub(crate) async fn transactions_of_other_tenants(
     // the query text small on both backends.
     for chunk in references.chunks(300) {
         let placeholders: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 3)).collect();
-        let sql = format!(
-            "SELECT provider_reference, endpoint_id FROM payments WHERE provider_id = $1 AND endpoint_id <> $2 \
-             AND provider_reference IN ({}) ORDER BY provider_reference",
-            placeholders.join(", ")
-        );
-        let mut query = sqlx::query(&sql).bind(provider_id).bind(tenant_id);
-        for reference in chunk {
-            query = query.bind(reference);
-        }
-        for row in query.fetch_all(&mut *conn).await? {
-            found.push((row.try_get("provider_reference")?, row.try_get("endpoint_id")?));
+        for name in SETTLEMENT_NAMES {
+            let sql = format!(
+                "SELECT {name} AS named, endpoint_id FROM payments WHERE provider_id = $1 AND endpoint_id <> $2 \
+                 AND {name} IN ({})",
+                placeholders.join(", ")
+            );
+            let mut query = sqlx::query(&sql).bind(provider_id).bind(tenant_id);
+            for reference in chunk {
+                query = query.bind(reference);
+            }
+            for row in query.fetch_all(&mut *conn).await? {
+                found.push((row.try_get("named")?, row.try_get("endpoint_id")?));
+            }
         }
     }
+    found.sort_unstable();
+    found.dedup();
     Ok(found)
 }
 
-/// pforte's transaction ids of this tenant's paid payments at `provider_id`, by the provider's
-/// reference, for the references given (in bounded chunks, like `transactions_of_other_tenants`).
+/// pforte's transaction ids of this tenant's paid payments at `provider_id`, by the name a
+/// settlement row gives them (the provider's reference, pforte's id or its end-to-end reference), for
+/// the names given (in bounded chunks, like `transactions_of_other_tenants`).
 pub(crate) async fn paid_transactions_by_reference(
     conn: &mut AnyConnection,
     tenant_id: &str,
@@ -208,17 +220,20 @@ pub(crate) async fn paid_transactions_by_reference(
     let mut found = std::collections::HashMap::new();
     for chunk in references.chunks(300) {
         let placeholders: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 3)).collect();
-        let sql = format!(
-            "SELECT provider_reference, transaction_id FROM payments WHERE endpoint_id = $1 AND provider_id = $2 \
-             AND (status = 'PAYED' OR paid_after_timeout_at IS NOT NULL) AND provider_reference IN ({})",
-            placeholders.join(", ")
-        );
-        let mut query = sqlx::query(&sql).bind(tenant_id).bind(provider_id);
-        for reference in chunk {
-            query = query.bind(reference);
-        }
-        for row in query.fetch_all(&mut *conn).await? {
-            found.insert(row.try_get("provider_reference")?, row.try_get("transaction_id")?);
+        // The provider's reference first: it wins over an id another payment might share with it.
+        for name in SETTLEMENT_NAMES.into_iter().rev() {
+            let sql = format!(
+                "SELECT {name} AS named, transaction_id FROM payments WHERE endpoint_id = $1 AND provider_id = $2 \
+                 AND (status = 'PAYED' OR paid_after_timeout_at IS NOT NULL) AND {name} IN ({})",
+                placeholders.join(", ")
+            );
+            let mut query = sqlx::query(&sql).bind(tenant_id).bind(provider_id);
+            for reference in chunk {
+                query = query.bind(reference);
+            }
+            for row in query.fetch_all(&mut *conn).await? {
+                found.insert(row.try_get("named")?, row.try_get("transaction_id")?);
+            }
         }
     }
     Ok(found)
@@ -303,7 +318,9 @@ impl Database {
                ((status = 'PAYED' OR paid_after_timeout_at IS NOT NULL) \
                  AND COALESCE(paid_at, updated_at) BETWEEN $2 AND $3) \
                OR EXISTS (SELECT 1 FROM settlement_rows s WHERE s.tenant_id = $1 AND s.provider_id = p.provider_id \
-                          AND s.provider_transaction = p.provider_reference AND s.booked_on BETWEEN $4 AND $5)) \
+                          AND s.provider_transaction IN (p.provider_reference, p.transaction_id, \
+                                                         SUBSTR(p.transaction_id, 1, 35)) \
+                          AND s.booked_on BETWEEN $4 AND $5)) \
              ORDER BY transaction_id",
         )
         .bind(tenant_id)
@@ -341,8 +358,8 @@ impl Database {
         window: &ReconcileWindow,
     ) -> StorageResult<Vec<RefundForReconcile>> {
         let rows = sqlx::query(
-            "SELECT r.refund_id, r.transaction_id, p.provider_id, p.provider_reference, r.amount, r.status, \
-               r.created_at \
+            "SELECT r.refund_id, r.transaction_id, p.provider_id, p.provider_reference, p.transaction_reference, \
+               r.amount, r.status, r.created_at \
              FROM payment_refunds r JOIN payments p ON p.transaction_id = r.transaction_id \
              WHERE p.endpoint_id = $1 AND r.created_at BETWEEN $2 AND $3 \
                AND r.status <> 'FAILED' ORDER BY r.refund_id",
@@ -361,6 +378,7 @@ impl Database {
                     transaction_id: row.try_get("transaction_id")?,
                     provider_id: row.try_get("provider_id")?,
                     provider_reference: row.try_get("provider_reference")?,
+                    transaction_reference: row.try_get("transaction_reference")?,
                     amount: decimal_column("payment_refunds.amount", &amount)?,
                     status: parse_column("payment_refunds.status", &status, RefundStatus::parse)?,
                     created_at: row.try_get("created_at")?,

@@ -108,7 +108,11 @@ pub async fn a_field_over_its_schema_length_fails_the_schema_check(ctx: TestCont
     let xml = camt054(&app, &token, &around_today()).await?;
     assert_eq!(schema_errors(xml.as_bytes(), "camt.054.001.08")?, None, "{xml}");
     let short: String = first.chars().take(35).collect();
-    let too_long = xml.replacen(&format!("<EndToEndId>{short}</EndToEndId>"), "<EndToEndId>123456789012345678901234567890123456</EndToEndId>", 1);
+    let too_long = xml.replacen(
+        &format!("<EndToEndId>{short}</EndToEndId>"),
+        "<EndToEndId>123456789012345678901234567890123456</EndToEndId>",
+        1,
+    );
     assert_ne!(too_long, xml);
     let said = schema_errors(too_long.as_bytes(), "camt.054.001.08")?.unwrap_or_default();
     assert!(said.contains("EndToEndId") && said.contains("length"), "{said}");

@@ -337,7 +337,10 @@ pub async fn reconciling_simulator_payments_finds_what_was_planted(ctx: TestCont
     )?;
     let text = String::from_utf8(csv.stdout)?;
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines[0], "category;transaction;pforte evidence;settlement evidence;bank evidence;amounts");
+    assert_eq!(
+        lines[0],
+        "category;transaction;provider reference;Kassenzeichen;pforte evidence;settlement evidence;bank evidence;amounts"
+    );
     assert_eq!(lines.len(), 1 + expected.len());
     assert!(
         lines

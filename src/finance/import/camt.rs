@@ -434,8 +434,8 @@ fn date(text: &str) -> Option<NaiveDate> {
     NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f").ok().map(|t| t.date())
 }
 
-mod batch;
 #[cfg(test)]
 mod bank_files;
+mod batch;
 #[cfg(test)]
 mod tests;

@@ -144,6 +144,7 @@ fn everything() -> ReconcileInput {
         transaction_id: "T-ok".into(),
         provider_id: "pay".into(),
         provider_reference: Some("R1".into()),
+        transaction_reference: None,
         amount: dec("2.00"),
         status: RefundStatus::Submitted,
         created_at: Utc.with_ymd_and_hms(2026, 11, 30, 9, 0, 0).single().unwrap_or_default(),
@@ -256,6 +257,7 @@ fn a_settled_refund_matches_and_a_refund_row_pforte_lacks_is_unknown() {
         transaction_id: "T-1".into(),
         provider_id: "pay".into(),
         provider_reference: Some("R1".into()),
+        transaction_reference: None,
         amount: dec("2.00"),
         status: RefundStatus::Submitted,
         created_at: Utc.with_ymd_and_hms(2026, 11, 29, 12, 0, 0).single().unwrap_or_default(),
@@ -307,4 +309,75 @@ fn a_payment_counts_on_its_german_calendar_day() {
     input.payments.push(late_evening);
     let report = reconcile(&input);
     assert_eq!(report.daily[0].paid, dec("3.00"));
+}
+
+#[test]
+fn a_settlement_row_naming_pforte_s_transaction_id_instead_of_the_provider_s_settles_the_payment() {
+    let mut input = input();
+    input.payments.push(payment("T-1", "R-1", "12.00", 29));
+    // The provider's report names pforte's id (as sent to it), not its own reference R-1.
+    input.settlement.push(row("imp_a", 2, "T-1", "12.00", "0.30", "PO-1", 29));
+    let report = reconcile(&input);
+    assert_eq!(kinds(&report), vec![(Matched, "T-1"), (PayoutWithoutBankEntry, "PO-1")]);
+    let matched = &report.findings[0];
+    assert_eq!(matched.settlement[0].transaction, "T-1");
+    assert_eq!(report.totals.settled, dec("12.00"));
+}
+
+#[test]
+fn a_settlement_row_naming_the_end_to_end_reference_settles_the_payment() {
+    let id = "pX_tQ2kHT5brgH6jP3gs06FljLcxid5o47x4ayn73x8";
+    let mut input = input();
+    let mut paid = payment(id, "R-2", "20.50", 30);
+    paid.provider_reference = None;
+    input.payments.push(paid);
+    // SEPA carries 35 characters of an end-to-end id: the provider reports what reached it.
+    input.settlement.push(row("imp_a", 2, &id[..35], "19.00", "0.00", "PO-2", 30));
+    let report = reconcile(&input);
+    assert_eq!(kinds(&report), vec![(AmountMismatch, id), (PayoutWithoutBankEntry, "PO-2")]);
+}
+
+#[test]
+fn a_duplicate_row_naming_pforte_s_id_is_found_with_its_payment() {
+    let mut input = input();
+    input.payments.push(payment("T-3", "R-3", "5.00", 29));
+    input.settlement.push(row("imp_a", 2, "T-3", "5.00", "0.00", "PO-3", 29));
+    input.settlement.push(row("imp_b", 2, "T-3", "5.00", "0.00", "PO-3", 30));
+    let report = reconcile(&input);
+    let duplicate = report.findings.iter().find(|f| f.category == DuplicateSettlement);
+    assert_eq!(duplicate.map(|f| f.subject.as_str()), Some("T-3"));
+    assert_eq!(duplicate.and_then(|f| f.pforte.as_ref()).map(|p| p.transaction_id.as_str()), Some("T-3"));
+}
+
+#[test]
+fn findings_about_a_payment_show_the_provider_reference_and_the_kassenzeichen() {
+    let mut input = input();
+    let mut missing = payment("T-4", "R-4", "7.00", 29);
+    missing.transaction_reference = Some("KZ 2026-000104".into());
+    input.payments.push(missing);
+    let mut formula = payment("T-5", "=HYPERLINK(\"x\")", "8.00", 29);
+    formula.transaction_reference = Some("@SUM(A1)".into());
+    input.payments.push(formula);
+    // Unknown to pforte: the provider's reference is the row's transaction.
+    input.settlement.push(row("imp_a", 2, "R-unknown", "9.00", "0.00", "PO-4", 29));
+    let report = reconcile(&input);
+    let t4 = report.findings.iter().find(|f| f.subject == "T-4").expect("T-4");
+    let evidence = t4.pforte.as_ref().expect("pforte's side");
+    assert_eq!(evidence.provider_reference.as_deref(), Some("R-4"));
+    assert_eq!(evidence.transaction_reference.as_deref(), Some("KZ 2026-000104"));
+    assert_eq!((t4.provider_reference(), t4.kassenzeichen()), ("R-4".into(), "KZ 2026-000104".into()));
+    let unknown = report.findings.iter().find(|f| f.category == UnknownToPforte).expect("unknown");
+    assert_eq!((unknown.provider_reference(), unknown.kassenzeichen()), ("R-unknown".into(), String::new()));
+
+    let csv = report.to_csv();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert!(lines[0].starts_with("category;transaction;provider reference;Kassenzeichen;pforte evidence;"), "{csv}");
+    assert!(csv.contains("missing_in_settlement;T-4;R-4;KZ 2026-000104;"), "{csv}");
+    // Text from outside that a spreadsheet would run stays text.
+    assert!(csv.contains("missing_in_settlement;T-5;\"'=HYPERLINK(\"\"x\"\")\";'@SUM(A1);"), "{csv}");
+    let json = report.to_json();
+    assert!(
+        json.contains("\"provider_reference\": \"R-4\"")
+            && json.contains("\"transaction_reference\": \"KZ 2026-000104\"")
+    );
 }

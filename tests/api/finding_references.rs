@@ -1,0 +1,100 @@
+//! Findings a clerk can act on: every finding about a payment names the provider's transaction
+//! reference and the Kassenzeichen (the CLI's CSV and JSON, the finance page), and a settlement report
+//! that names pforte's transaction ids (whole, or the 35-character end-to-end reference) instead of the
+//! provider's own references settles those payments and books their fees.
+
+use chrono::Days;
+use pforte::finance::ledger::{self, Account};
+use rust_decimal::Decimal;
+use serde_json::Value;
+
+use crate::finance::finance_token;
+use crate::helpers::{output_text, TestContext, TestResult};
+use crate::reconciliation::{berlin_today, import_settlement, pay_through_simulator, run, write};
+
+/// One paid fee as the clerk's systems know it.
+struct Paid {
+    id: String,
+    provider_reference: String,
+    kassenzeichen: String,
+}
+
+pub async fn a_report_naming_pforte_s_ids_settles_them_and_findings_name_both_references(
+    ctx: TestContext,
+) -> TestResult {
+    let app = ctx.spawn_app().await;
+    let token = crate::payment_api::bearer(&app).await?;
+    let mut paid = Vec::new();
+    for request_id in ["REF-1", "REF-2", "REF-3"] {
+        let id = pay_through_simulator(&app, &token, request_id).await?;
+        let row = app.state.db.payment(&id).await?.expect("payment");
+        let (provider_reference, kassenzeichen) = (row.provider_reference, row.transaction_reference);
+        assert!(provider_reference.is_some() && kassenzeichen.is_some(), "the simulator reports both");
+        let (provider_reference, kassenzeichen) =
+            (provider_reference.unwrap_or_default(), kassenzeichen.unwrap_or_default());
+        paid.push(Paid { id, provider_reference, kassenzeichen });
+    }
+    app.stop().await?;
+
+    // The provider's report names the first fee by pforte's whole id, the second by the end-to-end
+    // reference (the id's first 35 characters) with another amount, and leaves out the third.
+    let today = chrono::NaiveDate::parse_from_str(&berlin_today(), "%Y-%m-%d")?;
+    let booked = today.format("%d.%m.%Y").to_string();
+    let end_to_end = pforte::model::end_to_end_id(&paid[1].id);
+    assert_ne!(end_to_end, paid[1].id);
+    let report = format!(
+        "Buchungsdatum;Transaktions-ID;Art;Brutto;Gebühr;Auszahlungsreferenz\n\
+         {booked};{};Zahlung;12,00;0,30;PO-88\n{booked};{end_to_end};Zahlung;11,00;0,25;PO-88\n",
+        paid[0].id
+    );
+    let imported = import_settlement(&ctx, &write(&ctx, "abrechnung.csv", &report)?, &[])?;
+    assert!(imported.status.success(), "{}", output_text(&imported));
+
+    let from = today.checked_sub_days(Days::new(1)).unwrap_or(today).to_string();
+    let to = today.checked_add_days(Days::new(1)).unwrap_or(today).to_string();
+    let reconcile = ["finance", "reconcile", "--tenant", "09162000", "--from", &from, "--to", &to];
+    let csv = run(&ctx, &[&reconcile[..], &["--format", "csv"]].concat(), &[])?;
+    assert!(csv.status.success(), "{}", output_text(&csv));
+    let text = String::from_utf8(csv.stdout)?;
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[0],
+        "category;transaction;provider reference;Kassenzeichen;pforte evidence;settlement evidence;bank evidence;amounts"
+    );
+    for (category, fee) in [("matched", &paid[0]), ("amount_mismatch", &paid[1]), ("missing_in_settlement", &paid[2])] {
+        let start = format!("{category};{};{};{};", fee.id, fee.provider_reference, fee.kassenzeichen);
+        assert!(lines.iter().any(|l| l.starts_with(&start)), "no line {start} in\n{text}");
+    }
+    assert!(!text.contains("unknown_to_pforte"), "pforte's ids are not unknown to pforte:\n{text}");
+
+    let json = run(&ctx, &reconcile, &[])?;
+    let report: Value = serde_json::from_slice(&json.stdout)?;
+    let missing = report["findings"]
+        .as_array()
+        .and_then(|f| f.iter().find(|f| f["category"] == "missing_in_settlement"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(missing["pforte"]["provider_reference"].as_str(), Some(paid[2].provider_reference.as_str()));
+    assert_eq!(missing["pforte"]["transaction_reference"].as_str(), Some(paid[2].kassenzeichen.as_str()));
+
+    // The import booked the fees of both rows that name pforte's payments.
+    let app = ctx.spawn_app().await;
+    assert_eq!(ledger::balance(&app.state.db, "09162000", &Account::ProviderFees).await?, Decimal::new(55, 2));
+
+    // The finance page's findings table shows both references, and its search finds a Kassenzeichen.
+    let finance = finance_token(&ctx, "09162000")?;
+    let signed_in =
+        app.client.post(app.url("/finance/login")).form(&[("tenant", "09162000"), ("token", &finance)]).send().await?;
+    let session = signed_in.headers()["set-cookie"].to_str()?.split(';').next().unwrap_or_default().to_owned();
+    let query = format!("/finance/09162000/abgleich?from={from}&to={to}&q={}", paid[2].kassenzeichen);
+    let page = app.client.get(app.url(&query)).header("cookie", &session).send().await?;
+    assert_eq!(page.status(), 200);
+    let html = page.text().await?;
+    assert!(html.contains("<th>Referenz des Anbieters</th>") && html.contains("<th>Kassenzeichen</th>"), "{html}");
+    let row =
+        format!("<td>{}</td><td>{}</td><td>{}</td>", paid[2].id, paid[2].provider_reference, paid[2].kassenzeichen);
+    assert!(html.contains(&row), "no {row} in\n{html}");
+    assert!(!html.contains(&format!("<td>{}</td>", paid[0].id)), "the search leaves the others out");
+    app.stop().await
+}
+backend_test!(a_report_naming_pforte_s_ids_settles_them_and_findings_name_both_references);
