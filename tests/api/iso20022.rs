@@ -1,6 +1,7 @@
 //! ISO 20022 files checked against the official schemas (tests/fixtures/iso20022, its README names
 //! the source) with `xmllint --schema`, as banking and ERP software checks them: every camt.054
-//! booking export variant is valid camt.054.001.08, and a field over its schema length fails the check.
+//! booking export variant is valid camt.054.001.08, and a field over its schema length fails the check;
+//! a bank statement as a German bank sends it, valid under its schema, is imported and reconciled.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -12,8 +13,9 @@ use rust_decimal::Decimal;
 
 use crate::bookings::{around_today, two_fees};
 use crate::finance::{finance_token, get_bookings};
-use crate::helpers::{TestApp, TestContext, TestResult};
+use crate::helpers::{output_text, TestApp, TestContext, TestResult};
 use crate::ledger::{payment_row, quiet_app};
+use crate::reconciliation::{berlin_today, import_bank, pay_through_simulator, run, write};
 
 /// What `xmllint` says is wrong with `xml` under `tests/fixtures/iso20022/<schema>.xsd`; `None` when
 /// it is valid. xmllint is Debian's libxml2-utils (.ci/run installs it).
@@ -122,3 +124,54 @@ pub async fn a_field_over_its_schema_length_fails_the_schema_check(ctx: TestCont
     app.stop().await
 }
 backend_test!(a_field_over_its_schema_length_fails_the_schema_check);
+
+/// Two citizens' fees reach the authority's account in one batch credit (Sammelgutschrift), each
+/// transfer with its Kassenzeichen: the statement (tests/fixtures/camt/camt.053.001.08.xml with this
+/// run's dates, amounts and Kassenzeichen, still valid under the official schema) is imported with the
+/// CLI, and reconciliation matches each fee with its own transfer.
+pub async fn each_kassenzeichen_of_a_batch_credit_matches_its_own_fee(ctx: TestContext) -> TestResult {
+    let app = ctx.spawn_app().await;
+    let token = crate::payment_api::bearer(&app).await?;
+    let mut fees = Vec::new();
+    for request_id in ["BATCH-1", "BATCH-2"] {
+        let id = pay_through_simulator(&app, &token, request_id).await?;
+        let kassenzeichen = app.state.db.payment(&id).await?.and_then(|p| p.transaction_reference);
+        fees.push((id, kassenzeichen.expect("the simulator reports a Kassenzeichen")));
+    }
+    app.stop().await?;
+
+    let today = chrono::NaiveDate::parse_from_str(&berlin_today(), "%Y-%m-%d")?;
+    let yesterday = today.pred_opt().unwrap_or(today);
+    let fixture =
+        std::fs::read_to_string(format!("{}/tests/fixtures/camt/camt.053.001.08.xml", env!("CARGO_MANIFEST_DIR")))?;
+    let statement = fixture
+        .replace("2026-11-30", &today.to_string())
+        .replace("2026-11-29", &yesterday.to_string())
+        .replace(">45.00<", ">24.00<")
+        .replace(">25.00<", ">12.00<")
+        .replace(">20.00<", ">12.00<")
+        .replace("KZ 2026-000101", &fees[0].1)
+        .replace("Kassenzeichen 2026-000102", &format!("Kassenzeichen {}", fees[1].1));
+    assert_eq!(schema_errors(statement.as_bytes(), "camt.053.001.08")?, None);
+    let imported = import_bank(&ctx, "09162000", &write(&ctx, "auszug.xml", &statement)?)?;
+    assert!(imported.status.success(), "{}", output_text(&imported));
+    assert!(
+        output_text(&imported).contains(": 4 row(s)"),
+        "the batch counts as its two transfers: {}",
+        output_text(&imported)
+    );
+
+    let (from, to) = (yesterday.to_string(), today.succ_opt().unwrap_or(today).to_string());
+    let output = run(&ctx, &["finance", "reconcile", "--tenant", "09162000", "--from", &from, "--to", &to], &[])?;
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout)?;
+    let findings = report["findings"].as_array().cloned().unwrap_or_default();
+    for (id, kassenzeichen) in &fees {
+        let finding = findings.iter().find(|f| f["subject"] == id.as_str()).cloned().unwrap_or_default();
+        assert_eq!(finding["category"], "matched", "{report:#}");
+        assert_eq!(finding["bank"]["amount"], "12.00");
+        assert!(finding["bank"]["remittance"].as_str().is_some_and(|r| r.contains(kassenzeichen.as_str())));
+    }
+    assert_eq!(report["totals"]["bank"], "92.20", "73.10 + 12.00 + 12.00 − 4.90: {report:#}");
+    Ok(())
+}
+backend_test!(each_kassenzeichen_of_a_batch_credit_matches_its_own_fee);
