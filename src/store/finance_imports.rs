@@ -174,6 +174,8 @@ pub(crate) async fn insert_bank_entry(conn: &mut AnyConnection, entry: &BankEntr
 /// reference, pforte's transaction id, or its end-to-end reference (the id's first 35 characters,
 /// `model::END_TO_END_ID_MAX`). SQL expressions over `payments`.
 const SETTLEMENT_NAMES: [&str; 3] = ["provider_reference", "transaction_id", "SUBSTR(transaction_id, 1, 35)"];
+// The 35 above and in `payments_for_reconcile` is the end-to-end reference's length.
+const _: () = assert!(crate::model::END_TO_END_ID_MAX == 35);
 
 /// Of the given settlement row transactions, those naming a payment pforte holds for another tenant:
 /// (the row's transaction, tenant), sorted.

@@ -10,7 +10,8 @@ use serde_json::Value;
 
 use crate::finance::finance_token;
 use crate::helpers::{output_text, TestContext, TestResult};
-use crate::reconciliation::{berlin_today, import_settlement, pay_through_simulator, run, write};
+use crate::keys::any_pool;
+use crate::reconciliation::{berlin_today, import_settlement, pay_through_simulator, run, settlement, write};
 
 /// One paid fee as the clerk's systems know it.
 struct Paid {
@@ -98,3 +99,33 @@ pub async fn a_report_naming_pforte_s_ids_settles_them_and_findings_name_both_re
     app.stop().await
 }
 backend_test!(a_report_naming_pforte_s_ids_settles_them_and_findings_name_both_references);
+
+/// The tenant check knows pforte's ids too: a München report naming Hannover's payment by its
+/// end-to-end reference is refused, and nothing is stored.
+pub async fn a_row_naming_another_tenant_s_payment_by_pforte_s_id_is_refused(ctx: TestContext) -> TestResult {
+    let migrated = run(&ctx, &["migrate"], &[])?;
+    assert!(migrated.status.success(), "{}", output_text(&migrated));
+    let hannover = "H7_tQ2kHT5brgH6jP3gs06FljLcxid5o47x4ayn73x8";
+    let pool = any_pool(&ctx.database_url).await?;
+    sqlx::query(
+        "INSERT INTO payments (transaction_id, originator_id, endpoint_id, client_id, request_id, request, gros_amount, \
+         provider_id, provider_reference, status, created_at, updated_at, expires_at) \
+         VALUES ($1, 'demo-service', '03241001', 'demo', 'R-H', '{}', '5.00', 'sim-pay', 'SIM-H2', 'PAYED', 1, 1, 2)",
+    )
+    .bind(hannover)
+    .execute(&pool)
+    .await?;
+    let text = settlement(&[
+        ("SIM-OWN", "Zahlung", "12,00", "0,30", "PO-1"),
+        (pforte::model::end_to_end_id(hannover), "Zahlung", "5,00", "0,10", "PO-1"),
+    ]);
+    let output = import_settlement(&ctx, &write(&ctx, "fremd.csv", &text)?, &[])?;
+    let said = output_text(&output);
+    assert_eq!(output.status.code(), Some(4), "{said}");
+    assert!(said.contains("line 3") && said.contains("03241001"), "{said}");
+    let imports: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM finance_imports").fetch_one(&pool).await?;
+    assert_eq!(imports, 0);
+    pool.close().await;
+    Ok(())
+}
+backend_test!(a_row_naming_another_tenant_s_payment_by_pforte_s_id_is_refused);
