@@ -2,7 +2,8 @@
 //! discovery come from memory and do not change; an unknown key id does not send every request to
 //! the database; a browser at `/authorize` or coming back from the account provider gets a page that
 //! says pforte is briefly unavailable (503, Retry-After), or, when the client and redirect URI are
-//! known to be genuine, the OAuth error `temporarily_unavailable` back at the service.
+//! known to be genuine, the OAuth error `temporarily_unavailable` back at the service. And an
+//! account provider whose token endpoint fails: a page, and the login can be started again.
 //! The cut is real: a TCP proxy between pforte and PostgreSQL resets every connection.
 
 use std::sync::Arc;
@@ -14,10 +15,12 @@ use josekit::jwt::JwtPayload;
 use pforte::clock::{ManualClock, SharedClock, SystemClock};
 use serde_json::Value;
 
-use crate::helpers::{eventually, TestApp, TestContext, TestResult};
-use crate::login::location;
-use crate::oidc::{demo_request, location_query};
+use crate::helpers::{copy_dir, eventually, TestApp, TestContext, TestResult, MANIFEST_DIR};
+use crate::login::{location, redeem};
+use crate::oidc::{demo_request, location_query, VERIFIER};
 use crate::tcp_proxy::TcpProxy;
+use crate::upstream::mock_op::{MockOp, TokenFault};
+use crate::upstream::{BASIC_AUTH, MOCK_IDP};
 
 /// The app with its database behind a proxy the test cuts.
 pub async fn app_behind_proxy(
@@ -52,14 +55,19 @@ pub async fn jwks_and_discovery_stay_the_same_throughout_a_database_cut(ctx: Tes
         let mut seen = Vec::new();
         for _ in 0..10 {
             for path in ["/.well-known/jwks.json", "/.well-known/openid-configuration"] {
+                let sent = std::time::Instant::now();
                 let response = app.get(path).await;
-                seen.push((path, response.status().as_u16(), response.text().await.unwrap_or_default()));
+                let took = sent.elapsed();
+                seen.push((path, response.status().as_u16(), response.text().await.unwrap_or_default(), took));
             }
         }
         seen
     }))
     .await;
-    for (path, status, body) in rounds.into_iter().flatten() {
+    let answers: Vec<_> = rounds.into_iter().flatten().collect();
+    let slowest = answers.iter().map(|(_, _, _, took)| *took).max().unwrap_or_default();
+    eprintln!("jwks/discovery during the cut: {} answers, slowest {slowest:?}", answers.len());
+    for (path, status, body, _) in answers {
         assert_eq!(status, 200, "{path} during the cut: {body}");
         let expected = if path.ends_with("jwks.json") { &jwks } else { &discovery };
         assert_eq!(&body, expected, "{path} changed during the cut");
@@ -213,3 +221,68 @@ pub async fn tokens_issued_before_a_cut_verify_with_the_jwks_served_during_it(ct
     app.stop().await
 }
 postgres_test!(tokens_issued_before_a_cut_verify_with_the_jwks_served_during_it);
+
+/// A running pforte whose demo client logs in only through `op`, a mock account provider.
+async fn app_with_account_provider(ctx: &TestContext, op: &MockOp) -> anyhow::Result<TestApp> {
+    let root = ctx.dir.path();
+    let providers = root.join("providers");
+    copy_dir(&std::path::Path::new(MANIFEST_DIR).join("providers"), &providers)?;
+    let entry = MOCK_IDP.replace("{issuer}", &op.issuer).replace("{client_auth}", BASIC_AUTH);
+    std::fs::write(providers.join("identity/mock.toml"), entry)?;
+    let clients = ctx.clients_with(&[]);
+    let demo = std::fs::read_to_string(format!("{clients}/demo.toml"))?;
+    let demo = demo
+        .replace("identity_providers = [\"bundid-sim\", \"unternehmenskonto-sim\"]", "identity_providers = [\"mock\"]");
+    std::fs::write(format!("{clients}/demo.toml"), demo)?;
+    Ok(ctx
+        .spawn_app_with(
+            |f| f.merge(("registry.providers", providers)).merge(("registry.clients", clients)),
+            Arc::new(SystemClock),
+        )
+        .await)
+}
+
+/// From `/authorize` to the account provider and back: the answer at pforte's callback.
+async fn login_through(app: &TestApp, op: &MockOp) -> anyhow::Result<reqwest::Response> {
+    let start = app.get(&format!("/authorize?{}", query_string(&demo_request(app)))).await;
+    assert_eq!(start.status(), 303, "straight to the only account provider");
+    let cookie = start.headers()["set-cookie"].to_str()?.split(';').next().unwrap_or_default().to_owned();
+    let back = op.authorize(&url::Url::parse(&location(&start))?);
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(
+            [("code", back.code), ("state", back.state), ("iss", back.iss)]
+                .iter()
+                .filter_map(|(k, v)| v.as_ref().map(|v| (k, v))),
+        )
+        .finish();
+    let callback = app.client.get(app.url(&format!("/callback/mock?{query}"))).header("cookie", cookie);
+    Ok(callback.header("accept-language", "en").send().await?)
+}
+
+/// The account provider's token endpoint answers 500, or hangs, when pforte redeems the code: the
+/// person sees a page saying the account service is unreachable, with the way back to the service
+/// (`temporarily_unavailable`); once the provider answers again, the login started anew succeeds.
+pub async fn an_account_provider_failing_at_the_token_endpoint_shows_a_page_and_the_login_can_be_retried(
+    ctx: TestContext,
+) -> TestResult {
+    let op = MockOp::start(ManualClock::at_millis(chrono::Utc::now().timestamp_millis())).await?;
+    let app = app_with_account_provider(&ctx, &op).await?;
+    for fault in [TokenFault::Status500, TokenFault::Hang] {
+        op.set(|op| op.behaviour.token = fault);
+        let started = std::time::Instant::now();
+        let page = login_through(&app, &op).await?;
+        assert_eq!(page.status(), 502, "{fault:?}");
+        assert!(started.elapsed() < Duration::from_secs(15), "{fault:?}: answered within the upstream timeout");
+        let html = page.text().await?;
+        assert!(html.contains("Account service unreachable"), "{fault:?}: {html}");
+        assert!(html.contains("error=temporarily_unavailable"), "{fault:?}: the way back tells the service: {html}");
+    }
+
+    op.set(|op| op.behaviour.token = TokenFault::None);
+    let done = login_through(&app, &op).await?;
+    assert_eq!(done.status(), 303);
+    let code = location_query(&done).get("code").cloned().ok_or_else(|| anyhow::anyhow!("{}", location(&done)))?;
+    assert_eq!(redeem(&app, &code, VERIFIER).await.status(), 200, "the retried login completes");
+    app.stop().await
+}
+backend_test!(an_account_provider_failing_at_the_token_endpoint_shows_a_page_and_the_login_can_be_retried);

@@ -295,11 +295,13 @@ pub async fn a_hanging_receiver_does_not_hold_up_the_others(ctx: TestContext) ->
     signals(&app).record(&payment.transaction_id, Status::Payed, Source::Provider, None).await?;
 
     let worker = notifier(&app);
+    let started = std::time::Instant::now();
     let round = tokio::spawn(async move { worker.deliver_due().await });
     eventually(Duration::from_secs(5), "the healthy receiver gets its message", || async {
         Ok(healthy.received.lock().map(|r| !r.is_empty()).unwrap_or(false).then_some(()))
     })
     .await?;
+    eprintln!("the healthy receiver got its message after {:?} while another hangs", started.elapsed());
     let round = round.await??;
     assert_eq!(round.delivered, 1, "{round:?}");
     assert!(round.retried >= 1, "the hanging receiver's message waits for a retry: {round:?}");
