@@ -150,13 +150,17 @@ pub async fn authorize_during_a_database_cut_answers_temporarily_unavailable(ctx
     proxy.cut();
     until_ready_is(&app, 503).await?;
 
-    let answer = app.get(&format!("/authorize?{}", query_string(&demo_request(&app)))).await;
-    assert_eq!(answer.status(), 303, "back to the service, whose redirect URI is known genuine");
-    assert!(location(&answer).starts_with(&app.url("/demo/callback?")), "{}", location(&answer));
-    let back = location_query(&answer);
-    assert_eq!(back.get("error").map(String::as_str), Some("temporarily_unavailable"));
-    assert_eq!(back.get("state").map(String::as_str), Some("client-state-1"));
-    assert_eq!(back.get("iss"), Some(&app.address));
+    // Sixteen browsers at once.
+    let path = format!("/authorize?{}", query_string(&demo_request(&app)));
+    let answers = futures_util::future::join_all((0..16).map(|_| app.get(&path))).await;
+    for answer in answers {
+        assert_eq!(answer.status(), 303, "back to the service, whose redirect URI is known genuine");
+        assert!(location(&answer).starts_with(&app.url("/demo/callback?")), "{}", location(&answer));
+        let back = location_query(&answer);
+        assert_eq!(back.get("error").map(String::as_str), Some("temporarily_unavailable"));
+        assert_eq!(back.get("state").map(String::as_str), Some("client-state-1"));
+        assert_eq!(back.get("iss"), Some(&app.address));
+    }
 
     let pushed = app
         .client
