@@ -208,23 +208,32 @@ pub async fn login_steps_during_a_database_cut_show_a_page_not_an_error(ctx: Tes
 }
 postgres_test!(login_steps_during_a_database_cut_show_a_page_not_an_error);
 
-/// The keys in memory still sign: a token issued while the database was up verifies against the
-/// JWKS served during the cut (what an online service does with its cached tokens).
-pub async fn tokens_issued_before_a_cut_verify_with_the_jwks_served_during_it(ctx: TestContext) -> TestResult {
+/// The keys in memory still sign and publish: a token issued while the database was up, and one
+/// issued during the cut (client credentials need no database), both verify against the JWKS
+/// served during the cut, as an online service checks them.
+pub async fn tokens_signed_before_and_during_a_cut_verify_with_the_jwks_served_during_it(
+    ctx: TestContext,
+) -> TestResult {
     let (proxy, app) = app_behind_proxy(&ctx, Arc::new(SystemClock), |f| f).await?;
-    let token = crate::payment_api::bearer(&app).await?;
+    let before = crate::payment_api::bearer(&app).await?;
     proxy.cut();
     until_ready_is(&app, 503).await?;
+    let during = crate::payment_api::bearer(&app).await?;
     let jwks: Value = app.get("/.well-known/jwks.json").await.json().await?;
-    let kid = josekit::jwt::decode_header(&token)?.claim("kid").and_then(Value::as_str).unwrap_or_default().to_owned();
-    let key = jwks["keys"].as_array().into_iter().flatten().find(|k| k["kid"] == kid.as_str()).cloned();
-    let key = key.ok_or_else(|| anyhow::anyhow!("the signing key {kid} is not in the JWKS served during the cut"))?;
-    let jwk = josekit::jwk::Jwk::from_map(key.as_object().cloned().unwrap_or_default())?;
-    josekit::jwt::decode_with_verifier(&token, &ES256.verifier_from_jwk(&jwk)?)?;
+    for token in [before, during] {
+        anyhow::ensure!(!token.is_empty(), "no token issued");
+        let header = josekit::jwt::decode_header(&token)?;
+        let kid = header.claim("kid").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let key = jwks["keys"].as_array().into_iter().flatten().find(|k| k["kid"] == kid.as_str()).cloned();
+        let key =
+            key.ok_or_else(|| anyhow::anyhow!("the signing key {kid} is not in the JWKS served during the cut"))?;
+        let jwk = josekit::jwk::Jwk::from_map(key.as_object().cloned().unwrap_or_default())?;
+        josekit::jwt::decode_with_verifier(&token, &ES256.verifier_from_jwk(&jwk)?)?;
+    }
     proxy.restore();
     app.stop().await
 }
-postgres_test!(tokens_issued_before_a_cut_verify_with_the_jwks_served_during_it);
+postgres_test!(tokens_signed_before_and_during_a_cut_verify_with_the_jwks_served_during_it);
 
 /// A running pforte whose demo client logs in only through `op`, a mock account provider.
 async fn app_with_account_provider(ctx: &TestContext, op: &MockOp) -> anyhow::Result<TestApp> {
