@@ -115,6 +115,7 @@ impl Application {
         let mut workers: Vec<JoinHandle<()>> = vec![
             tokio::spawn(bootstrap(state.clone(), shutdown.clone())),
             tokio::spawn(purge_expired(state.clone(), shutdown.clone())),
+            tokio::spawn(refresh_keys(state.clone(), shutdown.clone())),
         ];
         if state.settings.workers.notifications {
             workers.push(tokio::spawn(deliver_notifications(state.clone(), shutdown.clone())));
@@ -307,6 +308,24 @@ async fn purge_expired(state: AppState, shutdown: CancellationToken) {
     }
 }
 
+/// Reads the signing keys from the database again every `keys.refresh_secs`, so another instance's
+/// rotation is published and used here; a failed read keeps the keys in memory (see `keys`).
+async fn refresh_keys(state: AppState, shutdown: CancellationToken) {
+    tokio::select! {
+        () = state.readiness.wait() => {}
+        () = shutdown.cancelled() => return,
+    }
+    let every = Duration::from_secs(state.settings.keys.refresh_secs.max(1));
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            () = shutdown.cancelled() => return,
+        }
+        // A failure is logged by `refresh` once per outage.
+        state.keys.refresh().await.ok();
+    }
+}
+
 /// Delivers notifications to online services once the database is ready (see `payment::notify`).
 async fn deliver_notifications(state: AppState, shutdown: CancellationToken) {
     tokio::select! {
@@ -342,6 +361,8 @@ async fn check_payments(state: AppState, shutdown: CancellationToken) {
 async fn prepare_database(state: &AppState) -> anyhow::Result<usize> {
     let applied = state.db.migrate().await?;
     state.keys.ensure_active(SigningAlg::Es256, "system").await?;
+    // Ready means the keys are in memory: from here on the JWKS does not need the database.
+    state.keys.refresh().await?;
     let counts = state.registry.counts();
     let details = json!({
         "version": env!("CARGO_PKG_VERSION"),

@@ -173,6 +173,10 @@ pub struct KeySettings {
     /// How long a replaced signing key stays in the JWKS so tokens it signed can still be verified.
     #[serde(default = "default_retired_publish_secs")]
     pub retired_publish_secs: u64,
+    /// How often the running server reads its signing keys from the database again; between reads,
+    /// and while the database is away, it publishes and signs with the keys in memory.
+    #[serde(default = "default_key_refresh_secs")]
+    pub refresh_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -321,6 +325,9 @@ impl Settings {
         if self.finance.import_max_bytes == 0 {
             problems.push("settings", "finance.import_max_bytes", "must be greater than zero");
         }
+        if self.keys.refresh_secs == 0 {
+            problems.push("settings", "keys.refresh_secs", "must be greater than zero");
+        }
         if self.database.max_connections == 0 {
             problems.push("settings", "database.max_connections", "must be greater than zero");
         }
@@ -423,6 +430,9 @@ fn default_tenants_dir() -> PathBuf {
 }
 fn default_retired_publish_secs() -> u64 {
     86_400
+}
+fn default_key_refresh_secs() -> u64 {
+    30
 }
 fn default_payment_lifetime() -> u64 {
     7200

@@ -1,20 +1,35 @@
 //! The JWK Set with pforte's published signing keys.
 
 use axum::extract::State;
-use axum::http::header;
-use axum::response::IntoResponse;
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorCode};
 use crate::http::state::AppState;
+use crate::keys::KeyError;
 
 pub(super) fn router() -> Router<AppState> {
     Router::new().route("/.well-known/jwks.json", get(jwks))
 }
 
-async fn jwks(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
-    let set = state.keys.jwks().await.map_err(|e| ApiError::internal(&e))?;
-    // Short caching: verifiers refetch on an unknown kid anyway, and rotation adds keys in advance.
-    Ok(([(header::CACHE_CONTROL, "public, max-age=300")], Json(set)))
+/// Served from the keys in memory: a database outage does not change the answer. Only before the
+/// keys were ever read (the database away since the start) is there nothing to publish: 503.
+async fn jwks(State(state): State<AppState>) -> Response {
+    match state.keys.jwks().await {
+        // Short caching: verifiers refetch on an unknown kid anyway.
+        Ok(set) => ([(header::CACHE_CONTROL, "public, max-age=300")], Json(set)).into_response(),
+        Err(e @ (KeyError::Storage(_) | KeyError::Unreachable)) => {
+            tracing::warn!(error = %e, "no signing keys in memory yet and the database is away");
+            let detail = "The signing keys could not be read yet; try again shortly.";
+            let mut response = ApiError::new(ErrorCode::Unavailable, detail).into_response();
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+            response
+        }
+        Err(e) => ApiError::internal(&e).into_response(),
+    }
 }
+
+/// When a verifier should ask again after a 503.
+const RETRY_AFTER_SECS: u32 = 5;

@@ -16,7 +16,7 @@ use crate::crypto::{fingerprint, random_token};
 use crate::keys::MasterKey;
 use crate::registry::{AccountType, IdentityProvider, Level, Registry};
 use crate::store::logins::LoginRow;
-use crate::store::Database;
+use crate::store::{Database, StorageError};
 
 /// From the authorization request to the provider's answer: time to log in upstream.
 pub(crate) const LOGIN_LIFETIME_SECS: i64 = 1800;
@@ -55,6 +55,8 @@ pub enum Problem {
         proven: Level,
         required: Level,
     },
+    /// pforte's database is away for a moment; trying again shortly will work.
+    Unavailable,
     Internal,
 }
 
@@ -121,7 +123,9 @@ impl LoginService {
             created_at: now,
             expires_at: now + LOGIN_LIFETIME_SECS * 1000,
         };
-        self.db.insert_login(&row).await.map_err(|e| self.internal(&e, None))?;
+        // The client and redirect URI were checked against the registry (in memory): genuine, so
+        // the service hears `temporarily_unavailable` when the login cannot be recorded.
+        self.db.insert_login(&row).await.map_err(|e| self.storage_failed(&e, Some(&request)))?;
         match chosen {
             Some(provider) => {
                 Ok((row.id.clone(), Next::Upstream(self.go_upstream(&row.id, &request, provider).await?)))
@@ -160,7 +164,8 @@ impl LoginService {
     ) -> Result<String, LoginError> {
         let unknown = LoginError::Page { problem: Problem::UnknownLogin, back: None };
         let state = params.state.as_deref().ok_or(unknown.clone())?;
-        let row = self.db.login_by_upstream_state(&fingerprint(state)).await.map_err(|e| self.internal(&e, None))?;
+        let row =
+            self.db.login_by_upstream_state(&fingerprint(state)).await.map_err(|e| self.storage_failed(&e, None))?;
         let row = row.filter(|r| r.expires_at > self.clock.now_millis()).ok_or(unknown.clone())?;
         let request: AuthorizationRequest = serde_json::from_str(&row.request).map_err(|e| self.internal(&e, None))?;
         if browser_id.map(fingerprint).as_deref() != Some(row.browser_hash.as_str()) {
@@ -213,7 +218,7 @@ impl LoginService {
         let code = random_token();
         let code_expires_at = self.clock.now_millis() + CODE_LIFETIME_SECS * 1000;
         let stored = self.db.set_login_code(&row.id, &sealed, &fingerprint(&code), code_expires_at).await;
-        if !stored.map_err(|e| self.internal(&e, None))? {
+        if !stored.map_err(|e| self.storage_failed(&e, Some(&request)))? {
             return Err(LoginError::Page { problem: Problem::UnknownLogin, back: None });
         }
         let details = json!({ "client": request.client_id, "idp": provider_id, "level": identity.level.as_str() });
@@ -242,7 +247,7 @@ impl LoginService {
         browser_id: &str,
     ) -> Result<(LoginRow, AuthorizationRequest), LoginError> {
         let unknown = LoginError::Page { problem: Problem::UnknownLogin, back: None };
-        let row = self.db.login_by_id(login_id).await.map_err(|e| self.internal(&e, None))?;
+        let row = self.db.login_by_id(login_id).await.map_err(|e| self.storage_failed(&e, None))?;
         let row = row.filter(|r| {
             r.expires_at > self.clock.now_millis() && r.identity_sealed.is_none() && r.redeemed_at.is_none()
         });
@@ -270,7 +275,7 @@ impl LoginService {
         let sealed = self.master.seal(login_id, &plain).map_err(|e| self.internal(&e, Some(request)))?;
         let state_hash = fingerprint(&upstream.pending.state);
         let recorded = self.db.set_login_upstream(login_id, provider.id.as_str(), &state_hash, &sealed).await;
-        if !recorded.map_err(|e| self.internal(&e, Some(request)))? {
+        if !recorded.map_err(|e| self.storage_failed(&e, Some(request)))? {
             return Err(LoginError::Page { problem: Problem::UnknownLogin, back: None });
         }
         Ok(upstream.authorization_url)
@@ -340,6 +345,25 @@ impl LoginService {
         let back = request
             .map(|r| client_error(r, "server_error", "pforte could not complete the login.", self.tokens.issuer()));
         LoginError::Page { problem: Problem::Internal, back }
+    }
+
+    /// The database failed a login step. A row it cannot read is pforte's fault; anything else is
+    /// the database being away: the service (when its request is known, so genuine) hears
+    /// `temporarily_unavailable`, otherwise the browser gets a page saying to try again shortly.
+    fn storage_failed(&self, cause: &StorageError, request: Option<&AuthorizationRequest>) -> LoginError {
+        if matches!(cause, StorageError::Corrupt(_)) {
+            return self.internal(cause, request);
+        }
+        tracing::warn!(error = %cause, "login step could not reach the database");
+        match request {
+            Some(request) => LoginError::Redirect(client_error(
+                request,
+                "temporarily_unavailable",
+                "pforte is briefly unavailable; please try again in a moment.",
+                self.tokens.issuer(),
+            )),
+            None => LoginError::Page { problem: Problem::Unavailable, back: None },
+        }
     }
 
     async fn record_failure(&self, request: &AuthorizationRequest, provider_id: &str, reason: &str) {

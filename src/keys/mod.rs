@@ -1,13 +1,13 @@
 //! pforte's own signing keys: generated here, stored encrypted under the master key, published as a
 //! JWKS, rotated with an overlap so tokens signed by a replaced key stay verifiable until they expire.
+//! The set in use is held in memory (`memory.rs`), so publishing, signing and verifying do not
+//! depend on the database being there at that moment.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
 use std::sync::{Arc, RwLock};
 
 use josekit::jwk::Jwk;
-use josekit::jws::{JwsSigner, JwsVerifier};
 use serde_json::{json, Value};
 
 use crate::crypto::CryptoError;
@@ -31,6 +31,18 @@ pub enum KeyError {
     Crypto(String),
     #[error("no active signing key for {0}")]
     NoActiveKey(SigningAlg),
+    /// The keys could not be read from the database a moment ago, and are not asked for again
+    /// before the cooldown ends: pforte could not check, which is not a refusal.
+    #[error("the signing keys could not be read from the database just now")]
+    Unreachable,
+}
+
+impl KeyError {
+    /// The keys were not read because the database was away a moment ago: the edge answers 503
+    /// (could not check), never a refused token.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, KeyError::Unreachable)
+    }
 }
 
 impl From<CryptoError> for KeyError {
@@ -78,39 +90,14 @@ impl FromStr for SigningAlg {
     }
 }
 
-/// The private key that currently signs for one algorithm.
-pub struct ActiveKey {
-    pub kid: String,
-    pub alg: SigningAlg,
-    pub private_jwk: Jwk,
-}
+mod memory;
 
-/// A signer ready for use, built once per cache period (parsing a key for every token is slow).
-pub struct CachedSigner {
-    pub kid: String,
-    pub alg: SigningAlg,
-    pub signer: Box<dyn JwsSigner>,
-}
+pub use memory::{CachedSigner, CachedVerifier};
+use memory::{KeyMemory, KeySet};
 
-/// A published public key with its verifier.
-pub struct CachedVerifier {
-    pub kid: String,
-    pub alg: SigningAlg,
-    pub verifier: Box<dyn JwsVerifier>,
-}
-
-/// How long a signer or the set of verifiers is reused before the database is asked again; another
-/// instance's rotation is picked up within this time, and an unknown kid refreshes at once.
-const CACHE_MILLIS: i64 = 30_000;
-
-/// Published keys by kid.
-type VerifierSet = HashMap<String, Arc<CachedVerifier>>;
-
-#[derive(Default)]
-struct KeyCache {
-    signers: HashMap<SigningAlg, (i64, Arc<CachedSigner>)>,
-    verifiers: Option<(i64, Arc<VerifierSet>)>,
-}
+/// A token with a key id the set in memory does not know makes pforte read the keys again at most
+/// once per this period, so made-up key ids cannot turn into one database query each.
+pub const UNKNOWN_KID_COOLDOWN_MILLIS: i64 = 5_000;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rotation {
@@ -118,6 +105,9 @@ pub struct Rotation {
     pub retired: Vec<String>,
 }
 
+/// pforte's keys. What verifiers and signers need lives in memory (read at start, refreshed from
+/// the database while it is there), so the JWKS, signing and verifying go on through a database
+/// outage with the last set that was read.
 #[derive(Clone)]
 pub struct KeyService {
     db: Database,
@@ -125,7 +115,9 @@ pub struct KeyService {
     clock: SharedClock,
     audit: AuditLog,
     retired_publish_secs: i64,
-    cache: Arc<RwLock<KeyCache>>,
+    memory: Arc<RwLock<KeyMemory>>,
+    /// One reload for unknown key ids at a time; those that waited use its outcome.
+    reload: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl fmt::Debug for KeyService {
@@ -143,7 +135,15 @@ impl KeyService {
         retired_publish_secs: u64,
     ) -> Self {
         let retired_publish_secs = i64::try_from(retired_publish_secs).unwrap_or(i64::MAX / 2000);
-        KeyService { db, master: Arc::new(master), clock, audit, retired_publish_secs, cache: Arc::default() }
+        KeyService {
+            db,
+            master: Arc::new(master),
+            clock,
+            audit,
+            retired_publish_secs,
+            memory: Arc::default(),
+            reload: Arc::default(),
+        }
     }
 
     /// The master key, for other records that are encrypted at rest.
@@ -183,90 +183,92 @@ impl KeyService {
         let details = json!({ "alg": alg.as_str(), "retired": retired, "publish_until_ms": publish_until });
         self.audit.append_in(&mut tx, AuditEvent::new(event, actor, &kid, details)).await?;
         tx.commit().await.map_err(StorageError::from)?;
-        if let Ok(mut cache) = self.cache.write() {
-            *cache = KeyCache::default();
-        }
+        // The rotation is committed; should this read fail, the next refresh picks the key up.
+        self.refresh().await.ok();
         Ok(Rotation { new_kid: kid, retired })
+    }
+
+    /// Reads the published and active keys from the database into memory. A failure keeps the last
+    /// set that was read; it is logged once per outage, and so is the recovery.
+    pub async fn refresh(&self) -> Result<(), KeyError> {
+        let now = self.clock.now_millis();
+        let previous = self.memory.read().ok().and_then(|m| m.set.clone());
+        let loaded = self.load(now, previous.as_deref()).await;
+        let Ok(mut memory) = self.memory.write() else { return loaded.map(|_| ()) };
+        match loaded {
+            Ok(set) => {
+                memory.set = Some(Arc::new(set));
+                memory.loaded_at = Some(now);
+                if std::mem::take(&mut memory.failing) {
+                    tracing::info!("signing keys read from the database again");
+                }
+                Ok(())
+            }
+            Err(e) => {
+                memory.failed_at = Some(now);
+                if !std::mem::replace(&mut memory.failing, true) {
+                    tracing::warn!(error = %e, "could not read the signing keys from the database; using the set in memory");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// The set in memory, read from the database first when none was read yet.
+    async fn current(&self) -> Result<Arc<KeySet>, KeyError> {
+        if let Some(set) = self.memory.read().ok().and_then(|m| m.set.clone()) {
+            return Ok(set);
+        }
+        self.refresh().await?;
+        self.memory.read().ok().and_then(|m| m.set.clone()).ok_or(KeyError::Unreachable)
     }
 
     /// The public keys verifiers may meet, as a JWK Set.
     pub async fn jwks(&self) -> Result<Value, KeyError> {
-        let rows = self.db.published_signing_keys(self.clock.now_millis()).await?;
-        let keys = rows
-            .iter()
-            .map(|row| serde_json::from_str::<Value>(&row.public_jwk))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| KeyError::Storage(StorageError::Corrupt(format!("public JWK: {e}"))))?;
-        Ok(json!({ "keys": keys }))
+        Ok(self.current().await?.jwks(self.clock.now_millis()))
     }
 
-    /// The private key that signs new tokens with `alg`.
-    pub async fn active(&self, alg: SigningAlg) -> Result<ActiveKey, KeyError> {
-        let row = self.db.active_signing_key(alg.as_str()).await?.ok_or(KeyError::NoActiveKey(alg))?;
-        let plaintext = self.master.open(&row.kid, &row.private_jwe)?;
-        let private_jwk = Jwk::from_bytes(&plaintext).map_err(|e| KeyError::Crypto(e.to_string()))?;
-        Ok(ActiveKey { kid: row.kid, alg, private_jwk })
-    }
-}
-
-impl KeyService {
     /// The signer for new tokens with `alg`, creating the first key of that algorithm if needed.
     pub async fn signer(&self, alg: SigningAlg) -> Result<Arc<CachedSigner>, KeyError> {
-        let now = self.clock.now_millis();
-        if let Some((at, signer)) = self.cache.read().ok().and_then(|c| c.signers.get(&alg).cloned()) {
-            if now - at < CACHE_MILLIS {
-                return Ok(signer);
-            }
+        if let Some(signer) = self.current().await?.signer(alg) {
+            return Ok(signer);
         }
         self.ensure_active(alg, "system").await?;
-        let active = self.active(alg).await?;
-        let crypto = |e: josekit::JoseError| KeyError::Crypto(e.to_string());
-        let signer: Box<dyn JwsSigner> = match alg {
-            SigningAlg::Es256 => Box::new(josekit::jws::ES256.signer_from_jwk(&active.private_jwk).map_err(crypto)?),
-            SigningAlg::Ps256 => Box::new(josekit::jws::PS256.signer_from_jwk(&active.private_jwk).map_err(crypto)?),
-            SigningAlg::Rs256 => Box::new(josekit::jws::RS256.signer_from_jwk(&active.private_jwk).map_err(crypto)?),
-        };
-        let cached = Arc::new(CachedSigner { kid: active.kid, alg, signer });
-        if let Ok(mut cache) = self.cache.write() {
-            cache.signers.insert(alg, (now, cached.clone()));
-        }
-        Ok(cached)
+        self.refresh().await?;
+        self.current().await?.signer(alg).ok_or(KeyError::NoActiveKey(alg))
     }
 
     /// The verifier for a token signed by pforte with key `kid`, if that key is still published.
-    /// An unknown kid reloads the published keys once before giving up.
+    /// An unknown kid reads the keys again, at most once per `UNKNOWN_KID_COOLDOWN_MILLIS`.
     pub async fn verifier(&self, kid: &str) -> Result<Option<Arc<CachedVerifier>>, KeyError> {
         let now = self.clock.now_millis();
-        let cached = self.cache.read().ok().and_then(|c| c.verifiers.clone());
-        if let Some((at, verifiers)) = cached {
-            if now - at < CACHE_MILLIS {
-                if let Some(found) = verifiers.get(kid) {
-                    return Ok(Some(found.clone()));
-                }
-            }
+        if let Some(found) = self.current().await?.verifier(kid, now) {
+            return Ok(Some(found));
         }
-        let verifiers = Arc::new(self.load_verifiers(now).await?);
-        if let Ok(mut cache) = self.cache.write() {
-            cache.verifiers = Some((now, verifiers.clone()));
+        let _turn = self.reload.lock().await;
+        let (set, loaded_at, failed_at) = match self.memory.read() {
+            Ok(m) => (m.set.clone(), m.loaded_at, m.failed_at),
+            Err(_) => (None, None, None),
+        };
+        if let Some(found) = set.and_then(|set| set.verifier(kid, now)) {
+            return Ok(Some(found));
         }
-        Ok(verifiers.get(kid).cloned())
+        let recent = |at: Option<i64>| at.is_some_and(|at| now - at < UNKNOWN_KID_COOLDOWN_MILLIS);
+        if recent(loaded_at) {
+            // Read from the database a moment ago: the kid is not one of ours.
+            return Ok(None);
+        }
+        if recent(failed_at) {
+            // Could not check, and asking the database again now would only add to its trouble.
+            return Err(KeyError::Unreachable);
+        }
+        self.refresh().await?;
+        Ok(self.current().await?.verifier(kid, now))
     }
 
-    async fn load_verifiers(&self, now: i64) -> Result<HashMap<String, Arc<CachedVerifier>>, KeyError> {
-        let crypto = |e: josekit::JoseError| KeyError::Crypto(e.to_string());
-        let mut verifiers = HashMap::new();
-        for row in self.db.published_signing_keys(now).await? {
-            let alg: SigningAlg = row.alg.parse().map_err(KeyError::Crypto)?;
-            let jwk = Jwk::from_bytes(row.public_jwk.as_bytes()).map_err(crypto)?;
-            // The algorithm comes from our own record of the key, never from a token's header.
-            let verifier: Box<dyn JwsVerifier> = match alg {
-                SigningAlg::Es256 => Box::new(josekit::jws::ES256.verifier_from_jwk(&jwk).map_err(crypto)?),
-                SigningAlg::Ps256 => Box::new(josekit::jws::PS256.verifier_from_jwk(&jwk).map_err(crypto)?),
-                SigningAlg::Rs256 => Box::new(josekit::jws::RS256.verifier_from_jwk(&jwk).map_err(crypto)?),
-            };
-            verifiers.insert(row.kid.clone(), Arc::new(CachedVerifier { kid: row.kid, alg, verifier }));
-        }
-        Ok(verifiers)
+    async fn load(&self, now: i64, previous: Option<&KeySet>) -> Result<KeySet, KeyError> {
+        let rows = self.db.published_signing_keys(now).await?;
+        KeySet::build(&rows, previous, &self.master)
     }
 }
 

@@ -3,9 +3,11 @@
 //! worker delivers them with exponential backoff and jitter for up to three days. Only a 2xx answer
 //! counts as delivered; 410 Gone means the service switched the endpoint off, so pforte stops.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures_util::future::join_all;
 use rand::Rng;
 use serde_json::Value;
 use sqlx::AnyConnection;
@@ -101,19 +103,46 @@ impl Notifier {
         Ok(Some(id))
     }
 
-    /// Delivers what is due now. Several workers (instances) may run this at once.
+    /// Delivers what is due now. Several workers (instances) may run this at once. Receivers are
+    /// served side by side, each one's messages in order: a receiver that hangs holds up only its
+    /// own messages, never another service's.
     pub async fn deliver_due(&self) -> Result<Round, StorageError> {
         let now = self.clock.now_millis();
         let due = self.db.claim_due_notifications(now, now + LEASE_MILLIS, BATCH).await?;
-        let mut round = Round::default();
+        let mut by_receiver: BTreeMap<String, Vec<OutboxRow>> = BTreeMap::new();
         for message in due {
+            by_receiver.entry(message.url.clone()).or_default().push(message);
+        }
+        let rounds = join_all(by_receiver.into_values().map(|messages| self.deliver_to_receiver(messages))).await;
+        let mut round = Round::default();
+        for part in rounds {
+            let part = part?;
+            round.delivered += part.delivered;
+            round.retried += part.retried;
+            round.gave_up += part.gave_up;
+        }
+        Ok(round)
+    }
+
+    /// One receiver's messages, oldest first. Once the receiver does not answer at all (timeout,
+    /// reset, refused) the rest are not sent this round: each would cost the timeout again. They
+    /// stay leased and come back when the lease ends. An answer, even a 5xx, costs little: the
+    /// next message is tried and gets its own backoff.
+    async fn deliver_to_receiver(&self, mut messages: Vec<OutboxRow>) -> Result<Round, StorageError> {
+        messages.sort_by_key(|m| (m.next_attempt_at, m.created_at));
+        let mut round = Round::default();
+        for message in messages {
             let (attempt, outcome) = self.attempt(&message).await;
+            let unanswered = attempt.http_status.is_none() && matches!(outcome, AttemptOutcome::RetryAt(_));
             match outcome {
                 AttemptOutcome::Delivered => round.delivered += 1,
                 AttemptOutcome::RetryAt(_) => round.retried += 1,
                 AttemptOutcome::GiveUp(_) => round.gave_up += 1,
             }
             self.db.record_notification_attempt(&message.id, &attempt, &outcome).await?;
+            if unanswered {
+                break;
+            }
         }
         Ok(round)
     }

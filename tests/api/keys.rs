@@ -2,6 +2,10 @@
 //! published for the overlap, private keys are stored sealed under the master key, and every
 //! rotation is in the audit log. Rotations go through the real binary, as an operator does them.
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use figment::Figment;
 use josekit::jwk::Jwk;
 use josekit::jws::{JwsHeader, JwsSigner, JwsVerifier, ES256, PS256};
 use pforte::clock::{Clock, ManualClock, SystemClock};
@@ -10,7 +14,7 @@ use serde_json::Value;
 use sqlx::Row;
 
 use crate::audit::{audit_verify, Verified};
-use crate::helpers::{TestApp, TestContext, TestResult};
+use crate::helpers::{eventually, TestApp, TestContext, TestResult};
 use crate::oidc::{token_request, DEMO_SECRET};
 
 async fn published_keys(app: &TestApp) -> anyhow::Result<Vec<Value>> {
@@ -20,6 +24,22 @@ async fn published_keys(app: &TestApp) -> anyhow::Result<Vec<Value>> {
 
 async fn published_kids(app: &TestApp) -> anyhow::Result<Vec<String>> {
     Ok(published_keys(app).await?.iter().filter_map(|k| k["kid"].as_str().map(str::to_owned)).collect())
+}
+
+/// A running server reads its keys from the database every second (`keys.refresh_secs`), so a
+/// rotation by the command line shows quickly.
+fn refreshing_every_second(figment: Figment) -> Figment {
+    figment.merge(("keys.refresh_secs", 1))
+}
+
+/// The published kids once `kid` is among them: a running server publishes another process's
+/// rotation at its next refresh.
+async fn published_after_refresh(app: &TestApp, kid: &str) -> anyhow::Result<Vec<String>> {
+    eventually(Duration::from_secs(10), &format!("{kid} published"), || async {
+        let kids = published_kids(app).await?;
+        Ok(kids.iter().any(|k| k == kid).then_some(kids))
+    })
+    .await
 }
 
 /// What `pforte keys rotate` printed: the new key and the keys it retired.
@@ -113,12 +133,12 @@ pub async fn rotation_keeps_the_old_key_published_until_the_overlap_ends(ctx: Te
     // inside it; the server moves on by its own clock only.
     let start = SystemClock.now_millis();
     let clock = ManualClock::at_millis(start);
-    let app = ctx.spawn_app_with_clock(clock.clone()).await;
+    let app = ctx.spawn_app_with(refreshing_every_second, Arc::new(clock.clone())).await;
     let original = published_kids(&app).await?;
 
     let rotation = rotate_keys(&ctx, "ES256")?;
     assert_eq!(rotation.retired, original);
-    let after = published_kids(&app).await?;
+    let after = published_after_refresh(&app, &rotation.new_kid).await?;
     assert_eq!(after, vec![rotation.new_kid.clone(), original[0].clone()], "newest first, old one still there");
 
     // The old key stays published until `keys.retired_publish_secs` after the rotation (its time is in
@@ -166,9 +186,10 @@ pub async fn rotation_is_recorded_in_the_audit_log(ctx: TestContext) -> TestResu
 backend_test!(rotation_is_recorded_in_the_audit_log);
 
 pub async fn rsa_keys_have_3072_bits_and_sign_verifiably(ctx: TestContext) -> TestResult {
-    let app = ctx.spawn_app().await;
+    let app = ctx.spawn_app_with(refreshing_every_second, Arc::new(SystemClock)).await;
     let es256 = signing_kid(&app).await?;
     let rotation = rotate_keys(&ctx, "PS256")?;
+    published_after_refresh(&app, &rotation.new_kid).await?;
     let published = published_keys(&app).await?;
     let public =
         published.iter().find(|k| k["kid"] == rotation.new_kid.as_str()).cloned().expect("PS256 key published");

@@ -26,6 +26,8 @@ mod cli;
 mod crash;
 mod demo;
 mod demo_pay;
+mod faults_peers;
+mod faults_peers_payments;
 mod finance;
 mod finance_pages;
 mod finance_scenario;

@@ -41,7 +41,7 @@ async fn authorize(state: &AppState, headers: &HeaderMap, raw: &[u8]) -> Respons
         Ok(params) => params,
         Err(description) => return pages::bad_request(lang, &description),
     };
-    let (params, origin) = match pushed_parameters(state, &params).await {
+    let (params, origin) = match pushed_parameters(state, &params, lang).await {
         Ok(Some(pushed)) => (pushed, Origin::Pushed),
         Ok(None) => (params, Origin::Browser),
         Err(response) => return response,
@@ -88,9 +88,9 @@ async fn authorize(state: &AppState, headers: &HeaderMap, raw: &[u8]) -> Respons
 async fn pushed_parameters(
     state: &AppState,
     params: &BTreeMap<String, String>,
+    lang: Lang,
 ) -> Result<Option<BTreeMap<String, String>>, Response> {
     let Some(request_uri) = params.get("request_uri") else { return Ok(None) };
-    let lang = Lang::De;
     let refused =
         || pages::bad_request(lang, "The request_uri is unknown, expired, already used or belongs to another client.");
     let client_id =
@@ -99,9 +99,11 @@ async fn pushed_parameters(
         return Err(refused());
     }
     let now = state.clock.now_millis();
+    // Without the stored request neither the redirect URI nor the state can be trusted: a page,
+    // not a redirect.
     let stored = state.db.take_par(&fingerprint(request_uri), client_id, now).await.map_err(|e| {
-        tracing::error!(error = %e, "could not read a pushed authorization request");
-        pages::problem(lang, crate::identity::login::Problem::Internal, None)
+        tracing::warn!(error = %e, "could not read a pushed authorization request");
+        pages::problem(lang, crate::identity::login::Problem::Unavailable, None)
     })?;
     let stored = stored.ok_or_else(refused)?;
     serde_json::from_str(&stored).map(Some).map_err(|_| refused())

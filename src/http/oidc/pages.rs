@@ -2,7 +2,7 @@
 //! by default, English on request; plain HTML forms, labelled, keyboard-usable, no scripts, no
 //! external assets.
 
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 
 use crate::identity::login::{Problem, ProviderChoice};
@@ -50,9 +50,12 @@ fn layout(lang: Lang, title: &str, body: &str) -> String {
     crate::http::html::document(lang.code(), &format!("{title} · pforte"), body)
 }
 
+/// When a browser (or a person) should try again after pforte's database was away.
+const RETRY_AFTER_SECS: u32 = 5;
+
 fn no_store(status: StatusCode, html: String) -> Response {
     let mut response = (status, Html(html)).into_response();
-    response.headers_mut().insert(header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
 
@@ -192,6 +195,17 @@ pub(crate) fn problem(lang: Lang, problem: Problem, back: Option<&str>) -> Respo
                 "This account service is not available for this online service.",
             ),
         ),
+        Problem::Unavailable => {
+            let title = lang.text("Kurz nicht verfügbar", "Briefly unavailable");
+            let explanation = lang.text(
+                "pforte ist gerade kurz nicht verfügbar. Bitte versuchen Sie es in wenigen Augenblicken erneut; \
+                 Ihre Daten sind dabei nicht verloren gegangen.",
+                "pforte is briefly unavailable. Please try again in a few moments; none of your data was lost.",
+            );
+            let mut response = error(lang, StatusCode::SERVICE_UNAVAILABLE, title, explanation, back);
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+            return response;
+        }
         Problem::LevelTooLow { .. } | Problem::Internal => (
             StatusCode::INTERNAL_SERVER_ERROR,
             lang.text("Technischer Fehler", "Technical error"),
