@@ -22,6 +22,7 @@ mod helpers;
 
 mod audit;
 mod bookings;
+mod browser;
 mod cli;
 mod crash;
 mod demo;
