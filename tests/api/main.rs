@@ -23,6 +23,7 @@ mod helpers;
 mod audit;
 mod bookings;
 mod browser;
+mod browser_pages;
 mod cli;
 mod crash;
 mod demo;

@@ -96,7 +96,9 @@ async fn choice_form_targets(
 ) -> Vec<url::Origin> {
     let providers = choices.iter().filter_map(|choice| state.registry.identity_provider(&choice.id));
     let origins = futures_util::future::join_all(providers.map(|idp| state.upstreams.login_origins(idp))).await;
-    origins.into_iter().flatten().chain(service_origin).collect()
+    // pforte's own origin (the simulators', the demo's) is 'self' already.
+    let own = state.settings.server.public_url.origin();
+    origins.into_iter().flatten().chain(service_origin).filter(|origin| *origin != own).collect()
 }
 
 /// With `request_uri`, the parameters come from a pushed request (RFC 9126 §4): single use, for
