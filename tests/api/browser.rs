@@ -54,13 +54,14 @@ substantial = "urn:pforte:browser:substantial"
     )
 }
 
-/// The online service on another origin (port `rp`) that may use both upstream providers.
+/// The online service on another origin (port `rp`) that may use both upstream providers and the
+/// citizen account simulator.
 fn online_service(rp: u16) -> String {
     format!(
         r#"display_name = "Browser-Testdienst"
 redirect_uris = ["http://127.0.0.1:{rp}/callback"]
 post_logout_redirect_uris = ["http://127.0.0.1:{rp}/"]
-identity_providers = ["browser-op-a", "browser-op-b"]
+identity_providers = ["browser-op-a", "browser-op-b", "bundid-sim"]
 scopes = ["openid", "profile"]
 min_level = "substantial"
 grant_types = ["authorization_code"]

@@ -108,6 +108,19 @@ pub async fn the_choice_page_lets_its_form_lead_only_to_that_clients_providers_a
     let (sources, _) = form_action(&choice);
     let expected: BTreeSet<String> = ["'self'".to_owned(), "http://127.0.0.1:1".to_owned()].into();
     assert_eq!(sources, expected, "a client without the mock provider does not let forms lead there");
+
+    // The account simulator's login page leads through pforte on to that service too.
+    let hinted = with(with(demo_request(&app), "client_id", Some("plain")), "redirect_uri", Some(PLAIN_SERVICE));
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(with(hinted, "idp_hint", Some("bundid-sim")))
+        .finish();
+    let upstream = page(&app, &format!("/authorize?{query}")).await?;
+    assert_eq!(upstream.status(), 303);
+    let simulator = page(&app, crate::login::location(&upstream).trim_start_matches(&app.address)).await?;
+    assert_eq!(simulator.status(), 200);
+    let (sources, _) = form_action(&simulator);
+    assert!(sources.contains("http://127.0.0.1:1") && sources.contains("'self'"), "{sources:?}");
+    assert!(!sources.contains(&origin(&op.issuer)), "only services, not other providers: {sources:?}");
     app.stop().await
 }
 backend_test!(the_choice_page_lets_its_form_lead_only_to_that_clients_providers_and_back_to_the_service);

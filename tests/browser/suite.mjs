@@ -56,7 +56,7 @@ const browser = await chromium.launch({
   ],
   env: { ...process.env, HOME: profile },
 });
-const suite = new Suite({ browser, screenshots, axeOrigins: [pforte, service.origin] });
+const suite = new Suite({ browser, screenshots, axeOrigins: [pforte, service.origin, ...providers.map((p) => p.origin)] });
 
 let failed;
 try {

@@ -102,7 +102,7 @@ class Session {
     console.log(`ok   ${String(number).padStart(2, ' ')} ${this.name}: ${title} (${ms} ms) ${short(this.page.url())}`);
   }
 
-  /** axe-core on the current page, if pforte or the suite's online service served it. */
+  /** axe-core on the current page, if pforte or the suite's own peers (service, providers) served it. */
   async axe() {
     const url = new URL(this.page.url());
     if (!this.suite.axeOrigins.has(url.origin)) return [];

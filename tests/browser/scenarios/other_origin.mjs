@@ -1,8 +1,8 @@
 // An online service on another origin whose client may use two upstream providers, each an
 // oidc-provider on another origin: choice page -> provider -> back to the service with a code it
-// exchanges; a second login the provider answers at once (its session); cancel at the provider; a
-// level too low and its way back; RP-initiated logout through the provider's end_session_endpoint;
-// the same pages in English.
+// exchanges; a second login the provider answers at once (its session); RP-initiated logout through
+// the provider's end_session_endpoint; pforte's account simulator for that service; cancel at the
+// provider; a level too low and its way back, in German and in English.
 import { expect, keyboard } from '../lib/checks.mjs';
 
 const at = (origin, prefix = '/') => (url) => url.origin === origin && url.pathname.startsWith(prefix);
@@ -66,6 +66,20 @@ export async function otherOriginScenarios(suite, { pforte, service, providers }
     expect(new URL(page.url()).searchParams.get('state') === 'after-logout', `the service got its state back: ${page.url()}`);
   });
   await session.close();
+
+  // pforte's own account simulator, for a service on another origin: its answer leads through pforte there.
+  const simulated = await suite.session('simulator for a service elsewhere');
+  await toChoice(simulated, service, pforte, providers);
+  await simulated.step('citizen account simulator', async (page) => {
+    await page.click('button[value="bundid-sim"]');
+    await page.waitForURL(at(pforte, '/dev/bundid/authorize'));
+  });
+  await simulated.step('back at the service from the simulator', async (page) => {
+    await page.click('button[value="login"]');
+    await page.waitForURL(at(service.origin, '/callback'));
+    expect((await page.textContent('#idp')) === 'bundid-sim', 'the service names the simulator');
+  });
+  await simulated.close();
 
   // Cancel at the provider: the service receives access_denied.
   const cancel = await suite.session('cancel at the provider');
