@@ -161,7 +161,7 @@ fn redirect_to_public_url(public_url: &url::Url, request: &Request) -> Option<St
         return None;
     }
     let path = request.uri().path();
-    if MACHINE_PATHS.iter().any(|machine| path == machine.trim_end_matches('/') || path.starts_with(machine)) {
+    if MACHINE_PATHS.iter().any(|machine| is_under(path, machine)) {
         return None;
     }
     let headers = request.headers();
@@ -183,6 +183,12 @@ fn redirect_to_public_url(public_url: &url::Url, request: &Request) -> Option<St
     let base = public_url.as_str().trim_end_matches('/');
     let path_and_query = request.uri().path_and_query().map_or(path, |pq| pq.as_str());
     Some(format!("{base}{path_and_query}"))
+}
+
+/// Whether `path` is `machine` or below it (`/token` and `/token/x`, not `/tokens`).
+fn is_under(path: &str, machine: &str) -> bool {
+    let machine = machine.trim_end_matches('/');
+    path == machine || path.strip_prefix(machine).is_some_and(|rest| rest.starts_with('/'))
 }
 
 /// Whether `host` (`name` or `name:port`, as a Host header carries it) names the public URL's host
@@ -227,6 +233,8 @@ mod tests {
         assert_eq!(target.as_deref(), Some("http://localhost:8080/demo?x=1"));
         assert_eq!(redirect_to_public_url(&public, &page("/demo", "LOCALHOST:8080")), None, "letter case");
         assert_eq!(redirect_to_public_url(&public, &page("/readyz", "127.0.0.1:8080")), None, "a probe");
+        assert_eq!(redirect_to_public_url(&public, &page("/callback/x?code=1", "127.0.0.1:8080")), None, "below one");
+        assert!(redirect_to_public_url(&public, &page("/tokens", "127.0.0.1:8080")).is_some(), "only whole segments");
         let https = url::Url::parse("https://pforte.example").unwrap();
         assert_eq!(redirect_to_public_url(&https, &page("/", "pforte.example")), None, "the default port");
         assert!(redirect_to_public_url(&https, &page("/", "pforte.example:8443")).is_some(), "another port");
