@@ -60,6 +60,7 @@ const suite = new Suite({ browser, screenshots, axeOrigins: [pforte, service.ori
 
 let failed;
 try {
+  await suite.selfCheck();
   await demoScenarios(suite, pforte);
   await otherOriginScenarios(suite, { pforte, service, providers });
   await financeScenario(suite, pforte, { tenant: env('FINANCE_TENANT'), token: env('FINANCE_TOKEN') });

@@ -28,6 +28,20 @@ export class Suite {
     this.results = [];
   }
 
+  /** The accessibility check must be able to fail: axe-core has to report an unlabelled input. */
+  async selfCheck() {
+    const context = await this.browser.newContext();
+    try {
+      const page = await context.newPage();
+      await page.setContent('<!doctype html><html lang="de"><title>Probe</title><main><input id="probe"></main></html>');
+      await page.evaluate(AXE_SOURCE);
+      const found = await page.evaluate(async () => (await globalThis.axe.run(document)).violations.map((v) => v.id));
+      if (!found.includes('label')) throw new Error(`axe-core did not report an unlabelled input (${found})`);
+    } finally {
+      await context.close();
+    }
+  }
+
   /** A fresh browser profile (cookies, storage) for one scenario, with `locale` as Accept-Language. */
   async session(name, { locale = 'de-DE' } = {}) {
     const context = await this.browser.newContext({ locale, extraHTTPHeaders: { 'accept-language': locale } });
