@@ -141,6 +141,33 @@ pub(crate) fn html(status: StatusCode, page: String) -> Response {
     (status, [(header::CACHE_CONTROL, "no-store")], Html(page)).into_response()
 }
 
+/// An HTML page nobody may cache whose form may also lead to `form_targets` (origins). Browsers
+/// apply `form-action` to every redirect after a submission, and a simulator's answer leads on to
+/// the online service, which may live on another origin. pforte's default policy otherwise, written
+/// here because the simulators do not use pforte's HTTP layer.
+pub(crate) fn html_leading_to(status: StatusCode, page: String, form_targets: &[String]) -> Response {
+    let mut response = html(status, page);
+    if form_targets.is_empty() {
+        return response;
+    }
+    let policy = format!(
+        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self' {}; frame-ancestors 'none'; \
+         base-uri 'none'",
+        form_targets.join(" ")
+    );
+    if let Ok(value) = HeaderValue::from_str(&policy) {
+        response.headers_mut().insert(header::CONTENT_SECURITY_POLICY, value);
+    }
+    response
+}
+
+/// The origin of `url` when it is another than pforte's (`issuer`), for a page's `form-action`.
+pub(crate) fn foreign_origin(url: &str, issuer: &str) -> Option<String> {
+    let origin = url::Url::parse(url).ok()?.origin();
+    let own = url::Url::parse(issuer).ok()?.origin();
+    (origin.is_tuple() && origin != own).then(|| origin.ascii_serialization())
+}
+
 /// `303 See Other` to `location`, not cached.
 pub(crate) fn see_other(location: &str) -> Response {
     match HeaderValue::from_str(location) {

@@ -1,4 +1,5 @@
-//! The start page and the shared stylesheet (served by pforte itself: pages load no external assets).
+//! The start page, the shared stylesheet and the favicon (served by pforte itself: pages load no
+//! external assets, and a browser asks every origin for `/favicon.ico`).
 
 use axum::extract::State;
 use axum::http::header;
@@ -9,9 +10,12 @@ use axum::Router;
 use crate::http::state::AppState;
 
 const STYLESHEET: &str = include_str!("../../assets/pforte.css");
+const FAVICON: &[u8] = include_bytes!("../../assets/favicon.ico");
+/// Assets change only with a release; a day is short enough for a new one to show soon after.
+const ASSET_CACHE: &str = "public, max-age=86400";
 
 pub(super) fn router() -> Router<AppState> {
-    Router::new().route("/", get(home)).route("/assets/pforte.css", get(stylesheet))
+    Router::new().route("/", get(home)).route("/assets/pforte.css", get(stylesheet)).route("/favicon.ico", get(favicon))
 }
 
 /// Each public endpoint with what it is for; later capabilities add their lines here.
@@ -61,5 +65,9 @@ fee payment through the authorities' payment providers, and reconciliation for f
 }
 
 async fn stylesheet() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")], STYLESHEET)
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, ASSET_CACHE)], STYLESHEET)
+}
+
+async fn favicon() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "image/x-icon"), (header::CACHE_CONTROL, ASSET_CACHE)], FAVICON)
 }

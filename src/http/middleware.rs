@@ -83,15 +83,160 @@ pub(crate) async fn standard_error_body(response: Response) -> Response {
 /// Headers every response carries; pages that need a different policy set their own first.
 pub(crate) fn security_headers() -> [(HeaderName, HeaderValue); 4] {
     [
-        (
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(
-                "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
-                 frame-ancestors 'none'; base-uri 'none'",
-            ),
-        ),
+        (header::CONTENT_SECURITY_POLICY, content_security_policy(&[])),
         (header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")),
         (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
         (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
     ]
+}
+
+/// pforte's Content-Security-Policy: its own stylesheet and images only, no scripts, no framing, and
+/// forms that lead to pforte itself and to `form_targets`. Browsers apply `form-action` to every
+/// redirect that follows a form's submission, so a page whose form is answered with a redirect to
+/// another origin (the provider choice) must name that origin here, and no page names more.
+pub(crate) fn content_security_policy(form_targets: &[url::Origin]) -> HeaderValue {
+    let mut sources = vec!["'self'".to_owned()];
+    for origin in form_targets.iter().filter(|origin| origin.is_tuple()) {
+        let source = origin.ascii_serialization();
+        if !sources.contains(&source) {
+            sources.push(source);
+        }
+    }
+    let policy = format!(
+        "default-src 'none'; style-src 'self'; img-src 'self'; form-action {}; frame-ancestors 'none'; \
+         base-uri 'none'",
+        sources.join(" ")
+    );
+    // An origin's ASCII serialisation is always a valid header value; the fallback is the strictest policy.
+    HeaderValue::from_str(&policy).unwrap_or_else(|_| {
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; \
+             base-uri 'none'",
+        )
+    })
+}
+
+/// Paths machines call: probes, metrics, OpenID and OAuth endpoints, keys, the upstream providers'
+/// callbacks, the API documents. They answer under any host, so probes and proxies that address an
+/// instance directly keep working.
+const MACHINE_PATHS: &[&str] = &[
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/.well-known/",
+    "/token",
+    "/userinfo",
+    "/par",
+    "/revoke",
+    "/callback/",
+    "/openapi/",
+];
+
+/// A browser page (GET or HEAD asking for HTML, not a machine path) requested under another host
+/// than `server.public_url`'s is redirected to the same path and query at the public URL: pforte's
+/// cookies, its forms' `form-action 'self'` and every redirect it sends name the public URL, so a
+/// page reached under another name (`127.0.0.1` for `localhost`) would break at its first form.
+/// Behind a reverse proxy the host is the proxy's `X-Forwarded-Host`, else `Host`; the target is
+/// always the public URL, so neither header can send the browser elsewhere.
+pub(crate) async fn public_host(
+    axum::extract::State(public_url): axum::extract::State<std::sync::Arc<url::Url>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    match redirect_to_public_url(&public_url, &request) {
+        Some(location) => {
+            let mut response = axum::http::StatusCode::TEMPORARY_REDIRECT.into_response();
+            if let Ok(value) = HeaderValue::from_str(&location) {
+                response.headers_mut().insert(header::LOCATION, value);
+            }
+            response
+        }
+        None => next.run(request).await,
+    }
+}
+
+fn redirect_to_public_url(public_url: &url::Url, request: &Request) -> Option<String> {
+    let method = request.method();
+    if method != axum::http::Method::GET && method != axum::http::Method::HEAD {
+        return None;
+    }
+    let path = request.uri().path();
+    if MACHINE_PATHS.iter().any(|machine| is_under(path, machine)) {
+        return None;
+    }
+    let headers = request.headers();
+    let wants_html = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .any(|value| value.to_ascii_lowercase().contains("text/html"));
+    if !wants_html {
+        return None;
+    }
+    let forwarded = headers.get("x-forwarded-host").and_then(|v| v.to_str().ok()).and_then(|v| v.split(',').next());
+    let host = forwarded
+        .or_else(|| request.uri().authority().map(|a| a.as_str()))
+        .or_else(|| headers.get(header::HOST).and_then(|v| v.to_str().ok()))?;
+    if is_public_host(public_url, host.trim()) {
+        return None;
+    }
+    let base = public_url.as_str().trim_end_matches('/');
+    let path_and_query = request.uri().path_and_query().map_or(path, |pq| pq.as_str());
+    Some(format!("{base}{path_and_query}"))
+}
+
+/// Whether `path` is `machine` or below it (`/token` and `/token/x`, not `/tokens`).
+fn is_under(path: &str, machine: &str) -> bool {
+    let machine = machine.trim_end_matches('/');
+    path == machine || path.strip_prefix(machine).is_some_and(|rest| rest.starts_with('/'))
+}
+
+/// Whether `host` (`name` or `name:port`, as a Host header carries it) names the public URL's host
+/// and port; names compare without letter case, a missing port is the scheme's default.
+fn is_public_host(public_url: &url::Url, host: &str) -> bool {
+    let Ok(authority) = host.parse::<axum::http::uri::Authority>() else { return false };
+    let (Some(public_host), Some(public_port)) = (public_url.host_str(), public_url.port_or_known_default()) else {
+        return false;
+    };
+    let default_port = if public_url.scheme() == "https" { 443 } else { 80 };
+    authority.host().eq_ignore_ascii_case(public_host) && authority.port_u16().unwrap_or(default_port) == public_port
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn page(uri: &str, host: &str) -> Request {
+        Request::builder()
+            .uri(uri)
+            .header(header::HOST, host)
+            .header(header::ACCEPT, "text/html,application/xhtml+xml")
+            .body(axum::body::Body::empty())
+            .unwrap()
+    }
+
+    #[test]
+    fn the_policy_names_each_form_target_once_after_self() {
+        let a = url::Url::parse("https://id.example/auth").map(|u| u.origin()).ok();
+        let b = url::Url::parse("https://id.example:443/other").map(|u| u.origin()).ok();
+        let targets: Vec<url::Origin> = [a, b].into_iter().flatten().collect();
+        let policy = content_security_policy(&targets);
+        assert!(policy.to_str().is_ok_and(|p| p.contains("form-action 'self' https://id.example;")), "{policy:?}");
+        let default = content_security_policy(&[]);
+        assert!(default.to_str().is_ok_and(|p| p.contains("form-action 'self';")), "{default:?}");
+    }
+
+    #[test]
+    fn a_page_under_another_host_goes_to_the_public_url_with_path_and_query() {
+        let public = url::Url::parse("http://localhost:8080").unwrap();
+        let target = redirect_to_public_url(&public, &page("/demo?x=1", "127.0.0.1:8080"));
+        assert_eq!(target.as_deref(), Some("http://localhost:8080/demo?x=1"));
+        assert_eq!(redirect_to_public_url(&public, &page("/demo", "LOCALHOST:8080")), None, "letter case");
+        assert_eq!(redirect_to_public_url(&public, &page("/readyz", "127.0.0.1:8080")), None, "a probe");
+        assert_eq!(redirect_to_public_url(&public, &page("/callback/x?code=1", "127.0.0.1:8080")), None, "below one");
+        assert!(redirect_to_public_url(&public, &page("/tokens", "127.0.0.1:8080")).is_some(), "only whole segments");
+        let https = url::Url::parse("https://pforte.example").unwrap();
+        assert_eq!(redirect_to_public_url(&https, &page("/", "pforte.example")), None, "the default port");
+        assert!(redirect_to_public_url(&https, &page("/", "pforte.example:8443")).is_some(), "another port");
+    }
 }

@@ -33,6 +33,7 @@ use error::{ApiError, ErrorCode};
 pub fn router(state: AppState, extra_routes: Router) -> Router {
     let timeout = Duration::from_secs(state.settings.server.request_timeout_secs);
     let body_limit = state.settings.server.body_limit_bytes;
+    let public_url = std::sync::Arc::new(state.settings.server.public_url.clone());
     let routes = Router::new()
         .merge(home::router())
         .merge(health::router())
@@ -51,7 +52,8 @@ pub fn router(state: AppState, extra_routes: Router) -> Router {
         .layer(DefaultBodyLimit::disable())
         .layer(RequestBodyLimitLayer::new(body_limit))
         // Outside the limits and the timeout, so their bare responses get the standard body too.
-        .layer(axum::middleware::map_response(middleware::standard_error_body));
+        .layer(axum::middleware::map_response(middleware::standard_error_body))
+        .layer(axum::middleware::from_fn_with_state(public_url, middleware::public_host));
     for (name, value) in middleware::security_headers() {
         router = router.layer(SetResponseHeaderLayer::if_not_present(name, value));
     }

@@ -22,6 +22,8 @@ mod helpers;
 
 mod audit;
 mod bookings;
+mod browser;
+mod browser_pages;
 mod cli;
 mod crash;
 mod demo;

@@ -68,6 +68,9 @@ impl SimKind {
 struct Account {
     simulator: Simulator,
     registration: Option<Registration>,
+    /// The origins of the online services that may log in through this simulator, other than
+    /// pforte's: the login page's answer leads through pforte's callback on to one of them.
+    services: Vec<String>,
 }
 
 /// Both account simulators, created once per application.
@@ -82,11 +85,17 @@ impl Accounts {
         let account = |kind: SimKind| -> Result<Account, josekit::JoseError> {
             let own = simulator_issuer(issuer, kind);
             // The registry entry whose issuer is this simulator, with pforte's callback for it.
-            let registration = registry
-                .identity_providers()
-                .find(|p| p.issuer.as_str().trim_end_matches('/') == own)
-                .map(|p| Registration::of(p, format!("{issuer}/callback/{}", p.id)));
-            Ok(Account { simulator: Simulator::generate(kind)?, registration })
+            let entry = registry.identity_providers().find(|p| p.issuer.as_str().trim_end_matches('/') == own);
+            let registration = entry.map(|p| Registration::of(p, format!("{issuer}/callback/{}", p.id)));
+            let mut services: Vec<String> = registry
+                .clients()
+                .filter(|client| entry.is_some_and(|p| client.identity_providers.contains(&p.id)))
+                .flat_map(|client| client.redirect_uris.iter())
+                .filter_map(|uri| super::foreign_origin(uri.as_str(), issuer))
+                .collect();
+            services.sort();
+            services.dedup();
+            Ok(Account { simulator: Simulator::generate(kind)?, registration, services })
         };
         Ok(Accounts { bundid: account(SimKind::BundId)?, unternehmenskonto: account(SimKind::Unternehmenskonto)? })
     }
@@ -222,7 +231,7 @@ async fn authorize(
         levels,
         preselected_acr: preselected,
     });
-    super::html(StatusCode::OK, page)
+    super::html_leading_to(StatusCode::OK, page, &state.accounts.get(kind).services)
 }
 
 /// The tester's answer on the login page: a code for the chosen persona and level, or a refusal.

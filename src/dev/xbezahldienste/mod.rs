@@ -19,7 +19,7 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Router};
 use chrono::SecondsFormat;
@@ -296,22 +296,12 @@ fn unknown_page() -> Response {
 /// An HTML page. A pay page's form ends in a redirect to the online service, so its policy allows
 /// that origin as a form target too (browsers apply `form-action` to the redirect).
 pub(super) fn html(status: StatusCode, page: String, redirect_url: Option<&str>) -> Response {
-    let mut response = (status, [(header::CACHE_CONTROL, "no-store")], Html(page)).into_response();
     let origin = redirect_url
         .and_then(|url| url::Url::parse(url).ok())
         .map(|url| url.origin())
         .filter(url::Origin::is_tuple)
         .map(|origin| origin.ascii_serialization());
-    if let Some(origin) = origin {
-        let policy = format!(
-            "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self' {origin}; \
-             frame-ancestors 'none'; base-uri 'none'"
-        );
-        if let Ok(value) = HeaderValue::from_str(&policy) {
-            response.headers_mut().insert(header::CONTENT_SECURITY_POLICY, value);
-        }
-    }
-    response
+    crate::dev::html_leading_to(status, page, &origin.into_iter().collect::<Vec<_>>())
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use super::pages::{self, Lang};
 use super::{browser_cookie, browser_cookie_header, parse_parameters, see_other};
 use crate::crypto::{fingerprint, random_token};
 use crate::http::state::AppState;
-use crate::identity::login::{client_error, LoginError, Next};
+use crate::identity::login::{client_error, LoginError, Next, ProviderChoice};
 use crate::identity::request::{self, AuthorizeError, Origin};
 use crate::identity::upstream::CallbackParams;
 
@@ -68,10 +68,12 @@ async fn authorize(state: &AppState, headers: &HeaderMap, raw: &[u8]) -> Respons
     };
     let client_name = state.registry.client(&request.client_id).map(|c| c.display_name.clone()).unwrap_or_default();
     let cancel = client_error(&request, "access_denied", "The person cancelled the login.", &state.settings.issuer());
+    let service_origin = url::Url::parse(&request.redirect_uri).map(|url| url.origin()).ok();
     let mut response = match state.login.start(request, &browser_id).await {
         Ok((_, Next::Upstream(url))) => see_other(url.as_str()),
         Ok((login_id, Next::ChooseProvider(choices))) => {
-            pages::choose_provider(lang, &login_id, &client_name, &choices, &cancel)
+            let targets = choice_form_targets(state, &choices, service_origin).await;
+            pages::choose_provider(lang, &login_id, &client_name, &choices, &cancel, &targets)
         }
         Err(error) => login_error(lang, error),
     };
@@ -81,6 +83,22 @@ async fn authorize(state: &AppState, headers: &HeaderMap, raw: &[u8]) -> Respons
         }
     }
     response
+}
+
+/// Where the choice page's form may lead: the chosen provider's login (the answer to the form is a
+/// redirect there) and the online service's redirect URI (a provider that still has the person's
+/// session answers at once, and the browser goes on through pforte to the service). Browsers check
+/// `form-action` on each of these redirects.
+async fn choice_form_targets(
+    state: &AppState,
+    choices: &[ProviderChoice],
+    service_origin: Option<url::Origin>,
+) -> Vec<url::Origin> {
+    let providers = choices.iter().filter_map(|choice| state.registry.identity_provider(&choice.id));
+    let origins = futures_util::future::join_all(providers.map(|idp| state.upstreams.login_origins(idp))).await;
+    // pforte's own origin (the simulators', the demo's) is 'self' already.
+    let own = state.settings.server.public_url.origin();
+    origins.into_iter().flatten().chain(service_origin).filter(|origin| *origin != own).collect()
 }
 
 /// With `request_uri`, the parameters come from a pushed request (RFC 9126 §4): single use, for

@@ -59,13 +59,15 @@ fn no_store(status: StatusCode, html: String) -> Response {
     response
 }
 
-/// The choice of account provider for one login.
+/// The choice of account provider for one login. Its form is answered with a redirect to the chosen
+/// provider, so its policy lets forms lead to `form_targets` (see [`super::authorize`]).
 pub(crate) fn choose_provider(
     lang: Lang,
     login_id: &str,
     service: &str,
     providers: &[ProviderChoice],
     cancel: &str,
+    form_targets: &[url::Origin],
 ) -> Response {
     let title = lang.text("Anmelden", "Log in");
     let buttons: String = providers
@@ -101,7 +103,11 @@ pub(crate) fn choose_provider(
         cancel = escape(cancel),
         cancel_text = lang.text("Abbrechen und zurück zum Onlinedienst", "Cancel and return to the online service"),
     );
-    no_store(StatusCode::OK, layout(lang, title, &body))
+    let mut response = no_store(StatusCode::OK, layout(lang, title, &body));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_SECURITY_POLICY, crate::http::middleware::content_security_policy(form_targets));
+    response
 }
 
 /// An error page; `back` (when known) returns to the online service with an error response.

@@ -220,6 +220,25 @@ impl Upstreams {
         .await
     }
 
+    /// The origins a browser reaches when it is sent to this provider's login: the authorization
+    /// endpoint's (from discovery) and the issuer's. A page whose form leads there must allow them
+    /// (`form-action`). Discovery that fails leaves the issuer's origin, which starting the login
+    /// will then report as unreachable anyway.
+    pub async fn login_origins(&self, idp: &IdentityProvider) -> Vec<url::Origin> {
+        let mut origins = vec![idp.issuer.url().origin()];
+        let discovered = self.bounded(self.cache.provider(&self.http, self.clock.as_ref(), idp)).await;
+        match discovered {
+            Ok(provider) => {
+                let endpoint = provider.metadata.authorization_endpoint().url().origin();
+                if !origins.contains(&endpoint) {
+                    origins.push(endpoint);
+                }
+            }
+            Err(e) => tracing::warn!(idp = idp.id.as_str(), error = %e, "no discovery for the choice page's policy"),
+        }
+        origins
+    }
+
     /// Where to send the browser so the provider ends its own session too (RP-Initiated Logout), if
     /// the provider offers it; it returns the browser to `post_logout_redirect_uri` with `state`.
     pub async fn end_session_url(

@@ -102,6 +102,9 @@ pub struct Behaviour {
     pub discovery: Discovery,
     pub iss_parameter_supported: bool,
     pub client_auth: ExpectedAuth,
+    /// The authorization endpoint discovery names, when it is not `{issuer}/authorize` (a login
+    /// page on another origin than the issuer).
+    pub authorization_endpoint: Option<String>,
 }
 
 impl Default for Behaviour {
@@ -114,6 +117,7 @@ impl Default for Behaviour {
             discovery: Discovery::Normal,
             iss_parameter_supported: false,
             client_auth: ExpectedAuth::Basic,
+            authorization_endpoint: None,
         }
     }
 }
@@ -230,7 +234,7 @@ async fn discovery(State(mock): State<MockOp>) -> Response {
     };
     let mut document = json!({
         "issuer": issuer,
-        "authorization_endpoint": format!("{base}/authorize"),
+        "authorization_endpoint": op.behaviour.authorization_endpoint.clone().unwrap_or_else(|| format!("{base}/authorize")),
         "token_endpoint": format!("{base}/token"),
         "jwks_uri": format!("{base}/jwks"),
         "response_types_supported": ["code"],
