@@ -228,6 +228,21 @@ fn build_state(settings: Settings, registry: Registry, clock: SharedClock) -> an
         clock.clone(),
     );
     let finance = crate::finance::FinanceAccess::new(db.clone(), audit.clone(), clock.clone(), registry.clone());
+    let staff = crate::finance::StaffSessions::new(
+        db.clone(),
+        audit.clone(),
+        clock.clone(),
+        registry.clone(),
+        keys.master(),
+        &settings.finance,
+    );
+    // Staff identity providers answer on their own callback path, apart from citizens' logins.
+    let staff_upstreams = Arc::new(Upstreams::new(
+        http.clone(),
+        clock.clone(),
+        &crate::http::staff_callback_base(&settings.server.public_url),
+        crate::identity::upstream::DEFAULT_UPSTREAM_TIMEOUT,
+    ));
     let payment_callbacks = crate::payment::callbacks::PaymentCallbacks::new(
         db.clone(),
         audit.clone(),
@@ -255,6 +270,8 @@ fn build_state(settings: Settings, registry: Registry, clock: SharedClock) -> an
         payment_signals: signals,
         refunds,
         finance,
+        staff,
+        staff_upstreams,
         payment_callbacks,
     }))
 }

@@ -29,6 +29,7 @@ mod demo_pay;
 mod finance;
 mod finance_pages;
 mod finance_scenario;
+mod finance_staff;
 mod health;
 mod instances;
 mod interop;
