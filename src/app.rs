@@ -305,7 +305,8 @@ async fn bootstrap(state: AppState, shutdown: CancellationToken) {
 }
 
 /// Removes expired logins (with any identity still in them), pushed requests, assertion ids and
-/// revocations, so personal data outlives its flow by at most one interval (SECURITY.md #24).
+/// revocations, and finance staff sessions past their lifetime and sign-ins never completed, so
+/// personal data outlives its flow by at most one interval (SECURITY.md #24).
 async fn purge_expired(state: AppState, shutdown: CancellationToken) {
     tokio::select! {
         () = state.readiness.wait() => {}
@@ -316,6 +317,11 @@ async fn purge_expired(state: AppState, shutdown: CancellationToken) {
             Ok(purged) if purged != Default::default() => tracing::info!(?purged, "purged expired records"),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "purge of expired records failed; retrying next interval"),
+        }
+        match state.staff.purge().await {
+            Ok(0) => {}
+            Ok(purged) => tracing::info!(purged, "purged ended finance staff sessions and sign-ins"),
+            Err(e) => tracing::warn!(error = %e, "purge of finance staff sessions failed; retrying next interval"),
         }
         tokio::select! {
             () = tokio::time::sleep(PURGE_INTERVAL) => {}

@@ -123,11 +123,8 @@ impl StaffSessions {
 
     /// The staff identity providers the registry's tenants name, each once, in id order.
     pub fn staff_providers(&self) -> Vec<String> {
-        let mut ids: Vec<String> = self
-            .registry
-            .tenants()
-            .filter_map(|t| t.finance.staff.as_ref().map(|s| s.provider.to_string()))
-            .collect();
+        let mut ids: Vec<String> =
+            self.registry.tenants().filter_map(|t| t.finance.staff.as_ref().map(|s| s.provider.to_string())).collect();
         ids.sort_unstable();
         ids.dedup();
         ids
@@ -299,7 +296,9 @@ impl StaffSessions {
         };
         let (event, details) = match &outcome {
             Ok(_) => ("finance.access_allowed", json!({ "action": action, "via": "session" })),
-            Err((reason, _)) => ("finance.access_refused", json!({ "action": action, "via": "session", "reason": reason })),
+            Err((reason, _)) => {
+                ("finance.access_refused", json!({ "action": action, "via": "session", "reason": reason }))
+            }
         };
         self.audit.append(AuditEvent::new(event, &actor, tenant_id, details)).await?;
         outcome.map_err(|(_, error)| error)
@@ -316,6 +315,13 @@ impl StaffSessions {
         let subject = format!("fss_{}", &hash[..16]);
         self.audit.append(AuditEvent::new("finance.signed_out", &row.staff_id, &subject, json!({}))).await?;
         Ok(true)
+    }
+
+    /// Deletes sessions past their lifetime (with the name they show) and sign-ins never completed;
+    /// returns how many rows went.
+    pub async fn purge(&self) -> Result<u64, StorageError> {
+        let now = self.clock.now_millis();
+        self.db.purge_finance_sessions(now, now - self.max_millis).await
     }
 }
 

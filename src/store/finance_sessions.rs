@@ -134,8 +134,10 @@ impl Database {
 
     /// Removes flows that were never completed and sessions over their lifetime; returns how many.
     pub async fn purge_finance_sessions(&self, now: i64, sessions_before: i64) -> StorageResult<u64> {
-        let flows =
-            sqlx::query("DELETE FROM finance_staff_logins WHERE expires_at < $1").bind(now).execute(self.pool()).await?;
+        let flows = sqlx::query("DELETE FROM finance_staff_logins WHERE expires_at < $1")
+            .bind(now)
+            .execute(self.pool())
+            .await?;
         let sessions = sqlx::query("DELETE FROM finance_sessions WHERE created_at < $1")
             .bind(sessions_before)
             .execute(self.pool())

@@ -78,7 +78,8 @@ impl<'a> Clerk<'a> {
         let mut body = Vec::new();
         for (name, value) in fields {
             body.extend_from_slice(
-                format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n").as_bytes(),
+                format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n")
+                    .as_bytes(),
             );
         }
         body.extend_from_slice(
@@ -315,7 +316,10 @@ pub async fn an_id_token_with_another_nonce_opens_no_session(ctx: TestContext) -
     );
     std::fs::write(providers.join("identity/mock-staff.toml"), entry)?;
     let munich = tenants.join("09162000.toml");
-    std::fs::write(&munich, std::fs::read_to_string(&munich)?.replace("provider = \"dienstkonto-sim\"", "provider = \"mock-staff\""))?;
+    std::fs::write(
+        &munich,
+        std::fs::read_to_string(&munich)?.replace("provider = \"dienstkonto-sim\"", "provider = \"mock-staff\""),
+    )?;
     let (p, t) = (providers.display().to_string(), tenants.display().to_string());
     let app = ctx
         .spawn_app_with(move |f| f.merge(("registry.providers", p)).merge(("registry.tenants", t)), Arc::new(clock))
@@ -367,6 +371,13 @@ pub async fn a_session_ends_after_the_idle_timeout_and_after_its_lifetime(ctx: T
     clock.advance_secs(30 * 60);
     let expired = idle.get(PAGE).await;
     assert_eq!((expired.status().as_u16(), location(&expired)), (303, "/finance/login".to_owned()));
+
+    // The purge removes the session past its lifetime (and the name it shows), not the younger one.
+    assert_eq!(app.state.staff.purge().await?, 1);
+    let pool = crate::keys::any_pool(&ctx.database_url).await?;
+    let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM finance_sessions").fetch_one(&pool).await?;
+    pool.close().await;
+    assert_eq!(left, 1);
     app.stop().await
 }
 backend_test!(a_session_ends_after_the_idle_timeout_and_after_its_lifetime);
@@ -485,7 +496,9 @@ async fn imports_stored(ctx: &TestContext) -> anyhow::Result<(i64, i64, i64)> {
 pub async fn an_upload_over_the_size_limit_stores_nothing(ctx: TestContext) -> TestResult {
     let text = settlement(&[("T-1", "Zahlung", "12,00", "0,30", "PO-1"), ("T-2", "Zahlung", "8,00", "0,20", "PO-1")]);
     let limit = text.len() - 1;
-    let app = ctx.spawn_app_with(move |f| f.merge(("finance.import_max_bytes", limit)), Arc::new(pforte::clock::SystemClock)).await;
+    let app = ctx
+        .spawn_app_with(move |f| f.merge(("finance.import_max_bytes", limit)), Arc::new(pforte::clock::SystemClock))
+        .await;
     let mut clerk = Clerk::new(&app);
     let csrf = hidden(&clerk.signed_in_page().await, "csrf").expect("form token");
     let (status, html) = upload(&mut clerk, &csrf, "settlement", "gross.csv", text.as_bytes()).await;
@@ -565,7 +578,12 @@ pub async fn uploaded_files_are_listed_with_who_imported_them_and_reconciled(ctx
     // The report's rows are booked on 29.11.2026 (see `settlement`).
     let page = clerk.get(&format!("/finance/09162000/abgleich?from=2026-11-01&to={today}")).await.text().await?;
     let list = page.split("id=\"imports\"").nth(1).unwrap_or_default();
-    for expected in ["abrechnung-november.csv", "auszug-november.xml", "dienstkonto-sim/dienstkonto-sim-0001-kasse-muenchen", "sim-pay"] {
+    for expected in [
+        "abrechnung-november.csv",
+        "auszug-november.xml",
+        "dienstkonto-sim/dienstkonto-sim-0001-kasse-muenchen",
+        "sim-pay",
+    ] {
         assert!(list.contains(expected), "the list names {expected}: {list}");
     }
     // The provider settled a transaction pforte never saw: the reconciliation says so.

@@ -45,8 +45,10 @@ pub(super) fn cleared(name: &str, path: &str, secure: bool) -> Option<HeaderValu
 
 fn set(name: &str, value: &str, path: &str, max_age_secs: u64, secure: bool) -> Option<HeaderValue> {
     let secure = if secure { "; Secure" } else { "" };
-    HeaderValue::from_str(&format!("{name}={value}; Path={path}; Max-Age={max_age_secs}; HttpOnly; SameSite=Lax{secure}"))
-        .ok()
+    HeaderValue::from_str(&format!(
+        "{name}={value}; Path={path}; Max-Age={max_age_secs}; HttpOnly; SameSite=Lax{secure}"
+    ))
+    .ok()
 }
 
 #[cfg(test)]

@@ -54,12 +54,7 @@ pub(super) fn sign_in(providers: &[ProviderChoice<'_>], csrf: &str, error: Optio
 pub(super) fn tenants(bar: &str, tenants: &[(String, String, String)]) -> String {
     let mut items = String::new();
     for (id, name, href) in tenants {
-        items.push_str(&format!(
-            "<li><a href=\"{}\">{} ({})</a></li>\n",
-            escape(href),
-            escape(name),
-            escape(id)
-        ));
+        items.push_str(&format!("<li><a href=\"{}\">{} ({})</a></li>\n", escape(href), escape(name), escape(id)));
     }
     let body = format!("<h1>Abgleich für Kassen</h1>\n{bar}<ul id=\"tenants\">\n{items}</ul>");
     document("de", "Abgleich für Kassen", &body)

@@ -23,7 +23,11 @@ pub(super) fn router() -> Router<AppState> {
 }
 
 /// The upload form and the tenant's latest imports, for the reconciliation page.
-pub(crate) async fn imports_section(state: &AppState, tenant: &str, session: &StaffSession) -> Result<String, Response> {
+pub(crate) async fn imports_section(
+    state: &AppState,
+    tenant: &str,
+    session: &StaffSession,
+) -> Result<String, Response> {
     let past = state.db.finance_imports_of(tenant, LISTED_IMPORTS).await.map_err(|e| unavailable(&e))?;
     let providers: Vec<(String, String)> = state
         .registry
@@ -102,7 +106,8 @@ async fn upload(
 /// Reads the multipart fields; an unreadable body or a repeated field is refused with its reason.
 async fn read_form(mut multipart: Multipart) -> Result<Upload, String> {
     let mut form = Upload::default();
-    let unreadable = |e: axum::extract::multipart::MultipartError| format!("Das Formular ist nicht lesbar: {}", e.body_text());
+    let unreadable =
+        |e: axum::extract::multipart::MultipartError| format!("Das Formular ist nicht lesbar: {}", e.body_text());
     while let Some(field) = multipart.next_field().await.map_err(unreadable)? {
         let name = field.name().unwrap_or_default().to_owned();
         match name.as_str() {
