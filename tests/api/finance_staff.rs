@@ -1,7 +1,7 @@
 //! Finance staff in the browser, as a browser sees it over real HTTP: sign-in with the authority's
 //! staff identity provider (the `dienstkonto` simulator, or a mock provider that misbehaves), the
-//! opaque session cookie, the idle timeout and the absolute lifetime, sign-out, the form tokens of
-//! every form, and uploads of settlement reports and bank statements with the CLI's checks.
+//! opaque session cookie, the idle timeout and the absolute lifetime, sign-out, and the form tokens of
+//! every form. Uploads are in `finance_uploads`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -10,10 +10,9 @@ use pforte::clock::ManualClock;
 
 use crate::finance::finance_token;
 use crate::helpers::{copy_dir, TestApp, TestContext, TestResult, MANIFEST_DIR};
-use crate::reconciliation::{camt, settlement, MUENCHEN_IBAN};
+use crate::reconciliation::settlement;
 use crate::upstream::mock_op::{MockOp, TokenFault};
 
-const HANNOVER_IBAN: &str = "DE30250500000123456789";
 const STAFF_PROVIDER: &str = "dienstkonto-sim";
 const STAFF_LEVEL: &str = "dienstkonto-mfa";
 const SESSION_COOKIE: &str = "pforte-finance-session";
@@ -157,7 +156,7 @@ pub fn location(response: &reqwest::Response) -> String {
     response.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
 }
 
-fn hidden(html: &str, name: &str) -> Option<String> {
+pub fn hidden(html: &str, name: &str) -> Option<String> {
     let marker = format!("name=\"{name}\" value=\"");
     Some(html.split(&marker).nth(1)?.split('"').next()?.to_owned())
 }
@@ -167,7 +166,7 @@ fn sha256_hex(text: &str) -> String {
     hex::encode(Sha256::digest(text.as_bytes()))
 }
 
-async fn audit_events(app: &TestApp) -> anyhow::Result<Vec<(String, String, String)>> {
+pub async fn audit_events(app: &TestApp) -> anyhow::Result<Vec<(String, String, String)>> {
     let rows = app.state.db.audit_entries_after(0, 10_000).await?;
     Ok(rows.into_iter().map(|r| (r.event, r.actor, r.details)).collect())
 }
@@ -216,6 +215,9 @@ pub async fn a_clerk_signs_in_with_the_staff_provider_and_holds_only_an_opaque_s
     assert!(html.contains("<span id=\"staff-name\">Katrin Kassner</span>"), "{html}");
     assert!(html.contains("id=\"upload\"") && html.contains("id=\"sign-out\""), "upload and sign-out forms");
     assert!(!html.contains(&session), "the page never shows the session id");
+    let overview = clerk.get("/finance").await.text().await?;
+    let tenants = overview.split("id=\"tenants\"").nth(1).unwrap_or_default();
+    assert!(tenants.contains("/finance/09162000/abgleich?from=") && !tenants.contains("03241001"), "{overview}");
 
     // The answer is good once: the same state again finds no sign-in.
     let mut replay = Clerk::new(&app);
@@ -470,130 +472,3 @@ pub async fn the_token_form_opens_a_session_for_its_tenant_without_keeping_the_t
     app.stop().await
 }
 backend_test!(the_token_form_opens_a_session_for_its_tenant_without_keeping_the_token);
-
-/// Uploads as the München clerk, with the page's form token.
-async fn upload(clerk: &mut Clerk<'_>, csrf: &str, kind: &str, name: &str, bytes: &[u8]) -> (u16, String) {
-    let fields = [("csrf", csrf), ("kind", kind), ("provider", "sim-pay")];
-    let answer = clerk.upload("/finance/09162000/imports", &fields, (name, bytes)).await;
-    (answer.status().as_u16(), answer.text().await.unwrap_or_default())
-}
-
-async fn imports_stored(ctx: &TestContext) -> anyhow::Result<(i64, i64, i64)> {
-    let pool = crate::keys::any_pool(&ctx.database_url).await?;
-    let count = |sql: &'static str| {
-        let pool = pool.clone();
-        async move { sqlx::query_scalar::<_, i64>(sql).fetch_one(&pool).await }
-    };
-    let counts = (
-        count("SELECT COUNT(*) FROM finance_imports").await?,
-        count("SELECT COUNT(*) FROM settlement_rows").await?,
-        count("SELECT COUNT(*) FROM bank_entries").await?,
-    );
-    pool.close().await;
-    Ok(counts)
-}
-
-pub async fn an_upload_over_the_size_limit_stores_nothing(ctx: TestContext) -> TestResult {
-    let text = settlement(&[("T-1", "Zahlung", "12,00", "0,30", "PO-1"), ("T-2", "Zahlung", "8,00", "0,20", "PO-1")]);
-    let limit = text.len() - 1;
-    let app = ctx
-        .spawn_app_with(move |f| f.merge(("finance.import_max_bytes", limit)), Arc::new(pforte::clock::SystemClock))
-        .await;
-    let mut clerk = Clerk::new(&app);
-    let csrf = hidden(&clerk.signed_in_page().await, "csrf").expect("form token");
-    let (status, html) = upload(&mut clerk, &csrf, "settlement", "gross.csv", text.as_bytes()).await;
-    assert_eq!(status, 413, "{html}");
-    assert!(html.contains("over the limit") && html.contains("finance.import_max_bytes"), "{html}");
-    assert_eq!(imports_stored(&ctx).await?, (0, 0, 0));
-    app.stop().await
-}
-backend_test!(an_upload_over_the_size_limit_stores_nothing);
-
-pub async fn an_upload_for_another_tenant_is_refused(ctx: TestContext) -> TestResult {
-    let app = ctx.spawn_app().await;
-    let mut clerk = Clerk::new(&app);
-    let csrf = hidden(&clerk.signed_in_page().await, "csrf").expect("form token");
-    let statement = camt(HANNOVER_IBAN, &[("B-1", "11.70", "PO-1")]);
-    let (status, html) = upload(&mut clerk, &csrf, "bank", "auszug.xml", statement.as_bytes()).await;
-    assert_eq!(status, 422, "{html}");
-    assert!(html.contains("another tenant") && !html.contains(HANNOVER_IBAN), "masked: {html}");
-    // Nor may München's clerk upload into Hannover's books.
-    let fields = [("csrf", csrf.as_str()), ("kind", "bank")];
-    let foreign = clerk.upload("/finance/03241001/imports", &fields, ("auszug.xml", statement.as_bytes())).await;
-    assert_eq!(foreign.status(), 403);
-    assert_eq!(imports_stored(&ctx).await?, (0, 0, 0));
-    app.stop().await
-}
-backend_test!(an_upload_for_another_tenant_is_refused);
-
-pub async fn a_malformed_upload_is_refused_naming_its_line_or_element(ctx: TestContext) -> TestResult {
-    let app = ctx.spawn_app().await;
-    let mut clerk = Clerk::new(&app);
-    let csrf = hidden(&clerk.signed_in_page().await, "csrf").expect("form token");
-    let mut text = settlement(&[("T-1", "Zahlung", "12,00", "0,30", "PO-1")]);
-    text.push_str("29.11.2026;T-3;Zahlung;zwölf;0,20;PO-1\n");
-    let (status, html) = upload(&mut clerk, &csrf, "settlement", "kaputt.csv", text.as_bytes()).await;
-    assert_eq!(status, 422, "{html}");
-    assert!(html.contains("line 3") && html.contains("zwölf") && html.contains("id=\"import-error\""), "{html}");
-    let statement = camt(MUENCHEN_IBAN, &[("B-1", "12.00", "x")]);
-    let truncated = &statement[..statement.len() - 40];
-    let (status, html) = upload(&mut clerk, &csrf, "bank", "kaputt.xml", truncated.as_bytes()).await;
-    assert_eq!(status, 422, "{html}");
-    assert!(html.contains("Document/BkToCstmrStmt"), "{html}");
-    assert_eq!(imports_stored(&ctx).await?, (0, 0, 0));
-    app.stop().await
-}
-backend_test!(a_malformed_upload_is_refused_naming_its_line_or_element);
-
-pub async fn the_same_file_uploaded_twice_imports_nothing_new(ctx: TestContext) -> TestResult {
-    let app = ctx.spawn_app().await;
-    let mut clerk = Clerk::new(&app);
-    let csrf = hidden(&clerk.signed_in_page().await, "csrf").expect("form token");
-    let text = settlement(&[("T-1", "Zahlung", "12,00", "0,30", "PO-1")]);
-    let (status, html) = upload(&mut clerk, &csrf, "settlement", "abrechnung.csv", text.as_bytes()).await;
-    assert_eq!(status, 200, "{html}");
-    let (status, html) = upload(&mut clerk, &csrf, "settlement", "abrechnung-kopie.csv", text.as_bytes()).await;
-    assert_eq!(status, 409, "{html}");
-    assert!(html.contains("schon eingelesen"), "{html}");
-    assert_eq!(imports_stored(&ctx).await?, (1, 1, 0));
-    app.stop().await
-}
-backend_test!(the_same_file_uploaded_twice_imports_nothing_new);
-
-pub async fn uploaded_files_are_listed_with_who_imported_them_and_reconciled(ctx: TestContext) -> TestResult {
-    let app = ctx.spawn_app().await;
-    let mut clerk = Clerk::new(&app);
-    let page = clerk.signed_in_page().await;
-    assert!(page.contains("id=\"imports-empty\""), "nothing imported yet");
-    let csrf = hidden(&page, "csrf").expect("form token");
-    let text = settlement(&[("SIM-NIE-GESEHEN", "Zahlung", "12,00", "0,30", "PO-9")]);
-    let (status, html) = upload(&mut clerk, &csrf, "settlement", "abrechnung-november.csv", text.as_bytes()).await;
-    assert_eq!(status, 200, "{html}");
-    assert!(html.contains("id=\"import-result\"") && html.contains("1 Zeilen"), "{html}");
-    let statement = camt(MUENCHEN_IBAN, &[("B-1", "11.70", "PO-9")]);
-    let (status, html) = upload(&mut clerk, &csrf, "bank", "auszug-november.xml", statement.as_bytes()).await;
-    assert_eq!(status, 200, "{html}");
-
-    let today = crate::reconciliation::berlin_today();
-    // The report's rows are booked on 29.11.2026 (see `settlement`).
-    let page = clerk.get(&format!("/finance/09162000/abgleich?from=2026-11-01&to={today}")).await.text().await?;
-    let list = page.split("id=\"imports\"").nth(1).unwrap_or_default();
-    for expected in [
-        "abrechnung-november.csv",
-        "auszug-november.xml",
-        "dienstkonto-sim/dienstkonto-sim-0001-kasse-muenchen",
-        "sim-pay",
-    ] {
-        assert!(list.contains(expected), "the list names {expected}: {list}");
-    }
-    // The provider settled a transaction pforte never saw: the reconciliation says so.
-    let findings = page.split("class=\"findings\"").nth(1).unwrap_or_default();
-    assert!(findings.contains("SIM-NIE-GESEHEN"), "{findings}");
-    let events = audit_events(&app).await?;
-    let imports: Vec<_> = events.iter().filter(|(e, _, _)| e == "finance.import").collect();
-    assert_eq!(imports.len(), 2);
-    assert!(imports.iter().all(|(_, actor, _)| actor == "dienstkonto-sim/dienstkonto-sim-0001-kasse-muenchen"));
-    assert!(events.iter().any(|(e, _, d)| e == "finance.access_allowed" && d.contains("import.upload")));
-    app.stop().await
-}
-backend_test!(uploaded_files_are_listed_with_who_imported_them_and_reconciled);

@@ -30,6 +30,7 @@ mod finance;
 mod finance_pages;
 mod finance_scenario;
 mod finance_staff;
+mod finance_uploads;
 mod health;
 mod instances;
 mod interop;

@@ -63,7 +63,8 @@ pub(super) fn tenants(bar: &str, tenants: &[(String, String, String)]) -> String
 /// Who is signed in, and the sign-out form.
 pub(super) fn staff_bar(display_name: &str, csrf: &str) -> String {
     format!(
-        "<div id=\"staff\"><p>Angemeldet als <span id=\"staff-name\">{name}</span></p>\n\
+        "<div id=\"staff\"><p>Angemeldet als <span id=\"staff-name\">{name}</span> · \
+         <a id=\"overview\" href=\"/finance\">Übersicht</a></p>\n\
          <form method=\"post\" action=\"/finance/logout\" id=\"sign-out\">\n\
          <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\n\
          <button type=\"submit\" id=\"sign-out-submit\">Abmelden</button>\n</form></div>\n",
