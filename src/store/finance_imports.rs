@@ -451,3 +451,174 @@ fn import_from_row(row: &AnyRow) -> StorageResult<ImportRecord> {
         imported_by: row.try_get("imported_by")?,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{is_corrupt_column, test_database, StorageError};
+
+    fn day(text: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(text, "%Y-%m-%d").unwrap_or_default()
+    }
+
+    /// All of November 2026 as dates, and as instants wide enough for the rows below.
+    fn window() -> ReconcileWindow {
+        ReconcileWindow {
+            from: "2026-11-01".into(),
+            to: "2026-11-30".into(),
+            from_millis: 0,
+            to_millis: i64::MAX,
+            period_from: "2026-11-01".into(),
+            period_to: "2026-11-30".into(),
+        }
+    }
+
+    /// A database holding one import with one settlement row and one bank entry, one paid payment
+    /// and one refund of it, all valid.
+    async fn stored() -> Result<(Database, tempfile::TempDir), StorageError> {
+        let (db, dir) = test_database().await?;
+        let mut conn = db.writer().acquire().await?;
+        let import = ImportRecord {
+            import_id: "imp-1".into(),
+            tenant_id: "t".into(),
+            kind: ImportKind::Settlement,
+            provider_id: Some("p".into()),
+            content_sha256: "00".into(),
+            file_name: "settlement.csv".into(),
+            row_count: 1,
+            imported_at: 1,
+            imported_by: "test".into(),
+        };
+        insert_import(&mut conn, &import).await?;
+        let row = SettlementRecord {
+            import_id: "imp-1".into(),
+            line: 2,
+            tenant_id: "t".into(),
+            provider_id: "p".into(),
+            provider_transaction: "P-1".into(),
+            kind: SettlementKind::Payment,
+            gross: Decimal::new(2000, 2),
+            fee: Decimal::new(35, 2),
+            payout_reference: "PO-1".into(),
+            booked_on: day("2026-11-29"),
+        };
+        insert_settlement_row(&mut conn, &row).await?;
+        let entry = BankEntryRecord {
+            import_id: "imp-1".into(),
+            position: 1,
+            tenant_id: "t".into(),
+            message: "camt.053".into(),
+            account_iban: "DE02120300000000202051".into(),
+            statement_id: "S-1".into(),
+            entry_reference: "B-1".into(),
+            amount: Decimal::new(1965, 2),
+            currency: "EUR".into(),
+            booked_on: day("2026-11-30"),
+            value_on: Some(day("2026-11-30")),
+            remittance: "PO-1".into(),
+        };
+        insert_bank_entry(&mut conn, &entry).await?;
+        sqlx::query(
+            "INSERT INTO payments (transaction_id, originator_id, endpoint_id, client_id, request_id, request, \
+             gros_amount, provider_id, provider_reference, status, created_at, updated_at, expires_at, paid_at) \
+             VALUES ('tx-1', 'o', 't', 'c', 'r', '{}', '20.00', 'p', 'P-1', 'PAYED', 1, 1, 2, 5)",
+        )
+        .execute(&mut *conn)
+        .await?;
+        sqlx::query(
+            "INSERT INTO payment_refunds (refund_id, transaction_id, amount, status, created_at, updated_at) \
+             VALUES ('rf-1', 'tx-1', '5.00', 'SUBMITTED', 6, 6)",
+        )
+        .execute(&mut *conn)
+        .await?;
+        drop(conn);
+        Ok((db, dir))
+    }
+
+    async fn corrupt(db: &Database, table: &str, column: &str, text: &str) -> Result<(), StorageError> {
+        sqlx::query(&format!("UPDATE {table} SET {column} = $1")).bind(text).execute(db.writer()).await?;
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn reconciliation_reads_typed_rows() -> Result<(), StorageError> {
+        let (db, _dir) = stored().await?;
+        let settlement = db.settlement_rows_for_reconcile("t", &window()).await?;
+        let first = settlement.first().map(|s| (s.kind, s.gross.to_string(), s.booked_on));
+        assert_eq!(first, Some((SettlementKind::Payment, "20.00".into(), day("2026-11-29"))));
+        let bank = db.bank_entries_for_reconcile("t", &window()).await?;
+        assert_eq!(
+            bank.first().map(|b| (b.amount.to_string(), b.value_on)),
+            Some(("19.65".into(), Some(day("2026-11-30"))))
+        );
+        let payments = db.payments_for_reconcile("t", &window()).await?;
+        assert_eq!(
+            payments.first().map(|p| (p.status, p.gros_amount.to_string())),
+            Some((PaymentStatus::Payed, "20.00".into()))
+        );
+        let refunds = db.refunds_for_reconcile("t", &window()).await?;
+        assert_eq!(
+            refunds.first().map(|r| (r.status, r.amount.to_string())),
+            Some((RefundStatus::Submitted, "5.00".into()))
+        );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_corrupt_settlement_kind_or_amount_is_reported_by_its_column() -> Result<(), StorageError> {
+        // A booked_on text that still sorts into the window, so the row is read.
+        for (column, text) in [("kind", "chargeback"), ("gross", "20,00"), ("fee", ""), ("booked_on", "2026-11-2x")] {
+            let (db, _dir) = stored().await?;
+            corrupt(&db, "settlement_rows", column, text).await?;
+            let error = db.settlement_rows_for_reconcile("t", &window()).await.expect_err(column);
+            assert!(is_corrupt_column(&error, &format!("settlement_rows.{column}")), "{error}");
+        }
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn an_import_kind_pforte_does_not_know_is_reported_by_its_column() -> Result<(), StorageError> {
+        let (db, _dir) = stored().await?;
+        let kind = db.finance_import("imp-1").await?.map(|import| import.kind);
+        assert_eq!(kind, Some(ImportKind::Settlement));
+        corrupt(&db, "finance_imports", "kind", "camt").await?;
+        let error = db.finance_import("imp-1").await.expect_err("an unknown kind must not read");
+        assert!(is_corrupt_column(&error, "finance_imports.kind"), "{error}");
+        assert!(!error.to_string().contains("camt"), "the value stays out of the message: {error}");
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_corrupt_bank_amount_or_value_date_is_reported_by_its_column() -> Result<(), StorageError> {
+        for (column, text) in [("amount", "19.65 EUR"), ("value_on", "tomorrow")] {
+            let (db, _dir) = stored().await?;
+            corrupt(&db, "bank_entries", column, text).await?;
+            let error = db.bank_entries_for_reconcile("t", &window()).await.expect_err(column);
+            assert!(is_corrupt_column(&error, &format!("bank_entries.{column}")), "{error}");
+            assert!(!error.to_string().contains(text), "the value stays out of the message: {error}");
+        }
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_corrupt_payment_or_refund_status_or_amount_is_reported_by_its_column() -> Result<(), StorageError> {
+        let (db, _dir) = stored().await?;
+        corrupt(&db, "payments", "gros_amount", "twenty").await?;
+        let error = db.payments_for_reconcile("t", &window()).await.expect_err("amount");
+        assert!(is_corrupt_column(&error, "payments.gros_amount"), "{error}");
+
+        let (db, _dir) = stored().await?;
+        // Paid after a timeout, so the row is read whatever its status says.
+        sqlx::query("UPDATE payments SET status = 'PAID', paid_after_timeout_at = 5").execute(db.writer()).await?;
+        let error = db.payments_for_reconcile("t", &window()).await.expect_err("status");
+        assert!(is_corrupt_column(&error, "payments.status"), "{error}");
+
+        for (column, text) in [("status", "DONE"), ("amount", "5.OO")] {
+            let (db, _dir) = stored().await?;
+            corrupt(&db, "payment_refunds", column, text).await?;
+            let error = db.refunds_for_reconcile("t", &window()).await.expect_err(column);
+            assert!(is_corrupt_column(&error, &format!("payment_refunds.{column}")), "{error}");
+        }
+        Ok(())
+    }
+}
