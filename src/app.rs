@@ -229,6 +229,21 @@ fn build_state(settings: Settings, registry: Registry, clock: SharedClock) -> an
         clock.clone(),
     );
     let finance = crate::finance::FinanceAccess::new(db.clone(), audit.clone(), clock.clone(), registry.clone());
+    let staff = crate::finance::StaffSessions::new(
+        db.clone(),
+        audit.clone(),
+        clock.clone(),
+        registry.clone(),
+        keys.master(),
+        &settings.finance,
+    );
+    // Staff identity providers answer on their own callback path, apart from citizens' logins.
+    let staff_upstreams = Arc::new(Upstreams::new(
+        http.clone(),
+        clock.clone(),
+        &crate::http::staff_callback_base(&settings.server.public_url),
+        crate::identity::upstream::DEFAULT_UPSTREAM_TIMEOUT,
+    ));
     let payment_callbacks = crate::payment::callbacks::PaymentCallbacks::new(
         db.clone(),
         audit.clone(),
@@ -256,6 +271,8 @@ fn build_state(settings: Settings, registry: Registry, clock: SharedClock) -> an
         payment_signals: signals,
         refunds,
         finance,
+        staff,
+        staff_upstreams,
         payment_callbacks,
     }))
 }
@@ -289,7 +306,8 @@ async fn bootstrap(state: AppState, shutdown: CancellationToken) {
 }
 
 /// Removes expired logins (with any identity still in them), pushed requests, assertion ids and
-/// revocations, so personal data outlives its flow by at most one interval (SECURITY.md #24).
+/// revocations, and finance staff sessions past their lifetime and sign-ins never completed, so
+/// personal data outlives its flow by at most one interval (SECURITY.md #24).
 async fn purge_expired(state: AppState, shutdown: CancellationToken) {
     tokio::select! {
         () = state.readiness.wait() => {}
@@ -300,6 +318,11 @@ async fn purge_expired(state: AppState, shutdown: CancellationToken) {
             Ok(purged) if purged != Default::default() => tracing::info!(?purged, "purged expired records"),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "purge of expired records failed; retrying next interval"),
+        }
+        match state.staff.purge().await {
+            Ok(0) => {}
+            Ok(purged) => tracing::info!(purged, "purged ended finance staff sessions and sign-ins"),
+            Err(e) => tracing::warn!(error = %e, "purge of finance staff sessions failed; retrying next interval"),
         }
         tokio::select! {
             () = tokio::time::sleep(PURGE_INTERVAL) => {}

@@ -46,12 +46,32 @@ pub struct FinanceSettings {
     /// Settlement reports and bank statements larger than this are refused whole.
     #[serde(default = "default_import_max_bytes")]
     pub import_max_bytes: u64,
+    /// A browser session of finance staff ends after this long without a request.
+    #[serde(default = "default_session_idle_secs")]
+    pub session_idle_secs: u64,
+    /// A browser session ends this long after sign-in, however busy.
+    #[serde(default = "default_session_max_secs")]
+    pub session_max_secs: u64,
 }
 
 impl Default for FinanceSettings {
     fn default() -> Self {
-        FinanceSettings { import_max_bytes: default_import_max_bytes() }
+        FinanceSettings {
+            import_max_bytes: default_import_max_bytes(),
+            session_idle_secs: default_session_idle_secs(),
+            session_max_secs: default_session_max_secs(),
+        }
     }
+}
+
+/// Half an hour: a clerk who left the desk is signed out before someone else sits down for long.
+fn default_session_idle_secs() -> u64 {
+    30 * 60
+}
+
+/// A working day.
+fn default_session_max_secs() -> u64 {
+    8 * 3600
 }
 
 fn default_import_max_bytes() -> u64 {
@@ -321,6 +341,18 @@ impl Settings {
         }
         if self.server.request_timeout_secs == 0 {
             problems.push("settings", "server.request_timeout_secs", "must be greater than zero");
+        }
+        if self.finance.session_idle_secs == 0 || self.finance.session_idle_secs > MAX_PAYMENT_SECS {
+            problems.push("settings", "finance.session_idle_secs", "must be between 1 and 31536000");
+        }
+        if self.finance.session_max_secs < self.finance.session_idle_secs
+            || self.finance.session_max_secs > MAX_PAYMENT_SECS
+        {
+            problems.push(
+                "settings",
+                "finance.session_max_secs",
+                "must be at least finance.session_idle_secs and at most 31536000",
+            );
         }
         if self.finance.import_max_bytes == 0 {
             problems.push("settings", "finance.import_max_bytes", "must be greater than zero");

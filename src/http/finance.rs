@@ -32,8 +32,7 @@ pub(crate) async fn finance_caller(
         .and_then(|v| v.to_str().ok())
         .filter(|v| v.len() > 7 && v[..7].eq_ignore_ascii_case("bearer "))
         .map(|v| v[7..].trim());
-    // A browser on the finance page sends the token in the session cookie set by `/finance/login`.
-    authorise_token(state, bearer.or_else(|| session_token(headers)), tenant, action).await
+    authorise_token(state, bearer, tenant, action).await
 }
 
 /// Checks a presented finance token (audited by `FinanceAccess::authorise`) for `tenant`.
@@ -62,18 +61,6 @@ pub(crate) async fn authorise_token(
         }
         Err(FinanceAccessError::Storage(e)) => Err(ApiError::internal(&e).into_response()),
     }
-}
-
-fn session_token(headers: &HeaderMap) -> Option<&str> {
-    let prefix = format!("{}=", super::finance_reports::FINANCE_COOKIE);
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .map(str::trim)
-        .find_map(|pair| pair.strip_prefix(prefix.as_str()))
-        .filter(|token| !token.is_empty())
 }
 
 /// `GET /finance/{tenantId}/bookings?from=YYYY-MM-DD&to=YYYY-MM-DD&format=csv|json|camt054`

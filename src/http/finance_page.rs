@@ -24,13 +24,16 @@ pub(super) fn page_filter<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)
     filter
 }
 
-pub(super) fn render(report: &Report, filter: &FindingFilter) -> String {
+/// The page for a signed-in clerk: `staff` (who is signed in, the sign-out form) goes under the
+/// title, `imports` (the upload form and the list of past imports) after the findings; both are
+/// HTML their callers escaped.
+pub(super) fn render_with(report: &Report, filter: &FindingFilter, staff: &str, imports: &str) -> String {
     let shown: Vec<&Finding> = report.findings.iter().filter(|f| filter.shows(f)).collect();
     let title =
         format!("Abgleich {} · {} bis {}", report.tenant, report.from.format("%d.%m.%Y"), report.to.format("%d.%m.%Y"));
     let body = format!(
-        "<h1>{title}</h1>\n{form}\n{totals}\n<h2>Täglich bezahlt und abgerechnet</h2>\n{chart}\n\
-         <h2>Befunde</h2>\n<p>{shown} von {all} Befunden angezeigt.</p>\n{table}",
+        "<h1>{title}</h1>\n{staff}{form}\n{totals}\n<h2>Täglich bezahlt und abgerechnet</h2>\n{chart}\n\
+         <h2>Befunde</h2>\n<p>{shown} von {all} Befunden angezeigt.</p>\n{table}\n{imports}",
         title = escape(&title),
         form = filter_form(report, filter),
         totals = totals(report, filter),

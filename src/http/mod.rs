@@ -6,6 +6,7 @@ pub(crate) mod error;
 pub(crate) mod finance;
 mod finance_page;
 mod finance_reports;
+mod finance_staff;
 mod health;
 mod home;
 pub(crate) mod html;
@@ -15,6 +16,8 @@ pub mod oidc;
 mod openapi;
 pub(crate) mod payments;
 pub mod state;
+
+pub use finance_staff::staff_callback_base;
 
 use std::time::Duration;
 
@@ -42,15 +45,23 @@ pub fn router(state: AppState, extra_routes: Router) -> Router {
         .merge(payments::router())
         .merge(finance::router())
         .merge(finance_reports::router())
+        .merge(finance_staff::router())
         .merge(callbacks::router())
         .merge(openapi::router())
-        .with_state(state)
-        .merge(extra_routes);
+        .with_state(state.clone())
+        .merge(extra_routes)
+        .layer(RequestBodyLimitLayer::new(body_limit));
+    // Uploads of settlement reports and bank statements may be as large as an import may be, with
+    // room for the form around the file; the importer refuses a larger file with its reason.
+    let upload_limit = usize::try_from(state.settings.finance.import_max_bytes)
+        .unwrap_or(usize::MAX)
+        .saturating_add(UPLOAD_FORM_OVERHEAD);
+    let uploads = finance_staff::upload_router().with_state(state).layer(RequestBodyLimitLayer::new(upload_limit));
     let mut router = routes
+        .merge(uploads)
         .fallback(not_found)
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, timeout))
         .layer(DefaultBodyLimit::disable())
-        .layer(RequestBodyLimitLayer::new(body_limit))
         // Outside the limits and the timeout, so their bare responses get the standard body too.
         .layer(axum::middleware::map_response(middleware::standard_error_body))
         .layer(axum::middleware::from_fn_with_state(public_url, middleware::public_host));
@@ -59,6 +70,9 @@ pub fn router(state: AppState, extra_routes: Router) -> Router {
     }
     router.layer(axum::middleware::from_fn(middleware::request_context))
 }
+
+/// Bytes an upload form may carry beyond the file itself (the other fields and multipart framing).
+const UPLOAD_FORM_OVERHEAD: usize = 64 * 1024;
 
 async fn not_found() -> ApiError {
     ApiError::new(ErrorCode::NotFound, "No resource at this path.")

@@ -41,6 +41,10 @@ pub struct Shared {
     pub refunds: crate::payment::refund::Refunds,
     /// Finance staff tokens and the check of every use (`finance::access`).
     pub finance: crate::finance::FinanceAccess,
+    /// Finance staff in the browser: sign-in mapping and sessions (`finance::staff`).
+    pub staff: crate::finance::StaffSessions,
+    /// The relying party towards staff identity providers, with its own callback path.
+    pub staff_upstreams: Arc<crate::identity::upstream::Upstreams>,
     pub payment_callbacks: crate::payment::callbacks::PaymentCallbacks,
 }
 

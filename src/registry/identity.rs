@@ -32,6 +32,9 @@ pub const PFORTE_CLAIMS: &[&str] = &[
     "org_register_number",
     "org_register_court",
     "org_address",
+    // Group memberships from an authority's staff identity provider: read by the finance staff
+    // sign-in (a tenant's `finance.staff`), released to online services by no scope.
+    "groups",
 ];
 
 /// The protocol pforte speaks with an upstream; a SAML adapter would be a second kind.

@@ -33,7 +33,7 @@ pub use identity::{IdentityProvider, IdentityProviderKind, UpstreamClientAuth, P
 pub use payment::{PaymentAuth, PaymentProvider, PaymentProviderKind};
 pub use routing::RoutingRule;
 pub use settlement::{Column, DecimalSeparator, SettlementColumns, SettlementFormat, SettlementKind};
-pub use tenant::{Tenant, TenantFinance, TenantPayment};
+pub use tenant::{StaffAccess, Tenant, TenantFinance, TenantPayment};
 pub use types::{AccountType, ClientAuthMethod, EntityId, HttpUrl, Level, RedirectUri};
 
 use self::check::{FileCheck, LoadContext};
@@ -89,6 +89,21 @@ impl Registry {
             let provider = &tenant.payment.provider;
             if !payment_providers.contains_key(provider) {
                 problems.push(source, "payment.provider", not_registered("payment provider", provider, &payment_dir));
+            }
+            if let Some(staff) = &tenant.finance.staff {
+                match identity_providers.get(&staff.provider) {
+                    None => problems.push(
+                        source,
+                        "finance.staff.provider",
+                        not_registered("identity provider", &staff.provider, &identity_dir),
+                    ),
+                    Some(idp) if !idp.claims.values().any(|pforte| *pforte == staff.claim) => problems.push(
+                        source,
+                        "finance.staff.claim",
+                        format!("identity provider `{}` maps no claim onto `{}`", staff.provider, staff.claim),
+                    ),
+                    Some(_) => {}
+                }
             }
             for (index, rule) in tenant.payment.rules.iter().enumerate() {
                 if !payment_providers.contains_key(&rule.provider) {

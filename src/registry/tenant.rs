@@ -23,6 +23,21 @@ pub struct Tenant {
 pub struct TenantFinance {
     /// The account payouts arrive on; a bank statement for another account is refused on import.
     pub bank_iban: Option<iban::Iban>,
+    /// Who may sign in to the finance pages in a browser, through the authority's staff identity
+    /// provider; `None` leaves the browser to the token sign-in.
+    pub staff: Option<StaffAccess>,
+}
+
+/// Finance access through the authority's own staff identity provider: a staff member whose claim
+/// `claim` is `value`, or a list containing `value`, may act for this tenant. Several tenants may
+/// name the same provider; a staff member may match more than one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaffAccess {
+    /// An identity provider of the registry (`providers/identity/`); checked to exist.
+    pub provider: EntityId,
+    /// A pforte claim name the provider's `[claims]` table maps, e.g. `groups`.
+    pub claim: String,
+    pub value: String,
 }
 
 #[derive(Debug, Clone)]
@@ -58,6 +73,15 @@ pub(crate) struct TenantFile {
 #[serde(deny_unknown_fields)]
 struct FinanceFile {
     bank_iban: Option<String>,
+    staff: Option<StaffFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StaffFile {
+    provider: String,
+    claim: String,
+    value: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -83,6 +107,15 @@ pub(crate) fn parse(file: EntityFile<TenantFile>, check: &mut FileCheck<'_>) -> 
         Some(text) => check.accept("finance.bank_iban", parse_iban(text)).map(Some),
         None => Some(None),
     };
+    let staff = match &f.finance.staff {
+        Some(staff) => {
+            let provider = check.entity_id("finance.staff.provider", &staff.provider);
+            let claim = check.non_empty("finance.staff.claim", &staff.claim);
+            let value = check.non_empty("finance.staff.value", &staff.value);
+            Some(Some(StaffAccess { provider: provider?, claim: claim?, value: value? }))
+        }
+        None => Some(None),
+    };
     Some(Tenant {
         id,
         display_name: display_name?,
@@ -92,7 +125,7 @@ pub(crate) fn parse(file: EntityFile<TenantFile>, check: &mut FileCheck<'_>) -> 
             settings: settings?,
             booking_defaults: booking_defaults?,
         },
-        finance: TenantFinance { bank_iban: bank_iban? },
+        finance: TenantFinance { bank_iban: bank_iban?, staff: staff? },
     })
 }
 

@@ -433,29 +433,43 @@ impl Database {
 
     /// One import's header row.
     pub async fn finance_import(&self, import_id: &str) -> StorageResult<Option<ImportRecord>> {
-        let row = sqlx::query(
-            "SELECT import_id, tenant_id, kind, provider_id, content_sha256, file_name, row_count, imported_at, \
-             imported_by FROM finance_imports WHERE import_id = $1",
-        )
-        .bind(import_id)
-        .fetch_optional(self.pool())
-        .await?;
-        row.map(|row| {
-            let kind: String = row.try_get("kind")?;
-            Ok(ImportRecord {
-                import_id: row.try_get("import_id")?,
-                tenant_id: row.try_get("tenant_id")?,
-                kind: parse_column("finance_imports.kind", &kind, ImportKind::parse)?,
-                provider_id: row.try_get("provider_id")?,
-                content_sha256: row.try_get("content_sha256")?,
-                file_name: row.try_get("file_name")?,
-                row_count: row.try_get("row_count")?,
-                imported_at: row.try_get("imported_at")?,
-                imported_by: row.try_get("imported_by")?,
-            })
-        })
-        .transpose()
+        let row = sqlx::query(&format!("SELECT {IMPORT_COLUMNS} FROM finance_imports WHERE import_id = $1"))
+            .bind(import_id)
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(import_from_row).transpose()
     }
+
+    /// The latest `limit` imports of a tenant, newest first: who imported which file when.
+    pub async fn finance_imports_of(&self, tenant_id: &str, limit: i64) -> StorageResult<Vec<ImportRecord>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {IMPORT_COLUMNS} FROM finance_imports WHERE tenant_id = $1 \
+             ORDER BY imported_at DESC, import_id LIMIT $2"
+        ))
+        .bind(tenant_id)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(import_from_row).collect()
+    }
+}
+
+const IMPORT_COLUMNS: &str =
+    "import_id, tenant_id, kind, provider_id, content_sha256, file_name, row_count, imported_at, imported_by";
+
+fn import_from_row(row: &AnyRow) -> StorageResult<ImportRecord> {
+    let kind: String = row.try_get("kind")?;
+    Ok(ImportRecord {
+        import_id: row.try_get("import_id")?,
+        tenant_id: row.try_get("tenant_id")?,
+        kind: parse_column("finance_imports.kind", &kind, ImportKind::parse)?,
+        provider_id: row.try_get("provider_id")?,
+        content_sha256: row.try_get("content_sha256")?,
+        file_name: row.try_get("file_name")?,
+        row_count: row.try_get("row_count")?,
+        imported_at: row.try_get("imported_at")?,
+        imported_by: row.try_get("imported_by")?,
+    })
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 pub(crate) mod audit_log;
 pub(crate) mod callbacks;
 pub(crate) mod finance_imports;
+pub(crate) mod finance_sessions;
 pub(crate) mod finance_tokens;
 pub(crate) mod idempotency;
 pub(crate) mod ledger;

@@ -1,10 +1,12 @@
 //! The reconciliation over HTTP: JSON and CSV for tools with a finance token, and the page for
-//! finance staff in a browser, reached through the token form and its session cookie.
+//! finance staff in a browser, reached through the token form and its session cookie (the staff
+//! sign-in, sessions and uploads are in `finance_staff`).
 
 use chrono::Days;
 use serde_json::Value;
 
 use crate::finance::finance_token;
+use crate::finance_staff::{location, Clerk};
 use crate::helpers::{TestApp, TestContext, TestResult};
 use crate::reconciliation::{berlin_today, pay_through_simulator};
 
@@ -73,29 +75,14 @@ pub async fn finance_staff_sign_in_with_their_token_and_see_the_page_with_its_ch
     let id = pay_through_simulator(&app, &payment_token, "RECON-PAGE-1").await?;
     let token = finance_token(&ctx, "09162000")?;
 
-    let form = app.client.get(app.url("/finance/login")).send().await?;
-    assert_eq!(form.status(), 200);
-    assert!(form.text().await?.contains("name=\"token\""));
-
-    // The wrong authority for this token: no cookie, the form again with the reason.
-    let refused =
-        app.client.post(app.url("/finance/login")).form(&[("tenant", "03241001"), ("token", &token)]).send().await?;
-    assert_eq!(refused.status(), 401);
-    assert!(refused.headers().get("set-cookie").is_none());
-
-    let signed_in =
-        app.client.post(app.url("/finance/login")).form(&[("tenant", "09162000"), ("token", &token)]).send().await?;
+    let mut clerk = Clerk::new(&app);
+    let csrf = clerk.sign_in_form_token().await;
+    let signed_in = clerk.post("/finance/login", &[("csrf", &csrf), ("tenant", "09162000"), ("token", &token)]).await;
     assert_eq!(signed_in.status(), 303);
-    let cookie = signed_in.headers()["set-cookie"].to_str()?.to_owned();
-    assert!(cookie.starts_with("__Host-pforte-finance="), "{cookie}");
-    for attribute in ["HttpOnly", "Secure", "SameSite=Strict", "Path=/"] {
-        assert!(cookie.contains(attribute), "{cookie} lacks {attribute}");
-    }
-    let location = signed_in.headers()["location"].to_str()?.to_owned();
+    let location = location(&signed_in);
     assert!(location.starts_with("/finance/09162000/abgleich?from="), "{location}");
 
-    let session = cookie.split(';').next().unwrap_or_default().to_owned();
-    let page = app.client.get(app.url(&location)).header("cookie", &session).send().await?;
+    let page = clerk.get(&location).await;
     assert_eq!(page.status(), 200);
     assert_eq!(page.headers()["content-type"], "text/html; charset=utf-8");
     let html = page.text().await?;
@@ -106,12 +93,7 @@ pub async fn finance_staff_sign_in_with_their_token_and_see_the_page_with_its_ch
     }
 
     // The cookie is this authority's only.
-    let other = app
-        .client
-        .get(app.url("/finance/03241001/abgleich?from=2026-11-01&to=2026-11-30"))
-        .header("cookie", &session)
-        .send()
-        .await?;
+    let other = clerk.get("/finance/03241001/abgleich?from=2026-11-01&to=2026-11-30").await;
     assert_eq!(other.status(), 403);
     app.stop().await
 }

@@ -1,6 +1,7 @@
 //! SECURITY.md #25: logs never contain personal data, tokens or secrets. A whole login, token
 //! exchange, userinfo, a failed client authentication and a logout run with every module logging at
-//! debug level into a buffer, which is then searched for everything that must not be there.
+//! debug level into a buffer, which is then searched for everything that must not be there. A finance
+//! clerk's sign-in with the staff provider and sign-out run too.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -128,7 +129,16 @@ async fn run_flows(master_key: String) -> anyhow::Result<Vec<String>> {
         .await?;
     let logout = app.client.get(app.url("/logout")).query(&[("id_token_hint", id_token.as_str())]).send().await?;
     let _ = app.client.get(location(&logout)).send().await?;
+    // A finance clerk signs in with the staff provider, is refused a form, and signs out.
+    let mut clerk = crate::finance_staff::Clerk::new(&app);
+    let page = clerk.signed_in_page().await;
+    let session = clerk.session().unwrap_or_default();
+    let csrf = page.split("name=\"csrf\" value=\"").nth(1).and_then(|s| s.split('"').next()).unwrap_or_default();
+    clerk.post("/finance/logout", &[("csrf", "wrong")]).await;
+    clerk.post("/finance/logout", &[("csrf", csrf)]).await;
     app.stop().await?;
     anyhow::ensure!(!code.is_empty() && !sub.is_empty(), "the login completed");
-    Ok(vec![code, access, id_token, sub])
+    anyhow::ensure!(!session.is_empty() && !csrf.is_empty(), "the clerk signed in");
+    let staff = ["Katrin", "Kassner", "dienstkonto-sim-secret"].map(str::to_owned);
+    Ok([vec![code, access, id_token, sub, session, csrf.to_owned()], staff.to_vec()].concat())
 }

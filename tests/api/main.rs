@@ -34,6 +34,8 @@ mod finance;
 mod finance_pages;
 mod finance_scenario;
 mod finding_references;
+mod finance_staff;
+mod finance_uploads;
 mod health;
 mod instances;
 mod interop;

@@ -1,5 +1,7 @@
-//! The account simulators: a citizen account (BundID-style) under `/dev/bundid` and a company account
-//! (Mein Unternehmenskonto-style) under `/dev/unternehmenskonto`. Each is a real OpenID Provider
+//! The account simulators: a citizen account (BundID-style) under `/dev/bundid`, a company account
+//! (Mein Unternehmenskonto-style) under `/dev/unternehmenskonto`, and an authority's own staff
+//! directory under `/dev/dienstkonto`, whose accounts carry the `groups` claim the finance staff
+//! sign-in maps to finance access. Each is a real OpenID Provider
 //! following OpenID Connect Core 1.0 and Discovery, RFC 6749, RFC 7636 (PKCE S256 required), RFC 9207
 //! (`iss` in responses) and RP-initiated logout, with the levels and attributes the real accounts
 //! offer (see the shared reference on identity): discovery, JWKS, authorization code flow, UserInfo.
@@ -36,16 +38,19 @@ use crate::registry::Registry;
 pub(super) enum SimKind {
     BundId,
     Unternehmenskonto,
+    /// The authority's staff directory (the finance staff sign-in's identity provider).
+    Staff,
 }
 
 impl SimKind {
-    pub(super) const ALL: [SimKind; 2] = [SimKind::BundId, SimKind::Unternehmenskonto];
+    pub(super) const ALL: [SimKind; 3] = [SimKind::BundId, SimKind::Unternehmenskonto, SimKind::Staff];
 
     /// The path segment under `/dev/`.
     pub(super) fn name(self) -> &'static str {
         match self {
             SimKind::BundId => "bundid",
             SimKind::Unternehmenskonto => "unternehmenskonto",
+            SimKind::Staff => "dienstkonto",
         }
     }
 
@@ -53,6 +58,7 @@ impl SimKind {
         match self {
             SimKind::BundId => "BundID (Simulator)",
             SimKind::Unternehmenskonto => "Mein Unternehmenskonto (Simulator)",
+            SimKind::Staff => "Dienstkonto der Behörde (Simulator)",
         }
     }
 
@@ -60,6 +66,16 @@ impl SimKind {
         match self {
             SimKind::BundId => &["openid", "profile", "email"],
             SimKind::Unternehmenskonto => &["openid", "profile", "organisation"],
+            SimKind::Staff => &["openid", "profile", "groups"],
+        }
+    }
+
+    /// The path below pforte's public URL where pforte takes this provider's answers: staff sign in
+    /// to the finance pages, everyone else logs in to an online service.
+    fn callback_path(self) -> &'static str {
+        match self {
+            SimKind::Staff => "/finance/login/callback",
+            SimKind::BundId | SimKind::Unternehmenskonto => "/callback",
         }
     }
 }
@@ -77,6 +93,7 @@ struct Account {
 pub(crate) struct Accounts {
     bundid: Account,
     unternehmenskonto: Account,
+    staff: Account,
 }
 
 impl Accounts {
@@ -86,7 +103,7 @@ impl Accounts {
             let own = simulator_issuer(issuer, kind);
             // The registry entry whose issuer is this simulator, with pforte's callback for it.
             let entry = registry.identity_providers().find(|p| p.issuer.as_str().trim_end_matches('/') == own);
-            let registration = entry.map(|p| Registration::of(p, format!("{issuer}/callback/{}", p.id)));
+            let registration = entry.map(|p| Registration::of(p, format!("{issuer}{}/{}", kind.callback_path(), p.id)));
             let mut services: Vec<String> = registry
                 .clients()
                 .filter(|client| entry.is_some_and(|p| client.identity_providers.contains(&p.id)))
@@ -97,13 +114,18 @@ impl Accounts {
             services.dedup();
             Ok(Account { simulator: Simulator::generate(kind)?, registration, services })
         };
-        Ok(Accounts { bundid: account(SimKind::BundId)?, unternehmenskonto: account(SimKind::Unternehmenskonto)? })
+        Ok(Accounts {
+            bundid: account(SimKind::BundId)?,
+            unternehmenskonto: account(SimKind::Unternehmenskonto)?,
+            staff: account(SimKind::Staff)?,
+        })
     }
 
     fn get(&self, kind: SimKind) -> &Account {
         match kind {
             SimKind::BundId => &self.bundid,
             SimKind::Unternehmenskonto => &self.unternehmenskonto,
+            SimKind::Staff => &self.staff,
         }
     }
 }
@@ -425,7 +447,11 @@ mod tests {
     /// come from at least one persona, or a login would silently lose data.
     #[test]
     fn persona_claims_match_the_claim_maps_of_the_shipped_registry_entries() {
-        for (kind, file) in [(SimKind::BundId, "bundid-sim"), (SimKind::Unternehmenskonto, "unternehmenskonto-sim")] {
+        for (kind, file) in [
+            (SimKind::BundId, "bundid-sim"),
+            (SimKind::Unternehmenskonto, "unternehmenskonto-sim"),
+            (SimKind::Staff, "dienstkonto-sim"),
+        ] {
             let path = format!("{}/providers/identity/{file}.toml", env!("CARGO_MANIFEST_DIR"));
             let entry: toml::Table = std::fs::read_to_string(path).unwrap().parse().unwrap();
             let mapped: BTreeSet<String> = entry["claims"].as_table().unwrap().keys().cloned().collect();

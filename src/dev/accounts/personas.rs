@@ -38,6 +38,7 @@ pub(crate) fn personas(kind: SimKind) -> &'static [Persona] {
     match kind {
         SimKind::BundId => &CITIZENS,
         SimKind::Unternehmenskonto => &COMPANIES,
+        SimKind::Staff => &STAFF,
     }
 }
 
@@ -49,6 +50,7 @@ pub(crate) fn levels(kind: SimKind) -> &'static [LevelOption] {
     match kind {
         SimKind::BundId => &CITIZEN_LEVELS,
         SimKind::Unternehmenskonto => &COMPANY_LEVELS,
+        SimKind::Staff => &STAFF_LEVELS,
     }
 }
 
@@ -70,6 +72,47 @@ static COMPANY_LEVELS: [LevelOption; 2] = [
     },
     LevelOption { acr: "hoch", label: "ELSTER-Organisationszertifikat auf Sicherheitsstick (hoch)", amr: &["hwk"] },
 ];
+
+static STAFF_LEVELS: [LevelOption; 1] =
+    [LevelOption { acr: "dienstkonto-mfa", label: "Passwort und Sicherheitsschlüssel", amr: &["pwd", "hwk"] }];
+
+/// Staff of the demo authorities: one in each finance office, and one outside finance (her groups
+/// give no finance access, so her sign-in is refused).
+static STAFF: [Persona; 3] = [
+    Persona {
+        key: "kasse-muenchen",
+        sub: "dienstkonto-sim-0001-kasse-muenchen",
+        label: "Katrin Kassner (Stadtkasse München)",
+        summary: "Gruppe kasse-09162000",
+        claims: kasse_muenchen,
+    },
+    Persona {
+        key: "kasse-hannover",
+        sub: "dienstkonto-sim-0002-kasse-hannover",
+        label: "Bernd Buchwald (Stadtkasse Hannover)",
+        summary: "Gruppe kasse-03241001",
+        claims: kasse_hannover,
+    },
+    Persona {
+        key: "bauamt",
+        sub: "dienstkonto-sim-0003-bauamt",
+        label: "Petra Plan (Bauamt München)",
+        summary: "Gruppe bauamt-09162000, keine Kasse",
+        claims: bauamt,
+    },
+];
+
+fn kasse_muenchen() -> Value {
+    json!({ "given_name": "Katrin", "family_name": "Kassner", "groups": ["kasse-09162000", "alle-09162000"] })
+}
+
+fn kasse_hannover() -> Value {
+    json!({ "given_name": "Bernd", "family_name": "Buchwald", "groups": ["kasse-03241001"] })
+}
+
+fn bauamt() -> Value {
+    json!({ "given_name": "Petra", "family_name": "Plan", "groups": ["bauamt-09162000", "alle-09162000"] })
+}
 
 static CITIZENS: [Persona; 3] = [
     Persona {

@@ -7,6 +7,10 @@ use super::*;
 use crate::finance::report::{DailyTotal, SettlementEvidence, Totals};
 use crate::registry::SettlementKind;
 
+fn render(report: &Report, filter: &FindingFilter) -> String {
+    render_with(report, filter, "", "")
+}
+
 fn dec(text: &str) -> Decimal {
     text.parse().unwrap_or(Decimal::MAX)
 }

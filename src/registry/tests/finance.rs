@@ -35,7 +35,27 @@ display_name = "Test town"
 provider = "pay"
 "#;
 
-/// Loads a registry of one provider and one tenant; the error is every problem as `file: key: reason`.
+/// A staff identity provider that maps a `groups` claim.
+const STAFF_IDP: &str = r#"
+kind = "oidc"
+display_name = "Staff directory"
+account_type = "person"
+issuer = "https://login.example.org"
+client_id = "pforte"
+scopes = ["openid", "groups"]
+
+[client_auth]
+method = "client_secret_basic"
+secret = "plain:staff-secret"
+
+[claims]
+groups = "groups"
+
+[levels]
+mfa = "substantial"
+"#;
+
+/// Loads a registry of one payment provider, the staff identity provider and one tenant; the error is every problem as `file: key: reason`.
 fn load(provider: &str, tenant: &str) -> Result<Registry, String> {
     let dir = TempDir::new().map_err(|e| e.to_string())?;
     let write = |relative: &str, text: &str| -> Result<(), String> {
@@ -44,6 +64,7 @@ fn load(provider: &str, tenant: &str) -> Result<Registry, String> {
         std::fs::write(path, text).map_err(|e| e.to_string())
     };
     write("providers/payment/pay.toml", provider)?;
+    write("providers/identity/staff.toml", STAFF_IDP)?;
     write("tenants/12345678.toml", tenant)?;
     std::fs::create_dir_all(dir.path().join("clients")).map_err(|e| e.to_string())?;
     let settings = RegistrySettings {
@@ -176,4 +197,26 @@ fn a_tenant_without_a_finance_table_has_no_bank_account() -> Result<(), String> 
     let registry = load(PROVIDER, TENANT)?;
     assert!(registry.tenant("12345678").is_some_and(|t| t.finance.bank_iban.is_none()));
     Ok(())
+}
+
+#[test]
+fn a_tenants_staff_access_names_its_provider_claim_and_value() -> Result<(), String> {
+    let staff = "\n[finance.staff]\nprovider = \"staff\"\nclaim = \"groups\"\nvalue = \"kasse\"\n";
+    let registry = load(PROVIDER, &format!("{TENANT}{staff}"))?;
+    let access = registry.tenant("12345678").and_then(|t| t.finance.staff.clone()).ok_or("no staff access")?;
+    assert_eq!((access.provider.as_str(), access.claim.as_str(), access.value.as_str()), ("staff", "groups", "kasse"));
+    assert!(load(PROVIDER, TENANT)?.tenant("12345678").is_some_and(|t| t.finance.staff.is_none()));
+    Ok(())
+}
+
+#[test]
+fn staff_access_through_an_unknown_provider_or_an_unmapped_claim_is_refused() {
+    let unknown = "\n[finance.staff]\nprovider = \"nobody\"\nclaim = \"groups\"\nvalue = \"kasse\"\n";
+    let text = problems(PROVIDER, &format!("{TENANT}{unknown}"));
+    assert!(text.contains("finance.staff.provider") && text.contains("nobody"), "{text}");
+    let unmapped = "\n[finance.staff]\nprovider = \"staff\"\nclaim = \"email\"\nvalue = \"x@example.org\"\n";
+    let text = problems(PROVIDER, &format!("{TENANT}{unmapped}"));
+    assert!(text.contains("finance.staff.claim") && text.contains("maps no claim onto `email`"), "{text}");
+    let empty = "\n[finance.staff]\nprovider = \"staff\"\nclaim = \"groups\"\nvalue = \"\"\n";
+    assert!(problems(PROVIDER, &format!("{TENANT}{empty}")).contains("finance.staff.value"));
 }
