@@ -76,7 +76,7 @@ async fn report(
     };
     let report = match inputs::reconcile_period(&state.db, &caller.tenant_id, request.period).await {
         Ok(report) => report,
-        Err(e) => return ApiError::internal(&e).into_response(),
+        Err(e) => return ApiError::storage(&e).into_response(),
     };
     let body = match request.format {
         ReportFormat::Json => report.to_json(),
@@ -136,8 +136,16 @@ struct LoginForm {
 /// and opens the page for the last 30 days.
 async fn login(State(state): State<AppState>, Form(form): Form<LoginForm>) -> Response {
     let tenant = form.tenant.trim();
-    if authorise_token(&state, Some(form.token.trim()), tenant, "page.login").await.is_err() {
-        return refused("Zugangsschlüssel und Behörde passen nicht zusammen, oder der Schlüssel ist widerrufen.");
+    match authorise_token(&state, Some(form.token.trim()), tenant, "page.login").await {
+        Ok(_) => {}
+        // The key could not be checked: not a wrong key.
+        Err(answer) if answer.status() == StatusCode::SERVICE_UNAVAILABLE => {
+            let reason = "Der Dienst ist kurz nicht erreichbar. Bitte melden Sie sich in einigen Sekunden erneut an.";
+            return (StatusCode::SERVICE_UNAVAILABLE, Html(login_page(Some(reason)))).into_response();
+        }
+        Err(_) => {
+            return refused("Zugangsschlüssel und Behörde passen nicht zusammen, oder der Schlüssel ist widerrufen.")
+        }
     }
     let today = state.clock.now().with_timezone(&chrono_tz::Europe::Berlin).date_naive();
     let from = today - chrono::Days::new(30);

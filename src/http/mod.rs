@@ -51,7 +51,8 @@ pub fn router(state: AppState, extra_routes: Router) -> Router {
         .layer(DefaultBodyLimit::disable())
         .layer(RequestBodyLimitLayer::new(body_limit))
         // Outside the limits and the timeout, so their bare responses get the standard body too.
-        .layer(axum::middleware::map_response(middleware::standard_error_body));
+        .layer(axum::middleware::map_response(middleware::standard_error_body))
+        .layer(axum::middleware::map_response(middleware::retry_after));
     for (name, value) in middleware::security_headers() {
         router = router.layer(SetResponseHeaderLayer::if_not_present(name, value));
     }
