@@ -2,7 +2,8 @@
 //! create a payment and cancel it, again and again; the other half refund 0.01 of their own paid
 //! payment, again and again, each refund under its own Idempotency-Key. Every answer is a success or
 //! 503; after the restore, retrying what met the outage leaves each payment canceled once and every
-//! refund stored exactly once, named by an answer.
+//! refund stored exactly once, named by an answer. A settlement import cut half-way stores nothing,
+//! says so, and the same command imports the file once after the restore.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -131,3 +132,51 @@ pub async fn a_database_cut_during_cancels_and_refunds_answers_only_success_or_5
     Ok(())
 }
 postgres_test!(a_database_cut_during_cancels_and_refunds_answers_only_success_or_503_and_loses_nothing);
+
+pub async fn a_database_cut_during_a_settlement_import_stores_nothing_and_the_rerun_imports_it_once(
+    ctx: TestContext,
+) -> TestResult {
+    ctx.cli_ok(&["migrate"])?;
+    let rows: Vec<(String, &str, &str, &str, &str)> =
+        (0..1500).map(|n| (format!("T-{n}"), "Zahlung", "1,00", "0,01", "PO-1")).collect();
+    let rows: Vec<(&str, &str, &str, &str, &str)> = rows.iter().map(|(t, k, g, f, p)| (t.as_str(), *k, *g, *f, *p)).collect();
+    let file = crate::reconciliation::write(&ctx, "abrechnung.csv", &crate::reconciliation::settlement(&rows))?;
+    let (proxy, proxied) = crate::tcp_proxy::TcpProxy::in_front_of(&ctx.database_url).await?;
+    // Slow enough that the import (one insert per row) is still running when the cut comes.
+    proxy.set_latency(Duration::from_millis(2));
+    let import = crate::helpers::pforte_command()
+        .args(["finance", "import", "settlement", "--tenant", TENANT, "--provider", "sim-pay"])
+        .arg(&file)
+        .envs(ctx.cli_env())
+        .env("PFORTE__DATABASE__URL", &proxied)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    let import = tokio::task::spawn_blocking(move || import.wait_with_output());
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    proxy.cut();
+    let output = import.await??;
+    proxy.restore();
+    let text = crate::helpers::output_text(&output);
+    assert_eq!(output.status.code(), Some(1), "the import fails: {text}");
+    assert!(text.contains("nothing was imported") && text.contains("Run the same command again"), "{text}");
+
+    let pool = any_pool(&ctx.database_url).await?;
+    let count = |sql: &'static str| {
+        let pool = pool.clone();
+        async move { sqlx::query_scalar::<_, i64>(sql).fetch_one(&pool).await }
+    };
+    let stored = || async {
+        anyhow::Ok((
+            count("SELECT COUNT(*) FROM finance_imports").await?,
+            count("SELECT COUNT(*) FROM settlement_rows").await?,
+            count("SELECT COUNT(*) FROM audit_log WHERE event = 'finance.import'").await?,
+        ))
+    };
+    assert_eq!(stored().await?, (0, 0, 0), "nothing of the broken import is stored");
+    let again = crate::reconciliation::import_settlement(&ctx, &file, &[])?;
+    assert!(again.status.success(), "{}", crate::helpers::output_text(&again));
+    assert_eq!(stored().await?, (1, 1500, 1), "the rerun imports the file once");
+    Ok(())
+}
+postgres_test!(a_database_cut_during_a_settlement_import_stores_nothing_and_the_rerun_imports_it_once);
