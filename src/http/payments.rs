@@ -190,20 +190,15 @@ async fn caller<'s>(state: &'s AppState, headers: &HeaderMap) -> Result<&'s Clie
     };
     let not_checked = |error: OAuthError| match error.error {
         OAuthErrorCode::TemporarilyUnavailable => refused_with(&PaymentError::unavailable(error.description)),
-        OAuthErrorCode::ServerError => refused_with(&PaymentError::new(
-            ErrorKind::Internal,
-            FunctionalCode::Unspecified,
-            error.description,
-        )),
+        OAuthErrorCode::ServerError => {
+            refused_with(&PaymentError::new(ErrorKind::Internal, FunctionalCode::Unspecified, error.description))
+        }
         _ => refused(),
     };
     let value = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).ok_or_else(refused)?;
     if value.len() > 7 && value[..7].eq_ignore_ascii_case("bearer ") {
-        let token = state
-            .tokens
-            .verify_access_token(value[7..].trim())
-            .await
-            .map_err(|e| not_checked(OAuthError::from(e)))?;
+        let token =
+            state.tokens.verify_access_token(value[7..].trim()).await.map_err(|e| not_checked(OAuthError::from(e)))?;
         if !token.scope.split(' ').any(|s| s == "payment") || token.identity.is_some() {
             return Err(refused());
         }
@@ -330,7 +325,8 @@ fn citizen_redirect(target: Result<Option<String>, PaymentError>, headers: &Head
             lang,
             StatusCode::SERVICE_UNAVAILABLE,
             say(lang, "Kurz nicht erreichbar", "Briefly unavailable"),
-            say(lang, 
+            say(
+                lang,
                 "Der Dienst ist gerade kurz nicht erreichbar. Bitte laden Sie die Seite in einigen Sekunden neu.",
                 "The service is briefly unavailable. Please reload this page in a few seconds.",
             ),

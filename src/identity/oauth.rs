@@ -146,7 +146,9 @@ impl From<KeyError> for OAuthError {
 impl From<TokenError> for OAuthError {
     fn from(error: TokenError) -> OAuthError {
         match error {
-            TokenError::Invalid(reason) => OAuthError::invalid_token(format!("The access token is not valid: {reason}.")),
+            TokenError::Invalid(reason) => {
+                OAuthError::invalid_token(format!("The access token is not valid: {reason}."))
+            }
             TokenError::Keys(e) => OAuthError::from(e),
             TokenError::Storage(e) => OAuthError::from(e),
         }

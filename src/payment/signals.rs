@@ -96,7 +96,9 @@ impl PaymentSignals {
                 let answer = keyed.as_ref().map(|(client_id, key, answer)| KeyedAnswer { client_id, key, answer });
                 let id = row.transaction_id.as_str();
                 match signals.create_answering(&row, answer.as_ref()).await {
-                    Ok(()) => tracing::info!(transaction_id = id, "recorded a payment created while the database was away"),
+                    Ok(()) => {
+                        tracing::info!(transaction_id = id, "recorded a payment created while the database was away")
+                    }
                     // The first attempt's commit went through; only its acknowledgement was lost.
                     Err(CreateError::Exists) => {}
                     Err(CreateError::Storage(e)) if e.is_unavailable() && started.elapsed() < RECORD_RETRY_FOR => {

@@ -110,7 +110,8 @@ mod tests {
         sqlx::query("BEGIN EXCLUSIVE").execute(&mut holder).await.expect("lock");
         let mut waiter = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url).await.expect("connect");
         sqlx::query("PRAGMA busy_timeout = 0").execute(&mut waiter).await.expect("pragma");
-        let locked = sqlx::query("SELECT COUNT(*) FROM payments").execute(&mut waiter).await.expect_err("locked");
+        // In WAL mode readers pass; a writer meets the lock.
+        let locked = sqlx::query("DELETE FROM payments").execute(&mut waiter).await.expect_err("locked");
         assert!(crate::store::StorageError::from(locked).is_unavailable());
     }
 

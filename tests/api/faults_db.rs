@@ -118,11 +118,8 @@ pub fn assert_only_success_or_unavailable(what: &str, answers: &[Answer], restor
     for answer in answers {
         *counts.entry(answer.status).or_default() += 1;
     }
-    let recovery = answers
-        .iter()
-        .filter(|a| a.is_success() && a.finished >= restored)
-        .map(|a| a.finished - restored)
-        .min();
+    let recovery =
+        answers.iter().filter(|a| a.is_success() && a.finished >= restored).map(|a| a.finished - restored).min();
     println!("{what}: answers by status {counts:?}; first success {recovery:?} after the database returned");
     let wrong: Vec<&Answer> = answers.iter().filter(|a| !a.is_success() && a.status != 503).collect();
     if let Some(first) = wrong.first() {
@@ -153,7 +150,10 @@ async fn create_keyed(app: &TestApp, token: &str, request_id: &str) -> reqwest::
 }
 
 /// Retries `label` until it succeeds (a request still holding its key is answered 409 meanwhile).
-async fn retried(label: &str, call: impl Fn() -> futures_util::future::BoxFuture<'static, Answer>) -> anyhow::Result<Answer> {
+async fn retried(
+    label: &str,
+    call: impl Fn() -> futures_util::future::BoxFuture<'static, Answer>,
+) -> anyhow::Result<Answer> {
     let last = std::sync::Mutex::new(None);
     let outcome = eventually(Duration::from_secs(20), &format!("a retry of {label} succeeds"), || {
         let attempt = call();

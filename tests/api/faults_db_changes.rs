@@ -139,7 +139,8 @@ pub async fn a_database_cut_during_a_settlement_import_stores_nothing_and_the_re
     ctx.cli_ok(&["migrate"])?;
     let rows: Vec<(String, &str, &str, &str, &str)> =
         (0..1500).map(|n| (format!("T-{n}"), "Zahlung", "1,00", "0,01", "PO-1")).collect();
-    let rows: Vec<(&str, &str, &str, &str, &str)> = rows.iter().map(|(t, k, g, f, p)| (t.as_str(), *k, *g, *f, *p)).collect();
+    let rows: Vec<(&str, &str, &str, &str, &str)> =
+        rows.iter().map(|(t, k, g, f, p)| (t.as_str(), *k, *g, *f, *p)).collect();
     let file = crate::reconciliation::write(&ctx, "abrechnung.csv", &crate::reconciliation::settlement(&rows))?;
     let (proxy, proxied) = crate::tcp_proxy::TcpProxy::in_front_of(&ctx.database_url).await?;
     // Slow enough that the import (one insert per row) is still running when the cut comes.

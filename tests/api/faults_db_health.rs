@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::faults_db::{app_behind_proxy, Answer, CLIENTS, OUTAGE};
-use crate::helpers::{eventually, free_port, NotificationReceiver, Pforte, TestApp, TestContext, TestResult, MANIFEST_DIR};
+use crate::helpers::{
+    eventually, free_port, NotificationReceiver, Pforte, TestApp, TestContext, TestResult, MANIFEST_DIR,
+};
 use crate::keys::any_pool;
 use crate::payment_api::{bearer, body};
 use crate::payment_surface::{id_of, payment_path, TENANT};
@@ -85,7 +87,10 @@ pub async fn a_slow_database_and_an_exhausted_pool_are_answered_503_in_time(ctx:
 postgres_test!(a_slow_database_and_an_exhausted_pool_are_answered_503_in_time);
 
 pub async fn a_locked_sqlite_database_is_answered_503_not_500(ctx: TestContext) -> TestResult {
-    let app = Arc::new(ctx.spawn_app_with(|f| f.merge(("server.request_timeout_secs", 10)), Arc::new(pforte::clock::SystemClock)).await);
+    let app = Arc::new(
+        ctx.spawn_app_with(|f| f.merge(("server.request_timeout_secs", 10)), Arc::new(pforte::clock::SystemClock))
+            .await,
+    );
     let token = bearer(&app).await?;
     // Another process (here: another connection) holds the write lock past pforte's busy timeout.
     let url = ctx.database_url.clone();

@@ -37,7 +37,8 @@ pub async fn try_login(app: &TestApp) -> Option<String> {
         200 => {
             let html = first.text().await.ok()?;
             let action = html.split("action=\"").nth(1)?.split('"').next()?.to_owned();
-            let request = app.client.post(app.url(&action)).header("cookie", &cookie).form(&[("provider", "bundid-sim")]);
+            let request =
+                app.client.post(app.url(&action)).header("cookie", &cookie).form(&[("provider", "bundid-sim")]);
             request.send().await.ok()?
         }
         303 => first,
@@ -47,7 +48,8 @@ pub async fn try_login(app: &TestApp) -> Option<String> {
     let page = get(simulator.clone(), String::new()).await?.text().await.ok()?;
     let request_id = page.split("name=\"request\" value=\"").nth(1)?.split('"').next()?.to_owned();
     let decide = simulator.split("/authorize").next()?.to_owned() + "/authorize/decide";
-    let form = [("request", request_id.as_str()), ("persona", "erika"), ("level", "STORK-QAA-Level-3"), ("action", "login")];
+    let form =
+        [("request", request_id.as_str()), ("persona", "erika"), ("level", "STORK-QAA-Level-3"), ("action", "login")];
     let back = app.client.post(decide).form(&form).send().await.ok()?;
     let answer = get(location(&back), cookie).await?;
     location_query(&answer).get("code").cloned()
@@ -143,11 +145,26 @@ pub async fn every_endpoint_that_needs_the_database_answers_503_with_retry_after
             ("refund list", c.get(app.url(&format!("{payment}/refunds"))).bearer_auth(&payment_token)),
             ("pay link", c.get(app.url(&format!("/pay/{id}")))),
             ("userinfo", c.get(app.url("/userinfo")).bearer_auth(&access)),
-            ("token, code", demo(c.post(app.url("/token"))).form(&[("grant_type", "authorization_code"), ("code", "x"), ("code_verifier", VERIFIER)])),
+            (
+                "token, code",
+                demo(c.post(app.url("/token"))).form(&[
+                    ("grant_type", "authorization_code"),
+                    ("code", "x"),
+                    ("code_verifier", VERIFIER),
+                ]),
+            ),
             ("par", demo(c.post(app.url("/par"))).form(&par_form)),
             ("revoke", demo(c.post(app.url("/revoke"))).form(&[("token", access.as_str())])),
-            ("bookings", c.get(app.url(&format!("/finance/{}/bookings", crate::payment_surface::TENANT))).bearer_auth(&finance_token)),
-            ("finance login", c.post(app.url("/finance/login")).form(&[("tenant", crate::payment_surface::TENANT), ("token", finance_token.as_str())])),
+            (
+                "bookings",
+                c.get(app.url(&format!("/finance/{}/bookings", crate::payment_surface::TENANT)))
+                    .bearer_auth(&finance_token),
+            ),
+            (
+                "finance login",
+                c.post(app.url("/finance/login"))
+                    .form(&[("tenant", crate::payment_surface::TENANT), ("token", finance_token.as_str())]),
+            ),
             ("readyz", c.get(app.url("/readyz"))),
         ]
     };

@@ -88,10 +88,7 @@ async fn par(State(state): State<AppState>, headers: HeaderMap, RawForm(body): R
         let request_uri = format!("{REQUEST_URI_PREFIX}{}", random_token());
         let expires_at = state.clock.now_millis() + PAR_LIFETIME_SECS * 1000;
         let stored = serde_json::to_string(&form).map_err(|e| internal(&e))?;
-        state
-            .db
-            .insert_par(&fingerprint(&request_uri), client.id.as_str(), &stored, expires_at)
-            .await?;
+        state.db.insert_par(&fingerprint(&request_uri), client.id.as_str(), &stored, expires_at).await?;
         Ok(json!({ "request_uri": request_uri, "expires_in": PAR_LIFETIME_SECS }))
     }
     .await;
