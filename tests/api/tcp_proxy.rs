@@ -12,6 +12,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
+use crate::helpers::TestResult;
+
 struct Control {
     cut: AtomicBool,
     latency_ms: AtomicU64,
@@ -154,7 +156,7 @@ async fn copy_with_latency(
 }
 
 /// The proxy itself: bytes pass, a cut breaks open connections and refuses new ones, restore heals.
-pub async fn the_proxy_passes_bytes_cuts_and_restores() -> crate::helpers::TestResult {
+pub async fn the_proxy_passes_bytes_cuts_and_restores() -> TestResult {
     let echo = TcpListener::bind("127.0.0.1:0").await?;
     let echo_address = echo.local_addr()?;
     tokio::spawn(async move {
