@@ -158,11 +158,6 @@ fn refused(error: &PaymentError) -> Response {
     send(status, problem_body(error.code, status, &error.detail).to_string())
 }
 
-/// [`refused`], for closures that already have a `refused` of their own.
-fn refused_with(error: &PaymentError) -> Response {
-    refused(error)
-}
-
 /// A read or an action: 200 with the body, or the failure.
 fn answer(result: Result<Value, PaymentError>) -> Response {
     match result {
@@ -184,30 +179,30 @@ fn reply(reply: Reply) -> Response {
 /// 401 only when the credentials were checked and are wrong: credentials that could not be checked
 /// (the database is away) are answered 503, so a client retries instead of dropping its token.
 async fn caller<'s>(state: &'s AppState, headers: &HeaderMap) -> Result<&'s Client, Response> {
-    let refused = || {
+    let unauthorized = || {
         let status = StatusCode::UNAUTHORIZED;
         send(status, problem_body(FunctionalCode::Forbidden, status, "Missing or invalid credentials.").to_string())
     };
     let not_checked = |error: OAuthError| match error.error {
-        OAuthErrorCode::TemporarilyUnavailable => refused_with(&PaymentError::unavailable(error.description)),
+        OAuthErrorCode::TemporarilyUnavailable => refused(&PaymentError::unavailable(error.description)),
         OAuthErrorCode::ServerError => {
-            refused_with(&PaymentError::new(ErrorKind::Internal, FunctionalCode::Unspecified, error.description))
+            refused(&PaymentError::new(ErrorKind::Internal, FunctionalCode::Unspecified, error.description))
         }
-        _ => refused(),
+        _ => unauthorized(),
     };
-    let value = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).ok_or_else(refused)?;
+    let value = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).ok_or_else(unauthorized)?;
     if value.len() > 7 && value[..7].eq_ignore_ascii_case("bearer ") {
         let token =
             state.tokens.verify_access_token(value[7..].trim()).await.map_err(|e| not_checked(OAuthError::from(e)))?;
         if !token.scope.split(' ').any(|s| s == "payment") || token.identity.is_some() {
-            return Err(refused());
+            return Err(unauthorized());
         }
-        return state.registry.client(&token.client_id).ok_or_else(refused);
+        return state.registry.client(&token.client_id).ok_or_else(unauthorized);
     }
     let credentials: ClientCredentials =
-        super::oidc::client_credentials(headers, &Default::default()).map_err(|_| refused())?;
+        super::oidc::client_credentials(headers, &Default::default()).map_err(|_| unauthorized())?;
     if credentials.basic.is_none() {
-        return Err(refused());
+        return Err(unauthorized());
     }
     state.client_auth.authenticate(&state.registry, &credentials).await.map_err(not_checked)
 }
@@ -306,8 +301,7 @@ async fn back_from_provider(
     citizen_redirect(state.payments.provider_return(&transaction).await, &headers)
 }
 
-/// A browser is sent on; or no such payment (404); or a page saying pforte is briefly unavailable
-/// (503: the citizen may reload the same link shortly).
+/// The German or the English text, for pages.
 fn say(lang: Lang, de: &'static str, en: &'static str) -> &'static str {
     if lang == Lang::En {
         en
@@ -316,6 +310,8 @@ fn say(lang: Lang, de: &'static str, en: &'static str) -> &'static str {
     }
 }
 
+/// A browser is sent on; or no such payment (404); or a page saying pforte is briefly unavailable
+/// (503: the citizen may reload the same link shortly).
 fn citizen_redirect(target: Result<Option<String>, PaymentError>, headers: &HeaderMap) -> Response {
     let lang = Lang::pick(None, headers);
     match target {
