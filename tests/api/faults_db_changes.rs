@@ -154,7 +154,16 @@ pub async fn a_database_cut_during_a_settlement_import_stores_nothing_and_the_re
         .stderr(std::process::Stdio::piped())
         .spawn()?;
     let import = tokio::task::spawn_blocking(move || import.wait_with_output());
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Cut once the rows are being written (the server shows the import's insert running).
+    let pool = any_pool(&ctx.database_url).await?;
+    eventually(Duration::from_secs(20), "the import is writing rows", || async {
+        let writing: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM pg_stat_activity WHERE query LIKE 'INSERT INTO settlement_rows%'")
+                .fetch_one(&pool)
+                .await?;
+        Ok((writing > 0).then_some(()))
+    })
+    .await?;
     proxy.cut();
     let output = import.await??;
     proxy.restore();
@@ -162,7 +171,6 @@ pub async fn a_database_cut_during_a_settlement_import_stores_nothing_and_the_re
     assert_eq!(output.status.code(), Some(1), "the import fails: {text}");
     assert!(text.contains("nothing was imported") && text.contains("Run the same command again"), "{text}");
 
-    let pool = any_pool(&ctx.database_url).await?;
     let count = |sql: &'static str| {
         let pool = pool.clone();
         async move { sqlx::query_scalar::<_, i64>(sql).fetch_one(&pool).await }
