@@ -25,6 +25,9 @@ use crate::store::Database;
 const FIRST_RETRY: Duration = Duration::from_millis(500);
 const LONGEST_RETRY: Duration = Duration::from_secs(30);
 const PURGE_INTERVAL: Duration = Duration::from_secs(60);
+/// How often the outage watch asks the database, and how long it waits for the answer.
+const WATCH_INTERVAL: Duration = Duration::from_secs(1);
+const WATCH_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub struct Application {
     listener: TcpListener,
@@ -116,6 +119,7 @@ impl Application {
             tokio::spawn(bootstrap(state.clone(), shutdown.clone())),
             tokio::spawn(purge_expired(state.clone(), shutdown.clone())),
             tokio::spawn(refresh_keys(state.clone(), shutdown.clone())),
+            tokio::spawn(watch_database(state.clone(), shutdown.clone())),
         ];
         if state.settings.workers.notifications {
             workers.push(tokio::spawn(deliver_notifications(state.clone(), shutdown.clone())));
@@ -301,6 +305,24 @@ async fn bootstrap(state: AppState, shutdown: CancellationToken) {
                 }
                 delay = (delay * 2).min(LONGEST_RETRY);
             }
+        }
+    }
+}
+
+/// Asks the database every second once it is ready, so an outage is logged when it starts (with
+/// its cause) and when it ends, once each, whether or not requests or `/readyz` meet it
+/// (`Database::probe` does the logging).
+async fn watch_database(state: AppState, shutdown: CancellationToken) {
+    tokio::select! {
+        () = state.readiness.wait() => {}
+        () = shutdown.cancelled() => return,
+    }
+    loop {
+        // The outcome is logged by the probe on a change; nothing else to do with it here.
+        let _ = state.db.probe(WATCH_TIMEOUT).await;
+        tokio::select! {
+            () = tokio::time::sleep(WATCH_INTERVAL) => {}
+            () = shutdown.cancelled() => return,
         }
     }
 }

@@ -53,6 +53,7 @@ async fn receive(
             "The payment provider's status could not be read; send the callback again later.",
         )
         .into_response(),
-        Received::Failed(e) => ApiError::internal(&e).into_response(),
+        // The provider sends the callback again on 503.
+        Received::Failed(e) => ApiError::storage(&e).into_response(),
     }
 }

@@ -6,6 +6,8 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use crate::store::StorageError;
+
 pub(crate) const PROBLEM_JSON: &str = "application/problem+json";
 
 /// Stable error codes of pforte's own (non-OAuth, non-XBezahldienste) endpoints.
@@ -93,6 +95,17 @@ pub(crate) struct ApiError {
 impl ApiError {
     pub(crate) fn new(code: ErrorCode, detail: impl Into<String>) -> Self {
         ApiError { code, detail: detail.into() }
+    }
+
+    /// A database failure: 503 `unavailable` when the database could not be asked (the store logs
+    /// the outage once; this request only leaves a debug line), else a server-side failure.
+    pub(crate) fn storage(error: &StorageError) -> Self {
+        if error.is_unavailable() {
+            tracing::debug!(error = %error, "request met an unavailable database");
+            ApiError::new(ErrorCode::Unavailable, "pforte's database is briefly unavailable; try again shortly.")
+        } else {
+            ApiError::internal(error)
+        }
     }
 
     /// A server-side failure: the cause is logged here, the client sees a generic message.

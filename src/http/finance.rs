@@ -11,7 +11,7 @@ use axum::Router;
 use futures_util::TryStreamExt;
 
 use super::error::{ApiError, ErrorCode};
-use crate::finance::export::{BookingExport, ExportRequest, Format};
+use crate::finance::export::{BookingExport, ExportError, ExportRequest, Format};
 use crate::finance::{FinanceAccessError, FinanceCaller};
 use crate::http::state::AppState;
 use crate::registry::EntityId;
@@ -20,7 +20,7 @@ pub(crate) fn router() -> Router<AppState> {
     Router::new().route("/finance/{tenant}/bookings", get(bookings))
 }
 
-/// The finance caller for `tenant`, or the 401/403/500 answer. For every `/finance/` route.
+/// The finance caller for `tenant`, or the 401/403/503 answer. For every `/finance/` route.
 pub(crate) async fn finance_caller(
     state: &AppState,
     headers: &HeaderMap,
@@ -59,7 +59,8 @@ pub(crate) async fn authorise_token(
         Err(FinanceAccessError::Forbidden) => {
             Err(ApiError::new(ErrorCode::Forbidden, "This finance token is not for this authority.").into_response())
         }
-        Err(FinanceAccessError::Storage(e)) => Err(ApiError::internal(&e).into_response()),
+        // Not checked is not refused: 503 while the database is away.
+        Err(FinanceAccessError::Storage(e)) => Err(ApiError::storage(&e).into_response()),
     }
 }
 
@@ -85,6 +86,7 @@ async fn bookings(
     let name = state.registry.tenant(&caller.tenant_id).map(|t| t.display_name.clone()).unwrap_or_default();
     let export = match BookingExport::prepare(&state.db, &caller.tenant_id, &name, request).await {
         Ok(export) => export,
+        Err(ExportError::Storage(e)) => return ApiError::storage(&e).into_response(),
         Err(e) => return ApiError::internal(&e).into_response(),
     };
     let disposition = format!("attachment; filename=\"{}\"", export.file_name());

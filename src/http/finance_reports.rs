@@ -77,7 +77,7 @@ async fn report(
     };
     let report = match inputs::reconcile_period(&state.db, tenant, request.period).await {
         Ok(report) => report,
-        Err(e) => return ApiError::internal(&e).into_response(),
+        Err(e) => return ApiError::storage(&e).into_response(),
     };
     let body = match request.format {
         ReportFormat::Json => report.to_json(),

@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 
 use super::error::{ApiError, ErrorCode};
 use crate::http::state::AppState;
+use crate::store::ProbeFailure;
 
 const PING_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -26,12 +27,12 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> 
     if !state.readiness.is_ready() {
         return Err(ApiError::new(ErrorCode::Unavailable, "The database has not been reached and migrated yet."));
     }
-    match tokio::time::timeout(PING_TIMEOUT, state.db.ping()).await {
-        Ok(Ok(())) => Ok(Json(json!({ "status": "ready", "database": state.db.backend_name() }))),
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "readiness check: database unreachable");
-            Err(ApiError::new(ErrorCode::Unavailable, "The database is not reachable."))
+    // The probe logs an outage once when it starts and once when it ends, not per check.
+    match state.db.probe(PING_TIMEOUT).await {
+        Ok(()) => Ok(Json(json!({ "status": "ready", "database": state.db.backend_name() }))),
+        Err(ProbeFailure::Failed(_)) => Err(ApiError::new(ErrorCode::Unavailable, "The database is not reachable.")),
+        Err(ProbeFailure::TimedOut(_)) => {
+            Err(ApiError::new(ErrorCode::Unavailable, "The database did not answer in time."))
         }
-        Err(_) => Err(ApiError::new(ErrorCode::Unavailable, "The database did not answer in time.")),
     }
 }

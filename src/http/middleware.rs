@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use axum::extract::Request;
-use axum::http::{header, HeaderName, HeaderValue};
+use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tracing::Instrument;
@@ -78,6 +78,18 @@ pub(crate) async fn standard_error_body(response: Response) -> Response {
     let mut replaced = ApiError::new(code, detail).into_response();
     *replaced.status_mut() = status;
     replaced
+}
+
+/// How long a client is asked to wait before trying again after a 503.
+const RETRY_AFTER_SECS: &str = "2";
+
+/// Every 503 says when to try again (`Retry-After`), whatever produced it: the database or a
+/// provider away, the request timeout, readiness. A 503 is always "try again", never "refused".
+pub(crate) async fn retry_after(mut response: Response) -> Response {
+    if response.status() == StatusCode::SERVICE_UNAVAILABLE && !response.headers().contains_key(header::RETRY_AFTER) {
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
+    }
+    response
 }
 
 /// Headers every response carries; pages that need a different policy set their own first.

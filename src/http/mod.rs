@@ -64,6 +64,7 @@ pub fn router(state: AppState, extra_routes: Router) -> Router {
         .layer(DefaultBodyLimit::disable())
         // Outside the limits and the timeout, so their bare responses get the standard body too.
         .layer(axum::middleware::map_response(middleware::standard_error_body))
+        .layer(axum::middleware::map_response(middleware::retry_after))
         .layer(axum::middleware::from_fn_with_state(public_url, middleware::public_host));
     for (name, value) in middleware::security_headers() {
         router = router.layer(SetResponseHeaderLayer::if_not_present(name, value));

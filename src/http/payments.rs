@@ -10,9 +10,12 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde_json::{json, Value};
 
+use super::error::{ApiError, ErrorCode as ApiErrorCode};
+use super::oidc::pages::{self, Lang};
 use super::oidc::see_other;
 use crate::http::state::AppState;
 use crate::identity::client_auth::ClientCredentials;
+use crate::identity::oauth::{ErrorCode as OAuthErrorCode, OAuthError};
 use crate::payment::routes::PaymentRoutes;
 use crate::payment::{AnswerRenderer, Created, ErrorKind, FunctionalCode, PaymentError, Reply, StoredAnswer};
 use crate::registry::Client;
@@ -111,7 +114,7 @@ fn failure_status(error: &PaymentError) -> StatusCode {
         ErrorKind::Rejected | ErrorKind::ProviderRefused => code_status(error.code),
         ErrorKind::NotFound => StatusCode::NOT_FOUND,
         ErrorKind::WrongStatus | ErrorKind::InProgress => StatusCode::CONFLICT,
-        ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorKind::Unavailable | ErrorKind::Recording => StatusCode::SERVICE_UNAVAILABLE,
         ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -173,25 +176,35 @@ fn reply(reply: Reply) -> Response {
 }
 
 /// The calling online service, from a Bearer token with scope `payment` or from Basic credentials.
+/// 401 only when the credentials were checked and are wrong: credentials that could not be checked
+/// (the database is away) are answered 503, so a client retries instead of dropping its token.
 async fn caller<'s>(state: &'s AppState, headers: &HeaderMap) -> Result<&'s Client, Response> {
-    let refused = || {
+    let unauthorized = || {
         let status = StatusCode::UNAUTHORIZED;
         send(status, problem_body(FunctionalCode::Forbidden, status, "Missing or invalid credentials.").to_string())
     };
-    let value = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).ok_or_else(refused)?;
-    if value.len() > 7 && value[..7].eq_ignore_ascii_case("bearer ") {
-        let token = state.tokens.verify_access_token(value[7..].trim()).await.map_err(|_| refused())?;
-        if !token.scope.split(' ').any(|s| s == "payment") || token.identity.is_some() {
-            return Err(refused());
+    let not_checked = |error: OAuthError| match error.error {
+        OAuthErrorCode::TemporarilyUnavailable => refused(&PaymentError::unavailable(error.description)),
+        OAuthErrorCode::ServerError => {
+            refused(&PaymentError::new(ErrorKind::Internal, FunctionalCode::Unspecified, error.description))
         }
-        return state.registry.client(&token.client_id).ok_or_else(refused);
+        _ => unauthorized(),
+    };
+    let value = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).ok_or_else(unauthorized)?;
+    if value.len() > 7 && value[..7].eq_ignore_ascii_case("bearer ") {
+        let token =
+            state.tokens.verify_access_token(value[7..].trim()).await.map_err(|e| not_checked(OAuthError::from(e)))?;
+        if !token.scope.split(' ').any(|s| s == "payment") || token.identity.is_some() {
+            return Err(unauthorized());
+        }
+        return state.registry.client(&token.client_id).ok_or_else(unauthorized);
     }
     let credentials: ClientCredentials =
-        super::oidc::client_credentials(headers, &Default::default()).map_err(|_| refused())?;
+        super::oidc::client_credentials(headers, &Default::default()).map_err(|_| unauthorized())?;
     if credentials.basic.is_none() {
-        return Err(refused());
+        return Err(unauthorized());
     }
-    state.client_auth.authenticate(&state.registry, &credentials).await.map_err(|_| refused())
+    state.client_auth.authenticate(&state.registry, &credentials).await.map_err(not_checked)
 }
 
 async fn create(
@@ -274,19 +287,54 @@ async fn status(
     }
 }
 
-async fn pay(State(state): State<AppState>, Path(transaction): Path<String>) -> Response {
-    match state.payments.pay_target(&transaction).await {
-        Some(target) => see_other(&target),
-        None => crate::http::error::ApiError::new(crate::http::error::ErrorCode::NotFound, "No such payment.")
-            .into_response(),
+/// The citizen's pay link: on to the provider's pay page (or back to the service once final).
+async fn pay(State(state): State<AppState>, Path(transaction): Path<String>, headers: HeaderMap) -> Response {
+    citizen_redirect(state.payments.pay_target(&transaction).await, &headers)
+}
+
+/// The citizen is back from the provider: on to the service.
+async fn back_from_provider(
+    State(state): State<AppState>,
+    Path(transaction): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    citizen_redirect(state.payments.provider_return(&transaction).await, &headers)
+}
+
+/// The German or the English text, for pages.
+fn say(lang: Lang, de: &'static str, en: &'static str) -> &'static str {
+    if lang == Lang::En {
+        en
+    } else {
+        de
     }
 }
 
-async fn back_from_provider(State(state): State<AppState>, Path(transaction): Path<String>) -> Response {
-    match state.payments.provider_return(&transaction).await {
-        Some(target) => see_other(&target),
-        None => crate::http::error::ApiError::new(crate::http::error::ErrorCode::NotFound, "No such payment.")
-            .into_response(),
+/// A browser is sent on; or no such payment (404); or a page saying pforte is briefly unavailable
+/// (503: the citizen may reload the same link shortly).
+fn citizen_redirect(target: Result<Option<String>, PaymentError>, headers: &HeaderMap) -> Response {
+    let lang = Lang::pick(None, headers);
+    match target {
+        Ok(Some(target)) => see_other(&target),
+        Ok(None) => ApiError::new(ApiErrorCode::NotFound, "No such payment.").into_response(),
+        Err(error) if error.kind == ErrorKind::Unavailable => pages::error(
+            lang,
+            StatusCode::SERVICE_UNAVAILABLE,
+            say(lang, "Kurz nicht erreichbar", "Briefly unavailable"),
+            say(
+                lang,
+                "Der Dienst ist gerade kurz nicht erreichbar. Bitte laden Sie die Seite in einigen Sekunden neu.",
+                "The service is briefly unavailable. Please reload this page in a few seconds.",
+            ),
+            None,
+        ),
+        Err(_) => pages::error(
+            lang,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            say(lang, "Fehler", "Error"),
+            say(lang, "Die Zahlung konnte nicht geöffnet werden.", "The payment could not be opened."),
+            None,
+        ),
     }
 }
 
@@ -324,6 +372,7 @@ mod tests {
             (PaymentError::wrong_status("d"), 409),
             (PaymentError::new(ErrorKind::InProgress, Unspecified, "d"), 409),
             (PaymentError::unavailable("d"), 503),
+            (PaymentError::new(ErrorKind::Recording, Unspecified, "d"), 503),
             (PaymentError::internal(&"cause"), 500),
         ];
         for (error, status) in cases {

@@ -9,7 +9,7 @@ use josekit::jws::JwsVerifier;
 use secrecy::SecretString;
 use serde_json::{Map, Value};
 
-use super::oauth::{internal, OAuthError};
+use super::oauth::OAuthError;
 use crate::clock::SharedClock;
 use crate::crypto::secret::constant_time_eq;
 use crate::registry::{Client, ClientAuth, ClientKeys, Registry};
@@ -146,8 +146,7 @@ impl ClientAuthenticator {
         }
         let jti = text("jti").filter(|j| !j.is_empty()).ok_or_else(|| refused("no jti"))?;
         let remember_until = (exp + SKEW_SECS).max(now) * 1000;
-        let first_use =
-            self.db.record_assertion_jti(client.id.as_str(), jti, remember_until).await.map_err(|e| internal(&e))?;
+        let first_use = self.db.record_assertion_jti(client.id.as_str(), jti, remember_until).await?;
         if !first_use {
             return Err(refused("this jti was used before"));
         }

@@ -85,7 +85,7 @@ impl Grants {
         let verifier =
             exchange.code_verifier.ok_or_else(|| OAuthError::invalid_request("code_verifier is missing (PKCE)."))?;
         let invalid = || OAuthError::invalid_grant("The code is invalid, expired or already used.");
-        let row = self.db.login_by_code(&fingerprint(code)).await.map_err(|e| internal(&e))?.ok_or_else(invalid)?;
+        let row = self.db.login_by_code(&fingerprint(code)).await.map_err(OAuthError::from)?.ok_or_else(invalid)?;
         if row.client_id != client.id.as_str() {
             return Err(invalid());
         }
@@ -110,45 +110,47 @@ impl Grants {
         let identity = identity.ok_or_else(invalid)?;
 
         // One attempt per code: a wrong verifier or redirect URI burns it, like a success does.
-        let access = if redirect_matches && verifier_matches {
-            let scope = request.scopes.join(" ");
-            Some(
-                self.tokens
-                    .access_token(client.id.as_str(), &identity.sub, &scope, Some(&identity), TOKEN_LIFETIME_SECS)
-                    .await
-                    .map_err(|e| internal(&e))?,
-            )
+        // Everything the answer needs is made before the code is marked used, and that mark (with
+        // the refresh family) is the last write: a database that goes away before it leaves the
+        // code redeemable, so the client's retry gets its tokens.
+        let scope = request.scopes.join(" ");
+        let issued = if redirect_matches && verifier_matches {
+            let access = self
+                .tokens
+                .access_token(client.id.as_str(), &identity.sub, &scope, Some(&identity), TOKEN_LIFETIME_SECS)
+                .await
+                .map_err(OAuthError::from)?;
+            let id_token = self
+                .tokens
+                .id_token(client, &identity, request.nonce.as_deref(), TOKEN_LIFETIME_SECS)
+                .await
+                .map_err(OAuthError::from)?;
+            let refresh = if client.grant_types.contains(&GrantType::RefreshToken) {
+                Some(self.new_refresh_family(client, &identity, &scope).await?)
+            } else {
+                None
+            };
+            Some((access, id_token, refresh))
         } else {
             None
         };
         let keep_until = now_millis + TOKEN_LIFETIME_SECS * 1000;
-        let jti = access.as_ref().map(|a| a.jti.as_str());
-        let won = self.db.redeem_login(&row.id, now_millis, jti, keep_until).await.map_err(|e| internal(&e))?;
+        let jti = issued.as_ref().map(|(access, _, _)| access.jti.as_str());
+        let family = issued.as_ref().and_then(|(_, _, refresh)| refresh.as_ref()).map(|(_, family)| family.as_str());
+        let won = self.db.redeem_login(&row.id, now_millis, jti, family, keep_until).await?;
         if !won {
             // A concurrent request redeemed it first: this one is the replay.
             self.revoke_replayed(&row.id, client.id.as_str(), None, keep_until).await;
             return Err(invalid());
         }
-        let Some(access) = access else {
+        let Some((access, id_token, refresh)) = issued else {
             return Err(if redirect_matches {
                 OAuthError::invalid_grant("The code_verifier does not match the code_challenge.")
             } else {
                 OAuthError::invalid_grant("redirect_uri differs from the authorization request.")
             });
         };
-        let id_token = self
-            .tokens
-            .id_token(client, &identity, request.nonce.as_deref(), TOKEN_LIFETIME_SECS)
-            .await
-            .map_err(|e| internal(&e))?;
-        let scope = request.scopes.join(" ");
-        let refresh_token = if client.grant_types.contains(&GrantType::RefreshToken) {
-            let (token, family) = self.new_refresh_family(client, &identity, &scope).await?;
-            self.db.set_login_refresh_family(&row.id, &family).await.map_err(|e| internal(&e))?;
-            Some(token)
-        } else {
-            None
-        };
+        let refresh_token = refresh.map(|(token, _)| token);
         Ok(TokenResponse {
             access_token: access.token,
             token_type: "Bearer",
@@ -181,7 +183,7 @@ impl Grants {
         self.db
             .insert_refresh_family(&content.family, &content.client_id, &content.jti, session_ends_at, expires_at)
             .await
-            .map_err(|e| internal(&e))?;
+            .map_err(OAuthError::from)?;
         Ok((self.seal_refresh(&content)?, content.family))
     }
 
@@ -198,7 +200,7 @@ impl Grants {
     }
 
     pub async fn revoke_refresh_family(&self, family: &str) -> Result<(), OAuthError> {
-        self.db.revoke_refresh_family(family, self.clock.now_millis()).await.map_err(|e| internal(&e))
+        self.db.revoke_refresh_family(family, self.clock.now_millis()).await.map_err(OAuthError::from)
     }
 
     /// Exchanges a refresh token for new tokens and a new refresh token. A token that is not the
@@ -222,7 +224,7 @@ impl Grants {
             .db
             .rotate_refresh(&content.family, &old_jti, &content.jti, now, expires_at)
             .await
-            .map_err(|e| internal(&e))?;
+            .map_err(OAuthError::from)?;
         if !rotated {
             // Reuse of an old token (or a family already over): end the family either way.
             self.revoke_refresh_family(&content.family).await?;
@@ -237,9 +239,9 @@ impl Grants {
             .tokens
             .access_token(client.id.as_str(), &identity.sub, &content.scope, Some(identity), TOKEN_LIFETIME_SECS)
             .await
-            .map_err(|e| internal(&e))?;
+            .map_err(OAuthError::from)?;
         let id_token =
-            self.tokens.id_token(client, identity, None, TOKEN_LIFETIME_SECS).await.map_err(|e| internal(&e))?;
+            self.tokens.id_token(client, identity, None, TOKEN_LIFETIME_SECS).await.map_err(OAuthError::from)?;
         Ok(TokenResponse {
             access_token: access.token,
             token_type: "Bearer",
@@ -265,7 +267,7 @@ impl Grants {
             .tokens
             .access_token(client.id.as_str(), client.id.as_str(), &scope, None, TOKEN_LIFETIME_SECS)
             .await
-            .map_err(|e| internal(&e))?;
+            .map_err(OAuthError::from)?;
         Ok(TokenResponse {
             access_token: access.token,
             token_type: "Bearer",

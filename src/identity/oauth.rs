@@ -3,6 +3,10 @@
 //! authentication scheme a code challenges the client with. The HTTP status that answers each code
 //! is the edge's choice (`http::oidc`).
 
+use super::tokens::TokenError;
+use crate::keys::KeyError;
+use crate::store::StorageError;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OAuthError {
     pub error: ErrorCode,
@@ -110,6 +114,44 @@ impl OAuthError {
 impl std::fmt::Display for OAuthError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}: {}", self.error.as_str(), self.description)
+    }
+}
+
+/// A database failure: `temporarily_unavailable` (503) when the database could not be asked, so the
+/// client tries again instead of treating its credentials or grant as refused; else `server_error`.
+/// An outage is logged once by the store; a request that meets it leaves only a debug line.
+impl From<StorageError> for OAuthError {
+    fn from(error: StorageError) -> OAuthError {
+        if error.is_unavailable() {
+            tracing::debug!(error = %error, "OAuth request met an unavailable database");
+            OAuthError::temporarily_unavailable("pforte's database is briefly unavailable; try again shortly.")
+        } else {
+            internal(&error)
+        }
+    }
+}
+
+/// Signing keys are read from the database now and then; its absence is "try again" as above.
+impl From<KeyError> for OAuthError {
+    fn from(error: KeyError) -> OAuthError {
+        match error {
+            KeyError::Storage(e) => OAuthError::from(e),
+            other => internal(&other),
+        }
+    }
+}
+
+/// A presented access token: refused when it was checked and is not valid, "try again" when it
+/// could not be checked.
+impl From<TokenError> for OAuthError {
+    fn from(error: TokenError) -> OAuthError {
+        match error {
+            TokenError::Invalid(reason) => {
+                OAuthError::invalid_token(format!("The access token is not valid: {reason}."))
+            }
+            TokenError::Keys(e) => OAuthError::from(e),
+            TokenError::Storage(e) => OAuthError::from(e),
+        }
     }
 }
 

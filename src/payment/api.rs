@@ -45,7 +45,7 @@ pub(crate) async fn find_payment(
     match db.payment(transaction_id).await {
         Ok(Some(row)) if row.originator_id == originator && row.endpoint_id == endpoint => Ok(row),
         Ok(_) => Err(PaymentError::not_found()),
-        Err(e) => Err(PaymentError::internal(&e)),
+        Err(e) => Err(PaymentError::from(e)),
     }
 }
 
@@ -76,7 +76,8 @@ pub(crate) async fn idempotent(
     };
     let hash = Idempotency::request_hash("POST", path, body);
     let refused = |error: PaymentError| Reply::Fresh(Err(error));
-    match idempotency.claim(client_id, key, &hash).await {
+    let claimed_at = idempotency.now_millis();
+    match idempotency.claim_at(client_id, key, &hash, claimed_at).await {
         Ok(Claim::Proceed) => {}
         Ok(Claim::Replay(answer)) => return Reply::Replayed(answer),
         Ok(Claim::Conflict) => {
@@ -98,14 +99,29 @@ pub(crate) async fn idempotent(
                 "The Idempotency-Key must be 1 to 255 visible ASCII characters.",
             ))
         }
-        Err(IdempotencyError::Storage(e)) => return refused(PaymentError::internal(&e)),
+        Err(IdempotencyError::Storage(e)) => {
+            // The claim may have been stored with only its acknowledgement lost.
+            if e.is_unavailable() {
+                idempotency.release_when_back(client_id, key, claimed_at);
+            }
+            return refused(PaymentError::from(e));
+        }
     }
     let outcome = work.await;
     let stored = match &outcome {
-        // Nothing was changed: the client may try again with the same key.
-        Err(error) if error.leaves_retry_open() => idempotency.release(client_id, key).await,
+        // Nothing was changed: the client may try again with the same key (a create whose commit
+        // went through before the database went away has its answer stored, which a release keeps).
+        Err(error) if error.leaves_retry_open() => match idempotency.release(client_id, key).await {
+            Err(e) if e.is_unavailable() => {
+                idempotency.release_when_back(client_id, key, claimed_at);
+                Ok(())
+            }
+            released => released,
+        },
         // `work` stored its answer under the key in the transaction that created the thing.
         Ok(_) if keyed.created_stores_answer => Ok(()),
+        // The answer is stored with the payment once the database is back; the key waits for it.
+        Err(error) if error.kind == ErrorKind::Recording => Ok(()),
         _ => idempotency.complete(client_id, key, &answers.render_create(&outcome)).await,
     };
     if let Err(e) = stored {

@@ -7,6 +7,8 @@ use std::fmt;
 
 use serde::{Serialize, Serializer};
 
+use crate::store::StorageError;
+
 /// A `functionalCode` of the standard. Spellings are exact; they are part of the wire format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum FunctionalCode {
@@ -103,8 +105,13 @@ pub enum ErrorKind {
     WrongStatus,
     /// A request with the same Idempotency-Key is still running.
     InProgress,
-    /// A provider could not be reached or did not confirm; nothing changed, the caller may retry.
+    /// A provider could not be reached or did not confirm, or the database could not be asked;
+    /// nothing changed, the caller may retry.
     Unavailable,
+    /// The provider created the payment, but the database went away before pforte recorded it;
+    /// pforte records it when the database is back, and a retry under the same Idempotency-Key
+    /// is answered with it (the key stays held meanwhile).
+    Recording,
     /// pforte failed; nothing changed. The cause is in the log, never in `detail`.
     Internal,
 }
@@ -157,7 +164,25 @@ impl PaymentError {
         match self.kind {
             ErrorKind::Unavailable | ErrorKind::Internal => true,
             ErrorKind::ProviderRefused => self.code == FunctionalCode::Unspecified,
-            ErrorKind::Rejected | ErrorKind::NotFound | ErrorKind::WrongStatus | ErrorKind::InProgress => false,
+            ErrorKind::Rejected
+            | ErrorKind::NotFound
+            | ErrorKind::WrongStatus
+            | ErrorKind::InProgress
+            | ErrorKind::Recording => false,
+        }
+    }
+}
+
+/// A database failure: "try again" when the database could not be asked (nothing was decided, and
+/// the outage is logged once by the store, so this request only leaves a debug line), else pforte's
+/// own failure.
+impl From<StorageError> for PaymentError {
+    fn from(error: StorageError) -> PaymentError {
+        if error.is_unavailable() {
+            tracing::debug!(error = %error, "payment request met an unavailable database");
+            PaymentError::unavailable("pforte's database is briefly unavailable; try again shortly.")
+        } else {
+            PaymentError::internal(&error)
         }
     }
 }

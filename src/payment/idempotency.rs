@@ -18,6 +18,8 @@ pub const MAX_KEY_LENGTH: usize = 255;
 /// How long a request may hold a key without an answer before the claim counts as abandoned, unless
 /// told otherwise (`abandoned_after`): the default request timeout.
 const DEFAULT_ABANDONED_AFTER_MILLIS: i64 = 30_000;
+/// How often a key whose release met an unavailable database is tried again.
+const RELEASE_RETRY: std::time::Duration = std::time::Duration::from_millis(250);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {
@@ -69,11 +71,22 @@ impl Idempotency {
     }
 
     pub async fn claim(&self, client_id: &str, key: &str, request_hash: &str) -> Result<Claim, IdempotencyError> {
+        self.claim_at(client_id, key, request_hash, self.clock.now_millis()).await
+    }
+
+    /// [`Idempotency::claim`], stamped `now` ([`Idempotency::now_millis`]), so that this claim and
+    /// no other can be released later ([`Idempotency::release_when_back`]).
+    pub(crate) async fn claim_at(
+        &self,
+        client_id: &str,
+        key: &str,
+        request_hash: &str,
+        now: i64,
+    ) -> Result<Claim, IdempotencyError> {
         let valid = !key.is_empty() && key.len() <= MAX_KEY_LENGTH && key.bytes().all(|b| b.is_ascii_graphic());
         if !valid {
             return Err(IdempotencyError::InvalidKey);
         }
-        let now = self.clock.now_millis();
         let abandoned_before = now.saturating_sub(self.abandoned_after_millis);
         let expires_at = now + KEY_LIFETIME_SECS * 1000;
         let stored =
@@ -95,5 +108,31 @@ impl Idempotency {
     /// Frees the key after a failure the client should retry (nothing was created).
     pub async fn release(&self, client_id: &str, key: &str) -> Result<(), StorageError> {
         self.db.release_idempotency_key(client_id, key).await
+    }
+
+    /// The clock's time, to stamp a claim with ([`Idempotency::claim_at`]).
+    pub(crate) fn now_millis(&self) -> i64 {
+        self.clock.now_millis()
+    }
+
+    /// Frees this request's claim (the one stamped `claimed_at`, still without an answer) in the
+    /// background once the database is back, when the database went away while the request held
+    /// it, or while it was being made: else the client's retry would hear "in progress" until the
+    /// claim counts as abandoned. Only that claim: never one another request made or took over.
+    /// Gives up when the claim would count as abandoned anyway.
+    pub(crate) fn release_when_back(&self, client_id: &str, key: &str, claimed_at: i64) {
+        let (this, client_id, key) = (self.clone(), client_id.to_owned(), key.to_owned());
+        let stop_at = claimed_at.saturating_add(self.abandoned_after_millis);
+        tokio::spawn(async move {
+            while this.clock.now_millis() < stop_at {
+                tokio::time::sleep(RELEASE_RETRY).await;
+                match this.db.release_idempotency_claim(&client_id, &key, claimed_at).await {
+                    Err(e) if e.is_unavailable() => continue,
+                    Err(e) => tracing::error!(error = %e, "could not release an Idempotency-Key"),
+                    Ok(()) => {}
+                }
+                return;
+            }
+        });
     }
 }

@@ -164,7 +164,7 @@ impl Refunds {
     ) -> Result<Value, PaymentError> {
         api::authorise(&self.registry, client, originator, endpoint)?;
         api::find_payment(&self.db, originator, endpoint, transaction_id).await?;
-        let rows = self.db.refunds_of(transaction_id).await.map_err(|e| PaymentError::internal(&e))?;
+        let rows = self.db.refunds_of(transaction_id).await?;
         Ok(json!({ "refunds": rows.iter().map(refund_body).collect::<Vec<_>>() }))
     }
 
@@ -181,7 +181,7 @@ impl Refunds {
         let mut refund = match self.reserve(client, &payment, &request).await {
             Ok(Ok(refund)) => refund,
             Ok(Err(refused)) => return Err(refused),
-            Err(e) => return Err(PaymentError::internal(&e)),
+            Err(e) => return Err(PaymentError::from(e)),
         };
         let (status, detail, reference) = self.ask_provider(&payment, &refund).await;
         match self.settle(&payment, &refund, status, detail.as_deref(), reference.as_deref()).await {

@@ -132,7 +132,7 @@ impl PaymentService {
         match self.db.payment_exists(originator, endpoint, request.request_id.as_str()).await {
             Ok(true) => return Err(payment_exists()),
             Ok(false) => {}
-            Err(e) => return Err(PaymentError::internal(&e)),
+            Err(e) => return Err(PaymentError::from(e)),
         }
         let routed = tenant.payment.provider_for(request.gros_amount.value(), originator);
         let Some(provider) = self.registry.payment_provider(routed.as_str()) else {
@@ -202,7 +202,19 @@ impl PaymentService {
         match self.signals.create_answering(&row, keyed.as_ref()).await {
             Ok(()) => created,
             Err(CreateError::Exists) => Err(payment_exists()),
-            Err(CreateError::Storage(e)) => Err(PaymentError::internal(&e)),
+            // The provider holds the payment: it is recorded once the database is back, and the
+            // key stays held for it, so a retry is answered with this payment, never a second one.
+            Err(CreateError::Storage(e)) if e.is_unavailable() => {
+                let keyed = keyed.map(|k| (k.client_id.to_owned(), k.key.to_owned(), k.answer.clone()));
+                self.signals.create_when_back(row, keyed);
+                Err(PaymentError::new(
+                    ErrorKind::Recording,
+                    FunctionalCode::Unspecified,
+                    "The payment was created at the provider and is recorded as soon as pforte's database is \
+                     back; send the same request with the same Idempotency-Key again shortly to get it.",
+                ))
+            }
+            Err(CreateError::Storage(e)) => Err(PaymentError::from(e)),
         }
     }
 
@@ -246,7 +258,7 @@ impl PaymentService {
                 return Err(not_cancelable(current.as_str()))
             }
             Ok(_) => {}
-            Err(e) => return Err(PaymentError::internal(&e)),
+            Err(e) => return Err(PaymentError::from(e)),
         }
         self.cancel_at_provider(&row).await?;
         match self.signals.record(transaction_id, Status::Canceled, Source::Client, Some(CANCELED_DETAIL)).await {
@@ -256,7 +268,7 @@ impl PaymentService {
             Ok(Outcome::PaidAfterTimeout | Outcome::UnknownTransaction) => {
                 return Err(not_cancelable(row.status.as_str()))
             }
-            Err(e) => return Err(PaymentError::internal(&e)),
+            Err(e) => return Err(PaymentError::from(e)),
         }
         let row = api::find_payment(&self.db, originator, endpoint, transaction_id).await?;
         Ok(self.transaction(&row))
@@ -280,26 +292,23 @@ impl PaymentService {
         }
     }
 
-    /// Where `/pay/{id}` sends the browser: the provider's pay page while INITIAL, else the service.
-    pub async fn pay_target(&self, transaction_id: &str) -> Option<String> {
-        let row = self.db.payment(transaction_id).await.ok()??;
-        if row.status == Status::Initial {
-            row.pay_url
-        } else {
-            client_redirect(&row)
-        }
+    /// Where `/pay/{id}` sends the browser: the provider's pay page while INITIAL, else the service;
+    /// `None` for no such payment. A database that cannot be asked is an error, not "no such payment".
+    pub async fn pay_target(&self, transaction_id: &str) -> Result<Option<String>, PaymentError> {
+        let Some(row) = self.db.payment(transaction_id).await? else { return Ok(None) };
+        Ok(if row.status == Status::Initial { row.pay_url } else { client_redirect(&row) })
     }
 
     /// The citizen is back from the provider: read the status there, record it, send them on. A failed
-    /// read does not hold the citizen up; the status worker reads again later.
-    pub async fn provider_return(&self, transaction_id: &str) -> Option<String> {
-        let row = self.db.payment(transaction_id).await.ok()??;
+    /// read or record does not hold the citizen up; the status worker reads again later.
+    pub async fn provider_return(&self, transaction_id: &str) -> Result<Option<String>, PaymentError> {
+        let Some(row) = self.db.payment(transaction_id).await? else { return Ok(None) };
         if let Some(state) = read_at_provider(&self.registry, &self.providers, &row).await {
             if let Err(e) = self.signals.record_provider_read(&row, &state).await {
                 tracing::error!(error = %e, "could not record a payment status");
             }
         }
-        client_redirect(&row)
+        Ok(client_redirect(&row))
     }
 
     fn transaction(&self, row: &PaymentRow) -> Value {

@@ -36,6 +36,9 @@ pub enum Outcome {
     UnknownTransaction,
 }
 
+/// How long a payment the provider created is offered to a database that went away.
+pub const RECORD_RETRY_FOR: std::time::Duration = std::time::Duration::from_secs(600);
+
 #[derive(Debug, thiserror::Error)]
 pub enum CreateError {
     /// (originator, endpoint, requestId) exists already: the standard's PAYMENT_EXISTS.
@@ -76,6 +79,43 @@ impl PaymentSignals {
     /// Stores a new payment in status INITIAL with its first event; nothing if the requestId exists.
     pub async fn create(&self, row: &PaymentRow) -> Result<(), CreateError> {
         self.create_answering(row, None).await
+    }
+
+    /// Records a payment the provider created while the database could not take it, as soon as
+    /// the database is back, with its answer under the Idempotency-Key (`keyed`: client id, key,
+    /// answer): the provider's payment is not orphaned, and the client's retry under the key is
+    /// answered with it. Tries with growing pauses for up to [`RECORD_RETRY_FOR`]; after that, or
+    /// on another failure, the log names the payment for the operator (ids only, no personal data).
+    pub fn create_when_back(&self, row: PaymentRow, keyed: Option<(String, String, StoredAnswer)>) {
+        let signals = self.clone();
+        tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            let mut pause = std::time::Duration::from_millis(250);
+            loop {
+                tokio::time::sleep(pause).await;
+                let answer = keyed.as_ref().map(|(client_id, key, answer)| KeyedAnswer { client_id, key, answer });
+                let id = row.transaction_id.as_str();
+                match signals.create_answering(&row, answer.as_ref()).await {
+                    Ok(()) => {
+                        tracing::info!(transaction_id = id, "recorded a payment created while the database was away")
+                    }
+                    // The first attempt's commit went through; only its acknowledgement was lost.
+                    Err(CreateError::Exists) => {}
+                    Err(CreateError::Storage(e)) if e.is_unavailable() && started.elapsed() < RECORD_RETRY_FOR => {
+                        pause = (pause * 2).min(std::time::Duration::from_secs(5));
+                        continue;
+                    }
+                    Err(e) => tracing::error!(
+                        transaction_id = id,
+                        provider = row.provider_id.as_str(),
+                        provider_reference = row.provider_reference.as_deref().unwrap_or_default(),
+                        error = %e,
+                        "a payment the provider created could not be recorded"
+                    ),
+                }
+                return;
+            }
+        });
     }
 
     /// As `create`, and stores the API's answer under the Idempotency-Key in the same transaction: a

@@ -103,6 +103,21 @@ impl Database {
         store_response_in(&mut conn, client_id, key, status, body).await
     }
 
+    /// Frees the claim made at `created_at` if it is still there without an answer (a claim made or
+    /// taken over by another request has another `created_at`).
+    pub async fn release_idempotency_claim(&self, client_id: &str, key: &str, created_at: i64) -> StorageResult<()> {
+        sqlx::query(
+            "DELETE FROM idempotency_keys WHERE client_id = $1 AND idempotency_key = $2 AND created_at = $3 \
+             AND response_status IS NULL",
+        )
+        .bind(client_id)
+        .bind(key)
+        .bind(created_at)
+        .execute(self.writer())
+        .await?;
+        Ok(())
+    }
+
     /// Frees a key whose request failed in a way the client should retry (e.g. provider down).
     pub async fn release_idempotency_key(&self, client_id: &str, key: &str) -> StorageResult<()> {
         sqlx::query(

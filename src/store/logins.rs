@@ -190,15 +190,6 @@ impl Database {
         Ok(())
     }
 
-    pub async fn set_login_refresh_family(&self, login_id: &str, family_id: &str) -> StorageResult<()> {
-        sqlx::query("UPDATE login_transactions SET refresh_family = $1 WHERE id = $2")
-            .bind(family_id)
-            .bind(login_id)
-            .execute(self.writer())
-            .await?;
-        Ok(())
-    }
-
     pub async fn login_refresh_family(&self, login_id: &str) -> StorageResult<Option<String>> {
         let family: Option<Option<String>> =
             sqlx::query_scalar("SELECT refresh_family FROM login_transactions WHERE id = $1")
@@ -208,21 +199,24 @@ impl Database {
         Ok(family.flatten())
     }
 
-    /// Marks the code used and drops the identity, once. `keep_until` keeps the row (without any
-    /// personal data) as long as the tokens issued from it live, so a replay can revoke them.
+    /// Marks the code used and drops the identity, once, noting the tokens issued from it (access
+    /// token id, refresh family). `keep_until` keeps the row (without any personal data) as long as
+    /// those tokens live, so a replay can revoke them.
     pub async fn redeem_login(
         &self,
         id: &str,
         now: i64,
         access_jti: Option<&str>,
+        refresh_family: Option<&str>,
         keep_until: i64,
     ) -> StorageResult<bool> {
         let done = sqlx::query(
             "UPDATE login_transactions SET redeemed_at = $1, identity_sealed = NULL, access_jti = $2, \
-             expires_at = $3 WHERE id = $4 AND redeemed_at IS NULL",
+             refresh_family = $3, expires_at = $4 WHERE id = $5 AND redeemed_at IS NULL",
         )
         .bind(now)
         .bind(access_jti)
+        .bind(refresh_family)
         .bind(keep_until)
         .bind(id)
         .execute(self.writer())

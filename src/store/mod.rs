@@ -7,6 +7,7 @@ pub(crate) mod callbacks;
 pub(crate) mod finance_imports;
 pub(crate) mod finance_sessions;
 pub(crate) mod finance_tokens;
+mod health;
 pub(crate) mod idempotency;
 pub(crate) mod ledger;
 pub(crate) mod logins;
@@ -15,6 +16,8 @@ pub(crate) mod outbox;
 pub mod payments;
 pub mod refunds;
 pub(crate) mod signing_keys;
+
+pub use health::ProbeFailure;
 
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -74,6 +77,19 @@ impl StorageError {
     pub fn is_unique_violation(&self) -> bool {
         matches!(self, StorageError::Sqlx(sqlx::Error::Database(e)) if e.is_unique_violation())
     }
+
+    /// Whether the database could not be asked: unreachable, connection lost, no free connection in
+    /// time, shutting down, or (SQLite) locked by another process past the busy timeout. Such a
+    /// failure says nothing about the request, so callers answer "try again" (503), never "refused"
+    /// or "broken". A statement the database refused (a constraint, bad data) is not one of them.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StorageError::Sqlx(e) | StorageError::Migrate(sqlx::migrate::MigrateError::Execute(e)) => {
+                health::is_unavailable(e)
+            }
+            _ => false,
+        }
+    }
 }
 
 pub type StorageResult<T> = Result<T, StorageError>;
@@ -87,6 +103,8 @@ pub struct Database {
     writer: AnyPool,
     backend: Backend,
     redacted_url: String,
+    /// Whether the database is known to be away, so an outage is logged once, not per request.
+    outage: health::OutageLog,
 }
 
 impl Database {
@@ -107,7 +125,8 @@ impl Database {
             Backend::Sqlite => pool_options(backend, 1, settings).connect_lazy_with(options),
             Backend::Postgres => pool.clone(),
         };
-        Ok(Database { pool, writer, backend, redacted_url: settings.url.redacted() })
+        let redacted_url = settings.url.redacted();
+        Ok(Database { pool, writer, backend, outage: health::OutageLog::default(), redacted_url })
     }
 
     pub fn backend(&self) -> Backend {
@@ -158,6 +177,19 @@ impl Database {
     pub async fn ping(&self) -> StorageResult<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+
+    /// A round trip within `limit`, for readiness and the outage watch: the first failure after a
+    /// success logs what failed, the first success after failures logs that the database is back
+    /// and how long it was away; every other probe logs nothing.
+    pub async fn probe(&self, limit: Duration) -> Result<(), ProbeFailure> {
+        let outcome = match tokio::time::timeout(limit, self.ping()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(ProbeFailure::Failed(e.to_string())),
+            Err(_) => Err(ProbeFailure::TimedOut(limit)),
+        };
+        self.outage.record(&self.redacted_url, outcome.as_ref().err());
+        outcome
     }
 
     pub async fn close(&self) {

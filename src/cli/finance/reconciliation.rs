@@ -113,6 +113,12 @@ async fn import(settings: &Settings, registry: &Registry, what: ImportCommand) -
             ExitCode::SUCCESS
         }
         Err(e) if e.is_refusal() => refused(&e),
+        // The import is one transaction: an outage leaves nothing behind, and the same command
+        // imports the file once the database is back.
+        Err(ImportError::Storage(e)) if e.is_unavailable() => failed(format!(
+            "the database went away during the import; nothing was imported. Run the same command again once \
+             it is back ({e})"
+        )),
         Err(e) => failed(e.to_string()),
     }
 }

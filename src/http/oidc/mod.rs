@@ -188,4 +188,18 @@ mod tests {
         assert_eq!(answer(OAuthError::server_error()), (500, None));
         assert_eq!(answer(OAuthError::temporarily_unavailable("x")), (503, None));
     }
+
+    #[test]
+    fn a_database_that_cannot_be_asked_is_temporarily_unavailable_never_a_refusal() {
+        use crate::identity::tokens::TokenError;
+        use crate::keys::KeyError;
+        use crate::store::StorageError;
+        let away = || StorageError::Sqlx(sqlx::Error::PoolTimedOut);
+        assert_eq!(answer(OAuthError::from(away())), (503, None));
+        assert_eq!(answer(OAuthError::from(TokenError::Storage(away()))), (503, None));
+        assert_eq!(answer(OAuthError::from(TokenError::Keys(KeyError::Storage(away())))), (503, None));
+        assert_eq!(answer(OAuthError::from(StorageError::Corrupt("x".into()))), (500, None));
+        let refused = answer(OAuthError::from(TokenError::Invalid("expired".into())));
+        assert_eq!(refused, (401, Some("Bearer error=\"invalid_token\"".into())));
+    }
 }

@@ -17,6 +17,7 @@ use crate::http::state::AppState;
 use crate::identity::grants::CodeExchange;
 use crate::identity::oauth::{internal, OAuthError};
 use crate::identity::request::{self, AuthorizeError, Origin};
+use crate::identity::tokens::TokenError;
 use crate::registry::Client;
 
 /// Pushed requests live 90 seconds (RFC 9126 recommends a short lifetime; SECURITY.md #7: under 600 s).
@@ -87,11 +88,7 @@ async fn par(State(state): State<AppState>, headers: HeaderMap, RawForm(body): R
         let request_uri = format!("{REQUEST_URI_PREFIX}{}", random_token());
         let expires_at = state.clock.now_millis() + PAR_LIFETIME_SECS * 1000;
         let stored = serde_json::to_string(&form).map_err(|e| internal(&e))?;
-        state
-            .db
-            .insert_par(&fingerprint(&request_uri), client.id.as_str(), &stored, expires_at)
-            .await
-            .map_err(|e| internal(&e))?;
+        state.db.insert_par(&fingerprint(&request_uri), client.id.as_str(), &stored, expires_at).await?;
         Ok(json!({ "request_uri": request_uri, "expires_in": PAR_LIFETIME_SECS }))
     }
     .await;
@@ -107,9 +104,16 @@ async fn revoke(State(state): State<AppState>, headers: HeaderMap, RawForm(body)
     let answer = async {
         let (client, form) = authenticated(&state, &headers, &body).await?;
         let token = form.get("token").ok_or_else(|| OAuthError::invalid_request("token is missing."))?;
-        if let Ok(access) = state.tokens.verify_access_token(token).await {
+        // A token that could not be checked is not "unknown": the client hears 503 and tries again,
+        // rather than 200 for a revocation that did not happen.
+        let checked = match state.tokens.verify_access_token(token).await {
+            Ok(access) => Some(access),
+            Err(TokenError::Invalid(_)) => None,
+            Err(e) => return Err(OAuthError::from(e)),
+        };
+        if let Some(access) = checked {
             if access.client_id == client.id.as_str() {
-                state.db.revoke_token(&access.jti, access.expires_at * 1000).await.map_err(|e| internal(&e))?;
+                state.db.revoke_token(&access.jti, access.expires_at * 1000).await?;
             }
         } else if let Some((family, owner)) = state.grants.refresh_token_family(token) {
             if owner == client.id.as_str() {

@@ -11,8 +11,7 @@ use serde_json::{json, Value};
 use super::{no_store_json, parse_parameters};
 use crate::http::state::AppState;
 use crate::identity::levels::eidas_uri;
-use crate::identity::oauth::{internal, OAuthError};
-use crate::identity::tokens::TokenError;
+use crate::identity::oauth::OAuthError;
 
 pub(super) fn router() -> Router<AppState> {
     Router::new().route("/userinfo", get(userinfo_get).post(userinfo_post))
@@ -36,12 +35,8 @@ fn bearer(headers: &HeaderMap) -> Option<String> {
 async fn userinfo(state: &AppState, token: Option<String>) -> Response {
     let answer = async {
         let token = token.ok_or_else(|| OAuthError::invalid_token("No access token was sent."))?;
-        let access = state.tokens.verify_access_token(&token).await.map_err(|e| match e {
-            TokenError::Invalid(reason) => {
-                OAuthError::invalid_token(format!("The access token is not valid: {reason}."))
-            }
-            other => internal(&other),
-        })?;
+        // Refused only when checked and invalid; 503 when it could not be checked.
+        let access = state.tokens.verify_access_token(&token).await.map_err(OAuthError::from)?;
         let identity = access
             .identity
             .ok_or_else(|| OAuthError::insufficient_scope("This access token was not issued for a login."))?;
