@@ -162,6 +162,10 @@ async fn token_sign_in(State(state): State<AppState>, headers: HeaderMap, Form(f
     let tenant = form.tenant.trim();
     let caller = match authorise_token(&state, Some(form.token.trim()), tenant, "page.login").await {
         Ok(caller) => caller,
+        // The token could not be checked (the database is away): not a wrong token (SECURITY.md #30).
+        Err(answer) if answer.status() == StatusCode::SERVICE_UNAVAILABLE => {
+            return unavailable(&"the finance token could not be checked")
+        }
         Err(_) => {
             let reason = "Zugangsschlüssel und Behörde passen nicht zusammen, oder der Schlüssel ist widerrufen.";
             return sign_in_answer(&state, &headers, StatusCode::UNAUTHORIZED, Some(reason));
