@@ -92,6 +92,18 @@ pub(crate) async fn retry_after(mut response: Response) -> Response {
     response
 }
 
+/// The origins a form leading to one of `providers`' logins must be allowed to reach: each one's
+/// issuer and discovered authorization endpoint. pforte's own origin (the simulators', the demo's)
+/// is 'self' already and left out.
+pub(crate) async fn provider_form_targets<'a>(
+    state: &super::state::AppState,
+    providers: impl Iterator<Item = &'a crate::registry::IdentityProvider>,
+) -> Vec<url::Origin> {
+    let origins = futures_util::future::join_all(providers.map(|idp| state.upstreams.login_origins(idp))).await;
+    let own = state.settings.server.public_url.origin();
+    origins.into_iter().flatten().filter(|origin| *origin != own).collect()
+}
+
 /// Headers every response carries; pages that need a different policy set their own first.
 pub(crate) fn security_headers() -> [(HeaderName, HeaderValue); 4] {
     [

@@ -23,7 +23,7 @@ use crate::tcp_proxy::TcpProxy;
 
 /// How many clients work at once, and how long the database stays away.
 pub const CLIENTS: usize = 16;
-pub const OUTAGE: Duration = Duration::from_secs(3);
+pub const OUTAGE: Duration = Duration::from_secs(5);
 
 /// One answer as a client saw it.
 #[derive(Debug, Clone)]

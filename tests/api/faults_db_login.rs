@@ -137,6 +137,10 @@ pub async fn every_endpoint_that_needs_the_database_answers_503_with_retry_after
     let demo = |request: reqwest::RequestBuilder| request.basic_auth("demo", Some(crate::oidc::DEMO_SECRET));
     let payment = crate::payment_surface::payment_path(&id);
     let par_form = crate::oidc::demo_request(&app);
+    // The token sign-in form needs this browser's sign-in cookie and its form token.
+    let mut clerk = crate::finance_staff::Clerk::new(&app);
+    let csrf = clerk.sign_in_form_token().await;
+    let sign_in_cookie = clerk.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ");
     let probes = |app: &TestApp| -> Vec<Probe> {
         let c = &app.client;
         vec![
@@ -162,8 +166,11 @@ pub async fn every_endpoint_that_needs_the_database_answers_503_with_retry_after
             ),
             (
                 "finance login",
-                c.post(app.url("/finance/login"))
-                    .form(&[("tenant", crate::payment_surface::TENANT), ("token", finance_token.as_str())]),
+                c.post(app.url("/finance/login")).header("cookie", &sign_in_cookie).form(&[
+                    ("csrf", csrf.as_str()),
+                    ("tenant", crate::payment_surface::TENANT),
+                    ("token", finance_token.as_str()),
+                ]),
             ),
             ("readyz", c.get(app.url("/readyz"))),
         ]

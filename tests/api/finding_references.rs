@@ -9,6 +9,7 @@ use rust_decimal::Decimal;
 use serde_json::Value;
 
 use crate::finance::finance_token;
+use crate::finance_staff::Clerk;
 use crate::helpers::{output_text, TestContext, TestResult};
 use crate::keys::any_pool;
 use crate::reconciliation::{berlin_today, import_settlement, pay_through_simulator, run, settlement, write};
@@ -84,11 +85,12 @@ pub async fn a_report_naming_pforte_s_ids_settles_them_and_findings_name_both_re
 
     // The finance page's findings table shows both references, and its search finds a Kassenzeichen.
     let finance = finance_token(&ctx, "09162000")?;
-    let signed_in =
-        app.client.post(app.url("/finance/login")).form(&[("tenant", "09162000"), ("token", &finance)]).send().await?;
-    let session = signed_in.headers()["set-cookie"].to_str()?.split(';').next().unwrap_or_default().to_owned();
+    let mut clerk = Clerk::new(&app);
+    let csrf = clerk.sign_in_form_token().await;
+    let signed_in = clerk.post("/finance/login", &[("csrf", &csrf), ("tenant", "09162000"), ("token", &finance)]).await;
+    assert_eq!(signed_in.status(), 303);
     let query = format!("/finance/09162000/abgleich?from={from}&to={to}&q={}", paid[2].kassenzeichen);
-    let page = app.client.get(app.url(&query)).header("cookie", &session).send().await?;
+    let page = clerk.get(&query).await;
     assert_eq!(page.status(), 200);
     let html = page.text().await?;
     assert!(html.contains("<th>Referenz des Anbieters</th>") && html.contains("<th>Kassenzeichen</th>"), "{html}");

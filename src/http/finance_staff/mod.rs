@@ -23,6 +23,7 @@ use serde::Deserialize;
 use super::finance::authorise_token;
 use crate::crypto::random_token;
 use crate::finance::staff::{csrf_matches, csrf_token, SessionError, SignInError, StaffSession};
+use crate::http::middleware::{content_security_policy, provider_form_targets};
 use crate::http::state::AppState;
 use crate::identity::upstream::{CallbackParams, PendingUpstream, UpstreamError};
 use crate::registry::{IdentityProvider, Level};
@@ -103,10 +104,10 @@ fn reconciliation_path(state: &AppState, tenant: &str) -> String {
 /// `GET /finance/login`: the staff providers' buttons and the token form, both carrying the form
 /// token of this browser's sign-in cookie (set here when it has none).
 async fn sign_in_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    sign_in_answer(&state, &headers, StatusCode::OK, None)
+    sign_in_answer(&state, &headers, StatusCode::OK, None).await
 }
 
-fn sign_in_answer(state: &AppState, headers: &HeaderMap, status: StatusCode, error: Option<&str>) -> Response {
+async fn sign_in_answer(state: &AppState, headers: &HeaderMap, status: StatusCode, error: Option<&str>) -> Response {
     let existing = cookies::read(headers, cookies::SIGN_IN_COOKIE).map(str::to_owned);
     let secret = existing.clone().unwrap_or_else(random_token);
     let providers = staff_providers(state);
@@ -122,23 +123,9 @@ fn sign_in_answer(state: &AppState, headers: &HeaderMap, status: StatusCode, err
         }
     }
     // The staff form's answer is a redirect to the identity provider, which `form-action` governs too.
-    if let Ok(csp) = HeaderValue::from_str(&sign_in_csp(&providers)) {
-        response_headers.insert(header::CONTENT_SECURITY_POLICY, csp);
-    }
+    let targets = provider_form_targets(state, providers.iter().copied()).await;
+    response.headers_mut().insert(header::CONTENT_SECURITY_POLICY, content_security_policy(&targets));
     response
-}
-
-/// pforte's usual policy, with the staff providers' origins added to `form-action`.
-fn sign_in_csp(providers: &[&IdentityProvider]) -> String {
-    let mut origins: Vec<String> =
-        providers.iter().map(|idp| idp.issuer.url().origin().ascii_serialization()).filter(|o| o != "null").collect();
-    origins.sort_unstable();
-    origins.dedup();
-    let extra: String = origins.iter().map(|o| format!(" {o}")).collect();
-    format!(
-        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'{extra}; \
-         frame-ancestors 'none'; base-uri 'none'"
-    )
 }
 
 fn staff_providers(state: &AppState) -> Vec<&IdentityProvider> {
@@ -157,7 +144,7 @@ struct TokenForm {
 /// session for that tenant; the token itself goes no further than this check.
 async fn token_sign_in(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<TokenForm>) -> Response {
     if !csrf_matches(cookies::read(&headers, cookies::SIGN_IN_COOKIE), Some(&form.csrf)) {
-        return csrf_refused(&state, &headers);
+        return csrf_refused(&state, &headers).await;
     }
     let tenant = form.tenant.trim();
     let caller = match authorise_token(&state, Some(form.token.trim()), tenant, "page.login").await {
@@ -168,7 +155,7 @@ async fn token_sign_in(State(state): State<AppState>, headers: HeaderMap, Form(f
         }
         Err(_) => {
             let reason = "Zugangsschlüssel und Behörde passen nicht zusammen, oder der Schlüssel ist widerrufen.";
-            return sign_in_answer(&state, &headers, StatusCode::UNAUTHORIZED, Some(reason));
+            return sign_in_answer(&state, &headers, StatusCode::UNAUTHORIZED, Some(reason)).await;
         }
     };
     match state.staff.sign_in_with_token(&caller).await {
@@ -189,11 +176,12 @@ struct StaffForm {
 async fn staff_sign_in(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<StaffForm>) -> Response {
     let browser = cookies::read(&headers, cookies::SIGN_IN_COOKIE);
     if !csrf_matches(browser, Some(&form.csrf)) {
-        return csrf_refused(&state, &headers);
+        return csrf_refused(&state, &headers).await;
     }
-    let Some(browser) = browser else { return csrf_refused(&state, &headers) };
+    let Some(browser) = browser else { return csrf_refused(&state, &headers).await };
     let Some(idp) = staff_providers(&state).into_iter().find(|idp| idp.id.as_str() == form.provider) else {
-        return sign_in_answer(&state, &headers, StatusCode::BAD_REQUEST, Some("Diesen Anmeldedienst gibt es nicht."));
+        return sign_in_answer(&state, &headers, StatusCode::BAD_REQUEST, Some("Diesen Anmeldedienst gibt es nicht."))
+            .await;
     };
     let request = match state.staff_upstreams.begin(idp, Level::Low).await {
         Ok(request) => request,
@@ -332,9 +320,9 @@ async fn sign_out(State(state): State<AppState>, headers: HeaderMap, Form(form):
 }
 
 /// A sign-in form without this browser's form token: the page again, with a fresh token.
-fn csrf_refused(state: &AppState, headers: &HeaderMap) -> Response {
+async fn csrf_refused(state: &AppState, headers: &HeaderMap) -> Response {
     let reason = "Das Formular ist abgelaufen oder stammt nicht von dieser Seite; bitte melden Sie sich erneut an.";
-    sign_in_answer(state, headers, StatusCode::FORBIDDEN, Some(reason))
+    sign_in_answer(state, headers, StatusCode::FORBIDDEN, Some(reason)).await
 }
 
 fn to_sign_in() -> Response {

@@ -12,6 +12,7 @@ use axum::Router;
 use super::pages::{self, Lang};
 use super::{browser_cookie, browser_cookie_header, parse_parameters, see_other};
 use crate::crypto::{fingerprint, random_token};
+use crate::http::middleware::provider_form_targets;
 use crate::http::state::AppState;
 use crate::identity::login::{client_error, LoginError, Next, ProviderChoice};
 use crate::identity::request::{self, AuthorizeError, Origin};
@@ -95,10 +96,10 @@ async fn choice_form_targets(
     service_origin: Option<url::Origin>,
 ) -> Vec<url::Origin> {
     let providers = choices.iter().filter_map(|choice| state.registry.identity_provider(&choice.id));
-    let origins = futures_util::future::join_all(providers.map(|idp| state.upstreams.login_origins(idp))).await;
-    // pforte's own origin (the simulators', the demo's) is 'self' already.
+    let mut targets = provider_form_targets(state, providers).await;
     let own = state.settings.server.public_url.origin();
-    origins.into_iter().flatten().chain(service_origin).filter(|origin| *origin != own).collect()
+    targets.extend(service_origin.filter(|origin| *origin != own));
+    targets
 }
 
 /// With `request_uri`, the parameters come from a pushed request (RFC 9126 §4): single use, for
