@@ -108,6 +108,9 @@ export async function financeScenario(suite, base, { tenant, token }) {
     expect(bars > 0 && bars === (await page.locator('svg.chart rect.settled').count()), `two bars a day: ${bars}`);
     const bank = await page.locator('table.findings tr.bank_entry_without_payout').count();
     expect(bank > 0, 'the statement\'s entries are findings');
+    // Long references (import ids, bank references) wrap inside their cells: no sideways scrolling.
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+    expect(overflow <= 0, `the page fits the window's width (${overflow} px wider)`);
   });
   await session.step('filtered by a search term and a category', async (page) => {
     const options = await page.locator('select[name="category"] option').evaluateAll((all) => all.map((o) => o.value));
