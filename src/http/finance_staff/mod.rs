@@ -122,16 +122,22 @@ fn sign_in_answer(state: &AppState, headers: &HeaderMap, status: StatusCode, err
         }
     }
     // The staff form's answer is a redirect to the identity provider, which `form-action` governs too.
-    if let Ok(csp) = HeaderValue::from_str(&sign_in_csp(&providers)) {
+    let own = state.settings.server.public_url.origin().ascii_serialization();
+    if let Ok(csp) = HeaderValue::from_str(&sign_in_csp(&providers, &own)) {
         response_headers.insert(header::CONTENT_SECURITY_POLICY, csp);
     }
     response
 }
 
-/// pforte's usual policy, with the staff providers' origins added to `form-action`.
-fn sign_in_csp(providers: &[&IdentityProvider]) -> String {
-    let mut origins: Vec<String> =
-        providers.iter().map(|idp| idp.issuer.url().origin().ascii_serialization()).filter(|o| o != "null").collect();
+/// pforte's usual policy, with the staff providers' origins added to `form-action`. A provider at
+/// pforte's own origin (the development simulator) is `'self'` already, so the policy stays the
+/// usual one there.
+fn sign_in_csp(providers: &[&IdentityProvider], own_origin: &str) -> String {
+    let mut origins: Vec<String> = providers
+        .iter()
+        .map(|idp| idp.issuer.url().origin().ascii_serialization())
+        .filter(|o| o != "null" && o != own_origin)
+        .collect();
     origins.sort_unstable();
     origins.dedup();
     let extra: String = origins.iter().map(|o| format!(" {o}")).collect();
