@@ -128,10 +128,13 @@ fn table(findings: &[&Finding]) -> String {
             escape(&f.amounts_text()),
         ));
     }
+    // Eight columns of references are wider than the page: the table scrolls sideways in its own
+    // region (focusable, so the keyboard can scroll it too) instead of widening the whole page.
     format!(
-        "<table class=\"findings\">\n<tr><th>Kategorie</th><th>Vorgang</th><th>Referenz des Anbieters</th>\
+        "<div class=\"scroll\" role=\"region\" aria-label=\"Befunde\" tabindex=\"0\">\n\
+         <table class=\"findings\">\n<tr><th>Kategorie</th><th>Vorgang</th><th>Referenz des Anbieters</th>\
          <th>Kassenzeichen</th><th>pforte</th><th>Abrechnung</th>\
-         <th>Bank</th><th>Beträge</th></tr>\n{rows}</table>"
+         <th>Bank</th><th>Beträge</th></tr>\n{rows}</table>\n</div>"
     )
 }
 

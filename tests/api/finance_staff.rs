@@ -328,6 +328,12 @@ pub async fn an_id_token_with_another_nonce_opens_no_session(ctx: TestContext) -
         .await;
 
     let mut clerk = Clerk::new(&app);
+    // München's staff provider is on another origin, Hannover's (the simulator) at pforte's own: the
+    // sign-in page's forms may lead to the one besides 'self', and nowhere else.
+    let sign_in = clerk.get("/finance/login").await;
+    let policy = sign_in.headers().get("content-security-policy").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let mock_origin = url::Url::parse(op.issuer.as_str())?.origin().ascii_serialization();
+    assert!(policy.contains(&format!("form-action 'self' {mock_origin};")), "{policy}");
     let upstream = clerk.start_staff_sign_in("mock-staff").await;
     assert_eq!(upstream.status(), 303);
     let callback = op.authorize(&url::Url::parse(&location(&upstream))?);

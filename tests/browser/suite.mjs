@@ -58,13 +58,18 @@ const browser = await chromium.launch({
 });
 const suite = new Suite({ browser, screenshots, axeOrigins: [pforte, service.origin, ...providers.map((p) => p.origin)] });
 
+// SUITE_ONLY=finance (a comma-separated list of demo, other-origin, finance, other-host) runs only
+// those scenarios, for working on one of them; CI runs all.
+const only = process.env.SUITE_ONLY ? new Set(process.env.SUITE_ONLY.split(',')) : undefined;
+const wanted = (name) => !only || only.has(name);
+
 let failed;
 try {
   await suite.selfCheck();
-  await demoScenarios(suite, pforte);
-  await otherOriginScenarios(suite, { pforte, service, providers });
-  await financeScenario(suite, pforte, { tenant: env('FINANCE_TENANT'), token: env('FINANCE_TOKEN') });
-  await otherHostScenario(suite, pforte);
+  if (wanted('demo')) await demoScenarios(suite, pforte);
+  if (wanted('other-origin')) await otherOriginScenarios(suite, { pforte, service, providers });
+  if (wanted('finance')) await financeScenario(suite, pforte, { tenant: env('FINANCE_TENANT'), token: env('FINANCE_TOKEN') });
+  if (wanted('other-host')) await otherHostScenario(suite, pforte);
 } catch (error) {
   failed = error;
 } finally {
