@@ -13,6 +13,7 @@ pub(crate) mod reconcile;
 pub(crate) mod records;
 pub(crate) mod report;
 pub(crate) mod request;
+pub(crate) mod spreadsheet;
 pub mod staff;
 
 pub use access::{FinanceAccess, FinanceAccessError, FinanceCaller};

@@ -7,6 +7,7 @@ use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use serde::Serialize;
 
+use super::spreadsheet::spreadsheet_safe;
 use crate::registry::SettlementKind;
 
 /// What reconciliation found about one transaction, payout or bank entry.
@@ -236,20 +237,6 @@ impl Report {
         }
         let bytes = if ok { writer.into_inner().unwrap_or_default() } else { Vec::new() };
         String::from_utf8(bytes).unwrap_or_default()
-    }
-}
-
-/// Text from outside (a provider's or bank's reference) starting like a formula would be run by a
-/// spreadsheet opening the CSV; a leading apostrophe keeps it text. Ids of letters, digits, `-` and
-/// `_` (pforte's and the simulators' transaction ids may start with `-`) are no formula and stay as
-/// they are, so they can still be searched for.
-fn spreadsheet_safe(text: &str) -> String {
-    let id_like = text.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    let formula = text.starts_with(['=', '+', '@', '\t', '\r']) || (text.starts_with('-') && !id_like);
-    if formula {
-        format!("'{text}")
-    } else {
-        text.to_owned()
     }
 }
 
