@@ -19,6 +19,9 @@ pub(crate) const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-
 /// Clock skew tolerated on `exp`; `iat`/`nbf` may lie at most this far in the future.
 const SKEW_SECS: i64 = 10;
 const MAX_FUTURE_SECS: i64 = 60;
+/// An assertion is made for one request: its `exp` may lie at most this far ahead. This also bounds
+/// how long its `jti` is remembered, and keeps the arithmetic below far from overflow.
+const MAX_LIFETIME_SECS: i64 = 3600;
 /// How long keys fetched from a client's `jwks_uri` are reused; an unknown kid refetches sooner.
 const JWKS_CACHE_MILLIS: i64 = 300_000;
 const JWKS_REFETCH_COOLDOWN_MILLIS: i64 = 10_000;
@@ -136,8 +139,11 @@ impl ClientAuthenticator {
             return Err(refused("aud is not pforte"));
         }
         let exp = payload.claim("exp").and_then(Value::as_i64).ok_or_else(|| refused("no exp"))?;
-        if exp + SKEW_SECS < now {
+        if exp.saturating_add(SKEW_SECS) < now {
             return Err(refused("expired"));
+        }
+        if exp > now.saturating_add(MAX_LIFETIME_SECS) {
+            return Err(refused("exp lies more than an hour ahead"));
         }
         for name in ["iat", "nbf"] {
             if payload.claim(name).and_then(Value::as_i64).is_some_and(|t| t > now + MAX_FUTURE_SECS) {
@@ -145,6 +151,7 @@ impl ClientAuthenticator {
             }
         }
         let jti = text("jti").filter(|j| !j.is_empty()).ok_or_else(|| refused("no jti"))?;
+        // Bounded above by the lifetime check: no overflow.
         let remember_until = (exp + SKEW_SECS).max(now) * 1000;
         let first_use = self.db.record_assertion_jti(client.id.as_str(), jti, remember_until).await?;
         if !first_use {

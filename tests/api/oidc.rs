@@ -299,6 +299,14 @@ pub async fn private_key_jwt_assertions_are_checked(ctx: TestContext) -> TestRes
     let mut no_jti = good("x");
     no_jti.as_object_mut().map(|m| m.remove("jti"));
     cases.push(("no jti", no_jti));
+    // An assertion lives minutes, not days; an exp near i64::MAX must neither overflow nor let the
+    // remembered jti be purged at once (and the assertion be replayed).
+    let mut long_lived = good("jti-8");
+    long_lived["exp"] = json!(now + 2 * 24 * 3600);
+    cases.push(("exp two days ahead", long_lived));
+    let mut endless = good("jti-9");
+    endless["exp"] = json!(i64::MAX);
+    cases.push(("exp at i64::MAX", endless));
     for (what, claims) in cases {
         let response = send(assertion(&pair, claims)).await?;
         assert_eq!(response.status(), 401, "{what}");
