@@ -1,7 +1,7 @@
 //! The JWK Set with pforte's published signing keys.
 
 use axum::extract::State;
-use axum::http::{header, HeaderValue};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -23,13 +23,9 @@ async fn jwks(State(state): State<AppState>) -> Response {
         Err(e @ (KeyError::Storage(_) | KeyError::Unreachable)) => {
             tracing::warn!(error = %e, "no signing keys in memory yet and the database is away");
             let detail = "The signing keys could not be read yet; try again shortly.";
-            let mut response = ApiError::new(ErrorCode::Unavailable, detail).into_response();
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
-            response
+            // `Retry-After` comes from the router's layer, as on every 503.
+            ApiError::new(ErrorCode::Unavailable, detail).into_response()
         }
         Err(e) => ApiError::internal(&e).into_response(),
     }
 }
-
-/// When a verifier should ask again after a 503.
-const RETRY_AFTER_SECS: u32 = 5;

@@ -140,7 +140,7 @@ pub async fn every_endpoint_that_needs_the_database_answers_503_with_retry_after
     // The token sign-in form needs this browser's sign-in cookie and its form token.
     let mut clerk = crate::finance_staff::Clerk::new(&app);
     let csrf = clerk.sign_in_form_token().await;
-    let sign_in_cookie = clerk.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ");
+    let sign_in_cookie = clerk.cookie_header();
     let probes = |app: &TestApp| -> Vec<Probe> {
         let c = &app.client;
         vec![

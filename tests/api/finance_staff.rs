@@ -31,7 +31,7 @@ impl<'a> Clerk<'a> {
         Clerk { app, cookies: BTreeMap::new(), set_cookies: Vec::new() }
     }
 
-    fn cookie_header(&self) -> String {
+    pub fn cookie_header(&self) -> String {
         self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ")
     }
 

@@ -339,15 +339,14 @@ fn upstream_failed(error: &UpstreamError) -> Response {
     )
 }
 
-/// 503 with `Retry-After` (SECURITY.md #30): could not check is not refused. The log keeps the cause.
+/// 503 (SECURITY.md #30; `Retry-After` comes from the router's layer): could not check is not
+/// refused. The log keeps the cause.
 fn unavailable(error: &dyn std::fmt::Display) -> Response {
     tracing::error!(error = %error, "finance staff request failed");
-    let mut response = page(
+    page(
         StatusCode::SERVICE_UNAVAILABLE,
         pages::notice("Vorübergehend nicht verfügbar", "Bitte versuchen Sie es gleich noch einmal.", "/finance"),
-    );
-    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-    response
+    )
 }
 
 fn page(status: StatusCode, html: String) -> Response {

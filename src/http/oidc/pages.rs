@@ -50,9 +50,6 @@ fn layout(lang: Lang, title: &str, body: &str) -> String {
     crate::http::html::document(lang.code(), &format!("{title} · pforte"), body)
 }
 
-/// When a browser (or a person) should try again after pforte's database was away.
-const RETRY_AFTER_SECS: u32 = 5;
-
 fn no_store(status: StatusCode, html: String) -> Response {
     let mut response = (status, Html(html)).into_response();
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -208,9 +205,8 @@ pub(crate) fn problem(lang: Lang, problem: Problem, back: Option<&str>) -> Respo
                  Ihre Daten sind dabei nicht verloren gegangen.",
                 "pforte is briefly unavailable. Please try again in a few moments; none of your data was lost.",
             );
-            let mut response = error(lang, StatusCode::SERVICE_UNAVAILABLE, title, explanation, back);
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
-            return response;
+            // `Retry-After` comes from the router's layer, as on every 503.
+            return error(lang, StatusCode::SERVICE_UNAVAILABLE, title, explanation, back);
         }
         Problem::LevelTooLow { .. } | Problem::Internal => (
             StatusCode::INTERNAL_SERVER_ERROR,
