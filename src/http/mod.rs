@@ -2,6 +2,7 @@
 //! every request passes through.
 
 mod callbacks;
+mod cookies;
 pub(crate) mod error;
 pub(crate) mod finance;
 mod finance_page;

@@ -5,7 +5,7 @@
 //! top-level navigation that must carry the sign-in cookie; Secure when the public URL is https;
 //! scoped to the paths that read them.
 
-use axum::http::{header, HeaderMap, HeaderValue};
+use axum::http::HeaderValue;
 
 /// Names a finance session; sent to everything under `/finance`.
 pub(super) const SESSION_COOKIE: &str = "pforte-finance-session";
@@ -16,18 +16,8 @@ pub(super) const SIGN_IN_PATH: &str = "/finance/login";
 /// Long enough to fill in the form and come back from the identity provider.
 const SIGN_IN_MAX_AGE_SECS: u64 = 3600;
 
-/// The value of cookie `name` in the request, if present and not empty.
-pub(super) fn read<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(key, _)| *key == name)
-        .map(|(_, value)| value)
-        .filter(|value| !value.is_empty())
-}
+/// Cookies are read the one way every page reads them.
+pub(super) use crate::http::cookies::read;
 
 /// `Set-Cookie` for the session: lives at most as long as the session may.
 pub(super) fn session(value: &str, max_age_secs: u64, secure: bool) -> Option<HeaderValue> {
@@ -65,6 +55,7 @@ mod tests {
 
     #[test]
     fn a_cookie_is_found_among_others_and_an_empty_one_is_none() {
+        use axum::http::{header, HeaderMap};
         let mut headers = HeaderMap::new();
         headers.insert(header::COOKIE, HeaderValue::from_static("a=1; pforte-finance-session=xyz; b="));
         assert_eq!(read(&headers, SESSION_COOKIE), Some("xyz"));

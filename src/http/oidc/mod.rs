@@ -127,14 +127,7 @@ fn form_decode(value: &str) -> String {
 
 /// The browser-binding cookie's value, if the browser sent one.
 pub fn browser_cookie(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, value)| *name == BROWSER_COOKIE && !value.is_empty())
-        .map(|(_, value)| value.to_owned())
+    crate::http::cookies::read(headers, BROWSER_COOKIE).map(str::to_owned)
 }
 
 pub fn browser_cookie_header(value: &str) -> Option<HeaderValue> {
