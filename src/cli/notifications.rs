@@ -17,8 +17,9 @@ pub enum NotificationsCommand {
     /// List messages, newest first: id, transaction, receiver host, state, attempts, last HTTP status
     /// and when the next attempt is due.
     List {
-        /// Only messages about this transaction.
-        #[arg(long, value_name = "ID")]
+        /// Only messages about this transaction. Transaction ids are base64url and may begin with
+        /// `-`, so the value is taken as it is rather than read as another option.
+        #[arg(long, value_name = "ID", allow_hyphen_values = true)]
         transaction: Option<String>,
         /// Only messages in this state: pending, delivered, failed (given up) or disabled (the
         /// receiver answered 410 Gone).
@@ -192,6 +193,21 @@ mod tests {
             gave_up_at: Some(1_764_410_401_000),
             gave_up_reason: Some("the endpoint answered 410 Gone".into()),
         }
+    }
+
+    #[test]
+    fn a_transaction_id_that_begins_with_a_hyphen_is_a_value() {
+        use clap::Parser;
+        let cli = crate::cli::Cli::try_parse_from([
+            "pforte",
+            "notifications",
+            "list",
+            "--transaction",
+            "-5IekHY7dTMxq6dAkMNOfYDdnIcTRoLfx4W68stBn1I",
+        ])
+        .expect("parses");
+        let text = format!("{cli:?}");
+        assert!(text.contains("\"-5IekHY7dTMxq6dAkMNOfYDdnIcTRoLfx4W68stBn1I\""), "{text}");
     }
 
     #[test]
