@@ -63,6 +63,7 @@ mod provider_adapter;
 mod provider_instances;
 mod reconciliation;
 mod recovery;
+mod refund_recovery;
 mod refunds;
 mod registration;
 mod routing;
