@@ -68,6 +68,7 @@ mod refunds;
 mod registration;
 mod routing;
 mod simulators;
+mod status_read_amounts;
 mod tcp_proxy;
 mod upstream;
 

@@ -58,6 +58,9 @@ pub struct ProviderState {
     pub payment_method_detail: Option<String>,
     /// The business reference (Kassenzeichen), once the provider has one.
     pub transaction_reference: Option<String>,
+    /// The amount the provider reports, in euros, when its answer carries one: compared with the
+    /// payment's as a callback's is (SECURITY.md #20), never taken as equal when it is not.
+    pub amount: Option<Decimal>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
