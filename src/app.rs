@@ -231,7 +231,8 @@ fn build_state(settings: Settings, registry: Registry, clock: SharedClock) -> an
         books,
         payment_edge,
         clock.clone(),
-    );
+    )
+    .with_request_timeout(Duration::from_secs(settings.server.request_timeout_secs));
     let finance = crate::finance::FinanceAccess::new(db.clone(), audit.clone(), clock.clone(), registry.clone());
     let staff = crate::finance::StaffSessions::new(
         db.clone(),
@@ -399,7 +400,8 @@ async fn check_payments(state: AppState, shutdown: CancellationToken) {
         state.payment_providers.clone(),
         state.clock.clone(),
     )
-    .with_schedule(crate::payment::worker::CheckSchedule::from_settings(&state.settings.payments));
+    .with_schedule(crate::payment::worker::CheckSchedule::from_settings(&state.settings.payments))
+    .with_refunds(state.refunds.clone());
     worker.run(shutdown).await;
 }
 

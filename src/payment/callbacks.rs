@@ -7,10 +7,11 @@
 //! 3. the payment must exist at this provider (and for the authority the callback names);
 //! 4. an event id acted on before is a replay: answered as accepted, nothing changes;
 //! 5. an amount other than the payment's is not applied: the payment stays as it is, an event row
-//!    and an audit entry `payment.amount_mismatch` flag it for the finance office;
+//!    and an audit entry `payment.amount_mismatch` flag it for the finance office
+//!    ([`PaymentSignals::flag_amount_mismatch_in`], the rule status reads follow too);
 //! 6. otherwise the claimed status is not trusted: pforte reads the status at the provider (outside
 //!    any transaction) and records what the read says, with the event id's dedupe row in the same
-//!    transaction.
+//!    transaction; a read that reports another amount is flagged as in 5.
 
 use std::sync::Arc;
 
@@ -20,13 +21,12 @@ use serde_json::json;
 
 use super::provider::{CallbackError, ProviderCallback, Providers};
 use super::service::read_at_provider;
-use super::signals::{Outcome, PaymentSignals};
-use super::state::Source;
+use super::signals::{differing_amount, Outcome, PaymentSignals};
 use super::wire::Status;
 use crate::audit::{AuditEvent, AuditLog};
 use crate::clock::SharedClock;
 use crate::registry::Registry;
-use crate::store::payments::{self, PaymentEventRow, PaymentRow};
+use crate::store::payments::PaymentRow;
 use crate::store::{callbacks, Database, StorageError};
 
 /// How far a callback's timestamp may be from pforte's clock, either way.
@@ -118,14 +118,16 @@ impl PaymentCallbacks {
         if self.db.provider_callback_seen(provider_id, &callback.event_id).await? {
             return Ok(Received::Replay);
         }
-        let expected = row.gros_amount;
-        if let Some(reported) = callback.amount.filter(|reported| *reported != expected) {
-            return self.flag_amount_mismatch(provider_id, &callback, &row, expected, reported).await;
+        if let Some(reported) = differing_amount(&row, callback.amount) {
+            return self.flag_amount_mismatch(provider_id, &callback, &row, reported, callback.claimed_status).await;
         }
         // Outside any transaction (SECURITY.md #19); the claim in the callback is not used.
         let Some(state) = read_at_provider(&self.registry, &self.providers, &row).await else {
             return Err(Received::ProviderUnavailable);
         };
+        if let Some(reported) = differing_amount(&row, state.amount) {
+            return self.flag_amount_mismatch(provider_id, &callback, &row, reported, Some(state.status)).await;
+        }
         let recorded = self
             .signals
             .record_callback(
@@ -149,42 +151,23 @@ impl PaymentCallbacks {
         Ok(row.filter(|row| callback.endpoint_id.as_deref().is_none_or(|endpoint| endpoint == row.endpoint_id)))
     }
 
-    /// Keeps the callback (so its retries are replays), an event row and an audit entry; the status
-    /// stays as it is.
+    /// Keeps the callback (so its retries are replays) and flags the payment; the status stays as
+    /// it is.
     async fn flag_amount_mismatch(
         &self,
         provider_id: &str,
         callback: &ProviderCallback,
         row: &PaymentRow,
-        expected: Decimal,
         reported: Decimal,
+        claimed: Option<Status>,
     ) -> Result<Received, Received> {
         let now = self.clock.now_millis();
         let mut tx = self.db.begin_write().await?;
         if !callbacks::insert(&mut tx, provider_id, &callback.event_id, &row.transaction_id, now).await? {
             return Ok(Received::Replay);
         }
-        let claimed = callback.claimed_status.map_or("unknown", Status::as_str);
-        let event = PaymentEventRow {
-            from_status: row.status,
-            to_status: row.status,
-            source: Source::Provider.as_str().to_owned(),
-            detail: Some(format!(
-                "amount_mismatch: the provider reported {reported:.2} ({claimed}), the payment is {expected:.2}"
-            )),
-            recorded_at: now,
-        };
-        payments::insert_event(&mut tx, &row.transaction_id, &event).await?;
-        let details = json!({
-            "provider": provider_id,
-            "expected": format!("{expected:.2}"),
-            "reported": format!("{reported:.2}"),
-            "claimedStatus": claimed,
-        });
-        let audit = AuditEvent::new("payment.amount_mismatch", provider_id, &row.transaction_id, details);
-        self.audit.append_in(&mut tx, audit).await?;
+        self.signals.flag_amount_mismatch_in(&mut tx, row, reported, claimed).await?;
         tx.commit().await.map_err(StorageError::from)?;
-        tracing::warn!(provider = provider_id, "a provider reported another amount; flagged for the finance office");
         Ok(Received::AmountMismatch)
     }
 }

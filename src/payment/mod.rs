@@ -15,6 +15,7 @@ pub(crate) mod money;
 pub mod notify;
 pub mod provider;
 pub(crate) mod refund;
+mod refund_request;
 pub(crate) mod request;
 pub(crate) mod routes;
 pub(crate) mod service;

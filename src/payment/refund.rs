@@ -5,87 +5,39 @@
 //! up its refunds, so concurrent refunds can never pay back more than was paid. After the commit the
 //! provider is asked; its answer moves the refund to SUBMITTED (accepted), INSTRUCTION (the provider
 //! cannot refund: the finance office pays back by hand) or FAILED (refused: the amount is free again).
+//!
+//! Under an `Idempotency-Key` (SECURITY.md #33) the answer is stored with the PENDING refund in that
+//! first transaction, and replaced by the settled refund in the outcome's transaction. A request cut
+//! off in between (killed process, request timeout, end of the shutdown grace) leaves an answered
+//! key, so a retry replays it and never makes a second refund; the refund it left PENDING is taken
+//! up by [`Refunds::resume_abandoned`] (the status worker) once no request can still be running: the
+//! provider is asked again under the same refund id, which is its deduplication reference.
 
 use std::sync::Arc;
 
 use chrono::SecondsFormat;
 use rust_decimal::Decimal;
-use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::answer::{AnswerRenderer, Created, PaymentEdge, Reply};
 use super::api;
 use super::books::{OwedRefund, PaymentBooks, RefundRoute};
-use super::code::{FunctionalCode, PaymentError, ValidationFailure};
+use super::code::{FunctionalCode, PaymentError};
 use super::idempotency::Idempotency;
-use super::money::{optional_number, Amount};
+use super::money::Amount;
 use super::notify::Notifier;
 use super::provider::{ProviderError, ProviderRefund, Providers};
+use super::refund_request::{parse_refund_body, RefundRequest};
 use super::routes::PaymentRoutes;
-use super::validate::decode_failure;
 use crate::audit::{AuditEvent, AuditLog};
 use crate::clock::SharedClock;
 use crate::registry::{Client, Registry};
+use crate::store::idempotency;
 use crate::store::payments::PaymentRow;
 use crate::store::refunds::{self, RefundRow};
 use crate::store::{Database, StorageError};
 
-/// The longest `reason`: what fits a bank statement line with room to spare.
-pub(crate) const MAX_REASON_LENGTH: usize = 140;
-
 pub(crate) use crate::model::RefundStatus;
-
-/// A refund request that passed its checks. No amount means the whole remaining amount.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct RefundRequest {
-    pub amount: Option<Amount>,
-    pub reason: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct RefundInput {
-    #[serde(default, deserialize_with = "optional_number")]
-    amount: Option<Decimal>,
-    reason: Option<String>,
-}
-
-/// Parses a refund body: empty, `{}`, or `{"amount": 12.5, "reason": "…"}`. The amount follows the
-/// `grosAmount` rules (a JSON number read exactly, more than 0, at most two decimal places).
-pub(crate) fn parse_refund_body(bytes: &[u8]) -> Result<RefundRequest, ValidationFailure> {
-    let invalid = |detail: String, field: &str| {
-        ValidationFailure::new(FunctionalCode::ValidationError, detail, Some(field.to_owned()))
-    };
-    let input = if bytes.trim_ascii().is_empty() {
-        RefundInput::default()
-    } else if bytes.trim_ascii_start().first() != Some(&b'{') {
-        return Err(ValidationFailure::new(
-            FunctionalCode::ValidationError,
-            "The body must be empty or a JSON object with amount and reason.",
-            None,
-        ));
-    } else {
-        let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-        let input: RefundInput = serde_path_to_error::deserialize(&mut deserializer)
-            .map_err(|error| decode_failure(error.inner(), &error.path().to_string()))?;
-        deserializer.end().map_err(|error| decode_failure(&error, "."))?;
-        input
-    };
-    let amount = match input.amount {
-        Some(value) => Some(Amount::parse(value).map_err(|message| invalid(format!("amount {message}."), "amount"))?),
-        None => None,
-    };
-    let reason = match input.reason {
-        Some(reason) if reason.trim().is_empty() => return Err(invalid("reason must not be empty.".into(), "reason")),
-        Some(reason) if reason.chars().count() > MAX_REASON_LENGTH => {
-            return Err(invalid(format!("reason must be at most {MAX_REASON_LENGTH} characters."), "reason"))
-        }
-        Some(reason) if reason.chars().any(char::is_control) => {
-            return Err(invalid("reason must be printable text without line breaks or tabs.".into(), "reason"))
-        }
-        reason => reason,
-    };
-    Ok(RefundRequest { amount, reason })
-}
 
 /// The refund as the API shows it: `amount` a JSON number with its exact decimal text.
 pub(crate) fn refund_body(row: &RefundRow) -> Value {
@@ -117,7 +69,21 @@ pub struct Refunds {
     answers: Arc<dyn AnswerRenderer>,
     clock: SharedClock,
     idempotency: Idempotency,
+    /// A PENDING refund untouched this long belongs to a request that is gone: the request timeout.
+    abandoned_after_millis: i64,
 }
+
+/// Where a refund's answer is kept: the request's client and `Idempotency-Key`.
+#[derive(Debug, Clone, Copy)]
+struct AnswerKey<'a> {
+    client_id: &'a str,
+    key: &'a str,
+}
+
+/// How many abandoned refunds one round of [`Refunds::resume_abandoned`] takes up.
+const RESUME_BATCH: i64 = 50;
+/// Until `with_request_timeout` says otherwise: the default request timeout.
+const DEFAULT_ABANDONED_AFTER_MILLIS: i64 = 30_000;
 
 impl Refunds {
     pub fn new(
@@ -131,7 +97,16 @@ impl Refunds {
     ) -> Self {
         let PaymentEdge { routes, answers } = edge;
         let idempotency = Idempotency::new(db.clone(), clock.clone());
-        Refunds { db, registry, audit, providers, books, routes, answers, clock, idempotency }
+        let abandoned_after_millis = DEFAULT_ABANDONED_AFTER_MILLIS;
+        Refunds { db, registry, audit, providers, books, routes, answers, clock, idempotency, abandoned_after_millis }
+    }
+
+    /// No request runs longer than `limit`: a key claimed or a refund left PENDING that long ago
+    /// without an answer or an outcome belongs to a request that is gone.
+    pub fn with_request_timeout(mut self, limit: std::time::Duration) -> Self {
+        self.idempotency = self.idempotency.abandoned_after(limit);
+        self.abandoned_after_millis = i64::try_from(limit.as_millis()).unwrap_or(i64::MAX);
+        self
     }
 
     /// `POST …/{transactionId}/refunds`, honouring the `Idempotency-Key` as a create does.
@@ -148,8 +123,10 @@ impl Refunds {
             return Reply::Fresh(Err(error));
         }
         let path = self.routes.refunds_path(originator, endpoint, transaction_id);
-        let work = self.create_claimed(client, originator, endpoint, transaction_id, body);
-        let keyed = api::Keyed { key: idempotency_key, created_stores_answer: false };
+        let answer_key = idempotency_key.map(|key| AnswerKey { client_id: client.id.as_str(), key });
+        let work = self.create_claimed(client, originator, endpoint, transaction_id, body, answer_key);
+        // A refund stores its answer with the refund (SECURITY.md #33); refusals are stored after.
+        let keyed = api::Keyed { key: idempotency_key, created_stores_answer: true };
         let answers = self.answers.as_ref();
         api::idempotent(&self.idempotency, answers, client.id.as_str(), keyed, &path, body, work).await
     }
@@ -175,27 +152,47 @@ impl Refunds {
         endpoint: &str,
         transaction_id: &str,
         body: &[u8],
+        answer_key: Option<AnswerKey<'_>>,
     ) -> Created {
         let request = parse_refund_body(body)?;
         let payment = api::find_payment(&self.db, originator, endpoint, transaction_id).await?;
-        let mut refund = match self.reserve(client, &payment, &request).await {
+        let mut refund = match self.reserve(client, &payment, &request, answer_key).await {
             Ok(Ok(refund)) => refund,
             Ok(Err(refused)) => return Err(refused),
             Err(e) => return Err(PaymentError::from(e)),
         };
-        let (status, detail, reference) = self.ask_provider(&payment, &refund).await;
-        match self.settle(&payment, &refund, status, detail.as_deref(), reference.as_deref()).await {
-            Ok(false) => {}
-            Ok(true) => {
-                refund.status = status;
-                refund.status_detail = detail;
-                refund.provider_reference = reference.or(refund.provider_reference);
-            }
-            // The refund stands as PENDING (never a failure that leaves a retry open: that would free
-            // the Idempotency-Key and let a retry refund twice); the finance office sees it open.
+        let outcome = self.ask_provider(&payment, &refund).await;
+        match self.settle(&payment, &refund, &outcome, answer_key).await {
+            Ok(None) => {}
+            Ok(Some(settled)) => refund = settled,
+            // The refund stands as PENDING, answered so under its key (never a failure that leaves
+            // a retry open: that would free the key); the status worker settles it later.
             Err(e) => tracing::error!(error = %e, "could not record a refund's outcome"),
         }
         Ok(refund_body(&refund))
+    }
+
+    /// Takes up refunds left PENDING by requests that are gone (SECURITY.md #23, #33): asks their
+    /// provider again under the same refund id and records the outcome. Each is claimed first (its
+    /// `updated_at` moved by compare-and-set), so two workers never take up the same refund at once.
+    /// Returns how many were settled.
+    pub async fn resume_abandoned(&self) -> Result<usize, StorageError> {
+        let now = self.clock.now_millis();
+        let abandoned_before = now.saturating_sub(self.abandoned_after_millis);
+        let claimed = self.db.claim_abandoned_refunds(abandoned_before, now, RESUME_BATCH).await?;
+        let mut settled = 0;
+        for refund in claimed {
+            let Some(payment) = self.db.payment(&refund.transaction_id).await? else {
+                tracing::error!(refund = refund.refund_id.as_str(), "a PENDING refund has no payment");
+                continue;
+            };
+            let outcome = self.ask_provider(&payment, &refund).await;
+            if self.settle(&payment, &refund, &outcome, None).await?.is_some() {
+                tracing::info!(refund = refund.refund_id.as_str(), "settled a refund its request left PENDING");
+                settled += 1;
+            }
+        }
+        Ok(settled)
     }
 
     /// Records the refund as PENDING, if the payment is PAYED and enough of it is left, with its
@@ -205,6 +202,7 @@ impl Refunds {
         client: &Client,
         payment: &PaymentRow,
         request: &RefundRequest,
+        answer_key: Option<AnswerKey<'_>>,
     ) -> Result<Result<RefundRow, PaymentError>, StorageError> {
         let id = &payment.transaction_id;
         let mut tx = self.db.begin_write().await?;
@@ -261,18 +259,30 @@ impl Refunds {
             },
         });
         Notifier::enqueue_for_payment(&mut tx, client, payment, &payload, now).await?;
+        self.store_answer_in(&mut tx, answer_key, &refund).await?;
         tx.commit().await.map_err(StorageError::from)?;
         Ok(Ok(refund))
     }
 
+    /// Stores the API's answer for `refund` under the request's key, in the caller's transaction.
+    async fn store_answer_in(
+        &self,
+        tx: &mut sqlx::AnyConnection,
+        answer_key: Option<AnswerKey<'_>>,
+        refund: &RefundRow,
+    ) -> Result<(), StorageError> {
+        let Some(AnswerKey { client_id, key }) = answer_key else {
+            return Ok(());
+        };
+        let answer = self.answers.render_create(&Ok(refund_body(refund)));
+        idempotency::store_response_in(tx, client_id, key, answer.status, &answer.body).await
+    }
+
     /// Asks the payment's provider to pay the refund out (outside any transaction). Returns the new
     /// status, why it failed, and the provider's reference.
-    async fn ask_provider(
-        &self,
-        payment: &PaymentRow,
-        refund: &RefundRow,
-    ) -> (RefundStatus, Option<String>, Option<String>) {
-        let failed = |detail: String| (RefundStatus::Failed, Some(detail), None);
+    async fn ask_provider(&self, payment: &PaymentRow, refund: &RefundRow) -> ProviderOutcome {
+        let failed =
+            |detail: String| ProviderOutcome { status: RefundStatus::Failed, detail: Some(detail), reference: None };
         let Some(provider) = self.registry.payment_provider(&payment.provider_id) else {
             return failed("the payment's provider is no longer registered".to_owned());
         };
@@ -294,9 +304,10 @@ impl Refunds {
             amount,
             reason: refund.reason.as_deref(),
         };
+        let outcome = |status, reference| ProviderOutcome { status, detail: None, reference };
         match adapter.refund(&order).await {
-            Ok(refunded) => (RefundStatus::Submitted, None, refunded.reference),
-            Err(ProviderError::Unsupported(_)) => (RefundStatus::Instruction, None, None),
+            Ok(refunded) => outcome(RefundStatus::Submitted, refunded.reference),
+            Err(ProviderError::Unsupported(_)) => outcome(RefundStatus::Instruction, None),
             Err(e) => {
                 tracing::warn!(provider = provider.id.as_str(), error = %e, "refund at the provider failed");
                 failed(e.to_string())
@@ -304,22 +315,23 @@ impl Refunds {
         }
     }
 
-    /// Moves the refund from PENDING to its outcome with event and audit entry; false when it was
-    /// no longer PENDING. A refund the provider accepted, or one the finance office now owes by hand,
-    /// is booked (announced to [`PaymentBooks`]) in the same transaction; a failed one books nothing.
+    /// Moves the refund from PENDING to its outcome with event and audit entry, and stores the
+    /// settled refund as the answer under the request's key; `None` when it was no longer PENDING.
+    /// A refund the provider accepted, or one the finance office now owes by hand, is booked
+    /// (announced to [`PaymentBooks`]) in the same transaction; a failed one books nothing.
     async fn settle(
         &self,
         payment: &PaymentRow,
         refund: &RefundRow,
-        to: RefundStatus,
-        detail: Option<&str>,
-        reference: Option<&str>,
-    ) -> Result<bool, StorageError> {
+        outcome: &ProviderOutcome,
+        answer_key: Option<AnswerKey<'_>>,
+    ) -> Result<Option<RefundRow>, StorageError> {
         let now = self.clock.now_millis();
         let pending = RefundStatus::Pending;
+        let (to, detail, reference) = (outcome.status, outcome.detail.as_deref(), outcome.reference.as_deref());
         let mut tx = self.db.begin_write().await?;
         if !refunds::compare_and_set_status(&mut tx, &refund.refund_id, pending, to, detail, reference, now).await? {
-            return Ok(false);
+            return Ok(None);
         }
         refunds::insert_event(&mut tx, &refund.refund_id, Some(pending), to, detail, now).await?;
         let route = match to {
@@ -341,9 +353,24 @@ impl Refunds {
         let details = json!({ "refund": refund.refund_id, "status": to.as_str() });
         let event = AuditEvent::new("payment.refund_settled", "provider", &refund.transaction_id, details);
         self.audit.append_in(&mut tx, event).await?;
+        let settled = RefundRow {
+            status: to,
+            status_detail: outcome.detail.clone(),
+            provider_reference: outcome.reference.clone().or_else(|| refund.provider_reference.clone()),
+            updated_at: now,
+            ..refund.clone()
+        };
+        self.store_answer_in(&mut tx, answer_key, &settled).await?;
         tx.commit().await.map_err(StorageError::from)?;
-        Ok(true)
+        Ok(Some(settled))
     }
+}
+
+/// What the provider made of a refund: its new status, why it failed, the provider's reference.
+struct ProviderOutcome {
+    status: RefundStatus,
+    detail: Option<String>,
+    reference: Option<String>,
 }
 
 /// Two decimal places, as amounts are written (`12.5` → `12.50`).
@@ -351,36 +378,4 @@ fn with_cents(value: Decimal) -> Decimal {
     let mut cents = value;
     cents.rescale(2);
     cents
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_empty_body_or_object_refunds_the_rest_without_a_reason() {
-        for body in [&b""[..], b"  ", b"{}"] {
-            assert_eq!(parse_refund_body(body), Ok(RefundRequest { amount: None, reason: None }));
-        }
-    }
-
-    #[test]
-    fn the_amount_is_read_exactly_and_follows_the_gros_amount_rules() {
-        let parsed = parse_refund_body(br#"{"amount": 12.5, "reason": "Antrag zurueckgezogen"}"#);
-        assert_eq!(parsed.map(|r| r.amount.map(Amount::value)), Ok(Some(Decimal::new(125, 1))));
-        for bad in [r#"{"amount": 0}"#, r#"{"amount": -1}"#, r#"{"amount": 1.005}"#, r#"{"amount": "5"}"#] {
-            let failure = parse_refund_body(bad.as_bytes()).err();
-            assert_eq!(failure.map(|f| f.code), Some(FunctionalCode::ValidationError), "{bad}");
-        }
-    }
-
-    #[test]
-    fn a_reason_is_short_printable_text() {
-        let long = format!(r#"{{"reason": "{}"}}"#, "x".repeat(MAX_REASON_LENGTH + 1));
-        for bad in [long.as_str(), r#"{"reason": "a\nb"}"#, r#"{"reason": " "}"#, "[1]", "{"] {
-            assert!(parse_refund_body(bad.as_bytes()).is_err(), "{bad}");
-        }
-        let ok = format!(r#"{{"reason": "{}"}}"#, "ä".repeat(MAX_REASON_LENGTH));
-        assert!(parse_refund_body(ok.as_bytes()).is_ok());
-    }
 }

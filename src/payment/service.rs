@@ -254,6 +254,13 @@ impl PaymentService {
         };
         match self.signals.record_provider_read(&row, &state).await {
             Ok(Outcome::Moved { to, .. }) => return Err(not_cancelable(to.as_str())),
+            // Something was paid, or the provider is wrong: the finance office looks first.
+            Ok(Outcome::AmountMismatch { .. }) => {
+                return Err(PaymentError::wrong_status(
+                    "The payment provider reports another amount than the payment's; the payment is \
+                     flagged for the finance office and was not canceled.",
+                ))
+            }
             Ok(Outcome::Unchanged { current }) if current != Status::Initial => {
                 return Err(not_cancelable(current.as_str()))
             }
@@ -265,7 +272,7 @@ impl PaymentService {
             Ok(Outcome::Moved { .. }) => {}
             // A provider signal won the race meanwhile: that ending stands.
             Ok(Outcome::Unchanged { current }) => return Err(not_cancelable(current.as_str())),
-            Ok(Outcome::PaidAfterTimeout | Outcome::UnknownTransaction) => {
+            Ok(Outcome::PaidAfterTimeout | Outcome::AmountMismatch { .. } | Outcome::UnknownTransaction) => {
                 return Err(not_cancelable(row.status.as_str()))
             }
             Err(e) => return Err(PaymentError::from(e)),

@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use rust_decimal::Decimal;
 use serde_json::json;
 use sqlx::AnyConnection;
 
@@ -29,6 +30,11 @@ pub enum Outcome {
         to: Status,
     },
     PaidAfterTimeout,
+    /// The provider reported another amount than the payment's: flagged for the finance office, the
+    /// payment stays in `current` (SECURITY.md #20).
+    AmountMismatch {
+        current: Status,
+    },
     /// Nothing changed; the payment is in `current`.
     Unchanged {
         current: Status,
@@ -265,12 +271,23 @@ impl PaymentSignals {
 impl PaymentSignals {
     /// Applies what pforte read at the provider: the facts it reports (method, Kassenzeichen) are
     /// stored even when the status does not change, as a reference may come later; a fact it no
-    /// longer reports keeps the value known before. Then the status as a provider signal.
+    /// longer reports keeps the value known before. Then the status as a provider signal. A read
+    /// that reports another amount than the payment's is not applied: it flags the payment as a
+    /// callback with another amount does ([`PaymentSignals::flag_amount_mismatch_in`]).
     pub async fn record_provider_read(
         &self,
         payment: &PaymentRow,
         state: &ProviderState,
     ) -> Result<Outcome, StorageError> {
+        if let Some(reported) = differing_amount(payment, state.amount) {
+            let mut tx = self.db.begin_write().await?;
+            let Some(row) = payments::get(&mut tx, &payment.transaction_id).await? else {
+                return Ok(Outcome::UnknownTransaction);
+            };
+            self.flag_amount_mismatch_in(&mut tx, &row, reported, Some(state.status)).await?;
+            tx.commit().await.map_err(StorageError::from)?;
+            return Ok(Outcome::AmountMismatch { current: row.status });
+        }
         let facts = ProviderFacts {
             payment_method: state.payment_method.as_ref().map(|method| method.name().to_owned()),
             payment_method_detail: state.payment_method_detail.clone(),
@@ -280,6 +297,47 @@ impl PaymentSignals {
             self.db.store_provider_facts(&payment.transaction_id, &facts, self.clock.now_millis()).await?;
         }
         self.record(&payment.transaction_id, state.status, Source::Provider, state.status_detail.as_deref()).await
+    }
+
+    /// Flags `row` for the finance office because its provider reported `reported` (with the status
+    /// it claimed or read) instead of the payment's amount: an event row that keeps the status and
+    /// an audit entry `payment.amount_mismatch`, in the caller's transaction; the status does not
+    /// move. The one rule for callbacks and status reads (SECURITY.md #20). The same report flagged
+    /// before is not flagged again (a status read repeats); returns whether it flagged now.
+    pub(crate) async fn flag_amount_mismatch_in(
+        &self,
+        tx: &mut AnyConnection,
+        row: &PaymentRow,
+        reported: Decimal,
+        claimed: Option<Status>,
+    ) -> Result<bool, StorageError> {
+        let expected = row.gros_amount;
+        let claimed = claimed.map_or("unknown", Status::as_str);
+        let detail =
+            format!("amount_mismatch: the provider reported {reported:.2} ({claimed}), the payment is {expected:.2}");
+        if payments::has_event_detail(tx, &row.transaction_id, &detail).await? {
+            return Ok(false);
+        }
+        let now = self.clock.now_millis();
+        let event = PaymentEventRow {
+            from_status: row.status,
+            to_status: row.status,
+            source: Source::Provider.as_str().to_owned(),
+            detail: Some(detail),
+            recorded_at: now,
+        };
+        payments::insert_event(tx, &row.transaction_id, &event).await?;
+        let provider = row.provider_id.as_str();
+        let details = json!({
+            "provider": provider,
+            "expected": format!("{expected:.2}"),
+            "reported": format!("{reported:.2}"),
+            "claimedStatus": claimed,
+        });
+        let audit = AuditEvent::new("payment.amount_mismatch", provider, &row.transaction_id, details);
+        self.audit.append_in(tx, audit).await?;
+        tracing::warn!(provider, "a provider reported another amount; flagged for the finance office");
+        Ok(true)
     }
 
     /// Books a payment that was paid, in the status change's transaction.
@@ -300,4 +358,9 @@ impl PaymentSignals {
         };
         self.books.paid(conn, &paid).await
     }
+}
+
+/// The amount a provider reported, when it is not the payment's (equal as numbers: `12` is `12.00`).
+pub(crate) fn differing_amount(row: &PaymentRow, reported: Option<Decimal>) -> Option<Decimal> {
+    reported.filter(|reported| *reported != row.gros_amount)
 }

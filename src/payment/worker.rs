@@ -12,6 +12,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::provider::Providers;
+use super::refund::Refunds;
 use super::service::read_at_provider;
 use super::signals::{Outcome, PaymentSignals};
 use super::state::Source;
@@ -70,6 +71,8 @@ pub struct StatusWorker {
     providers: Providers,
     clock: SharedClock,
     schedule: CheckSchedule,
+    /// Refunds whose request died half-way are settled here too, when given.
+    refunds: Option<Refunds>,
 }
 
 impl StatusWorker {
@@ -80,7 +83,13 @@ impl StatusWorker {
         providers: Providers,
         clock: SharedClock,
     ) -> Self {
-        StatusWorker { db, registry, signals, providers, clock, schedule: CheckSchedule::default() }
+        StatusWorker { db, registry, signals, providers, clock, schedule: CheckSchedule::default(), refunds: None }
+    }
+
+    /// Also settles refunds left PENDING by requests that are gone ([`Refunds::resume_abandoned`]).
+    pub(crate) fn with_refunds(mut self, refunds: Refunds) -> Self {
+        self.refunds = Some(refunds);
+        self
     }
 
     /// Reads on this schedule instead of the default one.
@@ -129,6 +138,11 @@ impl StatusWorker {
                 Ok(round) if round != CheckRound::default() => tracing::info!(?round, "payment status round"),
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "payment status round failed; retrying"),
+            }
+            if let Some(refunds) = &self.refunds {
+                if let Err(e) = refunds.resume_abandoned().await {
+                    tracing::warn!(error = %e, "settling abandoned refunds failed; retrying");
+                }
             }
             tokio::select! {
                 () = tokio::time::sleep(POLL) => {}

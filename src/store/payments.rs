@@ -182,6 +182,17 @@ pub async fn canceled_by_client(conn: &mut AnyConnection, transaction_id: &str) 
     Ok(found.is_some())
 }
 
+/// Whether the payment has an event with exactly this detail (a flag written before).
+pub async fn has_event_detail(conn: &mut AnyConnection, transaction_id: &str, detail: &str) -> StorageResult<bool> {
+    let found: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM payment_events WHERE transaction_id = $1 AND detail = $2")
+            .bind(transaction_id)
+            .bind(detail)
+            .fetch_one(&mut *conn)
+            .await?;
+    Ok(found > 0)
+}
+
 pub async fn insert_event(
     conn: &mut AnyConnection,
     transaction_id: &str,

@@ -175,6 +175,42 @@ impl Database {
         row.as_ref().map(from_row).transpose()
     }
 
+    /// Claims up to `limit` refunds still PENDING that were last touched at or before
+    /// `abandoned_before` (their request is gone), oldest first: each is moved to `updated_at = now`
+    /// by compare-and-set, so another worker skips it until it counts as abandoned again.
+    pub async fn claim_abandoned_refunds(
+        &self,
+        abandoned_before: i64,
+        now: i64,
+        limit: i64,
+    ) -> StorageResult<Vec<RefundRow>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM payment_refunds r WHERE r.status = 'PENDING' AND r.updated_at <= $1 \
+             ORDER BY r.updated_at, r.refund_id LIMIT $2"
+        ))
+        .bind(abandoned_before)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        let mut claimed = Vec::new();
+        for row in rows {
+            let refund = from_row(&row)?;
+            let taken = sqlx::query(
+                "UPDATE payment_refunds SET updated_at = $1 \
+                 WHERE refund_id = $2 AND status = 'PENDING' AND updated_at = $3",
+            )
+            .bind(now)
+            .bind(&refund.refund_id)
+            .bind(refund.updated_at)
+            .execute(self.writer())
+            .await?;
+            if taken.rows_affected() == 1 {
+                claimed.push(RefundRow { updated_at: now, ..refund });
+            }
+        }
+        Ok(claimed)
+    }
+
     /// A payment's refunds, oldest first.
     pub async fn refunds_of(&self, transaction_id: &str) -> StorageResult<Vec<RefundRow>> {
         let rows = sqlx::query(&format!(

@@ -63,10 +63,12 @@ mod provider_adapter;
 mod provider_instances;
 mod reconciliation;
 mod recovery;
+mod refund_recovery;
 mod refunds;
 mod registration;
 mod routing;
 mod simulators;
+mod status_read_amounts;
 mod tcp_proxy;
 mod upstream;
 

@@ -159,6 +159,7 @@ fn reported(status: Status, method: Option<PaymentMethod>, reference: Option<&st
         payment_method: method,
         payment_method_detail: None,
         transaction_reference: reference.map(str::to_owned),
+        amount: None,
     }
 }
 

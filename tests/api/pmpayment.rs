@@ -21,11 +21,16 @@ const ENDPOINT: &str = "09162000";
 /// pforte with 09162000 paying through a pmpayment provider at the peer, signing with `hmac_key`.
 /// The status worker is off, so only what a test does reads statuses.
 pub async fn spawn_pm_app(ctx: &TestContext, hmac_key: &str) -> anyhow::Result<TestApp> {
+    spawn_pm_app_at(ctx, hmac_key, "{public_url}/dev/pmpay").await
+}
+
+/// As [`spawn_pm_app`], with the provider at `base_url` (a peer the test runs itself).
+pub async fn spawn_pm_app_at(ctx: &TestContext, hmac_key: &str, base_url: &str) -> anyhow::Result<TestApp> {
     let root = ctx.dir.path().join("pm-registry");
     copy_dir(&Path::new(MANIFEST_DIR).join("providers"), &root.join("providers"))?;
     copy_dir(&Path::new(MANIFEST_DIR).join("config/tenants"), &root.join("tenants"))?;
     let provider = format!(
-        "kind = \"pmpayment\"\ndisplay_name = \"pmPayment (Peer)\"\nbase_url = \"{{public_url}}/dev/pmpay\"\n\
+        "kind = \"pmpayment\"\ndisplay_name = \"pmPayment (Peer)\"\nbase_url = \"{base_url}\"\n\
          hmac_key = \"plain:{hmac_key}\"\ntimeout_secs = 5\n\n[auth]\nmethod = \"none\"\n"
     );
     std::fs::write(root.join(format!("providers/payment/{PROVIDER}.toml")), provider)?;
@@ -77,7 +82,7 @@ async fn create(app: &TestApp, token: &str, request_id: &str) -> anyhow::Result<
 }
 
 /// Creates a payment through pforte's API; its transaction id.
-async fn created(app: &TestApp, request_id: &str) -> anyhow::Result<String> {
+pub async fn created(app: &TestApp, request_id: &str) -> anyhow::Result<String> {
     let response = create(app, &bearer(app).await?, request_id).await?;
     anyhow::ensure!(response.status() == 201, "create answered {}", response.status());
     let body: Value = response.json().await?;
@@ -215,7 +220,7 @@ async fn assert_untouched(app: &TestApp, id: &str) -> TestResult {
     Ok(())
 }
 
-async fn audit_events(app: &TestApp) -> anyhow::Result<Vec<(String, String)>> {
+pub async fn audit_events(app: &TestApp) -> anyhow::Result<Vec<(String, String)>> {
     let rows = app.state.db.audit_entries_after(0, 10_000).await?;
     Ok(rows.into_iter().map(|row| (row.event, row.details)).collect())
 }

@@ -165,6 +165,7 @@ pub async fn pmpayment_create_sends_the_signed_form_and_status_reads_map_the_cod
     assert_eq!(state.status, Status::Payed);
     assert_eq!(state.payment_method, Some(PaymentMethod::CreditCard));
     assert_eq!(state.transaction_reference.as_deref(), Some("KZ-2026-77"));
+    assert_eq!(state.amount, Some(rust_decimal::Decimal::new(123_450, 2)), "the cents it reports, as euros");
     Ok(())
 }
 plain_test!(pmpayment_create_sends_the_signed_form_and_status_reads_map_the_codes);

@@ -83,7 +83,9 @@ async fn read(State(p): State<Provider>, Path((o, e, id)): Path<(String, String,
         "paymentMethod": "PAYPAL",
         "status": "PAYED"
     });
-    Json(json!({ "paymentRequest": {}, "paymentInformation": info })).into_response()
+    // The request echoed as a provider keeps it: its amount is the one the read reports.
+    let request: Value = serde_json::from_str(r#"{"grosAmount": 12.30}"#).unwrap_or_default();
+    Json(json!({ "paymentRequest": request, "paymentInformation": info })).into_response()
 }
 
 async fn token(State(p): State<Provider>) -> Json<Value> {
@@ -149,6 +151,7 @@ pub async fn creation_sends_the_standard_request_and_returns_the_pay_page() -> T
     assert_eq!(state.status, Status::Payed);
     assert_eq!(state.payment_method, Some(PaymentMethod::PayPal));
     assert_eq!(state.transaction_reference.as_deref(), Some("KZ-2026-000123"));
+    assert_eq!(state.amount, Some(rust_decimal::Decimal::new(1230, 2)), "the echoed grosAmount, exactly");
     Ok(())
 }
 plain_test!(creation_sends_the_standard_request_and_returns_the_pay_page);

@@ -58,6 +58,9 @@ pub struct ProviderState {
     pub payment_method_detail: Option<String>,
     /// The business reference (Kassenzeichen), once the provider has one.
     pub transaction_reference: Option<String>,
+    /// The amount the provider reports, in euros, when its answer carries one: compared with the
+    /// payment's as a callback's is (SECURITY.md #20), never taken as equal when it is not.
+    pub amount: Option<Decimal>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -85,7 +88,9 @@ pub struct ProviderRefund<'a> {
     pub endpoint_id: &'a str,
     /// The provider's transaction id of the paid payment.
     pub reference: &'a str,
-    /// pforte's id of the refund, for the provider's deduplication.
+    /// pforte's id of the refund, for the provider's deduplication: a refund whose request died
+    /// before its outcome was recorded is sent again with the same id (`Refunds::resume_abandoned`),
+    /// so an adapter must pass it as the provider's idempotency reference, never pay twice for it.
     pub refund_id: &'a str,
     pub amount: Amount,
     pub reason: Option<&'a str>,

@@ -7,7 +7,8 @@
 //!   instance), `redirectURL` and `hash`. The answer is JSON `{url, txid}`: the pay page and the
 //!   transaction id the provider keeps (pforte's, echoed).
 //! - **status**: `GET {base}/payment/status/{ags}/{txid}`, answering JSON
-//!   `{txid, status, amount, paymentMethod?, transactionReference?}`.
+//!   `{txid, status, amount, paymentMethod?, transactionReference?}` (`amount` in cents, as in notify;
+//!   read into [`ProviderState::amount`] and compared with the payment's like a callback's).
 //! - **notify** (the callback to `notifyURL`): a form body with `txid`, `ags`, `status`, `amount`
 //!   (cents), `timestamp` (Unix seconds), `eventId` and `hash`.
 //!
@@ -114,6 +115,8 @@ struct CreateAnswer {
 struct StatusAnswer {
     txid: String,
     status: i64,
+    /// Euro cents, as in notify.
+    amount: Option<i64>,
     payment_method: Option<String>,
     transaction_reference: Option<String>,
 }
@@ -177,12 +180,17 @@ impl PaymentAdapter for PmPayment {
             }
             let status = status_from_code(answer.status)
                 .ok_or_else(|| ProviderError::InvalidAnswer(format!("unknown status code {}", answer.status)))?;
+            let amount = match answer.amount {
+                Some(cents) if cents < 0 => return Err(ProviderError::InvalidAnswer("amount is not cents".into())),
+                cents => cents.map(from_cents),
+            };
             Ok(ProviderState {
                 status,
                 status_detail: None,
                 payment_method: answer.payment_method.as_deref().map(PaymentMethod::parse),
                 payment_method_detail: None,
                 transaction_reference: answer.transaction_reference,
+                amount,
             })
         })
     }

@@ -1,12 +1,17 @@
 //! XBezahldienste towards a provider (pmPayment's API, ePay21, the ePayBL connector, and pforte's own
 //! development simulator): the same endpoints and fields pforte offers online services, with the
 //! provider's authentication (none, Basic, OAuth2 client credentials, or a client certificate).
+//! A status answer's `paymentRequest.grosAmount`, when the provider echoes the request, is the
+//! amount it reports ([`ProviderState::amount`]).
 
+use rust_decimal::Decimal;
+use serde::Deserialize;
 use serde_json::Value;
 use url::Url;
 
 use super::transport::{url_under, ProviderHttp};
 use super::{NewProviderPayment, PaymentAdapter, ProviderCreated, ProviderError, ProviderFuture, ProviderState};
+use crate::payment::money::optional_number;
 use crate::payment::wire::PaymentInformation;
 use crate::registry::PaymentProvider;
 
@@ -40,6 +45,15 @@ impl XBezahldienste {
 
     /// Reads `paymentInformation` from a 2xx answer; maps 4xx problems and 5xx to errors.
     async fn payment_information(&self, response: reqwest::Response) -> Result<PaymentInformation, ProviderError> {
+        self.transaction(response).await.map(|(information, _)| information)
+    }
+
+    /// Reads `paymentInformation` and the echoed `paymentRequest.grosAmount` (exactly, when there is
+    /// one) from a 2xx answer; maps 4xx problems and 5xx to errors.
+    async fn transaction(
+        &self,
+        response: reqwest::Response,
+    ) -> Result<(PaymentInformation, Option<Decimal>), ProviderError> {
         let status = response.status();
         let body = self.http.body(response).await?;
         if status.is_server_error() {
@@ -55,9 +69,25 @@ impl XBezahldienste {
         if !status.is_success() {
             return Err(ProviderError::InvalidAnswer(format!("answered {}", status.as_u16())));
         }
-        serde_json::from_value(json["paymentInformation"].clone())
-            .map_err(|_| ProviderError::InvalidAnswer("paymentInformation is missing or malformed".into()))
+        let information = serde_json::from_value(json["paymentInformation"].clone())
+            .map_err(|_| ProviderError::InvalidAnswer("paymentInformation is missing or malformed".into()))?;
+        let amount = match json.get("paymentRequest") {
+            None | Some(Value::Null) => None,
+            Some(request) => {
+                serde_json::from_value::<EchoedRequest>(request.clone())
+                    .map_err(|_| ProviderError::InvalidAnswer("paymentRequest.grosAmount is not an amount".into()))?
+                    .gros_amount
+            }
+        };
+        Ok((information, amount))
     }
+}
+
+/// The part of an echoed `paymentRequest` pforte compares: the amount, read exactly.
+#[derive(Deserialize)]
+struct EchoedRequest {
+    #[serde(default, rename = "grosAmount", deserialize_with = "optional_number")]
+    gros_amount: Option<Decimal>,
 }
 
 impl PaymentAdapter for XBezahldienste {
@@ -84,7 +114,7 @@ impl PaymentAdapter for XBezahldienste {
         Box::pin(async move {
             let url = self.url(&["paymenttransaction", originator_id, endpoint_id, reference])?;
             let request = self.authorise(self.http.get(url)).await?;
-            let information = self.payment_information(self.send(request).await?).await?;
+            let (information, amount) = self.transaction(self.send(request).await?).await?;
             if information.transaction_id != reference {
                 return Err(ProviderError::InvalidAnswer("the answer is about another transaction".into()));
             }
@@ -94,6 +124,7 @@ impl PaymentAdapter for XBezahldienste {
                 payment_method: information.payment_method,
                 payment_method_detail: information.payment_method_detail,
                 transaction_reference: information.transaction_reference,
+                amount,
             })
         })
     }
