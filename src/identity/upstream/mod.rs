@@ -12,6 +12,7 @@
 
 mod discovery;
 mod exchange;
+mod freshness;
 mod validate;
 
 use std::fmt;
@@ -29,6 +30,7 @@ use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{Map, Value};
 
 use self::discovery::{Provider, ProviderCache};
+pub use self::freshness::Freshness;
 use crate::clock::SharedClock;
 use crate::crypto::secret::constant_time_eq;
 use crate::registry::{IdentityProvider, Level};
@@ -75,22 +77,6 @@ pub struct PendingUpstream {
     /// have logged in after this.
     #[serde(default)]
     pub requested_at: i64,
-}
-
-/// How recent the upstream login must be (OpenID Connect Core §3.1.2.1): forwarded to the provider as
-/// `prompt=login` and `max_age`, and checked against the `auth_time` of its ID token, which is then
-/// required (SECURITY.md #9).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Freshness {
-    pub prompt_login: bool,
-    /// Seconds.
-    pub max_age: Option<u64>,
-}
-
-impl Freshness {
-    fn asked(self) -> bool {
-        self.prompt_login || self.max_age.is_some()
-    }
 }
 
 impl fmt::Debug for PendingUpstream {
@@ -361,7 +347,7 @@ impl Upstreams {
             .id_token()
             .ok_or_else(|| UpstreamError::InvalidResponse("the token response carries no ID token".into()))?;
         let verified = self.verify_id_token(idp, provider.clone(), id_token, &pending.nonce).await?;
-        validate::check_freshness(pending, verified.auth_time, self.clock.now())?;
+        freshness::check(pending, verified.auth_time, self.clock.now())?;
         let level = idp.level_of(&verified.acr).ok_or_else(|| UpstreamError::UnknownLevel(verified.acr.clone()))?;
         if level < pending.required_level {
             return Err(UpstreamError::LevelTooLow { required: pending.required_level, proven: level });

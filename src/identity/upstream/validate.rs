@@ -9,7 +9,7 @@ use openidconnect::{ClaimsVerificationError, ClientId, Nonce, SignatureVerificat
 use serde_json::{Map, Value};
 
 use super::discovery::Provider;
-use super::{PendingUpstream, UpstreamError};
+use super::UpstreamError;
 use crate::registry::IdentityProvider;
 
 /// Signature algorithms accepted from upstream. Never `none`, and never HMAC: a shared-secret algorithm
@@ -91,32 +91,6 @@ pub(super) fn verify_id_token(
         auth_time: claims.auth_time().map(|t| t.timestamp()),
         raw_claims: verified_payload(id_token)?,
     })
-}
-
-/// With `prompt=login` or `max_age` asked for, the ID token must say when the person logged in
-/// (`auth_time`, OpenID Connect Core §2), and that must be after this login was sent upstream
-/// (`prompt=login`) and no more than `max_age` ago; both allow [`CLOCK_SKEW`].
-pub(super) fn check_freshness(
-    pending: &PendingUpstream,
-    auth_time: Option<i64>,
-    now: DateTime<Utc>,
-) -> Result<(), UpstreamError> {
-    let freshness = pending.freshness;
-    if !freshness.asked() {
-        return Ok(());
-    }
-    let auth_time = auth_time.ok_or(UpstreamError::NotFresh("the ID token carries no auth_time"))?;
-    let skew = CLOCK_SKEW.num_seconds();
-    if freshness.prompt_login && auth_time < pending.requested_at - skew {
-        return Err(UpstreamError::NotFresh("prompt=login, but the login upstream is older than the request"));
-    }
-    if let Some(max_age) = freshness.max_age {
-        let max_age = i64::try_from(max_age).unwrap_or(i64::MAX);
-        if now.timestamp().saturating_sub(auth_time) > max_age.saturating_add(skew) {
-            return Err(UpstreamError::NotFresh("the login upstream is older than max_age"));
-        }
-    }
-    Ok(())
 }
 
 /// The payload of an ID token whose signature has been checked, decoded as the provider sent it: the
