@@ -13,6 +13,7 @@ use crate::clock::SharedClock;
 use crate::crypto::{fingerprint, random_token};
 use crate::keys::MasterKey;
 use crate::registry::{Client, GrantType};
+use crate::store::logins::LoginRow;
 use crate::store::Database;
 
 /// Scopes an online service may ask for with `client_credentials`.
@@ -41,6 +42,14 @@ struct RefreshContent {
     /// Milliseconds: auth_time plus the longest session the level allows.
     session_ends_at: i64,
     identity: Identity,
+}
+
+/// A refresh-token family just started: the token to hand out, the family id, and when the session
+/// it belongs to ends (milliseconds).
+struct NewFamily {
+    token: String,
+    id: String,
+    session_ends_at: i64,
 }
 
 /// The record id refresh tokens are sealed for (they are bound to their family by their content).
@@ -91,7 +100,7 @@ impl Grants {
         }
         let now_millis = self.clock.now_millis();
         if row.redeemed_at.is_some() {
-            self.revoke_replayed(&row.id, &client.id.to_string(), row.access_jti.as_deref(), row.expires_at).await;
+            self.revoke_replayed(&row, client.id.as_str(), false).await;
             return Err(invalid());
         }
         if row.code_expires_at.is_none_or(|at| at <= now_millis) {
@@ -134,13 +143,26 @@ impl Grants {
         } else {
             None
         };
-        let keep_until = now_millis + TOKEN_LIFETIME_SECS * 1000;
+        // The row (without personal data by then) stays as long as the tokens issued from the code
+        // can live, so that a replay can still revoke them.
+        let refresh = issued.as_ref().and_then(|(_, _, refresh)| refresh.as_ref());
+        let keep_until =
+            refresh.map_or(0, |family| family.session_ends_at).max(now_millis + TOKEN_LIFETIME_SECS * 1000);
         let jti = issued.as_ref().map(|(access, _, _)| access.jti.as_str());
-        let family = issued.as_ref().and_then(|(_, _, refresh)| refresh.as_ref()).map(|(_, family)| family.as_str());
+        let family = refresh.map(|family| family.id.as_str());
         let won = self.db.redeem_login(&row.id, now_millis, jti, family, keep_until).await?;
         if !won {
-            // A concurrent request redeemed it first: this one is the replay.
-            self.revoke_replayed(&row.id, client.id.as_str(), None, keep_until).await;
+            // A concurrent request redeemed it first: this one is the replay. What the winner was
+            // given is revoked (the winner's update wrote it in one step, so it is there to read),
+            // and so is the family this request started but never handed out.
+            if let Some(own) = family {
+                self.revoke_quietly(own).await;
+            }
+            match self.db.login_by_id(&row.id).await {
+                Ok(Some(winner)) => self.revoke_replayed(&winner, client.id.as_str(), true).await,
+                Ok(None) => tracing::error!("the code's login vanished while a concurrent redemption was revoked"),
+                Err(e) => tracing::error!(error = %e, "could not read what a concurrently redeemed code issued"),
+            }
             return Err(invalid());
         }
         let Some((access, id_token, refresh)) = issued else {
@@ -150,7 +172,7 @@ impl Grants {
                 OAuthError::invalid_grant("redirect_uri differs from the authorization request.")
             });
         };
-        let refresh_token = refresh.map(|(token, _)| token);
+        let refresh_token = refresh.map(|family| family.token);
         Ok(TokenResponse {
             access_token: access.token,
             token_type: "Bearer",
@@ -161,16 +183,17 @@ impl Grants {
         })
     }
 
-    /// Starts a refresh token family whose life ends with the session the level allows.
+    /// Starts a refresh token family whose life ends with the session the level allows, counted
+    /// from the upstream `auth_time` (or from now, when the provider sent none).
     async fn new_refresh_family(
         &self,
         client: &Client,
         identity: &Identity,
         scope: &str,
-    ) -> Result<(String, String), OAuthError> {
+    ) -> Result<NewFamily, OAuthError> {
         let (longest, idle) = session_limits(identity.level);
         let now = self.clock.now_millis();
-        let session_ends_at = (identity.auth_time + longest) * 1000;
+        let session_ends_at = (identity.auth_time.unwrap_or(now / 1000) + longest) * 1000;
         let content = RefreshContent {
             family: random_token(),
             jti: random_token(),
@@ -184,7 +207,7 @@ impl Grants {
             .insert_refresh_family(&content.family, &content.client_id, &content.jti, session_ends_at, expires_at)
             .await
             .map_err(OAuthError::from)?;
-        Ok((self.seal_refresh(&content)?, content.family))
+        Ok(NewFamily { token: self.seal_refresh(&content)?, id: content.family, session_ends_at })
     }
 
     fn seal_refresh(&self, content: &RefreshContent) -> Result<String, OAuthError> {
@@ -278,18 +301,34 @@ impl Grants {
         })
     }
 
-    /// A redeemed code came back: whoever holds it may have stolen it, so the access token issued
-    /// from it stops working (RFC 6749 §4.1.2).
-    async fn revoke_replayed(&self, login_id: &str, client_id: &str, access_jti: Option<&str>, until_millis: i64) {
-        if let Some(jti) = access_jti {
-            if let Err(e) = self.db.revoke_token(jti, until_millis).await {
-                tracing::error!(error = %e, "could not revoke the tokens of a replayed code");
+    /// A redeemed code came back: whoever holds it may have stolen it, so everything issued from it
+    /// stops working, the access token and the refresh-token family (RFC 6749 §4.1.2, RFC 9700
+    /// §4.1.3; SECURITY.md #5). `concurrent` when the two redemptions raced.
+    async fn revoke_replayed(&self, login: &LoginRow, client_id: &str, concurrent: bool) {
+        if let Some(jti) = &login.access_jti {
+            // Kept until the token (issued before now) would have expired anyway.
+            let until = self.clock.now_millis() + TOKEN_LIFETIME_SECS * 1000;
+            if let Err(e) = self.db.revoke_token(jti, until).await {
+                tracing::error!(error = %e, "could not revoke the access token of a replayed code");
             }
         }
-        let event =
-            AuditEvent::new("login.code_replayed", client_id, login_id, json!({ "revoked": access_jti.is_some() }));
+        if let Some(family) = &login.refresh_family {
+            self.revoke_quietly(family).await;
+        }
+        let details = json!({
+            "revoked": login.access_jti.is_some(),
+            "revoked_refresh_family": login.refresh_family.is_some(),
+            "concurrent": concurrent,
+        });
+        let event = AuditEvent::new("login.code_replayed", client_id, &login.id, details);
         if let Err(e) = self.audit.append(event).await {
             tracing::error!(error = %e, "could not write the audit log");
+        }
+    }
+
+    async fn revoke_quietly(&self, family: &str) {
+        if let Err(e) = self.revoke_refresh_family(family).await {
+            tracing::error!(error = %e, "could not revoke the refresh-token family of a replayed code");
         }
     }
 }

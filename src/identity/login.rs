@@ -9,7 +9,7 @@ use url::Url;
 
 use super::request::AuthorizationRequest;
 use super::tokens::{minimise, Identity, TokenService};
-use super::upstream::{CallbackParams, PendingUpstream, UpstreamError, Upstreams};
+use super::upstream::{CallbackParams, Freshness, PendingUpstream, UpstreamError, Upstreams};
 use crate::audit::{AuditEvent, AuditLog};
 use crate::clock::SharedClock;
 use crate::crypto::{fingerprint, random_token};
@@ -120,6 +120,7 @@ impl LoginService {
             code_expires_at: None,
             redeemed_at: None,
             access_jti: None,
+            refresh_family: None,
             created_at: now,
             expires_at: now + LOGIN_LIFETIME_SECS * 1000,
         };
@@ -209,7 +210,8 @@ impl LoginService {
             idp: provider_id.to_owned(),
             account_type: account_type_name(provider.account_type).to_owned(),
             level: identity.level,
-            auth_time: identity.auth_time.unwrap_or_else(|| self.clock.now().timestamp()),
+            // As the provider said, or absent: never "now" as a stand-in (SECURITY.md #9).
+            auth_time: identity.auth_time,
             amr: identity.amr,
             claims: minimise(&identity.claims, &request.scopes),
         };
@@ -267,7 +269,8 @@ impl LoginService {
         request: &AuthorizationRequest,
         provider: &IdentityProvider,
     ) -> Result<Url, LoginError> {
-        let upstream = match self.upstreams.begin(provider, request.required_level).await {
+        let freshness = Freshness { prompt_login: request.prompt_login, max_age: request.max_age };
+        let upstream = match self.upstreams.begin_with(provider, request.required_level, freshness).await {
             Ok(upstream) => upstream,
             Err(error) => return Err(self.upstream_failed(request, provider, &error).await),
         };
@@ -298,6 +301,13 @@ impl LoginService {
                 issuer,
             )),
             UpstreamError::LevelTooLow { proven, .. } => self.level_too_low(request, *proven),
+            // OpenID Connect Core §3.1.2.6: the login the service asked for could not be confirmed.
+            UpstreamError::NotFresh(_) => LoginError::Redirect(client_error(
+                request,
+                "login_required",
+                "The account provider did not confirm a login as recent as prompt=login or max_age asked for.",
+                issuer,
+            )),
             UpstreamError::LevelNotOffered(_) => LoginError::Redirect(client_error(
                 request,
                 "access_denied",
@@ -389,6 +399,7 @@ fn error_kind(error: &UpstreamError) -> &'static str {
         UpstreamError::UnknownLevel(_) => "unknown level",
         UpstreamError::LevelTooLow { .. } => "level too low",
         UpstreamError::LevelNotOffered(_) => "level not offered",
+        UpstreamError::NotFresh(_) => "login not recent enough",
         UpstreamError::Misconfigured(_) => "provider entry misconfigured",
     }
 }

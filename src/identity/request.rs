@@ -26,6 +26,9 @@ pub struct AuthorizationRequest {
     pub code_challenge: String,
     pub required_level: Level,
     pub max_age: Option<u64>,
+    /// `prompt=login`: the person must log in again at the provider, whatever session it has.
+    #[serde(default)]
+    pub prompt_login: bool,
     /// `de` or `en`, from `ui_locales`; `None` leaves it to the browser's Accept-Language.
     pub locale: Option<String>,
     pub idp_hint: Option<String>,
@@ -95,7 +98,8 @@ pub(crate) fn validate(
         None => None,
         Some(v) => Some(v.parse::<u64>().map_err(|_| fail("invalid_request", "max_age must be a whole number."))?),
     };
-    if params.get("prompt").is_some_and(|p| p.split(' ').any(|value| value == "none")) {
+    let prompt: Vec<&str> = params.get("prompt").map(|p| p.split(' ').collect()).unwrap_or_default();
+    if prompt.contains(&"none") {
         // pforte keeps no login sessions (no single sign-on across services): every login goes upstream.
         return Err(fail("login_required", "prompt=none cannot be met: every login needs the account provider."));
     }
@@ -115,6 +119,7 @@ pub(crate) fn validate(
         code_challenge,
         required_level,
         max_age,
+        prompt_login: prompt.contains(&"login"),
         locale: params.get("ui_locales").and_then(|l| pick_locale(l)),
         idp_hint,
     })

@@ -30,7 +30,10 @@ pub struct Identity {
     pub idp: String,
     pub account_type: String,
     pub level: Level,
-    pub auth_time: i64,
+    /// When the person logged in at the provider (seconds), as its ID token said; `None` when it
+    /// said nothing and nothing required it (SECURITY.md #9).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<i64>,
     pub amr: Vec<String>,
     /// pforte claims, already reduced to what the client's scopes allow.
     pub claims: Map<String, Value>,
@@ -154,7 +157,6 @@ impl TokenService {
                 "azp": client.id.as_str(),
                 "iat": now,
                 "exp": now + lifetime,
-                "auth_time": identity.auth_time,
                 "acr": eidas_uri(identity.level),
                 "amr": identity.amr,
                 "idp": identity.idp,
@@ -166,6 +168,9 @@ impl TokenService {
         );
         if let Some(nonce) = nonce {
             claims.insert("nonce".into(), Value::String(nonce.to_owned()));
+        }
+        if let Some(auth_time) = identity.auth_time {
+            claims.insert("auth_time".into(), json!(auth_time));
         }
         let alg = match client.id_token_alg {
             IdTokenAlg::ES256 => SigningAlg::Es256,
@@ -198,7 +203,9 @@ impl TokenService {
         if let (Some(identity), Some(map)) = (identity, claims.as_object_mut()) {
             let plain = serde_json::to_vec(identity).map_err(|e| KeyError::Crypto(e.to_string()))?;
             map.insert("acr".into(), json!(eidas_uri(identity.level)));
-            map.insert("auth_time".into(), json!(identity.auth_time));
+            if let Some(auth_time) = identity.auth_time {
+                map.insert("auth_time".into(), json!(auth_time));
+            }
             map.insert("pforte_identity".into(), json!(self.master.seal(&jti, &plain)?));
         }
         let token =

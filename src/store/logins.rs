@@ -19,12 +19,14 @@ pub struct LoginRow {
     pub code_expires_at: Option<i64>,
     pub redeemed_at: Option<i64>,
     pub access_jti: Option<String>,
+    /// The refresh-token family issued from the code, when the client has the refresh grant.
+    pub refresh_family: Option<String>,
     pub created_at: i64,
     pub expires_at: i64,
 }
 
 const COLUMNS: &str = "id, client_id, request, browser_hash, provider_id, upstream_sealed, identity_sealed, \
-                       code_expires_at, redeemed_at, access_jti, created_at, expires_at";
+                       code_expires_at, redeemed_at, access_jti, refresh_family, created_at, expires_at";
 
 fn from_row(row: &AnyRow) -> StorageResult<LoginRow> {
     Ok(LoginRow {
@@ -38,6 +40,7 @@ fn from_row(row: &AnyRow) -> StorageResult<LoginRow> {
         code_expires_at: row.try_get("code_expires_at")?,
         redeemed_at: row.try_get("redeemed_at")?,
         access_jti: row.try_get("access_jti")?,
+        refresh_family: row.try_get("refresh_family")?,
         created_at: row.try_get("created_at")?,
         expires_at: row.try_get("expires_at")?,
     })
@@ -188,15 +191,6 @@ impl Database {
             .execute(self.writer())
             .await?;
         Ok(())
-    }
-
-    pub async fn login_refresh_family(&self, login_id: &str) -> StorageResult<Option<String>> {
-        let family: Option<Option<String>> =
-            sqlx::query_scalar("SELECT refresh_family FROM login_transactions WHERE id = $1")
-                .bind(login_id)
-                .fetch_optional(self.pool())
-                .await?;
-        Ok(family.flatten())
     }
 
     /// Marks the code used and drops the identity, once, noting the tokens issued from it (access

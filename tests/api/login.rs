@@ -32,7 +32,7 @@ impl<'a> Browser<'a> {
         }
     }
 
-    async fn get(&mut self, url: &str) -> reqwest::Response {
+    pub async fn get(&mut self, url: &str) -> reqwest::Response {
         let mut request = self.app.client.get(url);
         if let Some(cookie) = &self.cookie {
             request = request.header("cookie", cookie);
@@ -42,7 +42,7 @@ impl<'a> Browser<'a> {
         response
     }
 
-    async fn post(&mut self, url: &str, form: &[(&str, &str)]) -> reqwest::Response {
+    pub async fn post(&mut self, url: &str, form: &[(&str, &str)]) -> reqwest::Response {
         let mut request = self.app.client.post(url).form(form);
         if let Some(cookie) = &self.cookie {
             request = request.header("cookie", cookie);
@@ -52,7 +52,7 @@ impl<'a> Browser<'a> {
         response
     }
 
-    async fn authorize(&mut self, params: &[(String, String)]) -> reqwest::Response {
+    pub async fn authorize(&mut self, params: &[(String, String)]) -> reqwest::Response {
         let query = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(params).finish();
         self.get(&self.app.url(&format!("/authorize?{query}"))).await
     }
@@ -133,7 +133,7 @@ pub async fn verify_id_token(app: &TestApp, token: &str) -> anyhow::Result<josek
     Ok(josekit::jwt::decode_with_verifier(token, &josekit::jws::ES256.verifier_from_jwk(&jwk)?)?.0)
 }
 
-async fn code_from(answer: &reqwest::Response, app: &TestApp) -> BTreeMap<String, String> {
+pub async fn code_from(answer: &reqwest::Response, app: &TestApp) -> BTreeMap<String, String> {
     assert_eq!(answer.status(), 303, "pforte answers the client by redirect");
     assert!(location(answer).starts_with(&app.url("/demo/callback?")), "{}", location(answer));
     location_query(answer)
@@ -251,7 +251,7 @@ pub async fn cancelling_at_the_provider_gives_the_service_access_denied(ctx: Tes
 }
 backend_test!(cancelling_at_the_provider_gives_the_service_access_denied);
 
-async fn fresh_code(app: &TestApp) -> String {
+pub async fn fresh_code(app: &TestApp) -> String {
     let mut browser = Browser::new(app);
     let params = citizen_request(app, "openid profile", "http://eidas.europa.eu/LoA/low");
     let answer = browser.login(&params, "bundid-sim", "erika", "STORK-QAA-Level-1").await;
@@ -413,7 +413,7 @@ pub async fn pushed_request_leads_through_the_same_login(ctx: TestContext) -> Te
 backend_test!(pushed_request_leads_through_the_same_login);
 
 /// The shipped registry plus identity provider `id` (TOML `entry`), which the demo client may use.
-async fn spawn_with_extra_provider(ctx: &TestContext, id: &str, entry: &str) -> anyhow::Result<TestApp> {
+pub async fn spawn_with_extra_provider(ctx: &TestContext, id: &str, entry: &str) -> anyhow::Result<TestApp> {
     let providers = ctx.dir.path().join("providers");
     copy_dir(&std::path::Path::new(MANIFEST_DIR).join("providers"), &providers)?;
     std::fs::write(providers.join(format!("identity/{id}.toml")), entry)?;
@@ -545,7 +545,7 @@ pub async fn openidconnect_relying_party_logs_in_through_pforte(ctx: TestContext
 }
 backend_test!(openidconnect_relying_party_logs_in_through_pforte);
 
-const SECOND_SECRET: &str = "second-service-secret";
+pub const SECOND_SECRET: &str = "second-service-secret";
 
 /// A second online service: its own sector, refresh tokens, PS256 ID tokens.
 fn second_client() -> String {
@@ -564,7 +564,7 @@ secret = "plain:{SECOND_SECRET}"
     )
 }
 
-async fn spawn_with_second_client(ctx: &TestContext, clock: Option<ManualClock>) -> TestApp {
+pub async fn spawn_with_second_client(ctx: &TestContext, clock: Option<ManualClock>) -> TestApp {
     let clients = ctx.clients_with(&[("second", second_client())]);
     let clock: pforte::clock::SharedClock = match clock {
         Some(clock) => Arc::new(clock),
@@ -573,32 +573,41 @@ async fn spawn_with_second_client(ctx: &TestContext, clock: Option<ManualClock>)
     ctx.spawn_app_with(|f| f.merge(("registry.clients", clients)), clock).await
 }
 
-async fn second_login(app: &TestApp, level: &str) -> Value {
+pub async fn second_login(app: &TestApp, level: &str) -> Value {
+    let code = second_code(app, level).await;
+    let response = second_redeem(app, &code).await;
+    assert_eq!(response.status(), 200);
+    response.json().await.expect("tokens")
+}
+
+/// A code for the second service (which has the refresh grant), not yet redeemed.
+pub async fn second_code(app: &TestApp, level: &str) -> String {
     let params =
         with(with(demo_request(app), "client_id", Some("second")), "redirect_uri", Some(&app.url("/second/callback")));
     let mut browser = Browser::new(app);
     let answer = browser.login(&params, "bundid-sim", "erika", level).await;
     let target = url::Url::parse(&location(&answer)).expect("redirect");
-    let code = target.query_pairs().find(|(k, _)| k == "code").map(|(_, v)| v.into_owned()).expect("code");
+    target.query_pairs().find(|(k, _)| k == "code").map(|(_, v)| v.into_owned()).expect("code")
+}
+
+/// The second service redeems `code` at the token endpoint.
+pub async fn second_redeem(app: &TestApp, code: &str) -> reqwest::Response {
     let form = [
         ("grant_type", "authorization_code"),
-        ("code", code.as_str()),
+        ("code", code),
         ("redirect_uri", &app.url("/second/callback")),
         ("code_verifier", VERIFIER),
     ];
-    let response = app
-        .client
+    app.client
         .post(app.url("/token"))
         .basic_auth("second", Some(SECOND_SECRET))
         .form(&form)
         .send()
         .await
-        .expect("token");
-    assert_eq!(response.status(), 200);
-    response.json().await.expect("tokens")
+        .expect("token")
 }
 
-async fn refresh(app: &TestApp, token: &str) -> reqwest::Response {
+pub async fn refresh(app: &TestApp, token: &str) -> reqwest::Response {
     let form = [("grant_type", "refresh_token"), ("refresh_token", token)];
     app.client
         .post(app.url("/token"))

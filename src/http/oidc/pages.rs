@@ -225,3 +225,49 @@ pub(crate) fn bad_request(lang: Lang, description: &str) -> Response {
     let title = lang.text("Ungültige Anmeldeanfrage", "Invalid login request");
     error(lang, StatusCode::BAD_REQUEST, title, description, None)
 }
+
+/// Asks before logging the person out at their account provider, when the logout request does not
+/// carry a fresh ID token of the service that sent it (issue 14 finding 8): a form bound to this
+/// browser, whose answer redirects to the provider's logout, so its policy lets forms lead to
+/// `form_targets`. `stay` (when known) returns to the service without logging out.
+pub(crate) fn confirm_logout(
+    lang: Lang,
+    provider: &str,
+    confirmation: &str,
+    stay: Option<&str>,
+    form_targets: &[url::Origin],
+) -> Response {
+    let title = lang.text("Abmelden?", "Log out?");
+    let stay = stay
+        .map(|url| {
+            format!(
+                r#"<p><a href="{}">{}</a></p>"#,
+                escape(url),
+                lang.text("Nicht abmelden, zurück zum Onlinedienst", "Stay logged in and return to the online service")
+            )
+        })
+        .unwrap_or_default();
+    let body = format!(
+        r#"<h1>{title}</h1>
+<p>{question} <strong>{provider}</strong>?</p>
+<p>{why}</p>
+<form method="post" action="/logout/confirm">
+<input type="hidden" name="confirmation" value="{confirmation}">
+<button type="submit">{button}</button>
+</form>
+{stay}"#,
+        question = lang.text("Möchten Sie sich abmelden bei", "Do you want to log out of"),
+        provider = escape(provider),
+        why = lang.text(
+            "Ein Onlinedienst hat Ihre Abmeldung angefordert. Wenn Sie das nicht veranlasst haben, schließen Sie dieses Fenster.",
+            "An online service asked to log you out. If you did not ask for this, close this window.",
+        ),
+        confirmation = escape(confirmation),
+        button = lang.text("Abmelden", "Log out"),
+    );
+    let mut response = no_store(StatusCode::OK, layout(lang, title, &body));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_SECURITY_POLICY, crate::http::middleware::content_security_policy(form_targets));
+    response
+}

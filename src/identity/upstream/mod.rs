@@ -12,6 +12,7 @@
 
 mod discovery;
 mod exchange;
+mod freshness;
 mod validate;
 
 use std::fmt;
@@ -19,7 +20,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreIdToken};
+use openidconnect::core::{CoreAuthPrompt, CoreAuthenticationFlow, CoreClient, CoreIdToken};
 use openidconnect::{
     AuthenticationContextClass, ClientId, CsrfToken, Nonce, OAuth2TokenResponse, PkceCodeChallenge, RedirectUrl, Scope,
     TokenResponse,
@@ -29,6 +30,7 @@ use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{Map, Value};
 
 use self::discovery::{Provider, ProviderCache};
+pub use self::freshness::Freshness;
 use crate::clock::SharedClock;
 use crate::crypto::secret::constant_time_eq;
 use crate::registry::{IdentityProvider, Level};
@@ -68,6 +70,13 @@ pub struct PendingUpstream {
     /// The level the online service asked for; a login proving less is refused.
     #[serde(serialize_with = "serialize_level")]
     pub required_level: Level,
+    /// What the online service asked about the age of the login (`prompt=login`, `max_age`).
+    #[serde(default)]
+    pub freshness: Freshness,
+    /// When pforte sent the browser to the provider (seconds): with `prompt=login` the person must
+    /// have logged in after this.
+    #[serde(default)]
+    pub requested_at: i64,
 }
 
 impl fmt::Debug for PendingUpstream {
@@ -77,6 +86,7 @@ impl fmt::Debug for PendingUpstream {
             .field("expected_issuer", &self.expected_issuer)
             .field("redirect_uri", &self.redirect_uri)
             .field("required_level", &self.required_level)
+            .field("freshness", &self.freshness)
             .finish_non_exhaustive()
     }
 }
@@ -153,6 +163,10 @@ pub enum UpstreamError {
     /// The login proves less than the online service required.
     #[error("the login proves level {proven}, below the required {required}")]
     LevelTooLow { required: Level, proven: Level },
+    /// The service asked for a recent login (`prompt=login`, `max_age`) and the ID token's `auth_time`
+    /// is missing or too old.
+    #[error("the identity provider did not confirm a login as recent as asked: {0}")]
+    NotFresh(&'static str),
     /// No login at this provider reaches the required level.
     #[error("the identity provider offers no login at level {0} or above")]
     LevelNotOffered(Level),
@@ -179,6 +193,16 @@ impl Upstreams {
     /// Builds the authorization request: fresh `state`, `nonce` and PKCE S256 verifier; `acr_values` asking
     /// for the lowest level the provider maps at or above `required`; the provider's scopes.
     pub async fn begin(&self, idp: &IdentityProvider, required: Level) -> Result<UpstreamRequest, UpstreamError> {
+        self.begin_with(idp, required, Freshness::default()).await
+    }
+
+    /// [`Upstreams::begin`], asking the provider for a login as recent as `freshness` says.
+    pub async fn begin_with(
+        &self,
+        idp: &IdentityProvider,
+        required: Level,
+        freshness: Freshness,
+    ) -> Result<UpstreamRequest, UpstreamError> {
         self.bounded(async {
             if idp.highest_level().is_none_or(|highest| highest < required) {
                 return Err(UpstreamError::LevelNotOffered(required));
@@ -205,6 +229,12 @@ impl Upstreams {
             if let Some(acr) = acr {
                 request = request.add_auth_context_value(AuthenticationContextClass::new(acr));
             }
+            if freshness.prompt_login {
+                request = request.add_prompt(CoreAuthPrompt::Login);
+            }
+            if let Some(max_age) = freshness.max_age {
+                request = request.set_max_age(Duration::from_secs(max_age));
+            }
             let (authorization_url, state, nonce) = request.url();
             let pending = PendingUpstream {
                 provider_id: idp.id.to_string(),
@@ -214,6 +244,8 @@ impl Upstreams {
                 expected_issuer: idp.issuer.as_str().to_owned(),
                 redirect_uri,
                 required_level: required,
+                freshness,
+                requested_at: self.clock.now().timestamp(),
             };
             Ok(UpstreamRequest { authorization_url, pending })
         })
@@ -315,6 +347,7 @@ impl Upstreams {
             .id_token()
             .ok_or_else(|| UpstreamError::InvalidResponse("the token response carries no ID token".into()))?;
         let verified = self.verify_id_token(idp, provider.clone(), id_token, &pending.nonce).await?;
+        freshness::check(pending, verified.auth_time, self.clock.now())?;
         let level = idp.level_of(&verified.acr).ok_or_else(|| UpstreamError::UnknownLevel(verified.acr.clone()))?;
         if level < pending.required_level {
             return Err(UpstreamError::LevelTooLow { required: pending.required_level, proven: level });

@@ -105,6 +105,8 @@ pub struct Behaviour {
     /// The authorization endpoint discovery names, when it is not `{issuer}/authorize` (a login
     /// page on another origin than the issuer).
     pub authorization_endpoint: Option<String>,
+    /// How many seconds before `iat` the person logged in (`auth_time`); `None` leaves the claim out.
+    pub auth_time_age_secs: Option<i64>,
 }
 
 impl Default for Behaviour {
@@ -118,6 +120,7 @@ impl Default for Behaviour {
             iss_parameter_supported: false,
             client_auth: ExpectedAuth::Basic,
             authorization_endpoint: None,
+            auth_time_age_secs: Some(5),
         }
     }
 }
@@ -146,6 +149,8 @@ pub struct Op {
     pub hits: Hits,
     /// The last token request's form, to check what pforte sent.
     pub last_token_form: HashMap<String, String>,
+    /// The query of the last authorization request that arrived here, to check what pforte asked for.
+    pub last_authorization_query: HashMap<String, String>,
     grants: HashMap<String, Grant>,
     access_tokens: HashMap<String, String>,
 }
@@ -168,6 +173,7 @@ impl MockOp {
             published: vec![key],
             hits: Hits::default(),
             last_token_form: HashMap::new(),
+            last_authorization_query: HashMap::new(),
             grants: HashMap::new(),
             access_tokens: HashMap::new(),
         };
@@ -194,6 +200,10 @@ impl MockOp {
         self.op.lock().unwrap().last_token_form.clone()
     }
 
+    pub fn last_authorization_query(&self) -> HashMap<String, String> {
+        self.op.lock().unwrap().last_authorization_query.clone()
+    }
+
     pub fn token_endpoint(&self) -> String {
         format!("{}/token", self.issuer)
     }
@@ -208,7 +218,10 @@ impl MockOp {
             code_challenge: query.get("code_challenge").cloned().unwrap_or_default(),
             redirect_uri: query.get("redirect_uri").cloned().unwrap_or_default(),
         };
-        self.op.lock().unwrap().grants.insert(code.clone(), grant);
+        let mut op = self.op.lock().unwrap();
+        op.grants.insert(code.clone(), grant);
+        op.last_authorization_query = query.clone();
+        drop(op);
         CallbackParams {
             code: Some(code),
             state: query.get("state").cloned(),
@@ -350,13 +363,15 @@ fn id_token(op: &Op, issuer: &str, nonce: &str, now: i64) -> String {
         "nonce": if fault == TokenFault::WrongNonce { "a-nonce-from-another-login" } else { nonce },
         "acr": op.behaviour.acr,
         "amr": ["eid"],
-        "auth_time": now - 5,
         "given_name": "Erika",
         "family_name": "Mustermann",
         "birthdate": "1964-08-12",
         "postbox_reference": "postbox-0815",
         "internal_score": 17,
     });
+    if let Some(age) = op.behaviour.auth_time_age_secs {
+        claims["auth_time"] = json!(now - age);
+    }
     if fault == TokenFault::ForeignAzp {
         claims["azp"] = json!("someone-else");
     }
