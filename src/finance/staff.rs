@@ -21,12 +21,12 @@ use std::sync::Arc;
 use secrecy::SecretString;
 use serde_json::{json, Map, Value};
 
+use crate::audit::UNREGISTERED;
 use crate::audit::{AuditEvent, AuditLog};
 use crate::clock::SharedClock;
 use crate::config::FinanceSettings;
 use crate::crypto::secret::constant_time_eq;
 use crate::crypto::{fingerprint, random_token, MasterKey};
-use crate::audit::UNREGISTERED;
 use crate::registry::Registry;
 use crate::store::finance_sessions::{FinanceSessionRow, StaffLoginRow};
 use crate::store::{Database, StorageError};

@@ -11,11 +11,11 @@ mod health;
 pub(crate) mod idempotency;
 pub(crate) mod ledger;
 pub(crate) mod logins;
-pub mod refused_attempts;
 pub(crate) mod notification_log;
 pub(crate) mod outbox;
 pub mod payments;
 pub mod refunds;
+pub mod refused_attempts;
 pub(crate) mod signing_keys;
 
 pub use health::ProbeFailure;

@@ -115,7 +115,10 @@ pub async fn bookings_with_an_unknown_token_are_401_and_counted_outside_the_chai
     assert_problem(response, 401, "unauthorized").await?;
     let audit = app.state.db.audit_entries_after(0, 1000).await?;
     assert!(audit.iter().all(|r| r.event != "finance.access_refused"), "no chain row for a refusal");
-    assert_eq!(refused_counts(&app, "finance.access_refused").await?, vec![("09162000".into(), "unknown_token".into(), 1)]);
+    assert_eq!(
+        refused_counts(&app, "finance.access_refused").await?,
+        vec![("09162000".into(), "unknown_token".into(), 1)]
+    );
     // A tenant id nobody registered is counted under one name, so made-up ids add no counters.
     assert_problem(get_bookings(&app, Some("pft_x"), "99999999", PERIOD).await, 401, "unauthorized").await?;
     let counts = refused_counts(&app, "finance.access_refused").await?;
@@ -146,7 +149,10 @@ pub async fn bookings_with_a_revoked_token_are_401(ctx: TestContext) -> TestResu
         .map(|r| (r.event.as_str(), r.actor.as_str()))
         .collect();
     assert_eq!(uses, vec![("finance.access_allowed", id.as_str())]);
-    assert_eq!(refused_counts(&app, "finance.access_refused").await?, vec![("09162000".into(), "revoked_token".into(), 1)]);
+    assert_eq!(
+        refused_counts(&app, "finance.access_refused").await?,
+        vec![("09162000".into(), "revoked_token".into(), 1)]
+    );
     app.stop().await
 }
 backend_test!(bookings_with_a_revoked_token_are_401);
@@ -158,7 +164,10 @@ pub async fn another_tenants_bookings_are_403_and_counted(ctx: TestContext) -> T
     assert_problem(response, 403, "forbidden").await?;
     let audit = app.state.db.audit_entries_after(0, 1000).await?;
     assert!(audit.iter().all(|r| r.event != "finance.access_refused"), "no chain row for a refusal");
-    assert_eq!(refused_counts(&app, "finance.access_refused").await?, vec![("03241001".into(), "other_tenant".into(), 1)]);
+    assert_eq!(
+        refused_counts(&app, "finance.access_refused").await?,
+        vec![("03241001".into(), "other_tenant".into(), 1)]
+    );
     assert!(audit.iter().all(|r| !r.details.contains(&token[4..])));
     app.stop().await
 }

@@ -44,7 +44,9 @@ fn retry_after(response: &reqwest::Response) -> Option<u64> {
     response.headers().get("retry-after")?.to_str().ok()?.parse().ok()
 }
 
-pub async fn the_next_bad_client_login_from_one_address_is_429_and_other_addresses_go_on(ctx: TestContext) -> TestResult {
+pub async fn the_next_bad_client_login_from_one_address_is_429_and_other_addresses_go_on(
+    ctx: TestContext,
+) -> TestResult {
     let app = limited_app(&ctx, "oauth", 3, 3600, true).await;
     for _ in 0..3 {
         assert_eq!(token_request(&app, "198.51.100.1", "wrong").await?.status(), 401);
@@ -89,7 +91,9 @@ pub async fn an_address_may_try_again_once_its_budget_has_refilled(ctx: TestCont
 }
 backend_test!(an_address_may_try_again_once_its_budget_has_refilled);
 
-pub async fn a_flood_of_bad_finance_tokens_adds_nothing_to_the_audit_chain_and_is_counted(ctx: TestContext) -> TestResult {
+pub async fn a_flood_of_bad_finance_tokens_adds_nothing_to_the_audit_chain_and_is_counted(
+    ctx: TestContext,
+) -> TestResult {
     let app = limited_app(&ctx, "finance", 5, 3600, true).await;
     let chain_before = app.state.db.audit_entries_after(0, 10_000).await?.len();
     let bookings = |n: usize| {
