@@ -137,6 +137,8 @@ impl Application {
 
         let grace = Duration::from_secs(state.settings.server.shutdown_grace_secs);
         let router = crate::http::router(state.clone(), extra_routes);
+        // The peer address keys the rate limits (SECURITY.md #32).
+        let router = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
         let server = axum::serve(listener, router).with_graceful_shutdown(shutdown.clone().cancelled_owned());
         let grace_over = {
             let shutdown = shutdown.clone();

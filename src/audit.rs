@@ -3,6 +3,11 @@
 //! removing a row breaks the chain at that row. `pforte audit verify` recomputes it.
 //!
 //! Details must never carry personal data, tokens or secrets: ids, kinds and counts only.
+//!
+//! Refused attempts that anyone can cause (a wrong finance token or staff session, a wrong callback
+//! signature, a failed staff sign-in) change nothing and are not chained: [`AuditLog::refused`] adds
+//! them to a per-hour counter (`store::refused_attempts`) and logs a line (SECURITY.md #32). The
+//! chain records what changes state and every allowed use.
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -14,6 +19,10 @@ use crate::store::{Database, StorageError};
 
 /// The `prev_hash` of the first row.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// The subject of a refused attempt that named no registered tenant or provider: counted under this
+/// one name, so made-up ids cannot multiply the counters.
+pub const UNREGISTERED: &str = "unregistered";
 
 #[derive(Debug, Clone)]
 pub struct AuditEvent {
@@ -86,6 +95,15 @@ impl AuditLog {
         row.hash = entry_hash(&row);
         audit_log::insert_entry(conn, &row).await?;
         Ok(seq)
+    }
+
+    /// Counts one refused attempt outside the chain: one upsert on its hour's counter, no chain lock,
+    /// no row per attempt. `subject` must be a registered id (or `unregistered`) and `reason` a fixed
+    /// word, so the counters stay as few as the registry's entries. `actor` (a token or staff id, or
+    /// `unknown`) goes to the log line only.
+    pub async fn refused(&self, event: &str, actor: &str, subject: &str, reason: &str) -> Result<(), StorageError> {
+        tracing::warn!(event, actor, subject, reason, "refused attempt");
+        self.db.count_refused_attempt(event, subject, reason, self.clock.now_millis()).await
     }
 
     /// Walks the whole chain in pages and names the first row that does not fit.

@@ -3,6 +3,7 @@
 //! variable they came from.
 
 mod problem;
+mod rate_limit;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -13,6 +14,7 @@ use serde::Deserialize;
 use url::Url;
 
 pub use problem::{Problem, Problems};
+pub use rate_limit::{Quota, RateLimitSettings};
 
 use crate::crypto::secret::SecretRef;
 
@@ -37,6 +39,8 @@ pub struct Settings {
     pub payments: PaymentSettings,
     #[serde(default)]
     pub finance: FinanceSettings,
+    #[serde(default)]
+    pub rate_limit: RateLimitSettings,
 }
 
 /// Reconciliation for finance offices.
@@ -143,6 +147,10 @@ pub struct ServerSettings {
     pub body_limit_bytes: usize,
     #[serde(default = "default_shutdown_grace")]
     pub shutdown_grace_secs: u64,
+    /// Addresses of reverse proxies whose `X-Forwarded-For` names the client; from any other peer
+    /// the header is ignored (anyone could send it).
+    #[serde(default)]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -375,6 +383,7 @@ impl Settings {
                 problems.push("settings", key, format!("must be at most {MAX_PAYMENT_SECS} (a year)"));
             }
         }
+        self.rate_limit.validate(&mut problems);
         if payments.status_check_max_secs < payments.status_check_first_secs {
             problems.push(
                 "settings",

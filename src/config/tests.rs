@@ -246,3 +246,26 @@ fn only_localhost_and_loopback_addresses_count_as_loopback() {
         assert!(!loopback(no), "{no}");
     }
 }
+
+#[cfg(feature = "simulators")]
+#[test]
+fn rate_limits_and_trusted_proxies_load_and_a_zero_budget_is_named() {
+    Jail::expect_with(|jail| {
+        let text = VALID.replace(
+            "public_url = \"http://localhost:8080\"",
+            "public_url = \"http://localhost:8080\"\ntrusted_proxies = [\"10.0.0.5\", \"::1\"]",
+        ) + "\n[rate_limit]\nfinance = { requests = 5, period_secs = 10 }\n";
+        let settings = load_in_jail(jail, &text).map_err(|p| p.to_string())?;
+        assert_eq!(settings.server.trusted_proxies.len(), 2);
+        assert_eq!(settings.rate_limit.finance, Quota { requests: 5, period_secs: 10 });
+        assert_eq!(settings.rate_limit.oauth, Quota { requests: 120, period_secs: 60 }, "the default");
+        let zero = text.replace("requests = 5, period_secs = 10", "requests = 0, period_secs = 100000");
+        let message = load_in_jail(jail, &zero).err().ok_or("expected an error")?.to_string();
+        assert!(message.contains("rate_limit.finance.requests"), "{message}");
+        assert!(message.contains("rate_limit.finance.period_secs"), "{message}");
+        let address = text.replace("\"10.0.0.5\"", "\"proxy.example\"");
+        let message = load_in_jail(jail, &address).err().ok_or("expected an error")?.to_string();
+        assert!(message.contains("trusted_proxies"), "{message}");
+        Ok(())
+    });
+}

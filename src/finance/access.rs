@@ -1,6 +1,6 @@
 //! Finance staff credentials: bearer tokens the operator creates for one tenant each (`pforte
-//! finance token create`), stored only as SHA-256, revocable. Every use is written to the audit log,
-//! allowed or refused, naming the token by its id (never the token itself).
+//! finance token create`), stored only as SHA-256, revocable. Every allowed use is written to the audit
+//! chain naming the token by its id (never the token itself); refused uses are counted outside it.
 //!
 //! Lookup is by the hash of the presented token: tokens carry 256 random bits, so an equality
 //! lookup on their hash leaks nothing a comparison in constant time would protect.
@@ -10,7 +10,7 @@ use std::sync::Arc;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use crate::audit::{AuditEvent, AuditLog};
+use crate::audit::{AuditEvent, AuditLog, UNREGISTERED};
 use crate::clock::SharedClock;
 use crate::registry::Registry;
 use crate::store::finance_tokens::{self, FinanceTokenRow};
@@ -133,7 +133,7 @@ impl FinanceAccess {
     }
 
     /// Lets the bearer of `token` act for `tenant_id` in `action` (e.g. `bookings.export`), or not.
-    /// Either way one audit entry records it.
+    /// An allowed use is a chain entry; a refused one a count in `refused_attempts`.
     pub async fn authorise(
         &self,
         token: &str,
@@ -158,11 +158,17 @@ impl FinanceAccess {
                 Ok(FinanceCaller { token_id: row.token_id.clone(), tenant_id: row.tenant_id.clone() }),
             ),
         };
-        let (event, details) = match &outcome {
-            Ok(_) => ("finance.access_allowed", json!({ "action": action })),
-            Err((reason, _)) => ("finance.access_refused", json!({ "action": action, "reason": reason })),
-        };
-        self.audit.append(AuditEvent::new(event, &actor, tenant_id, details)).await?;
+        match &outcome {
+            Ok(_) => {
+                let details = json!({ "action": action });
+                self.audit.append(AuditEvent::new("finance.access_allowed", &actor, tenant_id, details)).await?;
+            }
+            // Counted, not chained: anyone can send a made-up token (SECURITY.md #32).
+            Err((reason, _)) => {
+                let subject = if self.registry.tenant(tenant_id).is_some() { tenant_id } else { UNREGISTERED };
+                self.audit.refused("finance.access_refused", &actor, subject, reason).await?;
+            }
+        }
         outcome.map_err(|(_, error)| error)
     }
 }

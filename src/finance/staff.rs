@@ -11,14 +11,17 @@
 //! the checked identity's subject and mapped claims to [`StaffSessions::sign_in`]. The flow's own data
 //! (PKCE verifier, nonce) is opaque here; it is sealed under the master key while in flight.
 //!
-//! Every sign-in, allowed or refused, every use of a session and every sign-out is audited, naming the
-//! staff member by provider and subject, never by name.
+//! Every sign-in (and a signed-in identity refused for lack of finance access), every allowed use of
+//! a session and every sign-out is audited, naming the staff member by provider and subject, never by
+//! name. What anyone can cause without signing in (a failed sign-in flow, a page request without a
+//! valid session) is counted outside the chain instead (SECURITY.md #32).
 
 use std::sync::Arc;
 
 use secrecy::SecretString;
 use serde_json::{json, Map, Value};
 
+use crate::audit::UNREGISTERED;
 use crate::audit::{AuditEvent, AuditLog};
 use crate::clock::SharedClock;
 use crate::config::FinanceSettings;
@@ -218,8 +221,10 @@ impl StaffSessions {
 
     /// Records a sign-in that failed before a session could be considered (a wrong state, an answer
     /// the provider refused or that failed validation). `reason` is a fixed word, never provider text.
+    /// Anyone can cause these, so they are counted outside the audit chain (SECURITY.md #32).
     pub async fn sign_in_failed(&self, provider_id: &str, reason: &str) -> Result<(), StorageError> {
-        self.refused("unknown", provider_id, reason).await
+        let subject = if self.registry.identity_provider(provider_id).is_some() { provider_id } else { UNREGISTERED };
+        self.audit.refused("finance.sign_in_refused", "unknown", subject, reason).await
     }
 
     async fn refused(&self, actor: &str, provider_id: &str, reason: &str) -> Result<(), StorageError> {
@@ -278,8 +283,8 @@ impl StaffSessions {
     }
 
     /// The session of this cookie value, allowed to do `action` (e.g. `page.view`, `import.upload`)
-    /// for `tenant_id`, or not. Either way one audit entry records it (an absent or ended session is
-    /// recorded as refused with the actor `unknown`).
+    /// for `tenant_id`, or not. An allowed use is a chain entry; a refused one (an absent or ended
+    /// session, another tenant) a count in `refused_attempts`.
     pub async fn authorise(
         &self,
         secret: Option<&str>,
@@ -294,13 +299,17 @@ impl StaffSessions {
             }
             Ok(session) => (session.staff_id.clone(), Ok(session)),
         };
-        let (event, details) = match &outcome {
-            Ok(_) => ("finance.access_allowed", json!({ "action": action, "via": "session" })),
-            Err((reason, _)) => {
-                ("finance.access_refused", json!({ "action": action, "via": "session", "reason": reason }))
+        match &outcome {
+            Ok(_) => {
+                let details = json!({ "action": action, "via": "session" });
+                self.audit.append(AuditEvent::new("finance.access_allowed", &actor, tenant_id, details)).await?;
             }
-        };
-        self.audit.append(AuditEvent::new(event, &actor, tenant_id, details)).await?;
+            // Counted, not chained: anyone can send a page request without a session (SECURITY.md #32).
+            Err((reason, _)) => {
+                let subject = if self.registry.tenant(tenant_id).is_some() { tenant_id } else { UNREGISTERED };
+                self.audit.refused("finance.access_refused", &actor, subject, reason).await?;
+            }
+        }
         outcome.map_err(|(_, error)| error)
     }
 

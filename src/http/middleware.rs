@@ -14,15 +14,17 @@ use super::error::{ApiError, ErrorCode};
 pub(crate) const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Gives every request a fresh id (a client-sent one is ignored: it could carry anything into the
-/// logs), runs it inside a span carrying that id, and logs one line per request. Only the path is
-/// logged: query strings carry codes, states and tokens.
+/// logs), runs it inside a span carrying that id, and logs one line per request. The path logged is
+/// the route's template (`/pay/{tx}`), never the path sent: paths carry transaction ids, which let
+/// their bearer act on a payment, and query strings carry codes, states and tokens (SECURITY.md #25).
 pub(crate) async fn request_context(request: Request, next: Next) -> Response {
     let id = uuid::Uuid::new_v4().to_string();
+    let path = logged_path(&request);
     let span = tracing::info_span!(
         "request",
         request_id = %id,
         method = %request.method(),
-        path = %request.uri().path(),
+        path = %path,
     );
     async move {
         let started = Instant::now();
@@ -42,6 +44,18 @@ pub(crate) async fn request_context(request: Request, next: Next) -> Response {
     .instrument(span)
     .await
 }
+
+/// The route template the router matched; a path that matched no route is not logged at all
+/// (it may be anything a client typed).
+fn logged_path(request: &Request) -> String {
+    request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| UNMATCHED_PATH.to_owned(), |matched| matched.as_str().to_owned())
+}
+
+/// What the request log says for a path that matched no route.
+const UNMATCHED_PATH: &str = "(no route)";
 
 /// Errors produced below the handlers (method not allowed, body too large, timeouts, extractor
 /// rejections) arrive with an empty or plain-text body; they get the standard problem body.

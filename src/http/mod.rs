@@ -16,6 +16,7 @@ pub(crate) mod middleware;
 pub mod oidc;
 mod openapi;
 pub(crate) mod payments;
+mod rate_limit;
 pub mod state;
 
 pub use finance_staff::staff_callback_base;
@@ -38,6 +39,7 @@ pub fn router(state: AppState, extra_routes: Router) -> Router {
     let timeout = Duration::from_secs(state.settings.server.request_timeout_secs);
     let body_limit = state.settings.server.body_limit_bytes;
     let public_url = std::sync::Arc::new(state.settings.server.public_url.clone());
+    let rate_limits = std::sync::Arc::new(rate_limit::RateLimits::new(&state.settings));
     let routes = Router::new()
         .merge(home::router())
         .merge(health::router())
@@ -66,7 +68,9 @@ pub fn router(state: AppState, extra_routes: Router) -> Router {
         // Outside the limits and the timeout, so their bare responses get the standard body too.
         .layer(axum::middleware::map_response(middleware::standard_error_body))
         .layer(axum::middleware::map_response(middleware::retry_after))
-        .layer(axum::middleware::from_fn_with_state(public_url, middleware::public_host));
+        .layer(axum::middleware::from_fn_with_state(public_url, middleware::public_host))
+        // Before anything else looks at the request, so a refused flood costs no database work.
+        .layer(axum::middleware::from_fn_with_state(rate_limits, rate_limit::limit));
     for (name, value) in middleware::security_headers() {
         router = router.layer(SetResponseHeaderLayer::if_not_present(name, value));
     }

@@ -1,7 +1,7 @@
 //! Callbacks from payment providers (`POST /callbacks/payment/{providerId}`), by SECURITY.md #20:
 //!
 //! 1. the provider's adapter reads the raw body and checks its signature in constant time; a
-//!    missing or wrong signature is refused and audited, nothing changes;
+//!    missing or wrong signature is refused and counted (`AuditLog::refused`), nothing changes;
 //! 2. a timestamp more than [`TOLERANCE_SECS`] away from pforte's clock is refused (a captured
 //!    callback cannot be played back later);
 //! 3. the payment must exist at this provider (and for the authority the callback names);
@@ -43,7 +43,7 @@ pub enum Received {
     AmountMismatch,
     /// No such provider, or its kind sends no callbacks.
     NotAccepted,
-    /// Missing or wrong signature (audited).
+    /// Missing or wrong signature (counted outside the audit chain).
     Unauthenticated,
     /// Signed, but its timestamp is outside the tolerance.
     Stale,
@@ -102,10 +102,8 @@ impl PaymentCallbacks {
             Err(CallbackError::Malformed(what)) => return Err(Received::Malformed(what)),
             Err(e @ (CallbackError::MissingSignature | CallbackError::BadSignature)) => {
                 let reason = if e == CallbackError::MissingSignature { "missing_signature" } else { "bad_signature" };
-                tracing::warn!(provider = provider_id, reason, "refused a provider callback");
-                let event =
-                    AuditEvent::new("payment.callback_refused", provider_id, provider_id, json!({ "reason": reason }));
-                self.audit.append(event).await?;
+                // Counted, not chained: anyone can send a callback with a wrong signature (SECURITY.md #32).
+                self.audit.refused("payment.callback_refused", "unknown", provider.id.as_str(), reason).await?;
                 return Err(Received::Unauthenticated);
             }
         };

@@ -15,6 +15,7 @@ pub(crate) mod notification_log;
 pub(crate) mod outbox;
 pub mod payments;
 pub mod refunds;
+pub mod refused_attempts;
 pub(crate) mod signing_keys;
 
 pub use health::ProbeFailure;

@@ -4,6 +4,7 @@
 use pforte::audit::AuditEvent;
 use serde_json::json;
 
+use crate::finance::finance_token;
 use crate::helpers::{output_text, TestApp, TestBackend, TestContext, TestResult};
 use crate::keys::any_pool;
 
@@ -55,16 +56,16 @@ fn intact_rows(verified: &Verified) -> anyhow::Result<u64> {
     }
 }
 
-/// One audited action a stranger can take: asking for finance bookings with a token no one made
-/// (`finance.access_refused`).
-async fn refused_finance_access(app: &TestApp, n: usize) -> TestResult {
+/// One audited action over HTTP: an allowed use of a finance token (`finance.access_allowed`). A
+/// refused use is no longer one: anyone can cause it, so it is counted outside the chain (SECURITY.md #32).
+async fn allowed_finance_access(app: &TestApp, token: &str) -> TestResult {
     let response = app
         .client
         .get(app.url("/finance/09162000/bookings?from=2026-11-01&to=2026-11-30"))
-        .bearer_auth(format!("pft_not-a-token-{n}"))
+        .bearer_auth(token)
         .send()
         .await?;
-    anyhow::ensure!(response.status() == 401, "expected 401, got {}", response.status());
+    anyhow::ensure!(response.status() == 200, "expected 200, got {}", response.status());
     Ok(())
 }
 
@@ -84,9 +85,10 @@ pub async fn bypass_append_only_guard(ctx: &TestContext, pool: &sqlx::AnyPool) -
 
 pub async fn chain_of_appended_events_verifies(ctx: TestContext) -> TestResult {
     let app = ctx.spawn_app().await;
+    let token = finance_token(&ctx, "09162000")?;
     let before = audit_verify(&ctx)?;
-    for n in 0..5 {
-        refused_finance_access(&app, n).await?;
+    for _ in 0..5 {
+        allowed_finance_access(&app, &token).await?;
     }
     let after = audit_verify(&ctx)?;
     assert_eq!(intact_rows(&after)?, intact_rows(&before)? + 5);
@@ -102,22 +104,24 @@ backend_test!(chain_of_appended_events_verifies);
 
 pub async fn database_refuses_to_update_or_delete_audit_rows(ctx: TestContext) -> TestResult {
     let app = ctx.spawn_app().await;
+    let token = finance_token(&ctx, "09162000")?;
     let before = intact_rows(&audit_verify(&ctx)?)?;
-    refused_finance_access(&app, 1).await?;
+    allowed_finance_access(&app, &token).await?;
     let pool = any_pool(&ctx.database_url).await?;
     let update = sqlx::query("UPDATE audit_log SET actor = 'mallory' WHERE seq = 1").execute(&pool).await;
     assert!(update.is_err_and(|e| e.to_string().contains("append-only")));
     let delete = sqlx::query("DELETE FROM audit_log WHERE seq = 1").execute(&pool).await;
     assert!(delete.is_err_and(|e| e.to_string().contains("append-only")));
-    assert_eq!(intact_rows(&audit_verify(&ctx)?)?, before + 1, "nothing changed but the refused access");
+    assert_eq!(intact_rows(&audit_verify(&ctx)?)?, before + 1, "nothing changed but the allowed access");
     app.stop().await
 }
 backend_test!(database_refuses_to_update_or_delete_audit_rows);
 
 pub async fn altered_row_is_named_as_the_first_broken_one(ctx: TestContext) -> TestResult {
     let app = ctx.spawn_app().await;
-    for n in 0..4 {
-        refused_finance_access(&app, n).await?;
+    let token = finance_token(&ctx, "09162000")?;
+    for _ in 0..3 {
+        allowed_finance_access(&app, &token).await?;
     }
     let pool = any_pool(&ctx.database_url).await?;
     bypass_append_only_guard(&ctx, &pool).await?;
@@ -134,8 +138,9 @@ backend_test!(altered_row_is_named_as_the_first_broken_one);
 
 pub async fn removed_row_is_detected(ctx: TestContext) -> TestResult {
     let app = ctx.spawn_app().await;
-    for n in 0..4 {
-        refused_finance_access(&app, n).await?;
+    let token = finance_token(&ctx, "09162000")?;
+    for _ in 0..3 {
+        allowed_finance_access(&app, &token).await?;
     }
     let pool = any_pool(&ctx.database_url).await?;
     bypass_append_only_guard(&ctx, &pool).await?;
@@ -151,19 +156,20 @@ backend_test!(removed_row_is_detected);
 
 pub async fn concurrent_appends_form_one_unbroken_chain(ctx: TestContext) -> TestResult {
     let app = std::sync::Arc::new(ctx.spawn_app().await);
+    let token = finance_token(&ctx, "09162000")?;
     let before = intact_rows(&audit_verify(&ctx)?)?;
     let mut tasks = tokio::task::JoinSet::new();
-    for n in 0..24 {
-        let app = app.clone();
-        tasks.spawn(async move { refused_finance_access(&app, n).await });
+    for _ in 0..24 {
+        let (app, token) = (app.clone(), token.clone());
+        tasks.spawn(async move { allowed_finance_access(&app, &token).await });
     }
     while let Some(result) = tasks.join_next().await {
         result??;
     }
-    // Every refusal got its own position: 24 more rows, one unbroken chain.
+    // Every use got its own position: 24 more rows, one unbroken chain.
     assert_eq!(intact_rows(&audit_verify(&ctx)?)?, before + 24);
-    let refusals = app.state.db.audit_entries_after(0, 1000).await?;
-    assert_eq!(refusals.iter().filter(|r| r.event == "finance.access_refused").count(), 24);
+    let uses = app.state.db.audit_entries_after(0, 1000).await?;
+    assert_eq!(uses.iter().filter(|r| r.event == "finance.access_allowed").count(), 24);
     match std::sync::Arc::try_unwrap(app) {
         Ok(app) => app.stop().await,
         Err(_) => anyhow::bail!("a request task still holds the app"),

@@ -1,5 +1,5 @@
-//! Finance staff access: tokens from the real binary, 401 and 403 on `/finance/…`, every use in
-//! the audit log, and each kind of bad export parameter refused with a 400 naming it.
+//! Finance staff access: tokens from the real binary, 401 and 403 on `/finance/…`, every allowed use
+//! in the audit chain and every refused one counted outside it (SECURITY.md #32), and each kind of bad export parameter refused with a 400 naming it.
 
 use serde_json::Value;
 
@@ -109,17 +109,32 @@ pub async fn bookings_without_a_token_are_401(ctx: TestContext) -> TestResult {
 }
 backend_test!(bookings_without_a_token_are_401);
 
-pub async fn bookings_with_an_unknown_token_are_401_and_audited(ctx: TestContext) -> TestResult {
+pub async fn bookings_with_an_unknown_token_are_401_and_counted_outside_the_chain(ctx: TestContext) -> TestResult {
     let app = quiet_app(&ctx).await;
     let response = get_bookings(&app, Some("pft_not-a-token-anyone-made"), "09162000", PERIOD).await;
     assert_problem(response, 401, "unauthorized").await?;
     let audit = app.state.db.audit_entries_after(0, 1000).await?;
-    let refused = audit.iter().find(|r| r.event == "finance.access_refused").expect("audited");
-    assert_eq!((refused.actor.as_str(), refused.subject.as_str()), ("unknown", "09162000"));
-    assert!(refused.details.contains("unknown_token") && !refused.details.contains("not-a-token"));
+    assert!(audit.iter().all(|r| r.event != "finance.access_refused"), "no chain row for a refusal");
+    assert_eq!(
+        refused_counts(&app, "finance.access_refused").await?,
+        vec![("09162000".into(), "unknown_token".into(), 1)]
+    );
+    // A tenant id nobody registered is counted under one name, so made-up ids add no counters.
+    assert_problem(get_bookings(&app, Some("pft_x"), "99999999", PERIOD).await, 401, "unauthorized").await?;
+    let counts = refused_counts(&app, "finance.access_refused").await?;
+    assert!(counts.contains(&("unregistered".into(), "unknown_token".into(), 1)), "{counts:?}");
     app.stop().await
 }
-backend_test!(bookings_with_an_unknown_token_are_401_and_audited);
+backend_test!(bookings_with_an_unknown_token_are_401_and_counted_outside_the_chain);
+
+/// The refused-attempt counters of `event`: (subject, reason, attempts), summed over the hours.
+pub async fn refused_counts(app: &TestApp, event: &str) -> anyhow::Result<Vec<(String, String, i64)>> {
+    let mut sums: std::collections::BTreeMap<(String, String), i64> = std::collections::BTreeMap::new();
+    for row in app.state.db.refused_attempts(Some(event)).await? {
+        *sums.entry((row.subject, row.reason)).or_default() += row.attempts;
+    }
+    Ok(sums.into_iter().map(|((subject, reason), attempts)| (subject, reason, attempts)).collect())
+}
 
 pub async fn bookings_with_a_revoked_token_are_401(ctx: TestContext) -> TestResult {
     let app = quiet_app(&ctx).await;
@@ -133,24 +148,30 @@ pub async fn bookings_with_a_revoked_token_are_401(ctx: TestContext) -> TestResu
         .filter(|r| r.event.starts_with("finance.access"))
         .map(|r| (r.event.as_str(), r.actor.as_str()))
         .collect();
-    assert_eq!(uses, vec![("finance.access_allowed", id.as_str()), ("finance.access_refused", id.as_str())]);
+    assert_eq!(uses, vec![("finance.access_allowed", id.as_str())]);
+    assert_eq!(
+        refused_counts(&app, "finance.access_refused").await?,
+        vec![("09162000".into(), "revoked_token".into(), 1)]
+    );
     app.stop().await
 }
 backend_test!(bookings_with_a_revoked_token_are_401);
 
-pub async fn another_tenants_bookings_are_403_and_audited(ctx: TestContext) -> TestResult {
+pub async fn another_tenants_bookings_are_403_and_counted(ctx: TestContext) -> TestResult {
     let app = quiet_app(&ctx).await;
     let token = finance_token(&ctx, "09162000")?;
     let response = get_bookings(&app, Some(&token), "03241001", PERIOD).await;
     assert_problem(response, 403, "forbidden").await?;
     let audit = app.state.db.audit_entries_after(0, 1000).await?;
-    let refused = audit.iter().find(|r| r.event == "finance.access_refused").expect("audited");
-    assert_eq!(refused.subject, "03241001");
-    assert!(refused.actor.starts_with("ftk_") && refused.details.contains("other_tenant"), "{refused:?}");
+    assert!(audit.iter().all(|r| r.event != "finance.access_refused"), "no chain row for a refusal");
+    assert_eq!(
+        refused_counts(&app, "finance.access_refused").await?,
+        vec![("03241001".into(), "other_tenant".into(), 1)]
+    );
     assert!(audit.iter().all(|r| !r.details.contains(&token[4..])));
     app.stop().await
 }
-backend_test!(another_tenants_bookings_are_403_and_audited);
+backend_test!(another_tenants_bookings_are_403_and_counted);
 
 async fn assert_bad_parameter(ctx: TestContext, query: &str, param: &str) -> TestResult {
     let app = quiet_app(&ctx).await;

@@ -45,6 +45,12 @@ pub fn install_capture() {
     let _ = tracing::subscriber::set_global_default(subscriber);
 }
 
+/// Every log line captured so far in this test process (all tests' lines).
+pub fn captured_logs() -> String {
+    let bytes = CAPTURED.get().and_then(|captured| captured.0.lock().ok().map(|b| b.clone())).unwrap_or_default();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
 pub fn no_personal_data_tokens_or_secrets_reach_the_logs() -> Result<(), Failed> {
     let captured = CAPTURED.get().cloned().ok_or_else(|| Failed::from("the log capture is not installed"))?;
     let master_key = MasterKey::generate().encode();

@@ -64,6 +64,7 @@ mod pmpayment;
 mod pmpayment_adapter;
 mod provider_adapter;
 mod provider_instances;
+mod rate_limits;
 mod reconciliation;
 mod recovery;
 mod refund_recovery;
