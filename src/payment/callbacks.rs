@@ -17,13 +17,12 @@ use std::sync::Arc;
 
 use reqwest::header::HeaderMap;
 use rust_decimal::Decimal;
-use serde_json::json;
 
 use super::provider::{CallbackError, ProviderCallback, Providers};
 use super::service::read_at_provider;
 use super::signals::{differing_amount, Outcome, PaymentSignals};
 use super::wire::Status;
-use crate::audit::{AuditEvent, AuditLog};
+use crate::audit::AuditLog;
 use crate::clock::SharedClock;
 use crate::registry::Registry;
 use crate::store::payments::PaymentRow;
