@@ -62,6 +62,8 @@ pub struct PaymentService {
 }
 
 impl PaymentService {
+    // Each is a separate dependency `app` builds once; a bundle of them would only be used here.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         db: Database,
         registry: Arc<Registry>,
