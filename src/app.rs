@@ -127,6 +127,9 @@ impl Application {
         if state.settings.workers.payment_status {
             workers.push(tokio::spawn(check_payments(state.clone(), shutdown.clone())));
         }
+        if state.settings.workers.personal_data {
+            workers.push(tokio::spawn(retain_personal_data(state.clone(), shutdown.clone())));
+        }
         tracing::info!(
             port,
             public_url = %state.settings.server.public_url,
@@ -223,6 +226,7 @@ fn build_state(settings: Settings, registry: Registry, clock: SharedClock) -> an
         clock.clone(),
         payment_edge.clone(),
         &settings.payments,
+        keys.master(),
     )
     .with_request_timeout(Duration::from_secs(settings.server.request_timeout_secs));
     let refunds = crate::payment::refund::Refunds::new(
@@ -404,6 +408,23 @@ async fn check_payments(state: AppState, shutdown: CancellationToken) {
     )
     .with_schedule(crate::payment::worker::CheckSchedule::from_settings(&state.settings.payments))
     .with_refunds(state.refunds.clone());
+    worker.run(shutdown).await;
+}
+
+/// Encrypts personal data of payments written before it was kept apart, and purges it after each
+/// tenant's retention period (see `payment::retention`, SECURITY.md #24).
+async fn retain_personal_data(state: AppState, shutdown: CancellationToken) {
+    tokio::select! {
+        () = state.readiness.wait() => {}
+        () = shutdown.cancelled() => return,
+    }
+    let worker = crate::payment::retention::Retention::new(
+        state.db.clone(),
+        state.registry.clone(),
+        state.keys.master(),
+        state.audit.clone(),
+        state.clock.clone(),
+    );
     worker.run(shutdown).await;
 }
 

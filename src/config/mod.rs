@@ -122,11 +122,15 @@ pub struct WorkerSettings {
     /// Read open payments' status at their providers and fail those that expire.
     #[serde(default = "default_true")]
     pub payment_status: bool,
+    /// Encrypt payments' personal data written before it was kept apart, and purge it after each
+    /// tenant's retention period.
+    #[serde(default = "default_true")]
+    pub personal_data: bool,
 }
 
 impl Default for WorkerSettings {
     fn default() -> Self {
-        WorkerSettings { notifications: true, payment_status: true }
+        WorkerSettings { notifications: true, payment_status: true, personal_data: true }
     }
 }
 

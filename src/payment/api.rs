@@ -99,6 +99,8 @@ pub(crate) async fn idempotent(
                 "The Idempotency-Key must be 1 to 255 visible ASCII characters.",
             ))
         }
+        // Wrong master key or a damaged row: not the client's fault, and nothing to retry into.
+        Err(e @ IdempotencyError::Sealed(_)) => return refused(PaymentError::internal(&e)),
         Err(IdempotencyError::Storage(e)) => {
             // The claim may have been stored with only its acknowledgement lost.
             if e.is_unavailable() {

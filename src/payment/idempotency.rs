@@ -8,10 +8,13 @@
 //! Refunds use the same keys; like a create, a refund stores its answer in the transaction that
 //! writes it (`payment::refund`, SECURITY.md #33), so a key taken over never leads to a second one.
 
+use std::sync::Arc;
+
 use sha2::{Digest, Sha256};
 
 use super::answer::StoredAnswer;
 use crate::clock::SharedClock;
+use crate::crypto::MasterKey;
 use crate::store::{Database, StorageError};
 
 /// Longer than the 24 hours clients may rely on.
@@ -22,6 +25,11 @@ pub const MAX_KEY_LENGTH: usize = 255;
 const DEFAULT_ABANDONED_AFTER_MILLIS: i64 = 30_000;
 /// How often a key whose release met an unavailable database is tried again.
 const RELEASE_RETRY: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// What a stored answer is sealed for: another client's or key's row cannot open it.
+fn answer_record(client_id: &str, key: &str) -> String {
+    format!("idempotency:{client_id}:{key}")
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {
@@ -41,6 +49,8 @@ pub enum IdempotencyError {
     InvalidKey,
     #[error(transparent)]
     Storage(#[from] StorageError),
+    #[error("the stored answer cannot be opened: {0}")]
+    Sealed(#[from] crate::crypto::CryptoError),
 }
 
 #[derive(Clone, Debug)]
@@ -48,11 +58,40 @@ pub struct Idempotency {
     db: Database,
     clock: SharedClock,
     abandoned_after_millis: i64,
+    /// Seals stored answers; `None` stores them as they are (tests of the key semantics alone).
+    master: Option<Arc<MasterKey>>,
 }
 
 impl Idempotency {
     pub fn new(db: Database, clock: SharedClock) -> Self {
-        Idempotency { db, clock, abandoned_after_millis: DEFAULT_ABANDONED_AFTER_MILLIS }
+        Idempotency { db, clock, abandoned_after_millis: DEFAULT_ABANDONED_AFTER_MILLIS, master: None }
+    }
+
+    /// Stored answers are sealed under `master` (SECURITY.md #24).
+    pub fn sealed_with(mut self, master: Arc<MasterKey>) -> Self {
+        self.master = Some(master);
+        self
+    }
+
+    /// The answer as it is stored: its body sealed for this client and key.
+    pub(crate) fn seal(&self, client_id: &str, key: &str, answer: &StoredAnswer) -> Result<StoredAnswer, StorageError> {
+        let Some(master) = &self.master else { return Ok(answer.clone()) };
+        let body = master
+            .seal(&answer_record(client_id, key), answer.body.as_bytes())
+            .map_err(|e| StorageError::Corrupt(format!("cannot seal an answer: {e}")))?;
+        Ok(StoredAnswer { status: answer.status, body })
+    }
+
+    fn open(&self, client_id: &str, key: &str, body: String) -> Result<String, IdempotencyError> {
+        match &self.master {
+            // A JWE compact serialisation begins with its base64url header `{"…`; JSON never does.
+            Some(master) if body.starts_with("eyJ") => {
+                let plain = master.open(&answer_record(client_id, key), &body)?;
+                String::from_utf8(plain)
+                    .map_err(|_| IdempotencyError::Sealed(crate::crypto::CryptoError::Material("not UTF-8".into())))
+            }
+            _ => Ok(body),
+        }
     }
 
     /// No request runs longer than `limit` (the server's request timeout drops it), so a claim that
@@ -97,13 +136,14 @@ impl Idempotency {
             None => Claim::Proceed,
             Some(earlier) if earlier.request_hash != request_hash => Claim::Conflict,
             Some(earlier) => match earlier.response {
-                Some((status, body)) => Claim::Replay(StoredAnswer { status, body }),
+                Some((status, body)) => Claim::Replay(StoredAnswer { status, body: self.open(client_id, key, body)? }),
                 None => Claim::InProgress,
             },
         })
     }
 
     pub async fn complete(&self, client_id: &str, key: &str, answer: &StoredAnswer) -> Result<(), StorageError> {
+        let answer = self.seal(client_id, key, answer)?;
         self.db.store_idempotent_response(client_id, key, answer.status, &answer.body).await
     }
 

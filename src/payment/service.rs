@@ -10,6 +10,8 @@
 //!
 //! `paymentRequest` in every answer is the request exactly as the service sent it; what the provider
 //! got (booking defaults merged, pforte's return URL) is kept beside it for the finance exports.
+//! Neither stored copy holds the payer's personal data: that is sealed apart (`personal`,
+//! SECURITY.md #24) and put back into the answers while the tenant's retention period keeps it.
 
 use std::sync::Arc;
 
@@ -19,6 +21,7 @@ use super::answer::{AnswerRenderer, Created, PaymentEdge, Reply};
 use super::api;
 use super::code::{ErrorKind, FunctionalCode, PaymentError};
 use super::idempotency::Idempotency;
+use super::personal;
 use super::provider::{NewProviderPayment, ProviderError, ProviderState, Providers};
 use super::routes::PaymentRoutes;
 use super::signals::{CreateError, KeyedAnswer, Outcome, PaymentSignals};
@@ -27,8 +30,10 @@ use super::wire::{PaymentInformation, PaymentMethod, Status};
 use super::{merge_booking_defaults, parse_request_body};
 use crate::clock::SharedClock;
 use crate::config::PaymentSettings;
+use crate::crypto::MasterKey;
 use crate::registry::{Client, Registry};
 use crate::store::payments::PaymentRow;
+use crate::store::personal_data::PersonalData;
 use crate::store::Database;
 
 /// The `statusDetail` of a payment the online service canceled.
@@ -52,9 +57,13 @@ pub struct PaymentService {
     answers: Arc<dyn AnswerRenderer>,
     /// Open payments are failed for timeout after this long (`payments.lifetime_secs`).
     lifetime_millis: i64,
+    /// Seals the payer's personal data and the stored answers (SECURITY.md #24).
+    master: Arc<MasterKey>,
 }
 
 impl PaymentService {
+    // Each is a separate dependency `app` builds once; a bundle of them would only be used here.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         db: Database,
         registry: Arc<Registry>,
@@ -63,11 +72,23 @@ impl PaymentService {
         clock: SharedClock,
         edge: PaymentEdge,
         settings: &PaymentSettings,
+        master: Arc<MasterKey>,
     ) -> Self {
         let PaymentEdge { routes, answers } = edge;
-        let idempotency = Idempotency::new(db.clone(), clock.clone());
+        let idempotency = Idempotency::new(db.clone(), clock.clone()).sealed_with(master.clone());
         let lifetime_millis = i64::try_from(settings.lifetime_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
-        PaymentService { db, registry, signals, idempotency, providers, clock, routes, answers, lifetime_millis }
+        PaymentService {
+            db,
+            registry,
+            signals,
+            idempotency,
+            providers,
+            clock,
+            routes,
+            answers,
+            lifetime_millis,
+            master,
+        }
     }
 
     /// The server's request timeout: an Idempotency-Key claimed longer ago than this without an
@@ -170,14 +191,18 @@ impl PaymentService {
             }
         };
         let now = self.clock.now_millis();
+        let sent = serde_json::to_value(&request).map_err(|e| PaymentError::internal(&e))?;
+        let effective = serde_json::to_value(&to_provider).map_err(|e| PaymentError::internal(&e))?;
+        let stored = personal::split(&self.master, &transaction_id, sent.clone(), effective)
+            .map_err(|e| PaymentError::internal(&e))?;
         let row = PaymentRow {
             transaction_id: transaction_id.clone(),
             originator_id: originator.to_owned(),
             endpoint_id: endpoint.to_owned(),
             client_id: client.id.as_str().to_owned(),
             request_id: request.request_id.as_str().to_owned(),
-            request: serde_json::to_string(&request).unwrap_or_default(),
-            effective_request: serde_json::to_string(&to_provider).unwrap_or_default(),
+            request: stored.request,
+            effective_request: stored.effective_request,
             gros_amount: request.gros_amount.value(),
             provider_id: provider.id.as_str().to_owned(),
             provider_reference: Some(created.reference),
@@ -195,18 +220,26 @@ impl PaymentService {
             paid_at: None,
             notify_url: request.notify_url.as_ref().map(|url| url.as_str().to_owned()),
         };
-        let created = Ok(self.transaction(&row));
-        let answer = key.map(|_| self.answers.render_create(&created));
+        let created = Ok(self.transaction(&row, sent));
+        let answer = match key {
+            Some(key) => Some(
+                self.idempotency
+                    .seal(client.id.as_str(), key, &self.answers.render_create(&created))
+                    .map_err(PaymentError::from)?,
+            ),
+            None => None,
+        };
         let keyed =
             key.zip(answer.as_ref()).map(|(key, answer)| KeyedAnswer { client_id: client.id.as_str(), key, answer });
-        match self.signals.create_answering(&row, keyed.as_ref()).await {
+        let sealed = Some(stored.personal_data.as_str());
+        match self.signals.create_recording(&row, sealed, keyed.as_ref()).await {
             Ok(()) => created,
             Err(CreateError::Exists) => Err(payment_exists()),
             // The provider holds the payment: it is recorded once the database is back, and the
             // key stays held for it, so a retry is answered with this payment, never a second one.
             Err(CreateError::Storage(e)) if e.is_unavailable() => {
                 let keyed = keyed.map(|k| (k.client_id.to_owned(), k.key.to_owned(), k.answer.clone()));
-                self.signals.create_when_back(row, keyed);
+                self.signals.create_when_back(row, Some(stored.personal_data), keyed);
                 Err(PaymentError::new(
                     ErrorKind::Recording,
                     FunctionalCode::Unspecified,
@@ -227,7 +260,21 @@ impl PaymentService {
     ) -> Result<Value, PaymentError> {
         self.authorise(client, originator, endpoint)?;
         let row = api::find_payment(&self.db, originator, endpoint, transaction_id).await?;
-        Ok(self.transaction(&row))
+        let request = self.request_as_sent(&row).await?;
+        Ok(self.transaction(&row, request))
+    }
+
+    /// The request as the service sent it, with its personal data while it is kept; after the
+    /// tenant's retention period without it (SECURITY.md #24).
+    async fn request_as_sent(&self, row: &PaymentRow) -> Result<Value, PaymentError> {
+        let mut request: Value = serde_json::from_str(&row.request).unwrap_or(Value::Null);
+        let stored = self.db.payment_personal_data(&row.transaction_id).await?;
+        if let Some(PersonalData::Sealed(sealed)) = stored {
+            let personal =
+                personal::open(&self.master, &row.transaction_id, &sealed).map_err(|e| PaymentError::internal(&e))?;
+            personal::put_back(&mut request, personal);
+        }
+        Ok(request)
     }
 
     /// `POST …/{transactionId}/cancel`: ends an INITIAL payment as CANCELED. The provider is asked
@@ -278,7 +325,8 @@ impl PaymentService {
             Err(e) => return Err(PaymentError::from(e)),
         }
         let row = api::find_payment(&self.db, originator, endpoint, transaction_id).await?;
-        Ok(self.transaction(&row))
+        let request = self.request_as_sent(&row).await?;
+        Ok(self.transaction(&row, request))
     }
 
     /// Asks the provider to end the payment; a provider that has no cancel leaves it to pforte.
@@ -318,8 +366,8 @@ impl PaymentService {
         Ok(client_redirect(&row))
     }
 
-    fn transaction(&self, row: &PaymentRow) -> Value {
-        let request: Value = serde_json::from_str(&row.request).unwrap_or(Value::Null);
+    /// The answer about a payment: `request` as the service sent it, and what pforte knows.
+    fn transaction(&self, row: &PaymentRow, request: Value) -> Value {
         let status = row.status;
         let information = PaymentInformation {
             transaction_url: self.routes.transaction_url(&row.originator_id, &row.endpoint_id, &row.transaction_id),

@@ -21,6 +21,7 @@ use crate::registry::Registry;
 use crate::store::callbacks;
 use crate::store::idempotency;
 use crate::store::payments::{self, PaymentEventRow, PaymentRow, ProviderFacts};
+use crate::store::personal_data;
 use crate::store::{Database, StorageError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,7 +93,12 @@ impl PaymentSignals {
     /// answer): the provider's payment is not orphaned, and the client's retry under the key is
     /// answered with it. Tries with growing pauses for up to [`RECORD_RETRY_FOR`]; after that, or
     /// on another failure, the log names the payment for the operator (ids only, no personal data).
-    pub fn create_when_back(&self, row: PaymentRow, keyed: Option<(String, String, StoredAnswer)>) {
+    pub fn create_when_back(
+        &self,
+        row: PaymentRow,
+        personal_data: Option<String>,
+        keyed: Option<(String, String, StoredAnswer)>,
+    ) {
         let signals = self.clone();
         tokio::spawn(async move {
             let started = std::time::Instant::now();
@@ -101,7 +107,7 @@ impl PaymentSignals {
                 tokio::time::sleep(pause).await;
                 let answer = keyed.as_ref().map(|(client_id, key, answer)| KeyedAnswer { client_id, key, answer });
                 let id = row.transaction_id.as_str();
-                match signals.create_answering(&row, answer.as_ref()).await {
+                match signals.create_recording(&row, personal_data.as_deref(), answer.as_ref()).await {
                     Ok(()) => {
                         tracing::info!(transaction_id = id, "recorded a payment created while the database was away")
                     }
@@ -127,10 +133,24 @@ impl PaymentSignals {
     /// As `create`, and stores the API's answer under the Idempotency-Key in the same transaction: a
     /// crash leaves either the payment with its answer (a retry replays it) or neither (a retry creates it).
     pub async fn create_answering(&self, row: &PaymentRow, keyed: Option<&KeyedAnswer<'_>>) -> Result<(), CreateError> {
+        self.create_recording(row, None, keyed).await
+    }
+
+    /// As `create_answering`, with the payment's personal data sealed (`payment::personal`) stored
+    /// in the same transaction (SECURITY.md #24).
+    pub(crate) async fn create_recording(
+        &self,
+        row: &PaymentRow,
+        personal_data: Option<&str>,
+        keyed: Option<&KeyedAnswer<'_>>,
+    ) -> Result<(), CreateError> {
         let mut tx = self.db.begin_write().await?;
         match payments::insert(&mut tx, row).await {
             Err(e) if e.is_unique_violation() => return Err(CreateError::Exists),
             other => other?,
+        }
+        if let Some(sealed) = personal_data {
+            personal_data::store_in(&mut tx, &row.transaction_id, sealed).await?;
         }
         let event = PaymentEventRow {
             from_status: Status::Initial,

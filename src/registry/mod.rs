@@ -33,7 +33,7 @@ pub use identity::{IdentityProvider, IdentityProviderKind, UpstreamClientAuth, P
 pub use payment::{PaymentAuth, PaymentProvider, PaymentProviderKind};
 pub use routing::RoutingRule;
 pub use settlement::{Column, DecimalSeparator, SettlementColumns, SettlementFormat, SettlementKind};
-pub use tenant::{StaffAccess, Tenant, TenantFinance, TenantPayment};
+pub use tenant::{StaffAccess, Tenant, TenantFinance, TenantPayment, DEFAULT_RETENTION_DAYS};
 pub use types::{AccountType, ClientAuthMethod, EntityId, HttpUrl, Level, RedirectUri};
 
 use self::check::{FileCheck, LoadContext};

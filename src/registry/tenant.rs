@@ -16,6 +16,25 @@ pub struct Tenant {
     pub display_name: String,
     pub payment: TenantPayment,
     pub finance: TenantFinance,
+    /// Days after a payment's last change in a final status until its payer's personal data is
+    /// purged (SECURITY.md #24); `personal_data_retention_days`, default [`DEFAULT_RETENTION_DAYS`].
+    pub personal_data_retention_days: u32,
+}
+
+/// Long enough for complaints, refunds and the reconciliation of a quarter; the booking data the
+/// finance office must keep carry no personal data and stay.
+pub const DEFAULT_RETENTION_DAYS: u32 = 90;
+/// Ten years: the longest the German retention rules ask of booking records (AO § 147).
+pub(super) const MAX_RETENTION_DAYS: u32 = 3650;
+
+fn retention_days(days: Option<i64>) -> Result<u32, String> {
+    match days {
+        None => Ok(DEFAULT_RETENTION_DAYS),
+        Some(days) => u32::try_from(days)
+            .ok()
+            .filter(|d| (1..=MAX_RETENTION_DAYS).contains(d))
+            .ok_or_else(|| format!("must be a whole number of days between 1 and {MAX_RETENTION_DAYS}, not {days}")),
+    }
 }
 
 /// What the finance office's reconciliation needs to know about the authority.
@@ -64,6 +83,7 @@ impl TenantPayment {
 #[serde(deny_unknown_fields)]
 pub(crate) struct TenantFile {
     display_name: String,
+    personal_data_retention_days: Option<i64>,
     payment: PaymentFile,
     #[serde(default)]
     finance: FinanceFile,
@@ -99,6 +119,7 @@ struct PaymentFile {
 pub(crate) fn parse(file: EntityFile<TenantFile>, check: &mut FileCheck<'_>) -> Option<Tenant> {
     let EntityFile { id, contents: f, .. } = file;
     let display_name = check.non_empty("display_name", &f.display_name);
+    let retention = check.accept("personal_data_retention_days", retention_days(f.personal_data_retention_days));
     let provider = check.entity_id("payment.provider", &f.payment.provider);
     let settings = non_empty_values(check, "payment.settings", f.payment.settings);
     let booking_defaults = non_empty_values(check, "payment.booking_defaults", f.payment.booking_defaults);
@@ -126,6 +147,7 @@ pub(crate) fn parse(file: EntityFile<TenantFile>, check: &mut FileCheck<'_>) -> 
             booking_defaults: booking_defaults?,
         },
         finance: TenantFinance { bank_iban: bank_iban?, staff: staff? },
+        personal_data_retention_days: retention?,
     })
 }
 

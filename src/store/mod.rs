@@ -14,6 +14,7 @@ pub(crate) mod logins;
 pub(crate) mod notification_log;
 pub(crate) mod outbox;
 pub mod payments;
+pub mod personal_data;
 pub mod refunds;
 pub mod refused_attempts;
 pub(crate) mod signing_keys;

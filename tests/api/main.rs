@@ -60,6 +60,7 @@ mod payment_api;
 mod payment_cancel;
 mod payment_surface;
 mod payments;
+mod personal_data;
 mod pmpayment;
 mod pmpayment_adapter;
 mod provider_adapter;
