@@ -10,6 +10,8 @@ use rust_decimal::Decimal;
 use serde::{Serialize, Serializer};
 use url::Url;
 
+use crate::http_client::Reach;
+
 use super::money::{serialize_number, Amount, ItemAmount};
 use super::wire::Requestor;
 
@@ -88,9 +90,12 @@ impl Purpose {
 pub(crate) const MAX_NOTIFY_URL_LENGTH: usize = 2082;
 
 /// `notifyUrl`, pforte's extension of the request: where this payment's notifications go instead of
-/// the service's registered `notification_url`. https, or http to a loopback host (a service
-/// developed on the same machine); at most 2082 characters; no user name or password in it (they
-/// would be stored with the payment and show up wherever the URL does).
+/// the service's registered `notification_url`. https to a public host: not a private, link-local,
+/// unique-local, CGNAT, documentation or other special address, nor a name under `.localhost`
+/// (SECURITY.md #28); with the development simulators also http to a loopback host, which
+/// [`NotifyUrl::check_reach`] decides with the running configuration. At most 2082 characters; no
+/// user name or password in it (they would be stored with the payment and show up wherever the URL
+/// does).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(transparent)]
 pub struct NotifyUrl(String);
@@ -103,16 +108,18 @@ impl NotifyUrl {
         let Ok(url) = Url::parse(&value) else {
             return Err("must be an absolute https URL".to_owned());
         };
-        match url.scheme() {
-            "https" if url.host().is_some() => {}
-            "http" if crate::config::is_loopback_url(&url) => {}
-            "http" => return Err("must use https unless the host is a loopback address".to_owned()),
-            _ => return Err("must be an absolute https URL".to_owned()),
-        }
+        // The widest reach pforte ever has; the running one is checked by the service.
+        Reach::PublicAndLoopback.check_url(&url)?;
         if !url.username().is_empty() || url.password().is_some() {
             return Err("must not contain a user name or password".to_owned());
         }
         Ok(NotifyUrl(value))
+    }
+
+    /// Whether this URL is in `reach` (in production: no loopback).
+    pub fn check_reach(&self, reach: Reach) -> Result<(), &'static str> {
+        let url = Url::parse(&self.0).map_err(|_| "must be an absolute https URL")?;
+        reach.check_url(&url)
     }
 
     /// As sent (not normalised), so the echo matches the request.

@@ -27,6 +27,7 @@ use super::wire::{PaymentInformation, PaymentMethod, Status};
 use super::{merge_booking_defaults, parse_request_body};
 use crate::clock::SharedClock;
 use crate::config::PaymentSettings;
+use crate::http_client::Reach;
 use crate::registry::{Client, Registry};
 use crate::store::payments::PaymentRow;
 use crate::store::Database;
@@ -52,6 +53,9 @@ pub struct PaymentService {
     answers: Arc<dyn AnswerRenderer>,
     /// Open payments are failed for timeout after this long (`payments.lifetime_secs`).
     lifetime_millis: i64,
+    /// What a `notifyUrl` may reach (SECURITY.md #28): public hosts, loopback only with the
+    /// development simulators.
+    reach: Reach,
 }
 
 impl PaymentService {
@@ -67,11 +71,28 @@ impl PaymentService {
         let PaymentEdge { routes, answers } = edge;
         let idempotency = Idempotency::new(db.clone(), clock.clone());
         let lifetime_millis = i64::try_from(settings.lifetime_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
-        PaymentService { db, registry, signals, idempotency, providers, clock, routes, answers, lifetime_millis }
+        PaymentService {
+            db,
+            registry,
+            signals,
+            idempotency,
+            providers,
+            clock,
+            routes,
+            answers,
+            lifetime_millis,
+            reach: Reach::Public,
+        }
     }
 
     /// The server's request timeout: an Idempotency-Key claimed longer ago than this without an
     /// answer was left by a request that is gone, and the next request with the key takes it over.
+    /// What a `notifyUrl` may reach; without this, public hosts only.
+    pub fn with_outbound_reach(mut self, reach: Reach) -> Self {
+        self.reach = reach;
+        self
+    }
+
     pub fn with_request_timeout(mut self, timeout: std::time::Duration) -> Self {
         self.idempotency = self.idempotency.abandoned_after(timeout);
         self
@@ -121,6 +142,9 @@ impl PaymentService {
         let Some(tenant) = self.registry.tenant(endpoint) else {
             return Err(PaymentError::rejected(FunctionalCode::NoValidOriginatorOrEndpoint, "Unknown endPointId."));
         };
+        if let Some(Err(rule)) = request.notify_url.as_ref().map(|url| url.check_reach(self.reach)) {
+            return Err(PaymentError::rejected(FunctionalCode::ValidationError, format!("notifyUrl {rule}.")));
+        }
         if request.notify_url.is_some() && client.notification_secret.is_none() {
             return Err(PaymentError::rejected(
                 FunctionalCode::ValidationError,
