@@ -57,6 +57,7 @@ mod payment_api;
 mod payment_cancel;
 mod payment_surface;
 mod payments;
+mod peer_bodies;
 mod pmpayment;
 mod pmpayment_adapter;
 mod provider_adapter;
