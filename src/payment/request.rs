@@ -128,6 +128,28 @@ impl NotifyUrl {
     }
 }
 
+/// The rule for a `redirectUrl` beyond its form (issue 14, finding 5): `/pay/{tx}/return` sends the
+/// citizen there from pforte's origin, so it must lead back to the online service and nowhere
+/// else. https (http to a loopback host only in `Reach::PublicAndLoopback`, i.e. with the
+/// development simulators), on the origin (scheme, host, port) of one of the URLs the service
+/// registered (`registered`: its `redirect_uris` and `post_logout_redirect_uris`).
+pub(crate) fn check_redirect_url<'a>(
+    value: &str,
+    registered: impl IntoIterator<Item = &'a Url>,
+    reach: Reach,
+) -> Result<(), String> {
+    let url = Url::parse(value).map_err(|_| "must be an absolute https URL".to_owned())?;
+    let development = reach == Reach::PublicAndLoopback && crate::config::is_loopback_url(&url);
+    if url.scheme() != "https" && !development {
+        return Err("must use https".to_owned());
+    }
+    let origin = url.origin();
+    if !registered.into_iter().any(|registered| registered.origin() == origin) {
+        return Err("must be on an origin the online service registered (its redirect_uris)".to_owned());
+    }
+    Ok(())
+}
+
 /// A request that passed every check of the standard.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -193,5 +215,48 @@ fn serialize_optional_number<S: Serializer>(value: &Option<Decimal>, serializer:
     match value {
         Some(value) => serialize_number(value, serializer),
         None => serializer.serialize_none(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn registered() -> Vec<Url> {
+        ["https://dienst.example.de/antrag/callback", "http://127.0.0.1:8080/demo/callback"]
+            .iter()
+            .map(|url| Url::parse(url).expect("a URL"))
+            .collect()
+    }
+
+    fn check(value: &str, reach: Reach) -> Result<(), String> {
+        check_redirect_url(value, &registered(), reach)
+    }
+
+    #[test]
+    fn a_redirect_url_must_be_on_a_registered_origin() {
+        assert_eq!(check("https://dienst.example.de/antrag/42/bezahlt?x=1", Reach::Public), Ok(()));
+        for other in ["https://phish.example/", "https://dienst.example.de:8443/x", "https://sub.dienst.example.de/x"] {
+            assert!(check(other, Reach::Public).is_err_and(|e| e.contains("registered")), "{other}");
+        }
+    }
+
+    #[test]
+    fn plain_http_to_loopback_only_with_the_development_simulators() {
+        assert_eq!(check("http://127.0.0.1:8080/demo/bezahlt", Reach::PublicAndLoopback), Ok(()));
+        assert_eq!(check("http://127.0.0.1:8080/demo/bezahlt", Reach::Public), Err("must use https".to_owned()));
+        assert_eq!(check("http://dienst.example.de/x", Reach::PublicAndLoopback), Err("must use https".to_owned()));
+    }
+
+    #[test]
+    fn a_notify_url_is_refused_when_not_public_and_loopback_only_in_development() {
+        for url in ["https://10.0.0.1/h", "https://[fd00::1]/h", "https://a.localhost/h", "http://hooks.example/h"] {
+            assert!(NotifyUrl::parse(url.to_owned()).is_err(), "{url}");
+        }
+        let loopback = NotifyUrl::parse("http://127.0.0.1:9/h".to_owned()).expect("a development URL");
+        assert_eq!(loopback.check_reach(Reach::PublicAndLoopback), Ok(()));
+        assert_eq!(loopback.check_reach(Reach::Public), Err("must be https to a public host"));
+        let public = NotifyUrl::parse("https://hooks.example.de/h".to_owned()).expect("public");
+        assert_eq!(public.check_reach(Reach::Public), Ok(()));
     }
 }

@@ -20,6 +20,7 @@ use super::api;
 use super::code::{ErrorKind, FunctionalCode, PaymentError};
 use super::idempotency::Idempotency;
 use super::provider::{NewProviderPayment, ProviderError, ProviderState, Providers};
+use super::request::check_redirect_url;
 use super::routes::PaymentRoutes;
 use super::signals::{CreateError, KeyedAnswer, Outcome, PaymentSignals};
 use super::state::Source;
@@ -142,6 +143,10 @@ impl PaymentService {
         let Some(tenant) = self.registry.tenant(endpoint) else {
             return Err(PaymentError::rejected(FunctionalCode::NoValidOriginatorOrEndpoint, "Unknown endPointId."));
         };
+        let registered = client.redirect_uris.iter().chain(&client.post_logout_redirect_uris).map(|uri| uri.url());
+        if let Err(rule) = check_redirect_url(&request.redirect_url, registered, self.reach) {
+            return Err(PaymentError::rejected(FunctionalCode::ValidationError, format!("redirectUrl {rule}.")));
+        }
         if let Some(Err(rule)) = request.notify_url.as_ref().map(|url| url.check_reach(self.reach)) {
             return Err(PaymentError::rejected(FunctionalCode::ValidationError, format!("notifyUrl {rule}.")));
         }

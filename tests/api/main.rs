@@ -64,6 +64,7 @@ mod provider_adapter;
 mod provider_instances;
 mod reconciliation;
 mod recovery;
+mod redirect_url;
 mod refunds;
 mod registration;
 mod routing;
