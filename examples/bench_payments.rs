@@ -259,13 +259,15 @@ struct Target {
 /// `n` creates, `concurrency` at a time, each with a requestId (and key) never used before.
 async fn run(client: &reqwest::Client, target: &Target, counter: &AtomicUsize, n: usize, concurrency: usize) -> Report {
     let started = Instant::now();
+    // pforte accepts a redirectUrl only on an origin the service registered: the demo's is pforte's own.
+    let back = format!("{}/demo/bezahlt", target.url.split("/paymenttransaction").next().unwrap_or_default());
     let latencies: Vec<Duration> = stream::iter(0..n)
         .map(|_| {
             let number = counter.fetch_add(1, Ordering::SeqCst);
             let body = json!({
                 "requestId": format!("B-{number}"), "requestTimestamp": "2026-11-29T10:00:00+01:00",
                 "currency": "EUR", "grosAmount": 12.00, "purpose": format!("Gebuehr {number}"),
-                "redirectUrl": "http://127.0.0.1:9/back", "items": [{ "totalNetAmount": 12.00 }]
+                "redirectUrl": back, "items": [{ "totalNetAmount": 12.00 }]
             });
             let mut request = client.post(&target.url).json(&body);
             if let Some(token) = &target.token {
@@ -310,7 +312,8 @@ async fn deliveries(state: &pforte::http::state::AppState, received: &AtomicUsiz
     }
     let before = received.load(Ordering::SeqCst);
     let stop = CancellationToken::new();
-    let notifier = Notifier::new(state.db.clone(), state.registry.clone(), state.http.clone(), state.clock.clone());
+    let notifier =
+        Notifier::new(state.db.clone(), state.registry.clone(), state.guarded_http.clone(), state.clock.clone());
     let started = Instant::now();
     let worker = tokio::spawn(notifier.run(stop.clone()));
     while received.load(Ordering::SeqCst) - before < n {

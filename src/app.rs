@@ -178,6 +178,8 @@ fn build_state(settings: Settings, registry: Registry, clock: SharedClock) -> an
     let audit = AuditLog::new(db.clone(), clock.clone());
     let keys = KeyService::new(db.clone(), master, clock.clone(), audit.clone(), settings.keys.retired_publish_secs);
     let http = crate::http_client::outbound_client()?;
+    let guarded_http =
+        crate::http_client::GuardedClient::new(crate::http_client::Reach::for_development(settings.dev.simulators))?;
     let registry = Arc::new(registry);
     let issuer = settings.issuer();
     let tokens = TokenService::new(keys.clone(), db.clone(), issuer.clone(), clock.clone())?;
@@ -199,7 +201,7 @@ fn build_state(settings: Settings, registry: Registry, clock: SharedClock) -> an
     let grants = Grants::new(db.clone(), tokens.clone(), keys.master(), audit.clone(), clock.clone());
     let client_auth = ClientAuthenticator::new(
         db.clone(),
-        http.clone(),
+        guarded_http.clone(),
         clock.clone(),
         crate::http::oidc::assertion_audiences(&issuer),
     );
@@ -228,7 +230,8 @@ fn build_state(settings: Settings, registry: Registry, clock: SharedClock) -> an
         &settings.payments,
         keys.master(),
     )
-    .with_request_timeout(Duration::from_secs(settings.server.request_timeout_secs));
+    .with_request_timeout(Duration::from_secs(settings.server.request_timeout_secs))
+    .with_outbound_reach(crate::http_client::Reach::for_development(settings.dev.simulators));
     let refunds = crate::payment::refund::Refunds::new(
         db.clone(),
         registry.clone(),
@@ -272,6 +275,7 @@ fn build_state(settings: Settings, registry: Registry, clock: SharedClock) -> an
         clock,
         readiness: Readiness::default(),
         http,
+        guarded_http,
         tokens,
         login,
         grants,
@@ -387,7 +391,7 @@ async fn deliver_notifications(state: AppState, shutdown: CancellationToken) {
     let notifier = crate::payment::notify::Notifier::new(
         state.db.clone(),
         state.registry.clone(),
-        state.http.clone(),
+        state.guarded_http.clone(),
         state.clock.clone(),
     );
     notifier.run(shutdown).await;

@@ -104,7 +104,7 @@ const MAY_IMPORT: &[(&str, &[&str])] = &[
     ("payment", &["model", "registry", "store", "audit", "crypto", "config", "clock", "http_client"]),
     ("finance", &["payment", "model", "registry", "store", "audit", "crypto", "config", "clock"]),
     // Below the domains.
-    ("registry", &["model", "crypto", "config"]),
+    ("registry", &["model", "crypto", "config", "http_client"]),
     ("keys", &["store", "audit", "crypto", "clock"]),
     ("audit", &["store", "crypto", "clock"]),
     ("store", &["model", "config", "clock"]),

@@ -29,6 +29,9 @@ pub struct Shared {
     pub readiness: Readiness,
     /// The shared outbound client (see `http_client`).
     pub http: reqwest::Client,
+    /// The client for URLs a service chose (notifications, `jwks_uri`): public addresses only, and
+    /// loopback with the development simulators (`http_client::GuardedClient`, SECURITY.md #28).
+    pub guarded_http: crate::http_client::GuardedClient,
     pub tokens: TokenService,
     pub login: LoginService,
     pub grants: Grants,

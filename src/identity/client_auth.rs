@@ -43,7 +43,7 @@ pub struct ClientCredentials {
 #[derive(Clone)]
 pub struct ClientAuthenticator {
     db: Database,
-    http: reqwest::Client,
+    http: crate::http_client::GuardedClient,
     clock: SharedClock,
     /// Values a client assertion's `aud` may carry: the issuer and the endpoints that take assertions.
     audiences: Vec<String>,
@@ -53,7 +53,12 @@ pub struct ClientAuthenticator {
 impl ClientAuthenticator {
     /// `audiences` are the values a client assertion's `aud` may carry: the issuer and the URLs of the
     /// endpoints that take assertions (the edge knows them).
-    pub fn new(db: Database, http: reqwest::Client, clock: SharedClock, audiences: Vec<String>) -> Self {
+    pub fn new(
+        db: Database,
+        http: crate::http_client::GuardedClient,
+        clock: SharedClock,
+        audiences: Vec<String>,
+    ) -> Self {
         ClientAuthenticator { db, http, clock, audiences, fetched_jwks: Arc::default() }
     }
 
@@ -192,8 +197,10 @@ impl ClientAuthenticator {
             }
         }
         let fetched = async {
-            let response = self.http.get(uri).send().await.ok()?.error_for_status().ok()?;
-            response.json::<Value>().await.ok()?.as_object().cloned()
+            // Only in reach (SECURITY.md #28) and at most 64 KiB (#31).
+            let response = self.http.get(uri).ok()?.send().await.ok()?.error_for_status().ok()?;
+            let body = crate::http_client::read_capped(response, crate::http_client::MAX_JWKS_BYTES).await.ok()?;
+            serde_json::from_slice::<Value>(&body).ok()?.as_object().cloned()
         }
         .await;
         match fetched {

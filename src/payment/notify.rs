@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::SharedClock;
 use crate::crypto::webhook::{WebhookSecret, ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+use crate::http_client::{is_refused_address, GuardedClient};
 use crate::registry::{Client, Registry};
 use crate::store::outbox::{self, AttemptOutcome, AttemptRow, OutboxRow};
 use crate::store::payments::PaymentRow;
@@ -41,12 +42,12 @@ pub struct Round {
 pub struct Notifier {
     db: Database,
     registry: Arc<Registry>,
-    http: reqwest::Client,
+    http: GuardedClient,
     clock: SharedClock,
 }
 
 impl Notifier {
-    pub fn new(db: Database, registry: Arc<Registry>, http: reqwest::Client, clock: SharedClock) -> Self {
+    pub fn new(db: Database, registry: Arc<Registry>, http: GuardedClient, clock: SharedClock) -> Self {
         Notifier { db, registry, http, clock }
     }
 
@@ -206,9 +207,15 @@ impl Notifier {
         let signature = secret
             .sign(&message.id, timestamp, message.payload.as_bytes())
             .map_err(|e| Failure::Permanent(e.to_string()))?;
-        let response = self
-            .http
-            .post(&message.url)
+        // A URL out of reach (SECURITY.md #28) is refused before anything is sent, for good: it will
+        // not change. A name resolving out of reach when connecting is a failed attempt, retried
+        // like any other (the service may fix its DNS). The log names the host only, never the
+        // URL's path, query or credentials.
+        let request = self.http.post(&message.url).map_err(|refused| {
+            tracing::warn!(message_id = %message.id, host = %host_of(&message.url), "notification URL out of reach");
+            Failure::Permanent(refused.to_string())
+        })?;
+        let response = request
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header(ID_HEADER, &message.id)
             .header(TIMESTAMP_HEADER, timestamp.to_string())
@@ -218,7 +225,14 @@ impl Notifier {
             .await
             // The error names the kind of failure (connect, timeout), never the payload.
             .map_err(|e| {
-                Failure::Transient(if e.is_timeout() { "timeout".into() } else { "connection failed".into() })
+                Failure::Transient(if e.is_timeout() {
+                    "timeout".into()
+                } else if is_refused_address(&e) {
+                    tracing::warn!(message_id = %message.id, host = %host_of(&message.url), "notification host resolves out of reach");
+                    crate::http_client::REFUSED_ADDRESS.into()
+                } else {
+                    "connection failed".into()
+                })
             })?;
         Ok(response.status().as_u16())
     }
@@ -235,6 +249,11 @@ impl Notifier {
             AttemptOutcome::RetryAt(next)
         }
     }
+}
+
+/// The host of a stored URL, for logs.
+fn host_of(url: &str) -> String {
+    url::Url::parse(url).ok().and_then(|url| url.host_str().map(str::to_owned)).unwrap_or_default()
 }
 
 enum Failure {

@@ -10,6 +10,8 @@ use rust_decimal::Decimal;
 use serde::{Serialize, Serializer};
 use url::Url;
 
+use crate::http_client::Reach;
+
 use super::money::{serialize_number, Amount, ItemAmount};
 use super::wire::Requestor;
 
@@ -88,9 +90,12 @@ impl Purpose {
 pub(crate) const MAX_NOTIFY_URL_LENGTH: usize = 2082;
 
 /// `notifyUrl`, pforte's extension of the request: where this payment's notifications go instead of
-/// the service's registered `notification_url`. https, or http to a loopback host (a service
-/// developed on the same machine); at most 2082 characters; no user name or password in it (they
-/// would be stored with the payment and show up wherever the URL does).
+/// the service's registered `notification_url`. https to a public host: not a private, link-local,
+/// unique-local, CGNAT, documentation or other special address, nor a name under `.localhost`
+/// (SECURITY.md #28); with the development simulators also http to a loopback host, which
+/// [`NotifyUrl::check_reach`] decides with the running configuration. At most 2082 characters; no
+/// user name or password in it (they would be stored with the payment and show up wherever the URL
+/// does).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(transparent)]
 pub struct NotifyUrl(String);
@@ -103,22 +108,46 @@ impl NotifyUrl {
         let Ok(url) = Url::parse(&value) else {
             return Err("must be an absolute https URL".to_owned());
         };
-        match url.scheme() {
-            "https" if url.host().is_some() => {}
-            "http" if crate::config::is_loopback_url(&url) => {}
-            "http" => return Err("must use https unless the host is a loopback address".to_owned()),
-            _ => return Err("must be an absolute https URL".to_owned()),
-        }
+        // The widest reach pforte ever has; the running one is checked by the service.
+        Reach::PublicAndLoopback.check_url(&url)?;
         if !url.username().is_empty() || url.password().is_some() {
             return Err("must not contain a user name or password".to_owned());
         }
         Ok(NotifyUrl(value))
     }
 
+    /// Whether this URL is in `reach` (in production: no loopback).
+    pub fn check_reach(&self, reach: Reach) -> Result<(), &'static str> {
+        let url = Url::parse(&self.0).map_err(|_| "must be an absolute https URL")?;
+        reach.check_url(&url)
+    }
+
     /// As sent (not normalised), so the echo matches the request.
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// The rule for a `redirectUrl` beyond its form (issue 14, finding 5): `/pay/{tx}/return` sends the
+/// citizen there from pforte's origin, so it must lead back to the online service and nowhere
+/// else. https (http to a loopback host only in `Reach::PublicAndLoopback`, i.e. with the
+/// development simulators), on the origin (scheme, host, port) of one of the URLs the service
+/// registered (`registered`: its `redirect_uris` and `post_logout_redirect_uris`).
+pub(crate) fn check_redirect_url<'a>(
+    value: &str,
+    registered: impl IntoIterator<Item = &'a Url>,
+    reach: Reach,
+) -> Result<(), String> {
+    let url = Url::parse(value).map_err(|_| "must be an absolute https URL".to_owned())?;
+    let development = reach == Reach::PublicAndLoopback && crate::config::is_loopback_url(&url);
+    if url.scheme() != "https" && !development {
+        return Err("must use https".to_owned());
+    }
+    let origin = url.origin();
+    if !registered.into_iter().any(|registered| registered.origin() == origin) {
+        return Err("must be on an origin the online service registered (its redirect_uris)".to_owned());
+    }
+    Ok(())
 }
 
 /// A request that passed every check of the standard.
@@ -186,5 +215,48 @@ fn serialize_optional_number<S: Serializer>(value: &Option<Decimal>, serializer:
     match value {
         Some(value) => serialize_number(value, serializer),
         None => serializer.serialize_none(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn registered() -> Vec<Url> {
+        ["https://dienst.example.de/antrag/callback", "http://127.0.0.1:8080/demo/callback"]
+            .iter()
+            .map(|url| Url::parse(url).expect("a URL"))
+            .collect()
+    }
+
+    fn check(value: &str, reach: Reach) -> Result<(), String> {
+        check_redirect_url(value, &registered(), reach)
+    }
+
+    #[test]
+    fn a_redirect_url_must_be_on_a_registered_origin() {
+        assert_eq!(check("https://dienst.example.de/antrag/42/bezahlt?x=1", Reach::Public), Ok(()));
+        for other in ["https://phish.example/", "https://dienst.example.de:8443/x", "https://sub.dienst.example.de/x"] {
+            assert!(check(other, Reach::Public).is_err_and(|e| e.contains("registered")), "{other}");
+        }
+    }
+
+    #[test]
+    fn plain_http_to_loopback_only_with_the_development_simulators() {
+        assert_eq!(check("http://127.0.0.1:8080/demo/bezahlt", Reach::PublicAndLoopback), Ok(()));
+        assert_eq!(check("http://127.0.0.1:8080/demo/bezahlt", Reach::Public), Err("must use https".to_owned()));
+        assert_eq!(check("http://dienst.example.de/x", Reach::PublicAndLoopback), Err("must use https".to_owned()));
+    }
+
+    #[test]
+    fn a_notify_url_is_refused_when_not_public_and_loopback_only_in_development() {
+        for url in ["https://10.0.0.1/h", "https://[fd00::1]/h", "https://a.localhost/h", "http://hooks.example/h"] {
+            assert!(NotifyUrl::parse(url.to_owned()).is_err(), "{url}");
+        }
+        let loopback = NotifyUrl::parse("http://127.0.0.1:9/h".to_owned()).expect("a development URL");
+        assert_eq!(loopback.check_reach(Reach::PublicAndLoopback), Ok(()));
+        assert_eq!(loopback.check_reach(Reach::Public), Err("must be https to a public host"));
+        let public = NotifyUrl::parse("https://hooks.example.de/h".to_owned()).expect("public");
+        assert_eq!(public.check_reach(Reach::Public), Ok(()));
     }
 }

@@ -23,6 +23,7 @@ use super::code::{ErrorKind, FunctionalCode, PaymentError};
 use super::idempotency::Idempotency;
 use super::personal;
 use super::provider::{NewProviderPayment, ProviderError, ProviderState, Providers};
+use super::request::check_redirect_url;
 use super::routes::PaymentRoutes;
 use super::signals::{CreateError, KeyedAnswer, Outcome, PaymentSignals};
 use super::state::Source;
@@ -31,6 +32,7 @@ use super::{merge_booking_defaults, parse_request_body};
 use crate::clock::SharedClock;
 use crate::config::PaymentSettings;
 use crate::crypto::MasterKey;
+use crate::http_client::Reach;
 use crate::registry::{Client, Registry};
 use crate::store::payments::PaymentRow;
 use crate::store::personal_data::PersonalData;
@@ -59,6 +61,9 @@ pub struct PaymentService {
     lifetime_millis: i64,
     /// Seals the payer's personal data and the stored answers (SECURITY.md #24).
     master: Arc<MasterKey>,
+    /// What a `notifyUrl` may reach (SECURITY.md #28): public hosts, loopback only with the
+    /// development simulators.
+    reach: Reach,
 }
 
 impl PaymentService {
@@ -88,11 +93,18 @@ impl PaymentService {
             answers,
             lifetime_millis,
             master,
+            reach: Reach::Public,
         }
     }
 
     /// The server's request timeout: an Idempotency-Key claimed longer ago than this without an
     /// answer was left by a request that is gone, and the next request with the key takes it over.
+    /// What a `notifyUrl` may reach; without this, public hosts only.
+    pub fn with_outbound_reach(mut self, reach: Reach) -> Self {
+        self.reach = reach;
+        self
+    }
+
     pub fn with_request_timeout(mut self, timeout: std::time::Duration) -> Self {
         self.idempotency = self.idempotency.abandoned_after(timeout);
         self
@@ -142,6 +154,13 @@ impl PaymentService {
         let Some(tenant) = self.registry.tenant(endpoint) else {
             return Err(PaymentError::rejected(FunctionalCode::NoValidOriginatorOrEndpoint, "Unknown endPointId."));
         };
+        let registered = client.redirect_uris.iter().chain(&client.post_logout_redirect_uris).map(|uri| uri.url());
+        if let Err(rule) = check_redirect_url(&request.redirect_url, registered, self.reach) {
+            return Err(PaymentError::rejected(FunctionalCode::ValidationError, format!("redirectUrl {rule}.")));
+        }
+        if let Some(Err(rule)) = request.notify_url.as_ref().map(|url| url.check_reach(self.reach)) {
+            return Err(PaymentError::rejected(FunctionalCode::ValidationError, format!("notifyUrl {rule}.")));
+        }
         if request.notify_url.is_some() && client.notification_secret.is_none() {
             return Err(PaymentError::rejected(
                 FunctionalCode::ValidationError,

@@ -222,9 +222,12 @@ fn parse_redirect_url(value: String) -> Result<String, String> {
     if value.chars().count() > MAX_REDIRECT_URL_LENGTH {
         return Err(format!("must be at most {MAX_REDIRECT_URL_LENGTH} characters"));
     }
+    // http only where development runs; whether the running configuration allows even that, and
+    // whether the origin is the service's, is `request::check_redirect_url`'s question.
     match Url::parse(&value) {
-        Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => Ok(value),
-        _ => Err("must be an absolute http or https URL".to_owned()),
+        Ok(url) if url.scheme() == "https" && url.host().is_some() => Ok(value),
+        Ok(url) if url.scheme() == "http" && crate::config::is_loopback_url(&url) => Ok(value),
+        _ => Err("must be an absolute https URL (http only to a loopback host)".to_owned()),
     }
 }
 

@@ -78,6 +78,21 @@ impl<'a> FileCheck<'a> {
         self.accept(key, HttpUrl::parse(&expanded))
     }
 
+    /// A URL the service chose and pforte calls (its `notification_url`, its `jwks_uri`): also in
+    /// reach (SECURITY.md #28), https to a public host, loopback only with the development
+    /// simulators. The address a name resolves to is checked again when connecting.
+    pub(super) fn service_url(&mut self, key: &str, value: &str) -> Option<HttpUrl> {
+        let url = self.http_url(key, value)?;
+        let reach = crate::http_client::Reach::for_development(self.context.dev_simulators);
+        match reach.check_url(url.url()) {
+            Ok(()) => Some(url),
+            Err(rule) => {
+                self.problem(key, format!("`{}` {rule}", url.as_str()));
+                None
+            }
+        }
+    }
+
     pub(super) fn redirect_uri(&mut self, key: &str, value: &str) -> Option<RedirectUri> {
         let expanded = self.expand(value);
         self.accept(key, RedirectUri::parse(&expanded))

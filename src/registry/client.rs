@@ -175,7 +175,7 @@ pub(crate) fn parse(file: EntityFile<ClientFile>, check: &mut FileCheck<'_>) -> 
     };
     let tenants = parse_ids(check, "tenants", &f.tenants);
     let notification_url = match f.notification_url.as_deref() {
-        Some(url) => check.http_url("notification_url", url).map(Some),
+        Some(url) => check.service_url("notification_url", url).map(Some),
         None => Some(None),
     };
     let notification_secret = match (&notification_url, &f.notification_secret) {
@@ -248,7 +248,7 @@ fn auth(auth: &AuthFile, check: &mut FileCheck<'_>) -> Option<ClientAuth> {
         ClientAuthMethod::PrivateKeyJwt => {
             check.unused("auth.secret", auth.secret.as_ref(), &with);
             let keys = match (&auth.jwks_uri, &auth.jwks) {
-                (Some(uri), None) => ClientKeys::JwksUri(check.http_url("auth.jwks_uri", uri)?),
+                (Some(uri), None) => ClientKeys::JwksUri(check.service_url("auth.jwks_uri", uri)?),
                 (None, Some(jwks)) => ClientKeys::Jwks(check.accept("auth.jwks", parse_jwks(jwks))?),
                 (Some(_), Some(_)) => {
                     check.problem("auth.jwks", "give either jwks_uri or jwks, not both");

@@ -224,6 +224,33 @@ mod loading {
         Ok(())
     }
 
+    /// URLs the service chose and pforte calls (SECURITY.md #28): https to a public host; loopback
+    /// only with the development simulators; private, link-local and similar never.
+    #[test]
+    fn a_notification_url_and_jwks_uri_must_reach_a_public_host() -> Result<(), Problems> {
+        let tree = Tree::new().map_err(io_problem)?;
+        let secret = "notification_secret = \"plain:whsec_XhU7Wkr3ASIjW+6x/kAbDvWY3+otvWFk7lCaaepiuJs=\"";
+        let with = |notify: &str, jwks: &str| {
+            CLIENT.replace("tenants = [", &format!("notification_url = \"{notify}\"\n{secret}\ntenants = [")).replace(
+                "method = \"client_secret_post\"\nsecret = \"plain:client-secret\"",
+                &format!("method = \"private_key_jwt\"\njwks_uri = \"{jwks}\""),
+            )
+        };
+        tree.write("clients/service.toml", &with("https://10.1.2.3/n", "https://169.254.169.254/keys"))
+            .map_err(io_problem)?;
+        let problems = tree.load(true).err().unwrap_or_default();
+        assert_problem!(problems, "clients/service.toml", "notification_url", "public host");
+        assert_problem!(problems, "clients/service.toml", "auth.jwks_uri", "public host");
+
+        tree.write("clients/service.toml", &with("http://127.0.0.1:9/n", "http://localhost:9/keys"))
+            .map_err(io_problem)?;
+        assert!(tree.load(true).is_ok(), "loopback with the development simulators");
+        let problems = tree.problems(false);
+        assert_problem!(problems, "clients/service.toml", "notification_url", "public host");
+        assert_problem!(problems, "clients/service.toml", "auth.jwks_uri", "public host");
+        Ok(())
+    }
+
     #[test]
     fn a_provider_that_sends_no_acr_can_be_given_a_level() -> Result<(), Problems> {
         let tree = Tree::new().map_err(io_problem)?;

@@ -236,7 +236,7 @@ pub async fn tokens_signed_before_and_during_a_cut_verify_with_the_jwks_served_d
 postgres_test!(tokens_signed_before_and_during_a_cut_verify_with_the_jwks_served_during_it);
 
 /// A running pforte whose demo client logs in only through `op`, a mock account provider.
-async fn app_with_account_provider(ctx: &TestContext, op: &MockOp) -> anyhow::Result<TestApp> {
+pub(crate) async fn app_with_account_provider(ctx: &TestContext, op: &MockOp) -> anyhow::Result<TestApp> {
     let root = ctx.dir.path();
     let providers = root.join("providers");
     copy_dir(&std::path::Path::new(MANIFEST_DIR).join("providers"), &providers)?;
@@ -256,7 +256,7 @@ async fn app_with_account_provider(ctx: &TestContext, op: &MockOp) -> anyhow::Re
 }
 
 /// From `/authorize` to the account provider and back: the answer at pforte's callback.
-async fn login_through(app: &TestApp, op: &MockOp) -> anyhow::Result<reqwest::Response> {
+pub(crate) async fn login_through(app: &TestApp, op: &MockOp) -> anyhow::Result<reqwest::Response> {
     let start = app.get(&format!("/authorize?{}", query_string(&demo_request(app)))).await;
     assert_eq!(start.status(), 303, "straight to the only account provider");
     let cookie = start.headers()["set-cookie"].to_str()?.split(';').next().unwrap_or_default().to_owned();

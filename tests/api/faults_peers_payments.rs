@@ -114,7 +114,7 @@ async fn provider_create(
 }
 
 /// A running pforte whose authority 09162000 pays through the stub provider at `base` (timeout 1 s).
-async fn app_paying_through(ctx: &TestContext, base: &str) -> anyhow::Result<TestApp> {
+pub(crate) async fn app_paying_through(ctx: &TestContext, base: &str) -> anyhow::Result<TestApp> {
     let (providers, tenants) = (ctx.dir.path().join("providers"), ctx.dir.path().join("tenants"));
     copy_dir(&std::path::Path::new(MANIFEST_DIR).join("providers"), &providers)?;
     let provider = format!(

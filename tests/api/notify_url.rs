@@ -5,6 +5,8 @@ use std::sync::{Arc, Mutex};
 
 use pforte::clock::SystemClock;
 use pforte::crypto::webhook::WebhookSecret;
+use pforte::http_client::{GuardedClient, Reach};
+use pforte::payment::notify::{Notifier, Round};
 use secrecy::SecretString;
 use serde_json::Value;
 
@@ -133,3 +135,57 @@ pub async fn a_notify_url_for_a_service_without_a_notification_secret_is_refused
     app.stop().await
 }
 backend_test!(a_notify_url_for_a_service_without_a_notification_secret_is_refused);
+
+/// Private, link-local, unique-local, CGNAT and similar targets are not public hosts: a service
+/// could otherwise make pforte POST into the authority's own network (issue 14, finding 2).
+pub async fn a_notify_url_to_a_private_address_is_refused(ctx: TestContext) -> TestResult {
+    let app = ctx.spawn_app().await;
+    for url in [
+        "https://10.0.0.5/hooks",
+        "https://192.168.1.20/hooks",
+        "https://172.16.0.1/hooks",
+        "https://169.254.169.254/latest/meta-data",
+        "https://100.64.0.1/hooks",
+        "https://[fd00::1]/hooks",
+        "https://[fe80::1]/hooks",
+        "https://[::ffff:10.0.0.1]/hooks",
+        "https://0.0.0.0/hooks",
+        "https://224.0.0.1/hooks",
+        "https://192.0.2.10/hooks",
+        "https://hooks.localhost/pforte",
+        "http://hooks.localhost:8081/admin/shutdown",
+    ] {
+        let refused = refused_notify_url(&app, url).await?;
+        let detail = refused["detail"].as_str().unwrap_or_default();
+        assert!(detail.contains("public host"), "{url}: {refused}");
+    }
+    app.stop().await
+}
+backend_test!(a_notify_url_to_a_private_address_is_refused);
+
+/// In production (no development simulators) a stored loopback URL, e.g. one accepted before this
+/// rule or a registered `notification_url`, is not called: the delivery refuses it before sending,
+/// gives the message up and says why in the notification log (issue 14, finding 2).
+pub async fn a_loopback_notify_url_is_not_called_in_production(ctx: TestContext) -> TestResult {
+    let (url, received) = receiver("/admin/shutdown").await?;
+    let app = ctx.spawn_app_with(|f| f.merge(("workers.notifications", false)), Arc::new(SystemClock)).await;
+    let token = bearer(&app).await?;
+    let mut request = body(&app, "NOTIFY-PROD");
+    request["notifyUrl"] = Value::String(url.clone());
+    let created: Value = create(&app, &token, TENANT, &request, None).await?.json().await?;
+    let id = id_of(&created);
+    assert_eq!(post(&app, &token, &format!("{}/cancel", payment_path(&id)), "", None).await?.status(), 200);
+
+    let production = GuardedClient::new(Reach::Public)?;
+    let notifier = Notifier::new(app.state.db.clone(), app.state.registry.clone(), production, app.state.clock.clone());
+    assert_eq!(notifier.deliver_due().await?, Round { delivered: 0, retried: 0, gave_up: 1 });
+    assert!(received.lock().map(|r| r.is_empty()).unwrap_or(false), "nothing sent to the loopback address");
+    let message = app.state.db.notifications_of(&id).await?.remove(0);
+    let attempts = app.state.db.notification_attempts(&message.id).await?;
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(attempts[0].error.as_deref(), Some("refused: not https to a public host"));
+    let shown = ctx.cli_ok(&["notifications", "show", &message.id])?;
+    assert!(shown.contains("refused: not https to a public host"), "{shown}");
+    app.stop().await
+}
+backend_test!(a_loopback_notify_url_is_not_called_in_production);

@@ -292,7 +292,12 @@ pub async fn app_notifying_with(
 }
 
 pub fn notifier(app: &TestApp) -> Notifier {
-    Notifier::new(app.state.db.clone(), app.state.registry.clone(), app.state.http.clone(), app.state.clock.clone())
+    Notifier::new(
+        app.state.db.clone(),
+        app.state.registry.clone(),
+        app.state.guarded_http.clone(),
+        app.state.clock.clone(),
+    )
 }
 
 pub async fn a_status_change_is_notified_once_with_a_valid_signature(ctx: TestContext) -> TestResult {

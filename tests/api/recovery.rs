@@ -117,7 +117,8 @@ pub async fn a_dead_workers_lease_lets_its_messages_go(ctx: TestContext) -> Test
     let row = payment_row("tx-lease", "GEB-LEASE");
     signals.create(&row).await?;
     signals.record("tx-lease", Status::Payed, Source::Provider, None).await?;
-    let notifier = Notifier::new(state.db.clone(), state.registry.clone(), state.http.clone(), state.clock.clone());
+    let notifier =
+        Notifier::new(state.db.clone(), state.registry.clone(), state.guarded_http.clone(), state.clock.clone());
 
     // The dead worker's claim: taken, never settled.
     let at = clock.now_millis();

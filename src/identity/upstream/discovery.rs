@@ -172,10 +172,10 @@ async fn get_json<T: DeserializeOwned>(http: &reqwest::Client, url: &str, what: 
     if status != reqwest::StatusCode::OK {
         return Err(UpstreamError::Unavailable(format!("{what} answered HTTP {}", status.as_u16())));
     }
-    let body = response
-        .bytes()
+    // Capped (SECURITY.md #31): a key set or discovery document has no reason to be large.
+    let body = crate::http_client::read_capped(response, crate::http_client::DEFAULT_MAX_BODY_BYTES)
         .await
-        .map_err(|e| UpstreamError::Unavailable(format!("{what} cannot be read: {}", without_url(&e))))?;
+        .map_err(|e| UpstreamError::Unavailable(format!("{what} cannot be read: {e}")))?;
     serde_json::from_slice(&body)
         .map_err(|e| UpstreamError::Unavailable(format!("{what} is not valid: {}", json_problem(&e))))
 }

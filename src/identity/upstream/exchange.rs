@@ -18,6 +18,7 @@ use serde_json::{json, Map, Value};
 use super::discovery::{json_problem, without_url, Provider};
 use super::{PendingUpstream, UpstreamError};
 use crate::clock::Clock;
+use crate::http_client::{read_capped, DEFAULT_MAX_BODY_BYTES};
 use crate::registry::{IdentityProvider, UpstreamClientAuth};
 
 /// RFC 7523, section 2.2.
@@ -115,10 +116,9 @@ pub(super) async fn fetch_userinfo(
         // Signed or encrypted userinfo (application/jwt) is not supported; nothing else is userinfo.
         return Err(UpstreamError::InvalidResponse("the userinfo response is not application/json".into()));
     }
-    let body = response
-        .bytes()
+    let body = read_capped(response, DEFAULT_MAX_BODY_BYTES)
         .await
-        .map_err(|e| UpstreamError::Unavailable(format!("the userinfo endpoint failed: {}", without_url(&e))))?;
+        .map_err(|e| UpstreamError::Unavailable(format!("the userinfo endpoint failed: {e}")))?;
     let claims: Map<String, Value> = serde_json::from_slice(&body).map_err(|e| {
         UpstreamError::InvalidResponse(format!("the userinfo response is not a JSON object: {}", json_problem(&e)))
     })?;
@@ -206,8 +206,9 @@ fn signer_for(alg: &CoreJwsSigningAlgorithm, pem: &str, jwk: Option<&Jwk>) -> Op
     }
 }
 
-/// The shared client as the library's HTTP client, with one difference: a 5xx answer is a transport
-/// failure (the provider is down), not an OAuth error response to parse.
+/// The shared client as the library's HTTP client, with two differences: a 5xx answer is a
+/// transport failure (the provider is down), not an OAuth error response to parse; and the answer
+/// is read with a size cap (SECURITY.md #31), as the library's own reqwest glue reads it whole.
 struct Transport(reqwest::Client);
 
 #[derive(Debug, thiserror::Error)]
@@ -220,17 +221,26 @@ impl<'c> AsyncHttpClient<'c> for Transport {
 
     fn call(&'c self, request: HttpRequest) -> Self::Future {
         Box::pin(async move {
-            let response = self.0.call(request).await.map_err(|e| {
-                let reason = match &e {
-                    openidconnect::HttpClientError::Reqwest(e) => without_url(e),
-                    _ => "request failed",
-                };
-                TransportError(reason.to_owned())
-            })?;
-            if response.status().is_server_error() {
-                return Err(TransportError(format!("answered HTTP {}", response.status().as_u16())));
+            let (parts, body) = request.into_parts();
+            let response = self
+                .0
+                .request(parts.method, parts.uri.to_string())
+                .headers(parts.headers)
+                .body(body)
+                .send()
+                .await
+                .map_err(|e| TransportError(without_url(&e).to_owned()))?;
+            let status = response.status();
+            if status.is_server_error() {
+                return Err(TransportError(format!("answered HTTP {}", status.as_u16())));
             }
-            Ok(response)
+            let headers = response.headers().clone();
+            let body =
+                read_capped(response, DEFAULT_MAX_BODY_BYTES).await.map_err(|e| TransportError(e.to_string()))?;
+            let mut answer = HttpResponse::new(body);
+            *answer.status_mut() = status;
+            *answer.headers_mut() = headers;
+            Ok(answer)
         })
     }
 }

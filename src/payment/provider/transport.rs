@@ -104,8 +104,9 @@ impl ProviderHttp {
         if !response.status().is_success() {
             return Err(ProviderError::Unavailable(format!("token endpoint answered {}", response.status().as_u16())));
         }
-        let body: Value =
-            response.json().await.map_err(|_| ProviderError::InvalidAnswer("token response is not JSON".into()))?;
+        let body = self.body(response).await?;
+        let body: Value = serde_json::from_slice(&body)
+            .map_err(|_| ProviderError::InvalidAnswer("token response is not JSON".into()))?;
         let token =
             body["access_token"].as_str().ok_or_else(|| ProviderError::InvalidAnswer("no access_token".into()))?;
         let lifetime = Duration::from_secs(body["expires_in"].as_u64().unwrap_or(60));
@@ -127,13 +128,16 @@ impl ProviderHttp {
         }
     }
 
-    /// The whole body of an answer, within the time limit.
+    /// The whole body of an answer, within the time limit and at most
+    /// [`DEFAULT_MAX_BODY_BYTES`](crate::http_client::DEFAULT_MAX_BODY_BYTES) (SECURITY.md #31): a
+    /// larger or endless answer is abandoned as soon as it passes the cap, and the provider counts
+    /// as unavailable, as for a broken answer.
     pub(super) async fn body(&self, response: reqwest::Response) -> Result<Vec<u8>, ProviderError> {
-        let bytes = tokio::time::timeout(self.timeout, response.bytes())
+        let limit = crate::http_client::DEFAULT_MAX_BODY_BYTES;
+        tokio::time::timeout(self.timeout, crate::http_client::read_capped(response, limit))
             .await
             .map_err(|_| ProviderError::Unavailable("the answer did not arrive in time".into()))?
-            .map_err(|_| ProviderError::Unavailable("the answer broke off".into()))?;
-        Ok(bytes.to_vec())
+            .map_err(|e| ProviderError::Unavailable(e.to_string()))
     }
 }
 

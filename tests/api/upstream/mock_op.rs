@@ -69,6 +69,8 @@ pub enum TokenFault {
     Status500,
     /// Never answers within any sensible timeout.
     Hang,
+    /// A valid answer followed by 2 MiB of JSON whitespace, over pforte's cap on peer bodies.
+    Oversized,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -305,8 +307,13 @@ async fn token(State(mock): State<MockOp>, headers: HeaderMap, Form(form): Form<
     let id_token = id_token(&op, &mock.issuer, &grant.nonce, mock.now());
     let access_token = format!("at-{}", uuid::Uuid::new_v4().simple());
     op.access_tokens.insert(access_token.clone(), SUBJECT.to_owned());
-    Json(json!({ "access_token": access_token, "token_type": "Bearer", "expires_in": 300, "id_token": id_token }))
-        .into_response()
+    let answer =
+        json!({ "access_token": access_token, "token_type": "Bearer", "expires_in": 300, "id_token": id_token });
+    if op.behaviour.token == TokenFault::Oversized {
+        let padded = format!("{answer}{}", " ".repeat(2 * 1024 * 1024));
+        return ([(axum::http::header::CONTENT_TYPE, "application/json")], padded).into_response();
+    }
+    Json(answer).into_response()
 }
 
 fn client_authenticated(
