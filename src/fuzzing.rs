@@ -102,3 +102,55 @@ fn settlement_formats() -> [SettlementFormat; 3] {
         },
     ]
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::path::Path;
+
+    /// The seeds of a target, but those named `refused-…` (inputs the parser must refuse).
+    fn seeds(target: &str) -> Vec<Vec<u8>> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus").join(target);
+        let mut files: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+        files.retain(|f| !f.file_name().unwrap().to_string_lossy().starts_with("refused-"));
+        files.sort();
+        assert!(!files.is_empty(), "no seeds for {target}");
+        files.iter().map(|f| std::fs::read(f).unwrap()).collect()
+    }
+
+    // The seeds (but `refused-…`) are valid inputs, so a fuzzer starts from the deep paths, not from the first refusal.
+    #[test]
+    fn every_seed_of_the_corpus_is_accepted_by_its_parser() {
+        for seed in seeds("payment_request") {
+            crate::payment::validate::parse_request_body(&seed).unwrap();
+        }
+        for seed in seeds("camt") {
+            crate::finance::import::camt::parse(&seed).unwrap();
+        }
+        for seed in seeds("settlement_csv") {
+            let accepted = super::settlement_formats()
+                .iter()
+                .filter(|format| crate::finance::import::settlement::parse(&seed, format).is_ok())
+                .count();
+            assert!(accepted > 0, "a settlement seed no layout reads");
+        }
+        for seed in seeds("form") {
+            crate::http::oidc::parse_parameters(&seed).unwrap();
+        }
+        for seed in seeds("registry_toml") {
+            let text = std::str::from_utf8(&seed).unwrap();
+            let kinds = [
+                super::EntityKind::IdentityProvider,
+                super::EntityKind::PaymentProvider,
+                super::EntityKind::Tenant,
+                super::EntityKind::Client,
+            ];
+            let clean = kinds.into_iter().filter(|kind| crate::registry::parse_entity_text(*kind, text) == 0).count();
+            assert_eq!(clean, 1, "a registry seed is valid as exactly one kind");
+        }
+        for seed in seeds("client_assertion") {
+            // Every entry point returns nothing; it must not panic on its own seeds.
+            super::client_assertion(&seed);
+        }
+    }
+}
