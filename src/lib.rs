@@ -9,6 +9,8 @@ pub mod crypto;
 #[cfg(feature = "simulators")]
 pub mod dev;
 pub mod finance;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod http_client;
 pub mod identity;

@@ -16,6 +16,7 @@ const LAYERS: &[(&str, &str)] = &[
     ("app", "composition"),
     ("cli", "edge"),
     ("http", "edge"),
+    ("fuzzing", "edge"),
     ("dev", "simulators"),
     ("identity", "domain"),
     ("payment", "domain"),
@@ -96,6 +97,8 @@ const MAY_IMPORT: &[(&str, &[&str])] = &[
             "telemetry",
         ],
     ),
+    // The fuzz targets' entry points call the parsers that take outside input.
+    ("fuzzing", &["http", "identity", "payment", "finance", "registry"]),
     // Simulators are protocol peers: configuration and primitives only, never pforte's own protocol code.
     ("dev", &["config", "registry", "crypto", "clock"]),
     // Domains: payment and identity know nothing of each other; finance reads payment's vocabulary;

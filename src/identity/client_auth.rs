@@ -220,6 +220,20 @@ impl ClientAuthenticator {
     }
 }
 
+/// The steps of `verify_assertion` that read an assertion before its signature is trusted (header,
+/// unverified claims, choosing a key from `jwks`, verifying), results dropped: the entry of the
+/// `client_assertion` fuzz target (`crate::fuzzing`).
+pub(crate) fn read_untrusted(jwks: &str, assertion: &str) {
+    let Ok(header) = josekit::jwt::decode_header(assertion) else { return };
+    let alg = header.claim("alg").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let kid = header.claim("kid").and_then(Value::as_str).map(str::to_owned);
+    let _ = unverified_claims(assertion);
+    let Ok(Value::Object(set)) = serde_json::from_str::<Value>(jwks) else { return };
+    if let Some(verifier) = pick_verifier(&set, &alg, kid.as_deref()) {
+        let _ = josekit::jwt::decode_with_verifier(assertion, verifier.as_ref());
+    }
+}
+
 fn expose(secret: &SecretString) -> &str {
     secrecy::ExposeSecret::expose_secret(secret)
 }

@@ -185,6 +185,46 @@ impl Registry {
 }
 
 /// Reads one directory and checks each file on its own; returns each valid entity with its file.
+/// Which kind of registry file [`parse_entity_text`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntityKind {
+    IdentityProvider,
+    PaymentProvider,
+    Tenant,
+    Client,
+}
+
+/// Reads one registry file's text as `load` reads a file of that kind (TOML, then every rule of the
+/// entity), without the cross-file checks: the entry the fuzz targets (`fuzz/`) call. Returns how
+/// many problems were found; a valid file has none.
+pub fn parse_entity_text(kind: EntityKind, text: &str) -> usize {
+    let Ok(public_url) = Url::parse("http://localhost:8080") else { return 0 };
+    let context = LoadContext::new(&public_url, true);
+    let mut problems = Problems::default();
+    fn one<F: DeserializeOwned, T>(
+        text: &str,
+        context: &LoadContext,
+        problems: &mut Problems,
+        parse: fn(EntityFile<F>, &mut FileCheck<'_>) -> Option<T>,
+    ) {
+        let source = "fuzz.toml".to_owned();
+        let Some(contents) = toml_error::parse::<F>(text).map_err(|p| problems.push(&source, p.key, p.reason)).ok()
+        else {
+            return;
+        };
+        let Ok(id) = EntityId::parse("fuzz") else { return };
+        let mut check = FileCheck::new(&source, context, problems);
+        parse(EntityFile { id, source: source.clone(), contents }, &mut check);
+    }
+    match kind {
+        EntityKind::IdentityProvider => one(text, &context, &mut problems, identity::parse),
+        EntityKind::PaymentProvider => one(text, &context, &mut problems, payment::parse),
+        EntityKind::Tenant => one(text, &context, &mut problems, tenant::parse),
+        EntityKind::Client => one(text, &context, &mut problems, client::parse),
+    }
+    problems.0.len()
+}
+
 fn load_kind<F: DeserializeOwned, T>(
     dir: &Path,
     if_missing: IfMissing,
