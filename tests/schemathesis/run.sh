@@ -47,10 +47,13 @@ TOKEN=$(curl -sf -u demo:demo-secret-change-me -d grant_type=client_credentials 
   | python3 -c 'import json, sys; print(json.load(sys.stdin)["access_token"])')
 
 # One payment to read, cancel and refund, so those operations get past the 404 of an unknown id.
-PFORTE_TRANSACTION_ID=$(curl -sf -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
-  -d '{"requestId":"SCHEMATHESIS-1","requestTimestamp":"2026-11-29T10:00:00+01:00","currency":"EUR","grosAmount":12.00,"purpose":"Schemathesis","redirectUrl":"http://localhost:8080/demo","items":[{"totalNetAmount":12.00}]}' \
-  "$URL/paymenttransaction/demo-service/09162000" \
-  | python3 -c 'import json, sys; print(json.load(sys.stdin)["paymentInformation"]["transactionId"])')
+# The redirectUrl must be on an origin the demo client registered ({public_url}, SECURITY.md #3).
+CREATED=$(curl -s -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
+  -d '{"requestId":"SCHEMATHESIS-1","requestTimestamp":"2026-11-29T10:00:00+01:00","currency":"EUR","grosAmount":12.00,"purpose":"Schemathesis","redirectUrl":"'"$URL"'/demo","items":[{"totalNetAmount":12.00}]}' \
+  "$URL/paymenttransaction/demo-service/09162000")
+PFORTE_TRANSACTION_ID=$(printf '%s' "$CREATED" \
+  | python3 -c 'import json, sys; print(json.load(sys.stdin)["paymentInformation"]["transactionId"])') \
+  || { echo "creating the seed payment failed: $CREATED" >&2; exit 1; }
 export PFORTE_TRANSACTION_ID
 
 set +e
