@@ -282,10 +282,11 @@ mod tests {
         let limiter = Limiter::new(config::Quota { requests: 3, period_secs: 60 });
         let address: IpAddr = "192.0.2.1".parse().unwrap();
         for _ in 0..3 {
-            assert_eq!(limiter.check(address), None);
+            assert_eq!(limiter.check(&address), None);
         }
-        let wait = limiter.check(address).expect("the fourth is refused");
+        let wait = limiter.check(&address).expect("the fourth is refused");
         assert!(wait > Duration::ZERO && wait <= Duration::from_secs(20), "{wait:?}");
-        assert_eq!(limiter.check("192.0.2.2".parse().unwrap()), None, "another address has its own budget");
+        let other: IpAddr = "192.0.2.2".parse().unwrap();
+        assert_eq!(limiter.check(&other), None, "another address has its own budget");
     }
 }
