@@ -266,6 +266,7 @@ fn build_state(settings: Settings, registry: Registry, clock: SharedClock) -> an
         signals.clone(),
         payment_providers.clone(),
     );
+    let client_budgets = crate::http::ClientBudgets::new(&settings);
     Ok(AppState::new(Shared {
         settings,
         registry,
@@ -289,6 +290,7 @@ fn build_state(settings: Settings, registry: Registry, clock: SharedClock) -> an
         staff,
         staff_upstreams,
         payment_callbacks,
+        client_budgets,
     }))
 }
 

@@ -18,6 +18,10 @@ pub struct RateLimitSettings {
     /// `/callbacks/payment/{provider}`: signatures of payment providers.
     #[serde(default = "default_callbacks")]
     pub callbacks: Quota,
+    /// `/token`, `/par`, `/revoke` per authenticated client, counted only once its credentials were
+    /// accepted, so nobody else can spend it by naming the client.
+    #[serde(default = "default_oauth_client")]
+    pub oauth_client: Quota,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -29,7 +33,12 @@ pub struct Quota {
 
 impl Default for RateLimitSettings {
     fn default() -> Self {
-        RateLimitSettings { oauth: default_oauth(), finance: default_finance(), callbacks: default_callbacks() }
+        RateLimitSettings {
+            oauth: default_oauth(),
+            finance: default_finance(),
+            callbacks: default_callbacks(),
+            oauth_client: default_oauth_client(),
+        }
     }
 }
 
@@ -48,6 +57,12 @@ fn default_callbacks() -> Quota {
     Quota { requests: 600, period_secs: 60 }
 }
 
+/// One online service, whichever addresses its servers use: ten token requests a second on
+/// average, bursts of 600, far above a busy service's logins and below what could hurt pforte.
+fn default_oauth_client() -> Quota {
+    Quota { requests: 600, period_secs: 60 }
+}
+
 /// The longest period: a day (a longer one would lock out an address that erred for days).
 const MAX_PERIOD_SECS: u64 = 86_400;
 
@@ -57,6 +72,7 @@ impl RateLimitSettings {
             ("rate_limit.oauth", self.oauth),
             ("rate_limit.finance", self.finance),
             ("rate_limit.callbacks", self.callbacks),
+            ("rate_limit.oauth_client", self.oauth_client),
         ] {
             if quota.requests == 0 {
                 problems.push("settings", format!("{key}.requests"), "must be greater than zero");

@@ -17,6 +17,7 @@ pub mod oidc;
 mod openapi;
 pub(crate) mod payments;
 mod rate_limit;
+pub use rate_limit::ClientBudgets;
 pub mod state;
 
 pub use finance_staff::staff_callback_base;

@@ -5,16 +5,20 @@
 //! `requests`, refilled evenly over `period_secs`); a request over it is answered 429 with
 //! `Retry-After` before any credential is looked at or any row written.
 //!
-//! Per address only, counting every request: a per-client budget at `/token` would be keyed by a
-//! `client_id` that anyone can name without its credentials, so a stranger could spend a real
-//! client's budget and lock it out. Client secrets and keys are far beyond guessing; what the limit
-//! stops is one address flooding the checks, the logs and the refused-attempt counters.
+//! The address budget counts every request, before any check. On top, `/token`, `/par` and `/revoke`
+//! have a budget per online service (`rate_limit.oauth_client`, `ClientBudgets`), spent only once the
+//! client's credentials were accepted: a `client_id` alone can be named by anyone, so a budget spent
+//! before authentication would let a stranger lock a real service out. Client secrets and keys are
+//! far beyond guessing; the address budget stops one address flooding the checks, the logs and the
+//! refused-attempt counters, the client budget stops one service (or a leaked credential) from
+//! taking pforte's capacity whichever addresses it uses.
 //!
 //! The address is the TCP peer's. Behind a reverse proxy listed in `server.trusted_proxies` it is
 //! the first address in `X-Forwarded-For` counted from the right that is not such a proxy; from any
 //! other peer the header is ignored, since anyone can send it. IPv6 addresses count per /64 (one
 //! subscriber's usual allocation), so an attacker cannot get a fresh budget per address.
 
+use std::hash::Hash;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -44,12 +48,12 @@ enum Group {
     Callbacks,
 }
 
-struct Limiter {
-    limiter: DefaultKeyedRateLimiter<IpAddr>,
+struct Limiter<K: Hash + Eq + Clone = IpAddr> {
+    limiter: DefaultKeyedRateLimiter<K>,
     checks: AtomicU64,
 }
 
-impl Limiter {
+impl<K: Hash + Eq + Clone> Limiter<K> {
     fn new(quota: config::Quota) -> Self {
         let requests = NonZeroU32::new(quota.requests).unwrap_or(NonZeroU32::MIN);
         let period = Duration::from_secs(quota.period_secs.max(1));
@@ -58,13 +62,34 @@ impl Limiter {
         Limiter { limiter: DefaultKeyedRateLimiter::keyed(quota), checks: AtomicU64::new(0) }
     }
 
-    /// `None` when `address` may go on, else how long it must wait.
-    fn check(&self, address: IpAddr) -> Option<Duration> {
+    /// `None` when `key` may go on, else how long it must wait.
+    fn check(&self, key: &K) -> Option<Duration> {
         if self.checks.fetch_add(1, Ordering::Relaxed) % FORGET_EVERY == FORGET_EVERY - 1 {
             self.limiter.retain_recent();
         }
-        self.limiter.check_key(&address).err().map(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
+        self.limiter.check_key(key).err().map(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
     }
+}
+
+/// The budget of each online service at `/token`, `/par` and `/revoke`, spent by the handlers once
+/// the client is authenticated (see the module comment).
+pub struct ClientBudgets(Limiter<String>);
+
+impl ClientBudgets {
+    pub fn new(settings: &Settings) -> Self {
+        ClientBudgets(Limiter::new(settings.rate_limit.oauth_client))
+    }
+
+    /// Spends one request of `client_id`'s budget: `None` when it may go on, else the whole seconds
+    /// (at least 1) it must wait.
+    pub fn spend(&self, client_id: &str) -> Option<u64> {
+        self.0.check(&client_id.to_owned()).map(whole_seconds)
+    }
+}
+
+/// A wait as `Retry-After` gives it: whole seconds, rounded up, at least 1.
+fn whole_seconds(wait: Duration) -> u64 {
+    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
 }
 
 /// The limiters of one running router.
@@ -103,7 +128,7 @@ pub(crate) async fn limit(State(limits): State<Arc<RateLimits>>, request: Reques
     // Without the peer address (a router served without connect info) all requests share one budget.
     let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(peer)| peer.ip());
     let address = budget_key(client_address(peer, request.headers(), &limits.trusted_proxies));
-    match limits.limiter(group).check(address) {
+    match limits.limiter(group).check(&address) {
         None => next.run(request).await,
         Some(wait) => {
             tracing::warn!(group = ?group, "rate limit reached; request refused");
@@ -160,8 +185,7 @@ fn budget_key(address: Option<IpAddr>) -> IpAddr {
 
 /// 429 in each group's own error format, always with `Retry-After` (whole seconds, at least 1).
 fn too_many_requests(group: Group, headers: &HeaderMap, wait: Duration) -> Response {
-    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-    let seconds = seconds.max(1);
+    let seconds = whole_seconds(wait);
     let mut response = match group {
         // RFC 6749 defines no error for this; `slow_down` is the registered token-endpoint error
         // that asks the client to wait (RFC 8628 §3.5), and 429 with Retry-After (RFC 6585 §4)
@@ -258,10 +282,11 @@ mod tests {
         let limiter = Limiter::new(config::Quota { requests: 3, period_secs: 60 });
         let address: IpAddr = "192.0.2.1".parse().unwrap();
         for _ in 0..3 {
-            assert_eq!(limiter.check(address), None);
+            assert_eq!(limiter.check(&address), None);
         }
-        let wait = limiter.check(address).expect("the fourth is refused");
+        let wait = limiter.check(&address).expect("the fourth is refused");
         assert!(wait > Duration::ZERO && wait <= Duration::from_secs(20), "{wait:?}");
-        assert_eq!(limiter.check("192.0.2.2".parse().unwrap()), None, "another address has its own budget");
+        let other: IpAddr = "192.0.2.2".parse().unwrap();
+        assert_eq!(limiter.check(&other), None, "another address has its own budget");
     }
 }

@@ -49,6 +49,8 @@ pub struct Shared {
     /// The relying party towards staff identity providers, with its own callback path.
     pub staff_upstreams: Arc<crate::identity::upstream::Upstreams>,
     pub payment_callbacks: crate::payment::callbacks::PaymentCallbacks,
+    /// Each online service's budget at `/token`, `/par` and `/revoke` (SECURITY.md #32).
+    pub client_budgets: super::ClientBudgets,
 }
 
 impl AppState {

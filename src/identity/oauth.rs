@@ -11,6 +11,8 @@ use crate::store::StorageError;
 pub struct OAuthError {
     pub error: ErrorCode,
     pub description: String,
+    /// With `slow_down`: whole seconds until the client may ask again (`Retry-After`).
+    pub retry_after_secs: Option<u64>,
 }
 
 /// The `error` values of RFC 6749 §5.2 and RFC 6750 §3.1 that pforte answers with.
@@ -26,6 +28,8 @@ pub enum ErrorCode {
     InsufficientScope,
     ServerError,
     TemporarilyUnavailable,
+    /// The client asked too often (RFC 8628 §3.5's registered token-endpoint error), with 429.
+    SlowDown,
 }
 
 /// The authentication scheme a refused client is told to use.
@@ -50,6 +54,7 @@ impl ErrorCode {
             ErrorCode::InsufficientScope => "insufficient_scope",
             ErrorCode::ServerError => "server_error",
             ErrorCode::TemporarilyUnavailable => "temporarily_unavailable",
+            ErrorCode::SlowDown => "slow_down",
         }
     }
 
@@ -64,7 +69,7 @@ impl ErrorCode {
 
 impl OAuthError {
     fn new(error: ErrorCode, description: impl Into<String>) -> Self {
-        OAuthError { error, description: description.into() }
+        OAuthError { error, description: description.into(), retry_after_secs: None }
     }
 
     pub fn invalid_request(description: impl Into<String>) -> Self {
@@ -108,6 +113,16 @@ impl OAuthError {
 
     pub fn temporarily_unavailable(description: impl Into<String>) -> Self {
         Self::new(ErrorCode::TemporarilyUnavailable, description)
+    }
+
+    /// The client has used its own budget (SECURITY.md #32); it may ask again in `seconds`.
+    pub fn slow_down(seconds: u64) -> Self {
+        let mut error = Self::new(
+            ErrorCode::SlowDown,
+            format!("This client has made too many requests; try again in {seconds} s."),
+        );
+        error.retry_after_secs = Some(seconds);
+        error
     }
 }
 

@@ -173,3 +173,31 @@ pub async fn request_logs_name_the_route_not_the_transaction_id(ctx: TestContext
     Ok(())
 }
 backend_test!(request_logs_name_the_route_not_the_transaction_id);
+
+pub async fn an_online_service_over_its_own_budget_is_429_from_any_address_and_strangers_cannot_spend_it(
+    ctx: TestContext,
+) -> TestResult {
+    let app = limited_app(&ctx, "oauth_client", 2, 3600, true).await;
+    // Strangers naming the service with a wrong secret are refused and spend nothing of its budget.
+    for stranger in 1..=5 {
+        let refused = token_request(&app, &format!("203.0.113.{stranger}"), "wrong").await?;
+        assert_eq!(refused.status(), 401);
+    }
+    for address in ["198.51.100.1", "198.51.100.2"] {
+        let granted = token_request(&app, address, DEMO_SECRET).await?;
+        assert_eq!(granted.status(), 200, "{:?}", granted.text().await);
+    }
+    // The service's third request is refused whichever address it comes from.
+    let refused = token_request(&app, "198.51.100.3", DEMO_SECRET).await?;
+    assert_eq!(refused.status(), 429);
+    let wait = retry_after(&refused).expect("Retry-After in whole seconds");
+    assert!((1..=3600).contains(&wait), "{wait}");
+    assert_eq!(refused.headers()["cache-control"], "no-store");
+    let body: Value = refused.json().await?;
+    assert_eq!(body["error"], "slow_down", "{body}");
+    assert!(body["error_description"].as_str().unwrap_or_default().contains("client"), "{body}");
+    // A wrong secret is still a plain 401, not a 429 that would tell a stranger about the budget.
+    assert_eq!(token_request(&app, "198.51.100.4", "wrong").await?.status(), 401);
+    app.stop().await
+}
+backend_test!(an_online_service_over_its_own_budget_is_429_from_any_address_and_strangers_cannot_spend_it);

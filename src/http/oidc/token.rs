@@ -39,6 +39,11 @@ async fn authenticated<'s>(
     let form = parse_parameters(body).map_err(OAuthError::invalid_request)?;
     let credentials = client_credentials(headers, &form)?;
     let client = state.client_auth.authenticate(&state.registry, &credentials).await?;
+    // Counted only now, after the credentials were accepted (SECURITY.md #32).
+    if let Some(seconds) = state.client_budgets.spend(client.id.as_str()) {
+        tracing::warn!(client = %client.id, "client rate limit reached; request refused");
+        return Err(OAuthError::slow_down(seconds));
+    }
     Ok((client, form))
 }
 
