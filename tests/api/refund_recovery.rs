@@ -9,7 +9,7 @@ use std::time::Duration;
 use pforte::clock::ManualClock;
 use serde_json::Value;
 
-use crate::helpers::{eventually, TestBackend, TestContext, TestResult};
+use crate::helpers::{eventually, TestApp, TestBackend, TestContext, TestResult};
 use crate::keys::any_pool;
 use crate::payment_api::bearer;
 use crate::payment_surface::{paid_payment, payment_path, post};
@@ -52,18 +52,7 @@ pub async fn a_refund_cut_off_after_it_was_written_is_made_once_when_retried_wit
     assert_eq!(again["status"], "PENDING", "the answer stored with the refund, before its outcome");
 
     // The status worker takes the PENDING refund up (its request is gone) and settles it once.
-    eventually(Duration::from_secs(20), "the abandoned refund is settled", || async {
-        let status = app.state.db.refund(&refund_id).await?.map(|r| r.status.as_str());
-        Ok((status == Some("INSTRUCTION")).then_some(()))
-    })
-    .await?;
-    let journals: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ledger_journals WHERE refund_id = $1")
-        .bind(&refund_id)
-        .fetch_one(&pool)
-        .await?;
-    assert_eq!(journals, 1, "booked once");
-    let events = app.state.db.refund_events(&refund_id).await?;
-    assert_eq!(events.len(), 2, "created, then settled once: {events:?}");
+    settled_once(&app, &pool, &refund_id, "the abandoned refund is settled").await?;
     let later = post(&app, &token, &refunds_path(&id), body, Some("refund-cut")).await?;
     assert_eq!(later.json::<Value>().await?, again, "the key keeps answering with the first answer");
     assert_eq!(app.state.db.refunds_of(&id).await?.len(), 1);
@@ -73,6 +62,23 @@ pub async fn a_refund_cut_off_after_it_was_written_is_made_once_when_retried_wit
 postgres_test!(a_refund_cut_off_after_it_was_written_is_made_once_when_retried_with_its_key);
 
 /// Makes the database refuse every refund's booking (`hold`), or takes that back.
+/// Waits until the status worker has settled the refund, then checks it was booked and settled once.
+async fn settled_once(app: &TestApp, pool: &sqlx::AnyPool, refund_id: &str, waiting_for: &str) -> TestResult {
+    eventually(Duration::from_secs(20), waiting_for, || async {
+        let status = app.state.db.refund(refund_id).await?.map(|r| r.status.as_str());
+        Ok((status == Some("INSTRUCTION")).then_some(()))
+    })
+    .await?;
+    let journals: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ledger_journals WHERE refund_id = $1")
+        .bind(refund_id)
+        .fetch_one(pool)
+        .await?;
+    assert_eq!(journals, 1, "booked once");
+    let events = app.state.db.refund_events(refund_id).await?;
+    assert_eq!(events.len(), 2, "created, then settled once: {events:?}");
+    Ok(())
+}
+
 async fn hold_refund_bookings(ctx: &TestContext, pool: &sqlx::AnyPool, hold: bool) -> TestResult {
     let statements: &[&str] = match (&ctx.backend, hold) {
         (TestBackend::Sqlite, true) => &["CREATE TRIGGER hold_refund_bookings BEFORE INSERT ON ledger_journals \
@@ -120,17 +126,7 @@ pub async fn a_refund_left_pending_is_settled_by_the_status_worker_once(ctx: Tes
     assert_eq!(app.state.db.refund(&refund_id).await?.map(|r| r.status.as_str()), Some("PENDING"));
 
     clock.advance_secs(31);
-    eventually(Duration::from_secs(20), "the status worker settles the refund", || async {
-        let status = app.state.db.refund(&refund_id).await?.map(|r| r.status.as_str());
-        Ok((status == Some("INSTRUCTION")).then_some(()))
-    })
-    .await?;
-    let journals: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ledger_journals WHERE refund_id = $1")
-        .bind(&refund_id)
-        .fetch_one(&pool)
-        .await?;
-    assert_eq!(journals, 1, "booked once");
-    assert_eq!(app.state.db.refund_events(&refund_id).await?.len(), 2, "created, then settled once");
+    settled_once(&app, &pool, &refund_id, "the status worker settles the refund").await?;
     assert_eq!(app.state.db.refunds_of(&id).await?.len(), 1);
     let later = post(&app, &token, &refunds_path(&id), body, Some("refund-left")).await?;
     assert_eq!(later.json::<Value>().await?, first, "the key keeps the first answer");
