@@ -82,14 +82,9 @@ pub async fn a_status_read_reporting_another_amount_flags_the_payment_and_does_n
 
     // A cancel reads the status too: refused, the payment stays open, the same report is not flagged twice.
     let token = crate::payment_api::bearer(&app).await?;
-    let cancel = app
-        .client
-        .post(app.url(&format!("/paymenttransaction/demo-service/09162000/{id}/cancel")))
-        .bearer_auth(&token)
-        .send()
-        .await?;
-    assert_eq!(cancel.status(), 409);
-    let problem: Value = cancel.json().await?;
+    let answer = cancel(&app, &token, &id).await?;
+    assert_eq!(answer.status(), 409);
+    let problem: Value = answer.json().await?;
     assert!(problem["detail"].as_str().unwrap_or_default().contains("amount"), "{problem}");
     let row = app.state.db.payment(&id).await?.expect("payment");
     assert_eq!(row.status.as_str(), "INITIAL");
@@ -98,14 +93,15 @@ pub async fn a_status_read_reporting_another_amount_flags_the_payment_and_does_n
 
     // The provider corrects itself: the read with the payment's amount is applied as usual.
     peer.amount_cents.store(1200, Ordering::SeqCst);
-    let cancel = app
-        .client
-        .post(app.url(&format!("/paymenttransaction/demo-service/09162000/{id}/cancel")))
-        .bearer_auth(&token)
-        .send()
-        .await?;
-    assert_eq!(cancel.status(), 409, "paid, so no longer cancelable");
+    let answer = cancel(&app, &token, &id).await?;
+    assert_eq!(answer.status(), 409, "paid, so no longer cancelable");
     assert_eq!(app.state.db.payment(&id).await?.map(|p| p.status.as_str()), Some("PAYED"));
     app.stop().await
 }
 backend_test!(a_status_read_reporting_another_amount_flags_the_payment_and_does_not_move_it);
+
+/// Asks pforte to cancel the payment, which reads its status at the provider first.
+async fn cancel(app: &TestApp, token: &str, id: &str) -> anyhow::Result<reqwest::Response> {
+    let path = format!("/paymenttransaction/demo-service/09162000/{id}/cancel");
+    Ok(app.client.post(app.url(&path)).bearer_auth(token).send().await?)
+}
