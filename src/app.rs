@@ -32,6 +32,8 @@ const WATCH_TIMEOUT: Duration = Duration::from_secs(2);
 pub struct Application {
     listener: TcpListener,
     port: u16,
+    /// The operator's listener (`server.metrics_listen`), when configured.
+    admin_listener: Option<TcpListener>,
     state: AppState,
     shutdown: CancellationToken,
     /// The development simulators, when `dev.simulators` is on; they keep their own state.
@@ -70,11 +72,13 @@ impl Application {
         };
         #[cfg(not(feature = "simulators"))]
         anyhow::ensure!(!settings.dev.simulators, "dev.simulators is on, but this build has no simulators");
+        let admin_listener = settings.server.metrics_listen.map(bind_admin).transpose()?;
         let state = build_state(settings, registry, clock)?;
         let port = listener.local_addr()?.port();
         Ok(Application {
             listener,
             port,
+            admin_listener,
             state,
             shutdown: CancellationToken::new(),
             #[cfg(feature = "simulators")]
@@ -101,6 +105,12 @@ impl Application {
         self.port
     }
 
+    /// The port of the operator's address, when `server.metrics_listen` is set (port 0 binds a free
+    /// one, as tests do).
+    pub fn admin_port(&self) -> Option<u16> {
+        self.admin_listener.as_ref().and_then(|l| l.local_addr().ok()).map(|a| a.port())
+    }
+
     pub fn state(&self) -> AppState {
         self.state.clone()
     }
@@ -114,7 +124,7 @@ impl Application {
     /// period to finish, background work stops, and the database pool closes.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let extra_routes = self.extra_routes();
-        let Application { listener, port, state, shutdown, .. } = self;
+        let Application { listener, port, admin_listener, state, shutdown, .. } = self;
         let mut workers: Vec<JoinHandle<()>> = vec![
             tokio::spawn(bootstrap(state.clone(), shutdown.clone())),
             tokio::spawn(purge_expired(state.clone(), shutdown.clone())),
@@ -129,6 +139,9 @@ impl Application {
         }
         if state.settings.workers.personal_data {
             workers.push(tokio::spawn(retain_personal_data(state.clone(), shutdown.clone())));
+        }
+        if let Some(admin_listener) = admin_listener {
+            workers.push(tokio::spawn(serve_admin(admin_listener, state.clone(), shutdown.clone())));
         }
         tracing::info!(
             port,
@@ -163,6 +176,24 @@ impl Application {
         state.db.close().await;
         tracing::info!("pforte stopped");
         Ok(())
+    }
+}
+
+/// Binds the operator's address at build time, so a taken port fails the start, not a worker later.
+fn bind_admin(address: std::net::SocketAddr) -> anyhow::Result<TcpListener> {
+    let listener = std::net::TcpListener::bind(address)
+        .map_err(|e| anyhow::anyhow!("cannot listen on {address} (server.metrics_listen): {e}"))?;
+    listener.set_nonblocking(true)?;
+    Ok(TcpListener::from_std(listener)?)
+}
+
+/// Serves the operator's routes (`http::admin`) until shutdown.
+async fn serve_admin(listener: TcpListener, state: AppState, shutdown: CancellationToken) {
+    let address = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    tracing::info!(address, "operator address (metrics, status, reload) listening");
+    let router = crate::http::admin::router(state);
+    if let Err(e) = axum::serve(listener, router).with_graceful_shutdown(shutdown.cancelled_owned()).await {
+        tracing::error!(error = %e, "the operator address stopped");
     }
 }
 

@@ -155,6 +155,10 @@ pub struct ServerSettings {
     /// the header is ignored (anyone could send it).
     #[serde(default)]
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// The operator's address (`http::admin`: metrics, dependency status, reload). Off when unset:
+    /// nothing there is for the public, so it must not share the public listener.
+    #[serde(default)]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -1,6 +1,7 @@
 //! The HTTP edge: one module per resource, each exposing `router()`, merged here with the layers
 //! every request passes through.
 
+pub mod admin;
 mod callbacks;
 mod cookies;
 pub(crate) mod error;
