@@ -130,6 +130,7 @@ impl Application {
             tokio::spawn(purge_expired(state.clone(), shutdown.clone())),
             tokio::spawn(refresh_keys(state.clone(), shutdown.clone())),
             tokio::spawn(watch_database(state.clone(), shutdown.clone())),
+            tokio::spawn(chain_audit_events(state.clone(), shutdown.clone())),
         ];
         if state.settings.workers.notifications {
             workers.push(tokio::spawn(deliver_notifications(state.clone(), shutdown.clone())));
@@ -172,6 +173,11 @@ impl Application {
             if tokio::time::timeout(grace, worker).await.is_err() {
                 tracing::warn!("a background worker did not stop within the grace period");
             }
+        }
+        // Requests and workers are done: chain what they recorded, so a graceful stop leaves nothing
+        // pending (after a kill, the next instance to start chains it).
+        if let Err(e) = state.audit.chain_pending().await {
+            tracing::warn!(error = %e, "could not chain the last audit events; the next start chains them");
         }
         state.db.close().await;
         tracing::info!("pforte stopped");
@@ -446,6 +452,33 @@ async fn check_payments(state: AppState, shutdown: CancellationToken) {
     .with_schedule(crate::payment::worker::CheckSchedule::from_settings(&state.settings.payments))
     .with_refunds(state.refunds.clone());
     worker.run(shutdown).await;
+}
+
+/// Moves recorded audit events into the hash chain every `audit.chain_interval_ms`. Every instance
+/// runs it; the chain lock lets one at a time extend the chain, so another takes over at once when
+/// one dies (SECURITY.md #26).
+async fn chain_audit_events(state: AppState, shutdown: CancellationToken) {
+    tokio::select! {
+        () = state.readiness.wait() => {}
+        () = shutdown.cancelled() => return,
+    }
+    let interval = Duration::from_millis(state.settings.audit.chain_interval_ms);
+    // One line per outage, not one per interval.
+    let mut failing = false;
+    loop {
+        match state.audit.chain_pending().await {
+            Ok(_) => failing = false,
+            Err(e) if !failing => {
+                failing = true;
+                tracing::warn!(error = %e, "chaining audit events failed; retrying every interval");
+            }
+            Err(_) => {}
+        }
+        tokio::select! {
+            () = tokio::time::sleep(interval) => {}
+            () = shutdown.cancelled() => return,
+        }
+    }
 }
 
 /// Encrypts personal data of payments written before it was kept apart, and purges it after each

@@ -2,6 +2,15 @@
 //! chain. Each row's hash covers its own fields and the previous row's hash, so changing, inserting or
 //! removing a row breaks the chain at that row. `pforte audit verify` recomputes it.
 //!
+//! Recording and chaining are apart (issue 13, SECURITY.md #26): a request records its event in its
+//! own transaction with a plain insert into `audit_pending` ([`AuditLog::append_in`]), so the event
+//! exists exactly when its change does and no request waits for another's commit. The chainer
+//! ([`AuditLog::chain_pending`], run by `app` every `audit.chain_interval_ms` on every instance)
+//! moves committed events into the chain in batches; each batch takes the chain lock, so one chainer
+//! at a time extends it, and writes the chain rows and deletes their pending rows in one transaction,
+//! so a crash mid-batch neither loses nor repeats an event. Verification also reports events left
+//! pending longer than `audit.max_chain_delay_secs`.
+//!
 //! Details must never carry personal data, tokens or secrets: ids, kinds and counts only.
 //!
 //! Refused attempts that anyone can cause (a wrong finance token or staff session, a wrong callback
@@ -14,7 +23,7 @@ use sha2::{Digest, Sha256};
 use sqlx::AnyConnection;
 
 use crate::clock::SharedClock;
-use crate::store::audit_log::{self, AuditRow};
+use crate::store::audit_log::{self, AuditRow, PendingSummary};
 use crate::store::{Database, StorageError};
 
 /// The `prev_hash` of the first row.
@@ -49,6 +58,30 @@ pub struct Verification {
     pub first_broken: Option<BrokenRow>,
 }
 
+/// Events recorded and not chained yet, as `pforte audit verify` reports them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unchained {
+    /// All events waiting for the chainer.
+    pub pending: i64,
+    /// Those of them waiting longer than the bound.
+    pub overdue: i64,
+    /// How long the oldest overdue event has waited, in milliseconds.
+    pub oldest_overdue_ms: Option<i64>,
+}
+
+/// What one chaining step did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChainStep {
+    /// This many events were chained (0: none were waiting).
+    Chained(usize),
+    /// Another chainer holds the chain lock; it chains what waits.
+    Busy,
+}
+
+/// Events moved per chaining transaction: large enough to keep up with every request of a busy
+/// instance within one interval, small enough to keep the chain lock briefly.
+pub const CHAIN_BATCH: i64 = 500;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BrokenRow {
     pub seq: i64,
@@ -66,35 +99,101 @@ impl AuditLog {
         AuditLog { db, clock }
     }
 
-    /// Appends one event in its own transaction. Returns its sequence number.
+    /// Records one event in its own transaction, for the chainer. Returns its pending id.
     pub async fn append(&self, event: AuditEvent) -> Result<i64, StorageError> {
         let mut tx = self.db.begin_write().await?;
-        let seq = self.append_in(&mut tx, event).await?;
+        let id = self.append_in(&mut tx, event).await?;
         tx.commit().await?;
-        Ok(seq)
+        Ok(id)
     }
 
-    /// Appends inside the caller's write transaction (from `Database::begin_write`), so the event
-    /// commits or rolls back together with the change it records.
+    /// Records an event inside the caller's write transaction (from `Database::begin_write`), so the
+    /// event commits or rolls back together with the change it records. A plain insert into
+    /// `audit_pending` without the chain lock; the chainer gives it its place in the chain. Returns
+    /// its pending id (not its chain position, which it does not have yet).
     pub async fn append_in(&self, conn: &mut AnyConnection, event: AuditEvent) -> Result<i64, StorageError> {
-        audit_log::lock_chain(conn, self.db.backend()).await?;
-        let (seq, prev_hash) = match audit_log::last_entry(conn).await? {
-            Some(last) => (last.seq + 1, last.hash),
-            None => (1, GENESIS_HASH.to_owned()),
+        let details = event.details.to_string();
+        let recorded_at = self.clock.now_millis();
+        audit_log::insert_pending(conn, recorded_at, &event.event, &event.actor, &event.subject, &details).await
+    }
+
+    /// Chains every event waiting when called, batch after batch, until none waits or another
+    /// chainer holds the lock. Returns how many this call chained.
+    pub async fn chain_pending(&self) -> Result<usize, StorageError> {
+        let mut chained = 0;
+        // Checked on the read pool first: an idle instance does not take SQLite's write lock.
+        while self.db.audit_pending_summary(None).await?.count > 0 {
+            match self.chain_batch(CHAIN_BATCH).await? {
+                ChainStep::Chained(0) | ChainStep::Busy => break,
+                ChainStep::Chained(n) => chained += n,
+            }
+        }
+        Ok(chained)
+    }
+
+    /// Moves the oldest `limit` committed pending events into the chain in one transaction: chain
+    /// rows in, pending rows out, or neither. Under the chain lock, so the head read here stays the
+    /// head and no other chainer sees these pending rows before they are gone. Takes every committed
+    /// row in id order, not ids above a mark: on PostgreSQL a lower id may commit after a higher one
+    /// was chained, and it is chained by the next batch.
+    pub async fn chain_batch(&self, limit: i64) -> Result<ChainStep, StorageError> {
+        let mut tx = self.db.begin_write().await?;
+        if !audit_log::try_lock_chain(&mut tx, self.db.backend()).await? {
+            return Ok(ChainStep::Busy);
+        }
+        let pending = audit_log::pending_batch(&mut tx, limit).await?;
+        if pending.is_empty() {
+            tx.rollback().await?;
+            return Ok(ChainStep::Chained(0));
+        }
+        let (mut seq, mut prev_hash) = match audit_log::last_entry(&mut tx).await? {
+            Some(last) => (last.seq, last.hash),
+            None => (0, GENESIS_HASH.to_owned()),
         };
-        let mut row = AuditRow {
-            seq,
-            recorded_at: self.clock.now_millis(),
-            event: event.event,
-            actor: event.actor,
-            subject: event.subject,
-            details: event.details.to_string(),
-            prev_hash,
-            hash: String::new(),
-        };
-        row.hash = entry_hash(&row);
-        audit_log::insert_entry(conn, &row).await?;
-        Ok(seq)
+        let mut rows = Vec::with_capacity(pending.len());
+        for event in &pending {
+            seq += 1;
+            let mut row = AuditRow {
+                seq,
+                recorded_at: event.recorded_at,
+                event: event.event.clone(),
+                actor: event.actor.clone(),
+                subject: event.subject.clone(),
+                details: event.details.clone(),
+                prev_hash,
+                hash: String::new(),
+            };
+            row.hash = entry_hash(&row);
+            prev_hash = row.hash.clone();
+            rows.push(row);
+        }
+        audit_log::insert_entries(&mut tx, &rows).await?;
+        let ids: Vec<i64> = pending.iter().map(|p| p.id).collect();
+        let deleted = audit_log::delete_pending(&mut tx, &ids).await?;
+        if deleted != ids.len() as u64 {
+            // Someone else removed pending rows under the lock: chain nothing rather than twice.
+            return Err(StorageError::Corrupt(format!(
+                "audit_pending lost {} of {} rows while they were being chained",
+                ids.len() as u64 - deleted,
+                ids.len()
+            )));
+        }
+        tx.commit().await?;
+        Ok(ChainStep::Chained(rows.len()))
+    }
+
+    /// Events waiting for the chainer, and those of them older than `bound`.
+    pub async fn unchained(&self, bound: std::time::Duration) -> Result<Unchained, StorageError> {
+        let now = self.clock.now_millis();
+        let bound_ms = i64::try_from(bound.as_millis()).unwrap_or(i64::MAX);
+        let all = self.db.audit_pending_summary(None).await?;
+        let PendingSummary { count: overdue, oldest_recorded_at } =
+            self.db.audit_pending_summary(Some(now.saturating_sub(bound_ms))).await?;
+        Ok(Unchained {
+            pending: all.count,
+            overdue,
+            oldest_overdue_ms: oldest_recorded_at.map(|at| now.saturating_sub(at)),
+        })
     }
 
     /// Counts one refused attempt outside the chain: one upsert on its hour's counter, no chain lock,

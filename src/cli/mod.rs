@@ -1,6 +1,7 @@
 //! The `pforte` command line. Exit codes: 0 success, 1 a runtime failure (database unreachable,
 //! I/O), 2 invalid configuration or registry, 3 `audit verify` found a broken chain, 4 a finance import
-//! or reconciliation refused (nothing stored).
+//! or reconciliation refused (nothing stored), 5 `audit verify` found the chain intact but events
+//! left unchained beyond `audit.max_chain_delay_secs`.
 
 mod finance;
 
@@ -27,6 +28,9 @@ pub const EXIT_INVALID_CONFIG: u8 = 2;
 pub const EXIT_AUDIT_BROKEN: u8 = 3;
 /// A finance import or reconciliation was refused; nothing was stored.
 pub const EXIT_REFUSED: u8 = 4;
+/// `audit verify` found the chain intact but events waiting to be chained longer than
+/// `audit.max_chain_delay_secs` (no chainer running, or one that cannot keep up).
+pub const EXIT_AUDIT_UNCHAINED: u8 = 5;
 
 /// How often one-shot commands try to reach the database before giving up.
 const DB_ATTEMPTS: u32 = 5;
@@ -104,10 +108,22 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Serve => serve(settings, registry).await,
         Command::Check => return check(&settings, &registry),
         Command::Migrate => migrate(&settings).await,
-        Command::Keys { command: KeysCommand::Rotate { alg } } => rotate_keys(&settings, alg).await,
+        Command::Keys { command: KeysCommand::Rotate { alg } } => {
+            let result = rotate_keys(&settings, alg).await;
+            chain_before_exit(&settings).await;
+            result
+        }
         Command::Audit { command: AuditCommand::Verify } => return verify_audit(&settings).await,
-        Command::Finance { command } => return finance::run(&settings, registry, command).await,
-        Command::Notifications { command } => notification_log(&settings, command).await,
+        Command::Finance { command } => {
+            let code = finance::run(&settings, registry, command).await;
+            chain_before_exit(&settings).await;
+            return code;
+        }
+        Command::Notifications { command } => {
+            let result = notification_log(&settings, command).await;
+            chain_before_exit(&settings).await;
+            result
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -242,25 +258,68 @@ async fn verify_audit(settings: &Settings) -> ExitCode {
             return ExitCode::from(EXIT_FAILURE);
         }
     };
-    let result = AuditLog::new(db.clone(), Arc::new(SystemClock)).verify().await;
+    let audit = AuditLog::new(db.clone(), Arc::new(SystemClock));
+    let bound = Duration::from_secs(settings.audit.max_chain_delay_secs);
+    let result = match audit.verify().await {
+        Ok(report) => audit.unchained(bound).await.map(|unchained| (report, unchained)),
+        Err(e) => Err(e),
+    };
     db.close().await;
-    match result {
-        Ok(report) => match report.first_broken {
-            None => {
-                println!("audit log intact: {} rows, head hash {}", report.rows, report.head_hash);
-                ExitCode::SUCCESS
-            }
-            Some(broken) => {
-                println!(
-                    "audit log BROKEN at row {}: {} ({} rows before it verified)",
-                    broken.seq, broken.reason, report.rows
-                );
-                ExitCode::from(EXIT_AUDIT_BROKEN)
-            }
-        },
+    let (report, unchained) = match result {
+        Ok(result) => result,
         Err(e) => {
             eprintln!("pforte: cannot read the audit log: {e}");
-            ExitCode::from(EXIT_FAILURE)
+            return ExitCode::from(EXIT_FAILURE);
         }
+    };
+    if let Some(broken) = report.first_broken {
+        println!(
+            "audit log BROKEN at row {}: {} ({} rows before it verified)",
+            broken.seq, broken.reason, report.rows
+        );
+        return ExitCode::from(EXIT_AUDIT_BROKEN);
     }
+    println!("audit log intact: {} rows, head hash {}", report.rows, report.head_hash);
+    if unchained.overdue > 0 {
+        println!(
+            "audit log LATE: {} events not chained within {} s (audit.max_chain_delay_secs), the oldest for {} ms; \
+             {} events pending in all",
+            unchained.overdue,
+            settings.audit.max_chain_delay_secs,
+            unchained.oldest_overdue_ms.unwrap_or(0),
+            unchained.pending
+        );
+        return ExitCode::from(EXIT_AUDIT_UNCHAINED);
+    }
+    if unchained.pending > 0 {
+        println!("{} events recorded and not chained yet, within the bound", unchained.pending);
+    }
+    ExitCode::SUCCESS
+}
+
+/// A command that recorded audit events chains them before it exits, so they do not wait for the
+/// next `pforte serve` (and `audit verify` does not report them late). While a running instance's
+/// chainer holds the lock, it tries again for a moment: that instance is chaining them anyway. A
+/// failure only warns: the events are committed and the next chainer takes them.
+async fn chain_before_exit(settings: &Settings) {
+    let Ok(db) = Database::connect_lazy(&settings.database) else { return };
+    let audit = AuditLog::new(db.clone(), Arc::new(SystemClock));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(settings.audit.max_chain_delay_secs);
+    loop {
+        match audit.unchained(Duration::ZERO).await {
+            Ok(unchained) if unchained.pending == 0 => break,
+            Ok(_) if tokio::time::Instant::now() < deadline => {}
+            Ok(_) => break,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not chain the audit events this command recorded");
+                break;
+            }
+        }
+        if let Err(e) = audit.chain_pending().await {
+            tracing::warn!(error = %e, "could not chain the audit events this command recorded");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    db.close().await;
 }

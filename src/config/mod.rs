@@ -41,6 +41,37 @@ pub struct Settings {
     pub finance: FinanceSettings,
     #[serde(default)]
     pub rate_limit: RateLimitSettings,
+    #[serde(default)]
+    pub audit: AuditSettings,
+}
+
+/// The audit chain's chainer (issue 13, SECURITY.md #26).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSettings {
+    /// How often each instance's chainer looks for recorded events to chain.
+    #[serde(default = "default_chain_interval_ms")]
+    pub chain_interval_ms: u64,
+    /// `pforte audit verify` fails when an event waits longer than this to be chained.
+    #[serde(default = "default_max_chain_delay_secs")]
+    pub max_chain_delay_secs: u64,
+}
+
+impl Default for AuditSettings {
+    fn default() -> Self {
+        AuditSettings {
+            chain_interval_ms: default_chain_interval_ms(),
+            max_chain_delay_secs: default_max_chain_delay_secs(),
+        }
+    }
+}
+
+fn default_chain_interval_ms() -> u64 {
+    200
+}
+
+fn default_max_chain_delay_secs() -> u64 {
+    1
 }
 
 /// Reconciliation for finance offices.
@@ -392,6 +423,16 @@ impl Settings {
             }
         }
         self.rate_limit.validate(&mut problems);
+        if self.audit.chain_interval_ms == 0 {
+            problems.push("settings", "audit.chain_interval_ms", "must be greater than zero");
+        }
+        if self.audit.max_chain_delay_secs == 0 || self.audit.chain_interval_ms >= self.audit.max_chain_delay_secs * 1000 {
+            problems.push(
+                "settings",
+                "audit.max_chain_delay_secs",
+                "must be greater than zero and longer than audit.chain_interval_ms",
+            );
+        }
         if payments.status_check_max_secs < payments.status_check_first_secs {
             problems.push(
                 "settings",

@@ -6,7 +6,7 @@
 //! cut it off) is taken over by the next request with the key, so a client retrying a create whose
 //! answer it never received gets the payment, not "in progress" for 25 hours (SECURITY.md #23).
 //! Refunds use the same keys; like a create, a refund stores its answer in the transaction that
-//! writes it (`payment::refund`, SECURITY.md #33), so a key taken over never leads to a second one.
+//! writes it (`payment::refund`, SECURITY.md #26), so a key taken over never leads to a second one.
 
 use std::sync::Arc;
 

@@ -6,7 +6,7 @@
 //! provider is asked; its answer moves the refund to SUBMITTED (accepted), INSTRUCTION (the provider
 //! cannot refund: the finance office pays back by hand) or FAILED (refused: the amount is free again).
 //!
-//! Under an `Idempotency-Key` (SECURITY.md #33) the answer is stored with the PENDING refund in that
+//! Under an `Idempotency-Key` (SECURITY.md #26) the answer is stored with the PENDING refund in that
 //! first transaction, and replaced by the settled refund in the outcome's transaction. A request cut
 //! off in between (killed process, request timeout, end of the shutdown grace) leaves an answered
 //! key, so a retry replays it and never makes a second refund; the refund it left PENDING is taken
@@ -125,7 +125,7 @@ impl Refunds {
         let path = self.routes.refunds_path(originator, endpoint, transaction_id);
         let answer_key = idempotency_key.map(|key| AnswerKey { client_id: client.id.as_str(), key });
         let work = self.create_claimed(client, originator, endpoint, transaction_id, body, answer_key);
-        // A refund stores its answer with the refund (SECURITY.md #33); refusals are stored after.
+        // A refund stores its answer with the refund (SECURITY.md #26); refusals are stored after.
         let keyed = api::Keyed { key: idempotency_key, created_stores_answer: true };
         let answers = self.answers.as_ref();
         api::idempotent(&self.idempotency, answers, client.id.as_str(), keyed, &path, body, work).await

@@ -172,13 +172,14 @@ backend_test!(private_keys_are_stored_encrypted_under_the_master_key);
 pub async fn rotation_is_recorded_in_the_audit_log(ctx: TestContext) -> TestResult {
     let app = ctx.spawn_app().await;
     let rotation = rotate_keys(&ctx, "ES256")?;
+    crate::audit::all_chained(&ctx).await?;
     let rows = app.state.db.audit_entries_after(0, 100).await?;
     let entry = rows.iter().find(|r| r.event == "keys.rotated").expect("a keys.rotated entry");
     assert_eq!(entry.actor, "operator");
     assert_eq!(entry.subject, rotation.new_kid);
     assert!(entry.details.contains(&rotation.retired[0]));
     assert!(rows.iter().any(|r| r.event == "keys.created"), "the first key was recorded too");
-    let verified = audit_verify(&ctx)?;
+    let verified = audit_verify(&ctx).await?;
     let stored = u64::try_from(rows.len())?;
     assert!(matches!(&verified, Verified::Intact { rows, .. } if *rows == stored), "{verified:?}");
     app.stop().await

@@ -21,6 +21,7 @@ mod harness;
 mod helpers;
 
 mod audit;
+mod audit_chainer;
 mod bookings;
 mod browser;
 mod browser_pages;

@@ -83,7 +83,7 @@ pub async fn racing_paid_and_canceled_signals_end_in_exactly_one_final_status(ct
     } else {
         assert_eq!((flagged, events.len()), (0, 2), "created, then one change: {events:?}");
     }
-    assert!(matches!(audit_verify(&ctx)?, Verified::Intact { .. }));
+    assert!(matches!(audit_verify(&ctx).await?, Verified::Intact { .. }));
     app.stop().await
 }
 backend_test!(racing_paid_and_canceled_signals_end_in_exactly_one_final_status);
