@@ -273,10 +273,7 @@ async fn verify_audit(settings: &Settings) -> ExitCode {
         }
     };
     if let Some(broken) = report.first_broken {
-        println!(
-            "audit log BROKEN at row {}: {} ({} rows before it verified)",
-            broken.seq, broken.reason, report.rows
-        );
+        println!("audit log BROKEN at row {}: {} ({} rows before it verified)", broken.seq, broken.reason, report.rows);
         return ExitCode::from(EXIT_AUDIT_BROKEN);
     }
     println!("audit log intact: {} rows, head hash {}", report.rows, report.head_hash);

@@ -426,7 +426,9 @@ impl Settings {
         if self.audit.chain_interval_ms == 0 {
             problems.push("settings", "audit.chain_interval_ms", "must be greater than zero");
         }
-        if self.audit.max_chain_delay_secs == 0 || self.audit.chain_interval_ms >= self.audit.max_chain_delay_secs * 1000 {
+        if self.audit.max_chain_delay_secs == 0
+            || self.audit.chain_interval_ms >= self.audit.max_chain_delay_secs * 1000
+        {
             problems.push(
                 "settings",
                 "audit.max_chain_delay_secs",

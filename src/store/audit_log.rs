@@ -101,8 +101,10 @@ pub(crate) async fn insert_pending(
 /// it holds the database's single write lock.
 pub(crate) async fn try_lock_chain(conn: &mut AnyConnection, backend: Backend) -> StorageResult<bool> {
     if backend == Backend::Postgres {
-        let locked: bool =
-            sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)").bind(CHAIN_LOCK_KEY).fetch_one(&mut *conn).await?;
+        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+            .bind(CHAIN_LOCK_KEY)
+            .fetch_one(&mut *conn)
+            .await?;
         return Ok(locked);
     }
     Ok(true)
@@ -129,7 +131,17 @@ pub(crate) async fn insert_entries(conn: &mut AnyConnection, entries: &[AuditRow
         let values: Vec<String> = (0..chunk.len())
             .map(|i| {
                 let p = i * 8;
-                format!("(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})", p + 1, p + 2, p + 3, p + 4, p + 5, p + 6, p + 7, p + 8)
+                format!(
+                    "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                    p + 1,
+                    p + 2,
+                    p + 3,
+                    p + 4,
+                    p + 5,
+                    p + 6,
+                    p + 7,
+                    p + 8
+                )
             })
             .collect();
         let sql = format!("INSERT INTO audit_log ({COLUMNS}) VALUES {}", values.join(", "));
@@ -188,10 +200,11 @@ impl Database {
     /// Events recorded but not chained yet: all of them, or (with `recorded_before`) those older than
     /// the chainer's bound.
     pub async fn audit_pending_summary(&self, recorded_before: Option<i64>) -> StorageResult<PendingSummary> {
-        let row = sqlx::query("SELECT COUNT(*) AS n, MIN(recorded_at) AS oldest FROM audit_pending WHERE recorded_at < $1")
-            .bind(recorded_before.unwrap_or(i64::MAX))
-            .fetch_one(self.pool())
-            .await?;
+        let row =
+            sqlx::query("SELECT COUNT(*) AS n, MIN(recorded_at) AS oldest FROM audit_pending WHERE recorded_at < $1")
+                .bind(recorded_before.unwrap_or(i64::MAX))
+                .fetch_one(self.pool())
+                .await?;
         Ok(PendingSummary { count: row.try_get("n")?, oldest_recorded_at: row.try_get("oldest")? })
     }
 }

@@ -24,8 +24,10 @@ async fn record_directly(pool: &sqlx::AnyPool, count: usize, recorded_at: i64) -
         let values: Vec<String> = (start..end)
             .map(|n| format!("({recorded_at}, 'test.bulk', 'system', 'bulk-{n}', '{{\"n\":{n}}}')"))
             .collect();
-        let sql =
-            format!("INSERT INTO audit_pending (recorded_at, event, actor, subject, details) VALUES {}", values.join(", "));
+        let sql = format!(
+            "INSERT INTO audit_pending (recorded_at, event, actor, subject, details) VALUES {}",
+            values.join(", ")
+        );
         sqlx::query(&sql).execute(&mut *tx).await?;
     }
     tx.commit().await?;
@@ -98,7 +100,12 @@ pub async fn kill_9_while_chaining_loses_and_repeats_no_event(ctx: TestContext) 
     println!("killed with {chained} chained and {pending} pending");
     assert!(pending > 0, "the kill came before the chainer finished ({chained} chained)");
     assert_eq!(chained + pending, EVENTS as i64, "the kill lost or doubled nothing");
-    assert!(matches!(audit_verify_now(&ctx)?, Verified::Intact { .. }), "the part chained before the kill verifies");
+    // Intact, or intact with the rest reported late (the backlog is older than the bound by now).
+    let partial = audit_verify_now(&ctx)?;
+    assert!(
+        matches!(partial, Verified::Intact { .. } | Verified::Late { .. }),
+        "the part chained before the kill verifies: {partial:?}"
+    );
 
     let mut child = serve()?;
     let rest = all_chained(&ctx).await;
@@ -127,7 +134,11 @@ pub async fn two_instances_chaining_under_concurrent_writes_chain_each_event_onc
     let mut tasks = tokio::task::JoinSet::new();
     for app in [&a, &b] {
         for _ in 0..PER_INSTANCE {
-            let (client, url, token) = (app.client.clone(), app.url("/finance/09162000/bookings?from=2026-11-01&to=2026-11-30"), token.clone());
+            let (client, url, token) = (
+                app.client.clone(),
+                app.url("/finance/09162000/bookings?from=2026-11-01&to=2026-11-30"),
+                token.clone(),
+            );
             tasks.spawn(async move {
                 let response = client.get(url).bearer_auth(token).send().await?;
                 anyhow::ensure!(response.status() == 200, "expected 200, got {}", response.status());
@@ -173,12 +184,16 @@ pub async fn a_lower_id_committed_late_is_chained_later(ctx: TestContext) -> Tes
     audit.chain_pending().await?;
     let pool = any_pool(&ctx.database_url).await?;
     let chained = || count(&pool, "SELECT COUNT(*) FROM audit_log WHERE event = 'test.late'");
-    eventually(Duration::from_secs(10), "the committed event chained", || async { Ok((chained().await? == 1).then_some(())) })
-        .await?;
+    eventually(Duration::from_secs(10), "the committed event chained", || async {
+        Ok((chained().await? == 1).then_some(()))
+    })
+    .await?;
     slow.commit().await?;
     all_chained(&ctx).await?;
     let subjects: Vec<String> =
-        sqlx::query_scalar("SELECT subject FROM audit_log WHERE event = 'test.late' ORDER BY seq").fetch_all(&pool).await?;
+        sqlx::query_scalar("SELECT subject FROM audit_log WHERE event = 'test.late' ORDER BY seq")
+            .fetch_all(&pool)
+            .await?;
     assert_eq!(subjects, ["late-2", "late-1"], "each once, the late commit after");
 
     // While another transaction holds the chain lock, a chainer answers Busy instead of waiting.

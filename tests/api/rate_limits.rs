@@ -104,6 +104,7 @@ pub async fn a_flood_of_bad_finance_tokens_adds_nothing_to_the_audit_chain_and_i
     ctx: TestContext,
 ) -> TestResult {
     let app = limited_app(&ctx, "finance", 5, 3600, true).await;
+    crate::audit::all_chained(&ctx).await?;
     let chain_before = app.state.db.audit_entries_after(0, 10_000).await?.len();
     let bookings = |n: usize| {
         app.client
@@ -134,6 +135,7 @@ pub async fn a_flood_of_bad_finance_tokens_adds_nothing_to_the_audit_chain_and_i
     assert!(page.headers()["content-type"].to_str()?.starts_with("text/html"));
     assert!(page.text().await?.contains("Zu viele Anfragen"));
 
+    crate::audit::all_chained(&ctx).await?;
     assert_eq!(app.state.db.audit_entries_after(0, 10_000).await?.len(), chain_before, "the chain did not grow");
     let counts = refused_counts(&app, "finance.access_refused").await?;
     assert_eq!(counts, vec![("09162000".to_owned(), "unknown_token".to_owned(), 5)], "the 429 is not counted");
