@@ -21,6 +21,7 @@ mod harness;
 mod helpers;
 
 mod audit;
+mod backup;
 mod bookings;
 mod browser;
 mod browser_pages;
