@@ -18,7 +18,7 @@ use crate::identity::grants::Grants;
 use crate::identity::login::LoginService;
 use crate::identity::tokens::TokenService;
 use crate::identity::upstream::Upstreams;
-use crate::keys::{KeyService, MasterKey, MasterKeyOrigin, SigningAlg};
+use crate::keys::{KeyService, MasterKey, MasterKeyOrigin, RotationSchedule, SigningAlg};
 use crate::registry::Registry;
 use crate::store::Database;
 
@@ -404,17 +404,37 @@ async fn purge_expired(state: AppState, shutdown: CancellationToken) {
 }
 
 /// Reads the signing keys from the database again every `keys.refresh_secs`, so another instance's
-/// rotation is published and used here; a failed read keeps the keys in memory (see `keys`).
+/// rotation is published and used here; a failed read keeps the keys in memory (see `keys`). Before
+/// each read it runs the rotation schedule (`keys.rotate_after_days`): the instance that finds a key
+/// due first under the lock publishes its successor; the others read it here.
 async fn refresh_keys(state: AppState, shutdown: CancellationToken) {
     tokio::select! {
         () = state.readiness.wait() => {}
         () = shutdown.cancelled() => return,
     }
     let every = Duration::from_secs(state.settings.keys.refresh_secs.max(1));
+    let schedule =
+        RotationSchedule::from_settings(state.settings.keys.rotate_after_days, state.settings.keys.publish_ahead_secs);
     loop {
         tokio::select! {
             () = tokio::time::sleep(every) => {}
             () = shutdown.cancelled() => return,
+        }
+        if let Some(schedule) = schedule {
+            match state.keys.rotate_due(schedule).await {
+                Ok(rotations) => {
+                    for rotation in rotations {
+                        tracing::info!(
+                            kid = %rotation.new_kid,
+                            retired = ?rotation.retired,
+                            active_from_ms = rotation.active_from,
+                            "scheduled key rotation: new key published, it signs from active_from on"
+                        );
+                    }
+                }
+                // Tried again at the next tick; a database outage is logged by the watch already.
+                Err(e) => tracing::warn!(error = %e, "scheduled key rotation failed"),
+            }
         }
         // A failure is logged by `refresh` once per outage.
         state.keys.refresh().await.ok();

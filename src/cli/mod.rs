@@ -1,7 +1,7 @@
 //! The `pforte` command line. Exit codes: 0 success, 1 a runtime failure (database unreachable,
-//! I/O), 2 invalid configuration or registry, 3 `audit verify` found a broken chain, 4 a finance import
-//! or reconciliation refused (nothing stored), 5 `audit verify` found the chain intact but events
-//! left unchained beyond `audit.max_chain_delay_secs`.
+//! I/O, a backup refused), 2 invalid configuration or registry, 3 `audit verify` found a broken chain, 4 a
+//! finance import or reconciliation refused (nothing stored), 5 `audit verify` found the chain intact but
+//! events left unchained beyond `audit.max_chain_delay_secs`.
 
 mod finance;
 
@@ -15,7 +15,7 @@ use clap::{Parser, Subcommand};
 use crate::app::Application;
 use crate::audit::AuditLog;
 use crate::clock::SystemClock;
-use crate::config::{Problems, Settings};
+use crate::config::{Backend, Problems, Settings};
 use crate::crypto::secret::SecretRef;
 use crate::keys::{KeyService, MasterKey, SigningAlg};
 use crate::registry::Registry;
@@ -69,6 +69,12 @@ pub enum Command {
     Finance {
         #[command(subcommand)]
         command: finance::FinanceCommand,
+    },
+    /// Write a consistent copy of the SQLite database to FILE while pforte runs (refuses an existing
+    /// FILE). On PostgreSQL it names pg_dump instead. The master key is not in the copy: back it up apart.
+    Backup {
+        /// Where the copy goes; must not exist yet.
+        file: PathBuf,
     },
     /// Inspect notifications to online services and put given-up ones back in line.
     Notifications {
@@ -124,6 +130,7 @@ pub async fn run(cli: Cli) -> ExitCode {
             chain_before_exit(&settings).await;
             result
         }
+        Command::Backup { file } => backup(&settings, &file).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -240,6 +247,27 @@ async fn rotate_keys(settings: &Settings, alg: SigningAlg) -> anyhow::Result<()>
         );
     }
     db.close().await;
+    Ok(())
+}
+
+/// `pforte backup FILE`: see `store::backup`. Without a database to copy (PostgreSQL) it fails with
+/// what to run instead, before connecting anywhere.
+async fn backup(settings: &Settings, file: &std::path::Path) -> anyhow::Result<()> {
+    if settings.database.url.backend() == Backend::Postgres {
+        anyhow::bail!(
+            "the database is PostgreSQL: back it up with its own tools (pg_dump -Fc, or base backups with WAL \
+             archiving for point-in-time recovery); see docs/operations.md"
+        );
+    }
+    if file.exists() {
+        anyhow::bail!("{} exists already; a backup never overwrites a file: choose a new name", file.display());
+    }
+    let db = connect(settings).await?;
+    let result = db.backup_into(file).await;
+    db.close().await;
+    let bytes = result?;
+    println!("backup of {} written to {} ({bytes} bytes)", db.redacted_url(), file.display());
+    println!("the master key (keys.master_key) is not in it: keep a copy of the key apart from the backup");
     Ok(())
 }
 

@@ -244,7 +244,18 @@ pub struct KeySettings {
     /// and while the database is away, it publishes and signs with the keys in memory.
     #[serde(default = "default_key_refresh_secs")]
     pub refresh_secs: u64,
+    /// A signing key older than this is replaced by one instance (under a lock) without an operator;
+    /// 0 turns the schedule off (`pforte keys rotate` still works).
+    #[serde(default = "default_rotate_after_days")]
+    pub rotate_after_days: u64,
+    /// A scheduled rotation publishes the new key this long before it signs, so verifiers' cached
+    /// JWK Sets hold it before the first token it signed arrives.
+    #[serde(default = "default_publish_ahead_secs")]
+    pub publish_ahead_secs: u64,
 }
+
+/// How long verifiers may cache pforte's JWK Set (`Cache-Control` of `/.well-known/jwks.json`).
+pub const JWKS_MAX_AGE_SECS: u64 = 300;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -407,6 +418,19 @@ impl Settings {
         if self.keys.refresh_secs == 0 {
             problems.push("settings", "keys.refresh_secs", "must be greater than zero");
         }
+        // A key must be in every instance's memory (refresh_secs) and then in every verifier's cache
+        // (the JWKS max-age) before it signs; anything shorter lets tokens arrive with an unknown kid.
+        let publish_floor = JWKS_MAX_AGE_SECS.saturating_add(self.keys.refresh_secs);
+        if self.keys.rotate_after_days > 0 && self.keys.publish_ahead_secs <= publish_floor {
+            problems.push(
+                "settings",
+                "keys.publish_ahead_secs",
+                format!("must be more than {publish_floor} (the JWKS cache lifetime plus keys.refresh_secs)"),
+            );
+        }
+        if self.keys.rotate_after_days > 36_500 {
+            problems.push("settings", "keys.rotate_after_days", "must be at most 36500 (0 turns the schedule off)");
+        }
         if self.database.max_connections == 0 {
             problems.push("settings", "database.max_connections", "must be greater than zero");
         }
@@ -525,6 +549,12 @@ fn default_retired_publish_secs() -> u64 {
 }
 fn default_key_refresh_secs() -> u64 {
     30
+}
+fn default_rotate_after_days() -> u64 {
+    90
+}
+fn default_publish_ahead_secs() -> u64 {
+    86_400
 }
 fn default_payment_lifetime() -> u64 {
     7200

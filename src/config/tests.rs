@@ -269,3 +269,22 @@ fn rate_limits_and_trusted_proxies_load_and_a_zero_budget_is_named() {
         Ok(())
     });
 }
+
+#[test]
+fn a_key_published_ahead_for_less_than_the_jwks_cache_lifetime_is_refused() {
+    Jail::expect_with(|jail| {
+        let text = VALID.replace(
+            "master_key = \"file:data/master.key\"",
+            "master_key = \"file:data/master.key\"\npublish_ahead_secs = 300",
+        );
+        let problems = load_in_jail(jail, &text).err().ok_or("expected an error")?;
+        let problem = problems.0.iter().find(|p| p.key == "keys.publish_ahead_secs").ok_or("no problem for the key")?;
+        assert!(problem.to_string().contains("330"), "names the floor (max-age 300 + refresh 30): {problem}");
+        // With the schedule off the key does not matter.
+        let off = text.replace("publish_ahead_secs = 300", "publish_ahead_secs = 300\nrotate_after_days = 0");
+        if let Err(problems) = load_in_jail(jail, &off) {
+            assert!(!problems.0.iter().any(|p| p.key == "keys.publish_ahead_secs"), "{problems}");
+        }
+        Ok(())
+    });
+}

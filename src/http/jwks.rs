@@ -7,6 +7,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 
 use super::error::{ApiError, ErrorCode};
+use crate::config::JWKS_MAX_AGE_SECS;
 use crate::http::state::AppState;
 use crate::keys::KeyError;
 
@@ -19,7 +20,10 @@ pub(super) fn router() -> Router<AppState> {
 async fn jwks(State(state): State<AppState>) -> Response {
     match state.keys.jwks().await {
         // Short caching: verifiers refetch on an unknown kid anyway.
-        Ok(set) => ([(header::CACHE_CONTROL, "public, max-age=300")], Json(set)).into_response(),
+        Ok(set) => {
+            let cache = format!("public, max-age={JWKS_MAX_AGE_SECS}");
+            ([(header::CACHE_CONTROL, cache)], Json(set)).into_response()
+        }
         Err(e @ (KeyError::Storage(_) | KeyError::Unreachable)) => {
             tracing::warn!(error = %e, "no signing keys in memory yet and the database is away");
             let detail = "The signing keys could not be read yet; try again shortly.";

@@ -1,7 +1,6 @@
 //! The key set a running server works from: the published public keys with their verifiers and the
 //! active private key of each algorithm as a ready signer, built from one read of the database.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use josekit::jwk::Jwk;
@@ -41,11 +40,26 @@ impl PublishedKey {
     }
 }
 
+/// A private key that signs, or will: from `active_from` until `retired_at`.
+struct SigningSlot {
+    active_from: i64,
+    retired_at: Option<i64>,
+    signer: Arc<CachedSigner>,
+}
+
+impl SigningSlot {
+    fn signs_at(&self, now: i64) -> bool {
+        self.active_from <= now && self.retired_at.is_none_or(|retired| retired > now)
+    }
+}
+
 /// The keys as last read from the database.
 pub(super) struct KeySet {
     /// Newest first, as the database orders them.
     published: Vec<PublishedKey>,
-    signers: HashMap<SigningAlg, Arc<CachedSigner>>,
+    /// Newest start first. Which one signs is decided when a token is signed, not when the set was
+    /// read, so a key published ahead of use starts signing on time even between reads.
+    signers: Vec<SigningSlot>,
 }
 
 /// What the service remembers between reads.
@@ -67,9 +81,10 @@ impl KeySet {
         rows: &[SigningKeyRow],
         previous: Option<&KeySet>,
         master: &MasterKey,
+        now: i64,
     ) -> Result<KeySet, KeyError> {
         let mut published = Vec::with_capacity(rows.len());
-        let mut signers = HashMap::new();
+        let mut signers = Vec::new();
         for row in rows {
             let public_jwk: Value = serde_json::from_str(&row.public_jwk)
                 .map_err(|e| KeyError::Crypto(format!("stored public JWK of {}: {e}", row.kid)))?;
@@ -77,13 +92,14 @@ impl KeySet {
                 Some(known) => known.verifier.clone(),
                 None => Arc::new(verifier_for(row)?),
             };
-            // The newest key not retired signs; rows come newest first.
-            if row.retired_at.is_none() && !signers.contains_key(&verifier.alg) {
-                let signer = match previous.and_then(|p| p.signers.get(&verifier.alg)).filter(|s| s.kid == row.kid) {
-                    Some(known) => known.clone(),
+            // A key that signs now or will (published ahead of a scheduled rotation) gets its signer;
+            // a retired one's private half is not opened at all.
+            if row.retired_at.is_none_or(|retired| retired > now && retired > row.active_from) {
+                let signer = match previous.and_then(|p| p.signers.iter().find(|s| s.signer.kid == row.kid)) {
+                    Some(known) => known.signer.clone(),
                     None => Arc::new(signer_for(row, verifier.alg, master)?),
                 };
-                signers.insert(verifier.alg, signer);
+                signers.push(SigningSlot { active_from: row.active_from, retired_at: row.retired_at, signer });
             }
             published.push(PublishedKey { public_jwk, publish_until: row.publish_until, verifier });
         }
@@ -101,8 +117,9 @@ impl KeySet {
         json!({ "keys": keys })
     }
 
-    pub(super) fn signer(&self, alg: SigningAlg) -> Option<Arc<CachedSigner>> {
-        self.signers.get(&alg).cloned()
+    /// The key that signs tokens of `alg` at `now`: the newest one whose time has come.
+    pub(super) fn signer(&self, alg: SigningAlg, now: i64) -> Option<Arc<CachedSigner>> {
+        self.signers.iter().find(|slot| slot.signer.alg == alg && slot.signs_at(now)).map(|slot| slot.signer.clone())
     }
 
     pub(super) fn verifier(&self, kid: &str, now: i64) -> Option<Arc<CachedVerifier>> {

@@ -103,6 +103,26 @@ pub const UNKNOWN_KID_COOLDOWN_MILLIS: i64 = 5_000;
 pub struct Rotation {
     pub new_kid: String,
     pub retired: Vec<String>,
+    /// When the new key starts signing (clock milliseconds); the retired keys sign until then.
+    pub active_from: i64,
+}
+
+/// When the schedule replaces a key, and how long the new one is published before it signs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RotationSchedule {
+    pub rotate_after_millis: i64,
+    pub publish_ahead_millis: i64,
+}
+
+impl RotationSchedule {
+    /// From `keys.rotate_after_days` and `keys.publish_ahead_secs`; `None` when the schedule is off (0 days).
+    pub fn from_settings(rotate_after_days: u64, publish_ahead_secs: u64) -> Option<RotationSchedule> {
+        let millis = |secs: u64| i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX / 2);
+        (rotate_after_days > 0).then(|| RotationSchedule {
+            rotate_after_millis: millis(rotate_after_days.saturating_mul(86_400)),
+            publish_ahead_millis: millis(publish_ahead_secs),
+        })
+    }
 }
 
 /// pforte's keys. What verifiers and signers need lives in memory (read at start, refreshed from
@@ -159,33 +179,87 @@ impl KeyService {
         }
     }
 
-    /// Adds a new active key for `alg`; the keys it replaces stay published for the overlap.
+    /// Adds a new active key for `alg` that signs from now on (`pforte keys rotate`); the keys it
+    /// replaces stay published for the overlap.
     pub async fn rotate(&self, alg: SigningAlg, actor: &str) -> Result<Rotation, KeyError> {
         // Key generation (RSA takes a while) happens before the transaction opens.
         let now = self.clock.now_millis();
-        let kid = new_kid(alg, now);
-        let (private_jwk, public_jwk) = generate(alg, &kid)?;
-        let private_json = serde_json::to_vec(private_jwk.as_ref()).map_err(|e| KeyError::Crypto(e.to_string()))?;
-        let row = SigningKeyRow {
-            kid: kid.clone(),
-            alg: alg.as_str().to_owned(),
-            private_jwe: self.master.seal(&kid, &private_json)?,
-            public_jwk: Value::Object(public_jwk.as_ref().clone()).to_string(),
-            created_at: now,
-            retired_at: None,
-            publish_until: None,
-        };
-        let publish_until = now.saturating_add(self.retired_publish_secs.saturating_mul(1000));
-
+        let row = self.sealed_key(alg, now, now)?;
         let mut tx = self.db.begin_write().await?;
-        let retired = signing_keys::rotate(&mut tx, &row, publish_until).await?;
-        let event = if retired.is_empty() { "keys.created" } else { "keys.rotated" };
-        let details = json!({ "alg": alg.as_str(), "retired": retired, "publish_until_ms": publish_until });
-        self.audit.append_in(&mut tx, AuditEvent::new(event, actor, &kid, details)).await?;
+        let rotation = self.record(&mut tx, row, actor).await?;
         tx.commit().await.map_err(StorageError::from)?;
         // The rotation is committed; should this read fail, the next refresh picks the key up.
         self.refresh().await.ok();
-        Ok(Rotation { new_kid: kid, retired })
+        Ok(rotation)
+    }
+
+    /// The schedule (`keys.rotate_after_days`): for each algorithm whose newest key began signing
+    /// `schedule.rotate_after_millis` ago or earlier, adds a key that is published now and signs from
+    /// `schedule.publish_ahead_millis` on; the key it replaces signs until then and stays published
+    /// for the overlap after. Instances running this at the same moment add one key: the check is
+    /// repeated under the rotation lock (see `store::signing_keys::lock_and_read_newest`).
+    pub async fn rotate_due(&self, schedule: RotationSchedule) -> Result<Vec<Rotation>, KeyError> {
+        let mut rotations = Vec::new();
+        for alg in SigningAlg::ALL {
+            let now = self.clock.now_millis();
+            let due = |newest: Option<i64>| {
+                newest.is_some_and(|start| start.saturating_add(schedule.rotate_after_millis) <= now)
+            };
+            if !due(self.db.newest_signing_key_start(alg.as_str()).await?) {
+                continue;
+            }
+            let row = self.sealed_key(alg, now, now.saturating_add(schedule.publish_ahead_millis))?;
+            let mut tx = self.db.begin_write().await?;
+            let newest = signing_keys::lock_and_read_newest(&mut tx, self.db.backend(), alg.as_str()).await?;
+            if !due(newest) {
+                // Another instance rotated between the check and the lock; the new key is dropped.
+                tx.rollback().await.map_err(StorageError::from)?;
+                continue;
+            }
+            rotations.push(self.record(&mut tx, row, "schedule").await?);
+            tx.commit().await.map_err(StorageError::from)?;
+        }
+        if !rotations.is_empty() {
+            self.refresh().await.ok();
+        }
+        Ok(rotations)
+    }
+
+    /// A new key pair for `alg`, its private half sealed under the master key.
+    fn sealed_key(&self, alg: SigningAlg, now: i64, active_from: i64) -> Result<SigningKeyRow, KeyError> {
+        let kid = new_kid(alg, now);
+        let (private_jwk, public_jwk) = generate(alg, &kid)?;
+        let private_json = serde_json::to_vec(private_jwk.as_ref()).map_err(|e| KeyError::Crypto(e.to_string()))?;
+        Ok(SigningKeyRow {
+            private_jwe: self.master.seal(&kid, &private_json)?,
+            kid,
+            alg: alg.as_str().to_owned(),
+            public_jwk: Value::Object(public_jwk.as_ref().clone()).to_string(),
+            created_at: now,
+            active_from,
+            retired_at: None,
+            publish_until: None,
+        })
+    }
+
+    /// Stores `row` as the next key of its algorithm with its audit entry, in the caller's transaction.
+    async fn record(
+        &self,
+        tx: &mut sqlx::AnyConnection,
+        row: SigningKeyRow,
+        actor: &str,
+    ) -> Result<Rotation, KeyError> {
+        let publish_until = row.active_from.saturating_add(self.retired_publish_secs.saturating_mul(1000));
+        let retired = signing_keys::rotate(tx, &row, publish_until).await?;
+        let event = if retired.is_empty() { "keys.created" } else { "keys.rotated" };
+        let details = json!({
+            "alg": row.alg,
+            "retired": retired,
+            "active_from_ms": row.active_from,
+            "publish_until_ms": publish_until,
+        });
+        self.audit.append_in(tx, AuditEvent::new(event, actor, &row.kid, details)).await?;
+        Ok(Rotation { new_kid: row.kid, retired, active_from: row.active_from })
     }
 
     /// Reads the published and active keys from the database into memory. A failure keeps the last
@@ -230,12 +304,12 @@ impl KeyService {
 
     /// The signer for new tokens with `alg`, creating the first key of that algorithm if needed.
     pub async fn signer(&self, alg: SigningAlg) -> Result<Arc<CachedSigner>, KeyError> {
-        if let Some(signer) = self.current().await?.signer(alg) {
+        if let Some(signer) = self.current().await?.signer(alg, self.clock.now_millis()) {
             return Ok(signer);
         }
         self.ensure_active(alg, "system").await?;
         self.refresh().await?;
-        self.current().await?.signer(alg).ok_or(KeyError::NoActiveKey(alg))
+        self.current().await?.signer(alg, self.clock.now_millis()).ok_or(KeyError::NoActiveKey(alg))
     }
 
     /// The verifier for a token signed by pforte with key `kid`, if that key is still published.
@@ -268,7 +342,7 @@ impl KeyService {
 
     async fn load(&self, now: i64, previous: Option<&KeySet>) -> Result<KeySet, KeyError> {
         let rows = self.db.published_signing_keys(now).await?;
-        KeySet::build(&rows, previous, &self.master)
+        KeySet::build(&rows, previous, &self.master, now)
     }
 }
 

@@ -3,6 +3,7 @@
 //! statement is chosen by `Database::backend`. Migrations are kept per backend side by side.
 
 pub(crate) mod audit_log;
+mod backup;
 pub(crate) mod callbacks;
 pub(crate) mod finance_imports;
 pub(crate) mod finance_sessions;

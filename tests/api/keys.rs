@@ -213,3 +213,76 @@ pub async fn any_pool(url: &str) -> anyhow::Result<sqlx::AnyPool> {
     sqlx::any::install_default_drivers();
     Ok(sqlx::any::AnyPoolOptions::new().max_connections(2).connect(url).await?)
 }
+
+/// A schedule that is due after one day and publishes the new key an hour before it signs; keys are
+/// read every second, so the published set follows the clock quickly.
+fn rotating_daily(figment: Figment) -> Figment {
+    refreshing_every_second(figment)
+        .merge(("keys.rotate_after_days", 1))
+        .merge(("keys.publish_ahead_secs", 3600))
+        .merge(("keys.retired_publish_secs", 3600))
+}
+
+pub async fn a_scheduled_rotation_publishes_the_new_key_before_it_signs(ctx: TestContext) -> TestResult {
+    let clock = ManualClock::at_millis(SystemClock.now_millis());
+    let app = ctx.spawn_app_with(rotating_daily, Arc::new(clock.clone())).await;
+    let original = signing_kid(&app).await?;
+
+    // A day later the schedule publishes a successor, and the old key goes on signing.
+    clock.advance_secs(86_400);
+    let published = eventually(Duration::from_secs(10), "a second key published", || async {
+        let kids = published_kids(&app).await?;
+        Ok((kids.len() == 2).then_some(kids))
+    })
+    .await?;
+    let successor = published.iter().find(|kid| **kid != original).cloned().expect("a new kid");
+    assert_eq!(signing_kid(&app).await?, original, "published ahead of use, not signing yet");
+
+    // It signs once publish_ahead_secs have passed, and the old key leaves the JWKS after the overlap.
+    clock.advance_secs(3599);
+    assert_eq!(signing_kid(&app).await?, original, "one second before the switch");
+    clock.advance_secs(2);
+    assert_eq!(signing_kid(&app).await?, successor, "the new key signs on time");
+    assert!(published_kids(&app).await?.contains(&original), "the old key stays for the overlap");
+    clock.advance_secs(3600);
+    assert_eq!(published_kids(&app).await?, vec![successor.clone()]);
+
+    let rows = app.state.db.audit_entries_after(0, 100).await?;
+    let rotated: Vec<_> = rows.iter().filter(|r| r.event == "keys.rotated").collect();
+    assert_eq!(rotated.len(), 1, "{rotated:?}");
+    assert_eq!((rotated[0].actor.as_str(), rotated[0].subject.as_str()), ("schedule", successor.as_str()));
+    assert!(rotated[0].details.contains(&original), "the retired key is named: {}", rotated[0].details);
+    app.stop().await?;
+    let verified = audit_verify(&ctx)?;
+    assert!(matches!(verified, Verified::Intact { .. }), "{verified:?}");
+    Ok(())
+}
+backend_test!(a_scheduled_rotation_publishes_the_new_key_before_it_signs);
+
+pub async fn two_instances_due_at_once_add_one_key(ctx: TestContext) -> TestResult {
+    // The workers' own ticks are an hour apart, so the two checks below are the only ones racing.
+    let hourly = |figment: Figment| figment.merge(("keys.refresh_secs", 3600));
+    let clock = ManualClock::at_millis(SystemClock.now_millis());
+    let first = ctx.spawn_app_with(hourly, Arc::new(clock.clone())).await;
+    let second = ctx.spawn_app_with(hourly, Arc::new(clock.clone())).await;
+    let original = signing_kid(&first).await?;
+    let schedule = pforte::keys::RotationSchedule { rotate_after_millis: 86_400_000, publish_ahead_millis: 3_600_000 };
+    assert!(first.state.keys.rotate_due(schedule).await?.is_empty(), "not due yet");
+
+    clock.advance_secs(86_400);
+    let (a, b) = tokio::join!(first.state.keys.rotate_due(schedule), second.state.keys.rotate_due(schedule));
+    let rotations: Vec<_> = a?.into_iter().chain(b?).collect();
+    assert_eq!(rotations.len(), 1, "exactly one instance rotates: {rotations:?}");
+    assert_eq!(rotations[0].retired, vec![original]);
+
+    let pool = any_pool(&ctx.database_url).await?;
+    let keys: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM signing_keys WHERE alg = 'ES256'").fetch_one(&pool).await?;
+    assert_eq!(keys, 2, "one new key, not one per instance");
+    let events: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE event = 'keys.rotated'").fetch_one(&pool).await?;
+    assert_eq!(events, 1);
+    first.stop().await?;
+    second.stop().await
+}
+backend_test!(two_instances_due_at_once_add_one_key);

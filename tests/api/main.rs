@@ -22,6 +22,7 @@ mod helpers;
 
 mod audit;
 mod audit_chainer;
+mod backup;
 mod bookings;
 mod browser;
 mod browser_pages;
