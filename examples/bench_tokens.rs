@@ -66,7 +66,10 @@ async fn main() -> anyhow::Result<()> {
         .merge(("database.max_connections", 16))
         .merge(("keys.master_key", format!("plain:{}", MasterKey::generate().encode())))
         .merge(("server.public_url", address.clone()))
-        .merge(("log.level", "warn"));
+        .merge(("log.level", "warn"))
+        // The per-address and per-client budgets at /token would answer 429 after a few hundred requests.
+        .merge(("rate_limit.oauth.requests", 100_000_000))
+        .merge(("rate_limit.oauth_client.requests", 100_000_000));
     let settings = Settings::from_figment(figment).map_err(|p| anyhow::anyhow!("{p}"))?;
     pforte::telemetry::init(&settings.log);
     let registry =

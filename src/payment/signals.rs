@@ -138,7 +138,7 @@ impl PaymentSignals {
 
     /// As `create_answering`, with the payment's personal data sealed (`payment::personal`) stored
     /// in the same transaction (SECURITY.md #24).
-    pub(crate) async fn create_recording(
+    pub async fn create_recording(
         &self,
         row: &PaymentRow,
         personal_data: Option<&str>,
