@@ -91,7 +91,10 @@ pub async fn a_backup_taken_during_payments_restores_and_its_audit_chain_verifie
     pforte.stop()?;
 
     // The copy is a database of its own: it holds the payments written before it, and the audit
-    // chain verifies on it through the binary as the operator would after a restore.
+    // chain verifies on it through the binary as the operator would after a restore. A copy taken
+    // between two chainer runs may hold events recorded but not chained yet (the first instance
+    // started on the restored copy chains them), so their age is not the question here: the bound
+    // is lifted for this one check.
     let copied: i64 =
         sqlx::query_scalar("SELECT COUNT(*) FROM payments").fetch_one(&any_pool(&sqlite_url(&copy)).await?).await?;
     assert!(copied >= 5, "the copy holds the payments created before it: {copied}");
@@ -99,6 +102,7 @@ pub async fn a_backup_taken_during_payments_restores_and_its_audit_chain_verifie
         .args(["audit", "verify"])
         .envs(ctx.cli_env())
         .env("PFORTE__DATABASE__URL", sqlite_url(&copy))
+        .env("PFORTE__AUDIT__MAX_CHAIN_DELAY_SECS", "86400")
         .output()?;
     let verified = output_text(&verify);
     assert!(verify.status.success(), "audit verify on the copy: {verified}");

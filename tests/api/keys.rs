@@ -247,13 +247,14 @@ pub async fn a_scheduled_rotation_publishes_the_new_key_before_it_signs(ctx: Tes
     clock.advance_secs(3600);
     assert_eq!(published_kids(&app).await?, vec![successor.clone()]);
 
+    crate::audit::all_chained(&ctx).await?;
     let rows = app.state.db.audit_entries_after(0, 100).await?;
     let rotated: Vec<_> = rows.iter().filter(|r| r.event == "keys.rotated").collect();
     assert_eq!(rotated.len(), 1, "{rotated:?}");
     assert_eq!((rotated[0].actor.as_str(), rotated[0].subject.as_str()), ("schedule", successor.as_str()));
     assert!(rotated[0].details.contains(&original), "the retired key is named: {}", rotated[0].details);
     app.stop().await?;
-    let verified = audit_verify(&ctx)?;
+    let verified = audit_verify(&ctx).await?;
     assert!(matches!(verified, Verified::Intact { .. }), "{verified:?}");
     Ok(())
 }
@@ -275,6 +276,7 @@ pub async fn two_instances_due_at_once_add_one_key(ctx: TestContext) -> TestResu
     assert_eq!(rotations.len(), 1, "exactly one instance rotates: {rotations:?}");
     assert_eq!(rotations[0].retired, vec![original]);
 
+    crate::audit::all_chained(&ctx).await?;
     let pool = any_pool(&ctx.database_url).await?;
     let keys: i64 =
         sqlx::query_scalar("SELECT COUNT(*) FROM signing_keys WHERE alg = 'ES256'").fetch_one(&pool).await?;
