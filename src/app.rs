@@ -1,5 +1,8 @@
 //! Builds the application from settings and registry: binds the listener (port 0 in tests), prepares
-//! the database without waiting for it, and runs the server until shutdown.
+//! the database without waiting for it, and runs the server until shutdown. A registry reload is
+//! carried out here too (`reload`), as it renews services built here.
+
+mod reload;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,7 +22,7 @@ use crate::identity::login::LoginService;
 use crate::identity::tokens::TokenService;
 use crate::identity::upstream::Upstreams;
 use crate::keys::{KeyService, MasterKey, MasterKeyOrigin, RotationSchedule, SigningAlg};
-use crate::registry::Registry;
+use crate::registry::{Registry, SharedRegistry};
 use crate::store::Database;
 
 const FIRST_RETRY: Duration = Duration::from_millis(500);
@@ -113,6 +116,11 @@ impl Application {
 
     pub fn state(&self) -> AppState {
         self.state.clone()
+    }
+
+    /// Reads the registry files again and puts them in use when valid (SIGHUP, `POST /reload`).
+    pub fn reloader(&self) -> Arc<dyn crate::registry::reload::Reload> {
+        self.state.reload.clone()
     }
 
     /// Cancelling this token stops the server gracefully.
@@ -217,7 +225,7 @@ fn build_state(settings: Settings, registry: Registry, clock: SharedClock) -> an
     let http = crate::http_client::outbound_client()?;
     let guarded_http =
         crate::http_client::GuardedClient::new(crate::http_client::Reach::for_development(settings.dev.simulators))?;
-    let registry = Arc::new(registry);
+    let registry = SharedRegistry::new(registry);
     let issuer = settings.issuer();
     let tokens = TokenService::new(keys.clone(), db.clone(), issuer.clone(), clock.clone())?;
     let upstreams = Arc::new(Upstreams::new(
@@ -251,7 +259,7 @@ fn build_state(settings: Settings, registry: Registry, clock: SharedClock) -> an
         registry.clone(),
         books.clone(),
     );
-    let payment_providers = crate::payment::provider::Providers::build(&registry, &http);
+    let payment_providers = crate::payment::provider::Providers::build(&registry.current(), &http);
     // The payment services name the edge's routes and store its rendering of a create's answer.
     let payment_edge = crate::payment::PaymentEdge {
         routes: Arc::new(crate::http::payments::Routes::new(issuer.clone())),
@@ -304,9 +312,23 @@ fn build_state(settings: Settings, registry: Registry, clock: SharedClock) -> an
         payment_providers.clone(),
     );
     let client_budgets = crate::http::ClientBudgets::new(&settings);
+    let reload = Arc::new(reload::RegistryReloader {
+        settings: settings.registry.clone(),
+        public_url: settings.server.public_url.clone(),
+        dev_simulators: settings.dev.simulators,
+        registry: registry.clone(),
+        providers: payment_providers.clone(),
+        http: http.clone(),
+        upstreams: vec![upstreams.clone(), staff_upstreams.clone()],
+        audit: audit.clone(),
+        clock: clock.clone(),
+        counts: Default::default(),
+        running: Default::default(),
+    });
     Ok(AppState::new(Shared {
         settings,
         registry,
+        reload,
         db,
         keys,
         audit,
@@ -523,7 +545,7 @@ async fn prepare_database(state: &AppState) -> anyhow::Result<usize> {
     state.keys.ensure_active(SigningAlg::Es256, "system").await?;
     // Ready means the keys are in memory: from here on the JWKS does not need the database.
     state.keys.refresh().await?;
-    let counts = state.registry.counts();
+    let counts = state.registry.current().counts();
     let details = json!({
         "version": env!("CARGO_PKG_VERSION"),
         "migrations_applied": applied,

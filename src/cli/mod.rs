@@ -22,6 +22,7 @@ use crate::registry::Registry;
 use crate::store::Database;
 
 mod notifications;
+mod reload;
 
 pub const EXIT_FAILURE: u8 = 1;
 pub const EXIT_INVALID_CONFIG: u8 = 2;
@@ -49,8 +50,12 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the server (the default when no command is given). Stops gracefully on SIGTERM or Ctrl-C.
+    /// Run the server (the default when no command is given). Stops gracefully on SIGTERM or Ctrl-C;
+    /// reads the registry again on SIGHUP.
     Serve,
+    /// Ask the running instance (server.pid_file) to read the registry again (SIGHUP). It checks the
+    /// files as `check` does and keeps its registry on any problem; the outcome is in its log.
+    Reload,
     /// Validate configuration and registry without serving; lists every problem and exits 2 if any.
     Check,
     /// Apply pending database migrations and exit.
@@ -106,12 +111,23 @@ pub async fn run(cli: Cli) -> ExitCode {
         Err(problems) => return invalid(&problems),
     };
     crate::telemetry::init(&settings.log);
+    // The instance checks the files itself, with its own environment for their secrets.
+    if matches!(cli.command, Some(Command::Reload)) {
+        return match reload::send(&settings) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("pforte: {e:#}");
+                ExitCode::from(EXIT_FAILURE)
+            }
+        };
+    }
     let registry = match load_registry(&settings) {
         Ok(registry) => registry,
         Err(problems) => return invalid(&problems),
     };
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(settings, registry).await,
+        Command::Reload => Ok(()),
         Command::Check => return check(&settings, &registry),
         Command::Migrate => migrate(&settings).await,
         Command::Keys { command: KeysCommand::Rotate { alg } } => {
@@ -154,15 +170,24 @@ fn invalid(problems: &Problems) -> ExitCode {
 }
 
 async fn serve(settings: Settings, registry: Registry) -> anyhow::Result<()> {
+    let hangups = reload::Hangups::register()?;
     tracing::info!(registry = %registry.counts(), "registry loaded");
+    let pid_file = settings.server.pid_file.clone();
     let app = Application::build(settings, registry).await?;
+    // Written once the listener is bound and SIGHUP is handled, so what it names can be signalled.
+    let pid_file = pid_file.as_deref().map(reload::PidFile::claim).transpose()?;
     let token = app.shutdown_token();
+    hangups.reload_on_signal(app.reloader(), token.clone());
     tokio::spawn(async move {
         wait_for_signal().await;
         tracing::info!("shutdown requested; finishing in-flight requests");
         token.cancel();
     });
-    app.run_until_stopped().await
+    let result = app.run_until_stopped().await;
+    if let Some(pid_file) = pid_file {
+        pid_file.remove();
+    }
+    result
 }
 
 async fn wait_for_signal() {

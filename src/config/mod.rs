@@ -190,6 +190,9 @@ pub struct ServerSettings {
     /// nothing there is for the public, so it must not share the public listener.
     #[serde(default)]
     pub metrics_listen: Option<SocketAddr>,
+    /// Where `serve` writes its process id, so `pforte reload` can signal it. Off when unset.
+    #[serde(default)]
+    pub pid_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

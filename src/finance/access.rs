@@ -5,14 +5,12 @@
 //! Lookup is by the hash of the presented token: tokens carry 256 random bits, so an equality
 //! lookup on their hash leaks nothing a comparison in constant time would protect.
 
-use std::sync::Arc;
-
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::audit::{AuditEvent, AuditLog, UNREGISTERED};
 use crate::clock::SharedClock;
-use crate::registry::Registry;
+use crate::registry::SharedRegistry;
 use crate::store::finance_tokens::{self, FinanceTokenRow};
 use crate::store::{Database, StorageError};
 
@@ -82,17 +80,17 @@ pub struct FinanceAccess {
     db: Database,
     audit: AuditLog,
     clock: SharedClock,
-    registry: Arc<Registry>,
+    registry: SharedRegistry,
 }
 
 impl FinanceAccess {
-    pub fn new(db: Database, audit: AuditLog, clock: SharedClock, registry: Arc<Registry>) -> Self {
+    pub fn new(db: Database, audit: AuditLog, clock: SharedClock, registry: SharedRegistry) -> Self {
         FinanceAccess { db, audit, clock, registry }
     }
 
     /// Creates a token for `tenant_id`; the returned secret is shown once and never stored.
     pub async fn create(&self, tenant_id: &str, label: Option<&str>) -> Result<(TokenInfo, String), TokenAdminError> {
-        if self.registry.tenant(tenant_id).is_none() {
+        if self.registry.current().tenant(tenant_id).is_none() {
             return Err(TokenAdminError::UnknownTenant(tenant_id.to_owned()));
         }
         let secret = format!("{TOKEN_PREFIX}{}", crate::crypto::random_token());
@@ -165,7 +163,8 @@ impl FinanceAccess {
             }
             // Counted, not chained: anyone can send a made-up token (SECURITY.md #32).
             Err((reason, _)) => {
-                let subject = if self.registry.tenant(tenant_id).is_some() { tenant_id } else { UNREGISTERED };
+                let subject =
+                    if self.registry.current().tenant(tenant_id).is_some() { tenant_id } else { UNREGISTERED };
                 self.audit.refused("finance.access_refused", &actor, subject, reason).await?;
             }
         }

@@ -27,7 +27,7 @@ use crate::clock::SharedClock;
 use crate::config::FinanceSettings;
 use crate::crypto::secret::constant_time_eq;
 use crate::crypto::{fingerprint, random_token, MasterKey};
-use crate::registry::Registry;
+use crate::registry::SharedRegistry;
 use crate::store::finance_sessions::{FinanceSessionRow, StaffLoginRow};
 use crate::store::{Database, StorageError};
 
@@ -96,7 +96,7 @@ pub struct StaffSessions {
     db: Database,
     audit: AuditLog,
     clock: SharedClock,
-    registry: Arc<Registry>,
+    registry: SharedRegistry,
     master: Arc<MasterKey>,
     idle_millis: i64,
     max_millis: i64,
@@ -107,7 +107,7 @@ impl StaffSessions {
         db: Database,
         audit: AuditLog,
         clock: SharedClock,
-        registry: Arc<Registry>,
+        registry: SharedRegistry,
         master: Arc<MasterKey>,
         settings: &FinanceSettings,
     ) -> Self {
@@ -126,8 +126,12 @@ impl StaffSessions {
 
     /// The staff identity providers the registry's tenants name, each once, in id order.
     pub fn staff_providers(&self) -> Vec<String> {
-        let mut ids: Vec<String> =
-            self.registry.tenants().filter_map(|t| t.finance.staff.as_ref().map(|s| s.provider.to_string())).collect();
+        let mut ids: Vec<String> = self
+            .registry
+            .current()
+            .tenants()
+            .filter_map(|t| t.finance.staff.as_ref().map(|s| s.provider.to_string()))
+            .collect();
         ids.sort_unstable();
         ids.dedup();
         ids
@@ -172,6 +176,7 @@ impl StaffSessions {
     /// one the tenant names and the claim is the value, or a list holding it.
     pub fn tenants_for(&self, provider_id: &str, claims: &Map<String, Value>) -> Vec<String> {
         self.registry
+            .current()
             .tenants()
             .filter(|tenant| {
                 tenant.finance.staff.as_ref().is_some_and(|staff| {
@@ -223,7 +228,8 @@ impl StaffSessions {
     /// the provider refused or that failed validation). `reason` is a fixed word, never provider text.
     /// Anyone can cause these, so they are counted outside the audit chain (SECURITY.md #32).
     pub async fn sign_in_failed(&self, provider_id: &str, reason: &str) -> Result<(), StorageError> {
-        let subject = if self.registry.identity_provider(provider_id).is_some() { provider_id } else { UNREGISTERED };
+        let subject =
+            if self.registry.current().identity_provider(provider_id).is_some() { provider_id } else { UNREGISTERED };
         self.audit.refused("finance.sign_in_refused", "unknown", subject, reason).await
     }
 
@@ -306,7 +312,8 @@ impl StaffSessions {
             }
             // Counted, not chained: anyone can send a page request without a session (SECURITY.md #32).
             Err((reason, _)) => {
-                let subject = if self.registry.tenant(tenant_id).is_some() { tenant_id } else { UNREGISTERED };
+                let subject =
+                    if self.registry.current().tenant(tenant_id).is_some() { tenant_id } else { UNREGISTERED };
                 self.audit.refused("finance.access_refused", &actor, subject, reason).await?;
             }
         }

@@ -24,6 +24,8 @@ pub(crate) enum ErrorCode {
     Unavailable,
     Timeout,
     Internal,
+    /// A registry reload found problems; the registry in use stays (`POST /reload`).
+    InvalidRegistry,
 }
 
 impl ErrorCode {
@@ -40,6 +42,7 @@ impl ErrorCode {
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Timeout => "timeout",
             ErrorCode::Internal => "internal_error",
+            ErrorCode::InvalidRegistry => "invalid_registry",
         }
     }
 
@@ -56,6 +59,7 @@ impl ErrorCode {
             ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::Timeout => StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::InvalidRegistry => StatusCode::UNPROCESSABLE_ENTITY,
         }
     }
 
@@ -72,6 +76,7 @@ impl ErrorCode {
             ErrorCode::Unavailable => "The service is not ready",
             ErrorCode::Timeout => "The request took too long",
             ErrorCode::Internal => "Something went wrong on our side",
+            ErrorCode::InvalidRegistry => "The registry files have problems; the registry in use stays",
         }
     }
 
@@ -95,11 +100,19 @@ impl ErrorCode {
 pub(crate) struct ApiError {
     code: ErrorCode,
     detail: String,
+    /// An extension member of the problem (RFC 9457 §3.2), e.g. the list of registry problems.
+    member: Option<(&'static str, serde_json::Value)>,
 }
 
 impl ApiError {
     pub(crate) fn new(code: ErrorCode, detail: impl Into<String>) -> Self {
-        ApiError { code, detail: detail.into() }
+        ApiError { code, detail: detail.into(), member: None }
+    }
+
+    /// Adds the extension member `name` to the body.
+    pub(crate) fn with_member(mut self, name: &'static str, value: serde_json::Value) -> Self {
+        self.member = Some((name, value));
+        self
     }
 
     /// A database failure: 503 `unavailable` when the database could not be asked (the store logs
@@ -132,13 +145,16 @@ impl std::fmt::Display for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.code.status();
-        let body = json!({
+        let mut body = json!({
             "type": format!("urn:pforte:problem:{}", self.code.as_str()),
             "title": self.code.title(),
             "status": status.as_u16(),
             "detail": self.detail,
             "code": self.code.as_str(),
         });
+        if let (Some((name, value)), Some(members)) = (self.member, body.as_object_mut()) {
+            members.insert(name.to_owned(), value);
+        }
         let mut response = (status, body.to_string()).into_response();
         response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         response

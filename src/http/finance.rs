@@ -83,7 +83,7 @@ async fn bookings(
         Err(e) => return ApiError::new(ErrorCode::BadRequest, e.to_string()).into_response(),
     };
     let format = request.format;
-    let name = state.registry.tenant(&caller.tenant_id).map(|t| t.display_name.clone()).unwrap_or_default();
+    let name = state.registry.current().tenant(&caller.tenant_id).map(|t| t.display_name.clone()).unwrap_or_default();
     let export = match BookingExport::prepare(&state.db, &caller.tenant_id, &name, request).await {
         Ok(export) => export,
         Err(ExportError::Storage(e)) => return ApiError::storage(&e).into_response(),

@@ -18,7 +18,7 @@ use crate::identity::client_auth::ClientCredentials;
 use crate::identity::oauth::{ErrorCode as OAuthErrorCode, OAuthError};
 use crate::payment::routes::PaymentRoutes;
 use crate::payment::{AnswerRenderer, Created, ErrorKind, FunctionalCode, PaymentError, Reply, StoredAnswer};
-use crate::registry::Client;
+use crate::registry::{Client, Registry};
 
 const TRANSACTIONS: &str = "/paymenttransaction/{originator}/{endpoint}";
 const TRANSACTION: &str = "/paymenttransaction/{originator}/{endpoint}/{transaction}";
@@ -178,7 +178,8 @@ fn reply(reply: Reply) -> Response {
 /// The calling online service, from a Bearer token with scope `payment` or from Basic credentials.
 /// 401 only when the credentials were checked and are wrong: credentials that could not be checked
 /// (the database is away) are answered 503, so a client retries instead of dropping its token.
-async fn caller<'s>(state: &'s AppState, headers: &HeaderMap) -> Result<&'s Client, Response> {
+/// `registry` is the request's snapshot of the registry (see `registry::SharedRegistry`).
+async fn caller<'r>(state: &AppState, registry: &'r Registry, headers: &HeaderMap) -> Result<&'r Client, Response> {
     let unauthorized = || {
         let status = StatusCode::UNAUTHORIZED;
         send(status, problem_body(FunctionalCode::Forbidden, status, "Missing or invalid credentials.").to_string())
@@ -197,14 +198,14 @@ async fn caller<'s>(state: &'s AppState, headers: &HeaderMap) -> Result<&'s Clie
         if !token.scope.split(' ').any(|s| s == "payment") || token.identity.is_some() {
             return Err(unauthorized());
         }
-        return state.registry.client(&token.client_id).ok_or_else(unauthorized);
+        return registry.client(&token.client_id).ok_or_else(unauthorized);
     }
     let credentials: ClientCredentials =
         super::oidc::client_credentials(headers, &Default::default()).map_err(|_| unauthorized())?;
     if credentials.basic.is_none() {
         return Err(unauthorized());
     }
-    state.client_auth.authenticate(&state.registry, &credentials).await.map_err(not_checked)
+    state.client_auth.authenticate(registry, &credentials).await.map_err(not_checked)
 }
 
 async fn create(
@@ -213,7 +214,8 @@ async fn create(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let client = match caller(&state, &headers).await {
+    let registry = state.registry.current();
+    let client = match caller(&state, &registry, &headers).await {
         Ok(client) => client,
         Err(response) => return response,
     };
@@ -226,7 +228,8 @@ async fn read(
     Path((originator, endpoint, transaction)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    match caller(&state, &headers).await {
+    let registry = state.registry.current();
+    match caller(&state, &registry, &headers).await {
         Ok(client) => answer(state.payments.read(client, &originator, &endpoint, &transaction).await),
         Err(response) => response,
     }
@@ -239,7 +242,8 @@ async fn cancel(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let client = match caller(&state, &headers).await {
+    let registry = state.registry.current();
+    let client = match caller(&state, &registry, &headers).await {
         Ok(client) => client,
         Err(response) => return response,
     };
@@ -257,7 +261,8 @@ async fn refund(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let client = match caller(&state, &headers).await {
+    let registry = state.registry.current();
+    let client = match caller(&state, &registry, &headers).await {
         Ok(client) => client,
         Err(response) => return response,
     };
@@ -270,7 +275,8 @@ async fn refunds(
     Path((originator, endpoint, transaction)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    match caller(&state, &headers).await {
+    let registry = state.registry.current();
+    match caller(&state, &registry, &headers).await {
         Ok(client) => answer(state.refunds.list(client, &originator, &endpoint, &transaction).await),
         Err(response) => response,
     }
@@ -281,7 +287,8 @@ async fn status(
     Path((originator, endpoint)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    match caller(&state, &headers).await {
+    let registry = state.registry.current();
+    match caller(&state, &registry, &headers).await {
         Ok(client) => answer(state.payments.status(client, &originator, &endpoint)),
         Err(response) => response,
     }

@@ -13,7 +13,8 @@ use crate::identity::grants::Grants;
 use crate::identity::login::LoginService;
 use crate::identity::tokens::TokenService;
 use crate::keys::KeyService;
-use crate::registry::Registry;
+use crate::registry::reload::Reload;
+use crate::registry::SharedRegistry;
 use crate::store::Database;
 
 #[derive(Clone)]
@@ -21,7 +22,10 @@ pub struct AppState(Arc<Shared>);
 
 pub struct Shared {
     pub settings: Settings,
-    pub registry: Arc<Registry>,
+    /// The registry in use; take one snapshot per request (`SharedRegistry::current`).
+    pub registry: SharedRegistry,
+    /// Reads the registry files again (SIGHUP, `POST /reload`); its counts say how reloads went.
+    pub reload: Arc<dyn Reload>,
     pub db: Database,
     pub keys: KeyService,
     pub audit: AuditLog,

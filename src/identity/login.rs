@@ -14,7 +14,7 @@ use crate::audit::{AuditEvent, AuditLog};
 use crate::clock::SharedClock;
 use crate::crypto::{fingerprint, random_token};
 use crate::keys::MasterKey;
-use crate::registry::{AccountType, IdentityProvider, Level, Registry};
+use crate::registry::{AccountType, IdentityProvider, Level, Registry, SharedRegistry};
 use crate::store::logins::LoginRow;
 use crate::store::{Database, StorageError};
 
@@ -57,6 +57,8 @@ pub enum Problem {
     },
     /// pforte's database is away for a moment; trying again shortly will work.
     Unavailable,
+    /// The service the login started for is no longer registered (a registry reload took it out).
+    NoLongerRegistered,
     Internal,
 }
 
@@ -71,7 +73,7 @@ pub enum LoginError {
 #[derive(Clone)]
 pub struct LoginService {
     db: Database,
-    registry: Arc<Registry>,
+    registry: SharedRegistry,
     upstreams: Arc<Upstreams>,
     tokens: TokenService,
     master: Arc<MasterKey>,
@@ -82,7 +84,7 @@ pub struct LoginService {
 impl LoginService {
     pub fn new(
         db: Database,
-        registry: Arc<Registry>,
+        registry: SharedRegistry,
         upstreams: Arc<Upstreams>,
         tokens: TokenService,
         master: Arc<MasterKey>,
@@ -94,7 +96,8 @@ impl LoginService {
 
     /// Records a validated request and says whether the person must choose a provider first.
     pub async fn start(&self, request: AuthorizationRequest, browser_id: &str) -> Result<(String, Next), LoginError> {
-        let eligible = self.eligible_providers(&request);
+        let registry = self.registry.current();
+        let eligible = eligible_providers(&registry, &request);
         let chosen = match &request.idp_hint {
             Some(hint) => match eligible.iter().find(|p| p.id.as_str() == hint) {
                 Some(provider) => Some(*provider),
@@ -148,8 +151,8 @@ impl LoginService {
     /// The person picked a provider on the choice page.
     pub async fn choose(&self, login_id: &str, browser_id: &str, provider_id: &str) -> Result<Url, LoginError> {
         let (row, request) = self.pending_login(login_id, browser_id).await?;
-        let provider = self
-            .eligible_providers(&request)
+        let registry = self.registry.current();
+        let provider = eligible_providers(&registry, &request)
             .into_iter()
             .find(|p| p.id.as_str() == provider_id)
             .ok_or(LoginError::Page { problem: Problem::ProviderNotAllowed, back: None })?;
@@ -172,14 +175,24 @@ impl LoginService {
         if browser_id.map(fingerprint).as_deref() != Some(row.browser_hash.as_str()) {
             return Err(LoginError::Page { problem: Problem::WrongBrowser, back: None });
         }
-        let sealed = row.upstream_sealed.as_deref().ok_or(unknown.clone())?;
+        let sealed = row.upstream_sealed.as_deref().ok_or(unknown)?;
         let pending: PendingUpstream =
             serde_json::from_slice(&self.master.open(&row.id, sealed).map_err(|e| self.internal(&e, None))?)
                 .map_err(|e| self.internal(&e, None))?;
+        // The registry may have been reloaded since the login started: a service or provider taken out
+        // in between ends the login here, said plainly.
+        let registry = self.registry.current();
+        let Some(client) = registry.client(&request.client_id) else {
+            return Err(LoginError::Page { problem: Problem::NoLongerRegistered, back: None });
+        };
         // Mix-up defence: the answer must come back on the callback of the provider this login went to.
-        let provider = self.registry.identity_provider(provider_id);
-        let provider = match provider {
-            Some(p) if row.provider_id.as_deref() == Some(provider_id) && pending.provider_id == provider_id => p,
+        let went_here = row.provider_id.as_deref() == Some(provider_id) && pending.provider_id == provider_id;
+        let provider = match registry.identity_provider(provider_id) {
+            Some(p) if went_here => p,
+            None if went_here => {
+                self.record_failure(&request, provider_id, "provider no longer registered").await;
+                return Err(self.refuse(&request, "The account provider is no longer available."));
+            }
             _ => {
                 self.record_failure(&request, provider_id, "response from another provider").await;
                 return Err(LoginError::Redirect(client_error(
@@ -200,7 +213,6 @@ impl LoginService {
             self.record_failure(&request, provider_id, "level too low").await;
             return Err(self.level_too_low(&request, identity.level));
         }
-        let client = self.registry.client(&request.client_id).ok_or(unknown)?;
         let sub = self
             .tokens
             .pairwise_subject(&client.sector, provider_id, &identity.subject)
@@ -231,16 +243,6 @@ impl LoginService {
         }
         pairs.push(("iss", self.tokens.issuer()));
         Ok(with_query(&request.redirect_uri, &pairs))
-    }
-
-    fn eligible_providers(&self, request: &AuthorizationRequest) -> Vec<&IdentityProvider> {
-        let Some(client) = self.registry.client(&request.client_id) else { return Vec::new() };
-        client
-            .identity_providers
-            .iter()
-            .filter_map(|id| self.registry.identity_provider(id.as_str()))
-            .filter(|p| p.highest_level().is_some_and(|level| level >= request.required_level))
-            .collect()
     }
 
     async fn pending_login(
@@ -387,6 +389,16 @@ impl LoginService {
             tracing::error!(error = %e, "could not write the audit log");
         }
     }
+}
+
+fn eligible_providers<'r>(registry: &'r Registry, request: &AuthorizationRequest) -> Vec<&'r IdentityProvider> {
+    let Some(client) = registry.client(&request.client_id) else { return Vec::new() };
+    client
+        .identity_providers
+        .iter()
+        .filter_map(|id| registry.identity_provider(id.as_str()))
+        .filter(|p| p.highest_level().is_some_and(|level| level >= request.required_level))
+        .collect()
 }
 
 fn error_kind(error: &UpstreamError) -> &'static str {

@@ -13,8 +13,6 @@
 //!    any transaction) and records what the read says, with the event id's dedupe row in the same
 //!    transaction; a read that reports another amount is flagged as in 5.
 
-use std::sync::Arc;
-
 use reqwest::header::HeaderMap;
 use rust_decimal::Decimal;
 
@@ -24,7 +22,7 @@ use super::signals::{differing_amount, Outcome, PaymentSignals};
 use super::wire::Status;
 use crate::audit::AuditLog;
 use crate::clock::SharedClock;
-use crate::registry::Registry;
+use crate::registry::SharedRegistry;
 use crate::store::payments::PaymentRow;
 use crate::store::{callbacks, Database, StorageError};
 
@@ -66,7 +64,7 @@ pub struct PaymentCallbacks {
     db: Database,
     audit: AuditLog,
     clock: SharedClock,
-    registry: Arc<Registry>,
+    registry: SharedRegistry,
     signals: PaymentSignals,
     providers: Providers,
 }
@@ -76,7 +74,7 @@ impl PaymentCallbacks {
         db: Database,
         audit: AuditLog,
         clock: SharedClock,
-        registry: Arc<Registry>,
+        registry: SharedRegistry,
         signals: PaymentSignals,
         providers: Providers,
     ) -> Self {
@@ -90,7 +88,8 @@ impl PaymentCallbacks {
     }
 
     async fn receive_checked(&self, provider_id: &str, headers: &HeaderMap, body: &[u8]) -> Result<Received, Received> {
-        let provider = self.registry.payment_provider(provider_id).ok_or(Received::NotAccepted)?;
+        let registry = self.registry.current();
+        let provider = registry.payment_provider(provider_id).ok_or(Received::NotAccepted)?;
         let adapter = self.providers.adapter(provider.id.as_str()).map_err(|e| {
             tracing::warn!(provider = provider_id, error = %e, "callback for a provider entry that cannot be used");
             Received::NotAccepted
@@ -119,7 +118,7 @@ impl PaymentCallbacks {
             return self.flag_amount_mismatch(provider_id, &callback, &row, reported, callback.claimed_status).await;
         }
         // Outside any transaction (SECURITY.md #19); the claim in the callback is not used.
-        let Some(state) = read_at_provider(&self.registry, &self.providers, &row).await else {
+        let Some(state) = read_at_provider(&registry, &self.providers, &row).await else {
             return Err(Received::ProviderUnavailable);
         };
         if let Some(reported) = differing_amount(&row, state.amount) {

@@ -4,7 +4,6 @@
 //! counts as delivered; 410 Gone means the service switched the endpoint off, so pforte stops.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
@@ -16,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::SharedClock;
 use crate::crypto::webhook::{WebhookSecret, ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use crate::http_client::{is_refused_address, GuardedClient};
-use crate::registry::{Client, Registry};
+use crate::registry::{Client, SharedRegistry};
 use crate::store::outbox::{self, AttemptOutcome, AttemptRow, OutboxRow};
 use crate::store::payments::PaymentRow;
 use crate::store::{Database, StorageError};
@@ -41,13 +40,13 @@ pub struct Round {
 #[derive(Clone)]
 pub struct Notifier {
     db: Database,
-    registry: Arc<Registry>,
+    registry: SharedRegistry,
     http: GuardedClient,
     clock: SharedClock,
 }
 
 impl Notifier {
-    pub fn new(db: Database, registry: Arc<Registry>, http: GuardedClient, clock: SharedClock) -> Self {
+    pub fn new(db: Database, registry: SharedRegistry, http: GuardedClient, clock: SharedClock) -> Self {
         Notifier { db, registry, http, clock }
     }
 
@@ -194,8 +193,8 @@ impl Notifier {
     }
 
     async fn send(&self, message: &OutboxRow, now: i64) -> Result<u16, Failure> {
-        let client = self
-            .registry
+        let registry = self.registry.current();
+        let client = registry
             .client(&message.client_id)
             .ok_or_else(|| Failure::Permanent("the online service is no longer registered".into()))?;
         let secret = client

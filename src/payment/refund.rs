@@ -31,7 +31,7 @@ use super::refund_request::{parse_refund_body, RefundRequest};
 use super::routes::PaymentRoutes;
 use crate::audit::{AuditEvent, AuditLog};
 use crate::clock::SharedClock;
-use crate::registry::{Client, Registry};
+use crate::registry::{Client, Registry, SharedRegistry};
 use crate::store::idempotency;
 use crate::store::payments::PaymentRow;
 use crate::store::refunds::{self, RefundRow};
@@ -61,7 +61,7 @@ pub(crate) fn refund_body(row: &RefundRow) -> Value {
 #[derive(Clone)]
 pub struct Refunds {
     db: Database,
-    registry: Arc<Registry>,
+    registry: SharedRegistry,
     audit: AuditLog,
     providers: Providers,
     books: Arc<dyn PaymentBooks>,
@@ -88,7 +88,7 @@ const DEFAULT_ABANDONED_AFTER_MILLIS: i64 = 30_000;
 impl Refunds {
     pub fn new(
         db: Database,
-        registry: Arc<Registry>,
+        registry: SharedRegistry,
         audit: AuditLog,
         providers: Providers,
         books: Arc<dyn PaymentBooks>,
@@ -119,12 +119,14 @@ impl Refunds {
         body: &[u8],
         idempotency_key: Option<&str>,
     ) -> Reply {
-        if let Err(error) = api::authorise(&self.registry, client, originator, endpoint) {
+        // One registry for the whole refund, whatever a reload does meanwhile.
+        let registry = self.registry.current();
+        if let Err(error) = api::authorise(&registry, client, originator, endpoint) {
             return Reply::Fresh(Err(error));
         }
         let path = self.routes.refunds_path(originator, endpoint, transaction_id);
         let answer_key = idempotency_key.map(|key| AnswerKey { client_id: client.id.as_str(), key });
-        let work = self.create_claimed(client, originator, endpoint, transaction_id, body, answer_key);
+        let work = self.create_claimed(&registry, client, originator, endpoint, transaction_id, body, answer_key);
         // A refund stores its answer with the refund (SECURITY.md #26); refusals are stored after.
         let keyed = api::Keyed { key: idempotency_key, created_stores_answer: true };
         let answers = self.answers.as_ref();
@@ -139,14 +141,18 @@ impl Refunds {
         endpoint: &str,
         transaction_id: &str,
     ) -> Result<Value, PaymentError> {
-        api::authorise(&self.registry, client, originator, endpoint)?;
+        api::authorise(&self.registry.current(), client, originator, endpoint)?;
         api::find_payment(&self.db, originator, endpoint, transaction_id).await?;
         let rows = self.db.refunds_of(transaction_id).await?;
         Ok(json!({ "refunds": rows.iter().map(refund_body).collect::<Vec<_>>() }))
     }
 
+    // The request's whole context, each part from a different source; a struct for this one private
+    // call would only rename the list.
+    #[allow(clippy::too_many_arguments)]
     async fn create_claimed(
         &self,
+        registry: &Registry,
         client: &Client,
         originator: &str,
         endpoint: &str,
@@ -161,7 +167,7 @@ impl Refunds {
             Ok(Err(refused)) => return Err(refused),
             Err(e) => return Err(PaymentError::from(e)),
         };
-        let outcome = self.ask_provider(&payment, &refund).await;
+        let outcome = self.ask_provider(registry, &payment, &refund).await;
         match self.settle(&payment, &refund, &outcome, answer_key).await {
             Ok(None) => {}
             Ok(Some(settled)) => refund = settled,
@@ -186,7 +192,7 @@ impl Refunds {
                 tracing::error!(refund = refund.refund_id.as_str(), "a PENDING refund has no payment");
                 continue;
             };
-            let outcome = self.ask_provider(&payment, &refund).await;
+            let outcome = self.ask_provider(&self.registry.current(), &payment, &refund).await;
             if self.settle(&payment, &refund, &outcome, None).await?.is_some() {
                 tracing::info!(refund = refund.refund_id.as_str(), "settled a refund its request left PENDING");
                 settled += 1;
@@ -280,10 +286,10 @@ impl Refunds {
 
     /// Asks the payment's provider to pay the refund out (outside any transaction). Returns the new
     /// status, why it failed, and the provider's reference.
-    async fn ask_provider(&self, payment: &PaymentRow, refund: &RefundRow) -> ProviderOutcome {
+    async fn ask_provider(&self, registry: &Registry, payment: &PaymentRow, refund: &RefundRow) -> ProviderOutcome {
         let failed =
             |detail: String| ProviderOutcome { status: RefundStatus::Failed, detail: Some(detail), reference: None };
-        let Some(provider) = self.registry.payment_provider(&payment.provider_id) else {
+        let Some(provider) = registry.payment_provider(&payment.provider_id) else {
             return failed("the payment's provider is no longer registered".to_owned());
         };
         let Some(reference) = payment.provider_reference.as_deref() else {

@@ -19,7 +19,7 @@ use super::personal;
 use crate::audit::{AuditEvent, AuditLog};
 use crate::clock::SharedClock;
 use crate::crypto::MasterKey;
-use crate::registry::{Registry, DEFAULT_RETENTION_DAYS};
+use crate::registry::{SharedRegistry, DEFAULT_RETENTION_DAYS};
 use crate::store::personal_data::{purge_batch, UnsealedPayment};
 use crate::store::{Database, StorageError};
 
@@ -38,7 +38,7 @@ pub struct RetentionRound {
 #[derive(Clone)]
 pub struct Retention {
     db: Database,
-    registry: Arc<Registry>,
+    registry: SharedRegistry,
     master: Arc<MasterKey>,
     audit: AuditLog,
     clock: SharedClock,
@@ -47,7 +47,7 @@ pub struct Retention {
 impl Retention {
     pub fn new(
         db: Database,
-        registry: Arc<Registry>,
+        registry: SharedRegistry,
         master: Arc<MasterKey>,
         audit: AuditLog,
         clock: SharedClock,
@@ -106,7 +106,11 @@ impl Retention {
 
     /// Purges one tenant's due payments, batch by batch, each with its audit entry.
     async fn purge(&self, endpoint_id: &str) -> Result<u64, StorageError> {
-        let days = self.registry.tenant(endpoint_id).map_or(DEFAULT_RETENTION_DAYS, |t| t.personal_data_retention_days);
+        let days = self
+            .registry
+            .current()
+            .tenant(endpoint_id)
+            .map_or(DEFAULT_RETENTION_DAYS, |t| t.personal_data_retention_days);
         let now = self.clock.now_millis();
         let changed_before = now.saturating_sub(i64::from(days).saturating_mul(DAY_MILLIS));
         let mut total = 0;

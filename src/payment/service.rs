@@ -33,7 +33,7 @@ use crate::clock::SharedClock;
 use crate::config::PaymentSettings;
 use crate::crypto::MasterKey;
 use crate::http_client::Reach;
-use crate::registry::{Client, Registry};
+use crate::registry::{Client, Registry, SharedRegistry};
 use crate::store::payments::PaymentRow;
 use crate::store::personal_data::PersonalData;
 use crate::store::Database;
@@ -48,7 +48,7 @@ fn payment_exists() -> PaymentError {
 #[derive(Clone)]
 pub struct PaymentService {
     db: Database,
-    registry: Arc<Registry>,
+    registry: SharedRegistry,
     signals: PaymentSignals,
     idempotency: Idempotency,
     providers: Providers,
@@ -71,7 +71,7 @@ impl PaymentService {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         db: Database,
-        registry: Arc<Registry>,
+        registry: SharedRegistry,
         signals: PaymentSignals,
         providers: Providers,
         clock: SharedClock,
@@ -111,7 +111,7 @@ impl PaymentService {
     }
 
     fn authorise(&self, client: &Client, originator: &str, endpoint: &str) -> Result<(), PaymentError> {
-        api::authorise(&self.registry, client, originator, endpoint)
+        api::authorise(&self.registry.current(), client, originator, endpoint)
     }
 
     /// `GET /status/{originatorId}/{endPointId}`: `{"status": "UP"}` when the pair is configured for
@@ -129,11 +129,13 @@ impl PaymentService {
         body: &[u8],
         idempotency_key: Option<&str>,
     ) -> Reply {
-        if let Err(error) = self.authorise(client, originator, endpoint) {
+        // One registry for the whole create, whatever a reload does meanwhile.
+        let registry = self.registry.current();
+        if let Err(error) = api::authorise(&registry, client, originator, endpoint) {
             return Reply::Fresh(Err(error));
         }
         let path = self.routes.create_path(originator, endpoint);
-        let work = self.create_claimed(client, originator, endpoint, body, idempotency_key);
+        let work = self.create_claimed(&registry, client, originator, endpoint, body, idempotency_key);
         let keyed = api::Keyed { key: idempotency_key, created_stores_answer: true };
         let answers = self.answers.as_ref();
         api::idempotent(&self.idempotency, answers, client.id.as_str(), keyed, &path, body, work).await
@@ -144,6 +146,7 @@ impl PaymentService {
     /// or neither.
     async fn create_claimed(
         &self,
+        registry: &Registry,
         client: &Client,
         originator: &str,
         endpoint: &str,
@@ -151,7 +154,7 @@ impl PaymentService {
         key: Option<&str>,
     ) -> Created {
         let request = parse_request_body(body)?;
-        let Some(tenant) = self.registry.tenant(endpoint) else {
+        let Some(tenant) = registry.tenant(endpoint) else {
             return Err(PaymentError::rejected(FunctionalCode::NoValidOriginatorOrEndpoint, "Unknown endPointId."));
         };
         let registered = client.redirect_uris.iter().chain(&client.post_logout_redirect_uris).map(|uri| uri.url());
@@ -175,7 +178,7 @@ impl PaymentService {
             Err(e) => return Err(PaymentError::from(e)),
         }
         let routed = tenant.payment.provider_for(request.gros_amount.value(), originator);
-        let Some(provider) = self.registry.payment_provider(routed.as_str()) else {
+        let Some(provider) = registry.payment_provider(routed.as_str()) else {
             return Err(PaymentError::internal(&"tenant names an unknown payment provider"));
         };
         let adapter =
@@ -307,12 +310,14 @@ impl PaymentService {
         endpoint: &str,
         transaction_id: &str,
     ) -> Result<Value, PaymentError> {
-        self.authorise(client, originator, endpoint)?;
+        // One registry for the whole cancel, whatever a reload does meanwhile.
+        let registry = self.registry.current();
+        api::authorise(&registry, client, originator, endpoint)?;
         let row = api::find_payment(&self.db, originator, endpoint, transaction_id).await?;
         if row.status != Status::Initial {
             return Err(not_cancelable(row.status.as_str()));
         }
-        let Some(state) = read_at_provider(&self.registry, &self.providers, &row).await else {
+        let Some(state) = read_at_provider(&registry, &self.providers, &row).await else {
             return Err(PaymentError::unavailable(
                 "The payment provider could not be asked whether the payment was made; nothing was canceled. \
                  Try again later.",
@@ -333,7 +338,7 @@ impl PaymentService {
             Ok(_) => {}
             Err(e) => return Err(PaymentError::from(e)),
         }
-        self.cancel_at_provider(&row).await?;
+        self.cancel_at_provider(&registry, &row).await?;
         match self.signals.record(transaction_id, Status::Canceled, Source::Client, Some(CANCELED_DETAIL)).await {
             Ok(Outcome::Moved { .. }) => {}
             // A provider signal won the race meanwhile: that ending stands.
@@ -349,8 +354,8 @@ impl PaymentService {
     }
 
     /// Asks the provider to end the payment; a provider that has no cancel leaves it to pforte.
-    async fn cancel_at_provider(&self, row: &PaymentRow) -> Result<(), PaymentError> {
-        let provider = self.registry.payment_provider(&row.provider_id);
+    async fn cancel_at_provider(&self, registry: &Registry, row: &PaymentRow) -> Result<(), PaymentError> {
+        let provider = registry.payment_provider(&row.provider_id);
         let adapter = provider.and_then(|provider| self.providers.adapter(provider.id.as_str()).ok());
         let (Some(adapter), Some(reference)) = (adapter, row.provider_reference.as_deref()) else {
             return Ok(());
@@ -377,7 +382,7 @@ impl PaymentService {
     /// read or record does not hold the citizen up; the status worker reads again later.
     pub async fn provider_return(&self, transaction_id: &str) -> Result<Option<String>, PaymentError> {
         let Some(row) = self.db.payment(transaction_id).await? else { return Ok(None) };
-        if let Some(state) = read_at_provider(&self.registry, &self.providers, &row).await {
+        if let Some(state) = read_at_provider(&self.registry.current(), &self.providers, &row).await {
             if let Err(e) = self.signals.record_provider_read(&row, &state).await {
                 tracing::error!(error = %e, "could not record a payment status");
             }

@@ -17,7 +17,7 @@ use super::state::{decide, Decision, Source};
 use super::wire::Status;
 use crate::audit::{AuditEvent, AuditLog};
 use crate::clock::SharedClock;
-use crate::registry::Registry;
+use crate::registry::SharedRegistry;
 use crate::store::callbacks;
 use crate::store::idempotency;
 use crate::store::payments::{self, PaymentEventRow, PaymentRow, ProviderFacts};
@@ -68,7 +68,7 @@ pub struct PaymentSignals {
     db: Database,
     audit: AuditLog,
     clock: SharedClock,
-    registry: Arc<Registry>,
+    registry: SharedRegistry,
     books: Arc<dyn PaymentBooks>,
 }
 
@@ -77,7 +77,7 @@ impl PaymentSignals {
         db: Database,
         audit: AuditLog,
         clock: SharedClock,
-        registry: Arc<Registry>,
+        registry: SharedRegistry,
         books: Arc<dyn PaymentBooks>,
     ) -> Self {
         PaymentSignals { db, audit, clock, registry, books }
@@ -245,7 +245,8 @@ impl PaymentSignals {
                     self.book_paid(tx, &row, PaidHow::InTime, now).await?;
                 }
                 // The online service learns of the change through the outbox, committed with it.
-                if let Some(client) = self.registry.client(&row.client_id) {
+                let registry = self.registry.current();
+                if let Some(client) = registry.client(&row.client_id) {
                     let payload = json!({
                         "type": "payment.status_changed",
                         "timestamp": self.clock.now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),

@@ -6,7 +6,6 @@
 //! `payments.status_check_max_secs`): most payments end within minutes, and providers should not be
 //! asked every minute for hours about the ones a citizen abandoned.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -19,7 +18,7 @@ use super::state::Source;
 use super::wire::Status;
 use crate::clock::SharedClock;
 use crate::config::PaymentSettings;
-use crate::registry::Registry;
+use crate::registry::SharedRegistry;
 use crate::store::{Database, StorageError};
 
 const BATCH: i64 = 50;
@@ -66,7 +65,7 @@ impl Default for CheckSchedule {
 #[derive(Clone)]
 pub struct StatusWorker {
     db: Database,
-    registry: Arc<Registry>,
+    registry: SharedRegistry,
     signals: PaymentSignals,
     providers: Providers,
     clock: SharedClock,
@@ -78,7 +77,7 @@ pub struct StatusWorker {
 impl StatusWorker {
     pub fn new(
         db: Database,
-        registry: Arc<Registry>,
+        registry: SharedRegistry,
         signals: PaymentSignals,
         providers: Providers,
         clock: SharedClock,
@@ -105,9 +104,11 @@ impl StatusWorker {
         let lease = now + self.schedule.max_millis;
         let due = self.db.claim_open_payments(now, lease, BATCH).await?;
         let mut round = CheckRound::default();
+        // One registry for the round; a reload meanwhile applies from the next one.
+        let registry = self.registry.current();
         for payment in due {
             round.checked += 1;
-            let read = read_at_provider(&self.registry, &self.providers, &payment).await;
+            let read = read_at_provider(&registry, &self.providers, &payment).await;
             if let Some(state) = &read {
                 let outcome = self.signals.record_provider_read(&payment, state).await?;
                 if matches!(outcome, Outcome::Moved { .. }) {

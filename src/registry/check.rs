@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
 
 use super::types::{EntityId, HttpUrl, RedirectUri};
 use crate::config::Problems;
@@ -35,11 +36,23 @@ pub(crate) struct FileCheck<'a> {
     pub source: &'a str,
     pub context: &'a LoadContext,
     problems: &'a mut Problems,
+    /// Every secret the file named, as resolved: a rotated secret file changes the entity even when
+    /// the registry file itself stays the same.
+    secrets: Sha256,
 }
 
 impl<'a> FileCheck<'a> {
     pub(super) fn new(source: &'a str, context: &'a LoadContext, problems: &'a mut Problems) -> Self {
-        FileCheck { source, context, problems }
+        FileCheck { source, context, problems, secrets: Sha256::new() }
+    }
+
+    /// The file's fingerprint: its bytes (`file_digest`) and every secret it resolved. Only compared,
+    /// never shown, so no secret can be read from it.
+    pub(super) fn fingerprint(self, file_digest: &[u8; 32]) -> Fingerprint {
+        let mut hasher = Sha256::new();
+        hasher.update(file_digest);
+        hasher.update(self.secrets.finalize());
+        Fingerprint(hasher.finalize().into())
     }
 
     pub(super) fn problem(&mut self, key: impl Into<String>, reason: impl Into<String>) {
@@ -108,7 +121,13 @@ impl<'a> FileCheck<'a> {
             self.problem(key, "plain: secrets are for development only; use env:NAME or file:PATH");
             return None;
         }
-        self.accept(key, secret.resolve())
+        let value = self.accept(key, secret.resolve())?;
+        // Length-prefixed, so two secrets cannot run into each other and look like one.
+        for part in [key.as_bytes(), value.expose_secret().as_bytes()] {
+            self.secrets.update((part.len() as u64).to_be_bytes());
+            self.secrets.update(part);
+        }
+        Some(value)
     }
 
     /// A secret the chosen method needs.
@@ -148,6 +167,17 @@ impl<'a> FileCheck<'a> {
             self.problem(key, "must be a PEM private key (-----BEGIN ... PRIVATE KEY-----) or a private JSON Web Key");
             None
         }
+    }
+}
+
+/// What one registry entity was loaded from (see [`FileCheck::fingerprint`]); equal fingerprints mean
+/// the entity is the same as before.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Fingerprint([u8; 32]);
+
+impl std::fmt::Debug for Fingerprint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Fingerprint(..)")
     }
 }
 

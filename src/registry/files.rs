@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
 
 use super::toml_error;
 use super::types::EntityId;
@@ -14,6 +15,8 @@ pub(crate) struct EntityFile<T> {
     pub id: EntityId,
     pub source: String,
     pub contents: T,
+    /// SHA-256 of the file's bytes: with the secrets it names, what tells a reload whether it changed.
+    pub digest: [u8; 32],
 }
 
 /// What a directory that does not exist means.
@@ -49,7 +52,7 @@ pub(crate) fn read_entity_files<T: DeserializeOwned>(
         let id = EntityId::parse(&stem)
             .map_err(|reason| problems.push(&source, "", format!("the file name is the id, and {reason}")))
             .ok();
-        let contents = read_file::<T>(&path, &source, problems);
+        let read = read_file::<T>(&path, &source, problems);
         let Some(id) = id else { continue };
         if let Some(first) = seen.get(&id.as_str().to_ascii_lowercase()) {
             problems.push(
@@ -60,8 +63,8 @@ pub(crate) fn read_entity_files<T: DeserializeOwned>(
             continue;
         }
         seen.insert(id.as_str().to_ascii_lowercase(), source.clone());
-        if let Some(contents) = contents {
-            files.push(EntityFile { id, source, contents });
+        if let Some((contents, digest)) = read {
+            files.push(EntityFile { id, source, contents, digest });
         }
     }
     files
@@ -86,7 +89,7 @@ fn toml_files_in(dir: &Path, if_missing: IfMissing) -> Result<Vec<PathBuf>, Stri
     Ok(paths)
 }
 
-fn read_file<T: DeserializeOwned>(path: &Path, source: &str, problems: &mut Problems) -> Option<T> {
+fn read_file<T: DeserializeOwned>(path: &Path, source: &str, problems: &mut Problems) -> Option<(T, [u8; 32])> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) => {
@@ -94,5 +97,6 @@ fn read_file<T: DeserializeOwned>(path: &Path, source: &str, problems: &mut Prob
             return None;
         }
     };
-    toml_error::parse(&text).map_err(|p| problems.push(source, p.key, p.reason)).ok()
+    let contents = toml_error::parse(&text).map_err(|p| problems.push(source, p.key, p.reason)).ok()?;
+    Some((contents, Sha256::digest(text.as_bytes()).into()))
 }

@@ -8,14 +8,21 @@
 //! names its file and key, and all of them are reported in one go. Secrets are resolved while loading, so
 //! a missing variable stops the start rather than the first login. URL values may contain
 //! `{public_url}`, which is replaced by the configured public URL.
+//!
+//! A running instance reads them again on a reload (`SharedRegistry`, `reload`): a registry that loads
+//! without a problem replaces the one in use as a whole, and what changed is told per entity id
+//! (`RegistryDiff`).
 
 mod check;
 mod client;
+mod diff;
 mod files;
 mod identity;
 mod payment;
+pub mod reload;
 mod routing;
 mod settlement;
+mod shared;
 mod tenant;
 mod toml_error;
 mod types;
@@ -29,14 +36,16 @@ use url::Url;
 
 pub use check::PUBLIC_URL_PLACEHOLDER;
 pub use client::{Client, ClientAuth, ClientKeys, GrantType, IdTokenAlg, Scope};
+pub use diff::{KindDiff, RegistryDiff};
 pub use identity::{IdentityProvider, IdentityProviderKind, UpstreamClientAuth, PFORTE_CLAIMS};
 pub use payment::{PaymentAuth, PaymentProvider, PaymentProviderKind};
 pub use routing::RoutingRule;
 pub use settlement::{Column, DecimalSeparator, SettlementColumns, SettlementFormat, SettlementKind};
+pub use shared::SharedRegistry;
 pub use tenant::{StaffAccess, Tenant, TenantFinance, TenantPayment, DEFAULT_RETENTION_DAYS};
 pub use types::{AccountType, ClientAuthMethod, EntityId, HttpUrl, Level, RedirectUri};
 
-use self::check::{FileCheck, LoadContext};
+use self::check::{FileCheck, Fingerprint, LoadContext};
 use self::files::{EntityFile, IfMissing};
 use crate::config::{Problems, RegistrySettings};
 
@@ -48,6 +57,8 @@ pub struct Registry {
     clients: BTreeMap<EntityId, Client>,
     /// originatorId → client id.
     originators: BTreeMap<EntityId, EntityId>,
+    /// What each entity was loaded from, for telling a reload what changed.
+    fingerprints: BTreeMap<(EntityKind, EntityId), Fingerprint>,
 }
 
 /// How many entities of each kind were loaded, for the startup log line.
@@ -75,16 +86,19 @@ impl Registry {
     pub fn load(settings: &RegistrySettings, public_url: &Url, dev_simulators: bool) -> Result<Registry, Problems> {
         let context = LoadContext::new(public_url, dev_simulators);
         let mut problems = Problems::default();
+        let mut fingerprints = BTreeMap::new();
         let identity_dir = settings.providers.join("identity");
         let payment_dir = settings.providers.join("payment");
+        let mut load = Loader { context: &context, problems: &mut problems, fingerprints: &mut fingerprints };
 
-        let identity_providers = load_kind(&identity_dir, IfMissing::Empty, &context, &mut problems, identity::parse);
+        let identity_providers =
+            load.kind(&identity_dir, IfMissing::Empty, EntityKind::IdentityProvider, identity::parse);
         let identity_providers: BTreeMap<_, _> =
             identity_providers.into_iter().map(|(_, p)| (p.id.clone(), p)).collect();
-        let payment_providers = load_kind(&payment_dir, IfMissing::Empty, &context, &mut problems, payment::parse);
+        let payment_providers = load.kind(&payment_dir, IfMissing::Empty, EntityKind::PaymentProvider, payment::parse);
         let payment_providers: BTreeMap<_, _> = payment_providers.into_iter().map(|(_, p)| (p.id.clone(), p)).collect();
 
-        let tenants = load_kind(&settings.tenants, IfMissing::Problem, &context, &mut problems, tenant::parse);
+        let tenants = load.kind(&settings.tenants, IfMissing::Problem, EntityKind::Tenant, tenant::parse);
         for (source, tenant) in &tenants {
             let provider = &tenant.payment.provider;
             if !payment_providers.contains_key(provider) {
@@ -114,7 +128,8 @@ impl Registry {
         }
         let tenants: BTreeMap<_, _> = tenants.into_iter().map(|(_, t)| (t.id.clone(), t)).collect();
 
-        let clients = load_kind(&settings.clients, IfMissing::Problem, &context, &mut problems, client::parse);
+        let mut load = Loader { context: &context, problems: &mut problems, fingerprints: &mut fingerprints };
+        let clients = load.kind(&settings.clients, IfMissing::Problem, EntityKind::Client, client::parse);
         let mut originators: BTreeMap<String, (EntityId, &str)> = BTreeMap::new();
         for (source, client) in &clients {
             check_client_references(source, client, &identity_providers, &tenants, settings, &mut problems);
@@ -135,7 +150,14 @@ impl Registry {
             clients.iter().filter_map(|(_, c)| c.originator_id.clone().map(|o| (o, c.id.clone()))).collect();
         let clients = clients.into_iter().map(|(_, c)| (c.id.clone(), c)).collect();
 
-        problems.into_result(Registry { identity_providers, payment_providers, tenants, clients, originators })
+        problems.into_result(Registry {
+            identity_providers,
+            payment_providers,
+            tenants,
+            clients,
+            originators,
+            fingerprints,
+        })
     }
 
     pub fn identity_provider(&self, id: &str) -> Option<&IdentityProvider> {
@@ -184,9 +206,8 @@ impl Registry {
     }
 }
 
-/// Reads one directory and checks each file on its own; returns each valid entity with its file.
-/// Which kind of registry file [`parse_entity_text`] reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which kind of registry file [`parse_entity_text`] reads; also the kinds a [`RegistryDiff`] tells apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum EntityKind {
     IdentityProvider,
     PaymentProvider,
@@ -214,7 +235,7 @@ pub fn parse_entity_text(kind: EntityKind, text: &str) -> usize {
         };
         let Ok(id) = EntityId::parse("fuzz") else { return };
         let mut check = FileCheck::new(&source, context, problems);
-        parse(EntityFile { id, source: source.clone(), contents }, &mut check);
+        parse(EntityFile { id, source: source.clone(), contents, digest: [0; 32] }, &mut check);
     }
     match kind {
         EntityKind::IdentityProvider => one(text, &context, &mut problems, identity::parse),
@@ -225,23 +246,36 @@ pub fn parse_entity_text(kind: EntityKind, text: &str) -> usize {
     problems.0.len()
 }
 
-fn load_kind<F: DeserializeOwned, T>(
-    dir: &Path,
-    if_missing: IfMissing,
-    context: &LoadContext,
-    problems: &mut Problems,
-    parse: fn(EntityFile<F>, &mut FileCheck<'_>) -> Option<T>,
-) -> Vec<(String, T)> {
-    let files = files::read_entity_files::<F>(dir, if_missing, problems);
-    let mut entities = Vec::new();
-    for file in files {
-        let source = file.source.clone();
-        let mut check = FileCheck::new(&source, context, problems);
-        if let Some(entity) = parse(file, &mut check) {
-            entities.push((source, entity));
+/// What one load reads every directory with.
+struct Loader<'a> {
+    context: &'a LoadContext,
+    problems: &'a mut Problems,
+    fingerprints: &'a mut BTreeMap<(EntityKind, EntityId), Fingerprint>,
+}
+
+impl Loader<'_> {
+    /// Reads one directory and checks each file on its own; returns each valid entity with its file,
+    /// and notes its fingerprint.
+    fn kind<F: DeserializeOwned, T>(
+        &mut self,
+        dir: &Path,
+        if_missing: IfMissing,
+        kind: EntityKind,
+        parse: fn(EntityFile<F>, &mut FileCheck<'_>) -> Option<T>,
+    ) -> Vec<(String, T)> {
+        let files = files::read_entity_files::<F>(dir, if_missing, self.problems);
+        let mut entities = Vec::new();
+        for file in files {
+            let source = file.source.clone();
+            let (id, digest) = (file.id.clone(), file.digest);
+            let mut check = FileCheck::new(&source, self.context, self.problems);
+            if let Some(entity) = parse(file, &mut check) {
+                self.fingerprints.insert((kind, id), check.fingerprint(&digest));
+                entities.push((source, entity));
+            }
         }
+        entities
     }
-    entities
 }
 
 fn check_client_references(

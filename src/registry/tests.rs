@@ -673,3 +673,4 @@ fn problem(reason: &str) -> Problems {
 
 /// The registry's finance parts.
 mod finance;
+mod reload;

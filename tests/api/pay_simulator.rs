@@ -287,9 +287,9 @@ pub async fn the_xbezahldienste_adapter_pays_through_each_simulator_instance(ctx
     .to_string();
     let request = pforte::payment::parse_request_body(body.as_bytes()).map_err(|f| anyhow::anyhow!(f.detail))?;
     let mut references = Vec::new();
+    let registry = app.state.registry.current();
     for (provider_id, endpoint) in [("sim-pay", "09162000"), ("sim-pay-b", "03241001")] {
-        let provider =
-            app.state.registry.payment_provider(provider_id).ok_or_else(|| anyhow::anyhow!("no {provider_id}"))?;
+        let provider = registry.payment_provider(provider_id).ok_or_else(|| anyhow::anyhow!("no {provider_id}"))?;
         let adapter = adapter_for(provider, &app.state.http)?;
         let payment = NewProviderPayment {
             originator_id: "demo-service",

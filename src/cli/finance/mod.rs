@@ -69,7 +69,7 @@ pub(super) async fn run(settings: &Settings, registry: Registry, command: Financ
     };
     let clock: SharedClock = Arc::new(SystemClock);
     let audit = AuditLog::new(db.clone(), clock.clone());
-    let access = FinanceAccess::new(db.clone(), audit, clock, Arc::new(registry));
+    let access = FinanceAccess::new(db.clone(), audit, clock, registry.into());
     let code = token(&access, command).await;
     db.close().await;
     code

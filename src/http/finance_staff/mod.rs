@@ -26,7 +26,7 @@ use crate::finance::staff::{csrf_matches, csrf_token, SessionError, SignInError,
 use crate::http::middleware::{content_security_policy, provider_form_targets};
 use crate::http::state::AppState;
 use crate::identity::upstream::{CallbackParams, PendingUpstream, UpstreamError};
-use crate::registry::{IdentityProvider, Level};
+use crate::registry::{IdentityProvider, Level, Registry};
 
 pub(super) use uploads::imports_section;
 
@@ -82,11 +82,12 @@ async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response {
         Err(SessionError::Storage(e)) => return unavailable(&e),
         Err(_) => return to_sign_in(),
     };
+    let registry = state.registry.current();
     let tenants: Vec<(String, String, String)> = session
         .tenants
         .iter()
         .map(|id| {
-            let name = state.registry.tenant(id).map(|t| t.display_name.clone()).unwrap_or_default();
+            let name = registry.tenant(id).map(|t| t.display_name.clone()).unwrap_or_default();
             (id.clone(), name, reconciliation_path(&state, id))
         })
         .collect();
@@ -110,7 +111,8 @@ async fn sign_in_page(State(state): State<AppState>, headers: HeaderMap) -> Resp
 async fn sign_in_answer(state: &AppState, headers: &HeaderMap, status: StatusCode, error: Option<&str>) -> Response {
     let existing = cookies::read(headers, cookies::SIGN_IN_COOKIE).map(str::to_owned);
     let secret = existing.clone().unwrap_or_else(random_token);
-    let providers = staff_providers(state);
+    let registry = state.registry.current();
+    let providers = staff_providers(state, &registry);
     let choices: Vec<pages::ProviderChoice<'_>> = providers
         .iter()
         .map(|idp| pages::ProviderChoice { id: idp.id.as_str(), display_name: &idp.display_name })
@@ -128,8 +130,8 @@ async fn sign_in_answer(state: &AppState, headers: &HeaderMap, status: StatusCod
     response
 }
 
-fn staff_providers(state: &AppState) -> Vec<&IdentityProvider> {
-    state.staff.staff_providers().iter().filter_map(|id| state.registry.identity_provider(id)).collect()
+fn staff_providers<'r>(state: &AppState, registry: &'r Registry) -> Vec<&'r IdentityProvider> {
+    state.staff.staff_providers().iter().filter_map(|id| registry.identity_provider(id)).collect()
 }
 
 #[derive(Deserialize)]
@@ -179,7 +181,8 @@ async fn staff_sign_in(State(state): State<AppState>, headers: HeaderMap, Form(f
         return csrf_refused(&state, &headers).await;
     }
     let Some(browser) = browser else { return csrf_refused(&state, &headers).await };
-    let Some(idp) = staff_providers(&state).into_iter().find(|idp| idp.id.as_str() == form.provider) else {
+    let registry = state.registry.current();
+    let Some(idp) = staff_providers(&state, &registry).into_iter().find(|idp| idp.id.as_str() == form.provider) else {
         return sign_in_answer(&state, &headers, StatusCode::BAD_REQUEST, Some("Diesen Anmeldedienst gibt es nicht."))
             .await;
     };
@@ -235,7 +238,8 @@ async fn callback(
         }
         Err(e) => return unavailable(&e),
     };
-    let idp = state.registry.identity_provider(&provider).filter(|idp| taken.provider_id == idp.id.as_str());
+    let registry = state.registry.current();
+    let idp = registry.identity_provider(&provider).filter(|idp| taken.provider_id == idp.id.as_str());
     let Some(idp) = idp else {
         return refused("other_provider", "Die Antwort kam von einem anderen Anmeldedienst.").await;
     };

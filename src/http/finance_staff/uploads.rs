@@ -31,6 +31,7 @@ pub(crate) async fn imports_section(
     let past = state.db.finance_imports_of(tenant, LISTED_IMPORTS).await.map_err(|e| unavailable(&e))?;
     let providers: Vec<(String, String)> = state
         .registry
+        .current()
         .payment_providers()
         .filter(|p| p.settlement.is_some())
         .map(|p| (p.id.to_string(), p.display_name.clone()))
@@ -72,9 +73,10 @@ async fn upload(
     let Some(bytes) = form.bytes.as_deref() else {
         return refused(StatusCode::BAD_REQUEST, "Es wurde keine Datei mitgeschickt (Feld file).");
     };
+    let registry = state.registry.current();
     let importer = Importer {
         db: &state.db,
-        registry: &state.registry,
+        registry: &registry,
         audit: &state.audit,
         clock: state.clock.clone(),
         max_bytes: state.settings.finance.import_max_bytes,

@@ -47,7 +47,8 @@ async fn authorize(state: &AppState, headers: &HeaderMap, raw: &[u8]) -> Respons
         Ok(None) => (params, Origin::Browser),
         Err(response) => return response,
     };
-    let request = match request::validate(&params, &state.registry, origin) {
+    let registry = state.registry.current();
+    let request = match request::validate(&params, &registry, origin) {
         Ok(request) => request,
         Err(AuthorizeError::Page { description }) => return pages::bad_request(lang, &description),
         Err(AuthorizeError::Redirect { redirect_uri, state: client_state, error, description }) => {
@@ -67,7 +68,7 @@ async fn authorize(state: &AppState, headers: &HeaderMap, raw: &[u8]) -> Respons
         Some(id) => (id, false),
         None => (random_token(), true),
     };
-    let client_name = state.registry.client(&request.client_id).map(|c| c.display_name.clone()).unwrap_or_default();
+    let client_name = registry.client(&request.client_id).map(|c| c.display_name.clone()).unwrap_or_default();
     let cancel = client_error(&request, "access_denied", "The person cancelled the login.", &state.settings.issuer());
     let service_origin = url::Url::parse(&request.redirect_uri).map(|url| url.origin()).ok();
     let mut response = match state.login.start(request, &browser_id).await {
@@ -95,7 +96,8 @@ async fn choice_form_targets(
     choices: &[ProviderChoice],
     service_origin: Option<url::Origin>,
 ) -> Vec<url::Origin> {
-    let providers = choices.iter().filter_map(|choice| state.registry.identity_provider(&choice.id));
+    let registry = state.registry.current();
+    let providers = choices.iter().filter_map(|choice| registry.identity_provider(&choice.id));
     let mut targets = provider_form_targets(state, providers).await;
     let own = state.settings.server.public_url.origin();
     targets.extend(service_origin.filter(|origin| *origin != own));

@@ -94,8 +94,8 @@ async fn logout(state: &AppState, headers: &HeaderMap, raw: &[u8]) -> Response {
         Some(target) => {
             let registered = client_id
                 .as_deref()
-                .and_then(|id| state.registry.client(id))
-                .is_some_and(|client| client.post_logout_redirect_uris.iter().any(|uri| uri.matches(target)));
+                .and_then(|id| state.registry.current().client(id).map(|c| c.post_logout_redirect_uris.clone()))
+                .is_some_and(|uris| uris.iter().any(|uri| uri.matches(target)));
             let Ok(mut url) =
                 url::Url::parse(target).map_err(|_| ()).and_then(|u| if registered { Ok(u) } else { Err(()) })
             else {
@@ -209,7 +209,8 @@ async fn upstream_logout(
     target: &Option<String>,
     lang: Lang,
 ) -> Option<(String, String)> {
-    let idp = state.registry.identity_provider(hint?.idp.as_deref()?)?;
+    let registry = state.registry.current();
+    let idp = registry.identity_provider(hint?.idp.as_deref()?)?;
     let back = ReturnTo { target: target.clone(), lang: lang_code(lang).to_owned() };
     let sealed = state.keys.master().seal(LOGOUT_RECORD, &serde_json::to_vec(&back).ok()?).ok()?;
     let done = format!("{}/logout/done", state.settings.issuer());

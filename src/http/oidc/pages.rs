@@ -198,6 +198,15 @@ pub(crate) fn problem(lang: Lang, problem: Problem, back: Option<&str>) -> Respo
                 "This account service is not available for this online service.",
             ),
         ),
+        Problem::NoLongerRegistered => (
+            StatusCode::BAD_REQUEST,
+            lang.text("Onlinedienst nicht mehr verfügbar", "Online service no longer available"),
+            lang.text(
+                "Der Onlinedienst, für den diese Anmeldung begonnen wurde, ist nicht mehr angebunden. \
+                 Es wurden keine Daten weitergegeben.",
+                "The online service this login was started for is no longer connected. No data was passed on.",
+            ),
+        ),
         Problem::Unavailable => {
             let title = lang.text("Kurz nicht verfügbar", "Briefly unavailable");
             let explanation = lang.text(

@@ -18,7 +18,7 @@ use crate::identity::grants::CodeExchange;
 use crate::identity::oauth::{internal, OAuthError};
 use crate::identity::request::{self, AuthorizeError, Origin};
 use crate::identity::tokens::TokenError;
-use crate::registry::Client;
+use crate::registry::{Client, Registry};
 
 /// Pushed requests live 90 seconds (RFC 9126 recommends a short lifetime; SECURITY.md #7: under 600 s).
 const PAR_LIFETIME_SECS: i64 = 90;
@@ -31,14 +31,16 @@ pub(super) fn router() -> Router<AppState> {
 }
 
 /// Parses the form and authenticates the client: the common first half of every endpoint here.
-async fn authenticated<'s>(
-    state: &'s AppState,
+/// `registry` is the request's snapshot of the registry (see `registry::SharedRegistry`).
+async fn authenticated<'r>(
+    state: &AppState,
+    registry: &'r Registry,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<(&'s Client, BTreeMap<String, String>), OAuthError> {
+) -> Result<(&'r Client, BTreeMap<String, String>), OAuthError> {
     let form = parse_parameters(body).map_err(OAuthError::invalid_request)?;
     let credentials = client_credentials(headers, &form)?;
-    let client = state.client_auth.authenticate(&state.registry, &credentials).await?;
+    let client = state.client_auth.authenticate(registry, &credentials).await?;
     // Counted only now, after the credentials were accepted (SECURITY.md #32).
     if let Some(seconds) = state.client_budgets.spend(client.id.as_str()) {
         tracing::warn!(client = %client.id, "client rate limit reached; request refused");
@@ -48,8 +50,9 @@ async fn authenticated<'s>(
 }
 
 async fn token(State(state): State<AppState>, headers: HeaderMap, RawForm(body): RawForm) -> Response {
+    let registry = state.registry.current();
     let answer = async {
-        let (client, form) = authenticated(&state, &headers, &body).await?;
+        let (client, form) = authenticated(&state, &registry, &headers, &body).await?;
         let get = |name: &str| form.get(name).map(String::as_str);
         match get("grant_type") {
             Some("authorization_code") => {
@@ -74,8 +77,9 @@ async fn token(State(state): State<AppState>, headers: HeaderMap, RawForm(body):
 }
 
 async fn par(State(state): State<AppState>, headers: HeaderMap, RawForm(body): RawForm) -> Response {
+    let registry = state.registry.current();
     let answer = async {
-        let (client, mut form) = authenticated(&state, &headers, &body).await?;
+        let (client, mut form) = authenticated(&state, &registry, &headers, &body).await?;
         if form.contains_key("request_uri") {
             return Err(OAuthError::invalid_request("A pushed request cannot itself carry a request_uri."));
         }
@@ -83,7 +87,7 @@ async fn par(State(state): State<AppState>, headers: HeaderMap, RawForm(body): R
             form.remove(*name);
         }
         form.insert("client_id".into(), client.id.as_str().to_owned());
-        request::validate(&form, &state.registry, Origin::Pushed).map_err(|error| match error {
+        request::validate(&form, &registry, Origin::Pushed).map_err(|error| match error {
             AuthorizeError::Page { description } => OAuthError::invalid_request(description),
             AuthorizeError::Redirect { error: "invalid_scope", description, .. } => {
                 OAuthError::invalid_scope(description)
@@ -106,8 +110,9 @@ async fn par(State(state): State<AppState>, headers: HeaderMap, RawForm(body): R
 /// Revokes an access token of the calling client. Unknown or foreign tokens are ignored, as RFC 7009
 /// §2.2 asks, so the answer reveals nothing about them.
 async fn revoke(State(state): State<AppState>, headers: HeaderMap, RawForm(body): RawForm) -> Response {
+    let registry = state.registry.current();
     let answer = async {
-        let (client, form) = authenticated(&state, &headers, &body).await?;
+        let (client, form) = authenticated(&state, &registry, &headers, &body).await?;
         let token = form.get("token").ok_or_else(|| OAuthError::invalid_request("token is missing."))?;
         // A token that could not be checked is not "unknown": the client hears 503 and tries again,
         // rather than 200 for a revocation that did not happen.

@@ -131,6 +131,11 @@ impl ProviderCache {
         self.lock().insert(id.to_owned(), provider);
     }
 
+    /// Drops what is cached for provider `id`; the next login discovers it anew.
+    pub(super) fn forget(&self, id: &str) {
+        self.lock().remove(id);
+    }
+
     /// The map; a panic elsewhere while it was held leaves nothing half-written, so poisoning is ignored.
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Arc<Provider>>> {
         self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner())

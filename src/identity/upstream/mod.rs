@@ -184,6 +184,12 @@ impl Upstreams {
         Upstreams { http, clock, callback_base, timeout, cache: ProviderCache::default() }
     }
 
+    /// Forgets the discovery and keys cached for provider `id`, whose registry entry a reload changed or
+    /// removed: a changed issuer must not be answered from the old one's metadata.
+    pub fn forget(&self, id: &str) {
+        self.cache.forget(id);
+    }
+
     /// The redirect URI registered at a provider: `{callback_base}/{id}`, one path per provider so a
     /// response can only ever be taken for that provider's flow.
     pub fn redirect_uri(&self, idp: &IdentityProvider) -> String {

@@ -4,14 +4,15 @@
 //! pool (for mutual TLS, the adapter's own client). Every part of payment gets its adapters here.
 //!
 //! A provider entry that cannot be used keeps its error, and every call for it gets that error, as
-//! if the adapter had been built for the call. [`Providers::rebuild`] replaces the whole set, for a
-//! registry reload; calls already holding an adapter finish with it.
+//! if the adapter had been built for the call. [`Providers::apply`] takes a registry reload in: only
+//! the providers whose file changed (or that are new) get a new adapter, the others keep theirs with
+//! its token and pool, and removed ones are dropped; calls already holding an adapter finish with it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use super::{adapter_for, PaymentAdapter, ProviderError};
-use crate::registry::Registry;
+use crate::registry::{KindDiff, PaymentProvider, Registry};
 
 type Instances = HashMap<String, Result<Arc<dyn PaymentAdapter>, ProviderError>>;
 
@@ -33,9 +34,24 @@ impl Providers {
         Providers { current: Arc::new(RwLock::new(Arc::new(instances(registry, http)))) }
     }
 
-    /// Replaces every instance with one built from `registry` (a reloaded registry).
-    pub fn rebuild(&self, registry: &Registry, http: &reqwest::Client) {
-        let fresh = Arc::new(instances(registry, http));
+    /// Takes in a reloaded `registry` whose payment providers changed as `diff` says: builds the added
+    /// and changed ones anew, keeps the adapter of every other one, drops the removed ones. Called
+    /// before the registry is swapped, so a payment routed by the new registry finds its adapter.
+    pub fn apply(&self, registry: &Registry, diff: &KindDiff, http: &reqwest::Client) {
+        let old = self.instances();
+        let rebuild: std::collections::HashSet<&str> = diff.added_or_changed().collect();
+        let fresh: Instances = registry
+            .payment_providers()
+            .map(|provider| {
+                let id = provider.id.as_str();
+                let instance = match old.get(id) {
+                    Some(kept) if !rebuild.contains(id) => kept.clone(),
+                    _ => instance(provider, http),
+                };
+                (id.to_owned(), instance)
+            })
+            .collect();
+        let fresh = Arc::new(fresh);
         match self.current.write() {
             Ok(mut current) => *current = fresh,
             Err(poisoned) => *poisoned.into_inner() = fresh,
@@ -59,14 +75,13 @@ impl Providers {
 }
 
 fn instances(registry: &Registry, http: &reqwest::Client) -> Instances {
-    registry
-        .payment_providers()
-        .map(|provider| {
-            let adapter = adapter_for(provider, http);
-            if let Err(e) = &adapter {
-                tracing::warn!(provider = provider.id.as_str(), error = %e, "payment provider entry cannot be used");
-            }
-            (provider.id.as_str().to_owned(), adapter)
-        })
-        .collect()
+    registry.payment_providers().map(|provider| (provider.id.as_str().to_owned(), instance(provider, http))).collect()
+}
+
+fn instance(provider: &PaymentProvider, http: &reqwest::Client) -> Result<Arc<dyn PaymentAdapter>, ProviderError> {
+    let adapter = adapter_for(provider, http);
+    if let Err(e) = &adapter {
+        tracing::warn!(provider = provider.id.as_str(), error = %e, "payment provider entry cannot be used");
+    }
+    adapter
 }
