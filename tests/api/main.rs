@@ -75,6 +75,7 @@ mod redirect_url;
 mod refund_recovery;
 mod refunds;
 mod registration;
+mod reload;
 mod routing;
 mod simulators;
 mod status_read_amounts;

@@ -85,3 +85,57 @@ fn instance(provider: &PaymentProvider, http: &reqwest::Client) -> Result<Arc<dy
     }
     adapter
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::RegistrySettings;
+    use crate::registry::RegistryDiff;
+
+    fn provider_file(name: &str) -> String {
+        format!(
+            "kind = \"xbezahldienste\"\ndisplay_name = \"{name}\"\nbase_url = \"https://pay.example.org/api\"\n\n\
+             [auth]\nmethod = \"none\"\n"
+        )
+    }
+
+    fn load(dir: &Path) -> Result<Registry, Box<dyn std::error::Error>> {
+        let settings = RegistrySettings {
+            providers: dir.join("providers"),
+            clients: dir.join("clients"),
+            tenants: dir.join("tenants"),
+        };
+        let public_url = url::Url::parse("http://localhost:8080")?;
+        Ok(Registry::load(&settings, &public_url, true).map_err(|problems| problems.to_string())?)
+    }
+
+    #[test]
+    fn a_reload_builds_only_the_providers_whose_file_changed() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let payment = dir.path().join("providers/payment");
+        for folder in [&payment, &dir.path().join("clients"), &dir.path().join("tenants")] {
+            std::fs::create_dir_all(folder)?;
+        }
+        std::fs::write(payment.join("kept.toml"), provider_file("Kept"))?;
+        std::fs::write(payment.join("changed.toml"), provider_file("Before"))?;
+        std::fs::write(payment.join("removed.toml"), provider_file("Removed"))?;
+        let http = reqwest::Client::new();
+        let before = load(dir.path())?;
+        let providers = Providers::build(&before, &http);
+        let (kept, changed) = (providers.adapter("kept")?, providers.adapter("changed")?);
+
+        std::fs::write(payment.join("changed.toml"), provider_file("After"))?;
+        std::fs::remove_file(payment.join("removed.toml"))?;
+        std::fs::write(payment.join("added.toml"), provider_file("Added"))?;
+        let after = load(dir.path())?;
+        providers.apply(&after, &RegistryDiff::between(&before, &after).payment_providers, &http);
+
+        assert!(Arc::ptr_eq(&kept, &providers.adapter("kept")?), "an unchanged provider keeps its adapter");
+        assert!(!Arc::ptr_eq(&changed, &providers.adapter("changed")?), "a changed provider gets a new adapter");
+        assert!(providers.adapter("added").is_ok(), "an added provider gets an adapter");
+        assert!(providers.adapter("removed").is_err(), "a removed provider's adapter is gone");
+        Ok(())
+    }
+}
