@@ -312,19 +312,15 @@ fn build_state(settings: Settings, registry: Registry, clock: SharedClock) -> an
         payment_providers.clone(),
     );
     let client_budgets = crate::http::ClientBudgets::new(&settings);
-    let reload = Arc::new(reload::RegistryReloader {
-        settings: settings.registry.clone(),
-        public_url: settings.server.public_url.clone(),
-        dev_simulators: settings.dev.simulators,
+    let renewed = reload::Renewed {
         registry: registry.clone(),
         providers: payment_providers.clone(),
         http: http.clone(),
         upstreams: vec![upstreams.clone(), staff_upstreams.clone()],
         audit: audit.clone(),
         clock: clock.clone(),
-        counts: Default::default(),
-        running: Default::default(),
-    });
+    };
+    let reload = Arc::new(reload::RegistryReloader::new(&settings, renewed));
     Ok(AppState::new(Shared {
         settings,
         registry,

@@ -13,27 +13,57 @@ use url::Url;
 
 use crate::audit::{AuditEvent, AuditLog};
 use crate::clock::SharedClock;
-use crate::config::{Problems, RegistrySettings};
+use crate::config::{Problems, RegistrySettings, Settings};
 use crate::identity::upstream::Upstreams;
 use crate::payment::provider::Providers;
 use crate::registry::reload::{Reload, ReloadCounts, ReloadFuture, ReloadResult, ReloadTrigger};
 use crate::registry::{Registry, RegistryDiff, SharedRegistry};
 
 /// What a reload reads the files with and what it renews.
-pub(crate) struct RegistryReloader {
-    pub settings: RegistrySettings,
-    pub public_url: Url,
-    pub dev_simulators: bool,
+pub(super) struct RegistryReloader {
+    settings: RegistrySettings,
+    public_url: Url,
+    dev_simulators: bool,
+    registry: SharedRegistry,
+    providers: Providers,
+    http: reqwest::Client,
+    /// Citizens' and finance staff's relying parties, each with its own discovery cache.
+    upstreams: Vec<Arc<Upstreams>>,
+    audit: AuditLog,
+    clock: SharedClock,
+    counts: ReloadCounts,
+    /// One reload at a time, so each compares against the registry the one before put in use.
+    running: tokio::sync::Mutex<()>,
+}
+
+/// The services a reload renews, as `app` built them.
+pub(super) struct Renewed {
     pub registry: SharedRegistry,
     pub providers: Providers,
     pub http: reqwest::Client,
-    /// Citizens' and finance staff's relying parties, each with its own discovery cache.
     pub upstreams: Vec<Arc<Upstreams>>,
     pub audit: AuditLog,
     pub clock: SharedClock,
-    pub counts: ReloadCounts,
-    /// One reload at a time, so each compares against the registry the one before put in use.
-    pub running: tokio::sync::Mutex<()>,
+}
+
+impl RegistryReloader {
+    /// Reads the files as `settings` say, as the start did (same public URL, same simulators rule).
+    pub(super) fn new(settings: &Settings, renewed: Renewed) -> RegistryReloader {
+        let Renewed { registry, providers, http, upstreams, audit, clock } = renewed;
+        RegistryReloader {
+            settings: settings.registry.clone(),
+            public_url: settings.server.public_url.clone(),
+            dev_simulators: settings.dev.simulators,
+            registry,
+            providers,
+            http,
+            upstreams,
+            audit,
+            clock,
+            counts: ReloadCounts::default(),
+            running: tokio::sync::Mutex::new(()),
+        }
+    }
 }
 
 impl Reload for RegistryReloader {

@@ -1,8 +1,8 @@
 //! Registry changes without a restart, through the real binary: `pforte serve` on a registry copied
 //! into the test's folder, changed there, and read again on SIGHUP (`pforte reload` through the pid
 //! file) or `POST /reload` on the operator's address. A broken change leaves the old registry serving
-//! and names every problem; an added client logs in at once; a client taken out during a login ends
-//! that login with a plain page; every reload leaves an audit event with what changed.
+//! and names every problem; an added client logs in at once; a client or account provider taken out
+//! during a login ends that login plainly; every reload leaves an audit event with what changed.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -164,6 +164,15 @@ async fn audit_details(ctx: &TestContext, event: &str) -> anyhow::Result<Vec<Val
     Ok(details)
 }
 
+/// The details of `event`s once at least `count` are written (a reload audits after it answers).
+async fn audited(ctx: &TestContext, event: &str, count: usize) -> anyhow::Result<Vec<Value>> {
+    eventually(Duration::from_secs(30), &format!("{count} {event} audited"), || async move {
+        let details = audit_details(ctx, event).await?;
+        Ok((details.len() >= count).then_some(details))
+    })
+    .await
+}
+
 pub async fn a_reload_with_broken_files_keeps_serving_the_old_registry_and_names_every_problem(
     ctx: TestContext,
 ) -> TestResult {
@@ -198,7 +207,8 @@ pub async fn a_reload_with_broken_files_keeps_serving_the_old_registry_and_names
     // Still serving, and with the old registry: the demo client works, the new one is unknown.
     assert_eq!(instance.token_status("demo", DEMO_SECRET).await?, 200);
     assert_eq!(instance.token_status("second", SECOND_SECRET).await?, 401);
-    let refused = audit_details(&ctx, "registry.reload_refused").await?;
+    // The log line comes a moment before the audit event of the same reload is written.
+    let refused = audited(&ctx, "registry.reload_refused", 2).await?;
     assert_eq!(refused.len(), 2, "{refused:?}");
     assert!(refused.iter().any(|d| d["trigger"] == "admin") && refused.iter().any(|d| d["trigger"] == "signal"));
     assert!(audit_details(&ctx, "registry.reloaded").await?.is_empty());
@@ -252,7 +262,7 @@ pub async fn a_reload_that_adds_a_client_lets_it_log_in_without_a_restart(ctx: T
     assert!(tokens["id_token"].is_string(), "{tokens}");
 
     // Audited with what changed, ids only; the demo client, untouched, is not named.
-    let reloaded = audit_details(&ctx, "registry.reloaded").await?;
+    let reloaded = audited(&ctx, "registry.reloaded", 1).await?;
     assert_eq!(reloaded.len(), 1, "{reloaded:?}");
     assert_eq!(reloaded[0]["trigger"], "signal");
     assert_eq!(reloaded[0]["changes"]["clients"]["added"], serde_json::json!(["second"]));
@@ -276,24 +286,43 @@ pub async fn a_reload_that_adds_a_client_lets_it_log_in_without_a_restart(ctx: T
 }
 backend_test!(a_reload_that_adds_a_client_lets_it_log_in_without_a_restart);
 
-pub async fn a_client_taken_out_during_a_login_ends_it_with_a_plain_page(ctx: TestContext) -> TestResult {
+pub async fn a_client_or_provider_taken_out_during_a_login_ends_it_plainly(ctx: TestContext) -> TestResult {
     let instance = Instance::start(&ctx, "removed").await?;
     instance.write("clients/second.toml", SECOND_CLIENT)?;
     assert_eq!(instance.reload_by_admin().await?.0, 200);
-    let (cookie, simulator) = instance.start_login("second").await?;
 
+    // The service goes while its login is at the account provider: no code, a page saying so.
+    let (cookie, simulator) = instance.start_login("second").await?;
     std::fs::remove_file(instance.registry.join("clients/second.toml"))?;
     let (status, body) = instance.reload_by_admin().await?;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["changes"]["clients"]["removed"], serde_json::json!(["second"]), "{body}");
-
     let answer = instance.finish_login(&cookie, &simulator).await?;
     assert_eq!(answer.status(), 400, "no code for a service that is gone");
     let page = answer.text().await?;
     assert!(page.contains("nicht mehr angebunden"), "{page}");
+
+    // The account provider goes while a login is with it: the service hears access_denied.
+    instance.write("clients/second.toml", SECOND_CLIENT)?;
+    assert_eq!(instance.reload_by_admin().await?.0, 200);
+    let (cookie, simulator) = instance.start_login("second").await?;
+    let without_bundid =
+        |text: String| text.replace("\"bundid-sim\", ", "").replace("\"bundid-sim\"", "\"unternehmenskonto-sim\"");
+    instance.write("clients/second.toml", &without_bundid(SECOND_CLIENT.to_owned()))?;
+    let demo = std::fs::read_to_string(instance.registry.join("clients/demo.toml"))?;
+    instance.write("clients/demo.toml", &without_bundid(demo))?;
+    std::fs::remove_file(instance.registry.join("providers/identity/bundid-sim.toml"))?;
+    let (status, body) = instance.reload_by_admin().await?;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["changes"]["identity_providers"]["removed"], serde_json::json!(["bundid-sim"]), "{body}");
+    let answer = instance.finish_login(&cookie, &simulator).await?;
+    assert_eq!(answer.status(), 303);
+    let back = location(&answer);
+    assert!(back.contains("error=access_denied") && back.contains("no+longer+available"), "{back}");
+    assert!(!back.contains("code="), "{back}");
     instance.pforte.stop()
 }
-backend_test!(a_client_taken_out_during_a_login_ends_it_with_a_plain_page);
+backend_test!(a_client_or_provider_taken_out_during_a_login_ends_it_plainly);
 
 pub async fn reload_without_a_pid_file_setting_or_running_instance_says_so() -> TestResult {
     let unset = pforte_command().arg("reload").env("PFORTE__KEYS__MASTER_KEY", "plain:unused").output()?;
