@@ -294,7 +294,8 @@ async fn run(client: &reqwest::Client, target: &Target, counter: &AtomicUsize, n
 /// Fills the outbox with `n` messages, then starts the delivery worker pforte runs and measures
 /// until the receiver has them all.
 async fn deliveries(state: &pforte::http::state::AppState, received: &AtomicUsize, n: usize) -> anyhow::Result<()> {
-    let client = state.registry.client("demo").expect("demo client");
+    let registry = state.registry.current();
+    let client = registry.client("demo").expect("demo client");
     let now = state.clock.now_millis();
     let mut written = 0;
     while written < n {

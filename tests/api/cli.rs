@@ -68,7 +68,7 @@ plain_test!(serve_refuses_simulators_on_a_public_address);
 pub async fn help_explains_each_command() -> TestResult {
     let output = pforte_command().arg("--help").output()?;
     let text = output_text(&output);
-    for command in ["serve", "check", "migrate", "keys", "audit", "notifications"] {
+    for command in ["serve", "check", "reload", "migrate", "keys", "audit", "notifications"] {
         assert!(text.contains(command), "--help lacks {command}: {text}");
     }
     for args in [
