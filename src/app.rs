@@ -141,6 +141,7 @@ impl Application {
         if state.settings.workers.personal_data {
             workers.push(tokio::spawn(retain_personal_data(state.clone(), shutdown.clone())));
         }
+        workers.push(tokio::spawn(watch_dependencies(state.clone(), shutdown.clone())));
         if let Some(admin_listener) = admin_listener {
             workers.push(tokio::spawn(serve_admin(admin_listener, state.clone(), shutdown.clone())));
         }
@@ -220,12 +221,7 @@ fn build_state(settings: Settings, registry: Registry, clock: SharedClock) -> an
     let registry = Arc::new(registry);
     let issuer = settings.issuer();
     let tokens = TokenService::new(keys.clone(), db.clone(), issuer.clone(), clock.clone())?;
-    let upstreams = Arc::new(Upstreams::new(
-        http.clone(),
-        clock.clone(),
-        &crate::http::oidc::upstream_callback_base(&settings.server.public_url),
-        crate::identity::upstream::DEFAULT_UPSTREAM_TIMEOUT,
-    ));
+    let upstreams = citizen_upstreams(&settings, &http, &clock);
     let login = LoginService::new(
         db.clone(),
         registry.clone(),
@@ -304,6 +300,13 @@ fn build_state(settings: Settings, registry: Registry, clock: SharedClock) -> an
         payment_providers.clone(),
     );
     let client_budgets = crate::http::ClientBudgets::new(&settings);
+    let health = crate::health::Health::new(
+        registry.clone(),
+        upstreams.clone(),
+        payment_providers.clone(),
+        db.clone(),
+        clock.clone(),
+    );
     Ok(AppState::new(Shared {
         settings,
         registry,
@@ -328,7 +331,19 @@ fn build_state(settings: Settings, registry: Registry, clock: SharedClock) -> an
         staff_upstreams,
         payment_callbacks,
         client_budgets,
+        health,
     }))
+}
+
+/// The relying party towards citizens' and companies' account providers, answering at
+/// `/callback/<provider>`.
+fn citizen_upstreams(settings: &Settings, http: &reqwest::Client, clock: &SharedClock) -> Arc<Upstreams> {
+    Arc::new(Upstreams::new(
+        http.clone(),
+        clock.clone(),
+        &crate::http::oidc::upstream_callback_base(&settings.server.public_url),
+        crate::identity::upstream::DEFAULT_UPSTREAM_TIMEOUT,
+    ))
 }
 
 /// Reaches the database, applies migrations and makes sure a signing key exists, retrying with
@@ -439,6 +454,29 @@ async fn refresh_keys(state: AppState, shutdown: CancellationToken) {
         // A failure is logged by `refresh` once per outage.
         state.keys.refresh().await.ok();
     }
+}
+
+/// Asks the dependencies every `status.check_interval_secs` for the report `GET /status` serves (see
+/// `health`), from the moment the database is ready (until then `GET /status` asks on each request,
+/// and says the database is down).
+async fn watch_dependencies(state: AppState, shutdown: CancellationToken) {
+    tokio::select! {
+        () = state.readiness.wait() => {}
+        () = shutdown.cancelled() => return,
+    }
+    let interval = Duration::from_secs(state.settings.status.check_interval_secs.max(1));
+    state.health.watch(interval, shutdown).await;
+}
+
+/// The dependency checks for `pforte status`, built as the service builds them, without serving.
+pub fn dependency_health(settings: &Settings, registry: Registry) -> anyhow::Result<crate::health::Health> {
+    let db = Database::connect_lazy(&settings.database)?;
+    let http = crate::http_client::outbound_client()?;
+    let clock: SharedClock = Arc::new(SystemClock);
+    let registry = Arc::new(registry);
+    let upstreams = citizen_upstreams(settings, &http, &clock);
+    let providers = crate::payment::provider::Providers::build(&registry, &http);
+    Ok(crate::health::Health::new(registry, upstreams, providers, db, clock))
 }
 
 /// Delivers notifications to online services once the database is ready (see `payment::notify`).

@@ -77,6 +77,7 @@ mod refunds;
 mod registration;
 mod routing;
 mod simulators;
+mod status;
 mod status_read_amounts;
 mod tcp_proxy;
 mod upstream;

@@ -83,17 +83,33 @@ impl ProviderCache {
                 return Ok(cached);
             }
         }
+        self.fetch(http, clock, idp).await
+    }
+
+    /// Discovery and keys fetched now, whatever the cache holds; what arrives replaces the cached
+    /// entry, so a probe that succeeds refreshes it for logins too.
+    pub(super) async fn fetch(
+        &self,
+        http: &reqwest::Client,
+        clock: &dyn Clock,
+        idp: &IdentityProvider,
+    ) -> Result<Arc<Provider>, UpstreamError> {
         let mut metadata = discover(http, idp).await?;
         let jwks = fetch_jwks(http, &metadata).await?;
         metadata = metadata.set_jwks(jwks);
         let provider = Arc::new(Provider {
             metadata,
             issuer: idp.issuer.as_str().to_owned(),
-            fetched_at: now,
+            fetched_at: clock.now(),
             jwks_refetched_at: None,
         });
         self.put(idp.id.as_str(), provider.clone());
         Ok(provider)
+    }
+
+    /// When the keys in use for provider `id` were fetched, if any are cached.
+    pub(super) fn keys_fetched_at(&self, id: &str) -> Option<DateTime<Utc>> {
+        self.get(id).map(|cached| cached.jwks_refetched_at.unwrap_or(cached.fetched_at))
     }
 
     /// Fetches the keys again for an ID token signed with an unknown key, unless that was done within the

@@ -393,6 +393,20 @@ impl Upstreams {
         .map_err(validate::Rejected::into_error)
     }
 
+    /// Fetches the provider's discovery document and key set now, within the same time limit as a
+    /// login (for the operator's status report); the answer is the number of keys it publishes.
+    pub async fn probe(&self, idp: &IdentityProvider) -> Result<usize, UpstreamError> {
+        let provider = self.bounded(self.cache.fetch(&self.http, self.clock.as_ref(), idp)).await?;
+        Ok(provider.metadata.jwks().keys().len())
+    }
+
+    /// How long ago the keys pforte checks this provider's ID tokens with were fetched; `None`
+    /// before the first login or probe.
+    pub fn keys_age(&self, idp: &IdentityProvider) -> Option<Duration> {
+        let fetched = self.cache.keys_fetched_at(idp.id.as_str())?;
+        self.clock.now().signed_duration_since(fetched).to_std().ok()
+    }
+
     async fn bounded<T>(&self, work: impl Future<Output = Result<T, UpstreamError>>) -> Result<T, UpstreamError> {
         tokio::time::timeout(self.timeout, work).await.unwrap_or_else(|_| {
             Err(UpstreamError::Unavailable(format!("no complete answer within {} ms", self.timeout.as_millis())))

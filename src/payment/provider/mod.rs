@@ -162,6 +162,13 @@ pub trait PaymentAdapter: Send + Sync {
         Box::pin(async { Err(ProviderError::Unsupported("refund")) })
     }
 
+    /// Asks the provider whether it serves this originator/endpoint pair now, for the operator's
+    /// status report (`health`): XBezahldienste's `GET /status/{originatorId}/{endPointId}`, or the
+    /// nearest a kind's protocol offers. Kinds with nothing of the sort keep this default.
+    fn probe<'a>(&'a self, _originator_id: &'a str, _endpoint_id: &'a str) -> ProviderFuture<'a, ()> {
+        Box::pin(async { Err(ProviderError::Unsupported("status")) })
+    }
+
     /// Reads and authenticates a callback from the provider (headers and the raw body as received).
     /// Kinds that send none keep this default.
     fn parse_callback(&self, _headers: &HeaderMap, _body: &[u8]) -> Result<ProviderCallback, CallbackError> {
