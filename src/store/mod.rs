@@ -20,6 +20,7 @@ pub mod refunds;
 pub mod refused_attempts;
 pub(crate) mod signing_keys;
 
+pub use audit_log::AuditRow;
 pub use health::ProbeFailure;
 
 use std::path::PathBuf;

@@ -271,7 +271,7 @@ pub async fn replayed_code_is_refused_and_revokes_the_tokens_issued_from_it(ctx:
     let after = app.client.get(app.url("/userinfo")).bearer_auth(&access).send().await?;
     assert_eq!(after.status(), 401, "the access token from the replayed code is revoked");
     assert!(after.headers()["www-authenticate"].to_str()?.contains("invalid_token"));
-    let audit = app.state.db.audit_entries_after(0, 1000).await?;
+    let audit = crate::audit::chained_events(&app).await?;
     assert!(audit.iter().any(|r| r.event == "login.code_replayed"));
     app.stop().await
 }
