@@ -6,6 +6,10 @@
 use serde_json::Value;
 
 use crate::helpers::{free_port, output_text, pforte_command, Pforte, TestContext, TestResult};
+use crate::tcp_proxy::TcpProxy;
+use pforte::config::Settings;
+use pforte::health::{Overall, State};
+use pforte::registry::Registry;
 
 /// The ids and states of one list of the report.
 fn states(report: &Value, list: &str) -> Vec<(String, String)> {
@@ -113,3 +117,46 @@ pub async fn pforte_status_names_providers_that_cannot_be_reached(ctx: TestConte
     Ok(())
 }
 backend_test!(pforte_status_names_providers_that_cannot_be_reached);
+
+/// The last error outlives the outage: a payment provider cut on the wire is down with the reason,
+/// and once it answers again it is up, with the error of the outage still there and a later success.
+pub async fn the_last_error_stays_after_the_provider_recovers(ctx: TestContext) -> TestResult {
+    let app = ctx.spawn_app().await;
+    let target: std::net::SocketAddr = app.address.trim_start_matches("http://").parse()?;
+    let proxy = TcpProxy::start(target).await?;
+    // Every provider of the shipped registry lives below the public URL: behind the proxy.
+    let public_url = format!("http://{}", proxy.address());
+    let settings = Settings::from_figment(ctx.figment().merge(("server.public_url", public_url)))?;
+    let registry = Registry::load(&settings.registry, &settings.server.public_url, settings.dev.simulators)
+        .map_err(|problems| anyhow::anyhow!("{problems:?}"))?;
+    let health = pforte::app::dependency_health(&settings, registry)?;
+
+    let pay = |report: &pforte::health::Report| {
+        report.payment_providers.iter().find(|p| p.id == "sim-pay").cloned().ok_or_else(|| anyhow::anyhow!("sim-pay"))
+    };
+    let before = health.check().await;
+    assert_eq!(pay(&before)?.status, State::Up, "{before:?}");
+    // The account simulators name the app's own address as their issuer, not the proxy's: the
+    // status says exactly that, as it would for a provider whose issuer changed.
+    let idp = before.identity_providers.iter().find(|p| p.id == "bundid-sim");
+    let message = idp.and_then(|p| p.seen.last_error.as_ref()).map(|e| e.message.clone()).unwrap_or_default();
+    assert!(message.contains("the discovery document names the issuer"), "{idp:?}");
+    assert_eq!(before.status, Overall::Degraded);
+
+    proxy.cut();
+    let during = health.check().await;
+    let down = pay(&during)?;
+    assert_eq!(down.status, State::Down);
+    let error = down.seen.last_error.clone().ok_or_else(|| anyhow::anyhow!("no last error: {down:?}"))?;
+    assert!(error.message.contains("09162000") && error.message.contains("connection failed"), "{error:?}");
+
+    proxy.restore();
+    let after = health.check().await;
+    let up = pay(&after)?;
+    assert_eq!(up.status, State::Up, "{after:?}");
+    let kept = up.seen.last_error.clone().ok_or_else(|| anyhow::anyhow!("the last error was forgotten"))?;
+    assert_eq!((kept.at, kept.message), (error.at, error.message));
+    assert!(up.seen.last_ok_at.is_some_and(|ok| ok >= error.at), "{up:?}");
+    app.stop().await
+}
+backend_test!(the_last_error_stays_after_the_provider_recovers);
