@@ -209,3 +209,43 @@ pub async fn metrics_after_a_login_and_a_payment_count_them_by_route_provider_an
     pforte.stop()
 }
 backend_test!(metrics_after_a_login_and_a_payment_count_them_by_route_provider_and_outcome);
+
+pub async fn a_scrape_while_the_database_is_away_answers_with_database_up_0(ctx: TestContext) -> TestResult {
+    let (proxy, proxied) = crate::tcp_proxy::TcpProxy::in_front_of(&ctx.database_url).await?;
+    let admin_port = free_port()?;
+    let admin = format!("http://127.0.0.1:{admin_port}");
+    let env = [
+        ("PFORTE__DATABASE__URL", proxied),
+        ("PFORTE__DATABASE__CONNECT_TIMEOUT_SECS", "1".to_owned()),
+        ("PFORTE__SERVER__METRICS_LISTEN", format!("127.0.0.1:{admin_port}")),
+    ];
+    let clients = format!("{MANIFEST_DIR}/config/clients");
+    let pforte = Pforte::start(&ctx, free_port()?, &clients, "metrics-outage", &env).await?;
+    let (_, up) = scrape(&admin).await?;
+    assert_eq!(value(&up, "pforte_database_up", &[]), Some(1.0));
+    assert_eq!(value(&up, "pforte_notification_outbox_depth", &[]), Some(0.0));
+
+    proxy.cut();
+    let started = std::time::Instant::now();
+    let (text, away) = scrape(&admin).await?;
+    assert!(started.elapsed() < Duration::from_secs(5), "the scrape waits at most its timeout");
+    assert_eq!(value(&away, "pforte_database_up", &[]), Some(0.0), "{text}");
+    for gone in ["pforte_notification_outbox_depth", "pforte_payments_open", "pforte_audit_pending_events"] {
+        assert!(!away.contains_key(gone), "{gone} is left out, not stale: {text}");
+    }
+    let readyz = [("route", "/readyz"), ("method", "GET"), ("status", "2xx")];
+    assert_eq!(value(&away, "pforte_http_requests_total", &readyz), Some(1.0), "the recorder's series stay");
+    assert!(away.contains_key("pforte_build_info"));
+
+    proxy.restore();
+    eventually(Duration::from_secs(15), "the database's figures back", || {
+        let admin = admin.clone();
+        async move {
+            let (_, samples) = scrape(&admin).await?;
+            Ok((value(&samples, "pforte_database_up", &[]) == Some(1.0)).then_some(()))
+        }
+    })
+    .await?;
+    pforte.stop()
+}
+postgres_test!(a_scrape_while_the_database_is_away_answers_with_database_up_0);
