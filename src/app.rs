@@ -28,6 +28,7 @@ const PURGE_INTERVAL: Duration = Duration::from_secs(60);
 /// How often the outage watch asks the database, and how long it waits for the answer.
 const WATCH_INTERVAL: Duration = Duration::from_secs(1);
 const WATCH_TIMEOUT: Duration = Duration::from_secs(2);
+const METRICS_UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
 
 pub struct Application {
     listener: TcpListener,
@@ -73,6 +74,11 @@ impl Application {
         #[cfg(not(feature = "simulators"))]
         anyhow::ensure!(!settings.dev.simulators, "dev.simulators is on, but this build has no simulators");
         let admin_listener = settings.server.metrics_listen.map(bind_admin).transpose()?;
+        if admin_listener.is_some() {
+            // Recording starts with the first server that serves `/metrics`; the recorder is the
+            // process's, so a second one in the same process (tests) shares it.
+            crate::telemetry::metrics::install();
+        }
         let state = build_state(settings, registry, clock)?;
         let port = listener.local_addr()?.port();
         Ok(Application {
@@ -199,8 +205,22 @@ async fn serve_admin(listener: TcpListener, state: AppState, shutdown: Cancellat
     let address = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
     tracing::info!(address, "operator address (metrics, status, reload) listening");
     let router = crate::http::admin::router(state);
+    let upkeep = tokio::spawn(metrics_upkeep(shutdown.clone()));
     if let Err(e) = axum::serve(listener, router).with_graceful_shutdown(shutdown.cancelled_owned()).await {
         tracing::error!(error = %e, "the operator address stopped");
+    }
+    upkeep.abort();
+}
+
+/// Folds the recorded histogram samples into their buckets every few seconds, so memory stays
+/// bounded when nobody scrapes (a scrape does the same).
+async fn metrics_upkeep(shutdown: CancellationToken) {
+    let Some(handle) = crate::telemetry::metrics::handle() else { return };
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(METRICS_UPKEEP_INTERVAL) => handle.run_upkeep(),
+            () = shutdown.cancelled() => return,
+        }
     }
 }
 

@@ -52,6 +52,7 @@ mod ledger;
 mod login;
 mod logout;
 mod logs;
+mod metrics;
 mod notification_log;
 mod notify_url;
 mod oidc;

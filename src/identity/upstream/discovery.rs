@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use super::UpstreamError;
 use crate::clock::Clock;
 use crate::registry::IdentityProvider;
+use crate::telemetry::metrics::{measure_upstream, UpstreamStep};
 
 /// How long after a key refetch an unknown key id is refused without asking the provider again.
 pub(super) const JWKS_REFETCH_COOLDOWN: TimeDelta = TimeDelta::seconds(60);
@@ -94,8 +95,9 @@ impl ProviderCache {
         clock: &dyn Clock,
         idp: &IdentityProvider,
     ) -> Result<Arc<Provider>, UpstreamError> {
-        let mut metadata = discover(http, idp).await?;
-        let jwks = fetch_jwks(http, &metadata).await?;
+        let id = idp.id.as_str();
+        let mut metadata = measure_upstream(id, UpstreamStep::Discovery, discover(http, idp)).await?;
+        let jwks = measure_upstream(id, UpstreamStep::Jwks, fetch_jwks(http, &metadata)).await?;
         metadata = metadata.set_jwks(jwks);
         let provider = Arc::new(Provider {
             metadata,
@@ -133,7 +135,7 @@ impl ProviderCache {
             entries.insert(idp.id.as_str().to_owned(), claimed.clone());
             claimed
         };
-        let jwks = fetch_jwks(http, &current.metadata).await?;
+        let jwks = measure_upstream(idp.id.as_str(), UpstreamStep::Jwks, fetch_jwks(http, &current.metadata)).await?;
         let provider = Arc::new(Provider { metadata: claimed.metadata.clone().set_jwks(jwks), ..(*claimed).clone() });
         self.put(idp.id.as_str(), provider.clone());
         Ok(Some(provider))

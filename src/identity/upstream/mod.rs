@@ -34,6 +34,7 @@ pub use self::freshness::Freshness;
 use crate::clock::SharedClock;
 use crate::crypto::secret::constant_time_eq;
 use crate::registry::{IdentityProvider, Level};
+use crate::telemetry::metrics::{measure_upstream, UpstreamStep};
 
 /// How long one [`Upstreams::begin`] or [`Upstreams::complete`] may take in all, unless configured
 /// otherwise: a hanging provider shows the citizen an error page in seconds.
@@ -342,7 +343,8 @@ impl Upstreams {
                 UpstreamError::InvalidResponse("the callback carries neither a code nor an error".into())
             })?;
 
-        let tokens = exchange::redeem_code(&self.http, self.clock.as_ref(), idp, &provider, pending, code).await?;
+        let redeem = exchange::redeem_code(&self.http, self.clock.as_ref(), idp, &provider, pending, code);
+        let tokens = measure_upstream(idp.id.as_str(), UpstreamStep::Token, redeem).await?;
         let id_token = tokens
             .id_token()
             .ok_or_else(|| UpstreamError::InvalidResponse("the token response carries no ID token".into()))?;
@@ -355,7 +357,8 @@ impl Upstreams {
         let userinfo = match provider.metadata.userinfo_endpoint() {
             Some(endpoint) => {
                 let access_token = tokens.access_token().secret();
-                Some(exchange::fetch_userinfo(&self.http, endpoint.url(), access_token, &verified.subject).await?)
+                let fetch = exchange::fetch_userinfo(&self.http, endpoint.url(), access_token, &verified.subject);
+                Some(measure_upstream(idp.id.as_str(), UpstreamStep::Userinfo, fetch).await?)
             }
             None => None,
         };

@@ -5,11 +5,13 @@
 //!
 //! A provider entry that cannot be used keeps its error, and every call for it gets that error, as
 //! if the adapter had been built for the call. [`Providers::rebuild`] replaces the whole set, for a
-//! registry reload; calls already holding an adapter finish with it.
+//! registry reload; calls already holding an adapter finish with it. Every adapter is wrapped so
+//! that its calls are measured (`measured`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+use super::measured::Measured;
 use super::{adapter_for, PaymentAdapter, ProviderError};
 use crate::registry::Registry;
 
@@ -62,7 +64,8 @@ fn instances(registry: &Registry, http: &reqwest::Client) -> Instances {
     registry
         .payment_providers()
         .map(|provider| {
-            let adapter = adapter_for(provider, http);
+            // Measured here, once for every caller (`measured`).
+            let adapter = adapter_for(provider, http).map(|adapter| Measured::wrap(provider.id.as_str(), adapter));
             if let Err(e) = &adapter {
                 tracing::warn!(provider = provider.id.as_str(), error = %e, "payment provider entry cannot be used");
             }

@@ -7,6 +7,7 @@
 //! intent, commits, calls the provider, then records the outcome.
 
 mod instances;
+mod measured;
 pub(crate) mod pmpayment;
 mod transport;
 mod xbezahldienste;
