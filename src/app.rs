@@ -31,6 +31,7 @@ const PURGE_INTERVAL: Duration = Duration::from_secs(60);
 /// How often the outage watch asks the database, and how long it waits for the answer.
 const WATCH_INTERVAL: Duration = Duration::from_secs(1);
 const WATCH_TIMEOUT: Duration = Duration::from_secs(2);
+const METRICS_UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
 
 pub struct Application {
     listener: TcpListener,
@@ -76,6 +77,11 @@ impl Application {
         #[cfg(not(feature = "simulators"))]
         anyhow::ensure!(!settings.dev.simulators, "dev.simulators is on, but this build has no simulators");
         let admin_listener = settings.server.metrics_listen.map(bind_admin).transpose()?;
+        if admin_listener.is_some() {
+            // Recording starts with the first server that serves `/metrics`; the recorder is the
+            // process's, so a second one in the same process (tests) shares it.
+            crate::telemetry::metrics::install();
+        }
         let state = build_state(settings, registry, clock)?;
         let port = listener.local_addr()?.port();
         Ok(Application {
@@ -149,6 +155,7 @@ impl Application {
         if state.settings.workers.personal_data {
             workers.push(tokio::spawn(retain_personal_data(state.clone(), shutdown.clone())));
         }
+        workers.push(tokio::spawn(watch_dependencies(state.clone(), shutdown.clone())));
         if let Some(admin_listener) = admin_listener {
             workers.push(tokio::spawn(serve_admin(admin_listener, state.clone(), shutdown.clone())));
         }
@@ -206,8 +213,22 @@ async fn serve_admin(listener: TcpListener, state: AppState, shutdown: Cancellat
     let address = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
     tracing::info!(address, "operator address (metrics, status, reload) listening");
     let router = crate::http::admin::router(state);
+    let upkeep = tokio::spawn(metrics_upkeep(shutdown.clone()));
     if let Err(e) = axum::serve(listener, router).with_graceful_shutdown(shutdown.cancelled_owned()).await {
         tracing::error!(error = %e, "the operator address stopped");
+    }
+    upkeep.abort();
+}
+
+/// Folds the recorded histogram samples into their buckets every few seconds, so memory stays
+/// bounded when nobody scrapes (a scrape does the same).
+async fn metrics_upkeep(shutdown: CancellationToken) {
+    let Some(handle) = crate::telemetry::metrics::handle() else { return };
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(METRICS_UPKEEP_INTERVAL) => handle.run_upkeep(),
+            () = shutdown.cancelled() => return,
+        }
     }
 }
 
@@ -228,12 +249,7 @@ fn build_state(settings: Settings, registry: Registry, clock: SharedClock) -> an
     let registry = SharedRegistry::new(registry);
     let issuer = settings.issuer();
     let tokens = TokenService::new(keys.clone(), db.clone(), issuer.clone(), clock.clone())?;
-    let upstreams = Arc::new(Upstreams::new(
-        http.clone(),
-        clock.clone(),
-        &crate::http::oidc::upstream_callback_base(&settings.server.public_url),
-        crate::identity::upstream::DEFAULT_UPSTREAM_TIMEOUT,
-    ));
+    let upstreams = citizen_upstreams(&settings, &http, &clock);
     let login = LoginService::new(
         db.clone(),
         registry.clone(),
@@ -312,6 +328,13 @@ fn build_state(settings: Settings, registry: Registry, clock: SharedClock) -> an
         payment_providers.clone(),
     );
     let client_budgets = crate::http::ClientBudgets::new(&settings);
+    let health = crate::health::Health::new(
+        registry.clone(),
+        upstreams.clone(),
+        payment_providers.clone(),
+        db.clone(),
+        clock.clone(),
+    );
     let renewed = reload::Renewed {
         registry: registry.clone(),
         providers: payment_providers.clone(),
@@ -346,7 +369,19 @@ fn build_state(settings: Settings, registry: Registry, clock: SharedClock) -> an
         staff_upstreams,
         payment_callbacks,
         client_budgets,
+        health,
     }))
+}
+
+/// The relying party towards citizens' and companies' account providers, answering at
+/// `/callback/<provider>`.
+fn citizen_upstreams(settings: &Settings, http: &reqwest::Client, clock: &SharedClock) -> Arc<Upstreams> {
+    Arc::new(Upstreams::new(
+        http.clone(),
+        clock.clone(),
+        &crate::http::oidc::upstream_callback_base(&settings.server.public_url),
+        crate::identity::upstream::DEFAULT_UPSTREAM_TIMEOUT,
+    ))
 }
 
 /// Reaches the database, applies migrations and makes sure a signing key exists, retrying with
@@ -457,6 +492,29 @@ async fn refresh_keys(state: AppState, shutdown: CancellationToken) {
         // A failure is logged by `refresh` once per outage.
         state.keys.refresh().await.ok();
     }
+}
+
+/// Asks the dependencies every `status.check_interval_secs` for the report `GET /status` serves (see
+/// `health`), from the moment the database is ready (until then `GET /status` asks on each request,
+/// and says the database is down).
+async fn watch_dependencies(state: AppState, shutdown: CancellationToken) {
+    tokio::select! {
+        () = state.readiness.wait() => {}
+        () = shutdown.cancelled() => return,
+    }
+    let interval = Duration::from_secs(state.settings.status.check_interval_secs.max(1));
+    state.health.watch(interval, shutdown).await;
+}
+
+/// The dependency checks for `pforte status`, built as the service builds them, without serving.
+pub fn dependency_health(settings: &Settings, registry: Registry) -> anyhow::Result<crate::health::Health> {
+    let db = Database::connect_lazy(&settings.database)?;
+    let http = crate::http_client::outbound_client()?;
+    let clock: SharedClock = Arc::new(SystemClock);
+    let upstreams = citizen_upstreams(settings, &http, &clock);
+    let providers = crate::payment::provider::Providers::build(&registry, &http);
+    let registry = SharedRegistry::new(registry);
+    Ok(crate::health::Health::new(registry, upstreams, providers, db, clock))
 }
 
 /// Delivers notifications to online services once the database is ready (see `payment::notify`).

@@ -137,6 +137,7 @@ impl AuditLog {
     /// row in id order, not ids above a mark: on PostgreSQL a lower id may commit after a higher one
     /// was chained, and it is chained by the next batch.
     pub async fn chain_batch(&self, limit: i64) -> Result<ChainStep, StorageError> {
+        let started = std::time::Instant::now();
         let mut tx = self.db.begin_write().await?;
         if !audit_log::try_lock_chain(&mut tx, self.db.backend()).await? {
             return Ok(ChainStep::Busy);
@@ -179,6 +180,7 @@ impl AuditLog {
             )));
         }
         tx.commit().await?;
+        crate::telemetry::metrics::audit_chain_batch(rows.len(), started.elapsed());
         Ok(ChainStep::Chained(rows.len()))
     }
 

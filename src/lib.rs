@@ -11,6 +11,7 @@ pub mod dev;
 pub mod finance;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod health;
 pub mod http;
 pub mod http_client;
 pub mod identity;

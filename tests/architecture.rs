@@ -21,6 +21,7 @@ const LAYERS: &[(&str, &str)] = &[
     ("identity", "domain"),
     ("payment", "domain"),
     ("finance", "domain"),
+    ("health", "domain"),
     ("registry", "below"),
     ("store", "below"),
     ("keys", "below"),
@@ -47,6 +48,7 @@ const MAY_IMPORT: &[(&str, &[&str])] = &[
             "identity",
             "payment",
             "finance",
+            "health",
             "registry",
             "store",
             "model",
@@ -67,6 +69,7 @@ const MAY_IMPORT: &[(&str, &[&str])] = &[
             "identity",
             "payment",
             "finance",
+            "health",
             "registry",
             "store",
             "model",
@@ -85,6 +88,7 @@ const MAY_IMPORT: &[(&str, &[&str])] = &[
             "identity",
             "payment",
             "finance",
+            "health",
             "registry",
             "store",
             "model",
@@ -103,13 +107,16 @@ const MAY_IMPORT: &[(&str, &[&str])] = &[
     ("dev", &["config", "registry", "crypto", "clock"]),
     // Domains: payment and identity know nothing of each other; finance reads payment's vocabulary;
     // payment announces bookable events through its own trait, which finance implements.
-    ("identity", &["registry", "store", "keys", "audit", "crypto", "config", "clock", "http_client"]),
-    ("payment", &["model", "registry", "store", "audit", "crypto", "config", "clock", "http_client"]),
+    // Domains record metrics through telemetry's functions (names and labels are kept there).
+    ("identity", &["registry", "store", "keys", "audit", "crypto", "config", "clock", "http_client", "telemetry"]),
+    ("payment", &["model", "registry", "store", "audit", "crypto", "config", "clock", "http_client", "telemetry"]),
     ("finance", &["payment", "model", "registry", "store", "audit", "crypto", "config", "clock"]),
+    // The operator's view of the dependencies asks both login's and payment's peers.
+    ("health", &["identity", "payment", "registry", "store", "clock"]),
     // Below the domains.
     ("registry", &["model", "crypto", "config", "http_client"]),
     ("keys", &["store", "audit", "crypto", "clock"]),
-    ("audit", &["store", "crypto", "clock"]),
+    ("audit", &["store", "crypto", "clock", "telemetry"]),
     ("store", &["model", "config", "clock"]),
     ("config", &["crypto"]),
     // The shared vocabulary: plain values, importing nothing of pforte.

@@ -1,7 +1,8 @@
 //! The `pforte` command line. Exit codes: 0 success, 1 a runtime failure (database unreachable,
 //! I/O, a backup refused), 2 invalid configuration or registry, 3 `audit verify` found a broken chain, 4 a
 //! finance import or reconciliation refused (nothing stored), 5 `audit verify` found the chain intact but
-//! events left unchained beyond `audit.max_chain_delay_secs`.
+//! events left unchained beyond `audit.max_chain_delay_secs`, 6 `status` found a dependency down or
+//! degraded.
 
 mod finance;
 
@@ -23,6 +24,7 @@ use crate::store::Database;
 
 mod notifications;
 mod reload;
+mod status;
 
 pub const EXIT_FAILURE: u8 = 1;
 pub const EXIT_INVALID_CONFIG: u8 = 2;
@@ -32,6 +34,8 @@ pub const EXIT_REFUSED: u8 = 4;
 /// `audit verify` found the chain intact but events waiting to be chained longer than
 /// `audit.max_chain_delay_secs` (no chainer running, or one that cannot keep up).
 pub const EXIT_AUDIT_UNCHAINED: u8 = 5;
+/// `status` found a dependency down or degraded (the report says which and why).
+pub const EXIT_NOT_UP: u8 = 6;
 
 /// How often one-shot commands try to reach the database before giving up.
 const DB_ATTEMPTS: u32 = 5;
@@ -80,6 +84,14 @@ pub enum Command {
     Backup {
         /// Where the copy goes; must not exist yet.
         file: PathBuf,
+    },
+    /// Ask every dependency now: upstream identity providers (discovery, key set), payment providers
+    /// (their status call per authority), the notification outbox and the database; one line each
+    /// with latency and last error. Exits 6 when one is down or degraded.
+    Status {
+        /// Print the JSON report `GET /status` serves on the operator's address instead.
+        #[arg(long)]
+        json: bool,
     },
     /// Inspect notifications to online services and put given-up ones back in line.
     Notifications {
@@ -147,6 +159,7 @@ pub async fn run(cli: Cli) -> ExitCode {
             result
         }
         Command::Backup { file } => backup(&settings, &file).await,
+        Command::Status { json } => return dependency_status(&settings, registry, json).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -294,6 +307,32 @@ async fn backup(settings: &Settings, file: &std::path::Path) -> anyhow::Result<(
     println!("backup of {} written to {} ({bytes} bytes)", db.redacted_url(), file.display());
     println!("the master key (keys.master_key) is not in it: keep a copy of the key apart from the backup");
     Ok(())
+}
+
+async fn dependency_status(settings: &Settings, registry: Registry, json: bool) -> ExitCode {
+    let health = match crate::app::dependency_health(settings, registry) {
+        Ok(health) => health,
+        Err(e) => {
+            eprintln!("pforte: {e:#}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    let report = health.check().await;
+    if json {
+        match serde_json::to_string_pretty(&report) {
+            Ok(text) => println!("{text}"),
+            Err(e) => {
+                eprintln!("pforte: {e}");
+                return ExitCode::from(EXIT_FAILURE);
+            }
+        }
+    } else {
+        print!("{}", status::render(&report));
+    }
+    match report.status {
+        crate::health::Overall::Ok => ExitCode::SUCCESS,
+        _ => ExitCode::from(EXIT_NOT_UP),
+    }
 }
 
 async fn notification_log(settings: &Settings, command: notifications::NotificationsCommand) -> anyhow::Result<()> {

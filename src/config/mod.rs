@@ -43,6 +43,28 @@ pub struct Settings {
     pub rate_limit: RateLimitSettings,
     #[serde(default)]
     pub audit: AuditSettings,
+    #[serde(default)]
+    pub status: StatusSettings,
+}
+
+/// The dependency status (`health`, issue 11): how often the running service asks its upstream
+/// providers, payment providers, outbox and database.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusSettings {
+    /// Seconds between two rounds of checks; `GET /status` on the operator's address serves the last.
+    #[serde(default = "default_status_check_interval_secs")]
+    pub check_interval_secs: u64,
+}
+
+impl Default for StatusSettings {
+    fn default() -> Self {
+        StatusSettings { check_interval_secs: default_status_check_interval_secs() }
+    }
+}
+
+fn default_status_check_interval_secs() -> u64 {
+    30
 }
 
 /// The audit chain's chainer (issue 13, SECURITY.md #26).
@@ -450,6 +472,9 @@ impl Settings {
             }
         }
         self.rate_limit.validate(&mut problems);
+        if self.status.check_interval_secs == 0 {
+            problems.push("settings", "status.check_interval_secs", "must be greater than zero");
+        }
         if self.audit.chain_interval_ms == 0 {
             problems.push("settings", "audit.chain_interval_ms", "must be greater than zero");
         }

@@ -1,5 +1,5 @@
-//! Cross-cutting HTTP behaviour: request ids and access logs, the standard error body for errors the
-//! framework produces itself, and security headers.
+//! Cross-cutting HTTP behaviour: request ids, access logs and request metrics, the standard error
+//! body for errors the framework produces itself, and security headers.
 
 use std::time::Instant;
 
@@ -19,7 +19,9 @@ pub(crate) const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id"
 /// their bearer act on a payment, and query strings carry codes, states and tokens (SECURITY.md #25).
 pub(crate) async fn request_context(request: Request, next: Next) -> Response {
     let id = uuid::Uuid::new_v4().to_string();
-    let path = logged_path(&request);
+    let route = matched_route(&request);
+    let path = route.clone().unwrap_or_else(|| UNMATCHED_PATH.to_owned());
+    let method = request.method().clone();
     let span = tracing::info_span!(
         "request",
         request_id = %id,
@@ -30,7 +32,9 @@ pub(crate) async fn request_context(request: Request, next: Next) -> Response {
         let started = Instant::now();
         let mut response = next.run(request).await;
         let status = response.status().as_u16();
-        let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let took = started.elapsed();
+        let latency_ms = took.as_secs_f64() * 1000.0;
+        crate::telemetry::metrics::http_request(route.as_deref(), method.as_str(), status, took);
         if status >= 500 {
             tracing::warn!(status, latency_ms, "request finished");
         } else {
@@ -45,13 +49,10 @@ pub(crate) async fn request_context(request: Request, next: Next) -> Response {
     .await
 }
 
-/// The route template the router matched; a path that matched no route is not logged at all
-/// (it may be anything a client typed).
-fn logged_path(request: &Request) -> String {
-    request
-        .extensions()
-        .get::<axum::extract::MatchedPath>()
-        .map_or_else(|| UNMATCHED_PATH.to_owned(), |matched| matched.as_str().to_owned())
+/// The route template the router matched, for the log and metrics. A path that matched no route is
+/// neither logged nor a label (it may be anything a client typed).
+fn matched_route(request: &Request) -> Option<String> {
+    request.extensions().get::<axum::extract::MatchedPath>().map(|matched| matched.as_str().to_owned())
 }
 
 /// What the request log says for a path that matched no route.

@@ -55,6 +55,8 @@ pub struct Shared {
     pub payment_callbacks: crate::payment::callbacks::PaymentCallbacks,
     /// Each online service's budget at `/token`, `/par` and `/revoke` (SECURITY.md #32).
     pub client_budgets: super::ClientBudgets,
+    /// The dependencies' state, checked by `app`'s watch and served on the operator's address.
+    pub health: crate::health::Health,
 }
 
 impl AppState {

@@ -15,6 +15,7 @@ use crate::keys::MasterKey;
 use crate::registry::{Client, GrantType};
 use crate::store::logins::LoginRow;
 use crate::store::Database;
+use crate::telemetry::metrics;
 
 /// Scopes an online service may ask for with `client_credentials`.
 pub(crate) const API_SCOPES: &[&str] = &["payment"];
@@ -173,6 +174,7 @@ impl Grants {
             });
         };
         let refresh_token = refresh.map(|family| family.token);
+        metrics::token_issued("authorization_code", client.id.as_str());
         Ok(TokenResponse {
             access_token: access.token,
             token_type: "Bearer",
@@ -265,6 +267,7 @@ impl Grants {
             .map_err(OAuthError::from)?;
         let id_token =
             self.tokens.id_token(client, identity, None, TOKEN_LIFETIME_SECS).await.map_err(OAuthError::from)?;
+        metrics::token_issued("refresh_token", client.id.as_str());
         Ok(TokenResponse {
             access_token: access.token,
             token_type: "Bearer",
@@ -291,6 +294,7 @@ impl Grants {
             .access_token(client.id.as_str(), client.id.as_str(), &scope, None, TOKEN_LIFETIME_SECS)
             .await
             .map_err(OAuthError::from)?;
+        metrics::token_issued("client_credentials", client.id.as_str());
         Ok(TokenResponse {
             access_token: access.token,
             token_type: "Bearer",

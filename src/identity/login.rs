@@ -17,6 +17,7 @@ use crate::keys::MasterKey;
 use crate::registry::{AccountType, IdentityProvider, Level, Registry, SharedRegistry};
 use crate::store::logins::LoginRow;
 use crate::store::{Database, StorageError};
+use crate::telemetry::metrics::{self, LoginEnd};
 
 /// From the authorization request to the provider's answer: time to log in upstream.
 pub(crate) const LOGIN_LIFETIME_SECS: i64 = 1800;
@@ -194,6 +195,9 @@ impl LoginService {
                 return Err(self.refuse(&request, "The account provider is no longer available."));
             }
             _ => {
+                // Labelled with the provider the login went to: the callback path is anyone's to type.
+                let sent_to = row.provider_id.as_deref().unwrap_or(metrics::UNMATCHED);
+                metrics::login_ended(sent_to, request.required_level.as_str(), LoginEnd::Refused);
                 self.record_failure(&request, provider_id, "response from another provider").await;
                 return Err(LoginError::Redirect(client_error(
                     &request,
@@ -210,6 +214,7 @@ impl LoginService {
         };
         // `complete` refuses a lower level already; checked again here, where the code is issued.
         if identity.level < request.required_level {
+            metrics::login_ended(provider_id, request.required_level.as_str(), LoginEnd::Refused);
             self.record_failure(&request, provider_id, "level too low").await;
             return Err(self.level_too_low(&request, identity.level));
         }
@@ -237,6 +242,7 @@ impl LoginService {
         }
         let details = json!({ "client": request.client_id, "idp": provider_id, "level": identity.level.as_str() });
         self.audit_quietly(AuditEvent::new("login.succeeded", &request.client_id, &row.id, details)).await;
+        metrics::login_ended(provider_id, request.required_level.as_str(), LoginEnd::Finished);
         let mut pairs = vec![("code", code.as_str())];
         if let Some(state) = &request.state {
             pairs.push(("state", state));
@@ -271,6 +277,7 @@ impl LoginService {
         request: &AuthorizationRequest,
         provider: &IdentityProvider,
     ) -> Result<Url, LoginError> {
+        metrics::login_started(provider.id.as_str(), request.required_level.as_str());
         let freshness = Freshness { prompt_login: request.prompt_login, max_age: request.max_age };
         let upstream = match self.upstreams.begin_with(provider, request.required_level, freshness).await {
             Ok(upstream) => upstream,
@@ -295,6 +302,8 @@ impl LoginService {
         let issuer = self.tokens.issuer();
         tracing::warn!(idp = provider.id.as_str(), error = %error, "upstream login failed");
         self.record_failure(request, provider.id.as_str(), error_kind(error)).await;
+        let end = if matches!(error, UpstreamError::Denied { .. }) { LoginEnd::Cancelled } else { LoginEnd::Refused };
+        metrics::login_ended(provider.id.as_str(), request.required_level.as_str(), end);
         match error {
             UpstreamError::Denied { .. } => LoginError::Redirect(client_error(
                 request,

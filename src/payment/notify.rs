@@ -140,6 +140,11 @@ impl Notifier {
                 AttemptOutcome::GiveUp(_) => round.gave_up += 1,
             }
             self.db.record_notification_attempt(&message.id, &attempt, &outcome).await?;
+            crate::telemetry::metrics::notification_attempt(match outcome {
+                AttemptOutcome::Delivered => "delivered",
+                AttemptOutcome::RetryAt(_) => "retry",
+                AttemptOutcome::GiveUp(_) => "gave_up",
+            });
             if unanswered {
                 break;
             }

@@ -368,6 +368,7 @@ impl Refunds {
         };
         self.store_answer_in(&mut tx, answer_key, &settled).await?;
         tx.commit().await.map_err(StorageError::from)?;
+        crate::telemetry::metrics::refund(&payment.provider_id, to.as_str());
         Ok(Some(settled))
     }
 }

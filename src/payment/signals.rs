@@ -23,6 +23,7 @@ use crate::store::idempotency;
 use crate::store::payments::{self, PaymentEventRow, PaymentRow, ProviderFacts};
 use crate::store::personal_data;
 use crate::store::{Database, StorageError};
+use crate::telemetry::metrics;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -170,6 +171,7 @@ impl PaymentSignals {
             idempotency::store_response_in(&mut tx, answer.client_id, answer.key, stored.status, &stored.body).await?;
         }
         tx.commit().await.map_err(StorageError::from)?;
+        metrics::payment_created(&row.provider_id);
         Ok(())
     }
 
@@ -183,9 +185,9 @@ impl PaymentSignals {
         detail: Option<&str>,
     ) -> Result<Outcome, StorageError> {
         let mut tx = self.db.begin_write().await?;
-        let outcome = self.record_in(&mut tx, transaction_id, signal, source, detail).await?;
+        let applied = self.record_in(&mut tx, transaction_id, signal, source, detail).await?;
         tx.commit().await.map_err(StorageError::from)?;
-        Ok(outcome)
+        Ok(applied.committed())
     }
 
     /// Applies what a status read triggered by a provider's callback says, together with the
@@ -204,9 +206,9 @@ impl PaymentSignals {
         if !callbacks::insert(&mut tx, provider_id, event_id, transaction_id, now).await? {
             return Ok(None);
         }
-        let outcome = self.record_in(&mut tx, transaction_id, signal, Source::Provider, detail).await?;
+        let applied = self.record_in(&mut tx, transaction_id, signal, Source::Provider, detail).await?;
         tx.commit().await.map_err(StorageError::from)?;
-        Ok(Some(outcome))
+        Ok(Some(applied.committed()))
     }
 
     /// [`Self::record`] inside the caller's write transaction; the caller commits.
@@ -217,9 +219,9 @@ impl PaymentSignals {
         signal: Status,
         source: Source,
         detail: Option<&str>,
-    ) -> Result<Outcome, StorageError> {
+    ) -> Result<Applied, StorageError> {
         let Some(row) = payments::get(tx, transaction_id).await? else {
-            return Ok(Outcome::UnknownTransaction);
+            return Ok(Outcome::UnknownTransaction.into());
         };
         let current = row.status;
         let now = self.clock.now_millis();
@@ -238,7 +240,7 @@ impl PaymentSignals {
                 if !payments::compare_and_set_status(tx, transaction_id, current, to, detail, timed_out, now).await? {
                     // Another writer moved it between our read and this update (PostgreSQL).
                     let current = payments::get(tx, transaction_id).await?.map(|r| r.status);
-                    return Ok(Outcome::Unchanged { current: current.unwrap_or(Status::Initial) });
+                    return Ok(Outcome::Unchanged { current: current.unwrap_or(Status::Initial) }.into());
                 }
                 payments::insert_event(tx, transaction_id, &event(to)).await?;
                 if to == Status::Payed {
@@ -269,7 +271,7 @@ impl PaymentSignals {
             }
             Decision::PaidAfterTimeout => {
                 if !payments::flag_paid_after_timeout(tx, transaction_id, now).await? {
-                    return Ok(Outcome::Unchanged { current });
+                    return Ok(Outcome::Unchanged { current }.into());
                 }
                 payments::insert_event(tx, transaction_id, &event(Status::Payed)).await?;
                 // The money arrived, so it is booked; the flag stays on the payment.
@@ -283,9 +285,31 @@ impl PaymentSignals {
                 self.audit.append_in(tx, AuditEvent::new(action, "provider", transaction_id, details)).await?;
                 Outcome::PaidAfterTimeout
             }
-            Decision::Ignore => return Ok(Outcome::Unchanged { current }),
+            Decision::Ignore => return Ok(Outcome::Unchanged { current }.into()),
         };
-        Ok(outcome)
+        Ok(Applied { outcome, provider_id: Some(row.provider_id) })
+    }
+}
+
+/// What [`PaymentSignals::record_in`] did, with the payment's provider for the metrics.
+struct Applied {
+    outcome: Outcome,
+    provider_id: Option<String>,
+}
+
+impl From<Outcome> for Applied {
+    fn from(outcome: Outcome) -> Applied {
+        Applied { outcome, provider_id: None }
+    }
+}
+
+impl Applied {
+    /// The outcome, once its transaction committed; a status change is counted only then.
+    fn committed(self) -> Outcome {
+        if let (Outcome::Moved { to, .. }, Some(provider)) = (&self.outcome, &self.provider_id) {
+            metrics::payment_status_changed(provider, to.as_str());
+        }
+        self.outcome
     }
 }
 

@@ -179,11 +179,14 @@ pub(crate) async fn delete_pending(conn: &mut AnyConnection, ids: &[i64]) -> Sto
 
 impl Database {
     /// Begins a transaction that may record audit events (and write anything else).
+    /// The time it waits to begin is counted (`Database::write_waits`).
     pub async fn begin_write(&self) -> StorageResult<sqlx::Transaction<'static, sqlx::Any>> {
+        let started = std::time::Instant::now();
         let tx = match self.backend() {
             Backend::Sqlite => self.writer().begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => self.writer().begin().await?,
         };
+        self.write_waits.add(started.elapsed());
         Ok(tx)
     }
 

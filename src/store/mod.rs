@@ -3,6 +3,7 @@
 //! statement is chosen by `Database::backend`. Migrations are kept per backend side by side.
 
 pub(crate) mod audit_log;
+pub mod backlog;
 mod backup;
 pub(crate) mod callbacks;
 pub(crate) mod finance_imports;
@@ -20,6 +21,7 @@ pub mod refunds;
 pub mod refused_attempts;
 pub(crate) mod signing_keys;
 
+pub use audit_log::AuditRow;
 pub use health::ProbeFailure;
 
 use std::path::PathBuf;
@@ -108,6 +110,8 @@ pub struct Database {
     redacted_url: String,
     /// Whether the database is known to be away, so an outage is logged once, not per request.
     outage: health::OutageLog,
+    /// Shared by all clones, like the pools.
+    write_waits: std::sync::Arc<backlog::WriteWaits>,
 }
 
 impl Database {
@@ -129,7 +133,14 @@ impl Database {
             Backend::Postgres => pool.clone(),
         };
         let redacted_url = settings.url.redacted();
-        Ok(Database { pool, writer, backend, outage: health::OutageLog::default(), redacted_url })
+        Ok(Database {
+            pool,
+            writer,
+            backend,
+            outage: health::OutageLog::default(),
+            redacted_url,
+            write_waits: Default::default(),
+        })
     }
 
     pub fn backend(&self) -> Backend {

@@ -1,5 +1,8 @@
 //! Log output: human-readable or JSON lines on standard error. What is logged is chosen at each call
 //! site to exclude personal data, tokens and secrets; request logs carry the path, never the query.
+//! Prometheus metrics, with the same care for what a label may carry, are in [`metrics`].
+
+pub mod metrics;
 
 use tracing_subscriber::EnvFilter;
 

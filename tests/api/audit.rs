@@ -52,6 +52,18 @@ pub async fn all_chained(ctx: &TestContext) -> TestResult {
     chained
 }
 
+/// Every audit event `app` recorded, in chain order, once each is chained: the test chains what is
+/// pending itself (as the app's chainer would within `audit.chain_interval_ms`), and waits while
+/// that chainer holds the lock.
+pub async fn chained_events(app: &TestApp) -> anyhow::Result<Vec<pforte::store::AuditRow>> {
+    eventually(std::time::Duration::from_secs(20), "every audit event chained", || async {
+        app.state.audit.chain_pending().await?;
+        Ok((app.state.db.audit_pending_summary(None).await?.count == 0).then_some(()))
+    })
+    .await?;
+    Ok(app.state.db.audit_entries_after(0, 100_000).await?)
+}
+
 /// Waits until every recorded event is chained, then runs `pforte audit verify`.
 pub async fn audit_verify(ctx: &TestContext) -> anyhow::Result<Verified> {
     all_chained(ctx).await?;

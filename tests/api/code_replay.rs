@@ -29,7 +29,7 @@ pub async fn replayed_code_revokes_the_access_token_and_the_refresh_family(ctx: 
     let (access_works, refresh_works) = still_working(&app, &tokens).await?;
     assert!(!access_works, "the access token issued from the replayed code is revoked");
     assert!(!refresh_works, "the refresh-token family issued from the replayed code is revoked");
-    let audit = app.state.db.audit_entries_after(0, 1000).await?;
+    let audit = crate::audit::chained_events(&app).await?;
     assert!(audit.iter().any(|r| r.event == "login.code_replayed"));
     app.stop().await
 }

@@ -113,7 +113,7 @@ pub async fn bookings_with_an_unknown_token_are_401_and_counted_outside_the_chai
     let app = quiet_app(&ctx).await;
     let response = get_bookings(&app, Some("pft_not-a-token-anyone-made"), "09162000", PERIOD).await;
     assert_problem(response, 401, "unauthorized").await?;
-    let audit = app.state.db.audit_entries_after(0, 1000).await?;
+    let audit = crate::audit::chained_events(&app).await?;
     assert!(audit.iter().all(|r| r.event != "finance.access_refused"), "no chain row for a refusal");
     assert_eq!(
         refused_counts(&app, "finance.access_refused").await?,
@@ -142,7 +142,7 @@ pub async fn bookings_with_a_revoked_token_are_401(ctx: TestContext) -> TestResu
     assert_eq!(get_bookings(&app, Some(&token), "09162000", PERIOD).await.status(), 200);
     assert!(ctx.cli_ok(&["finance", "token", "revoke", &id])?.contains("revoked"));
     assert_problem(get_bookings(&app, Some(&token), "09162000", PERIOD).await, 401, "unauthorized").await?;
-    let audit = app.state.db.audit_entries_after(0, 1000).await?;
+    let audit = crate::audit::chained_events(&app).await?;
     let uses: Vec<(&str, &str)> = audit
         .iter()
         .filter(|r| r.event.starts_with("finance.access"))
@@ -162,7 +162,7 @@ pub async fn another_tenants_bookings_are_403_and_counted(ctx: TestContext) -> T
     let token = finance_token(&ctx, "09162000")?;
     let response = get_bookings(&app, Some(&token), "03241001", PERIOD).await;
     assert_problem(response, 403, "forbidden").await?;
-    let audit = app.state.db.audit_entries_after(0, 1000).await?;
+    let audit = crate::audit::chained_events(&app).await?;
     assert!(audit.iter().all(|r| r.event != "finance.access_refused"), "no chain row for a refusal");
     assert_eq!(
         refused_counts(&app, "finance.access_refused").await?,

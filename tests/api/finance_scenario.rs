@@ -8,7 +8,8 @@ use serde_json::Value;
 use crate::helpers::{eventually, output_text, TestApp, TestContext, TestResult};
 use crate::payment_api::{bearer, location};
 use crate::reconciliation::{
-    berlin_today, camt, import_bank, import_settlement, pay_through_simulator, run, settlement, write, MUENCHEN_IBAN,
+    berlin_today, camt, import_bank, import_settlement, pay_through_simulator, run, settlement_booked_on, write,
+    MUENCHEN_IBAN,
 };
 use pforte::clock::ManualClock;
 use pforte::finance::ledger::{self, Account};
@@ -93,16 +94,21 @@ pub async fn every_kind_of_discrepancy_is_named_and_nothing_else(ctx: TestContex
     app.stop().await?;
 
     let reference = |id: &String| references[id].as_str();
-    let report = settlement(&[
-        (reference(&ok), "Zahlung", "12,00", "0,30", "PO-77"),
-        (reference(&short), "Zahlung", "11,00", "0,30", "PO-77"),
-        (reference(&twice), "Zahlung", "12,00", "0,30", "PO-77"),
-        (reference(&twice), "Zahlung", "12,00", "0,30", "PO-77"),
-        (reference(&refunded), "Zahlung", "12,00", "0,30", "PO-77"),
-        (reference(&late), "Zahlung", "12,00", "0,30", "PO-77"),
-        ("SIM-UNKNOWN", "Zahlung", "4,00", "0,10", "PO-77"),
-        (reference(&unpaid_out), "Zahlung", "12,00", "0,30", "PO-78"),
-    ]);
+    // Booked today, so the rows fall into the period reconciled below whatever the date of the run.
+    let today = chrono::NaiveDate::parse_from_str(&berlin_today(), "%Y-%m-%d")?;
+    let report = settlement_booked_on(
+        &today.format("%d.%m.%Y").to_string(),
+        &[
+            (reference(&ok), "Zahlung", "12,00", "0,30", "PO-77"),
+            (reference(&short), "Zahlung", "11,00", "0,30", "PO-77"),
+            (reference(&twice), "Zahlung", "12,00", "0,30", "PO-77"),
+            (reference(&twice), "Zahlung", "12,00", "0,30", "PO-77"),
+            (reference(&refunded), "Zahlung", "12,00", "0,30", "PO-77"),
+            (reference(&late), "Zahlung", "12,00", "0,30", "PO-77"),
+            ("SIM-UNKNOWN", "Zahlung", "4,00", "0,10", "PO-77"),
+            (reference(&unpaid_out), "Zahlung", "12,00", "0,30", "PO-78"),
+        ],
+    );
     let imported = import_settlement(&ctx, &write(&ctx, "abrechnung.csv", &report)?, &[])?;
     assert!(imported.status.success(), "{}", output_text(&imported));
     // PO-77 nets 75.00 - 1.90 = 73.10 and arrives exactly; PO-78 never arrives; a transfer nobody
@@ -112,7 +118,6 @@ pub async fn every_kind_of_discrepancy_is_named_and_nothing_else(ctx: TestContex
     let imported = import_bank(&ctx, "09162000", &write(&ctx, "auszug.xml", &statement)?)?;
     assert!(imported.status.success(), "{}", output_text(&imported));
 
-    let today = chrono::NaiveDate::parse_from_str(&berlin_today(), "%Y-%m-%d")?;
     let from = today.checked_sub_days(Days::new(1)).unwrap_or(today).to_string();
     let to = today.checked_add_days(Days::new(1)).unwrap_or(today).to_string();
     let output = run(&ctx, &["finance", "reconcile", "--tenant", "09162000", "--from", &from, "--to", &to], &[])?;

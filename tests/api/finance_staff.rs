@@ -167,7 +167,7 @@ fn sha256_hex(text: &str) -> String {
 }
 
 pub async fn audit_events(app: &TestApp) -> anyhow::Result<Vec<(String, String, String)>> {
-    let rows = app.state.db.audit_entries_after(0, 10_000).await?;
+    let rows = crate::audit::chained_events(app).await?;
     Ok(rows.into_iter().map(|r| (r.event, r.actor, r.details)).collect())
 }
 

@@ -173,7 +173,7 @@ pub async fn rotation_is_recorded_in_the_audit_log(ctx: TestContext) -> TestResu
     let app = ctx.spawn_app().await;
     let rotation = rotate_keys(&ctx, "ES256")?;
     crate::audit::all_chained(&ctx).await?;
-    let rows = app.state.db.audit_entries_after(0, 100).await?;
+    let rows = crate::audit::chained_events(&app).await?;
     let entry = rows.iter().find(|r| r.event == "keys.rotated").expect("a keys.rotated entry");
     assert_eq!(entry.actor, "operator");
     assert_eq!(entry.subject, rotation.new_kid);
@@ -248,7 +248,7 @@ pub async fn a_scheduled_rotation_publishes_the_new_key_before_it_signs(ctx: Tes
     assert_eq!(published_kids(&app).await?, vec![successor.clone()]);
 
     crate::audit::all_chained(&ctx).await?;
-    let rows = app.state.db.audit_entries_after(0, 100).await?;
+    let rows = crate::audit::chained_events(&app).await?;
     let rotated: Vec<_> = rows.iter().filter(|r| r.event == "keys.rotated").collect();
     assert_eq!(rotated.len(), 1, "{rotated:?}");
     assert_eq!((rotated[0].actor.as_str(), rotated[0].subject.as_str()), ("schedule", successor.as_str()));

@@ -98,7 +98,7 @@ pub async fn a_receiver_answering_gone_is_shown_disabled_and_redelivery_reaches_
     let received = receiver.received.lock().map(|r| r.clone()).unwrap_or_default();
     assert_eq!(received.iter().map(|(webhook_id, _)| webhook_id).collect::<Vec<_>>(), [&id], "the same message");
 
-    let audit = app.state.db.audit_entries_after(0, 1000).await?;
+    let audit = crate::audit::chained_events(&app).await?;
     let entry = audit.iter().find(|e| e.event == "notification.redelivered").expect("the redelivery is audited");
     assert_eq!((entry.actor.as_str(), entry.subject.as_str()), ("operator", id.as_str()));
     assert!(entry.details.contains("\"was\":\"disabled\""), "{}", entry.details);

@@ -44,7 +44,7 @@ pub async fn an_open_payment_is_canceled_notified_and_its_pay_link_leads_back(ct
         let events = app.state.db.payment_events(&id).await?;
         assert_eq!(events.last().map(|e| (e.to_status.as_str(), e.source.as_str())), Some(("CANCELED", "client")));
         assert_eq!(app.state.db.notifications_of(&id).await?.len(), 1, "the service is notified");
-        let audit = app.state.db.audit_entries_after(0, 1000).await?;
+        let audit = crate::audit::chained_events(&app).await?;
         assert!(audit.iter().any(|r| r.event == "payment.status_changed" && r.subject == id));
         // The citizen's pay link now leads back to the service, never to the provider.
         let pay = app.client.get(app.url(&format!("/pay/{id}"))).send().await?;
@@ -158,7 +158,7 @@ pub async fn a_payment_made_after_a_local_cancel_is_flagged_for_the_finance_offi
     assert!(payment.paid_at.is_some(), "the money's arrival time is kept");
     let events = app.state.db.payment_events(&id).await?;
     assert_eq!(events.last().map(|e| (e.to_status.as_str(), e.source.as_str())), Some(("PAYED", "provider")));
-    let audit = app.state.db.audit_entries_after(0, 1000).await?;
+    let audit = crate::audit::chained_events(&app).await?;
     assert!(audit.iter().any(|r| r.event == "payment.paid_after_cancel" && r.subject == id));
     // A second read changes nothing.
     app.client.get(app.url(&format!("/pay/{id}/return"))).send().await?;

@@ -144,7 +144,7 @@ pub async fn paid_after_timeout_is_flagged_once_and_the_status_stays_failed(ctx:
     );
     let events = app.state.db.payment_events(id).await?;
     assert_eq!(events.iter().map(|e| e.to_status.as_str()).collect::<Vec<_>>(), vec!["INITIAL", "FAILED", "PAYED"]);
-    let audit = app.state.db.audit_entries_after(0, 1000).await?;
+    let audit = crate::audit::chained_events(&app).await?;
     assert!(audit.iter().any(|r| r.event == "payment.paid_after_timeout" && &r.subject == id));
     app.stop().await
 }

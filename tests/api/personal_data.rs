@@ -187,7 +187,7 @@ pub async fn personal_data_is_purged_after_the_retention_period_and_the_books_st
             .await?;
     pool.close().await;
     assert_eq!((sealed, purged_at), (None, Some(clock.now_millis())));
-    let audit = app.state.db.audit_entries_after(0, 10_000).await?;
+    let audit = crate::audit::chained_events(&app).await?;
     let purges: Vec<_> = audit.iter().filter(|e| e.event == "payment.personal_data_purged").collect();
     assert_eq!(purges.len(), 1, "one audit entry for the batch");
     assert_eq!(purges[0].subject, "09162000");

@@ -221,7 +221,7 @@ async fn assert_untouched(app: &TestApp, id: &str) -> TestResult {
 }
 
 pub async fn audit_events(app: &TestApp) -> anyhow::Result<Vec<(String, String)>> {
-    let rows = app.state.db.audit_entries_after(0, 10_000).await?;
+    let rows = crate::audit::chained_events(app).await?;
     Ok(rows.into_iter().map(|row| (row.event, row.details)).collect())
 }
 

@@ -65,9 +65,14 @@ async fn stored(ctx: &TestContext) -> anyhow::Result<(i64, i64, i64, i64)> {
 }
 
 pub(crate) fn settlement(rows: &[(&str, &str, &str, &str, &str)]) -> String {
+    settlement_booked_on("29.11.2026", rows)
+}
+
+/// A settlement report whose rows are booked on `booked` (`dd.mm.yyyy`).
+pub(crate) fn settlement_booked_on(booked: &str, rows: &[(&str, &str, &str, &str, &str)]) -> String {
     let mut text = HEADER.to_owned();
     for (transaction, kind, gross, fee, payout) in rows {
-        text.push_str(&format!("29.11.2026;{transaction};{kind};{gross};{fee};{payout}\n"));
+        text.push_str(&format!("{booked};{transaction};{kind};{gross};{fee};{payout}\n"));
     }
     text
 }

@@ -46,7 +46,7 @@ pub async fn a_paid_payment_is_refunded_in_parts_and_the_refunds_are_listed(ctx:
     let events = app.state.db.refund_events(refund_id).await?;
     let statuses: Vec<&str> = events.iter().map(|e| e.to_status.as_str()).collect();
     assert_eq!(statuses, vec!["PENDING", "INSTRUCTION"]);
-    let audit = app.state.db.audit_entries_after(0, 1000).await?;
+    let audit = crate::audit::chained_events(&app).await?;
     assert_eq!(audit.iter().filter(|r| r.event == "payment.refund_requested" && r.subject == id).count(), 2);
     let notified: Vec<Value> = app
         .state

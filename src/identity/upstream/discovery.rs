@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use super::UpstreamError;
 use crate::clock::Clock;
 use crate::registry::IdentityProvider;
+use crate::telemetry::metrics::{measure_upstream, UpstreamStep};
 
 /// How long after a key refetch an unknown key id is refused without asking the provider again.
 pub(super) const JWKS_REFETCH_COOLDOWN: TimeDelta = TimeDelta::seconds(60);
@@ -83,17 +84,34 @@ impl ProviderCache {
                 return Ok(cached);
             }
         }
-        let mut metadata = discover(http, idp).await?;
-        let jwks = fetch_jwks(http, &metadata).await?;
+        self.fetch(http, clock, idp).await
+    }
+
+    /// Discovery and keys fetched now, whatever the cache holds; what arrives replaces the cached
+    /// entry, so a probe that succeeds refreshes it for logins too.
+    pub(super) async fn fetch(
+        &self,
+        http: &reqwest::Client,
+        clock: &dyn Clock,
+        idp: &IdentityProvider,
+    ) -> Result<Arc<Provider>, UpstreamError> {
+        let id = idp.id.as_str();
+        let mut metadata = measure_upstream(id, UpstreamStep::Discovery, discover(http, idp)).await?;
+        let jwks = measure_upstream(id, UpstreamStep::Jwks, fetch_jwks(http, &metadata)).await?;
         metadata = metadata.set_jwks(jwks);
         let provider = Arc::new(Provider {
             metadata,
             issuer: idp.issuer.as_str().to_owned(),
-            fetched_at: now,
+            fetched_at: clock.now(),
             jwks_refetched_at: None,
         });
         self.put(idp.id.as_str(), provider.clone());
         Ok(provider)
+    }
+
+    /// When the keys in use for provider `id` were fetched, if any are cached.
+    pub(super) fn keys_fetched_at(&self, id: &str) -> Option<DateTime<Utc>> {
+        self.get(id).map(|cached| cached.jwks_refetched_at.unwrap_or(cached.fetched_at))
     }
 
     /// Fetches the keys again for an ID token signed with an unknown key, unless that was done within the
@@ -117,7 +135,7 @@ impl ProviderCache {
             entries.insert(idp.id.as_str().to_owned(), claimed.clone());
             claimed
         };
-        let jwks = fetch_jwks(http, &current.metadata).await?;
+        let jwks = measure_upstream(idp.id.as_str(), UpstreamStep::Jwks, fetch_jwks(http, &current.metadata)).await?;
         let provider = Arc::new(Provider { metadata: claimed.metadata.clone().set_jwks(jwks), ..(*claimed).clone() });
         self.put(idp.id.as_str(), provider.clone());
         Ok(Some(provider))

@@ -34,6 +34,7 @@ pub use self::freshness::Freshness;
 use crate::clock::SharedClock;
 use crate::crypto::secret::constant_time_eq;
 use crate::registry::{IdentityProvider, Level};
+use crate::telemetry::metrics::{measure_upstream, UpstreamStep};
 
 /// How long one [`Upstreams::begin`] or [`Upstreams::complete`] may take in all, unless configured
 /// otherwise: a hanging provider shows the citizen an error page in seconds.
@@ -348,7 +349,8 @@ impl Upstreams {
                 UpstreamError::InvalidResponse("the callback carries neither a code nor an error".into())
             })?;
 
-        let tokens = exchange::redeem_code(&self.http, self.clock.as_ref(), idp, &provider, pending, code).await?;
+        let redeem = exchange::redeem_code(&self.http, self.clock.as_ref(), idp, &provider, pending, code);
+        let tokens = measure_upstream(idp.id.as_str(), UpstreamStep::Token, redeem).await?;
         let id_token = tokens
             .id_token()
             .ok_or_else(|| UpstreamError::InvalidResponse("the token response carries no ID token".into()))?;
@@ -361,7 +363,8 @@ impl Upstreams {
         let userinfo = match provider.metadata.userinfo_endpoint() {
             Some(endpoint) => {
                 let access_token = tokens.access_token().secret();
-                Some(exchange::fetch_userinfo(&self.http, endpoint.url(), access_token, &verified.subject).await?)
+                let fetch = exchange::fetch_userinfo(&self.http, endpoint.url(), access_token, &verified.subject);
+                Some(measure_upstream(idp.id.as_str(), UpstreamStep::Userinfo, fetch).await?)
             }
             None => None,
         };
@@ -397,6 +400,20 @@ impl Upstreams {
             other => other,
         }
         .map_err(validate::Rejected::into_error)
+    }
+
+    /// Fetches the provider's discovery document and key set now, within the same time limit as a
+    /// login (for the operator's status report); the answer is the number of keys it publishes.
+    pub async fn probe(&self, idp: &IdentityProvider) -> Result<usize, UpstreamError> {
+        let provider = self.bounded(self.cache.fetch(&self.http, self.clock.as_ref(), idp)).await?;
+        Ok(provider.metadata.jwks().keys().len())
+    }
+
+    /// How long ago the keys pforte checks this provider's ID tokens with were fetched; `None`
+    /// before the first login or probe.
+    pub fn keys_age(&self, idp: &IdentityProvider) -> Option<Duration> {
+        let fetched = self.cache.keys_fetched_at(idp.id.as_str())?;
+        self.clock.now().signed_duration_since(fetched).to_std().ok()
     }
 
     async fn bounded<T>(&self, work: impl Future<Output = Result<T, UpstreamError>>) -> Result<T, UpstreamError> {

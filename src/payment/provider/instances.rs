@@ -7,10 +7,12 @@
 //! if the adapter had been built for the call. [`Providers::apply`] takes a registry reload in: only
 //! the providers whose file changed (or that are new) get a new adapter, the others keep theirs with
 //! its token and pool, and removed ones are dropped; calls already holding an adapter finish with it.
+//! Every adapter is wrapped so that its calls are measured (`measured`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+use super::measured::Measured;
 use super::{adapter_for, PaymentAdapter, ProviderError};
 use crate::registry::{KindDiff, PaymentProvider, Registry};
 
@@ -79,7 +81,8 @@ fn instances(registry: &Registry, http: &reqwest::Client) -> Instances {
 }
 
 fn instance(provider: &PaymentProvider, http: &reqwest::Client) -> Result<Arc<dyn PaymentAdapter>, ProviderError> {
-    let adapter = adapter_for(provider, http);
+    // Measured here, once for every caller (`measured`).
+    let adapter = adapter_for(provider, http).map(|adapter| Measured::wrap(provider.id.as_str(), adapter));
     if let Err(e) = &adapter {
         tracing::warn!(provider = provider.id.as_str(), error = %e, "payment provider entry cannot be used");
     }

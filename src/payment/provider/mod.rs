@@ -7,6 +7,7 @@
 //! intent, commits, calls the provider, then records the outcome.
 
 mod instances;
+mod measured;
 pub(crate) mod pmpayment;
 mod transport;
 mod xbezahldienste;
@@ -160,6 +161,13 @@ pub trait PaymentAdapter: Send + Sync {
     /// supported, and the refund becomes an instruction for the finance office.
     fn refund<'a>(&'a self, _refund: &'a ProviderRefund<'a>) -> ProviderFuture<'a, ProviderRefunded> {
         Box::pin(async { Err(ProviderError::Unsupported("refund")) })
+    }
+
+    /// Asks the provider whether it serves this originator/endpoint pair now, for the operator's
+    /// status report (`health`): XBezahldienste's `GET /status/{originatorId}/{endPointId}`, or the
+    /// nearest a kind's protocol offers. Kinds with nothing of the sort keep this default.
+    fn probe<'a>(&'a self, _originator_id: &'a str, _endpoint_id: &'a str) -> ProviderFuture<'a, ()> {
+        Box::pin(async { Err(ProviderError::Unsupported("status")) })
     }
 
     /// Reads and authenticates a callback from the provider (headers and the raw body as received).

@@ -54,6 +54,9 @@ pub(crate) const CREATE_FIELDS: [&str; 8] =
 /// The notify form's signed fields, in signing order (`hash` follows them).
 pub(crate) const NOTIFY_FIELDS: [&str; 6] = ["txid", "ags", "status", "amount", "timestamp", "eventId"];
 
+/// The transaction id the status probe asks about; pforte's own ids never look like it.
+const PROBE_TXID: &str = "pforte-status-probe";
+
 /// The longest event id pforte keeps; a longer one is not the protocol.
 const MAX_EVENT_ID: usize = 128;
 
@@ -192,6 +195,22 @@ impl PaymentAdapter for PmPayment {
                 transaction_reference: answer.transaction_reference,
                 amount,
             })
+        })
+    }
+
+    /// pmPayment has no status call of its own: the nearest is the status read of a transaction
+    /// that does not exist. A refusal in the protocol's form (404 `NOT_FOUND`) means the provider
+    /// answers and reads its transactions for this ags: up. 401/403 mean pforte's credentials are
+    /// refused (misconfigured); 5xx or no answer, down.
+    fn probe<'a>(&'a self, _originator_id: &'a str, endpoint_id: &'a str) -> ProviderFuture<'a, ()> {
+        Box::pin(async move {
+            let url = url_under(&self.base, &["payment", "status", endpoint_id, PROBE_TXID])?;
+            let sent = self.http.authorise(self.http.get(url)).await?;
+            match self.answer(self.http.send(sent).await?).await {
+                Ok(_) => Ok(()),
+                Err(ProviderError::Refused { .. }) => Ok(()),
+                Err(other) => Err(other),
+            }
         })
     }
 

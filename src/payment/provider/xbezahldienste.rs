@@ -128,4 +128,26 @@ impl PaymentAdapter for XBezahldienste {
             })
         })
     }
+
+    /// `GET /status/{originatorId}/{endPointId}`: 2xx is up; 403 says the provider does not serve
+    /// the pair (its configuration or pforte's registry is wrong); 5xx, 503 included, is down.
+    fn probe<'a>(&'a self, originator_id: &'a str, endpoint_id: &'a str) -> ProviderFuture<'a, ()> {
+        Box::pin(async move {
+            let url = self.url(&["status", originator_id, endpoint_id])?;
+            let request = self.authorise(self.http.get(url)).await?;
+            let response = self.send(request).await?;
+            let status = response.status();
+            // Read (capped) so the connection can be reused; what it says beyond the status is not used.
+            self.http.body(response).await?;
+            match status.as_u16() {
+                200..=299 => Ok(()),
+                403 => Err(ProviderError::Refused {
+                    code: "NOT_CONFIGURED".into(),
+                    detail: "the provider does not serve this originatorId/endPointId pair (403)".into(),
+                }),
+                code if code >= 500 => Err(ProviderError::Unavailable(format!("answered {code}"))),
+                code => Err(ProviderError::InvalidAnswer(format!("answered {code}"))),
+            }
+        })
+    }
 }
