@@ -7,6 +7,9 @@ use std::sync::Arc;
 use serde_json::json;
 use url::Url;
 
+// The answers to the service's redirect URI live apart; their old paths stay.
+use super::redirects::with_query;
+pub(crate) use super::redirects::{client_error, error_redirect};
 use super::request::AuthorizationRequest;
 use super::tokens::{minimise, Identity, TokenService};
 use super::upstream::{CallbackParams, Freshness, PendingUpstream, UpstreamError, Upstreams};
@@ -430,40 +433,4 @@ pub(crate) fn account_type_name(account_type: AccountType) -> &'static str {
         AccountType::Person => "person",
         AccountType::Organisation => "organisation",
     }
-}
-
-/// The redirect URI with `pairs` added to its query.
-fn with_query(redirect_uri: &str, pairs: &[(&str, &str)]) -> String {
-    match Url::parse(redirect_uri) {
-        Ok(mut url) => {
-            url.query_pairs_mut().extend_pairs(pairs);
-            url.into()
-        }
-        // Not reached: the URI matched a registered, parsed URL. Still no panic on a request path.
-        Err(_) => {
-            let query = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish();
-            format!("{redirect_uri}?{query}")
-        }
-    }
-}
-
-/// An error response for the service: its redirect URI with `error`, `error_description`, `state`
-/// and `iss` (RFC 9207).
-pub(crate) fn client_error(request: &AuthorizationRequest, error: &str, description: &str, issuer: &str) -> String {
-    error_redirect(&request.redirect_uri, request.state.as_deref(), error, description, issuer)
-}
-
-pub(crate) fn error_redirect(
-    redirect_uri: &str,
-    state: Option<&str>,
-    error: &str,
-    description: &str,
-    issuer: &str,
-) -> String {
-    let mut pairs = vec![("error", error), ("error_description", description)];
-    if let Some(state) = state {
-        pairs.push(("state", state));
-    }
-    pairs.push(("iss", issuer));
-    with_query(redirect_uri, &pairs)
 }

@@ -6,6 +6,7 @@ pub(crate) mod grants;
 pub(crate) mod levels;
 pub(crate) mod login;
 pub(crate) mod oauth;
+pub(crate) mod redirects;
 pub(crate) mod request;
 pub(crate) mod tokens;
 pub mod upstream;
