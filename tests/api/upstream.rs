@@ -488,6 +488,19 @@ pub async fn discovery_is_cached_until_the_refresh_interval_passes() -> TestResu
 }
 plain_test!(discovery_is_cached_until_the_refresh_interval_passes);
 
+pub async fn a_provider_forgotten_by_a_reload_is_discovered_anew_at_the_next_login() -> TestResult {
+    let f = fixture().await?;
+    f.login().await?;
+    f.upstreams.forget("other");
+    f.login().await?;
+    assert_eq!((f.op.hits().discovery, f.op.hits().jwks), (1, 1), "another provider's change keeps this cache");
+    f.upstreams.forget(f.idp().id.as_str());
+    f.login().await?;
+    assert_eq!((f.op.hits().discovery, f.op.hits().jwks), (2, 2));
+    Ok(())
+}
+plain_test!(a_provider_forgotten_by_a_reload_is_discovered_anew_at_the_next_login);
+
 pub async fn userinfo_about_another_subject_is_refused() -> TestResult {
     let f = fixture().await?;
     f.op.set(|op| op.behaviour.userinfo = Userinfo::OtherSubject);
