@@ -109,6 +109,7 @@ impl RegistryReloader {
             }
         }
         self.counts.record_success();
+        crate::telemetry::metrics::registry_reload(true);
         tracing::info!(trigger = trigger.as_str(), changes = %diff, registry = %counts, "registry reloaded");
         let details = json!({ "trigger": trigger.as_str(), "changes": diff, "registry": counts.to_string() });
         let event = AuditEvent::new("registry.reloaded", "operator", "registry", details);
@@ -122,6 +123,7 @@ impl RegistryReloader {
 
     async fn refuse(&self, trigger: ReloadTrigger, problems: Problems) -> Problems {
         self.counts.record_failure(self.clock.now_millis(), problems.0.len());
+        crate::telemetry::metrics::registry_reload(false);
         for problem in &problems.0 {
             tracing::warn!(
                 file = %problem.source,

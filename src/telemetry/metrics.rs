@@ -37,6 +37,7 @@ const REFUNDS: &str = "pforte_refunds_total";
 const NOTIFICATION_ATTEMPTS: &str = "pforte_notification_attempts_total";
 const AUDIT_CHAIN_DURATION: &str = "pforte_audit_chain_batch_duration_seconds";
 const AUDIT_CHAINED: &str = "pforte_audit_events_chained_total";
+const REGISTRY_RELOADS: &str = "pforte_registry_reloads_total";
 
 /// Where a label value is not known or matched nothing, e.g. a request no route matched.
 pub const UNMATCHED: &str = "unmatched";
@@ -85,6 +86,14 @@ fn describe() {
     describe_counter!(NOTIFICATION_ATTEMPTS, "Notification delivery attempts, by outcome.");
     describe_histogram!(AUDIT_CHAIN_DURATION, Unit::Seconds, "Time to chain one batch of audit events.");
     describe_counter!(AUDIT_CHAINED, "Audit events moved into the hash chain.");
+    describe_counter!(REGISTRY_RELOADS, "Registry reloads: applied, or refused with the old registry kept.");
+}
+
+/// A registry reload (SIGHUP, `pforte reload`, `POST /reload`): `applied`, or refused because the
+/// files had problems (the old registry stays).
+pub fn registry_reload(applied: bool) {
+    let outcome = if applied { "applied" } else { "refused" };
+    counter!(REGISTRY_RELOADS, "outcome" => outcome).increment(1);
 }
 
 /// One answered HTTP request. `route` is the matched template (`None`: no route matched).

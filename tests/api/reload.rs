@@ -221,6 +221,10 @@ pub async fn a_reload_with_broken_files_keeps_serving_the_old_registry_and_names
     assert_eq!(body["changes"]["clients"]["added"], serde_json::json!(["second"]), "{body}");
     assert_eq!(body["changes"]["tenants"]["changed"], serde_json::json!([]), "the tenant is as before: {body}");
     assert_eq!(instance.token_status("second", SECOND_SECRET).await?, 200);
+    // Counted for monitoring: two refused, one applied.
+    let scrape = instance.http.get(format!("{}/metrics", instance.admin)).send().await?.text().await?;
+    assert!(scrape.contains("pforte_registry_reloads_total{outcome=\"refused\"} 2"), "{scrape}");
+    assert!(scrape.contains("pforte_registry_reloads_total{outcome=\"applied\"} 1"), "{scrape}");
     instance.pforte.stop()
 }
 backend_test!(a_reload_with_broken_files_keeps_serving_the_old_registry_and_names_every_problem);
