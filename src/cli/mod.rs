@@ -122,22 +122,29 @@ pub async fn run(cli: Cli) -> ExitCode {
         Ok(settings) => settings,
         Err(problems) => return invalid(&problems),
     };
-    crate::telemetry::init(&settings.log);
+    let telemetry = crate::telemetry::init(&settings.log, &settings.traces);
     // The instance checks the files itself, with its own environment for their secrets.
-    if matches!(cli.command, Some(Command::Reload)) {
-        return match reload::send(&settings) {
+    let code = if matches!(cli.command, Some(Command::Reload)) {
+        match reload::send(&settings) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("pforte: {e:#}");
                 ExitCode::from(EXIT_FAILURE)
             }
-        };
-    }
-    let registry = match load_registry(&settings) {
-        Ok(registry) => registry,
-        Err(problems) => return invalid(&problems),
+        }
+    } else {
+        match load_registry(&settings) {
+            Ok(registry) => run_command(cli.command.unwrap_or(Command::Serve), settings, registry).await,
+            Err(problems) => invalid(&problems),
+        }
     };
-    let result = match cli.command.unwrap_or(Command::Serve) {
+    // After the server stopped or the command finished: the spans still buffered go out now.
+    telemetry.shutdown().await;
+    code
+}
+
+async fn run_command(command: Command, settings: Settings, registry: Registry) -> ExitCode {
+    let result = match command {
         Command::Serve => serve(settings, registry).await,
         Command::Reload => Ok(()),
         Command::Check => return check(&settings, &registry),

@@ -288,3 +288,37 @@ fn a_key_published_ahead_for_less_than_the_jwks_cache_lifetime_is_refused() {
         Ok(())
     });
 }
+
+#[cfg(feature = "simulators")]
+#[test]
+fn traces_are_off_by_default_and_an_endpoint_loads_from_the_environment() {
+    Jail::expect_with(|jail| {
+        let settings = load_in_jail(jail, VALID).map_err(|p| p.to_string())?;
+        assert!(settings.traces.otlp_endpoint.is_none());
+        assert!((settings.traces.sample_ratio - 1.0).abs() < f64::EPSILON);
+        jail.set_env("PFORTE__TRACES__OTLP_ENDPOINT", "http://127.0.0.1:4318");
+        let settings = load_in_jail(jail, VALID).map_err(|p| p.to_string())?;
+        assert_eq!(settings.traces.otlp_endpoint.map(String::from).as_deref(), Some("http://127.0.0.1:4318/"));
+        Ok(())
+    });
+}
+
+#[test]
+fn a_trace_endpoint_that_is_not_plain_http_and_a_ratio_above_one_are_problems() {
+    for (endpoint, ratio, reason) in [
+        ("ftp://collector:4318", "1.0", "http or https"),
+        ("https://user:secret@collector:4318", "1.0", "user or password"),
+        ("http://collector:4318?token=x", "1.0", "query"),
+        ("http://collector:4318", "1.5", "between 0.0 and 1.0"),
+    ] {
+        Jail::expect_with(|jail| {
+            let text = format!("{VALID}\n[traces]\notlp_endpoint = \"{endpoint}\"\nsample_ratio = {ratio}\n");
+            let problems = load_in_jail(jail, &text).err().ok_or("expected an error")?;
+            assert!(
+                problems.0.iter().any(|p| p.key.starts_with("traces.") && p.reason.contains(reason)),
+                "{endpoint} {ratio}: {problems}"
+            );
+            Ok(())
+        });
+    }
+}

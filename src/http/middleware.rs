@@ -1,5 +1,6 @@
-//! Cross-cutting HTTP behaviour: request ids, access logs and request metrics, the standard error
-//! body for errors the framework produces itself, and security headers.
+//! Cross-cutting HTTP behaviour: request ids, access logs, request metrics and the request's trace
+//! span (continuing a caller's W3C trace context), the standard error body for errors the framework
+//! produces itself, and security headers.
 
 use std::time::Instant;
 
@@ -27,11 +28,17 @@ pub(crate) async fn request_context(request: Request, next: Next) -> Response {
         request_id = %id,
         method = %request.method(),
         path = %path,
+        otel.name = %format_args!("{} {path}", request.method()),
+        otel.kind = "server",
+        otel.status_code = tracing::field::Empty,
+        http.response.status_code = tracing::field::Empty,
     );
+    continue_trace(&span, request.headers());
     async move {
         let started = Instant::now();
         let mut response = next.run(request).await;
         let status = response.status().as_u16();
+        record_status(status);
         let took = started.elapsed();
         let latency_ms = took.as_secs_f64() * 1000.0;
         crate::telemetry::metrics::http_request(route.as_deref(), method.as_str(), status, took);
@@ -47,6 +54,37 @@ pub(crate) async fn request_context(request: Request, next: Next) -> Response {
     }
     .instrument(span)
     .await
+}
+
+/// An online service's (or a provider's) W3C `traceparent` makes the request span part of its trace.
+/// Only the trace context is read; without a trace exporter this changes nothing.
+fn continue_trace(span: &tracing::Span, headers: &axum::http::HeaderMap) {
+    use opentelemetry::propagation::TextMapPropagator;
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    let parent = opentelemetry_sdk::propagation::TraceContextPropagator::new().extract(&TraceHeaders(headers));
+    // Fails only when traces are off (no layer to take the parent): nothing to continue then.
+    let _ = span.set_parent(parent);
+}
+
+/// The status on the request span, for traces (the log line carries it itself).
+fn record_status(status: u16) {
+    let span = tracing::Span::current();
+    span.record("http.response.status_code", status);
+    if status >= 500 {
+        span.record("otel.status_code", "error");
+    }
+}
+
+struct TraceHeaders<'a>(&'a axum::http::HeaderMap);
+
+impl opentelemetry::propagation::Extractor for TraceHeaders<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|value| value.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(|name| name.as_str()).collect()
+    }
 }
 
 /// The route template the router matched, for the log and metrics. A path that matched no route is

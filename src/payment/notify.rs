@@ -181,7 +181,8 @@ impl Notifier {
     async fn attempt(&self, message: &OutboxRow) -> (AttemptRow, AttemptOutcome) {
         let now = self.clock.now_millis();
         let started = Instant::now();
-        let result = self.send(message, now).await;
+        let span = crate::http_client::outbound_span("notification.deliver", &message.client_id);
+        let result = tracing::Instrument::instrument(self.send(message, now), span).await;
         let attempt = |status: Option<u16>, error: Option<String>| AttemptRow {
             attempted_at: now,
             http_status: status.map(i64::from),
@@ -219,7 +220,7 @@ impl Notifier {
             tracing::warn!(message_id = %message.id, host = %host_of(&message.url), "notification URL out of reach");
             Failure::Permanent(refused.to_string())
         })?;
-        let response = request
+        let response = crate::http_client::with_trace_context(request)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header(ID_HEADER, &message.id)
             .header(TIMESTAMP_HEADER, timestamp.to_string())
@@ -229,6 +230,7 @@ impl Notifier {
             .await
             // The error names the kind of failure (connect, timeout), never the payload.
             .map_err(|e| {
+                crate::http_client::record_failure();
                 Failure::Transient(if e.is_timeout() {
                     "timeout".into()
                 } else if is_refused_address(&e) {
@@ -238,6 +240,7 @@ impl Notifier {
                     "connection failed".into()
                 })
             })?;
+        crate::http_client::record_status(response.status());
         Ok(response.status().as_u16())
     }
 

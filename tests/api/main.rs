@@ -82,6 +82,7 @@ mod simulators;
 mod status;
 mod status_read_amounts;
 mod tcp_proxy;
+mod traces;
 mod upstream;
 
 use libtest_mimic::Arguments;

@@ -16,8 +16,11 @@ use openidconnect::{AdditionalProviderMetadata, JsonWebKeySet, ProviderMetadata}
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use tracing::Instrument;
+
 use super::UpstreamError;
 use crate::clock::Clock;
+use crate::http_client::{outbound_span, record_failure, record_status, with_trace_context};
 use crate::registry::IdentityProvider;
 use crate::telemetry::metrics::{measure_upstream, UpstreamStep};
 
@@ -96,8 +99,10 @@ impl ProviderCache {
         idp: &IdentityProvider,
     ) -> Result<Arc<Provider>, UpstreamError> {
         let id = idp.id.as_str();
-        let mut metadata = measure_upstream(id, UpstreamStep::Discovery, discover(http, idp)).await?;
-        let jwks = measure_upstream(id, UpstreamStep::Jwks, fetch_jwks(http, &metadata)).await?;
+        let discovery = discover(http, idp).instrument(outbound_span("upstream.discovery", id));
+        let mut metadata = measure_upstream(id, UpstreamStep::Discovery, discovery).await?;
+        let keys = fetch_jwks(http, &metadata).instrument(outbound_span("upstream.jwks", id));
+        let jwks = measure_upstream(id, UpstreamStep::Jwks, keys).await?;
         metadata = metadata.set_jwks(jwks);
         let provider = Arc::new(Provider {
             metadata,
@@ -135,7 +140,8 @@ impl ProviderCache {
             entries.insert(idp.id.as_str().to_owned(), claimed.clone());
             claimed
         };
-        let jwks = measure_upstream(idp.id.as_str(), UpstreamStep::Jwks, fetch_jwks(http, &current.metadata)).await?;
+        let keys = fetch_jwks(http, &current.metadata).instrument(outbound_span("upstream.jwks", idp.id.as_str()));
+        let jwks = measure_upstream(idp.id.as_str(), UpstreamStep::Jwks, keys).await?;
         let provider = Arc::new(Provider { metadata: claimed.metadata.clone().set_jwks(jwks), ..(*claimed).clone() });
         self.put(idp.id.as_str(), provider.clone());
         Ok(Some(provider))
@@ -185,13 +191,13 @@ async fn fetch_jwks(
 /// A GET through the shared client that must answer 200 with JSON of the expected shape. Anything else
 /// means the provider cannot be used right now.
 async fn get_json<T: DeserializeOwned>(http: &reqwest::Client, url: &str, what: &str) -> Result<T, UpstreamError> {
-    let response = http
-        .get(url)
-        .header(reqwest::header::ACCEPT, "application/json")
+    let response = with_trace_context(http.get(url).header(reqwest::header::ACCEPT, "application/json"))
         .send()
         .await
+        .inspect_err(|_| record_failure())
         .map_err(|e| UpstreamError::Unavailable(format!("{what} cannot be fetched: {}", without_url(&e))))?;
     let status = response.status();
+    record_status(status);
     if status != reqwest::StatusCode::OK {
         return Err(UpstreamError::Unavailable(format!("{what} answered HTTP {}", status.as_u16())));
     }

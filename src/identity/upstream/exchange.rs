@@ -14,11 +14,14 @@ use openidconnect::{
 };
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Map, Value};
+use tracing::Instrument;
 
 use super::discovery::{json_problem, without_url, Provider};
 use super::{PendingUpstream, UpstreamError};
 use crate::clock::Clock;
-use crate::http_client::{read_capped, DEFAULT_MAX_BODY_BYTES};
+use crate::http_client::{
+    outbound_span, read_capped, record_failure, record_status, with_trace_context, DEFAULT_MAX_BODY_BYTES,
+};
 use crate::registry::{IdentityProvider, UpstreamClientAuth};
 
 /// RFC 7523, section 2.2.
@@ -66,7 +69,8 @@ pub(super) async fn redeem_code(
         }
         _ => request,
     };
-    request.request_async(&Transport(http.clone())).await.map_err(|e| match e {
+    let span = outbound_span("upstream.token", idp.id.as_str());
+    request.request_async(&Transport(http.clone())).instrument(span).await.map_err(|e| match e {
         RequestTokenError::Request(TransportError(reason)) => {
             UpstreamError::Unavailable(format!("the token endpoint failed: {reason}"))
         }
@@ -93,14 +97,15 @@ pub(super) async fn fetch_userinfo(
     access_token: &str,
     subject: &str,
 ) -> Result<Map<String, Value>, UpstreamError> {
-    let response = http
-        .get(endpoint.clone())
-        .bearer_auth(access_token)
-        .header(reqwest::header::ACCEPT, "application/json")
+    let request =
+        http.get(endpoint.clone()).bearer_auth(access_token).header(reqwest::header::ACCEPT, "application/json");
+    let response = with_trace_context(request)
         .send()
         .await
+        .inspect_err(|_| record_failure())
         .map_err(|e| UpstreamError::Unavailable(format!("the userinfo endpoint failed: {}", without_url(&e))))?;
     let status = response.status();
+    record_status(status);
     if status.is_server_error() {
         return Err(UpstreamError::Unavailable(format!("the userinfo endpoint answered HTTP {}", status.as_u16())));
     }
@@ -222,15 +227,13 @@ impl<'c> AsyncHttpClient<'c> for Transport {
     fn call(&'c self, request: HttpRequest) -> Self::Future {
         Box::pin(async move {
             let (parts, body) = request.into_parts();
-            let response = self
-                .0
-                .request(parts.method, parts.uri.to_string())
-                .headers(parts.headers)
-                .body(body)
-                .send()
-                .await
-                .map_err(|e| TransportError(without_url(&e).to_owned()))?;
+            let request = self.0.request(parts.method, parts.uri.to_string()).headers(parts.headers).body(body);
+            let response = with_trace_context(request).send().await.map_err(|e| {
+                record_failure();
+                TransportError(without_url(&e).to_owned())
+            })?;
             let status = response.status();
+            record_status(status);
             if status.is_server_error() {
                 return Err(TransportError(format!("answered HTTP {}", status.as_u16())));
             }

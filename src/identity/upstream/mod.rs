@@ -363,7 +363,9 @@ impl Upstreams {
         let userinfo = match provider.metadata.userinfo_endpoint() {
             Some(endpoint) => {
                 let access_token = tokens.access_token().secret();
+                let span = crate::http_client::outbound_span("upstream.userinfo", idp.id.as_str());
                 let fetch = exchange::fetch_userinfo(&self.http, endpoint.url(), access_token, &verified.subject);
+                let fetch = tracing::Instrument::instrument(fetch, span);
                 Some(measure_upstream(idp.id.as_str(), UpstreamStep::Userinfo, fetch).await?)
             }
             None => None,

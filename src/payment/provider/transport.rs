@@ -117,14 +117,18 @@ impl ProviderHttp {
         Ok(token.to_owned())
     }
 
-    /// Sends within the instance's time limit; no answer, a refused connection or a timeout make the
-    /// provider unavailable.
+    /// Sends within the instance's time limit, with the current span's trace context (the caller's
+    /// `provider.*` span); no answer, a refused connection or a timeout make the provider unavailable.
     pub(super) async fn send(&self, request: reqwest::RequestBuilder) -> Result<reqwest::Response, ProviderError> {
+        let request = crate::http_client::with_trace_context(request);
         match tokio::time::timeout(self.timeout, request.send()).await {
             Err(_) => Err(ProviderError::Unavailable(format!("no answer within {} s", self.timeout.as_secs()))),
             Ok(Err(e)) if e.is_timeout() => Err(ProviderError::Unavailable("timed out".into())),
             Ok(Err(_)) => Err(ProviderError::Unavailable("connection failed".into())),
-            Ok(Ok(response)) => Ok(response),
+            Ok(Ok(response)) => {
+                crate::http_client::record_status(response.status());
+                Ok(response)
+            }
         }
     }
 
