@@ -95,7 +95,7 @@ async fn main() -> anyhow::Result<()> {
         .merge(("workers.payment_status", false))
         .merge(("log.level", "warn"));
     let settings = Settings::from_figment(figment).map_err(|p| anyhow::anyhow!("{p}"))?;
-    pforte::telemetry::init(&settings.log);
+    let _telemetry = pforte::telemetry::init(&settings.log, &settings.traces);
     let registry =
         Registry::load(&settings.registry, &settings.server.public_url, true).map_err(|p| anyhow::anyhow!("{p}"))?;
     let app = Application::build_on(listener, settings, registry, Arc::new(SystemClock))?;

@@ -71,7 +71,7 @@ async fn main() -> anyhow::Result<()> {
         .merge(("rate_limit.oauth.requests", 100_000_000))
         .merge(("rate_limit.oauth_client.requests", 100_000_000));
     let settings = Settings::from_figment(figment).map_err(|p| anyhow::anyhow!("{p}"))?;
-    pforte::telemetry::init(&settings.log);
+    let _telemetry = pforte::telemetry::init(&settings.log, &settings.traces);
     let registry =
         Registry::load(&settings.registry, &settings.server.public_url, true).map_err(|p| anyhow::anyhow!("{p}"))?;
     let app = Application::build_on(listener, settings, registry, Arc::new(SystemClock))?;

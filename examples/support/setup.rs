@@ -144,7 +144,7 @@ impl Instance {
         let figment =
             unlimited.iter().fold(figment, |f, group| f.merge((format!("rate_limit.{group}.requests"), 100_000_000)));
         let settings = Settings::from_figment(figment).map_err(|p| anyhow::anyhow!("{p}"))?;
-        pforte::telemetry::init(&settings.log);
+        let _telemetry = pforte::telemetry::init(&settings.log, &settings.traces);
         let registry = Registry::load(&settings.registry, &settings.server.public_url, true)
             .map_err(|p| anyhow::anyhow!("{p}"))?;
         let app = Application::build_on(listener, settings, registry, Arc::new(SystemClock))?;
