@@ -4,6 +4,7 @@
 
 mod problem;
 mod rate_limit;
+mod traces;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -15,6 +16,7 @@ use url::Url;
 
 pub use problem::{Problem, Problems};
 pub use rate_limit::{Quota, RateLimitSettings};
+pub use traces::TraceSettings;
 
 use crate::crypto::secret::SecretRef;
 
@@ -47,29 +49,6 @@ pub struct Settings {
     pub status: StatusSettings,
     #[serde(default)]
     pub traces: TraceSettings,
-}
-
-/// Traces (OpenTelemetry, issue 11): where spans go. Off unless `otlp_endpoint` is set.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TraceSettings {
-    /// The OTLP/HTTP collector's address (`http://127.0.0.1:4318`); spans go to its `/v1/traces`.
-    #[serde(default)]
-    pub otlp_endpoint: Option<Url>,
-    /// The share of traces pforte starts that are recorded (0.0 to 1.0); a trace an online service
-    /// started keeps that service's decision.
-    #[serde(default = "default_sample_ratio")]
-    pub sample_ratio: f64,
-}
-
-impl Default for TraceSettings {
-    fn default() -> Self {
-        TraceSettings { otlp_endpoint: None, sample_ratio: default_sample_ratio() }
-    }
-}
-
-fn default_sample_ratio() -> f64 {
-    1.0
 }
 
 /// The dependency status (`health`, issue 11): how often the running service asks its upstream
@@ -500,7 +479,7 @@ impl Settings {
         if self.status.check_interval_secs == 0 {
             problems.push("settings", "status.check_interval_secs", "must be greater than zero");
         }
-        self.validate_traces(&mut problems);
+        self.traces.validate(&mut problems);
         if self.audit.chain_interval_ms == 0 {
             problems.push("settings", "audit.chain_interval_ms", "must be greater than zero");
         }
@@ -521,29 +500,6 @@ impl Settings {
             );
         }
         problems
-    }
-
-    fn validate_traces(&self, problems: &mut Problems) {
-        if let Some(url) = &self.traces.otlp_endpoint {
-            if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-                problems.push(
-                    "settings",
-                    "traces.otlp_endpoint",
-                    "must be an http or https URL of an OTLP/HTTP collector",
-                );
-            }
-            // The address is written to the log at start; credentials for the collector belong in
-            // OTEL_EXPORTER_OTLP_HEADERS, not in the URL.
-            if !url.username().is_empty() || url.password().is_some() {
-                problems.push("settings", "traces.otlp_endpoint", "must not carry a user or password");
-            }
-            if url.query().is_some() || url.fragment().is_some() {
-                problems.push("settings", "traces.otlp_endpoint", "must not carry a query or fragment");
-            }
-        }
-        if !(0.0..=1.0).contains(&self.traces.sample_ratio) {
-            problems.push("settings", "traces.sample_ratio", "must be between 0.0 and 1.0");
-        }
     }
 
     /// The issuer string: the public URL without a trailing slash.
