@@ -350,3 +350,27 @@ pub async fn a_login_traces_the_upstream_calls_without_codes_or_secrets(ctx: Tes
     Ok(())
 }
 backend_test!(a_login_traces_the_upstream_calls_without_codes_or_secrets);
+
+/// A graceful stop sends the spans still waiting for their batch: with a batch delay of a minute,
+/// the request's span reaches the collector only through the flush at SIGTERM.
+pub async fn a_graceful_stop_sends_the_spans_still_buffered(ctx: TestContext) -> TestResult {
+    let collector = Collector::start().await?;
+    let clients = format!("{MANIFEST_DIR}/config/clients");
+    let env =
+        [("PFORTE__TRACES__OTLP_ENDPOINT", collector.url.clone()), ("OTEL_BSP_SCHEDULE_DELAY", "60000".to_owned())];
+    let pforte = Pforte::start(&ctx, free_port()?, &clients, "traces", &env).await?;
+    let (trace_id, caller) = (hex(16), hex(8));
+    let answer = reqwest::Client::new()
+        .get(format!("{}/.well-known/openid-configuration", pforte.base))
+        .header("traceparent", format!("00-{trace_id}-{caller}-01"))
+        .send()
+        .await?;
+    assert_eq!(answer.status(), 200);
+    let ours = |spans: &[Span]| spans.iter().any(|s| s.trace_id == trace_id && s.parent == caller);
+    assert!(!ours(&collector.spans()), "exported before the batch delay: the flush would go untested");
+    pforte.stop()?;
+    let spans = collector.spans();
+    assert!(ours(&spans), "{spans:#?}");
+    Ok(())
+}
+backend_test!(a_graceful_stop_sends_the_spans_still_buffered);
