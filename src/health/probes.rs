@@ -124,10 +124,12 @@ pub(super) fn provider_state(checks: &[PaymentCheck]) -> State {
     }
 }
 
-/// The outbox's size and age; `not_checked` when the database does not answer in time.
+/// The outbox's size and age (from the same statement `/metrics` reads); `not_checked` when the
+/// database does not answer in time.
 pub(super) async fn outbox(db: &Database, clock: &dyn Clock, limit: Duration) -> OutboxHealth {
-    let summary = match tokio::time::timeout(limit, db.outbox_summary()).await {
-        Ok(Ok(summary)) => summary,
+    let now = clock.now_millis();
+    let backlog = match tokio::time::timeout(limit, db.backlog(now)).await {
+        Ok(Ok(backlog)) => backlog,
         _ => {
             return OutboxHealth {
                 status: State::NotChecked,
@@ -137,15 +139,14 @@ pub(super) async fn outbox(db: &Database, clock: &dyn Clock, limit: Duration) ->
             }
         }
     };
-    let now = clock.now_millis();
-    let age_secs = summary.oldest_undelivered_at.map(|at| now.saturating_sub(at).max(0) / 1000);
-    let backlog = age_secs.is_some_and(|age| age > OUTBOX_BACKLOG_AFTER.as_secs() as i64);
-    let status = if backlog || summary.given_up > 0 { State::Degraded } else { State::Up };
+    let age_secs = backlog.outbox_oldest_created_at.map(|at| now.saturating_sub(at).max(0) / 1000);
+    let backlog_too_old = age_secs.is_some_and(|age| age > OUTBOX_BACKLOG_AFTER.as_secs() as i64);
+    let status = if backlog_too_old || backlog.outbox_given_up > 0 { State::Degraded } else { State::Up };
     OutboxHealth {
         status,
-        undelivered: Some(summary.undelivered),
+        undelivered: Some(backlog.outbox_depth),
         oldest_undelivered_age_secs: age_secs,
-        given_up: Some(summary.given_up),
+        given_up: Some(backlog.outbox_given_up),
     }
 }
 

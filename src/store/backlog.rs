@@ -17,6 +17,8 @@ pub struct Backlog {
     /// Notifications neither delivered nor given up.
     pub outbox_depth: i64,
     pub outbox_oldest_created_at: Option<i64>,
+    /// Notifications given up after their last attempt, waiting for a redelivery by hand.
+    pub outbox_given_up: i64,
     /// Payments in INITIAL, and those of them past their expiry (the status worker fails those).
     pub open_payments: i64,
     pub open_payments_expired: i64,
@@ -61,6 +63,8 @@ impl Database {
                  AS outbox_depth, \
                (SELECT MIN(created_at) FROM notification_outbox WHERE delivered_at IS NULL AND gave_up_at IS NULL) \
                  AS outbox_oldest, \
+               (SELECT COUNT(*) FROM notification_outbox WHERE delivered_at IS NULL AND gave_up_at IS NOT NULL) \
+                 AS outbox_given_up, \
                (SELECT COUNT(*) FROM payments WHERE status = 'INITIAL') AS open_payments, \
                (SELECT COUNT(*) FROM payments WHERE status = 'INITIAL' AND expires_at <= $1) AS open_expired, \
                (SELECT MIN(COALESCE(next_check_at, created_at)) FROM payments \
@@ -74,6 +78,7 @@ impl Database {
         Ok(Backlog {
             outbox_depth: row.try_get("outbox_depth")?,
             outbox_oldest_created_at: row.try_get("outbox_oldest")?,
+            outbox_given_up: row.try_get("outbox_given_up")?,
             open_payments: row.try_get("open_payments")?,
             open_payments_expired: row.try_get("open_expired")?,
             oldest_check_due_at: row.try_get("oldest_due")?,

@@ -23,17 +23,6 @@ pub struct OutboxRow {
     pub gave_up_reason: Option<String>,
 }
 
-/// The state of the outbox as a whole, for the operator's status report.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct OutboxSummary {
-    /// Messages neither delivered nor given up.
-    pub undelivered: i64,
-    /// `created_at` of the oldest of them, in Unix milliseconds.
-    pub oldest_undelivered_at: Option<i64>,
-    /// Messages given up after their last attempt, waiting for a redelivery by hand.
-    pub given_up: i64,
-}
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AttemptRow {
     pub attempted_at: i64,
@@ -167,25 +156,6 @@ impl Database {
         .execute(self.writer())
         .await?;
         Ok(done.rows_affected() == 1)
-    }
-
-    /// How many messages wait, since when, and how many were given up (one statement, one scan of
-    /// the undelivered rows).
-    pub async fn outbox_summary(&self) -> StorageResult<OutboxSummary> {
-        let row = sqlx::query(
-            "SELECT \
-               COALESCE(SUM(CASE WHEN gave_up_at IS NULL THEN 1 ELSE 0 END), 0) AS undelivered, \
-               MIN(CASE WHEN gave_up_at IS NULL THEN created_at END) AS oldest, \
-               COALESCE(SUM(CASE WHEN gave_up_at IS NULL THEN 0 ELSE 1 END), 0) AS given_up \
-             FROM notification_outbox WHERE delivered_at IS NULL",
-        )
-        .fetch_one(self.pool())
-        .await?;
-        Ok(OutboxSummary {
-            undelivered: row.try_get("undelivered")?,
-            oldest_undelivered_at: row.try_get("oldest")?,
-            given_up: row.try_get("given_up")?,
-        })
     }
 
     pub async fn notification(&self, id: &str) -> StorageResult<Option<OutboxRow>> {

@@ -81,7 +81,7 @@ fn instances(registry: &Registry, http: &reqwest::Client) -> Instances {
 }
 
 fn instance(provider: &PaymentProvider, http: &reqwest::Client) -> Result<Arc<dyn PaymentAdapter>, ProviderError> {
-    // Measured here, once for every caller (`measured`).
+    // Traced and measured here, once for every caller (`measured`).
     let adapter = adapter_for(provider, http).map(|adapter| Measured::wrap(provider.id.as_str(), adapter));
     if let Err(e) = &adapter {
         tracing::warn!(provider = provider.id.as_str(), error = %e, "payment provider entry cannot be used");

@@ -1,18 +1,22 @@
-//! Every payment provider call measured in one place: [`Measured`] wraps an adapter and records each
-//! call's duration and failures by provider and operation (`telemetry::metrics`), so no adapter
-//! carries metrics code of its own. [`super::Providers`] wraps every adapter it builds.
+//! Every payment provider call observed in one place: [`Measured`] wraps an adapter and runs each
+//! call in its own trace span (`provider.create`, `provider.status`, … naming the provider
+//! instance; the HTTP requests inside carry it as `traceparent`, see `ProviderHttp::send`) and
+//! records its duration and failures by provider and operation (`telemetry::metrics`), so no adapter
+//! carries tracing or metrics code of its own. [`super::Providers`] wraps every adapter it builds.
 
 use std::sync::Arc;
 
 use reqwest::header::HeaderMap;
+use tracing::Instrument;
 
 use super::{
     CallbackError, NewProviderPayment, PaymentAdapter, ProviderCallback, ProviderCreated, ProviderError,
     ProviderFuture, ProviderRefund, ProviderRefunded, ProviderState,
 };
+use crate::http_client::{outbound_span, record_failure};
 use crate::telemetry::metrics::measure_provider;
 
-/// An adapter whose calls are measured, labelled with its provider's registry id.
+/// An adapter whose calls are traced and measured, labelled with its provider's registry id.
 pub(super) struct Measured {
     provider_id: String,
     inner: Arc<dyn PaymentAdapter>,
@@ -21,6 +25,26 @@ pub(super) struct Measured {
 impl Measured {
     pub(super) fn wrap(provider_id: &str, inner: Arc<dyn PaymentAdapter>) -> Arc<dyn PaymentAdapter> {
         Arc::new(Measured { provider_id: provider_id.to_owned(), inner })
+    }
+
+    /// `call` inside the span `span_name`, measured as `operation`. A failed call marks the span
+    /// failed; the error text, which may quote the provider, stays out of the trace.
+    fn observe<'a, T: Send + 'a>(
+        &'a self,
+        operation: &'static str,
+        span_name: &'static str,
+        call: ProviderFuture<'a, T>,
+    ) -> ProviderFuture<'a, T> {
+        let span = outbound_span(span_name, &self.provider_id);
+        let traced = async move {
+            let result = call.await;
+            if result.as_ref().err().and_then(failure).is_some() {
+                record_failure();
+            }
+            result
+        }
+        .instrument(span);
+        Box::pin(measure_provider(&self.provider_id, operation, failure, traced))
     }
 }
 
@@ -37,7 +61,7 @@ fn failure(error: &ProviderError) -> Option<&'static str> {
 
 impl PaymentAdapter for Measured {
     fn create<'a>(&'a self, payment: &'a NewProviderPayment<'a>) -> ProviderFuture<'a, ProviderCreated> {
-        Box::pin(measure_provider(&self.provider_id, "create", failure, self.inner.create(payment)))
+        self.observe("create", "provider.create", self.inner.create(payment))
     }
 
     fn status<'a>(
@@ -46,8 +70,7 @@ impl PaymentAdapter for Measured {
         endpoint_id: &'a str,
         reference: &'a str,
     ) -> ProviderFuture<'a, ProviderState> {
-        let call = self.inner.status(originator_id, endpoint_id, reference);
-        Box::pin(measure_provider(&self.provider_id, "status", failure, call))
+        self.observe("status", "provider.status", self.inner.status(originator_id, endpoint_id, reference))
     }
 
     fn cancel<'a>(
@@ -56,20 +79,19 @@ impl PaymentAdapter for Measured {
         endpoint_id: &'a str,
         reference: &'a str,
     ) -> ProviderFuture<'a, ()> {
-        let call = self.inner.cancel(originator_id, endpoint_id, reference);
-        Box::pin(measure_provider(&self.provider_id, "cancel", failure, call))
+        self.observe("cancel", "provider.cancel", self.inner.cancel(originator_id, endpoint_id, reference))
     }
 
     fn refund<'a>(&'a self, refund: &'a ProviderRefund<'a>) -> ProviderFuture<'a, ProviderRefunded> {
-        Box::pin(measure_provider(&self.provider_id, "refund", failure, self.inner.refund(refund)))
+        self.observe("refund", "provider.refund", self.inner.refund(refund))
     }
 
     /// The operator's status checks (`health`) are provider calls too, labelled `probe`.
     fn probe<'a>(&'a self, originator_id: &'a str, endpoint_id: &'a str) -> ProviderFuture<'a, ()> {
-        Box::pin(measure_provider(&self.provider_id, "probe", failure, self.inner.probe(originator_id, endpoint_id)))
+        self.observe("probe", "provider.probe", self.inner.probe(originator_id, endpoint_id))
     }
 
-    /// No call to the provider: the callback's signature is checked locally.
+    /// Local work (a signature check), no call to the provider: neither span nor measurement.
     fn parse_callback(&self, headers: &HeaderMap, body: &[u8]) -> Result<ProviderCallback, CallbackError> {
         self.inner.parse_callback(headers, body)
     }

@@ -9,7 +9,6 @@
 mod instances;
 mod measured;
 pub(crate) mod pmpayment;
-mod traced;
 mod transport;
 mod xbezahldienste;
 
@@ -178,18 +177,17 @@ pub trait PaymentAdapter: Send + Sync {
     }
 }
 
-/// A new adapter for a provider instance, each call in its own trace span; the running service takes its adapters from
-/// [`Providers`], which calls this once per instance. The development simulator speaks XBezahldienste, so it
+/// A new adapter for a provider instance; the running service takes its adapters from
+/// [`Providers`], which calls this once per instance and traces and measures every call. The development simulator speaks XBezahldienste, so it
 /// shares that adapter: what runs in development is the protocol production uses.
 pub fn adapter_for(
     provider: &PaymentProvider,
     http: &reqwest::Client,
 ) -> Result<Arc<dyn PaymentAdapter>, ProviderError> {
-    let adapter: Arc<dyn PaymentAdapter> = match provider.kind {
+    match provider.kind {
         PaymentProviderKind::XBezahldienste | PaymentProviderKind::Simulator => {
-            Arc::new(xbezahldienste::XBezahldienste::new(provider, http)?)
+            Ok(Arc::new(xbezahldienste::XBezahldienste::new(provider, http)?))
         }
-        PaymentProviderKind::PmPayment => Arc::new(pmpayment::PmPayment::new(provider, http)?),
-    };
-    Ok(Arc::new(traced::Traced::new(provider.id.as_str(), adapter)))
+        PaymentProviderKind::PmPayment => Ok(Arc::new(pmpayment::PmPayment::new(provider, http)?)),
+    }
 }
