@@ -2,8 +2,10 @@
 //! machine at the same moment:
 //!
 //! - payment creates/s through pforte (32 at once) beside the database's own rate for the same
-//!   writes (pforte's own recording of a payment, `PaymentSignals::create_recording`, called
-//!   straight from here: no HTTP, no provider, no parsing) and beside the no-op provider stub;
+//!   writes (a transaction per payment with the same rows, issued straight from here with sqlx's
+//!   driver for the database), beside pforte's own recording of a payment called straight
+//!   (`PaymentSignals::create_recording`: no HTTP, no provider, no parsing) and beside the no-op
+//!   provider stub;
 //! - the median pforte adds to one create at a time (pforte's p50 minus the stub's);
 //! - `client_credentials` tokens/s beside raw ES256 signatures/s on as many threads as pforte's
 //!   runtime has workers;
@@ -26,6 +28,7 @@ mod report;
 #[path = "support/setup.rs"]
 mod setup;
 
+use std::str::FromStr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -34,6 +37,7 @@ use clap::Parser;
 use futures_util::stream::{self, StreamExt};
 use josekit::jws::{JwsSigner, ES256};
 use pforte::keys::MasterKey;
+use pforte::store::payments::PaymentRow;
 use pforte::store::personal_data::PersonalData;
 use serde_json::Value;
 
@@ -123,9 +127,13 @@ async fn main() -> anyhow::Result<()> {
     let sampler = start_sampler(&database).await?;
     let pforte_many = creates.run(&creates.pforte, n, c).await.print(&format!("pforte, {c} at once"), "creates/s");
     let pforte_waits = stop_sampler(sampler).await?;
-    let db_many = database_ceiling(&pforte, &creates, n, c)
+    let model = model_payment(&pforte, &creates).await?;
+    let db_many = database_ceiling(&database.url, &model, n, c)
         .await?
         .print(&format!("database alone, same writes, {c} at once"), "creates/s");
+    let recording = recording_alone(&pforte, &model, n, c)
+        .await
+        .print(&format!("pforte's recording alone, {c} at once"), "creates/s");
 
     let cores_rate = raw_es256(workers, options.sign_secs)?;
     println!("{:>42}: {cores_rate:>8.0} signatures/s on {workers} threads", "raw ES256 (josekit)");
@@ -157,6 +165,11 @@ async fn main() -> anyhow::Result<()> {
         pforte_many.rate(),
         db_many.rate(),
         verdict(ratio >= 50.0)
+    );
+    println!(
+        "creates through pforte = {:.0} % of pforte's recording alone ({:.0}/s)",
+        percent(pforte_many.rate(), recording.rate()),
+        recording.rate()
     );
     println!(
         "creates through pforte = {:.1} % of the no-op stub ({:.0}/s)",
@@ -193,6 +206,7 @@ async fn main() -> anyhow::Result<()> {
     figure("creates_stub_per_s", stub_many.rate());
     figure("creates_pforte_per_s", pforte_many.rate());
     figure("creates_database_per_s", db_many.rate());
+    figure("creates_recording_alone_per_s", recording.rate());
     figure("creates_pforte_percent_of_database", ratio);
     figure("creates_pforte_percent_of_stub", percent(pforte_many.rate(), stub_many.rate()));
     figure("one_create_stub_p50_ms", stub_one.percentile_ms(0.5));
@@ -271,33 +285,128 @@ impl Creates {
     }
 }
 
-/// The database's own rate for a create's writes: one payment made through pforte is the model
-/// (its row and sealed personal data, as pforte stored them), and `n` copies under new ids are
-/// recorded by pforte's own code for it, `concurrency` at a time, on pforte's connection pool.
-async fn database_ceiling(
-    pforte: &Instance,
-    creates: &Creates,
-    n: usize,
-    concurrency: usize,
-) -> anyhow::Result<Report> {
+/// One payment made through pforte, as stored: the model for the ceilings' writes.
+struct Model {
+    row: PaymentRow,
+    sealed: Option<String>,
+}
+
+async fn model_payment(pforte: &Instance, creates: &Creates) -> anyhow::Result<Model> {
     let model_id = creates.one(&creates.pforte).await;
     let db = &pforte.state.db;
-    let model = db.payment(&model_id).await?.ok_or_else(|| anyhow::anyhow!("the model payment is not stored"))?;
+    let row = db.payment(&model_id).await?.ok_or_else(|| anyhow::anyhow!("the model payment is not stored"))?;
     let sealed = match db.payment_personal_data(&model_id).await? {
         Some(PersonalData::Sealed(sealed)) => Some(sealed),
         _ => None,
     };
+    Ok(Model { row, sealed })
+}
+
+/// The ceiling issue 13 names: the database's own rate for a transaction with a create's writes
+/// (the payment row with its sealed personal data, its first event, its audit event), issued
+/// straight from the benchmark with sqlx's driver for the database, `concurrency` at a time, one
+/// transaction per payment: what a client of the database gets without pforte's code.
+/// SQLite: one connection with pforte's settings (WAL, `synchronous = FULL`), as SQLite has one
+/// writer; PostgreSQL: 16 connections, as pforte has.
+async fn database_ceiling(url: &str, model: &Model, n: usize, concurrency: usize) -> anyhow::Result<Report> {
+    let columns = "transaction_id, originator_id, endpoint_id, client_id, request_id, request, gros_amount, \
+                   provider_id, provider_reference, pay_url, status, status_detail, created_at, updated_at, \
+                   expires_at, effective_request, personal_data";
+    let insert_payment = format!(
+        "INSERT INTO payments ({columns}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+    );
+    let insert_event =
+        "INSERT INTO payment_events (transaction_id, from_status, to_status, source, detail, recorded_at) \
+                        VALUES ($1, 'INITIAL', 'INITIAL', 'client', NULL, $2)";
+    let insert_audit = "INSERT INTO audit_pending (recorded_at, event, actor, subject, details) \
+                        VALUES ($1, 'payment.created', $2, $3, $4)";
+    let details = r#"{"originator":"demo-service","endpoint":"09162000","provider":"bench-stub"}"#;
+    let insert_payment = insert_payment.as_str();
+    let row = &model.row;
+    macro_rules! one_create {
+        ($tx:expr, $i:expr) => {{
+            let id = pforte::crypto::random_token();
+            let now = chrono::Utc::now().timestamp_millis();
+            sqlx::query(insert_payment)
+                .bind(&id)
+                .bind(&row.originator_id)
+                .bind(&row.endpoint_id)
+                .bind(&row.client_id)
+                .bind(format!("D-{}", $i))
+                .bind(&row.request)
+                .bind(row.gros_amount.to_string())
+                .bind(&row.provider_id)
+                .bind(&row.provider_reference)
+                .bind(&row.pay_url)
+                .bind("INITIAL")
+                .bind(&row.status_detail)
+                .bind(now)
+                .bind(now)
+                .bind(row.expires_at)
+                .bind(&row.effective_request)
+                .bind(&model.sealed)
+                .execute(&mut *$tx)
+                .await
+                .expect("payment row");
+            sqlx::query(insert_event).bind(&id).bind(now).execute(&mut *$tx).await.expect("event row");
+            sqlx::query(insert_audit)
+                .bind(now)
+                .bind(&row.client_id)
+                .bind(&id)
+                .bind(details)
+                .execute(&mut *$tx)
+                .await
+                .expect("audit row");
+        }};
+    }
+    if url.starts_with("sqlite:") {
+        let options = sqlx::sqlite::SqliteConnectOptions::from_str(url)?
+            .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+            .synchronous(sqlx::sqlite::SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(5));
+        let pool = sqlx::sqlite::SqlitePoolOptions::new().max_connections(1).connect_with(options).await?;
+        let report = run(n, concurrency, |i| {
+            let pool = pool.clone();
+            async move {
+                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.expect("begin");
+                one_create!(tx, i);
+                tx.commit().await.expect("commit");
+            }
+        })
+        .await;
+        pool.close().await;
+        Ok(report)
+    } else {
+        let pool = sqlx::postgres::PgPoolOptions::new().max_connections(16).connect(url).await?;
+        let report = run(n, concurrency, |i| {
+            let pool = pool.clone();
+            async move {
+                let mut tx = pool.begin().await.expect("begin");
+                one_create!(tx, i);
+                tx.commit().await.expect("commit");
+            }
+        })
+        .await;
+        pool.close().await;
+        Ok(report)
+    }
+}
+
+/// pforte's own recording of a create (`PaymentSignals::create_recording`: one statement on
+/// PostgreSQL, the group commit on SQLite) called straight, `concurrency` at a time: what is left
+/// of a create when HTTP, the token check, parsing and the provider call are taken away.
+async fn recording_alone(pforte: &Instance, model: &Model, n: usize, concurrency: usize) -> Report {
     let signals = &pforte.state.payment_signals;
-    Ok(run(n, concurrency, |i| {
-        let mut row = model.clone();
+    run(n, concurrency, |i| {
+        let mut row = model.row.clone();
         row.transaction_id = pforte::crypto::random_token();
         row.request_id = format!("C-{i}");
-        let sealed = sealed.clone();
+        let sealed = model.sealed.clone();
         async move {
             signals.create_recording(&row, sealed.as_deref(), None).await.expect("recorded");
         }
     })
-    .await)
+    .await
 }
 
 /// ES256 signatures per second over `threads` threads signing for `secs` seconds each: the most

@@ -23,7 +23,7 @@ use sha2::{Digest, Sha256};
 use sqlx::AnyConnection;
 
 use crate::clock::SharedClock;
-use crate::store::audit_log::{self, AuditRow, PendingSummary};
+use crate::store::audit_log::{self, AuditRow, PendingAuditRow, PendingSummary};
 use crate::store::{Database, StorageError};
 
 /// The `prev_hash` of the first row.
@@ -112,9 +112,20 @@ impl AuditLog {
     /// `audit_pending` without the chain lock; the chainer gives it its place in the chain. Returns
     /// its pending id (not its chain position, which it does not have yet).
     pub async fn append_in(&self, conn: &mut AnyConnection, event: AuditEvent) -> Result<i64, StorageError> {
-        let details = event.details.to_string();
-        let recorded_at = self.clock.now_millis();
-        audit_log::insert_pending(conn, recorded_at, &event.event, &event.actor, &event.subject, &details).await
+        let row = self.pending(event);
+        audit_log::insert_pending(conn, row.recorded_at, &row.event, &row.actor, &row.subject, &row.details).await
+    }
+
+    /// The row `append_in` would write, for a request that writes it with its other rows in one
+    /// statement (`store::payment_create`).
+    pub fn pending(&self, event: AuditEvent) -> PendingAuditRow {
+        PendingAuditRow {
+            recorded_at: self.clock.now_millis(),
+            event: event.event,
+            actor: event.actor,
+            subject: event.subject,
+            details: event.details.to_string(),
+        }
     }
 
     /// Chains every event waiting when called, batch after batch, until none waits or another

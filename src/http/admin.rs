@@ -80,6 +80,7 @@ async fn metrics_text(State(state): State<AppState>) -> Response {
             .collect(),
         write_transactions,
         write_wait_seconds,
+        group_commits: state.db.group_commits(),
     };
     let content_type = "text/plain; version=0.0.4; charset=utf-8";
     ([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "no-store")], metrics::render(&handle, &scrape))

@@ -19,9 +19,8 @@ use crate::audit::{AuditEvent, AuditLog};
 use crate::clock::SharedClock;
 use crate::registry::SharedRegistry;
 use crate::store::callbacks;
-use crate::store::idempotency;
+use crate::store::payment_create::{AnswerRow, CreatedPayment};
 use crate::store::payments::{self, PaymentEventRow, PaymentRow, ProviderFacts};
-use crate::store::personal_data;
 use crate::store::{Database, StorageError};
 use crate::telemetry::metrics;
 
@@ -145,32 +144,30 @@ impl PaymentSignals {
         personal_data: Option<&str>,
         keyed: Option<&KeyedAnswer<'_>>,
     ) -> Result<(), CreateError> {
-        let mut tx = self.db.begin_write().await?;
-        match payments::insert(&mut tx, row).await {
+        let details =
+            json!({ "originator": row.originator_id, "endpoint": row.endpoint_id, "provider": row.provider_id });
+        let created = CreatedPayment {
+            row: row.clone(),
+            personal_data: personal_data.map(str::to_owned),
+            first_event: PaymentEventRow {
+                from_status: Status::Initial,
+                to_status: Status::Initial,
+                source: "client".to_owned(),
+                detail: None,
+                recorded_at: row.created_at,
+            },
+            audit: self.audit.pending(AuditEvent::new("payment.created", &row.client_id, &row.transaction_id, details)),
+            answer: keyed.map(|keyed| AnswerRow {
+                client_id: keyed.client_id.to_owned(),
+                key: keyed.key.to_owned(),
+                status: keyed.answer.status,
+                body: keyed.answer.body.clone(),
+            }),
+        };
+        match self.db.insert_created_payment(created).await {
             Err(e) if e.is_unique_violation() => return Err(CreateError::Exists),
             other => other?,
         }
-        if let Some(sealed) = personal_data {
-            personal_data::store_in(&mut tx, &row.transaction_id, sealed).await?;
-        }
-        let event = PaymentEventRow {
-            from_status: Status::Initial,
-            to_status: Status::Initial,
-            source: "client".to_owned(),
-            detail: None,
-            recorded_at: row.created_at,
-        };
-        payments::insert_event(&mut tx, &row.transaction_id, &event).await?;
-        let details =
-            json!({ "originator": row.originator_id, "endpoint": row.endpoint_id, "provider": row.provider_id });
-        self.audit
-            .append_in(&mut tx, AuditEvent::new("payment.created", &row.client_id, &row.transaction_id, details))
-            .await?;
-        if let Some(answer) = keyed {
-            let stored = answer.answer;
-            idempotency::store_response_in(&mut tx, answer.client_id, answer.key, stored.status, &stored.body).await?;
-        }
-        tx.commit().await.map_err(StorageError::from)?;
         metrics::payment_created(&row.provider_id);
         Ok(())
     }
@@ -184,9 +181,14 @@ impl PaymentSignals {
         source: Source,
         detail: Option<&str>,
     ) -> Result<Outcome, StorageError> {
-        let mut tx = self.db.begin_write().await?;
-        let applied = self.record_in(&mut tx, transaction_id, signal, source, detail).await?;
-        tx.commit().await.map_err(StorageError::from)?;
+        // Shares the group commit with concurrent writes on SQLite (`store::group_commit`).
+        let (signals, id, detail) = (self.clone(), transaction_id.to_owned(), detail.map(str::to_owned));
+        let applied = self
+            .db
+            .write_grouped(Box::new(move |tx| {
+                Box::pin(async move { signals.record_in(tx, &id, signal, source, detail.as_deref()).await })
+            }))
+            .await?;
         Ok(applied.committed())
     }
 
@@ -201,14 +203,23 @@ impl PaymentSignals {
         signal: Status,
         detail: Option<&str>,
     ) -> Result<Option<Outcome>, StorageError> {
-        let mut tx = self.db.begin_write().await?;
-        let now = self.clock.now_millis();
-        if !callbacks::insert(&mut tx, provider_id, event_id, transaction_id, now).await? {
-            return Ok(None);
-        }
-        let applied = self.record_in(&mut tx, transaction_id, signal, Source::Provider, detail).await?;
-        tx.commit().await.map_err(StorageError::from)?;
-        Ok(Some(applied.committed()))
+        let signals = self.clone();
+        let (provider, event, id) = (provider_id.to_owned(), event_id.to_owned(), transaction_id.to_owned());
+        let detail = detail.map(str::to_owned);
+        let applied = self
+            .db
+            .write_grouped(Box::new(move |tx| {
+                Box::pin(async move {
+                    let now = signals.clock.now_millis();
+                    if !callbacks::insert(tx, &provider, &event, &id, now).await? {
+                        return Ok(None);
+                    }
+                    let applied = signals.record_in(tx, &id, signal, Source::Provider, detail.as_deref()).await?;
+                    Ok::<_, StorageError>(Some(applied))
+                })
+            }))
+            .await?;
+        Ok(applied.map(Applied::committed))
     }
 
     /// [`Self::record`] inside the caller's write transaction; the caller commits.

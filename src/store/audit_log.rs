@@ -39,6 +39,18 @@ pub struct PendingSummary {
     pub oldest_recorded_at: Option<i64>,
 }
 
+/// An event as a request records it for the chainer (`audit_pending`), written with the request's
+/// other rows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingAuditRow {
+    pub recorded_at: i64,
+    pub event: String,
+    pub actor: String,
+    pub subject: String,
+    /// JSON text: ids, kinds and counts only.
+    pub details: String,
+}
+
 const COLUMNS: &str = "seq, recorded_at, event, actor, subject, details, prev_hash, hash";
 const PENDING_COLUMNS: &str = "id, recorded_at, event, actor, subject, details";
 

@@ -4,6 +4,7 @@
 use sqlx::{AnyConnection, Row};
 
 use super::{Database, StorageResult};
+use crate::config::Backend;
 
 /// Stores the response under the key inside the caller's transaction, so that the response of a
 /// create is recorded with the payment it announces (a crash cannot keep one without the other).
@@ -25,6 +26,41 @@ pub(crate) async fn store_response_in(
     .execute(&mut *conn)
     .await?;
     Ok(())
+}
+
+#[derive(Debug, Clone, Copy)]
+struct ClaimTimes {
+    now: i64,
+    expires_at: i64,
+    abandoned_before: i64,
+}
+
+/// The claim statement; 1 when this call holds the key now.
+async fn claim_in(
+    conn: &mut AnyConnection,
+    client_id: &str,
+    key: &str,
+    request_hash: &str,
+    times: ClaimTimes,
+) -> StorageResult<u64> {
+    let done = sqlx::query(
+        "INSERT INTO idempotency_keys (client_id, idempotency_key, request_hash, created_at, expires_at) \
+         VALUES ($1, $2, $3, $4, $5) \
+         ON CONFLICT (client_id, idempotency_key) DO UPDATE SET request_hash = excluded.request_hash, \
+           created_at = excluded.created_at, expires_at = excluded.expires_at, \
+           response_status = NULL, response_body = NULL \
+         WHERE idempotency_keys.expires_at <= $4 \
+           OR (idempotency_keys.response_status IS NULL AND idempotency_keys.created_at <= $6)",
+    )
+    .bind(client_id)
+    .bind(key)
+    .bind(request_hash)
+    .bind(times.now)
+    .bind(times.expires_at)
+    .bind(times.abandoned_before)
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected())
 }
 
 /// What is stored under a key that was claimed before.
@@ -49,25 +85,23 @@ impl Database {
         abandoned_before: i64,
         expires_at: i64,
     ) -> StorageResult<Option<StoredKey>> {
-        // One statement (one commit): insert the claim, or take over an expired or abandoned one.
-        let claimed = sqlx::query(
-            "INSERT INTO idempotency_keys (client_id, idempotency_key, request_hash, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5) \
-             ON CONFLICT (client_id, idempotency_key) DO UPDATE SET request_hash = excluded.request_hash, \
-               created_at = excluded.created_at, expires_at = excluded.expires_at, \
-               response_status = NULL, response_body = NULL \
-             WHERE idempotency_keys.expires_at <= $4 \
-               OR (idempotency_keys.response_status IS NULL AND idempotency_keys.created_at <= $6)",
-        )
-        .bind(client_id)
-        .bind(key)
-        .bind(request_hash)
-        .bind(now)
-        .bind(expires_at)
-        .bind(abandoned_before)
-        .execute(self.writer())
-        .await?;
-        if claimed.rows_affected() == 1 {
+        // One statement: insert the claim, or take over an expired or abandoned one. On SQLite it
+        // joins the group commit, so concurrent claims share one sync.
+        let claimed = match self.backend() {
+            Backend::Sqlite => {
+                let (client, key, hash) = (client_id.to_owned(), key.to_owned(), request_hash.to_owned());
+                let times = ClaimTimes { now, expires_at, abandoned_before };
+                self.write_grouped(Box::new(move |conn| {
+                    Box::pin(async move { claim_in(conn, &client, &key, &hash, times).await })
+                }))
+                .await?
+            }
+            Backend::Postgres => {
+                let times = ClaimTimes { now, expires_at, abandoned_before };
+                claim_in(&mut *self.writer().acquire().await?, client_id, key, request_hash, times).await?
+            }
+        };
+        if claimed == 1 {
             return Ok(None);
         }
         let row = sqlx::query(

@@ -9,12 +9,14 @@ pub(crate) mod callbacks;
 pub(crate) mod finance_imports;
 pub(crate) mod finance_sessions;
 pub(crate) mod finance_tokens;
+mod group_commit;
 mod health;
 pub(crate) mod idempotency;
 pub(crate) mod ledger;
 pub(crate) mod logins;
 pub(crate) mod notification_log;
 pub(crate) mod outbox;
+pub mod payment_create;
 pub mod payments;
 pub mod personal_data;
 pub mod refunds;
@@ -76,6 +78,12 @@ pub enum StorageError {
     SqliteFile(String),
     #[error("stored data is not what pforte wrote: {0}")]
     Corrupt(String),
+    /// The shared transaction of a group commit (SQLite) failed; every member it held shares the error.
+    #[error("database error: {0}")]
+    Batch(std::sync::Arc<sqlx::Error>),
+    /// The group commit's writer task stopped (the database is shutting down).
+    #[error("the database writer is not running")]
+    WriterGone,
 }
 
 impl StorageError {
@@ -92,6 +100,8 @@ impl StorageError {
             StorageError::Sqlx(e) | StorageError::Migrate(sqlx::migrate::MigrateError::Execute(e)) => {
                 health::is_unavailable(e)
             }
+            StorageError::Batch(e) => health::is_unavailable(e),
+            StorageError::WriterGone => true,
             _ => false,
         }
     }
@@ -112,6 +122,8 @@ pub struct Database {
     outage: health::OutageLog,
     /// Shared by all clones, like the pools.
     write_waits: std::sync::Arc<backlog::WriteWaits>,
+    /// The queue to the SQLite writer that commits concurrent writes together.
+    group_commit: std::sync::Arc<group_commit::GroupCommit>,
 }
 
 impl Database {
@@ -140,6 +152,7 @@ impl Database {
             outage: health::OutageLog::default(),
             redacted_url,
             write_waits: Default::default(),
+            group_commit: Default::default(),
         })
     }
 

@@ -50,7 +50,8 @@ pub struct PaymentEventRow {
     pub recorded_at: i64,
 }
 
-const COLUMNS: &str = "transaction_id, originator_id, endpoint_id, client_id, request_id, request, gros_amount, \
+pub(super) const COLUMNS: &str =
+    "transaction_id, originator_id, endpoint_id, client_id, request_id, request, gros_amount, \
                        provider_id, provider_reference, pay_url, status, status_detail, timed_out_at, \
                        paid_after_timeout_at, created_at, updated_at, expires_at, effective_request, \
                        payment_method, payment_method_detail, transaction_reference, paid_at, notify_url";
@@ -88,35 +89,52 @@ fn from_row(row: &AnyRow) -> StorageResult<PaymentRow> {
 /// Inserts a new payment; a second one with the same (originator, endpoint, requestId) fails with a
 /// unique violation (`StorageError::is_unique_violation`), which the API answers `PAYMENT_EXISTS`.
 pub async fn insert(conn: &mut AnyConnection, row: &PaymentRow) -> StorageResult<()> {
-    sqlx::query(&format!(
-        "INSERT INTO payments ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)"
-    ))
-    .bind(&row.transaction_id)
-    .bind(&row.originator_id)
-    .bind(&row.endpoint_id)
-    .bind(&row.client_id)
-    .bind(&row.request_id)
-    .bind(&row.request)
-    .bind(row.gros_amount.to_string())
-    .bind(&row.provider_id)
-    .bind(&row.provider_reference)
-    .bind(&row.pay_url)
-    .bind(row.status.as_str())
-    .bind(&row.status_detail)
-    .bind(row.timed_out_at)
-    .bind(row.paid_after_timeout_at)
-    .bind(row.created_at)
-    .bind(row.updated_at)
-    .bind(row.expires_at)
-    .bind(&row.effective_request)
-    .bind(&row.payment_method)
-    .bind(&row.payment_method_detail)
-    .bind(&row.transaction_reference)
-    .bind(row.paid_at)
-    .bind(&row.notify_url)
-    .execute(&mut *conn)
-    .await?;
+    insert_with_personal_data(conn, row, None).await
+}
+
+/// As `insert`, with the payment's sealed personal data in the same statement.
+pub(super) async fn insert_with_personal_data(
+    conn: &mut AnyConnection,
+    row: &PaymentRow,
+    personal_data: Option<&str>,
+) -> StorageResult<()> {
+    let sql = format!(
+        "INSERT INTO payments ({COLUMNS}, personal_data) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
+         $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)"
+    );
+    bind_row(sqlx::query(&sql), row).bind(personal_data).execute(&mut *conn).await?;
     Ok(())
+}
+
+/// Binds a row's values as `$1` to `$23`, in the order of `COLUMNS`.
+pub(super) fn bind_row<'q>(
+    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    row: &'q PaymentRow,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    query
+        .bind(&row.transaction_id)
+        .bind(&row.originator_id)
+        .bind(&row.endpoint_id)
+        .bind(&row.client_id)
+        .bind(&row.request_id)
+        .bind(&row.request)
+        .bind(row.gros_amount.to_string())
+        .bind(&row.provider_id)
+        .bind(&row.provider_reference)
+        .bind(&row.pay_url)
+        .bind(row.status.as_str())
+        .bind(&row.status_detail)
+        .bind(row.timed_out_at)
+        .bind(row.paid_after_timeout_at)
+        .bind(row.created_at)
+        .bind(row.updated_at)
+        .bind(row.expires_at)
+        .bind(&row.effective_request)
+        .bind(&row.payment_method)
+        .bind(&row.payment_method_detail)
+        .bind(&row.transaction_reference)
+        .bind(row.paid_at)
+        .bind(&row.notify_url)
 }
 
 pub async fn get(conn: &mut AnyConnection, transaction_id: &str) -> StorageResult<Option<PaymentRow>> {

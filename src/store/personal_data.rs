@@ -25,16 +25,6 @@ pub struct UnsealedPayment {
     pub effective_request: Option<String>,
 }
 
-/// Records the sealed personal data of a payment just inserted, in the caller's transaction.
-pub(crate) async fn store_in(conn: &mut AnyConnection, transaction_id: &str, sealed: &str) -> StorageResult<()> {
-    sqlx::query("UPDATE payments SET personal_data = $1 WHERE transaction_id = $2")
-        .bind(sealed)
-        .bind(transaction_id)
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
-}
-
 /// Deletes the personal data of up to `limit` payments of `endpoint_id` in a final status whose last
 /// change was at or before `changed_before`; the number purged. Already purged rows and rows not yet
 /// sealed are left alone, so running it again purges nothing twice.

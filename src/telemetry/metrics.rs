@@ -284,6 +284,8 @@ pub struct Scrape {
     /// SQLite's write lock).
     pub write_transactions: u64,
     pub write_wait_seconds: f64,
+    /// Transactions SQLite's group commit committed: write transactions / this = writes per sync.
+    pub group_commits: u64,
 }
 
 /// Work waiting in the database, as ages in seconds (0 when nothing waits).
@@ -383,6 +385,14 @@ pub fn render_scrape(scrape: &Scrape) -> String {
     sample(&mut out, count, &[], scrape.write_transactions as f64);
     family(&mut out, waited, "counter", "Time spent waiting to begin write transactions since the start.");
     sample(&mut out, waited, &[], scrape.write_wait_seconds);
+    let commits = "pforte_database_group_commits_total";
+    family(
+        &mut out,
+        commits,
+        "counter",
+        "Transactions SQLite's group commit committed, each holding one or more writes.",
+    );
+    sample(&mut out, commits, &[], scrape.group_commits as f64);
     out
 }
 
@@ -423,12 +433,19 @@ mod tests {
     #[test]
     fn a_scrape_without_the_database_says_so_and_leaves_its_backlog_out() {
         let pools = vec![Pool { name: "write", in_use: 1, idle: 0, max: 1 }];
-        let text = render_scrape(&Scrape { backlog: None, pools, write_transactions: 3, write_wait_seconds: 0.5 });
+        let text = render_scrape(&Scrape {
+            backlog: None,
+            pools,
+            write_transactions: 3,
+            write_wait_seconds: 0.5,
+            group_commits: 2,
+        });
         assert!(text.contains("\npforte_database_up 0\n"), "{text}");
         assert!(!text.contains("pforte_notification_outbox_depth"), "{text}");
         assert!(text.contains("pforte_database_connections{pool=\"write\",state=\"in_use\"} 1\n"), "{text}");
         assert!(text.contains("pforte_database_write_wait_seconds_total 0.5\n"), "{text}");
         assert!(text.contains("# TYPE pforte_database_write_transactions_total counter\n"), "{text}");
+        assert!(text.contains("pforte_database_group_commits_total 2\n"), "{text}");
         assert!(text.contains("pforte_build_info{version=\""), "{text}");
     }
 
