@@ -309,9 +309,25 @@ impl LoginService {
         Ok(with_query(&request.redirect_uri, &pairs))
     }
 
-    /// Checks the held SAML Response and consumes its assertion id. Whatever the outcome, the login's
-    /// AuthnRequest is answered now: a second Response to it (InResponseTo used twice) finds nothing.
+    /// Checks the held SAML Response and consumes its assertion id. The held Response is the only
+    /// answer this login's AuthnRequest gets (its slot stays taken); a failed one ends the upstream
+    /// part of the login, so the RelayState is then unknown too.
     async fn complete_saml(
+        &self,
+        row: &LoginRow,
+        provider: &IdentityProvider,
+        pending: &PendingUpstream,
+    ) -> Result<UpstreamIdentity, UpstreamError> {
+        let outcome = self.check_saml(row, provider, pending).await;
+        if outcome.is_err() {
+            if let Err(e) = self.db.end_login_upstream(&row.id).await {
+                tracing::warn!(error = %e, "could not end a refused SAML login");
+            }
+        }
+        outcome
+    }
+
+    async fn check_saml(
         &self,
         row: &LoginRow,
         provider: &IdentityProvider,
@@ -323,8 +339,6 @@ impl LoginService {
         let posted =
             self.master.open(&row.id, sealed).map_err(|_| invalid("the held SAML Response cannot be opened"))?;
         let posted = String::from_utf8(posted).map_err(|_| invalid("the held SAML Response is not text"))?;
-        let ended = self.db.end_login_upstream(&row.id).await;
-        ended.map_err(|e| UpstreamError::Unavailable(format!("pforte's database: {e}")))?;
         let login = self.upstreams.complete_saml(provider, pending, &posted).await?;
         let id_hash = fingerprint(&login.assertion_id);
         let first_use =

@@ -78,6 +78,8 @@ mod refunds;
 mod registration;
 mod reload;
 mod routing;
+mod saml;
+mod saml_idp;
 mod simulators;
 mod status;
 mod status_read_amounts;
