@@ -306,3 +306,147 @@ fn akdb_extension(akdb: &AkdbFile, subject_attribute: &str, check: &mut FileChec
         requested_attributes,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use openssl::asn1::Asn1Time;
+    use openssl::hash::MessageDigest;
+    use openssl::rsa::Rsa;
+    use openssl::x509::X509NameBuilder;
+
+    use super::*;
+    use crate::config::{Problems, RegistrySettings};
+    use crate::registry::Registry;
+
+    const ENTRY: &str = r#"
+kind = "saml"
+display_name = "BundID"
+account_type = "person"
+
+[levels]
+STORK-QAA-Level-3 = "substantial"
+
+[saml]
+metadata_file = "idp.xml"
+entity_id = "{public_url}/saml/bundid"
+signing_key = "file:{dir}/sp.key"
+signing_certificate = "file:{dir}/sp.crt"
+decryption_key = "file:{dir}/sp.key"
+decryption_certificate = "file:{dir}/sp.crt"
+subject_attribute = "urn:oid:bpk2"
+
+[saml.akdb]
+online_service_id = "service-1"
+organization_display_name = "Stadt Musterstadt"
+authn_methods = ["eID"]
+
+[saml.akdb.requested_attributes]
+"urn:oid:bpk2" = "required"
+"#;
+
+    fn key_and_cert(bits: u32) -> (String, String) {
+        let key = PKey::from_rsa(Rsa::generate(bits).unwrap()).unwrap();
+        let mut name = X509NameBuilder::new().unwrap();
+        name.append_entry_by_text("CN", "sp.test").unwrap();
+        let name = name.build();
+        let mut cert = X509::builder().unwrap();
+        cert.set_subject_name(&name).unwrap();
+        cert.set_issuer_name(&name).unwrap();
+        cert.set_pubkey(&key).unwrap();
+        cert.set_not_before(&Asn1Time::days_from_now(0).unwrap()).unwrap();
+        cert.set_not_after(&Asn1Time::days_from_now(1).unwrap()).unwrap();
+        cert.sign(&key, MessageDigest::sha256()).unwrap();
+        let key_pem = String::from_utf8(key.private_key_to_pem_pkcs8().unwrap()).unwrap();
+        (key_pem, String::from_utf8(cert.build().to_pem().unwrap()).unwrap())
+    }
+
+    fn metadata(cert_pem: &str) -> String {
+        let der = X509::from_pem(cert_pem.as_bytes()).unwrap().to_der().unwrap();
+        let cert = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, der);
+        format!(
+            r#"<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" xmlns:ds="http://www.w3.org/2000/09/xmldsig#" entityID="https://idp.test"><md:IDPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol"><md:KeyDescriptor use="signing"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>{cert}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor><md:SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="https://idp.test/sso"/></md:IDPSSODescriptor></md:EntityDescriptor>"#
+        )
+    }
+
+    /// Loads a registry whose only entity is the SAML provider `entry` (with `{dir}` filled in),
+    /// the IdP metadata `idp_xml` beside it and `key`/`cert` as pforte's key pair.
+    fn load(entry: &str, idp_xml: &str, key: &str, cert: &str) -> Result<Registry, Problems> {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        for folder in ["providers/identity", "clients", "tenants"] {
+            std::fs::create_dir_all(root.join(folder)).unwrap();
+        }
+        std::fs::write(root.join("sp.key"), key).unwrap();
+        std::fs::write(root.join("sp.crt"), cert).unwrap();
+        std::fs::write(root.join("providers/identity/idp.xml"), idp_xml).unwrap();
+        let entry = entry.replace("{dir}", &root.display().to_string());
+        std::fs::write(root.join("providers/identity/bundid.toml"), entry).unwrap();
+        let settings = RegistrySettings {
+            providers: root.join("providers"),
+            clients: root.join("clients"),
+            tenants: root.join("tenants"),
+        };
+        Registry::load(&settings, &url::Url::parse("http://localhost:8080").unwrap(), true)
+    }
+
+    fn problems(result: Result<Registry, Problems>) -> Vec<(String, String)> {
+        match result {
+            Ok(_) => Vec::new(),
+            Err(problems) => problems.0.into_iter().map(|p| (p.key, p.reason)).collect(),
+        }
+    }
+
+    fn has(problems: &[(String, String)], key: &str, reason_part: &str) -> bool {
+        problems.iter().any(|(k, reason)| k == key && reason.contains(reason_part))
+    }
+
+    #[test]
+    fn a_valid_saml_entry_loads_with_its_pinned_metadata_and_extension() {
+        let (key, cert) = key_and_cert(3072);
+        let registry = load(ENTRY, &metadata(&cert), &key, &cert).unwrap();
+        let saml = registry.identity_provider("bundid").and_then(|idp| idp.saml()).unwrap();
+        assert_eq!(saml.entity_id, "http://localhost:8080/saml/bundid");
+        let MetadataSource::File(metadata) = &saml.metadata else { panic!("metadata from the file") };
+        assert_eq!(metadata.entity_id, "https://idp.test");
+        assert_eq!(metadata.signing_certificates.len(), 1);
+        let akdb = saml.akdb.as_ref().unwrap();
+        assert_eq!(akdb.requested_attributes.get("urn:oid:bpk2"), Some(&true));
+    }
+
+    #[test]
+    fn each_wrong_saml_setting_is_named_by_its_key() {
+        let (key, cert) = key_and_cert(3072);
+        let (_, other_cert) = key_and_cert(3072);
+        let entry = ENTRY
+            .replace("kind = \"saml\"", "kind = \"saml\"\nissuer = \"https://id.example\"")
+            .replace("entity_id = \"{public_url}/saml/bundid\"", "entity_id = \"not a uri\"")
+            .replace("authn_methods = [\"eID\"]", "authn_methods = [\"eID\", \"Fax\"]")
+            .replace("\"urn:oid:bpk2\" = \"required\"", "\"urn:oid:bpk2\" = \"optional\"");
+        // pforte's certificate file holds another key's certificate.
+        let found = problems(load(&entry, &metadata(&cert), &key, &other_cert));
+        assert!(has(&found, "issuer", "not used with kind \"saml\""), "{found:?}");
+        assert!(has(&found, "saml.entity_id", "absolute URI"), "{found:?}");
+        assert!(has(&found, "saml.akdb.authn_methods[1]", "`Fax`"), "{found:?}");
+        assert!(has(&found, "saml.akdb.requested_attributes", "as \"required\""), "{found:?}");
+        assert!(has(&found, "saml.signing_certificate", "does not belong to the private key"), "{found:?}");
+    }
+
+    #[test]
+    fn a_weak_key_or_unusable_metadata_is_refused() {
+        let (weak_key, weak_cert) = key_and_cert(2048);
+        let found = problems(load(ENTRY, &metadata(&weak_cert), &weak_key, &weak_cert));
+        assert!(has(&found, "saml.signing_key", "at least 3072"), "{found:?}");
+        let (key, cert) = key_and_cert(3072);
+        let with_dtd = format!("<!DOCTYPE x [<!ENTITY e \"x\">]>{}", metadata(&cert));
+        assert!(has(&problems(load(ENTRY, &with_dtd, &key, &cert)), "saml.metadata_file", "DTD"));
+        let no_cert = metadata(&cert).replace("use=\"signing\"", "use=\"encryption\"");
+        assert!(has(&problems(load(ENTRY, &no_cert, &key, &cert)), "saml.metadata_file", "no signing certificate"));
+    }
+
+    #[test]
+    fn a_saml_entry_without_its_table_is_named() {
+        let entry = ENTRY.split("[saml]").next().unwrap();
+        let found = problems(load(entry, "", "", ""));
+        assert!(has(&found, "saml", "required with kind \"saml\""), "{found:?}");
+    }
+}

@@ -116,7 +116,7 @@ fn certificate_der(base64_text: &str) -> Result<Vec<u8>, String> {
 
 /// Refuses XML that is larger than `max_bytes` or carries a document type declaration (internal or
 /// external entities, "billion laughs", external DTD fetches): SAML never needs one (SAML 2.0 Core,
-/// section 1.3; SECURITY.md #34).
+/// section 1.3; SECURITY.md #38).
 pub fn refuse_unsafe_xml(text: &str, max_bytes: usize) -> Result<(), String> {
     if text.len() > max_bytes {
         return Err(format!("is larger than {max_bytes} bytes"));
