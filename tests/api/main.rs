@@ -80,6 +80,7 @@ mod reload;
 mod routing;
 mod saml;
 mod saml_idp;
+mod saml_interop;
 mod simulators;
 mod status;
 mod status_read_amounts;

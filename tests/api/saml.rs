@@ -64,6 +64,11 @@ authn_methods = ["eID", "Elster"]
 /// pforte with the shipped registry plus the SAML provider, which the demo service may use;
 /// `metadata_extra` goes into the IdP's metadata (see [`saml_idp::idp_metadata`]).
 pub async fn spawn(ctx: &TestContext, metadata_extra: &str) -> TestApp {
+    spawn_with_metadata(ctx, &saml_idp::idp_metadata(metadata_extra)).await
+}
+
+/// [`spawn`] with this IdP metadata document.
+pub async fn spawn_with_metadata(ctx: &TestContext, idp_metadata: &str) -> TestApp {
     let root = ctx.dir.path();
     let providers = root.join("providers");
     copy_dir(&Path::new(MANIFEST_DIR).join("providers"), &providers).expect("copy providers");
@@ -72,8 +77,7 @@ pub async fn spawn(ctx: &TestContext, metadata_extra: &str) -> TestApp {
     let identity = providers.join("identity");
     let entry = PROVIDER_FILE.replace("{dir}", &root.display().to_string());
     std::fs::write(identity.join(format!("{PROVIDER}.toml")), entry).expect("provider");
-    std::fs::write(identity.join("bundid-saml-metadata.xml"), saml_idp::idp_metadata(metadata_extra))
-        .expect("metadata");
+    std::fs::write(identity.join("bundid-saml-metadata.xml"), idp_metadata).expect("metadata");
     let clients = root.join("clients");
     copy_dir(&Path::new(MANIFEST_DIR).join("config/clients"), &clients).expect("copy clients");
     let demo = std::fs::read_to_string(clients.join("demo.toml")).expect("demo client");
@@ -144,9 +148,9 @@ pub async fn assert_refused(answer: reqwest::Response) -> anyhow::Result<()> {
     let status = answer.status();
     let target = location(&answer);
     let body = answer.text().await?;
-    assert!(!target.contains("code=") && !body.contains("code="), "a code was issued: {target}");
+    anyhow::ensure!(!target.contains("code=") && !body.contains("code="), "a code was issued: {target}");
     let back = if status == 303 { target } else { body.replace("&amp;", "&") };
-    assert!(back.contains("error=access_denied"), "status {status}: {back}");
+    anyhow::ensure!(back.contains("error=access_denied"), "status {status}: {back}");
     Ok(())
 }
 

@@ -6,6 +6,7 @@
 //! The flow shares [`super::PendingUpstream`] with OpenID Connect: its `state` is the RelayState, its
 //! `request_id` the AuthnRequest's ID that the Response must answer (InResponseTo).
 
+mod encrypted;
 mod metadata;
 mod request;
 mod response;

@@ -15,6 +15,7 @@ use quick_xml::name::ResolveResult;
 use samael::crypto::{AllowedSignatureAlgorithm, CertificateDer, Crypto, CryptoProvider, ReduceMode};
 use samael::schema::{Assertion, Response};
 
+use super::encrypted::{self, EncryptedParts};
 use crate::registry::saml_metadata::IdpMetadata;
 use crate::registry::saml_metadata::{refuse_unsafe_xml, AES_CBC_METHODS};
 
@@ -95,7 +96,8 @@ pub(super) fn check(
 
     // An error status carries no assertion; it still has to answer pforte's request, at pforte's ACS.
     if shape.status.first().map(String::as_str) != Some(STATUS_SUCCESS) {
-        let envelope: Response = xml.parse().map_err(|_| invalid("the SAML Response cannot be read"))?;
+        let (envelope, _) = encrypted::split(&xml)?;
+        let envelope: Response = envelope.parse().map_err(|_| invalid("the SAML Response cannot be read"))?;
         check_envelope(&envelope, metadata, expected)?;
         let code = shape.status.last().cloned().unwrap_or_default();
         return Err(Refusal::Status(code.rsplit(':').next().unwrap_or_default().chars().take(64).collect()));
@@ -120,9 +122,11 @@ pub(super) fn check(
     // From here on only the signed content is read.
     let assertion = match Shape::read(&signed)?.root.as_str() {
         "Response" => {
-            let response: Response = signed.parse().map_err(|_| invalid("the signed SAML Response cannot be read"))?;
+            let (envelope, encrypted) = encrypted::split(&signed)?;
+            let response: Response =
+                envelope.parse().map_err(|_| invalid("the signed SAML Response cannot be read"))?;
             check_envelope(&response, metadata, expected)?;
-            match (response.assertion, response.encrypted_assertion) {
+            match (response.assertion, encrypted) {
                 (Some(assertion), None) => assertion,
                 (None, Some(encrypted)) => decrypt(&encrypted, metadata, decryption_key)?,
                 _ => return Err(invalid("the signed SAML Response carries no single assertion")),
@@ -131,11 +135,12 @@ pub(super) fn check(
         "Assertion" => {
             // Only the assertion is signed: the envelope's own claims are not the IdP's word, but an
             // envelope that contradicts pforte's request is refused all the same.
-            let envelope: Response = xml.parse().map_err(|_| invalid("the SAML Response cannot be read"))?;
-            check_envelope(&envelope, metadata, expected)?;
-            if envelope.encrypted_assertion.is_some() {
+            let (envelope, encrypted) = encrypted::split(&xml)?;
+            if encrypted.is_some() {
                 return Err(invalid("an encrypted assertion must come in a signed Response"));
             }
+            let envelope: Response = envelope.parse().map_err(|_| invalid("the SAML Response cannot be read"))?;
+            check_envelope(&envelope, metadata, expected)?;
             signed.parse().map_err(|_| invalid("the signed assertion cannot be read"))?
         }
         _ => return Err(invalid("the signature covers neither the Response nor the assertion")),
@@ -161,24 +166,31 @@ fn check_envelope(response: &Response, metadata: &IdpMetadata, expected: &Expect
 }
 
 fn decrypt(
-    encrypted: &samael::schema::EncryptedAssertion,
+    encrypted: &EncryptedParts,
     metadata: &IdpMetadata,
     key: &openssl::pkey::PKey<openssl::pkey::Private>,
 ) -> Result<Assertion, Refusal> {
-    let (_, key_method) =
-        encrypted.encrypted_key_info().ok_or_else(|| invalid("the encrypted assertion has no key"))?;
-    if key_method != RSA_OAEP {
+    if encrypted.key_cipher.is_empty() || encrypted.data_cipher.is_empty() {
+        return Err(invalid("the encrypted assertion has no key or no content"));
+    }
+    if encrypted.key_method != RSA_OAEP {
         return Err(invalid("the assertion's key is not encrypted with RSA-OAEP"));
     }
-    let (_, data_method) =
-        encrypted.encrypted_value_info().ok_or_else(|| invalid("the encrypted assertion has no content"))?;
-    let cbc_allowed = metadata.demands_aes_cbc() && AES_CBC_METHODS.contains(&data_method.as_str());
-    if !AES_GCM.contains(&data_method.as_str()) && !cbc_allowed {
+    let data_method = encrypted.data_method.as_str();
+    let cbc_allowed = metadata.demands_aes_cbc() && AES_CBC_METHODS.contains(&data_method);
+    if !AES_GCM.contains(&data_method) && !cbc_allowed {
         return Err(invalid(
             "the assertion is not encrypted with AES-GCM (AES-CBC only where the IdP's metadata demands it)",
         ));
     }
-    encrypted.decrypt(key).map_err(|_| invalid("the encrypted assertion cannot be decrypted with pforte's key"))
+    let xml = encrypted.decrypt(key)?;
+    // The plaintext is the IdP's too, and is held to the same rules as the Response around it.
+    refuse_unsafe_xml(&xml, MAX_RESPONSE_BASE64_BYTES)
+        .map_err(|reason| invalid(format!("the decrypted assertion {reason}")))?;
+    if Shape::read(&xml)?.root != "Assertion" {
+        return Err(invalid("the encrypted content is not an assertion"));
+    }
+    xml.parse().map_err(|_| invalid("the decrypted assertion cannot be read"))
 }
 
 fn check_assertion(
