@@ -193,7 +193,14 @@ fn metadata_source(f: &SamlFile, dir: &Path, check: &mut FileCheck<'_>) -> Optio
             let parsed = IdpMetadata::parse(&text).map_err(|reason| format!("{} {reason}", path.display()));
             check.accept("saml.metadata_file", parsed).map(|m| MetadataSource::File(Box::new(m)))
         }
-        (None, Some(url)) => check.http_url("saml.metadata_url", url).map(MetadataSource::Url),
+        (None, Some(url)) => {
+            let url = check.http_url("saml.metadata_url", url)?;
+            if !check.context.dev_simulators && url.as_str().starts_with(&check.context.dev_prefix()) {
+                check.problem("saml.metadata_url", "points at a development simulator, and dev.simulators is off");
+                return None;
+            }
+            Some(MetadataSource::Url(url))
+        }
         (Some(_), Some(_)) => {
             check.problem("saml.metadata_url", "give either metadata_file or metadata_url, not both");
             None

@@ -148,7 +148,7 @@ mod loading {
         let registry = Registry::load(&settings, &public_url(), true)?;
         assert_eq!(
             registry.counts(),
-            RegistryCounts { identity_providers: 3, payment_providers: 2, tenants: 2, clients: 1 }
+            RegistryCounts { identity_providers: 4, payment_providers: 2, tenants: 2, clients: 1 }
         );
         let demo = registry.client_by_originator("demo-service").map(|c| c.id.as_str());
         assert_eq!(demo, Some("demo"));
@@ -172,6 +172,8 @@ mod loading {
         assert_problem!(problems, "identity/bundid-sim.toml", "client_auth.secret", "plain:");
         assert_problem!(problems, "payment/sim-pay.toml", "kind", "development only");
         assert_problem!(problems, "clients/demo.toml", "auth.secret", "plain:");
+        assert_problem!(problems, "identity/bundid-saml-sim.toml", "saml.metadata_url", "development simulator");
+        assert_problem!(problems, "identity/bundid-saml-sim.toml", "saml.signing_key", "plain:");
     }
 
     #[test]

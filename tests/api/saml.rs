@@ -143,6 +143,12 @@ pub async fn id_token_of(app: &TestApp, answer: &reqwest::Response) -> anyhow::R
     verify_id_token(app, tokens["id_token"].as_str().unwrap_or_default()).await
 }
 
+/// The tokens the service redeems for the code in `answer`.
+pub async fn tokens_of(app: &TestApp, answer: &reqwest::Response) -> anyhow::Result<Value> {
+    let code = code_from(answer, app).await.get("code").cloned().unwrap_or_default();
+    Ok(redeem(app, &code, VERIFIER).await.json().await?)
+}
+
 /// No code reached the service; its way back (redirect or the page's link) says access_denied.
 pub async fn assert_refused(answer: reqwest::Response) -> anyhow::Result<()> {
     let status = answer.status();
@@ -458,3 +464,64 @@ pub async fn a_login_without_the_stable_identifier_is_refused(ctx: TestContext) 
     .await
 }
 backend_test!(a_login_without_the_stable_identifier_is_refused);
+
+pub async fn the_demo_service_logs_in_through_the_saml_simulator(ctx: TestContext) -> TestResult {
+    let app = ctx.spawn_app().await;
+    let mut browser = Browser::new(&app);
+    let params = with(citizen_request(&app, "openid profile birth", SUBSTANTIAL), "idp_hint", Some("bundid-saml-sim"));
+    let to_idp = browser.authorize(&params).await;
+    assert_eq!(to_idp.status(), 303);
+    assert!(location(&to_idp).starts_with(&app.url("/dev/bundid-saml/sso?SAMLRequest=")), "{}", location(&to_idp));
+    let page = browser.get(&location(&to_idp)).await;
+    assert_eq!(page.status(), 200, "the simulator accepts pforte's signed request");
+    let html = page.text().await?;
+    assert!(html.contains("Mindestens verlangt: STORK-QAA-Level-3"), "{html}");
+    let ticket = field(&html, "ticket");
+    let decided = browser
+        .post(
+            &app.url("/dev/bundid-saml/sso/decide"),
+            &[("ticket", &ticket), ("persona", "erika"), ("level", "STORK-QAA-Level-4"), ("action", "login")],
+        )
+        .await;
+    let html = decided.text().await?;
+    let posted = browser
+        .post(
+            &app.url("/saml/bundid-saml-sim/acs"),
+            &[("SAMLResponse", &field(&html, "SAMLResponse")), ("RelayState", &field(&html, "RelayState"))],
+        )
+        .await;
+    assert_eq!(posted.status(), 303);
+    let answer = browser.get(&location(&posted)).await;
+    let id_token = id_token_of(&app, &answer).await?;
+    assert_eq!(id_token.claim("acr"), Some(&Value::from("http://eidas.europa.eu/LoA/high")));
+    assert_eq!(id_token.claim("idp"), Some(&Value::from("bundid-saml-sim")));
+    assert_eq!(id_token.claim("given_name"), Some(&Value::from("Erika")));
+    assert_eq!(id_token.claim("birthdate"), Some(&Value::from("1964-08-12")));
+    app.stop().await
+}
+backend_test!(the_demo_service_logs_in_through_the_saml_simulator);
+
+fn field(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    html.split(&marker).nth(1).and_then(|s| s.split('"').next()).unwrap_or_default().replace("&amp;", "&")
+}
+
+pub async fn logging_out_after_a_saml_login_ends_pforte_s_part_and_returns_to_the_service(
+    ctx: TestContext,
+) -> TestResult {
+    let app = spawn(&ctx, "").await;
+    let mut flight = start(&app, SUBSTANTIAL).await;
+    let answer = flight.post(&app, &flight.answer(&app).signed_encrypted()).await;
+    let tokens = tokens_of(&app, &answer).await?;
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("id_token_hint", tokens["id_token"].as_str().unwrap_or_default())
+        .append_pair("post_logout_redirect_uri", &app.url("/demo"))
+        .append_pair("state", "bye")
+        .finish();
+    // The IdP offers no Single Logout (pforte sends none yet): the logout does not wait for it.
+    let done = flight.browser.get(&app.url(&format!("/logout?{query}"))).await;
+    assert_eq!(done.status(), 303, "{}", done.text().await?);
+    assert_eq!(location(&done), app.url("/demo?state=bye"));
+    app.stop().await
+}
+backend_test!(logging_out_after_a_saml_login_ends_pforte_s_part_and_returns_to_the_service);

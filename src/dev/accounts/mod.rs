@@ -9,11 +9,12 @@
 //! start; codes and tokens vanish with the process.
 //!
 //! The handlers here adapt HTTP to the provider logic in `provider`; test data is in `personas`,
-//! the pages in `pages`.
+//! the pages in `pages`. BundID as it really speaks, SAML 2.0, is `saml` under `/dev/bundid-saml`.
 
 mod pages;
 pub(crate) mod personas;
 mod provider;
+pub(crate) mod saml;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

@@ -460,6 +460,10 @@ impl Upstreams {
     /// How long ago the keys pforte checks this provider's ID tokens with were fetched; `None`
     /// before the first login or probe.
     pub fn keys_age(&self, idp: &IdentityProvider) -> Option<Duration> {
+        if idp.saml().is_some() {
+            // A SAML IdP's keys are the certificates of its metadata.
+            return self.saml.metadata_age(idp);
+        }
         let fetched = self.cache.keys_fetched_at(idp.id.as_str())?;
         self.clock.now().signed_duration_since(fetched).to_std().ok()
     }

@@ -193,6 +193,13 @@ impl SamlRelyingParty {
         Ok(self.idp_metadata(idp, saml).await?.signing_certificates.len())
     }
 
+    /// How long ago the IdP's metadata (with the certificates pforte verifies with) was fetched;
+    /// `None` before the first fetch, and for metadata from a file, which a reload reads again.
+    pub(super) fn metadata_age(&self, idp: &IdentityProvider) -> Option<std::time::Duration> {
+        let fetched_at = self.lock().get(idp.id.as_str())?.fetched_at;
+        self.clock.now().signed_duration_since(fetched_at).to_std().ok()
+    }
+
     /// The origin a browser reaches when sent to this IdP (for a page's `form-action`).
     pub(super) async fn login_origin(&self, idp: &IdentityProvider) -> Option<url::Origin> {
         let saml = settings(idp).ok()?;
