@@ -116,6 +116,15 @@ impl Registry {
                         "finance.staff.provider",
                         not_registered("identity provider", &staff.provider, &identity_dir),
                     ),
+                    // The staff sign-in answers at its own OpenID Connect callback; it has no ACS.
+                    Some(idp) if idp.saml().is_some() => problems.push(
+                        source,
+                        "finance.staff.provider",
+                        format!(
+                            "identity provider `{}` is a SAML provider; finance staff sign in over OpenID Connect only",
+                            staff.provider
+                        ),
+                    ),
                     Some(idp) if !idp.claims.values().any(|pforte| *pforte == staff.claim) => problems.push(
                         source,
                         "finance.staff.claim",

@@ -378,8 +378,24 @@ authn_methods = ["eID"]
     /// Loads a registry whose only entity is the SAML provider `entry` (with `{dir}` filled in),
     /// the IdP metadata `idp_xml` beside it and `key`/`cert` as pforte's key pair.
     fn load(entry: &str, idp_xml: &str, key: &str, cert: &str) -> Result<Registry, Problems> {
+        load_with(entry, idp_xml, key, cert, &[])
+    }
+
+    /// [`load`] with more registry files (relative path, contents).
+    fn load_with(
+        entry: &str,
+        idp_xml: &str,
+        key: &str,
+        cert: &str,
+        files: &[(&str, &str)],
+    ) -> Result<Registry, Problems> {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
+        for (path, contents) in files {
+            let path = root.join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, contents).unwrap();
+        }
         for folder in ["providers/identity", "clients", "tenants"] {
             std::fs::create_dir_all(root.join(folder)).unwrap();
         }
@@ -455,5 +471,16 @@ authn_methods = ["eID"]
         let entry = ENTRY.split("[saml]").next().unwrap();
         let found = problems(load(entry, "", "", ""));
         assert!(has(&found, "saml", "required with kind \"saml\""), "{found:?}");
+    }
+
+    #[test]
+    fn a_saml_provider_cannot_be_the_finance_staff_sign_in() {
+        let (key, cert) = key_and_cert(3072);
+        let payment = "kind = \"simulator\"\ndisplay_name = \"Pay\"\nbase_url = \"http://localhost:8080/dev/pay\"\n";
+        let tenant = "display_name = \"Town\"\n[payment]\nprovider = \"pay\"\n[finance.staff]\nprovider = \"bundid\"\nclaim = \"given_name\"\nvalue = \"x\"\n";
+        let entry = ENTRY.replace("[levels]", "[claims]\n\"urn:oid:2.5.4.42\" = \"given_name\"\n\n[levels]");
+        let files = [("providers/payment/pay.toml", payment), ("tenants/12345678.toml", tenant)];
+        let found = problems(load_with(&entry, &metadata(&cert), &key, &cert, &files));
+        assert!(has(&found, "finance.staff.provider", "over OpenID Connect only"), "{found:?}");
     }
 }
