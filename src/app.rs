@@ -374,12 +374,13 @@ fn build_state(settings: Settings, registry: Registry, clock: SharedClock) -> an
 }
 
 /// The relying party towards citizens' and companies' account providers, answering at
-/// `/callback/<provider>`.
+/// `/callback/<provider>` (OpenID Connect) and `/saml/<provider>/acs` (SAML).
 fn citizen_upstreams(settings: &Settings, http: &reqwest::Client, clock: &SharedClock) -> Arc<Upstreams> {
-    Arc::new(Upstreams::new(
+    Arc::new(Upstreams::with_saml_base(
         http.clone(),
         clock.clone(),
         &crate::http::oidc::upstream_callback_base(&settings.server.public_url),
+        &crate::http::saml_base(&settings.server.public_url),
         crate::identity::upstream::DEFAULT_UPSTREAM_TIMEOUT,
     ))
 }

@@ -5,7 +5,8 @@
 //! in pforte's side of a protocol shows up against it instead of being shared by both ends:
 //!
 //! - `accounts`: two OpenID Providers, a citizen account (BundID-style) under `/dev/bundid` and a
-//!   company account (Mein Unternehmenskonto-style) under `/dev/unternehmenskonto`, with their personas;
+//!   company account (Mein Unternehmenskonto-style) under `/dev/unternehmenskonto`, with their personas,
+//!   and the citizen account as a SAML 2.0 identity provider under `/dev/bundid-saml`;
 //! - `xbezahldienste`: XBezahldienste v1.0.0 payment providers under the base URL of each registry
 //!   entry of kind `simulator` (e.g. `/dev/pay`, `/dev/pay-b`), with their pay pages;
 //! - `pmpayment`: a pmPayment peer (legacy form protocol) under `/dev/pmpay`;
@@ -52,6 +53,7 @@ impl Context {
 #[derive(Clone)]
 pub struct Simulators {
     accounts: Arc<accounts::Accounts>,
+    saml: Arc<accounts::saml::SamlIdp>,
     pay: Arc<xbezahldienste::PayProviders>,
     pmpayment: Arc<pmpayment::PmPaySimulator>,
     demo: Arc<demo::Demo>,
@@ -70,6 +72,7 @@ impl Simulators {
         let context = Context { issuer: settings.issuer(), clock, http };
         Ok(Simulators {
             accounts: Arc::new(accounts::Accounts::new(registry, &context.issuer)?),
+            saml: Arc::new(accounts::saml::SamlIdp::new(registry, &context.issuer)?),
             pay: Arc::new(xbezahldienste::PayProviders::new(xbezahldienste::base_paths(registry, &context.issuer))),
             pmpayment: Arc::new(pmpayment::PmPaySimulator::default()),
             demo: Arc::new(demo::Demo::new(registry)),
@@ -81,6 +84,7 @@ impl Simulators {
     pub fn router(&self) -> Router {
         Router::new()
             .merge(accounts::router(self.accounts.clone(), self.context.clone()))
+            .merge(accounts::saml::router(self.saml.clone(), self.context.clone()))
             .merge(xbezahldienste::router(self.pay.clone(), self.context.clone()))
             .nest(pmpayment::BASE_PATH, pmpayment::router(self.pmpayment.clone(), self.context.clone()))
             .merge(demo::router(self.demo.clone(), self.context.clone()))

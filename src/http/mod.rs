@@ -19,6 +19,8 @@ mod openapi;
 pub(crate) mod payments;
 mod rate_limit;
 pub use rate_limit::ClientBudgets;
+mod saml;
+pub use saml::saml_base;
 pub mod state;
 
 pub use finance_staff::staff_callback_base;
@@ -53,6 +55,7 @@ pub fn router(state: AppState, extra_routes: Router) -> Router {
         .merge(finance_staff::router())
         .merge(callbacks::router())
         .merge(openapi::router())
+        .merge(saml::router())
         .with_state(state.clone())
         .merge(extra_routes)
         .layer(RequestBodyLimitLayer::new(body_limit));

@@ -12,7 +12,8 @@ use super::redirects::with_query;
 pub(crate) use super::redirects::{client_error, error_redirect};
 use super::request::AuthorizationRequest;
 use super::tokens::{minimise, Identity, TokenService};
-use super::upstream::{CallbackParams, Freshness, PendingUpstream, UpstreamError, Upstreams};
+use super::upstream::saml::MAX_RESPONSE_BASE64_BYTES;
+use super::upstream::{CallbackParams, Freshness, PendingUpstream, UpstreamError, UpstreamIdentity, Upstreams};
 use crate::audit::{AuditEvent, AuditLog};
 use crate::clock::SharedClock;
 use crate::crypto::{fingerprint, random_token};
@@ -128,6 +129,7 @@ impl LoginService {
             redeemed_at: None,
             access_jti: None,
             refresh_family: None,
+            upstream_answer_sealed: None,
             created_at: now,
             expires_at: now + LOGIN_LIFETIME_SECS * 1000,
         };
@@ -171,7 +173,56 @@ impl LoginService {
         browser_id: Option<&str>,
     ) -> Result<String, LoginError> {
         let unknown = LoginError::Page { problem: Problem::UnknownLogin, back: None };
-        let state = params.state.as_deref().ok_or(unknown.clone())?;
+        let state = params.state.as_deref().ok_or(unknown)?;
+        self.finish(provider_id, state, browser_id, Answer::Oidc(params)).await
+    }
+
+    /// A SAML IdP posted its Response to the provider's ACS. The post is cross-site, so the browser's
+    /// cookie does not come with it: the Response is held, sealed, for the login its RelayState names
+    /// (one Response per login), and checked only when the same browser comes back through
+    /// [`LoginService::saml_callback`].
+    pub async fn hold_saml_response(
+        &self,
+        provider_id: &str,
+        relay_state: &str,
+        posted: &str,
+    ) -> Result<(), LoginError> {
+        let unknown = LoginError::Page { problem: Problem::UnknownLogin, back: None };
+        if posted.len() > MAX_RESPONSE_BASE64_BYTES {
+            return Err(LoginError::Page { problem: Problem::UpstreamInvalid, back: None });
+        }
+        let state_hash = fingerprint(relay_state);
+        let row = self.db.login_by_upstream_state(&state_hash).await.map_err(|e| self.storage_failed(&e, None))?;
+        let row = row.filter(|r| r.expires_at > self.clock.now_millis()).ok_or(unknown.clone())?;
+        let sealed = self.master.seal(&row.id, posted.as_bytes()).map_err(|e| self.internal(&e, None))?;
+        let held = self.db.hold_upstream_answer(&state_hash, provider_id, &sealed).await;
+        if !held.map_err(|e| self.storage_failed(&e, None))? {
+            return Err(unknown);
+        }
+        Ok(())
+    }
+
+    /// The browser is back on pforte's own origin after its SAML IdP posted a Response (see
+    /// [`LoginService::hold_saml_response`]). On success the service receives a code.
+    pub async fn saml_callback(
+        &self,
+        provider_id: &str,
+        relay_state: &str,
+        browser_id: Option<&str>,
+    ) -> Result<String, LoginError> {
+        self.finish(provider_id, relay_state, browser_id, Answer::Saml).await
+    }
+
+    /// The common way from an upstream answer to a code: the login its state names, in the browser
+    /// that started it, answered by the provider it was sent to.
+    async fn finish(
+        &self,
+        provider_id: &str,
+        state: &str,
+        browser_id: Option<&str>,
+        answer: Answer<'_>,
+    ) -> Result<String, LoginError> {
+        let unknown = LoginError::Page { problem: Problem::UnknownLogin, back: None };
         let row =
             self.db.login_by_upstream_state(&fingerprint(state)).await.map_err(|e| self.storage_failed(&e, None))?;
         let row = row.filter(|r| r.expires_at > self.clock.now_millis()).ok_or(unknown.clone())?;
@@ -211,7 +262,11 @@ impl LoginService {
             }
         };
 
-        let identity = match self.upstreams.complete(provider, &pending, params).await {
+        let identity = match answer {
+            Answer::Oidc(params) => self.upstreams.complete(provider, &pending, params).await,
+            Answer::Saml => self.complete_saml(&row, provider, &pending).await,
+        };
+        let identity = match identity {
             Ok(identity) => identity,
             Err(error) => return Err(self.upstream_failed(&request, provider, &error).await),
         };
@@ -252,6 +307,46 @@ impl LoginService {
         }
         pairs.push(("iss", self.tokens.issuer()));
         Ok(with_query(&request.redirect_uri, &pairs))
+    }
+
+    /// Checks the held SAML Response and consumes its assertion id. The held Response is the only
+    /// answer this login's AuthnRequest gets (its slot stays taken); a failed one ends the upstream
+    /// part of the login, so the RelayState is then unknown too.
+    async fn complete_saml(
+        &self,
+        row: &LoginRow,
+        provider: &IdentityProvider,
+        pending: &PendingUpstream,
+    ) -> Result<UpstreamIdentity, UpstreamError> {
+        let outcome = self.check_saml(row, provider, pending).await;
+        if outcome.is_err() {
+            if let Err(e) = self.db.end_login_upstream(&row.id).await {
+                tracing::warn!(error = %e, "could not end a refused SAML login");
+            }
+        }
+        outcome
+    }
+
+    async fn check_saml(
+        &self,
+        row: &LoginRow,
+        provider: &IdentityProvider,
+        pending: &PendingUpstream,
+    ) -> Result<UpstreamIdentity, UpstreamError> {
+        let invalid = |why: &str| UpstreamError::InvalidResponse(why.to_owned());
+        let sealed =
+            row.upstream_answer_sealed.as_deref().ok_or_else(|| invalid("no SAML Response arrived for this login"))?;
+        let posted =
+            self.master.open(&row.id, sealed).map_err(|_| invalid("the held SAML Response cannot be opened"))?;
+        let posted = String::from_utf8(posted).map_err(|_| invalid("the held SAML Response is not text"))?;
+        let login = self.upstreams.complete_saml(provider, pending, &posted).await?;
+        let id_hash = fingerprint(&login.assertion_id);
+        let first_use =
+            self.db.consume_saml_assertion(provider.id.as_str(), &id_hash, login.valid_until.timestamp_millis()).await;
+        if !first_use.map_err(|e| UpstreamError::Unavailable(format!("pforte's database: {e}")))? {
+            return Err(invalid("the assertion was used before"));
+        }
+        Ok(login.identity)
     }
 
     async fn pending_login(
@@ -401,6 +496,14 @@ impl LoginService {
             tracing::error!(error = %e, "could not write the audit log");
         }
     }
+}
+
+/// What the provider answered with.
+enum Answer<'a> {
+    /// The query of an OpenID Connect authorization response.
+    Oidc(&'a CallbackParams),
+    /// A SAML Response, held with the login.
+    Saml,
 }
 
 fn eligible_providers<'r>(registry: &'r Registry, request: &AuthorizationRequest) -> Vec<&'r IdentityProvider> {

@@ -130,6 +130,15 @@ impl<'a> FileCheck<'a> {
         Some(value)
     }
 
+    /// Another file the entity is read from (e.g. a SAML IdP's metadata): a reload that finds it
+    /// changed rebuilds the entity even when the registry file stayed the same.
+    pub(super) fn depends_on(&mut self, key: &str, contents: &[u8]) {
+        for part in [key.as_bytes(), contents] {
+            self.secrets.update((part.len() as u64).to_be_bytes());
+            self.secrets.update(part);
+        }
+    }
+
     /// A secret the chosen method needs.
     pub(super) fn required_secret(
         &mut self,

@@ -1,7 +1,9 @@
 //! Upstream identity providers (`<providers>/identity/<id>.toml`): the account services pforte sends
-//! logins to, such as BundID or Mein Unternehmenskonto, each an OpenID Connect provider.
+//! logins to, such as BundID or Mein Unternehmenskonto, each an OpenID Connect provider (`kind = "oidc"`)
+//! or a SAML 2.0 identity provider (`kind = "saml"`, its `[saml]` table in `registry::saml`).
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::Duration;
 
 use secrecy::SecretString;
@@ -9,6 +11,7 @@ use serde::Deserialize;
 
 use super::check::FileCheck;
 use super::files::EntityFile;
+use super::saml::{SamlFile, SamlUpstream};
 use super::types::{join_key, AccountType, ClientAuthMethod, EntityId, HttpUrl, Level};
 use crate::crypto::secret::SecretRef;
 
@@ -37,36 +40,74 @@ pub const PFORTE_CLAIMS: &[&str] = &[
     "groups",
 ];
 
-/// The protocol pforte speaks with an upstream; a SAML adapter would be a second kind.
+/// The protocol pforte speaks with an upstream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum IdentityProviderKind {
     Oidc,
+    Saml,
 }
 
 #[derive(Debug, Clone)]
 pub struct IdentityProvider {
     pub id: EntityId,
-    pub kind: IdentityProviderKind,
     pub display_name: String,
     pub account_type: AccountType,
+    /// Upstream claim (OpenID Connect) or attribute `Name` (SAML) → pforte claim name (one of
+    /// [`PFORTE_CLAIMS`]).
+    pub claims: BTreeMap<String, &'static str>,
+    /// Upstream `acr` (OpenID Connect) or `AuthnContextClassRef` (SAML) value → level it proves.
+    pub levels: BTreeMap<String, Level>,
+    /// Required level → `acr_values` (OpenID Connect) or requested `AuthnContextClassRef` (SAML) to
+    /// send upstream.
+    pub acr_values: BTreeMap<Level, String>,
+    /// The level a login proves when the provider's ID token carries no `acr` (many standard
+    /// providers never send one); without it such logins are refused.
+    pub level_without_acr: Option<Level>,
+    pub protocol: UpstreamProtocol,
+}
+
+/// What pforte needs to speak the provider's protocol: one variant per [`IdentityProviderKind`].
+#[derive(Debug, Clone)]
+pub enum UpstreamProtocol {
+    Oidc(OidcUpstream),
+    Saml(Box<SamlUpstream>),
+}
+
+/// An OpenID Connect provider: discovered from its issuer, pforte registered there as a client.
+#[derive(Debug, Clone)]
+pub struct OidcUpstream {
     pub issuer: HttpUrl,
     pub client_id: String,
     pub client_auth: UpstreamClientAuth,
     pub scopes: Vec<String>,
-    /// Upstream claim name → pforte claim name (one of [`PFORTE_CLAIMS`]).
-    pub claims: BTreeMap<String, &'static str>,
-    /// Upstream `acr` value → level it proves.
-    pub levels: BTreeMap<String, Level>,
-    /// Required level → `acr_values` to send upstream.
-    pub acr_values: BTreeMap<Level, String>,
     pub discovery_refresh: Duration,
-    /// The level a login proves when the provider's ID token carries no `acr` (many standard
-    /// providers never send one); without it such logins are refused.
-    pub level_without_acr: Option<Level>,
 }
 
 impl IdentityProvider {
+    pub fn kind(&self) -> IdentityProviderKind {
+        match self.protocol {
+            UpstreamProtocol::Oidc(_) => IdentityProviderKind::Oidc,
+            UpstreamProtocol::Saml(_) => IdentityProviderKind::Saml,
+        }
+    }
+
+    /// The OpenID Connect settings, for a provider of that kind.
+    pub fn oidc(&self) -> Option<&OidcUpstream> {
+        match &self.protocol {
+            UpstreamProtocol::Oidc(oidc) => Some(oidc),
+            UpstreamProtocol::Saml(_) => None,
+        }
+    }
+
+    /// The SAML settings, for a provider of that kind.
+    pub fn saml(&self) -> Option<&SamlUpstream> {
+        match &self.protocol {
+            UpstreamProtocol::Saml(saml) => Some(saml),
+            UpstreamProtocol::Oidc(_) => None,
+        }
+    }
+
     /// The level an upstream `acr` proves; `None` for a value pforte does not know, which proves
     /// nothing. An empty `acr` (none sent) proves `level_without_acr`, if the entry sets one.
     pub fn level_of(&self, acr: &str) -> Option<Level> {
@@ -95,24 +136,26 @@ pub enum UpstreamClientAuth {
     PrivateKeyJwt { private_key: SecretString },
 }
 
+/// One file; the OpenID Connect keys are required with `kind = "oidc"` and refused with `kind = "saml"`,
+/// which needs the `[saml]` table instead.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct IdentityProviderFile {
     kind: IdentityProviderKind,
     display_name: String,
     account_type: AccountType,
-    issuer: String,
-    client_id: String,
-    client_auth: ClientAuthFile,
-    scopes: Vec<String>,
+    issuer: Option<String>,
+    client_id: Option<String>,
+    client_auth: Option<ClientAuthFile>,
+    scopes: Option<Vec<String>>,
     #[serde(default)]
     claims: BTreeMap<String, String>,
     levels: BTreeMap<String, Level>,
     #[serde(default)]
     acr_values: AcrValuesFile,
-    #[serde(default = "default_discovery_refresh_secs")]
-    discovery_refresh_secs: u64,
+    discovery_refresh_secs: Option<u64>,
     level_without_acr: Option<Level>,
+    saml: Option<SamlFile>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -136,9 +179,51 @@ fn default_discovery_refresh_secs() -> u64 {
 }
 
 pub(crate) fn parse(file: EntityFile<IdentityProviderFile>, check: &mut FileCheck<'_>) -> Option<IdentityProvider> {
-    let EntityFile { id, contents: f, .. } = file;
+    let EntityFile { id, contents: f, source, .. } = file;
     let display_name = check.non_empty("display_name", &f.display_name);
-    let issuer = check.http_url("issuer", &f.issuer).filter(|issuer| {
+    let protocol = match f.kind {
+        IdentityProviderKind::Oidc => {
+            check.unused("saml", f.saml.as_ref(), "with kind \"oidc\"");
+            oidc(&f, check).map(UpstreamProtocol::Oidc)
+        }
+        IdentityProviderKind::Saml => {
+            let with = "with kind \"saml\" (its settings are in [saml])";
+            check.unused("issuer", f.issuer.as_ref(), with);
+            check.unused("client_id", f.client_id.as_ref(), with);
+            check.unused("client_auth", f.client_auth.as_ref(), with);
+            check.unused("scopes", f.scopes.as_ref(), with);
+            check.unused("discovery_refresh_secs", f.discovery_refresh_secs.as_ref(), with);
+            match &f.saml {
+                Some(saml) => {
+                    let dir = Path::new(&source).parent().unwrap_or(Path::new("."));
+                    super::saml::parse(saml, dir, check).map(|saml| UpstreamProtocol::Saml(Box::new(saml)))
+                }
+                None => {
+                    check.problem("saml", "the [saml] table is required with kind \"saml\"");
+                    None
+                }
+            }
+        }
+    };
+    let claims = claims(&f.claims, check);
+    let levels = levels(f.levels, check);
+    let acr_values = acr_values(&f.acr_values, levels.as_ref(), check);
+    Some(IdentityProvider {
+        id,
+        display_name: display_name?,
+        account_type: f.account_type,
+        claims: claims?,
+        levels: levels?,
+        acr_values: acr_values?,
+        level_without_acr: f.level_without_acr,
+        protocol: protocol?,
+    })
+}
+
+fn oidc(f: &IdentityProviderFile, check: &mut FileCheck<'_>) -> Option<OidcUpstream> {
+    let with = "with kind \"oidc\"";
+    let issuer = required(check, "issuer", f.issuer.as_ref(), with).and_then(|issuer| check.http_url("issuer", issuer));
+    let issuer = issuer.filter(|issuer| {
         let plain_path = issuer.url().query().is_none();
         if !plain_path {
             check.problem("issuer", "must not contain a query (OpenID Connect Discovery, section 4)");
@@ -150,28 +235,27 @@ pub(crate) fn parse(file: EntityFile<IdentityProviderFile>, check: &mut FileChec
             check.problem("issuer", "points at a development simulator, and dev.simulators is off");
         }
     }
-    let client_id = check.non_empty("client_id", &f.client_id);
-    let client_auth = client_auth(&f.client_auth, check);
-    let scopes = scopes(&f.scopes, check);
-    let claims = claims(&f.claims, check);
-    let levels = levels(f.levels, check);
-    let acr_values = acr_values(&f.acr_values, levels.as_ref(), check);
-    let discovery_refresh = check.positive_secs("discovery_refresh_secs", f.discovery_refresh_secs);
-    Some(IdentityProvider {
-        id,
-        kind: f.kind,
-        display_name: display_name?,
-        account_type: f.account_type,
+    let client_id =
+        required(check, "client_id", f.client_id.as_ref(), with).and_then(|id| check.non_empty("client_id", id));
+    let client_auth =
+        required(check, "client_auth", f.client_auth.as_ref(), with).and_then(|auth| client_auth(auth, check));
+    let scopes = required(check, "scopes", f.scopes.as_ref(), with).and_then(|s| scopes(s, check));
+    let refresh_secs = f.discovery_refresh_secs.unwrap_or_else(default_discovery_refresh_secs);
+    let discovery_refresh = check.positive_secs("discovery_refresh_secs", refresh_secs);
+    Some(OidcUpstream {
         issuer: issuer?,
         client_id: client_id?,
         client_auth: client_auth?,
         scopes: scopes?,
-        claims: claims?,
-        levels: levels?,
-        acr_values: acr_values?,
         discovery_refresh: discovery_refresh?,
-        level_without_acr: f.level_without_acr,
     })
+}
+
+fn required<'v, T>(check: &mut FileCheck<'_>, key: &str, value: Option<&'v T>, needed_by: &str) -> Option<&'v T> {
+    if value.is_none() {
+        check.problem(key, format!("is required {needed_by}"));
+    }
+    value
 }
 
 fn client_auth(auth: &ClientAuthFile, check: &mut FileCheck<'_>) -> Option<UpstreamClientAuth> {

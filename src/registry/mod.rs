@@ -21,6 +21,8 @@ mod identity;
 mod payment;
 pub mod reload;
 mod routing;
+mod saml;
+pub mod saml_metadata;
 mod settlement;
 mod shared;
 mod tenant;
@@ -37,9 +39,12 @@ use url::Url;
 pub use check::PUBLIC_URL_PLACEHOLDER;
 pub use client::{Client, ClientAuth, ClientKeys, GrantType, IdTokenAlg, Scope};
 pub use diff::{KindDiff, RegistryDiff};
-pub use identity::{IdentityProvider, IdentityProviderKind, UpstreamClientAuth, PFORTE_CLAIMS};
+pub use identity::{
+    IdentityProvider, IdentityProviderKind, OidcUpstream, UpstreamClientAuth, UpstreamProtocol, PFORTE_CLAIMS,
+};
 pub use payment::{PaymentAuth, PaymentProvider, PaymentProviderKind};
 pub use routing::RoutingRule;
+pub use saml::{rsa_private_key, AkdbExtension, MetadataSource, RequestBinding, SamlUpstream};
 pub use settlement::{Column, DecimalSeparator, SettlementColumns, SettlementFormat, SettlementKind};
 pub use shared::SharedRegistry;
 pub use tenant::{StaffAccess, Tenant, TenantFinance, TenantPayment, DEFAULT_RETENTION_DAYS};
@@ -110,6 +115,15 @@ impl Registry {
                         source,
                         "finance.staff.provider",
                         not_registered("identity provider", &staff.provider, &identity_dir),
+                    ),
+                    // The staff sign-in answers at its own OpenID Connect callback; it has no ACS.
+                    Some(idp) if idp.saml().is_some() => problems.push(
+                        source,
+                        "finance.staff.provider",
+                        format!(
+                            "identity provider `{}` is a SAML provider; finance staff sign in over OpenID Connect only",
+                            staff.provider
+                        ),
                     ),
                     Some(idp) if !idp.claims.values().any(|pforte| *pforte == staff.claim) => problems.push(
                         source,

@@ -148,11 +148,11 @@ mod loading {
         let registry = Registry::load(&settings, &public_url(), true)?;
         assert_eq!(
             registry.counts(),
-            RegistryCounts { identity_providers: 3, payment_providers: 2, tenants: 2, clients: 1 }
+            RegistryCounts { identity_providers: 4, payment_providers: 2, tenants: 2, clients: 1 }
         );
         let demo = registry.client_by_originator("demo-service").map(|c| c.id.as_str());
         assert_eq!(demo, Some("demo"));
-        let bundid = registry.identity_provider("bundid-sim").map(|p| p.issuer.as_str());
+        let bundid = registry.identity_provider("bundid-sim").and_then(|p| p.oidc()).map(|oidc| oidc.issuer.as_str());
         assert_eq!(bundid, Some("http://localhost:8080/dev/bundid"));
         let hannover = registry.tenant("03241001").map(|t| t.payment.provider.as_str());
         assert_eq!(hannover, Some("sim-pay-b"));
@@ -172,6 +172,8 @@ mod loading {
         assert_problem!(problems, "identity/bundid-sim.toml", "client_auth.secret", "plain:");
         assert_problem!(problems, "payment/sim-pay.toml", "kind", "development only");
         assert_problem!(problems, "clients/demo.toml", "auth.secret", "plain:");
+        assert_problem!(problems, "identity/bundid-saml-sim.toml", "saml.metadata_url", "development simulator");
+        assert_problem!(problems, "identity/bundid-saml-sim.toml", "saml.signing_key", "plain:");
     }
 
     #[test]
@@ -202,7 +204,7 @@ mod loading {
         assert_eq!(idp.level_of("unknown"), None);
         assert_eq!(idp.level_of(""), None, "no acr proves nothing unless the entry says otherwise");
         assert_eq!(idp.acr_for(Level::High), Some("http://eidas.europa.eu/LoA/high"));
-        assert_eq!(idp.discovery_refresh.as_secs(), 3600);
+        assert_eq!(idp.oidc().map(|oidc| oidc.discovery_refresh.as_secs()), Some(3600));
         assert_eq!(registry.payment_provider("pay").map(|p| p.timeout.as_secs()), Some(10));
         assert_eq!(registry.client_by_originator("svc").map(|c| c.id.as_str()), Some("service"));
         assert!(registry.client_by_originator("nobody").is_none());

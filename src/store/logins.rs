@@ -21,12 +21,15 @@ pub struct LoginRow {
     pub access_jti: Option<String>,
     /// The refresh-token family issued from the code, when the client has the refresh grant.
     pub refresh_family: Option<String>,
+    /// A SAML Response held between the IdP's cross-site POST and the browser's return (sealed).
+    pub upstream_answer_sealed: Option<String>,
     pub created_at: i64,
     pub expires_at: i64,
 }
 
 const COLUMNS: &str = "id, client_id, request, browser_hash, provider_id, upstream_sealed, identity_sealed, \
-                       code_expires_at, redeemed_at, access_jti, refresh_family, created_at, expires_at";
+                       code_expires_at, redeemed_at, access_jti, refresh_family, upstream_answer_sealed, created_at, \
+                       expires_at";
 
 fn from_row(row: &AnyRow) -> StorageResult<LoginRow> {
     Ok(LoginRow {
@@ -41,6 +44,7 @@ fn from_row(row: &AnyRow) -> StorageResult<LoginRow> {
         redeemed_at: row.try_get("redeemed_at")?,
         access_jti: row.try_get("access_jti")?,
         refresh_family: row.try_get("refresh_family")?,
+        upstream_answer_sealed: row.try_get("upstream_answer_sealed")?,
         created_at: row.try_get("created_at")?,
         expires_at: row.try_get("expires_at")?,
     })
@@ -55,6 +59,7 @@ pub struct Purged {
     pub revoked_tokens: u64,
     pub refresh_families: u64,
     pub idempotency_keys: u64,
+    pub saml_assertion_ids: u64,
 }
 
 impl Database {
@@ -116,6 +121,55 @@ impl Database {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Holds the SAML Response that arrived for the login whose upstream state (RelayState) hashes
+    /// to `state_hash`, once: false when the login is unknown, finished, or already has one.
+    pub async fn hold_upstream_answer(&self, state_hash: &str, provider_id: &str, sealed: &str) -> StorageResult<bool> {
+        let done = sqlx::query(
+            "UPDATE login_transactions SET upstream_answer_sealed = $1 \
+             WHERE upstream_state_hash = $2 AND provider_id = $3 AND upstream_answer_sealed IS NULL \
+             AND code_hash IS NULL",
+        )
+        .bind(sealed)
+        .bind(state_hash)
+        .bind(provider_id)
+        .execute(self.writer())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Ends the upstream part of a login whose answer failed pforte's checks: the same AuthnRequest
+    /// (its InResponseTo) cannot be answered a second time.
+    pub async fn end_login_upstream(&self, id: &str) -> StorageResult<()> {
+        sqlx::query(
+            "UPDATE login_transactions SET upstream_sealed = NULL, upstream_state_hash = NULL, \
+             upstream_answer_sealed = NULL WHERE id = $1 AND code_hash IS NULL",
+        )
+        .bind(id)
+        .execute(self.writer())
+        .await?;
+        Ok(())
+    }
+
+    /// Remembers a consumed SAML assertion id of `provider_id` until `expires_at`; false when it was
+    /// consumed before (a replay).
+    pub async fn consume_saml_assertion(
+        &self,
+        provider_id: &str,
+        id_hash: &str,
+        expires_at: i64,
+    ) -> StorageResult<bool> {
+        let done = sqlx::query(
+            "INSERT INTO saml_assertion_ids (provider_id, assertion_id_hash, expires_at) VALUES ($1, $2, $3) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(provider_id)
+        .bind(id_hash)
+        .bind(expires_at)
+        .execute(self.writer())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// Stores the identity and the code, once; the upstream request is no longer needed.
     pub async fn set_login_code(
         &self,
@@ -126,7 +180,7 @@ impl Database {
     ) -> StorageResult<bool> {
         let done = sqlx::query(
             "UPDATE login_transactions SET identity_sealed = $1, code_hash = $2, code_expires_at = $3, \
-             expires_at = $3, upstream_sealed = NULL, upstream_state_hash = NULL \
+             expires_at = $3, upstream_sealed = NULL, upstream_state_hash = NULL, upstream_answer_sealed = NULL \
              WHERE id = $4 AND code_hash IS NULL AND upstream_state_hash IS NOT NULL",
         )
         .bind(identity_sealed)
@@ -309,6 +363,7 @@ impl Database {
             ("revoked_tokens", &mut purged.revoked_tokens),
             ("refresh_families", &mut purged.refresh_families),
             ("idempotency_keys", &mut purged.idempotency_keys),
+            ("saml_assertion_ids", &mut purged.saml_assertion_ids),
         ] {
             let done = sqlx::query(&format!("DELETE FROM {table} WHERE expires_at <= $1"))
                 .bind(now)

@@ -551,7 +551,7 @@ pub async fn iss_parameter_of_another_issuer_is_refused_as_a_mix_up() -> TestRes
     let f = fixture().await?;
     let request = f.begin(Level::Substantial).await;
     let mut callback = f.op.authorize(&request.authorization_url);
-    callback.iss = Some(f.other().issuer.to_string());
+    callback.iss = Some(f.other().oidc().map(|oidc| oidc.issuer.to_string()).unwrap_or_default());
     let error = f.complete(&request.pending, &callback).await.expect_err("refused");
     assert!(matches!(error, UpstreamError::IssuerMismatch), "{error:?}");
     assert_eq!(f.op.hits().token, 0);

@@ -9,11 +9,12 @@
 //! start; codes and tokens vanish with the process.
 //!
 //! The handlers here adapt HTTP to the provider logic in `provider`; test data is in `personas`,
-//! the pages in `pages`.
+//! the pages in `pages`. BundID as it really speaks, SAML 2.0, is `saml` under `/dev/bundid-saml`.
 
 mod pages;
 pub(crate) mod personas;
 mod provider;
+pub(crate) mod saml;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -102,11 +103,15 @@ impl Accounts {
         let account = |kind: SimKind| -> Result<Account, josekit::JoseError> {
             let own = simulator_issuer(issuer, kind);
             // The registry entry whose issuer is this simulator, with pforte's callback for it.
-            let entry = registry.identity_providers().find(|p| p.issuer.as_str().trim_end_matches('/') == own);
-            let registration = entry.map(|p| Registration::of(p, format!("{issuer}{}/{}", kind.callback_path(), p.id)));
+            let entry = registry
+                .identity_providers()
+                .filter_map(|p| p.oidc().map(|oidc| (p, oidc)))
+                .find(|(_, oidc)| oidc.issuer.as_str().trim_end_matches('/') == own);
+            let registration =
+                entry.map(|(p, oidc)| Registration::of(oidc, format!("{issuer}{}/{}", kind.callback_path(), p.id)));
             let mut services: Vec<String> = registry
                 .clients()
-                .filter(|client| entry.is_some_and(|p| client.identity_providers.contains(&p.id)))
+                .filter(|client| entry.is_some_and(|p| client.identity_providers.contains(&p.0.id)))
                 .flat_map(|client| client.redirect_uris.iter())
                 .filter_map(|uri| super::foreign_origin(uri.as_str(), issuer))
                 .collect();

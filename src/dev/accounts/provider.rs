@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use super::personas::{LevelOption, Persona};
 use super::SimKind;
 use crate::crypto::secret::constant_time_eq;
-use crate::registry::{IdentityProvider, UpstreamClientAuth};
+use crate::registry::{OidcUpstream, UpstreamClientAuth};
 use secrecy::SecretString;
 
 /// How long the login page may stay open before its request is forgotten.
@@ -62,7 +62,7 @@ pub(super) struct Registration {
 
 impl Registration {
     /// `redirect_uri` is pforte's callback for `provider`.
-    pub(super) fn of(provider: &IdentityProvider, redirect_uri: String) -> Registration {
+    pub(super) fn of(provider: &OidcUpstream, redirect_uri: String) -> Registration {
         let secret = match &provider.client_auth {
             UpstreamClientAuth::ClientSecretBasic { secret } | UpstreamClientAuth::ClientSecretPost { secret } => {
                 Some(secret.clone())

@@ -21,7 +21,7 @@ use tracing::Instrument;
 use super::UpstreamError;
 use crate::clock::Clock;
 use crate::http_client::{outbound_span, record_failure, record_status, with_trace_context};
-use crate::registry::IdentityProvider;
+use crate::registry::{IdentityProvider, OidcUpstream};
 use crate::telemetry::metrics::{measure_upstream, UpstreamStep};
 
 /// How long after a key refetch an unknown key id is refused without asking the provider again.
@@ -79,11 +79,12 @@ impl ProviderCache {
         clock: &dyn Clock,
         idp: &IdentityProvider,
     ) -> Result<Arc<Provider>, UpstreamError> {
+        let oidc = super::oidc_settings(idp)?;
         let now = clock.now();
-        let refresh = TimeDelta::from_std(idp.discovery_refresh).unwrap_or(TimeDelta::MAX);
+        let refresh = TimeDelta::from_std(oidc.discovery_refresh).unwrap_or(TimeDelta::MAX);
         if let Some(cached) = self.get(idp.id.as_str()) {
             let fresh = now.signed_duration_since(cached.fetched_at) < refresh && now >= cached.fetched_at;
-            if fresh && cached.issuer == idp.issuer.as_str() {
+            if fresh && cached.issuer == oidc.issuer.as_str() {
                 return Ok(cached);
             }
         }
@@ -99,14 +100,15 @@ impl ProviderCache {
         idp: &IdentityProvider,
     ) -> Result<Arc<Provider>, UpstreamError> {
         let id = idp.id.as_str();
-        let discovery = discover(http, idp).instrument(outbound_span("upstream.discovery", id));
+        let oidc = super::oidc_settings(idp)?;
+        let discovery = discover(http, oidc).instrument(outbound_span("upstream.discovery", id));
         let mut metadata = measure_upstream(id, UpstreamStep::Discovery, discovery).await?;
         let keys = fetch_jwks(http, &metadata).instrument(outbound_span("upstream.jwks", id));
         let jwks = measure_upstream(id, UpstreamStep::Jwks, keys).await?;
         metadata = metadata.set_jwks(jwks);
         let provider = Arc::new(Provider {
             metadata,
-            issuer: idp.issuer.as_str().to_owned(),
+            issuer: oidc.issuer.as_str().to_owned(),
             fetched_at: clock.now(),
             jwks_refetched_at: None,
         });
@@ -168,14 +170,14 @@ impl ProviderCache {
 
 /// Fetches `{issuer}/.well-known/openid-configuration` and insists that it names the configured issuer
 /// exactly (OpenID Connect Discovery, section 4.3): otherwise another provider could speak for this one.
-async fn discover(http: &reqwest::Client, idp: &IdentityProvider) -> Result<Metadata, UpstreamError> {
-    let url = format!("{}/.well-known/openid-configuration", idp.issuer.as_str().trim_end_matches('/'));
+async fn discover(http: &reqwest::Client, oidc: &OidcUpstream) -> Result<Metadata, UpstreamError> {
+    let url = format!("{}/.well-known/openid-configuration", oidc.issuer.as_str().trim_end_matches('/'));
     let metadata: Metadata = get_json(http, &url, "the discovery document").await?;
-    if metadata.issuer().as_str() != idp.issuer.as_str() {
+    if metadata.issuer().as_str() != oidc.issuer.as_str() {
         return Err(UpstreamError::InvalidResponse(format!(
             "the discovery document names the issuer `{}`, but `{}` is configured",
             metadata.issuer().as_str(),
-            idp.issuer
+            oidc.issuer
         )));
     }
     Ok(metadata)

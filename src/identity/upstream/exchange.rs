@@ -40,14 +40,15 @@ pub(super) async fn redeem_code(
 ) -> Result<CoreTokenResponse, UpstreamError> {
     let redirect_url = RedirectUrl::new(pending.redirect_uri.clone())
         .map_err(|_| UpstreamError::Misconfigured("the stored redirect URI is not a valid URL".into()))?;
-    let client_id = ClientId::new(idp.client_id.clone());
-    let secret = match &idp.client_auth {
+    let oidc = super::oidc_settings(idp)?;
+    let client_id = ClientId::new(oidc.client_id.clone());
+    let secret = match &oidc.client_auth {
         UpstreamClientAuth::ClientSecretBasic { secret } | UpstreamClientAuth::ClientSecretPost { secret } => {
             Some(ClientSecret::new(secret.expose_secret().to_owned()))
         }
         UpstreamClientAuth::PrivateKeyJwt { .. } => None,
     };
-    let auth_type = match &idp.client_auth {
+    let auth_type = match &oidc.client_auth {
         UpstreamClientAuth::ClientSecretBasic { .. } => AuthType::BasicAuth,
         _ => AuthType::RequestBody,
     };
@@ -58,11 +59,11 @@ pub(super) async fn redeem_code(
         .exchange_code(AuthorizationCode::new(code.to_owned()))
         .map_err(|_| UpstreamError::Unavailable("the discovery document names no token endpoint".into()))?
         .set_pkce_verifier(PkceCodeVerifier::new(pending.pkce_verifier.clone()));
-    let request = match &idp.client_auth {
+    let request = match &oidc.client_auth {
         UpstreamClientAuth::PrivateKeyJwt { private_key } => {
             let token_endpoint = provider.metadata.token_endpoint().map(|url| url.as_str()).unwrap_or_default();
             let advertised = provider.metadata.token_endpoint_auth_signing_alg_values_supported();
-            let assertion = client_assertion(private_key, &idp.client_id, token_endpoint, advertised, clock)?;
+            let assertion = client_assertion(private_key, &oidc.client_id, token_endpoint, advertised, clock)?;
             request
                 .add_extra_param("client_assertion_type", ASSERTION_TYPE)
                 .add_extra_param("client_assertion", assertion)

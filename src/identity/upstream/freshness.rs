@@ -64,6 +64,7 @@ mod tests {
             required_level: Level::Low,
             freshness: Freshness { prompt_login, max_age },
             requested_at,
+            request_id: None,
         }
     }
 

@@ -1,6 +1,7 @@
 //! pforte as relying party of upstream account providers (BundID-style citizen accounts, company accounts):
 //! the OpenID Connect authorization code flow with PKCE, from the authorization request to a checked,
-//! mapped identity.
+//! mapped identity; SAML 2.0 providers through [`saml`], behind the same [`Upstreams::begin_with`]
+//! and, for their posted Response, [`Upstreams::complete_saml`].
 //!
 //! A login is two calls. [`Upstreams::begin`] makes the authorization request and returns what the caller
 //! must keep for the flow ([`PendingUpstream`], stored encrypted and bound to the browser, used once).
@@ -13,6 +14,7 @@
 mod discovery;
 mod exchange;
 mod freshness;
+pub mod saml;
 mod validate;
 
 use std::fmt;
@@ -33,7 +35,7 @@ use self::discovery::{Provider, ProviderCache};
 pub use self::freshness::Freshness;
 use crate::clock::SharedClock;
 use crate::crypto::secret::constant_time_eq;
-use crate::registry::{IdentityProvider, Level};
+use crate::registry::{IdentityProvider, Level, OidcUpstream, UpstreamProtocol};
 use crate::telemetry::metrics::{measure_upstream, UpstreamStep};
 
 /// How long one [`Upstreams::begin`] or [`Upstreams::complete`] may take in all, unless configured
@@ -48,6 +50,7 @@ pub struct Upstreams {
     callback_base: String,
     timeout: Duration,
     cache: ProviderCache,
+    saml: saml::SamlRelyingParty,
 }
 
 /// Where to send the browser, and what to keep until the callback.
@@ -78,6 +81,9 @@ pub struct PendingUpstream {
     /// have logged in after this.
     #[serde(default)]
     pub requested_at: i64,
+    /// SAML: the AuthnRequest's ID, the only `InResponseTo` a Response may carry.
+    #[serde(default)]
+    pub request_id: Option<String>,
 }
 
 impl fmt::Debug for PendingUpstream {
@@ -181,14 +187,33 @@ impl Upstreams {
     /// (normally [`DEFAULT_UPSTREAM_TIMEOUT`]). `http` is the shared outbound client. `callback_base` is
     /// the URL below which the edge takes each provider's authorization response.
     pub fn new(http: reqwest::Client, clock: SharedClock, callback_base: &str, timeout: Duration) -> Self {
+        Self::with_saml_base(http, clock, callback_base, "", timeout)
+    }
+
+    /// [`Upstreams::new`], with SAML providers: `saml_base` is the URL below which each provider has
+    /// its AssertionConsumerService and metadata (`{saml_base}/<id>/acs`, `.../metadata`).
+    pub fn with_saml_base(
+        http: reqwest::Client,
+        clock: SharedClock,
+        callback_base: &str,
+        saml_base: &str,
+        timeout: Duration,
+    ) -> Self {
         let callback_base = callback_base.trim_end_matches('/').to_owned();
-        Upstreams { http, clock, callback_base, timeout, cache: ProviderCache::default() }
+        let saml = saml::SamlRelyingParty::new(http.clone(), clock.clone(), saml_base);
+        Upstreams { http, clock, callback_base, timeout, cache: ProviderCache::default(), saml }
+    }
+
+    /// The SAML service provider, for the edge that serves its metadata.
+    pub fn saml(&self) -> &saml::SamlRelyingParty {
+        &self.saml
     }
 
     /// Forgets the discovery and keys cached for provider `id`, whose registry entry a reload changed or
     /// removed: a changed issuer must not be answered from the old one's metadata.
     pub fn forget(&self, id: &str) {
         self.cache.forget(id);
+        self.saml.forget(id);
     }
 
     /// The redirect URI registered at a provider: `{callback_base}/{id}`, one path per provider so a
@@ -210,10 +235,14 @@ impl Upstreams {
         required: Level,
         freshness: Freshness,
     ) -> Result<UpstreamRequest, UpstreamError> {
+        if idp.highest_level().is_none_or(|highest| highest < required) {
+            return Err(UpstreamError::LevelNotOffered(required));
+        }
+        let oidc = match &idp.protocol {
+            UpstreamProtocol::Oidc(oidc) => oidc,
+            UpstreamProtocol::Saml(_) => return self.bounded(self.saml.begin(idp, required, freshness)).await,
+        };
         self.bounded(async {
-            if idp.highest_level().is_none_or(|highest| highest < required) {
-                return Err(UpstreamError::LevelNotOffered(required));
-            }
             let acr = idp.acr_values.range(required..).next().map(|(_, acr)| acr.clone());
             let provider = self.cache.provider(&self.http, self.clock.as_ref(), idp).await?;
             let redirect_uri = self.redirect_uri(idp);
@@ -221,7 +250,7 @@ impl Upstreams {
                 .map_err(|_| UpstreamError::Misconfigured("the callback URL is not a valid URL".into()))?;
             let client = CoreClient::from_provider_metadata(
                 provider.metadata.clone(),
-                ClientId::new(idp.client_id.clone()),
+                ClientId::new(oidc.client_id.clone()),
                 None,
             )
             .set_redirect_uri(redirect_url);
@@ -230,7 +259,7 @@ impl Upstreams {
                 .authorize_url(CoreAuthenticationFlow::AuthorizationCode, CsrfToken::new_random, Nonce::new_random)
                 .set_pkce_challenge(challenge);
             // The library always sends `openid`; adding it again would repeat it in `scope`.
-            for scope in idp.scopes.iter().filter(|scope| *scope != "openid") {
+            for scope in oidc.scopes.iter().filter(|scope| *scope != "openid") {
                 request = request.add_scope(Scope::new(scope.clone()));
             }
             if let Some(acr) = acr {
@@ -248,11 +277,12 @@ impl Upstreams {
                 state: state.secret().clone(),
                 nonce: nonce.secret().clone(),
                 pkce_verifier: verifier.secret().clone(),
-                expected_issuer: idp.issuer.as_str().to_owned(),
+                expected_issuer: oidc.issuer.as_str().to_owned(),
                 redirect_uri,
                 required_level: required,
                 freshness,
                 requested_at: self.clock.now().timestamp(),
+                request_id: None,
             };
             Ok(UpstreamRequest { authorization_url, pending })
         })
@@ -264,7 +294,13 @@ impl Upstreams {
     /// (`form-action`). Discovery that fails leaves the issuer's origin, which starting the login
     /// will then report as unreachable anyway.
     pub async fn login_origins(&self, idp: &IdentityProvider) -> Vec<url::Origin> {
-        let mut origins = vec![idp.issuer.url().origin()];
+        let oidc = match &idp.protocol {
+            UpstreamProtocol::Oidc(oidc) => oidc,
+            UpstreamProtocol::Saml(_) => {
+                return self.bounded_option(self.saml.login_origin(idp)).await.into_iter().collect()
+            }
+        };
+        let mut origins = vec![oidc.issuer.url().origin()];
         let discovered = self.bounded(self.cache.provider(&self.http, self.clock.as_ref(), idp)).await;
         match discovered {
             Ok(provider) => {
@@ -286,6 +322,10 @@ impl Upstreams {
         post_logout_redirect_uri: &str,
         state: &str,
     ) -> Result<Option<url::Url>, UpstreamError> {
+        let Some(oidc) = idp.oidc() else {
+            // SAML Single Logout is not offered yet; pforte's own part of the logout is done anyway.
+            return Ok(None);
+        };
         self.bounded(async {
             let provider = self.cache.provider(&self.http, self.clock.as_ref(), idp).await?;
             let Some(endpoint) = provider.metadata.additional_metadata().end_session_endpoint.as_deref() else {
@@ -294,7 +334,7 @@ impl Upstreams {
             let mut url = url::Url::parse(endpoint)
                 .map_err(|_| UpstreamError::InvalidResponse("end_session_endpoint is not a URL".into()))?;
             url.query_pairs_mut()
-                .append_pair("client_id", &idp.client_id)
+                .append_pair("client_id", &oidc.client_id)
                 .append_pair("post_logout_redirect_uri", post_logout_redirect_uri)
                 .append_pair("state", state);
             Ok(Some(url))
@@ -321,7 +361,8 @@ impl Upstreams {
         callback: &CallbackParams,
     ) -> Result<UpstreamIdentity, UpstreamError> {
         // Mix-up defence first: this flow must have been sent to this very provider.
-        if pending.provider_id != idp.id.as_str() || pending.expected_issuer != idp.issuer.as_str() {
+        let oidc = idp.oidc().ok_or(UpstreamError::IssuerMismatch)?;
+        if pending.provider_id != idp.id.as_str() || pending.expected_issuer != oidc.issuer.as_str() {
             return Err(UpstreamError::IssuerMismatch);
         }
         let state_matches = callback
@@ -354,7 +395,7 @@ impl Upstreams {
         let id_token = tokens
             .id_token()
             .ok_or_else(|| UpstreamError::InvalidResponse("the token response carries no ID token".into()))?;
-        let verified = self.verify_id_token(idp, provider.clone(), id_token, &pending.nonce).await?;
+        let verified = self.verify_id_token(idp, oidc, provider.clone(), id_token, &pending.nonce).await?;
         freshness::check(pending, verified.auth_time, self.clock.now())?;
         let level = idp.level_of(&verified.acr).ok_or_else(|| UpstreamError::UnknownLevel(verified.acr.clone()))?;
         if level < pending.required_level {
@@ -387,15 +428,16 @@ impl Upstreams {
     async fn verify_id_token(
         &self,
         idp: &IdentityProvider,
+        oidc: &OidcUpstream,
         provider: Arc<Provider>,
         id_token: &CoreIdToken,
         nonce: &str,
     ) -> Result<validate::VerifiedIdToken, UpstreamError> {
         let now = self.clock.now();
-        match validate::verify_id_token(id_token, &provider, idp, nonce, now) {
+        match validate::verify_id_token(id_token, &provider, oidc, nonce, now) {
             Err(validate::Rejected::UnknownKey) => {
                 match self.cache.refetch_jwks(&self.http, self.clock.as_ref(), idp, &provider).await? {
-                    Some(fresh) => validate::verify_id_token(id_token, &fresh, idp, nonce, now),
+                    Some(fresh) => validate::verify_id_token(id_token, &fresh, oidc, nonce, now),
                     None => Err(validate::Rejected::UnknownKey),
                 }
             }
@@ -407,6 +449,10 @@ impl Upstreams {
     /// Fetches the provider's discovery document and key set now, within the same time limit as a
     /// login (for the operator's status report); the answer is the number of keys it publishes.
     pub async fn probe(&self, idp: &IdentityProvider) -> Result<usize, UpstreamError> {
+        if idp.saml().is_some() {
+            // A SAML IdP's "keys" are the signing certificates of its metadata.
+            return self.bounded(self.saml.probe(idp)).await;
+        }
         let provider = self.bounded(self.cache.fetch(&self.http, self.clock.as_ref(), idp)).await?;
         Ok(provider.metadata.jwks().keys().len())
     }
@@ -414,8 +460,29 @@ impl Upstreams {
     /// How long ago the keys pforte checks this provider's ID tokens with were fetched; `None`
     /// before the first login or probe.
     pub fn keys_age(&self, idp: &IdentityProvider) -> Option<Duration> {
+        if idp.saml().is_some() {
+            // A SAML IdP's keys are the certificates of its metadata.
+            return self.saml.metadata_age(idp);
+        }
         let fetched = self.cache.keys_fetched_at(idp.id.as_str())?;
         self.clock.now().signed_duration_since(fetched).to_std().ok()
+    }
+
+    /// Completes a SAML login from the Response posted to the provider's ACS (base64, as posted) and
+    /// what [`Upstreams::begin`] returned; the caller makes sure `pending` answers one Response only and
+    /// remembers the assertion's id (single use).
+    pub async fn complete_saml(
+        &self,
+        idp: &IdentityProvider,
+        pending: &PendingUpstream,
+        posted: &str,
+    ) -> Result<saml::SamlLogin, UpstreamError> {
+        self.bounded(self.saml.complete(idp, pending, posted)).await
+    }
+
+    /// [`Upstreams::bounded`] for work whose failure only means "nothing known".
+    async fn bounded_option<T>(&self, work: impl Future<Output = Option<T>>) -> Option<T> {
+        tokio::time::timeout(self.timeout, work).await.ok().flatten()
     }
 
     async fn bounded<T>(&self, work: impl Future<Output = Result<T, UpstreamError>>) -> Result<T, UpstreamError> {
@@ -440,6 +507,11 @@ fn denied(error: &str, description: Option<&str>) -> UpstreamError {
     let error: String = error.chars().filter(|c| c.is_ascii_graphic() && *c != '"' && *c != '\\').take(64).collect();
     let description = description.map(|d| d.chars().filter(|c| !c.is_control()).take(200).collect());
     UpstreamError::Denied { error, description }
+}
+
+/// The OpenID Connect settings of `idp`; a SAML provider reaching OpenID Connect code is a mix-up.
+fn oidc_settings(idp: &IdentityProvider) -> Result<&OidcUpstream, UpstreamError> {
+    idp.oidc().ok_or_else(|| UpstreamError::Misconfigured("the provider is not an OpenID Connect provider".into()))
 }
 
 fn serialize_level<S: Serializer>(level: &Level, serializer: S) -> Result<S::Ok, S::Error> {

@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 
 use super::discovery::Provider;
 use super::UpstreamError;
-use crate::registry::IdentityProvider;
+use crate::registry::{IdentityProvider, OidcUpstream};
 
 /// Signature algorithms accepted from upstream. Never `none`, and never HMAC: a shared-secret algorithm
 /// would let anyone who knows the key (for HS256 keyed with a public key: everyone) forge tokens.
@@ -57,12 +57,12 @@ impl Rejected {
 pub(super) fn verify_id_token(
     id_token: &CoreIdToken,
     provider: &Provider,
-    idp: &IdentityProvider,
+    oidc: &OidcUpstream,
     expected_nonce: &str,
     now: DateTime<Utc>,
 ) -> Result<VerifiedIdToken, Rejected> {
     let verifier = CoreIdTokenVerifier::new_public_client(
-        ClientId::new(idp.client_id.clone()),
+        ClientId::new(oidc.client_id.clone()),
         provider.metadata.issuer().clone(),
         provider.metadata.jwks().clone(),
     )
@@ -78,7 +78,7 @@ pub(super) fn verify_id_token(
     let nonce = Nonce::new(expected_nonce.to_owned());
     let claims = id_token.claims(&verifier, &nonce).map_err(rejected)?;
     // OpenID Connect Core 3.1.3.7, step 5; the library leaves `azp` to the caller.
-    if claims.authorized_party().is_some_and(|azp| azp.as_str() != idp.client_id) {
+    if claims.authorized_party().is_some_and(|azp| azp.as_str() != oidc.client_id) {
         return Err(Rejected::Invalid("the ID token was issued to another party (azp)"));
     }
     Ok(VerifiedIdToken {

@@ -1,0 +1,415 @@
+//! A BundID-like SAML 2.0 identity provider under `/dev/bundid-saml`, written from the SAML
+//! specifications and BundID's interface description, so `/demo` can log in over SAML as over OpenID
+//! Connect: metadata with its signing certificate (`/metadata`), the HTTP-Redirect SingleSignOnService
+//! (`/sso`: the AuthnRequest's query signature checked with the certificate of the registry entry that
+//! names this simulator), a page to pick a person and a login method, and an HTTP-POST Response:
+//! the assertion encrypted to the entry's encryption certificate (AES-128-GCM, RSA-OAEP), the
+//! Response signed (RSA-SHA256, through libxmlsec1). Only the attributes the request names in
+//! `akdb:RequestedAttributes` are delivered, and bPK2 is derived per service provider. Cancelling
+//! answers `RequestDenied`. Keys are made at start; requests vanish with the process.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::sync::Mutex;
+
+use axum::extract::{RawForm, RawQuery, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
+use openssl::hash::MessageDigest;
+use openssl::pkey::{PKey, Private};
+use openssl::x509::X509;
+use samael::crypto::{Crypto, CryptoProvider};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::personas::{self, Persona};
+use super::SimKind;
+use crate::dev::{document, escape, html, Context};
+use crate::registry::{MetadataSource, Registry};
+
+pub(crate) const PATH: &str = "/dev/bundid-saml";
+const BPK2: &str = "urn:oid:1.3.6.1.4.1.25484.494450.3";
+
+/// pforte's claim names in the personas → BundID's attribute names (OIDs).
+const ATTRIBUTES: &[(&str, &str)] = &[
+    ("given_name", "urn:oid:2.5.4.42"),
+    ("family_name", "urn:oid:2.5.4.4"),
+    ("birthdate", "urn:oid:1.2.40.0.10.2.1.1.55"),
+    ("place_of_birth", "urn:oid:1.3.6.1.5.5.7.9.2"),
+    ("birth_name", "urn:oid:1.2.40.0.10.2.1.1.225566"),
+    ("nationality", "urn:oid:1.2.40.0.10.2.1.1.225577"),
+    ("email", "urn:oid:0.9.2342.19200300.100.1.3"),
+    ("title", "urn:oid:0.9.2342.19200300.100.1.40"),
+];
+
+/// The service provider this simulator serves: the registry entry whose metadata URL is this one's.
+struct Registered {
+    signing_certificate: X509,
+    encryption_certificate: X509,
+}
+
+/// An AuthnRequest waiting for the person's decision.
+struct Waiting {
+    request_id: String,
+    relay_state: String,
+    acs_url: String,
+    sp_entity_id: String,
+    requested: Vec<String>,
+}
+
+pub(crate) struct SamlIdp {
+    key: PKey<Private>,
+    certificate: X509,
+    registered: Option<Registered>,
+    waiting: Mutex<HashMap<String, Waiting>>,
+}
+
+impl SamlIdp {
+    /// Makes the simulator's key and finds the registry entry that names it (`issuer` is pforte's
+    /// public URL).
+    pub(crate) fn new(registry: &Registry, issuer: &str) -> anyhow::Result<SamlIdp> {
+        let (key, certificate) = self_signed("bundid-saml-sim")?;
+        let own_metadata = format!("{issuer}{PATH}/metadata");
+        let registered = registry
+            .identity_providers()
+            .filter_map(|idp| idp.saml())
+            .find(|saml| matches!(&saml.metadata, MetadataSource::Url(url) if url.as_str() == own_metadata))
+            .map(|saml| -> anyhow::Result<Registered> {
+                Ok(Registered {
+                    signing_certificate: X509::from_pem(saml.signing_certificate.as_bytes())?,
+                    encryption_certificate: X509::from_pem(saml.decryption_certificate.as_bytes())?,
+                })
+            })
+            .transpose()?;
+        Ok(SamlIdp { key, certificate, registered, waiting: Mutex::default() })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Waiting>> {
+        self.waiting.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[derive(Clone)]
+struct SamlState {
+    idp: std::sync::Arc<SamlIdp>,
+    context: Context,
+}
+
+pub(crate) fn router(idp: std::sync::Arc<SamlIdp>, context: Context) -> Router {
+    let routes = Router::new()
+        .route("/metadata", get(metadata))
+        .route("/sso", get(sso))
+        .route("/sso/decide", post(decide))
+        .with_state(SamlState { idp, context });
+    Router::new().nest(PATH, routes)
+}
+
+fn self_signed(name: &str) -> anyhow::Result<(PKey<Private>, X509)> {
+    let key = PKey::from_rsa(openssl::rsa::Rsa::generate(2048)?)?;
+    let mut subject = openssl::x509::X509NameBuilder::new()?;
+    subject.append_entry_by_text("CN", name)?;
+    let subject = subject.build();
+    let mut builder = X509::builder()?;
+    builder.set_version(2)?;
+    builder.set_subject_name(&subject)?;
+    builder.set_issuer_name(&subject)?;
+    builder.set_pubkey(&key)?;
+    builder.set_not_before(&*openssl::asn1::Asn1Time::days_from_now(0)?)?;
+    builder.set_not_after(&*openssl::asn1::Asn1Time::days_from_now(3650)?)?;
+    builder.sign(&key, MessageDigest::sha256())?;
+    Ok((key, builder.build()))
+}
+
+fn entity_id(state: &SamlState) -> String {
+    format!("{}{PATH}", state.context.issuer)
+}
+
+async fn metadata(State(state): State<SamlState>) -> Response {
+    let certificate = match state.idp.certificate.to_der() {
+        Ok(der) => STANDARD.encode(der),
+        Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    };
+    let xml = format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" xmlns:ds="http://www.w3.org/2000/09/xmldsig#" entityID="{entity}">
+  <md:IDPSSODescriptor WantAuthnRequestsSigned="true" protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">
+    <md:KeyDescriptor use="signing"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>{certificate}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>
+    <md:SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="{entity}/sso"/>
+  </md:IDPSSODescriptor>
+</md:EntityDescriptor>
+"#,
+        entity = entity_id(&state)
+    );
+    ([(header::CONTENT_TYPE, "application/samlmetadata+xml")], xml).into_response()
+}
+
+fn error_page(message: &str) -> Response {
+    let body = format!("<h1>BundID (SAML-Simulator)</h1><p>{}</p>", escape(message));
+    html(StatusCode::BAD_REQUEST, document("BundID (SAML-Simulator)", &body))
+}
+
+/// The HTTP-Redirect binding: the signature over the query as sent, then the inflated request.
+async fn sso(State(state): State<SamlState>, RawQuery(query): RawQuery) -> Response {
+    let Some(registered) = &state.idp.registered else {
+        return error_page("Kein Registereintrag nennt diesen Simulator (metadata_url).");
+    };
+    let query = query.unwrap_or_default();
+    let Some((signed, signature)) = query.rsplit_once("&Signature=") else {
+        return error_page("Die Anfrage ist nicht signiert.");
+    };
+    let params: HashMap<String, String> = url::form_urlencoded::parse(query.as_bytes()).into_owned().collect();
+    let signature_field = format!("s={signature}");
+    let signature = url::form_urlencoded::parse(signature_field.as_bytes()).next().map(|(_, v)| v.into_owned());
+    let verified = signature.and_then(|s| STANDARD.decode(s).ok()).is_some_and(|signature| {
+        let Ok(key) = registered.signing_certificate.public_key() else { return false };
+        let Ok(mut verifier) = openssl::sign::Verifier::new(MessageDigest::sha256(), &key) else { return false };
+        verifier.update(signed.as_bytes()).is_ok() && verifier.verify(&signature).unwrap_or(false)
+    });
+    let rsa_sha256 =
+        params.get("SigAlg").map(String::as_str) == Some("http://www.w3.org/2001/04/xmldsig-more#rsa-sha256");
+    if !verified || !rsa_sha256 {
+        return error_page("Die Signatur der Anfrage ist ungültig.");
+    }
+    let Some(xml) = params.get("SAMLRequest").and_then(|r| STANDARD.decode(r).ok()).and_then(|deflated| {
+        let mut xml = String::new();
+        flate2::read::DeflateDecoder::new(deflated.as_slice())
+            .take(64 * 1024)
+            .read_to_string(&mut xml)
+            .ok()
+            .map(|_| xml)
+    }) else {
+        return error_page("Die Anfrage ist unlesbar.");
+    };
+    let Some(request) = read_request(&xml) else {
+        return error_page("Die Anfrage ist keine AuthnRequest mit ID, Issuer und AssertionConsumerServiceURL.");
+    };
+    let ticket = crate::crypto::random_token();
+    let waiting = Waiting {
+        request_id: request.id,
+        relay_state: params.get("RelayState").cloned().unwrap_or_default(),
+        acs_url: request.acs_url,
+        sp_entity_id: request.issuer,
+        requested: request.requested,
+    };
+    state.idp.lock().insert(ticket.clone(), waiting);
+    html(StatusCode::OK, login_page(&ticket, request.class_ref.as_deref()))
+}
+
+struct ReadRequest {
+    id: String,
+    issuer: String,
+    acs_url: String,
+    class_ref: Option<String>,
+    requested: Vec<String>,
+}
+
+/// The values the simulator needs from an AuthnRequest, read by local name.
+fn read_request(xml: &str) -> Option<ReadRequest> {
+    let mut reader = quick_xml::Reader::from_str(xml);
+    let (mut id, mut issuer, mut acs_url, mut class_ref) = (None, None, None, None);
+    let mut requested = Vec::new();
+    let mut current = String::new();
+    let attribute = |element: &quick_xml::events::BytesStart<'_>, name: &str| {
+        element.try_get_attribute(name).ok().flatten().map(|a| String::from_utf8_lossy(&a.value).into_owned())
+    };
+    loop {
+        match reader.read_event().ok()? {
+            quick_xml::events::Event::Start(e) | quick_xml::events::Event::Empty(e) => {
+                current = String::from_utf8_lossy(e.local_name().as_ref()).into_owned();
+                match current.as_str() {
+                    "AuthnRequest" => {
+                        id = attribute(&e, "ID");
+                        acs_url = attribute(&e, "AssertionConsumerServiceURL");
+                    }
+                    "RequestedAttribute" => requested.extend(attribute(&e, "Name")),
+                    _ => {}
+                }
+            }
+            quick_xml::events::Event::Text(text) => {
+                let text = String::from_utf8_lossy(&text).trim().to_owned();
+                match current.as_str() {
+                    "Issuer" if issuer.is_none() => issuer = Some(text),
+                    "AuthnContextClassRef" => class_ref = Some(text),
+                    _ => {}
+                }
+            }
+            quick_xml::events::Event::Eof => break,
+            _ => {}
+        }
+    }
+    Some(ReadRequest { id: id?, issuer: issuer?, acs_url: acs_url?, class_ref, requested })
+}
+
+fn login_page(ticket: &str, class_ref: Option<&str>) -> String {
+    let people: String = personas::personas(SimKind::BundId)
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let checked = if i == 0 { " checked" } else { "" };
+            format!(
+                r#"<label><input type="radio" name="persona" value="{}"{checked}> {} <small>{}</small></label><br>"#,
+                escape(p.key),
+                escape(p.label),
+                escape(p.summary)
+            )
+        })
+        .collect();
+    let methods: String = personas::levels(SimKind::BundId)
+        .iter()
+        .map(|l| {
+            let checked = if Some(l.acr) == class_ref { " checked" } else { "" };
+            format!(
+                r#"<label><input type="radio" name="level" value="{}"{checked}> {}</label><br>"#,
+                l.acr,
+                escape(l.label)
+            )
+        })
+        .collect();
+    let asked = class_ref.map(|c| format!("<p>Mindestens verlangt: {}</p>", escape(c))).unwrap_or_default();
+    let body = format!(
+        r#"<h1>BundID (SAML-Simulator)</h1>{asked}
+<form method="post" action="{PATH}/sso/decide">
+<input type="hidden" name="ticket" value="{ticket}">
+<fieldset><legend>Person</legend>{people}</fieldset>
+<fieldset><legend>Anmeldeverfahren</legend>{methods}</fieldset>
+<button type="submit" name="action" value="login">Anmelden</button>
+<button type="submit" name="action" value="cancel">Abbrechen</button>
+</form>"#,
+        ticket = escape(ticket)
+    );
+    document("BundID (SAML-Simulator)", &body)
+}
+
+/// The person decided: a page whose button posts the Response to pforte's ACS (HTTP-POST binding;
+/// pforte's pages allow no script, so the person presses it).
+async fn decide(State(state): State<SamlState>, RawForm(body): RawForm) -> Response {
+    let form: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
+    let waiting = form.get("ticket").and_then(|ticket| state.idp.lock().remove(ticket));
+    let (Some(waiting), Some(registered)) = (waiting, &state.idp.registered) else {
+        return error_page("Diese Anmeldung ist unbekannt oder schon beendet.");
+    };
+    let now = state.context.clock.now();
+    let answer = if form.get("action").map(String::as_str) == Some("login") {
+        let persona = form.get("persona").and_then(|key| personas::persona(SimKind::BundId, key));
+        let level = form.get("level").and_then(|acr| personas::level(SimKind::BundId, acr));
+        match (persona, level) {
+            (Some(persona), Some(level)) => {
+                let assertion = assertion(&state, &waiting, persona, level.acr, now);
+                encrypt(&assertion, &registered.encryption_certificate)
+                    .map(|encrypted| response(&state, &waiting, &encrypted, None, now))
+            }
+            _ => return error_page("Bitte Person und Anmeldeverfahren wählen."),
+        }
+    } else {
+        Ok(response(&state, &waiting, "", Some("RequestDenied"), now))
+    };
+    let signed = answer.map_err(|e| e.to_string()).and_then(|xml| sign(&xml, &state.idp.key));
+    let Ok(signed) = signed else {
+        return error_page("Die Antwort konnte nicht erzeugt werden.");
+    };
+    let body = format!(
+        r#"<h1>BundID (SAML-Simulator)</h1><p>Weiter zum Dienst.</p>
+<form method="post" action="{acs}">
+<input type="hidden" name="SAMLResponse" value="{response}">
+<input type="hidden" name="RelayState" value="{relay}">
+<button type="submit">Weiter</button>
+</form>"#,
+        acs = escape(&waiting.acs_url),
+        response = STANDARD.encode(signed),
+        relay = escape(&waiting.relay_state),
+    );
+    html(StatusCode::OK, document("BundID (SAML-Simulator)", &body))
+}
+
+fn instant(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// The persona's requested attributes, and bPK2: one identifier per person and service provider.
+fn assertion(state: &SamlState, waiting: &Waiting, persona: &Persona, class_ref: &str, now: DateTime<Utc>) -> String {
+    let claims = persona.claims();
+    let bpk2 = hex::encode(Sha256::digest(format!("{}|{}", persona.sub, waiting.sp_entity_id)));
+    let mut values: Vec<(&str, String)> = vec![(BPK2, bpk2)];
+    for (claim, oid) in ATTRIBUTES {
+        if let Some(Value::String(value)) = claims.get(*claim) {
+            values.push((oid, value.clone()));
+        }
+    }
+    let attributes: String = values
+        .iter()
+        .filter(|(name, _)| waiting.requested.is_empty() || waiting.requested.iter().any(|r| r == name))
+        .map(|(name, value)| {
+            format!(
+                r#"<saml:Attribute Name="{name}" NameFormat="urn:oasis:names:tc:SAML:2.0:attrname-format:uri"><saml:AttributeValue>{}</saml:AttributeValue></saml:Attribute>"#,
+                escape(value)
+            )
+        })
+        .collect();
+    let end = instant(now + TimeDelta::minutes(5));
+    format!(
+        r#"<saml:Assertion xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_a{id}" Version="2.0" IssueInstant="{now}"><saml:Issuer>{issuer}</saml:Issuer><saml:Subject><saml:NameID Format="urn:oasis:names:tc:SAML:2.0:nameid-format:transient">_t{id}</saml:NameID><saml:SubjectConfirmation Method="urn:oasis:names:tc:SAML:2.0:cm:bearer"><saml:SubjectConfirmationData InResponseTo="{irt}" NotOnOrAfter="{end}" Recipient="{acs}"/></saml:SubjectConfirmation></saml:Subject><saml:Conditions NotBefore="{now}" NotOnOrAfter="{end}"><saml:AudienceRestriction><saml:Audience>{audience}</saml:Audience></saml:AudienceRestriction></saml:Conditions><saml:AuthnStatement AuthnInstant="{now}"><saml:AuthnContext><saml:AuthnContextClassRef>{class_ref}</saml:AuthnContextClassRef></saml:AuthnContext></saml:AuthnStatement><saml:AttributeStatement>{attributes}</saml:AttributeStatement></saml:Assertion>"#,
+        id = hex::encode(rand_bytes::<16>()),
+        now = instant(now),
+        issuer = escape(&entity_id(state)),
+        irt = escape(&waiting.request_id),
+        acs = escape(&waiting.acs_url),
+        audience = escape(&waiting.sp_entity_id),
+    )
+}
+
+fn response(state: &SamlState, waiting: &Waiting, inner: &str, denied: Option<&str>, now: DateTime<Utc>) -> String {
+    let status = match denied {
+        None => r#"<samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Success"/>"#.to_owned(),
+        Some(sub) => format!(
+            r#"<samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Responder"><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:{sub}"/></samlp:StatusCode>"#
+        ),
+    };
+    format!(
+        r#"<samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_r{id}" Version="2.0" IssueInstant="{now}" Destination="{acs}" InResponseTo="{irt}"><saml:Issuer>{issuer}</saml:Issuer>{{signature}}<samlp:Status>{status}</samlp:Status>{inner}</samlp:Response>"#,
+        id = hex::encode(rand_bytes::<16>()),
+        now = instant(now),
+        acs = escape(&waiting.acs_url),
+        irt = escape(&waiting.request_id),
+        issuer = escape(&entity_id(state)),
+    )
+}
+
+fn rand_bytes<const N: usize>() -> [u8; N] {
+    use rand::RngCore;
+    let mut bytes = [0u8; N];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    bytes
+}
+
+/// XML Encryption of the assertion: AES-128-GCM content, the key wrapped with RSA-OAEP for pforte.
+fn encrypt(assertion: &str, certificate: &X509) -> Result<String, openssl::error::ErrorStack> {
+    let content_key = rand_bytes::<16>();
+    let iv = rand_bytes::<12>();
+    let mut tag = [0u8; 16];
+    let cipher = openssl::symm::Cipher::aes_128_gcm();
+    let ciphertext = openssl::symm::encrypt_aead(cipher, &content_key, Some(&iv), &[], assertion.as_bytes(), &mut tag)?;
+    let rsa = certificate.public_key()?.rsa()?;
+    let mut wrapped = vec![0u8; usize::try_from(rsa.size()).unwrap_or(512)];
+    let length = rsa.public_encrypt(&content_key, &mut wrapped, openssl::rsa::Padding::PKCS1_OAEP)?;
+    wrapped.truncate(length);
+    Ok(format!(
+        r#"<saml:EncryptedAssertion><xenc:EncryptedData xmlns:xenc="http://www.w3.org/2001/04/xmlenc#" Type="http://www.w3.org/2001/04/xmlenc#Element"><xenc:EncryptionMethod Algorithm="http://www.w3.org/2009/xmlenc11#aes128-gcm"/><ds:KeyInfo xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><xenc:EncryptedKey><xenc:EncryptionMethod Algorithm="http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p"/><xenc:CipherData><xenc:CipherValue>{}</xenc:CipherValue></xenc:CipherData></xenc:EncryptedKey></ds:KeyInfo><xenc:CipherData><xenc:CipherValue>{}</xenc:CipherValue></xenc:CipherData></xenc:EncryptedData></saml:EncryptedAssertion>"#,
+        STANDARD.encode(wrapped),
+        STANDARD.encode([iv.as_slice(), &ciphertext, &tag].concat())
+    ))
+}
+
+/// Signs the Response (enveloped RSA-SHA256 over its ID, exclusive c14n) at its `{signature}` mark.
+fn sign(xml: &str, key: &PKey<Private>) -> Result<String, String> {
+    let id = xml.split(" ID=\"").nth(1).and_then(|s| s.split('"').next()).ok_or("no ID")?.to_owned();
+    let template = format!(
+        r##"<ds:Signature xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:SignedInfo><ds:CanonicalizationMethod Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/><ds:SignatureMethod Algorithm="http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"/><ds:Reference URI="#{id}"><ds:Transforms><ds:Transform Algorithm="http://www.w3.org/2000/09/xmldsig#enveloped-signature"/><ds:Transform Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/></ds:Transforms><ds:DigestMethod Algorithm="http://www.w3.org/2001/04/xmlenc#sha256"/><ds:DigestValue></ds:DigestValue></ds:Reference></ds:SignedInfo><ds:SignatureValue></ds:SignatureValue></ds:Signature>"##
+    );
+    let der = key.private_key_to_der().map_err(|e| e.to_string())?;
+    Crypto::sign_xml(xml.replacen("{signature}", &template, 1), &der).map_err(|e| e.to_string())
+}

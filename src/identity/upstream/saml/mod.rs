@@ -1,0 +1,282 @@
+//! pforte as SAML 2.0 service provider of upstream account providers (BundID, Mein Unternehmenskonto):
+//! the signed AuthnRequest over HTTP-Redirect, the checked Response at the AssertionConsumerService,
+//! the IdP's metadata (pinned from a file, or fetched and refreshed like OpenID Connect discovery),
+//! and pforte's own metadata for the IdP's registration.
+//!
+//! The flow shares [`super::PendingUpstream`] with OpenID Connect: its `state` is the RelayState, its
+//! `request_id` the AuthnRequest's ID that the Response must answer (InResponseTo).
+
+mod encrypted;
+mod metadata;
+mod request;
+mod response;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, TimeDelta, Utc};
+use secrecy::ExposeSecret;
+use serde_json::{Map, Value};
+
+pub use self::response::MAX_RESPONSE_BASE64_BYTES;
+use super::{Freshness, PendingUpstream, UpstreamError, UpstreamIdentity, UpstreamRequest};
+use crate::clock::SharedClock;
+use crate::crypto::random_token;
+use crate::registry::saml_metadata::{IdpMetadata, MAX_METADATA_BYTES};
+use crate::registry::{rsa_private_key, IdentityProvider, Level, MetadataSource, SamlUpstream};
+
+/// A SAML login that passed every check, with what single use of its assertion needs.
+#[derive(Debug)]
+pub struct SamlLogin {
+    pub identity: UpstreamIdentity,
+    /// The assertion's ID: pforte refuses it a second time until `valid_until`.
+    pub assertion_id: String,
+    pub valid_until: DateTime<Utc>,
+}
+
+/// Fetched IdP metadata, per provider id.
+struct Fetched {
+    url: String,
+    metadata: Arc<IdpMetadata>,
+    fetched_at: DateTime<Utc>,
+}
+
+/// The service provider towards every SAML upstream.
+pub struct SamlRelyingParty {
+    http: reqwest::Client,
+    clock: SharedClock,
+    /// `{public_url}/saml`: each provider's ACS and metadata live below `/<provider id>/`.
+    base: String,
+    // A plain mutex: map operations only, never held across an await.
+    fetched: Mutex<HashMap<String, Fetched>>,
+}
+
+impl SamlRelyingParty {
+    pub fn new(http: reqwest::Client, clock: SharedClock, base: &str) -> Self {
+        SamlRelyingParty { http, clock, base: base.trim_end_matches('/').to_owned(), fetched: Mutex::default() }
+    }
+
+    /// The AssertionConsumerService of `idp`: one per provider, so a Response can only be taken for
+    /// that provider's logins.
+    pub fn acs_url(&self, idp: &IdentityProvider) -> String {
+        format!("{}/{}/acs", self.base, idp.id)
+    }
+
+    /// Where pforte's metadata for `idp` is served.
+    pub fn metadata_url(&self, idp: &IdentityProvider) -> String {
+        format!("{}/{}/metadata", self.base, idp.id)
+    }
+
+    pub fn forget(&self, id: &str) {
+        self.lock().remove(id);
+    }
+
+    /// pforte's SP metadata for `idp`: entityID, ACS (HTTP-POST), signing and encryption certificates.
+    pub fn sp_metadata(&self, idp: &IdentityProvider) -> Result<String, UpstreamError> {
+        let saml = settings(idp)?;
+        metadata::sp_metadata(saml, &self.acs_url(idp))
+            .map_err(|e| UpstreamError::Misconfigured(format!("pforte's metadata cannot be written: {e}")))
+    }
+
+    /// The AuthnRequest: a fresh ID and RelayState, `ForceAuthn`, the lowest `AuthnContextClassRef`
+    /// the entry asks for at or above `required` (Comparison="minimum"), the akdb extension, signed.
+    pub(super) async fn begin(
+        &self,
+        idp: &IdentityProvider,
+        required: Level,
+        freshness: Freshness,
+    ) -> Result<UpstreamRequest, UpstreamError> {
+        let saml = settings(idp)?;
+        let metadata = self.idp_metadata(idp, saml).await?;
+        let endpoint = metadata.sso_redirect.as_ref().ok_or_else(|| {
+            UpstreamError::Misconfigured("the IdP's metadata offers no HTTP-Redirect SingleSignOnService".into())
+        })?;
+        let class_ref = idp.acr_values.range(required..).next().map(|(_, class_ref)| class_ref.as_str());
+        // An xs:ID is an NCName, which must not start with a digit: hence the prefix.
+        let request_id = format!("_{}", hex_id());
+        let relay_state = random_token();
+        let acs_url = self.acs_url(idp);
+        let now = self.clock.now();
+        let xml = request::AuthnRequest {
+            id: &request_id,
+            issue_instant: now,
+            destination: endpoint.as_str(),
+            acs_url: &acs_url,
+            issuer: &saml.entity_id,
+            authn_context_class_ref: class_ref,
+            akdb: saml.akdb.as_ref(),
+        }
+        .to_xml()
+        .map_err(UpstreamError::Misconfigured)?;
+        let key = rsa_private_key(saml.signing_key.expose_secret()).map_err(UpstreamError::Misconfigured)?;
+        let authorization_url =
+            request::redirect_url(endpoint, &xml, &relay_state, &key).map_err(UpstreamError::Misconfigured)?;
+        let pending = PendingUpstream {
+            provider_id: idp.id.to_string(),
+            state: relay_state,
+            nonce: String::new(),
+            pkce_verifier: String::new(),
+            expected_issuer: metadata.entity_id.clone(),
+            redirect_uri: acs_url,
+            required_level: required,
+            freshness,
+            requested_at: now.timestamp(),
+            request_id: Some(request_id),
+        };
+        Ok(UpstreamRequest { authorization_url, pending })
+    }
+
+    /// Checks the posted Response against the stored request and maps the assertion onto pforte's
+    /// identity: level from `AuthnContextClassRef`, subject from the configured attribute, claims by
+    /// attribute name.
+    pub(super) async fn complete(
+        &self,
+        idp: &IdentityProvider,
+        pending: &PendingUpstream,
+        posted: &str,
+    ) -> Result<SamlLogin, UpstreamError> {
+        let saml = settings(idp)?;
+        let metadata = self.idp_metadata(idp, saml).await?;
+        // Mix-up defence: this flow went to this provider, whose entityID has not changed since.
+        if pending.provider_id != idp.id.as_str() || pending.expected_issuer != metadata.entity_id {
+            return Err(UpstreamError::IssuerMismatch);
+        }
+        let request_id = pending
+            .request_id
+            .as_deref()
+            .ok_or_else(|| UpstreamError::InvalidResponse("the login sent no SAML request".into()))?;
+        let key = rsa_private_key(saml.decryption_key.expose_secret()).map_err(UpstreamError::Misconfigured)?;
+        let now = self.clock.now();
+        let expected =
+            response::Expected { request_id, acs_url: &pending.redirect_uri, sp_entity_id: &saml.entity_id, now };
+        let assertion = response::check(posted, &metadata, &key, &expected).map_err(|refusal| match refusal {
+            response::Refusal::Status(code) => UpstreamError::Denied { error: code, description: None },
+            response::Refusal::Invalid(reason) => UpstreamError::InvalidResponse(reason),
+        })?;
+        let level = idp
+            .level_of(&assertion.class_ref)
+            .ok_or_else(|| UpstreamError::UnknownLevel(assertion.class_ref.clone()))?;
+        if level < pending.required_level {
+            return Err(UpstreamError::LevelTooLow { required: pending.required_level, proven: level });
+        }
+        let auth_time = assertion.authn_instant.map(|instant| instant.timestamp());
+        super::freshness::check(pending, auth_time, now)?;
+        let subject = match assertion.attributes.get(&saml.subject_attribute).map(Vec::as_slice) {
+            Some([subject]) if !subject.trim().is_empty() => subject.trim().to_owned(),
+            // A guest login (BundID) delivers no stable identifier: nothing to derive a `sub` from.
+            _ => {
+                return Err(UpstreamError::Denied {
+                    error: "no_stable_identifier".into(),
+                    description: Some("the account provider delivered no stable identifier".into()),
+                })
+            }
+        };
+        let identity = UpstreamIdentity {
+            provider_id: idp.id.to_string(),
+            subject,
+            level,
+            acr: assertion.class_ref.clone(),
+            amr: Vec::new(),
+            auth_time,
+            claims: map_attributes(idp, &assertion.attributes),
+        };
+        Ok(SamlLogin { identity, assertion_id: assertion.id, valid_until: assertion.valid_until })
+    }
+
+    /// Fetches the IdP's metadata now (for the operator's status report): the number of signing
+    /// certificates it pins.
+    pub(super) async fn probe(&self, idp: &IdentityProvider) -> Result<usize, UpstreamError> {
+        let saml = settings(idp)?;
+        if let MetadataSource::Url(_) = &saml.metadata {
+            self.forget(idp.id.as_str());
+        }
+        Ok(self.idp_metadata(idp, saml).await?.signing_certificates.len())
+    }
+
+    /// How long ago the IdP's metadata (with the certificates pforte verifies with) was fetched;
+    /// `None` before the first fetch, and for metadata from a file, which a reload reads again.
+    pub(super) fn metadata_age(&self, idp: &IdentityProvider) -> Option<std::time::Duration> {
+        let fetched_at = self.lock().get(idp.id.as_str())?.fetched_at;
+        self.clock.now().signed_duration_since(fetched_at).to_std().ok()
+    }
+
+    /// The origin a browser reaches when sent to this IdP (for a page's `form-action`).
+    pub(super) async fn login_origin(&self, idp: &IdentityProvider) -> Option<url::Origin> {
+        let saml = settings(idp).ok()?;
+        let metadata = self.idp_metadata(idp, saml).await.ok()?;
+        metadata.sso_redirect.as_ref().map(url::Url::origin)
+    }
+
+    /// The IdP's metadata: the file read with the registry, or the URL's document while fresh.
+    async fn idp_metadata(
+        &self,
+        idp: &IdentityProvider,
+        saml: &SamlUpstream,
+    ) -> Result<Arc<IdpMetadata>, UpstreamError> {
+        let url = match &saml.metadata {
+            MetadataSource::File(metadata) => return Ok(Arc::new((**metadata).clone())),
+            MetadataSource::Url(url) => url.as_str(),
+        };
+        let now = self.clock.now();
+        let refresh = TimeDelta::from_std(saml.metadata_refresh).unwrap_or(TimeDelta::MAX);
+        if let Some(cached) = self.lock().get(idp.id.as_str()) {
+            if cached.url == url && now >= cached.fetched_at && now.signed_duration_since(cached.fetched_at) < refresh {
+                return Ok(cached.metadata.clone());
+            }
+        }
+        let metadata = Arc::new(self.fetch_metadata(url).await?);
+        let fetched = Fetched { url: url.to_owned(), metadata: metadata.clone(), fetched_at: now };
+        self.lock().insert(idp.id.to_string(), fetched);
+        Ok(metadata)
+    }
+
+    async fn fetch_metadata(&self, url: &str) -> Result<IdpMetadata, UpstreamError> {
+        let unavailable = |why: String| UpstreamError::Unavailable(format!("the IdP's metadata {why}"));
+        let response = crate::http_client::with_trace_context(self.http.get(url))
+            .send()
+            .await
+            .map_err(|e| unavailable(format!("cannot be fetched: {}", super::discovery::without_url(&e))))?;
+        if response.status() != reqwest::StatusCode::OK {
+            return Err(unavailable(format!("answered HTTP {}", response.status().as_u16())));
+        }
+        let body = crate::http_client::read_capped(response, MAX_METADATA_BYTES)
+            .await
+            .map_err(|e| unavailable(format!("cannot be read: {e}")))?;
+        let text = String::from_utf8(body.to_vec()).map_err(|_| unavailable("is not UTF-8".into()))?;
+        IdpMetadata::parse(&text).map_err(unavailable)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Fetched>> {
+        self.fetched.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+fn settings(idp: &IdentityProvider) -> Result<&SamlUpstream, UpstreamError> {
+    idp.saml().ok_or_else(|| UpstreamError::Misconfigured("the provider is not a SAML identity provider".into()))
+}
+
+/// 16 random bytes in hex: an AuthnRequest ID nobody can guess.
+fn hex_id() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+/// The claims pforte passes on: each attribute named in the provider's `[claims]`, under its pforte
+/// name; one value as a string, several as a list. Everything else is dropped (data minimisation).
+fn map_attributes(
+    idp: &IdentityProvider,
+    attributes: &std::collections::BTreeMap<String, Vec<String>>,
+) -> Map<String, Value> {
+    let mut claims = Map::new();
+    for (name, pforte) in &idp.claims {
+        let value = match attributes.get(name).map(Vec::as_slice) {
+            Some([one]) => Value::String(one.clone()),
+            Some([]) | None => continue,
+            Some(many) => Value::Array(many.iter().cloned().map(Value::String).collect()),
+        };
+        claims.insert((*pforte).to_owned(), value);
+    }
+    claims
+}
