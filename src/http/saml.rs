@@ -9,8 +9,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
-use super::oidc::pages::{self, Lang};
-use super::oidc::{browser_cookie, parse_parameters, see_other};
+use super::oidc::pages::Lang;
+use super::oidc::{browser_cookie, login_error, parse_parameters, see_other};
 use crate::http::state::AppState;
 use crate::identity::login::{LoginError, Problem};
 
@@ -93,11 +93,4 @@ async fn returned(
 
 fn invalid() -> LoginError {
     LoginError::Page { problem: Problem::UpstreamInvalid, back: None }
-}
-
-fn login_error(lang: Lang, error: LoginError) -> Response {
-    match error {
-        LoginError::Redirect(target) => see_other(&target),
-        LoginError::Page { problem, back } => pages::problem(lang, problem, back.as_deref()).into_response(),
-    }
 }

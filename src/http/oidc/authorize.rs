@@ -5,16 +5,16 @@ use std::collections::BTreeMap;
 
 use axum::extract::{Path, RawForm, RawQuery, State};
 use axum::http::{header, HeaderMap};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 
 use super::pages::{self, Lang};
-use super::{browser_cookie, browser_cookie_header, parse_parameters, see_other};
+use super::{browser_cookie, browser_cookie_header, login_error, parse_parameters, see_other};
 use crate::crypto::{fingerprint, random_token};
 use crate::http::middleware::provider_form_targets;
 use crate::http::state::AppState;
-use crate::identity::login::{client_error, LoginError, Next, ProviderChoice};
+use crate::identity::login::{client_error, Next, ProviderChoice};
 use crate::identity::request::{self, AuthorizeError, Origin};
 use crate::identity::upstream::CallbackParams;
 
@@ -165,12 +165,5 @@ async fn callback(
     match state.login.callback(&provider_id, &callback, browser_cookie(&headers).as_deref()).await {
         Ok(target) => see_other(&target),
         Err(error) => login_error(lang, error),
-    }
-}
-
-fn login_error(lang: Lang, error: LoginError) -> Response {
-    match error {
-        LoginError::Redirect(target) => see_other(&target),
-        LoginError::Page { problem, back } => pages::problem(lang, problem, back.as_deref()).into_response(),
     }
 }

@@ -161,6 +161,16 @@ pub fn no_store_json(body: serde_json::Value) -> Response {
     response
 }
 
+/// A login that cannot go on: back to the online service when it may learn why, else a page.
+/// Shared by the OpenID Connect callback and the SAML assertion consumer (`http::saml`).
+pub(crate) fn login_error(lang: pages::Lang, error: crate::identity::login::LoginError) -> Response {
+    use crate::identity::login::LoginError;
+    match error {
+        LoginError::Redirect(target) => see_other(&target),
+        LoginError::Page { problem, back } => pages::problem(lang, problem, back.as_deref()).into_response(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
