@@ -27,6 +27,8 @@ mod load;
 mod report;
 #[path = "support/setup.rs"]
 mod setup;
+#[path = "support/wrk.rs"]
+mod wrk;
 
 use std::str::FromStr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -68,6 +70,9 @@ struct Options {
     /// Code exchanges (each preceded, before the clock starts, by a login through the simulators).
     #[arg(long, default_value_t = 1000)]
     exchanges: usize,
+    /// Seconds of the token run with `wrk` in its own process (skipped when wrk is not installed).
+    #[arg(long, default_value_t = 5)]
+    wrk_secs: u64,
     /// Seconds of raw ES256 signing per thread.
     #[arg(long, default_value_t = 2.0)]
     sign_secs: f64,
@@ -128,9 +133,13 @@ async fn main() -> anyhow::Result<()> {
     let pforte_many = creates.run(&creates.pforte, n, c).await.print(&format!("pforte, {c} at once"), "creates/s");
     let pforte_waits = stop_sampler(sampler).await?;
     let model = model_payment(&pforte, &creates).await?;
-    let db_many = database_ceiling(&database.url, &model, n, c)
+    let db_many = database_ceiling(&database.url, &model, "many", n, c)
         .await?
         .print(&format!("database alone, same writes, {c} at once"), "creates/s");
+    // What a create's own commit costs the disk, one at a time: part of what pforte adds.
+    let db_one = database_ceiling(&database.url, &model, "one", options.sequential, 1)
+        .await?
+        .print("database alone, same writes, one at a time", "creates/s");
     let recording = recording_alone(&pforte, &model, n, c)
         .await
         .print(&format!("pforte's recording alone, {c} at once"), "creates/s");
@@ -147,6 +156,14 @@ async fn main() -> anyhow::Result<()> {
     })
     .await
     .print("client_credentials", "tokens/s");
+    // The same endpoint loaded from another process, with pforte's own CPU share measured.
+    let from_wrk = wrk::client_credentials(&address, setup::SECRET, c, options.wrk_secs)?;
+    if let Some(run) = &from_wrk {
+        println!(
+            "{:>42}: {:>8.0} tokens/s   pforte used {:.2} cores",
+            "client_credentials from wrk", run.requests_per_s, run.cores_used
+        );
+    }
     let exchanges = code_exchanges(&client, &address, options.exchanges, c).await.print("code exchange", "exchanges/s");
 
     let instances = if database.is_postgres() {
@@ -179,10 +196,11 @@ async fn main() -> anyhow::Result<()> {
     let added = pforte_one.percentile_ms(0.5) - stub_one.percentile_ms(0.5);
     let limit = if postgres { 1.5 } else { 1.0 };
     println!(
-        "median pforte adds to one create = {added:.2} ms (pforte p50 {:.2} − stub p50 {:.2}; target ≤ {limit} ms: {})",
+        "median pforte adds to one create = {added:.2} ms (pforte p50 {:.2} − stub p50 {:.2}; target ≤ {limit} ms: {}); the database's own transaction for it alone: p50 {:.2} ms",
         pforte_one.percentile_ms(0.5),
         stub_one.percentile_ms(0.5),
-        verdict(added <= limit)
+        verdict(added <= limit),
+        db_one.percentile_ms(0.5)
     );
     let token_ratio = percent(tokens.rate(), cores_rate);
     println!(
@@ -190,6 +208,19 @@ async fn main() -> anyhow::Result<()> {
         tokens.rate(),
         verdict(token_ratio >= 40.0)
     );
+    // A signature per thread-second, times the cores pforte used while wrk loaded it.
+    let wrk_ratio = from_wrk.as_ref().map(|run| {
+        let ceiling = cores_rate / workers as f64 * run.cores_used;
+        (percent(run.requests_per_s, ceiling), ceiling)
+    });
+    if let (Some(run), Some((ratio, ceiling))) = (&from_wrk, wrk_ratio) {
+        println!(
+            "client_credentials tokens from wrk = {ratio:.0} % of raw ES256 on the {:.2} cores pforte used ({:.0} of {ceiling:.0}/s; target ≥ 40 %: {})",
+            run.cores_used,
+            run.requests_per_s,
+            verdict(ratio >= 40.0)
+        );
+    }
     let exchange_note = if postgres {
         format!("target ≥ 2,000/s on PostgreSQL: {}", verdict(exchanges.rate() >= 2000.0))
     } else {
@@ -212,9 +243,15 @@ async fn main() -> anyhow::Result<()> {
     figure("one_create_stub_p50_ms", stub_one.percentile_ms(0.5));
     figure("one_create_pforte_p50_ms", pforte_one.percentile_ms(0.5));
     figure("one_create_added_p50_ms", added);
+    figure("one_create_database_p50_ms", db_one.percentile_ms(0.5));
     figure("tokens_per_s", tokens.rate());
     figure("raw_es256_per_s", cores_rate);
     figure("tokens_percent_of_raw_es256", token_ratio);
+    if let (Some(run), Some((ratio, _))) = (&from_wrk, wrk_ratio) {
+        figure("tokens_wrk_per_s", run.requests_per_s);
+        figure("tokens_wrk_pforte_cores_used", run.cores_used);
+        figure("tokens_wrk_percent_of_raw_es256_on_cores_used", ratio);
+    }
     figure("code_exchanges_per_s", exchanges.rate());
     if let Some(waits) = &pforte_waits {
         figure("lock_waits_pforte_creates", waits.lock() as f64);
@@ -308,7 +345,14 @@ async fn model_payment(pforte: &Instance, creates: &Creates) -> anyhow::Result<M
 /// transaction per payment: what a client of the database gets without pforte's code.
 /// SQLite: one connection with pforte's settings (WAL, `synchronous = FULL`), as SQLite has one
 /// writer; PostgreSQL: 16 connections, as pforte has.
-async fn database_ceiling(url: &str, model: &Model, n: usize, concurrency: usize) -> anyhow::Result<Report> {
+/// `label` keeps the request ids of separate runs apart.
+async fn database_ceiling(
+    url: &str,
+    model: &Model,
+    label: &str,
+    n: usize,
+    concurrency: usize,
+) -> anyhow::Result<Report> {
     let columns = "transaction_id, originator_id, endpoint_id, client_id, request_id, request, gros_amount, \
                    provider_id, provider_reference, pay_url, status, status_detail, created_at, updated_at, \
                    expires_at, effective_request, personal_data";
@@ -332,7 +376,7 @@ async fn database_ceiling(url: &str, model: &Model, n: usize, concurrency: usize
                 .bind(&row.originator_id)
                 .bind(&row.endpoint_id)
                 .bind(&row.client_id)
-                .bind(format!("D-{}", $i))
+                .bind(format!("D-{label}-{}", $i))
                 .bind(&row.request)
                 .bind(row.gros_amount.to_string())
                 .bind(&row.provider_id)

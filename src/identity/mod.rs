@@ -10,3 +10,4 @@ pub(crate) mod redirects;
 pub(crate) mod request;
 pub(crate) mod tokens;
 pub mod upstream;
+mod verified;

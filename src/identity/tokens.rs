@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use super::levels::eidas_uri;
+use super::verified::{Verified, VerifiedTokens};
 use crate::clock::SharedClock;
 use crate::keys::{KeyError, KeyService, MasterKey, SigningAlg};
 use crate::registry::{Client, IdTokenAlg, Level};
@@ -106,13 +107,15 @@ pub struct TokenService {
     db: Database,
     issuer: String,
     clock: SharedClock,
+    /// Shared by every clone: the tokens whose signature was already checked.
+    verified: Arc<VerifiedTokens>,
 }
 
 impl TokenService {
     pub fn new(keys: KeyService, db: Database, issuer: String, clock: SharedClock) -> Result<Self, KeyError> {
         let master = keys.master();
         let pairwise_key = master.derive("pairwise subject")?;
-        Ok(TokenService { keys, master, pairwise_key, db, issuer, clock })
+        Ok(TokenService { keys, master, pairwise_key, db, issuer, clock, verified: Arc::default() })
     }
 
     pub fn issuer(&self) -> &str {
@@ -213,22 +216,30 @@ impl TokenService {
         Ok(IssuedToken { token, jti, expires_at: now + lifetime, expires_in: lifetime })
     }
 
-    /// Checks signature (with a published pforte key), type, issuer, expiry and revocation.
+    /// Checks signature (with a published pforte key), type, issuer, expiry and revocation. The
+    /// signature of a token seen before is not checked again (`identity::verified`); that its key is
+    /// still published, expiry and revocation are, on every call.
     pub async fn verify_access_token(&self, token: &str) -> Result<AccessToken, TokenError> {
         let invalid = |reason: &str| TokenError::Invalid(reason.to_owned());
-        let header = jwt::decode_header(token).map_err(|_| invalid("not a JWT"))?;
-        if header.claim("typ").and_then(Value::as_str) != Some(ACCESS_TOKEN_TYPE) {
-            return Err(invalid("not an access token"));
-        }
-        let kid = header.claim("kid").and_then(Value::as_str).ok_or_else(|| invalid("no key id"))?;
-        let verifier = self.keys.verifier(kid).await?.ok_or_else(|| invalid("unknown signing key"))?;
-        let (payload, _) =
-            jwt::decode_with_verifier(token, verifier.verifier.as_ref()).map_err(|_| invalid("bad signature"))?;
+        let checked = match self.verified.get(token) {
+            Some(seen) => {
+                if self.keys.verifier(&seen.kid).await?.is_none() {
+                    return Err(invalid("unknown signing key"));
+                }
+                seen
+            }
+            None => {
+                let verified = Arc::new(self.verify_signature(token).await?);
+                self.verified.insert(token, verified.clone(), self.clock.now().timestamp());
+                verified
+            }
+        };
+        let payload = &checked.payload;
         let text = |name: &str| payload.claim(name).and_then(Value::as_str).map(str::to_owned);
         if text("iss").as_deref() != Some(self.issuer.as_str()) {
             return Err(invalid("issued by someone else"));
         }
-        let expires_at = payload.claim("exp").and_then(Value::as_i64).ok_or_else(|| invalid("no expiry"))?;
+        let expires_at = checked.expires_at;
         if expires_at <= self.clock.now().timestamp() {
             return Err(invalid("expired"));
         }
@@ -251,6 +262,22 @@ impl TokenService {
             expires_at,
             identity,
         })
+    }
+
+    /// The signature check of an access token not seen before: type, a published pforte key, the
+    /// signature, and an expiry to keep it by.
+    async fn verify_signature(&self, token: &str) -> Result<Verified, TokenError> {
+        let invalid = |reason: &str| TokenError::Invalid(reason.to_owned());
+        let header = jwt::decode_header(token).map_err(|_| invalid("not a JWT"))?;
+        if header.claim("typ").and_then(Value::as_str) != Some(ACCESS_TOKEN_TYPE) {
+            return Err(invalid("not an access token"));
+        }
+        let kid = header.claim("kid").and_then(Value::as_str).ok_or_else(|| invalid("no key id"))?;
+        let verifier = self.keys.verifier(kid).await?.ok_or_else(|| invalid("unknown signing key"))?;
+        let (payload, _) =
+            jwt::decode_with_verifier(token, verifier.verifier.as_ref()).map_err(|_| invalid("bad signature"))?;
+        let expires_at = payload.claim("exp").and_then(Value::as_i64).ok_or_else(|| invalid("no expiry"))?;
+        Ok(Verified { kid: kid.to_owned(), payload, expires_at })
     }
 }
 
