@@ -344,8 +344,8 @@ async fn model_payment(pforte: &Instance, creates: &Creates) -> anyhow::Result<M
 /// straight from the benchmark with sqlx's driver for the database, `concurrency` at a time, one
 /// transaction per payment: what a client of the database gets without pforte's code.
 /// SQLite: one connection with pforte's settings (WAL, `synchronous = FULL`), as SQLite has one
-/// writer; PostgreSQL: 16 connections, as pforte has.
-/// `label` keeps the request ids of separate runs apart.
+/// writer; PostgreSQL: 16 connections, as pforte has. Neither pool pings a connection before
+/// handing it out (pforte's pool pings only one that sat idle). `label` keeps the request ids of separate runs apart.
 async fn database_ceiling(
     url: &str,
     model: &Model,
@@ -408,7 +408,11 @@ async fn database_ceiling(
             .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
             .synchronous(sqlx::sqlite::SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(5));
-        let pool = sqlx::sqlite::SqlitePoolOptions::new().max_connections(1).connect_with(options).await?;
+        let pool = sqlx::sqlite::SqlitePoolOptions::new()
+            .max_connections(1)
+            .test_before_acquire(false)
+            .connect_with(options)
+            .await?;
         let report = run(n, concurrency, |i| {
             let pool = pool.clone();
             async move {
@@ -421,7 +425,8 @@ async fn database_ceiling(
         pool.close().await;
         Ok(report)
     } else {
-        let pool = sqlx::postgres::PgPoolOptions::new().max_connections(16).connect(url).await?;
+        let pool =
+            sqlx::postgres::PgPoolOptions::new().max_connections(16).test_before_acquire(false).connect(url).await?;
         let report = run(n, concurrency, |i| {
             let pool = pool.clone();
             async move {

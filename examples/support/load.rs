@@ -61,9 +61,14 @@ impl Waits {
         let mut top: Vec<_> = self.events.iter().collect();
         top.sort_by(|a, b| b.1.cmp(a.1));
         let top: Vec<String> = top.iter().take(4).map(|(k, n)| format!("{k} {n}")).collect();
+        // Which locks: `Lock/extend` (a table growing) is the database's own, a `Lock/transactionid`
+        // or `Lock/advisory` would be one request waiting for another's commit.
+        let locks: Vec<String> =
+            self.events.iter().filter(|(k, _)| k.starts_with("Lock/")).map(|(k, n)| format!("{k} {n}")).collect();
         format!(
-            "Lock waits {} (advisory {}) in {} active-session observations over {} samples; most seen: {}",
+            "Lock waits {} [{}] (advisory {}) in {} active-session observations over {} samples; most seen: {}",
             self.lock(),
+            locks.join(", "),
             self.advisory(),
             self.active,
             self.samples,
