@@ -344,6 +344,13 @@ fn build_state(settings: Settings, registry: Registry, clock: SharedClock) -> an
         clock: clock.clone(),
     };
     let reload = Arc::new(reload::RegistryReloader::new(&settings, renewed));
+    let transfer = crate::transfer::TransferService::new(
+        db.clone(),
+        keys.clone(),
+        clock.clone(),
+        settings.transfer.clone(),
+        &issuer,
+    );
     Ok(AppState::new(Shared {
         settings,
         registry,
@@ -370,6 +377,7 @@ fn build_state(settings: Settings, registry: Registry, clock: SharedClock) -> an
         payment_callbacks,
         client_budgets,
         health,
+        transfer,
     }))
 }
 

@@ -22,6 +22,7 @@ pub mod personal_data;
 pub mod refunds;
 pub mod refused_attempts;
 pub(crate) mod signing_keys;
+pub mod transfer;
 
 pub use audit_log::AuditRow;
 pub use health::ProbeFailure;
