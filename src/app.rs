@@ -148,6 +148,7 @@ impl Application {
         ];
         if state.settings.workers.notifications {
             workers.push(tokio::spawn(deliver_notifications(state.clone(), shutdown.clone())));
+            workers.push(tokio::spawn(deliver_transfer_callbacks(state.clone(), shutdown.clone())));
         }
         if state.settings.workers.payment_status {
             workers.push(tokio::spawn(check_payments(state.clone(), shutdown.clone())));
@@ -539,6 +540,21 @@ async fn deliver_notifications(state: AppState, shutdown: CancellationToken) {
         state.clock.clone(),
     );
     notifier.run(shutdown).await;
+}
+
+/// Delivers Datentransfer callbacks to destinations' Fachverfahren (see `transfer::CallbackWorker`).
+async fn deliver_transfer_callbacks(state: AppState, shutdown: CancellationToken) {
+    tokio::select! {
+        () = state.readiness.wait() => {}
+        () = shutdown.cancelled() => return,
+    }
+    let worker = crate::transfer::CallbackWorker::new(
+        state.db.clone(),
+        state.registry.clone(),
+        state.guarded_http.clone(),
+        state.clock.clone(),
+    );
+    worker.run(shutdown).await;
 }
 
 /// Reads open payments' status at their providers and fails expired ones (see `payment::worker`).

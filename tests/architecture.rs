@@ -115,7 +115,7 @@ const MAY_IMPORT: &[(&str, &[&str])] = &[
     ("payment", &["model", "registry", "store", "audit", "crypto", "config", "clock", "http_client", "telemetry"]),
     ("finance", &["payment", "model", "registry", "store", "audit", "crypto", "config", "clock"]),
     // Datentransfer delivers ciphertext and signs its event log; it knows neither login nor payment.
-    ("transfer", &["model", "registry", "store", "keys", "crypto", "config", "clock", "telemetry"]),
+    ("transfer", &["model", "registry", "store", "keys", "crypto", "config", "clock", "http_client", "telemetry"]),
     // The operator's view of the dependencies asks both login's and payment's peers.
     ("health", &["identity", "payment", "registry", "store", "clock"]),
     // Below the domains.

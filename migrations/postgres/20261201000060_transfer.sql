@@ -51,3 +51,21 @@ CREATE TABLE transfer_events (
     created_at    BIGINT NOT NULL,
     UNIQUE (case_id, seq)
 );
+
+-- Callbacks to a destination's Fachverfahren (`new-submissions`), written in the submit's transaction
+-- and delivered by a worker with retries; best effort, polling stays the source of truth. A worker
+-- holds the messages it claimed until `lease_until`.
+CREATE TABLE transfer_callbacks (
+    id              TEXT PRIMARY KEY,
+    destination_id  TEXT NOT NULL,
+    payload         TEXT NOT NULL,
+    created_at      BIGINT NOT NULL,
+    next_attempt_at BIGINT NOT NULL,
+    attempts        BIGINT NOT NULL,
+    lease_until     BIGINT,
+    last_error      TEXT,
+    delivered_at    BIGINT,
+    gave_up_at      BIGINT
+);
+CREATE INDEX transfer_callbacks_due ON transfer_callbacks (next_attempt_at)
+    WHERE delivered_at IS NULL AND gave_up_at IS NULL;

@@ -23,6 +23,7 @@ pub mod refunds;
 pub mod refused_attempts;
 pub(crate) mod signing_keys;
 pub mod transfer;
+pub mod transfer_callbacks;
 
 pub use audit_log::AuditRow;
 pub use health::ProbeFailure;

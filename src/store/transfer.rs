@@ -6,6 +6,7 @@
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
+use super::transfer_callbacks::CallbackRow;
 use super::{parse_column, Database, StorageError, StorageResult};
 use crate::model::SubmissionStatus;
 
@@ -213,9 +214,9 @@ impl Database {
         Ok(true)
     }
 
-    /// Moves a submission from `from` to `to` with its event, in one transaction; `false` when it was
-    /// not in `from` (another request moved it first). `content` sets the encrypted metadata and data
-    /// on submit.
+    /// Moves a submission from `from` to `to` with its event (and the callback announcing it), in one
+    /// transaction; `false` when it was not in `from` (another request moved it first). `content` sets
+    /// the encrypted metadata and data on submit.
     pub async fn change_transfer_status(
         &self,
         submission_id: &str,
@@ -223,6 +224,7 @@ impl Database {
         to: SubmissionStatus,
         content: Option<(&str, Option<&str>)>,
         event: &EventRow,
+        callback: Option<&CallbackRow>,
     ) -> StorageResult<bool> {
         let mut tx = self.begin_write().await?;
         let changed = match content {
@@ -255,6 +257,9 @@ impl Database {
             return Ok(false);
         }
         insert_event(&mut tx, event).await?;
+        if let Some(callback) = callback {
+            super::transfer_callbacks::enqueue(&mut tx, callback).await?;
+        }
         tx.commit().await?;
         Ok(true)
     }

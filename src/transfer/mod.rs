@@ -2,9 +2,11 @@
 //! Fachverfahren, compatible with FIT-Connect's Submission API v1. pforte is the delivery service: it
 //! stores ciphertext only, checks what can be checked without the plaintext (`jwe.rs`), keeps the
 //! event log as Security Event Tokens it signs with PS512 (`events.rs`), and lets a sender reach only
-//! its tenants' destinations (`send.rs`) and a subscriber only its own destination (`receive.rs`).
+//! its tenants' destinations (`send.rs`) and a subscriber only its own destination (`receive.rs`),
+//! and announces new submissions to the Fachverfahren by signed callback (`callbacks.rs`).
 //! The destinations themselves are registry files (`registry::Destination`). No HTTP here.
 
+mod callbacks;
 mod events;
 mod jwe;
 mod receive;
@@ -12,6 +14,7 @@ mod send;
 
 use std::sync::Arc;
 
+pub use callbacks::{callback_signature, CallbackWorker, CALLBACK_AUTHENTICATION, CALLBACK_TIMESTAMP};
 pub use events::{EVENT_ACCEPT, EVENT_CREATE, EVENT_REJECT, EVENT_SUBMIT, EVENT_URI_BASE};
 pub use jwe::{check_compact, JweFacts, JweProblem, JweScanner};
 pub use receive::{AttachmentDownload, SubmissionList};

@@ -125,7 +125,7 @@ impl TransferService {
         };
         match self
             .db
-            .change_transfer_status(&submission.submission_id, SubmissionStatus::Submitted, to, None, &event)
+            .change_transfer_status(&submission.submission_id, SubmissionStatus::Submitted, to, None, &event, None)
             .await
         {
             Ok(true) => Ok(()),

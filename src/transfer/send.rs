@@ -8,6 +8,7 @@ use futures_util::{Stream, StreamExt};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+use super::callbacks;
 use super::events::{self, EVENT_CREATE, EVENT_SUBMIT};
 use super::jwe::{check_compact, JweScanner};
 use super::{parse_uuid, TransferError, TransferService, CHUNK_BYTES, MAX_PAGE};
@@ -291,8 +292,9 @@ impl TransferService {
         let payload = json!({ "authenticationTags": tags });
         let event = events::pforte_event(&self.keys, &self.issuer, now, ids, EVENT_SUBMIT, payload).await?;
         let content = Some((request.encrypted_metadata.as_str(), request.encrypted_data.as_deref()));
+        let callback = destination.callback.as_ref().map(|_| callbacks::new_submission(&submission, now));
         let (from, to) = (SubmissionStatus::Announced, SubmissionStatus::Submitted);
-        if !self.db.change_transfer_status(submission_id, from, to, content, &event).await? {
+        if !self.db.change_transfer_status(submission_id, from, to, content, &event, callback.as_ref()).await? {
             return Err(TransferError::InvalidTransition("the submission was submitted meanwhile".into()));
         }
         Ok(())

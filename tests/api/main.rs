@@ -87,6 +87,7 @@ mod status_read_amounts;
 mod tcp_proxy;
 mod traces;
 mod transfer;
+mod transfer_callbacks;
 mod transfer_receive;
 mod transfer_support;
 mod upstream;

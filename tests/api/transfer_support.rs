@@ -75,7 +75,13 @@ fn public_jwk(key: &PKey<Private>, kid: &str, ops: &str, alg: &str) -> Value {
     })
 }
 
-fn destination_file(status: &str, subscriber: &str) -> String {
+/// The callback secret of [`DESTINATION`] when it has a callback.
+pub const CALLBACK_SECRET: &str = "a-callback-secret-of-at-least-32-characters";
+
+fn destination_file(status: &str, subscriber: &str, callback: Option<&str>) -> String {
+    let callback = callback
+        .map(|url| format!("[callback]\nurl = \"{url}\"\nsecret = \"plain:{CALLBACK_SECRET}\"\n"))
+        .unwrap_or_default();
     let k = keys();
     let jwks = json!({ "keys": [
         public_jwk(&k.encryption, "enc-1", "wrapKey", "RSA-OAEP-256"),
@@ -94,7 +100,8 @@ jwks = '''{jwks}'''
 identifier = "{SERVICE}"
 regions = ["DE03241001"]
 submission_schemas = [{{ schema_uri = "https://schema.example.org/bauantrag.json", mime_type = "json" }}]
-"#
+
+{callback}"#
     )
 }
 
@@ -118,6 +125,16 @@ secret = "plain:{name}-secret"
 /// of its tenants), `other-service` may send only for 09162000, `fachverfahren` and `fachverfahren-2`
 /// subscribe.
 pub async fn start(ctx: &TestContext, adjust: impl FnOnce(Figment) -> Figment) -> anyhow::Result<TestApp> {
+    start_with(ctx, adjust, None, Arc::new(SystemClock)).await
+}
+
+/// [`start`] with [`DESTINATION`] calling back `callback`, on `clock`.
+pub async fn start_with(
+    ctx: &TestContext,
+    adjust: impl FnOnce(Figment) -> Figment,
+    callback: Option<&str>,
+    clock: pforte::clock::SharedClock,
+) -> anyhow::Result<TestApp> {
     let clients = ctx.clients_with(&[
         ("fachverfahren", client_file("fachverfahren", "")),
         ("fachverfahren-2", client_file("fachverfahren-2", "")),
@@ -125,17 +142,17 @@ pub async fn start(ctx: &TestContext, adjust: impl FnOnce(Figment) -> Figment) -
     ]);
     let destinations = ctx.dir.path().join("destinations");
     std::fs::create_dir_all(&destinations)?;
-    for (id, status, subscriber) in [
-        (DESTINATION, "active", "fachverfahren"),
-        (OTHER_DESTINATION, "active", "fachverfahren-2"),
-        (INACTIVE_DESTINATION, "inactive", "fachverfahren"),
+    for (id, status, subscriber, callback) in [
+        (DESTINATION, "active", "fachverfahren", callback),
+        (OTHER_DESTINATION, "active", "fachverfahren-2", None),
+        (INACTIVE_DESTINATION, "inactive", "fachverfahren", None),
     ] {
-        std::fs::write(destinations.join(format!("{id}.toml")), destination_file(status, subscriber))?;
+        std::fs::write(destinations.join(format!("{id}.toml")), destination_file(status, subscriber, callback))?;
     }
     let app = ctx
         .spawn_app_with(
             |f| adjust(f.merge(("registry.clients", clients)).merge(("transfer.destinations", destinations))),
-            Arc::new(SystemClock),
+            clock,
         )
         .await;
     Ok(app)
