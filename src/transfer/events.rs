@@ -66,7 +66,7 @@ pub(super) enum Decision {
     Reject,
 }
 
-/// Verifies a subscriber's SET: typ `secevent+jwt`, PS512 with a signing key of `destination` named by
+/// Verifies a subscriber's SET (SECURITY.md #39): typ `secevent+jwt`, PS512 with a signing key of `destination` named by
 /// `kid`, `iss` the destinationId, `sub` and `txn` this submission and case, a `jti`, an `iat` not in
 /// the future, and exactly one event, accept or reject. Returns the decision and the `jti`.
 pub(super) fn verify_subscriber_event(

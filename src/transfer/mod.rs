@@ -5,6 +5,7 @@
 //! its tenants' destinations (`send.rs`) and a subscriber only its own destination (`receive.rs`),
 //! and announces new submissions to the Fachverfahren by signed callback (`callbacks.rs`).
 //! The destinations themselves are registry files (`registry::Destination`). No HTTP here.
+//! SECURITY.md #39 says what this module holds to.
 
 mod callbacks;
 mod events;

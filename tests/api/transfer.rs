@@ -306,3 +306,21 @@ pub async fn a_sender_reaches_only_active_destinations_of_its_own_tenants(ctx: T
     Ok(())
 }
 backend_test!(a_sender_reaches_only_active_destinations_of_its_own_tenants);
+
+pub async fn check_names_the_file_and_member_of_a_destination_key_problem() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let file = format!("{DESTINATION}.toml");
+    let broken = destination_file("active", "demo", None).replacen("\"wrapKey\"", "\"encrypt\"", 1);
+    std::fs::write(dir.path().join(&file), broken)?;
+    let output =
+        crate::helpers::pforte_command().arg("check").env("PFORTE__TRANSFER__DESTINATIONS", dir.path()).output()?;
+    let text = crate::helpers::output_text(&output);
+    assert_eq!(output.status.code(), Some(2), "{text}");
+    assert!(text.contains(&file) && text.contains("jwks.keys[0].key_ops"), "{text}");
+    std::fs::write(dir.path().join(&file), destination_file("active", "demo", None))?;
+    let output =
+        crate::helpers::pforte_command().arg("check").env("PFORTE__TRANSFER__DESTINATIONS", dir.path()).output()?;
+    assert!(output.status.success(), "{}", crate::helpers::output_text(&output));
+    Ok(())
+}
+plain_test!(check_names_the_file_and_member_of_a_destination_key_problem);

@@ -78,7 +78,7 @@ fn public_jwk(key: &PKey<Private>, kid: &str, ops: &str, alg: &str) -> Value {
 /// The callback secret of [`DESTINATION`] when it has a callback.
 pub const CALLBACK_SECRET: &str = "a-callback-secret-of-at-least-32-characters";
 
-fn destination_file(status: &str, subscriber: &str, callback: Option<&str>) -> String {
+pub fn destination_file(status: &str, subscriber: &str, callback: Option<&str>) -> String {
     let callback = callback
         .map(|url| format!("[callback]\nurl = \"{url}\"\nsecret = \"plain:{CALLBACK_SECRET}\"\n"))
         .unwrap_or_default();
