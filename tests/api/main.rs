@@ -88,6 +88,7 @@ mod tcp_proxy;
 mod traces;
 mod transfer;
 mod transfer_callbacks;
+mod transfer_interop;
 mod transfer_receive;
 mod transfer_support;
 mod upstream;

@@ -115,9 +115,14 @@ pub async fn an_application_travels_encrypted_from_sender_to_subscriber_and_back
     let again = decision(&k.signing, "reject-submission", (DESTINATION, &submission, &case));
     assert_eq!(refused(post_event(&app, &subscriber, &case, &again).await, 409).await?, "transfer_invalid_transition");
 
-    // pforte held ciphertext only: the marker is nowhere in its database, the ciphertext is.
+    // pforte held ciphertext only: the marker is nowhere in its database, the ciphertext is; and
+    // neither is in its log (every line of this test process, at debug level).
     let ciphertext_sample = attachment_jwe.split('.').nth(3).unwrap_or_default()[..64].to_owned();
     app.stop().await?;
+    let logs = crate::logs::captured_logs();
+    assert!(logs.contains("/v1/submissions"), "the requests were logged");
+    assert!(!logs.contains(&marker), "the plaintext marker is in the log");
+    assert!(!logs.contains(&ciphertext_sample), "ciphertext is in the log");
     let (marker_found, ciphertext_found) = search_database(&ctx, &marker, &ciphertext_sample).await?;
     assert!(ciphertext_found, "the search must see the stored ciphertext, or it proves nothing");
     assert!(!marker_found, "the plaintext marker is in pforte's database");
