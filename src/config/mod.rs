@@ -496,6 +496,18 @@ impl Settings {
                 "must be at least finance.session_idle_secs and at most 31536000",
             );
         }
+        for (key, value) in [
+            ("transfer.max_attachment_bytes", self.transfer.max_attachment_bytes),
+            ("transfer.max_submit_bytes", self.transfer.max_submit_bytes),
+            ("transfer.stream_timeout_secs", self.transfer.stream_timeout_secs),
+        ] {
+            if value == 0 {
+                problems.push("settings", key, "must be greater than zero");
+            }
+        }
+        if !(1..=1000).contains(&self.transfer.max_attachments) {
+            problems.push("settings", "transfer.max_attachments", "must be between 1 and 1000");
+        }
         if self.finance.import_max_bytes == 0 {
             problems.push("settings", "finance.import_max_bytes", "must be greater than zero");
         }

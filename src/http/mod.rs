@@ -68,6 +68,13 @@ pub fn router(state: AppState, extra_routes: Router) -> Router {
         .saturating_add(UPLOAD_FORM_OVERHEAD);
     let uploads =
         finance_staff::upload_router().with_state(state.clone()).layer(RequestBodyLimitLayer::new(upload_limit));
+    // A Datentransfer submit carries the encrypted metadata and data, as large as the operator allows;
+    // the domain refuses more than `transfer.max_submit_bytes` with its reason.
+    let submit_limit = usize::try_from(state.settings.transfer.max_submit_bytes)
+        .unwrap_or(usize::MAX)
+        .saturating_add(UPLOAD_FORM_OVERHEAD);
+    let transfer_submits =
+        transfer::submit_router().with_state(state.clone()).layer(RequestBodyLimitLayer::new(submit_limit));
     // Datentransfer attachments stream for as long as `transfer.stream_timeout_secs` allows; their
     // size is bounded while they stream (`transfer.max_attachment_bytes`), so they pass neither the
     // general body limit nor the request timeout.
@@ -77,6 +84,7 @@ pub fn router(state: AppState, extra_routes: Router) -> Router {
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, stream_timeout));
     let mut router = routes
         .merge(uploads)
+        .merge(transfer_submits)
         .fallback(not_found)
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, timeout))
         .merge(transfer_streams)

@@ -31,10 +31,15 @@ const JOSE: &str = "application/jose";
 pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .route(SUBMISSIONS, post(announce).get(list))
-        .route(SUBMISSION, put(submit).get(fetch))
         .route(CASE_EVENTS, get(events).post(post_event))
         .route(DESTINATION, get(destination))
         .route(DESTINATION_KEY, get(destination_key))
+}
+
+/// Submit and fetch carry the encrypted metadata and data: bounded by `transfer.max_submit_bytes`
+/// (`http::router`), not by `server.body_limit_bytes`.
+pub(crate) fn submit_router() -> Router<AppState> {
+    Router::new().route(SUBMISSION, put(submit).get(fetch))
 }
 
 /// Attachment uploads and downloads: bounded by `transfer.max_attachment_bytes` while streaming,

@@ -123,6 +123,9 @@ pub async fn an_application_travels_encrypted_from_sender_to_subscriber_and_back
     assert!(logs.contains("/v1/submissions"), "the requests were logged");
     assert!(!logs.contains(&marker), "the plaintext marker is in the log");
     assert!(!logs.contains(&ciphertext_sample), "ciphertext is in the log");
+    if let Some(line) = logs.lines().find(|line| crate::logs::contains_compact_jose(line)) {
+        panic!("a JWE, SET or token is in the log: {line}");
+    }
     let (marker_found, ciphertext_found) = search_database(&ctx, &marker, &ciphertext_sample).await?;
     assert!(ciphertext_found, "the search must see the stored ciphertext, or it proves nothing");
     assert!(!marker_found, "the plaintext marker is in pforte's database");
@@ -233,7 +236,9 @@ pub async fn an_attachment_not_announced_is_refused(ctx: TestContext) -> TestRes
 backend_test!(an_attachment_not_announced_is_refused);
 
 pub async fn an_attachment_over_the_limit_is_refused_with_or_without_a_length(ctx: TestContext) -> TestResult {
-    let app = start(&ctx, |f| f.merge(("transfer.max_attachment_bytes", 8192))).await?;
+    let app =
+        start(&ctx, |f| f.merge(("transfer.max_attachment_bytes", 8192)).merge(("transfer.max_submit_bytes", 600_000)))
+            .await?;
     let k = keys();
     let sender = token(&app, "demo", "transfer").await?;
     let (submission, _, attachments) = announced(&app, &sender, 1).await?;
@@ -247,6 +252,15 @@ pub async fn an_attachment_over_the_limit_is_refused_with_or_without_a_length(ct
     assert!(answer.contains("payload_too_large"), "{answer}");
     let (small, _) = encrypt(&k.encryption, "enc-1", "application/pdf", &[7u8; 4000]);
     assert_eq!(upload(&app, &sender, &submission, &attachments[0], small).await.status(), 204);
+
+    // Metadata beyond the general body limit (256 KiB) but within transfer.max_submit_bytes is taken,
+    // beyond that it is refused.
+    let (too_large, _) = encrypt(&k.encryption, "enc-1", "application/json", &[b' '; 500_000]);
+    let response = submit(&app, &sender, &submission, json!({ "encryptedMetadata": too_large })).await;
+    assert_eq!(refused(response, 413).await?, "payload_too_large");
+    let (large, _) = encrypt(&k.encryption, "enc-1", "application/json", &[b' '; 400_000]);
+    let response = submit(&app, &sender, &submission, json!({ "encryptedMetadata": large })).await;
+    assert_eq!(response.status(), 202, "{}", response.text().await?);
     Ok(())
 }
 backend_test!(an_attachment_over_the_limit_is_refused_with_or_without_a_length);
@@ -329,3 +343,54 @@ pub async fn check_names_the_file_and_member_of_a_destination_key_problem() -> T
     Ok(())
 }
 plain_test!(check_names_the_file_and_member_of_a_destination_key_problem);
+
+pub async fn a_key_rollover_through_reloads_loses_no_submission(ctx: TestContext) -> TestResult {
+    use pforte::registry::reload::ReloadTrigger;
+    let app = start(&ctx, |f| f).await?;
+    let k = keys();
+    let file = ctx.dir.path().join(format!("destinations/{DESTINATION}.toml"));
+    let sender = token(&app, "demo", "transfer").await?;
+    let reload = |text: String| {
+        let (file, state) = (file.clone(), app.state.clone());
+        async move {
+            std::fs::write(&file, text)?;
+            let diff = state.reload.reload(ReloadTrigger::Admin).await.map_err(|p| anyhow::anyhow!("{p}"))?;
+            anyhow::ensure!(diff.destinations.changed == [DESTINATION], "{diff:?}");
+            Ok::<(), anyhow::Error>(())
+        }
+    };
+    let current = || async {
+        let body: Value = app.get(&format!("/v1/destinations/{DESTINATION}")).await.json().await?;
+        Ok::<String, anyhow::Error>(body["encryptionKid"].as_str().unwrap_or_default().to_owned())
+    };
+    // Before the rollover: a submission encrypted to enc-1 is announced and its attachment uploaded.
+    let (before, before_case, attachments) = announced(&app, &sender, 1).await?;
+    let (jwe, _) = encrypt(&k.encryption, "enc-1", "application/pdf", b"before");
+    assert_eq!(upload(&app, &sender, &before, &attachments[0], jwe).await.status(), 204);
+
+    // 1. The new key is added; senders are still told enc-1.
+    let both = [("enc-1", &k.encryption), ("enc-2", &k.forger)];
+    reload(destination_file_with("active", "fachverfahren", None, &both, "enc-1")).await?;
+    assert_eq!(current().await?, "enc-1");
+    // 2. The switch: senders are told enc-2, and the submission begun with enc-1 still completes.
+    reload(destination_file_with("active", "fachverfahren", None, &both, "enc-2")).await?;
+    assert_eq!(current().await?, "enc-2");
+    let (metadata, _) = encrypt(&k.encryption, "enc-1", "application/json", b"{}");
+    let response = submit(&app, &sender, &before, json!({ "encryptedMetadata": metadata })).await;
+    assert_eq!(response.status(), 202, "{}", response.text().await?);
+    let (after, _, attachments) = announced(&app, &sender, 1).await?;
+    let (jwe, _) = encrypt(&k.forger, "enc-2", "application/pdf", b"after");
+    assert_eq!(upload(&app, &sender, &after, &attachments[0], jwe).await.status(), 204);
+    // 3. The old key goes: no new content for it, and what was submitted with it is still delivered.
+    reload(destination_file_with("active", "fachverfahren", None, &[("enc-2", &k.forger)], "enc-2")).await?;
+    let (late, _) = encrypt(&k.encryption, "enc-1", "application/pdf", b"late");
+    assert_eq!(refused(upload(&app, &sender, &after, &attachments[0], late).await, 422).await?, "transfer_unknown_key");
+    let subscriber = token(&app, "fachverfahren", "transfer").await?;
+    let fetched = app.client.get(app.url(&format!("/v1/submissions/{before}"))).bearer_auth(&subscriber).send().await?;
+    assert_eq!(fetched.status(), 200);
+    let fetched: Value = fetched.json().await?;
+    assert_eq!(decrypt(&k.encryption, fetched["encryptedMetadata"].as_str().unwrap_or_default())?, b"{}");
+    assert_eq!(fetched["caseId"], before_case);
+    Ok(())
+}
+backend_test!(a_key_rollover_through_reloads_loses_no_submission);

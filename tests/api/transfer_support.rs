@@ -79,20 +79,37 @@ fn public_jwk(key: &PKey<Private>, kid: &str, ops: &str, alg: &str) -> Value {
 pub const CALLBACK_SECRET: &str = "a-callback-secret-of-at-least-32-characters";
 
 pub fn destination_file(status: &str, subscriber: &str, callback: Option<&str>) -> String {
+    let k = keys();
+    destination_file_with(
+        status,
+        subscriber,
+        callback,
+        &[("enc-1", &k.encryption), ("enc-0", &k.old_encryption)],
+        "enc-1",
+    )
+}
+
+/// A destination file listing the encryption keys `encryption` (kid, key), `current` the one senders
+/// are told to use, and the signing key `sig-1`.
+pub fn destination_file_with(
+    status: &str,
+    subscriber: &str,
+    callback: Option<&str>,
+    encryption: &[(&str, &PKey<Private>)],
+    current: &str,
+) -> String {
     let callback = callback
         .map(|url| format!("[callback]\nurl = \"{url}\"\nsecret = \"plain:{CALLBACK_SECRET}\"\n"))
         .unwrap_or_default();
-    let k = keys();
-    let jwks = json!({ "keys": [
-        public_jwk(&k.encryption, "enc-1", "wrapKey", "RSA-OAEP-256"),
-        public_jwk(&k.old_encryption, "enc-0", "wrapKey", "RSA-OAEP-256"),
-        public_jwk(&k.signing, "sig-1", "verify", "PS512"),
-    ]});
+    let mut listed: Vec<Value> =
+        encryption.iter().map(|(kid, key)| public_jwk(key, kid, "wrapKey", "RSA-OAEP-256")).collect();
+    listed.push(public_jwk(&keys().signing, "sig-1", "verify", "PS512"));
+    let jwks = json!({ "keys": listed });
     format!(
         r#"tenant = "03241001"
 status = "{status}"
 subscriber_client = "{subscriber}"
-encryption_kid = "enc-1"
+encryption_kid = "{current}"
 reply_channels = ["eMail"]
 jwks = '''{jwks}'''
 
