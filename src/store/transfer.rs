@@ -6,6 +6,7 @@
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
+use super::outbox::OutboxRow;
 use super::transfer_callbacks::CallbackRow;
 use super::{parse_column, Database, StorageError, StorageResult};
 use crate::model::SubmissionStatus;
@@ -34,6 +35,14 @@ pub struct AttachmentRow {
     pub upload_id: Option<String>,
     pub size_bytes: Option<i64>,
     pub auth_tag: Option<String>,
+}
+
+/// What a status change announces, committed with it: the callback to the destination's Fachverfahren
+/// and the notification to the sending online service (its Standard Webhooks outbox).
+#[derive(Debug, Clone, Default)]
+pub struct StatusMessages {
+    pub callback: Option<CallbackRow>,
+    pub notification: Option<OutboxRow>,
 }
 
 /// One entry of the event log: a signed SET.
@@ -214,7 +223,7 @@ impl Database {
         Ok(true)
     }
 
-    /// Moves a submission from `from` to `to` with its event (and the callback announcing it), in one
+    /// Moves a submission from `from` to `to` with its event and the messages announcing it, in one
     /// transaction; `false` when it was not in `from` (another request moved it first). `content` sets
     /// the encrypted metadata and data on submit.
     pub async fn change_transfer_status(
@@ -224,7 +233,7 @@ impl Database {
         to: SubmissionStatus,
         content: Option<(&str, Option<&str>)>,
         event: &EventRow,
-        callback: Option<&CallbackRow>,
+        messages: &StatusMessages,
     ) -> StorageResult<bool> {
         let mut tx = self.begin_write().await?;
         let changed = match content {
@@ -257,8 +266,11 @@ impl Database {
             return Ok(false);
         }
         insert_event(&mut tx, event).await?;
-        if let Some(callback) = callback {
+        if let Some(callback) = &messages.callback {
             super::transfer_callbacks::enqueue(&mut tx, callback).await?;
+        }
+        if let Some(notification) = &messages.notification {
+            super::outbox::enqueue(&mut tx, notification).await?;
         }
         tx.commit().await?;
         Ok(true)

@@ -2,7 +2,8 @@
 //! when a submission is complete, signed with HMAC-SHA512 over `"{timestamp}.{body}"` (hex in
 //! `Callback-Authentication`, Unix seconds in `Callback-Timestamp`) under the destination's callback
 //! secret. Written in the submit's transaction, delivered by [`CallbackWorker`] outside any transaction
-//! with retries; best effort, since the subscriber's polling stays the source of truth.
+//! with retries; best effort, since the subscriber's polling stays the source of truth. The sending
+//! online service hears of status changes through its existing notifications (`sender_notification`).
 
 use std::time::Duration;
 
@@ -14,7 +15,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::SharedClock;
 use crate::http_client::GuardedClient;
-use crate::registry::SharedRegistry;
+use crate::model::SubmissionStatus;
+use crate::registry::{Client, SharedRegistry};
+use crate::store::outbox::OutboxRow;
 use crate::store::transfer::SubmissionRow;
 use crate::store::transfer_callbacks::{CallbackOutcome, CallbackRow};
 use crate::store::{Database, StorageError};
@@ -47,6 +50,43 @@ pub(super) fn new_submission(submission: &SubmissionRow, now: i64) -> CallbackRo
         created_at: now,
         attempts: 0,
     }
+}
+
+/// The sending online service's notification of a status change (`transfer.status_changed`), for its
+/// Standard Webhooks outbox, which the notification worker delivers signed with the service's secret;
+/// `None` when the service has no notification URL.
+pub(super) fn sender_notification(
+    sender: &Client,
+    submission: &SubmissionRow,
+    status: SubmissionStatus,
+    at: chrono::DateTime<chrono::Utc>,
+    now: i64,
+) -> Option<OutboxRow> {
+    let url = sender.notification_url.as_ref()?;
+    let payload = json!({
+        "type": "transfer.status_changed",
+        "timestamp": at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "data": {
+            "destinationId": submission.destination_id,
+            "submissionId": submission.submission_id,
+            "caseId": submission.case_id,
+            "status": status.as_str(),
+        },
+    });
+    Some(OutboxRow {
+        id: format!("msg_{}", crate::crypto::random_token()),
+        client_id: sender.id.as_str().to_owned(),
+        // The outbox's reference column: the payment's transaction id there, the submission here.
+        transaction_id: submission.submission_id.clone(),
+        url: url.as_str().to_owned(),
+        payload: payload.to_string(),
+        created_at: now,
+        next_attempt_at: now,
+        attempts: 0,
+        delivered_at: None,
+        gave_up_at: None,
+        gave_up_reason: None,
+    })
 }
 
 /// Hex HMAC-SHA512 over `"{timestamp}.{body}"` with the callback secret, as FIT-Connect signs callbacks.

@@ -3,11 +3,12 @@
 
 use futures_util::stream::{self, Stream};
 
+use super::callbacks;
 use super::events::{self, Decision};
 use super::{parse_uuid, TransferError, TransferService, MAX_PAGE};
 use crate::model::SubmissionStatus;
 use crate::registry::{Client, Destination, Registry};
-use crate::store::transfer::{EventRow, SubmissionRow};
+use crate::store::transfer::{EventRow, StatusMessages, SubmissionRow};
 use crate::store::{Database, StorageError};
 
 /// One page of the submissions waiting at a destination.
@@ -115,6 +116,12 @@ impl TransferService {
                 submission.status.as_str()
             )));
         }
+        let messages = StatusMessages {
+            callback: None,
+            notification: registry
+                .client(&submission.sender_client)
+                .and_then(|sender| callbacks::sender_notification(sender, &submission, to, self.clock.now(), now)),
+        };
         let event = EventRow {
             event_id: jti,
             case_id: case_id.clone(),
@@ -125,7 +132,7 @@ impl TransferService {
         };
         match self
             .db
-            .change_transfer_status(&submission.submission_id, SubmissionStatus::Submitted, to, None, &event, None)
+            .change_transfer_status(&submission.submission_id, SubmissionStatus::Submitted, to, None, &event, &messages)
             .await
         {
             Ok(true) => Ok(()),

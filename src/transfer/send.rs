@@ -14,7 +14,7 @@ use super::jwe::{check_compact, JweScanner};
 use super::{parse_uuid, TransferError, TransferService, CHUNK_BYTES, MAX_PAGE};
 use crate::model::SubmissionStatus;
 use crate::registry::{Client, Destination, DestinationStatus, Registry};
-use crate::store::transfer::{AttachmentRow, EventRow, SubmissionRow};
+use crate::store::transfer::{AttachmentRow, EventRow, StatusMessages, SubmissionRow};
 
 /// `POST /v1/submissions` as sent.
 #[derive(Debug, Deserialize)]
@@ -292,9 +292,12 @@ impl TransferService {
         let payload = json!({ "authenticationTags": tags });
         let event = events::pforte_event(&self.keys, &self.issuer, now, ids, EVENT_SUBMIT, payload).await?;
         let content = Some((request.encrypted_metadata.as_str(), request.encrypted_data.as_deref()));
-        let callback = destination.callback.as_ref().map(|_| callbacks::new_submission(&submission, now));
         let (from, to) = (SubmissionStatus::Announced, SubmissionStatus::Submitted);
-        if !self.db.change_transfer_status(submission_id, from, to, content, &event, callback.as_ref()).await? {
+        let messages = StatusMessages {
+            callback: destination.callback.as_ref().map(|_| callbacks::new_submission(&submission, now)),
+            notification: callbacks::sender_notification(client, &submission, to, self.clock.now(), now),
+        };
+        if !self.db.change_transfer_status(submission_id, from, to, content, &event, &messages).await? {
             return Err(TransferError::InvalidTransition("the submission was submitted meanwhile".into()));
         }
         Ok(())

@@ -116,3 +116,34 @@ pub async fn a_failed_callback_is_tried_again_later(ctx: TestContext) -> TestRes
     Ok(())
 }
 backend_test!(a_failed_callback_is_tried_again_later);
+
+pub async fn the_sending_service_is_notified_of_each_status_change(ctx: TestContext) -> TestResult {
+    const HOOK_SECRET: &str = "whsec_XhU7Wkr3ASIjW+6x/kAbDvWY3+otvWFk7lCaaepiuJs=";
+    let hooks = crate::helpers::NotificationReceiver::start(&[HOOK_SECRET]).await?;
+    let clients = ctx.clients_notifying("notifying-clients", &hooks.url, HOOK_SECRET)?;
+    for name in ["fachverfahren", "fachverfahren-2"] {
+        std::fs::write(std::path::Path::new(&clients).join(format!("{name}.toml")), client_file(name, ""))?;
+    }
+    let clock: pforte::clock::SharedClock = Arc::new(pforte::clock::SystemClock);
+    let app = start_with(&ctx, |f| f.merge(("registry.clients", clients)), None, clock).await?;
+    let (submission, case) = submit_one(&app).await?;
+    let subscriber = token(&app, "fachverfahren", "transfer").await?;
+    let accept = decision(&keys().signing, "accept-submission", (DESTINATION, &submission, &case));
+    assert_eq!(post_event(&app, &subscriber, &case, &accept).await.status(), 204);
+
+    let deliveries = eventually(std::time::Duration::from_secs(15), "both notifications", || {
+        let hooks = hooks.clone();
+        async move { Ok(Some(hooks.received()).filter(|d| d.len() >= 2)) }
+    })
+    .await?;
+    let statuses: Vec<&Value> = deliveries.iter().map(|d| &d.payload["data"]["status"]).collect();
+    assert_eq!(statuses, [&json!("submitted"), &json!("accepted")]);
+    for delivery in &deliveries {
+        assert_eq!(delivery.payload["type"], "transfer.status_changed");
+        assert_eq!(delivery.payload["data"]["submissionId"], submission);
+        assert_eq!(delivery.payload["data"]["caseId"], case);
+        assert_eq!(delivery.payload["data"]["destinationId"], DESTINATION);
+    }
+    Ok(())
+}
+backend_test!(the_sending_service_is_notified_of_each_status_change);

@@ -122,7 +122,7 @@ submission_schemas = [{{ schema_uri = "https://schema.example.org/bauantrag.json
     )
 }
 
-fn client_file(name: &str, tenants: &str) -> String {
+pub fn client_file(name: &str, tenants: &str) -> String {
     format!(
         r#"display_name = "{name}"
 redirect_uris = ["https://{name}.example.org/cb"]
