@@ -295,6 +295,9 @@ pub async fn a_sender_reaches_only_active_destinations_of_its_own_tenants(ctx: T
     assert_eq!(refused(inactive, 422).await?, "transfer_destination_refuses");
     let unknown = announce(&app, &sender, &uuid::Uuid::new_v4().to_string(), 0).await?;
     assert_eq!(refused(unknown, 404).await?, "not_found");
+    let unknown = app.get(&format!("/v1/destinations/{}", uuid::Uuid::new_v4())).await;
+    assert_eq!(refused(unknown, 404).await?, "not_found");
+    assert_eq!(refused(app.get(&format!("/v1/destinations/{DESTINATION}/keys/enc-9")).await, 404).await?, "not_found");
 
     // Another client can neither continue nor read a submission it did not announce.
     let (submission, case, attachments) = announced(&app, &sender, 1).await?;

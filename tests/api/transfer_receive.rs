@@ -85,6 +85,13 @@ pub async fn a_forged_or_misaddressed_decision_is_refused_and_changes_nothing(ct
         "transfer_invalid_event"
     );
     assert_eq!(refused(post_event(&app, &subscriber, &case, "accept").await, 422).await?, "transfer_invalid_event");
+    let mut ahead = set_claims.clone();
+    ahead["iat"] = json!(chrono::Utc::now().timestamp() + 3600);
+    let from_the_future = sign_set(&k.signing, "sig-1", &ahead);
+    assert_eq!(
+        refused(post_event(&app, &subscriber, &case, &from_the_future).await, 422).await?,
+        "transfer_invalid_event"
+    );
     let wrong_type = app
         .client
         .post(app.url(&format!("/v1/cases/{case}/events")))
