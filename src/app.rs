@@ -148,6 +148,7 @@ impl Application {
         ];
         if state.settings.workers.notifications {
             workers.push(tokio::spawn(deliver_notifications(state.clone(), shutdown.clone())));
+            workers.push(tokio::spawn(deliver_transfer_callbacks(state.clone(), shutdown.clone())));
         }
         if state.settings.workers.payment_status {
             workers.push(tokio::spawn(check_payments(state.clone(), shutdown.clone())));
@@ -344,6 +345,13 @@ fn build_state(settings: Settings, registry: Registry, clock: SharedClock) -> an
         clock: clock.clone(),
     };
     let reload = Arc::new(reload::RegistryReloader::new(&settings, renewed));
+    let transfer = crate::transfer::TransferService::new(
+        db.clone(),
+        keys.clone(),
+        clock.clone(),
+        settings.transfer.clone(),
+        &issuer,
+    );
     Ok(AppState::new(Shared {
         settings,
         registry,
@@ -370,6 +378,7 @@ fn build_state(settings: Settings, registry: Registry, clock: SharedClock) -> an
         payment_callbacks,
         client_budgets,
         health,
+        transfer,
     }))
 }
 
@@ -531,6 +540,21 @@ async fn deliver_notifications(state: AppState, shutdown: CancellationToken) {
         state.clock.clone(),
     );
     notifier.run(shutdown).await;
+}
+
+/// Delivers Datentransfer callbacks to destinations' Fachverfahren (see `transfer::CallbackWorker`).
+async fn deliver_transfer_callbacks(state: AppState, shutdown: CancellationToken) {
+    tokio::select! {
+        () = state.readiness.wait() => {}
+        () = shutdown.cancelled() => return,
+    }
+    let worker = crate::transfer::CallbackWorker::new(
+        state.db.clone(),
+        state.registry.clone(),
+        state.guarded_http.clone(),
+        state.clock.clone(),
+    );
+    worker.run(shutdown).await;
 }
 
 /// Reads open payments' status at their providers and fails expired ones (see `payment::worker`).

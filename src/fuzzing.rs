@@ -40,10 +40,17 @@ pub fn client_assertion(bytes: &[u8]) {
     crate::identity::client_auth::read_untrusted(jwks, assertion);
 }
 
-/// A registry file (identity provider, payment provider, tenant, client), read as each kind.
+/// A registry file (identity provider, payment provider, tenant, client, destination), read as each kind.
 pub fn registry_toml(bytes: &[u8]) {
     let Ok(text) = std::str::from_utf8(bytes) else { return };
-    for kind in [EntityKind::IdentityProvider, EntityKind::PaymentProvider, EntityKind::Tenant, EntityKind::Client] {
+    let kinds = [
+        EntityKind::IdentityProvider,
+        EntityKind::PaymentProvider,
+        EntityKind::Tenant,
+        EntityKind::Client,
+        EntityKind::Destination,
+    ];
+    for kind in kinds {
         crate::registry::parse_entity_text(kind, text);
     }
 }

@@ -22,3 +22,4 @@ pub mod payment;
 pub mod registry;
 pub mod store;
 pub mod telemetry;
+pub mod transfer;

@@ -22,6 +22,7 @@ const LAYERS: &[(&str, &str)] = &[
     ("payment", "domain"),
     ("finance", "domain"),
     ("health", "domain"),
+    ("transfer", "domain"),
     ("registry", "below"),
     ("store", "below"),
     ("keys", "below"),
@@ -49,6 +50,7 @@ const MAY_IMPORT: &[(&str, &[&str])] = &[
             "payment",
             "finance",
             "health",
+            "transfer",
             "registry",
             "store",
             "model",
@@ -89,6 +91,7 @@ const MAY_IMPORT: &[(&str, &[&str])] = &[
             "payment",
             "finance",
             "health",
+            "transfer",
             "registry",
             "store",
             "model",
@@ -111,6 +114,8 @@ const MAY_IMPORT: &[(&str, &[&str])] = &[
     ("identity", &["registry", "store", "keys", "audit", "crypto", "config", "clock", "http_client", "telemetry"]),
     ("payment", &["model", "registry", "store", "audit", "crypto", "config", "clock", "http_client", "telemetry"]),
     ("finance", &["payment", "model", "registry", "store", "audit", "crypto", "config", "clock"]),
+    // Datentransfer delivers ciphertext and signs its event log; it knows neither login nor payment.
+    ("transfer", &["model", "registry", "store", "keys", "crypto", "config", "clock", "http_client", "telemetry"]),
     // The operator's view of the dependencies asks both login's and payment's peers.
     ("health", &["identity", "payment", "registry", "store", "clock"]),
     // Below the domains.

@@ -22,6 +22,7 @@ use crate::registry::{Registry, RegistryDiff, SharedRegistry};
 /// What a reload reads the files with and what it renews.
 pub(super) struct RegistryReloader {
     settings: RegistrySettings,
+    transfer: crate::config::TransferSettings,
     public_url: Url,
     dev_simulators: bool,
     registry: SharedRegistry,
@@ -52,6 +53,7 @@ impl RegistryReloader {
         let Renewed { registry, providers, http, upstreams, audit, clock } = renewed;
         RegistryReloader {
             settings: settings.registry.clone(),
+            transfer: settings.transfer.clone(),
             public_url: settings.server.public_url.clone(),
             dev_simulators: settings.dev.simulators,
             registry,
@@ -79,16 +81,18 @@ impl Reload for RegistryReloader {
 impl RegistryReloader {
     async fn run(&self, trigger: ReloadTrigger) -> ReloadResult {
         let _one_at_a_time = self.running.lock().await;
-        let (settings, public_url, dev_simulators) =
-            (self.settings.clone(), self.public_url.clone(), self.dev_simulators);
+        let (settings, transfer, public_url, dev_simulators) =
+            (self.settings.clone(), self.transfer.clone(), self.public_url.clone(), self.dev_simulators);
         // Reading files and secret files blocks; it does so off the threads that serve requests.
-        let loaded = tokio::task::spawn_blocking(move || Registry::load(&settings, &public_url, dev_simulators))
-            .await
-            .unwrap_or_else(|e| {
-                let mut problems = Problems::default();
-                problems.push("registry", "", format!("reading the registry stopped: {e}"));
-                Err(problems)
-            });
+        let loaded = tokio::task::spawn_blocking(move || {
+            Registry::load_with_destinations(&settings, Some(&transfer), &public_url, dev_simulators)
+        })
+        .await
+        .unwrap_or_else(|e| {
+            let mut problems = Problems::default();
+            problems.push("registry", "", format!("reading the registry stopped: {e}"));
+            Err(problems)
+        });
         match loaded {
             Ok(registry) => Ok(self.put_in_use(trigger, registry).await),
             Err(problems) => Err(self.refuse(trigger, problems).await),

@@ -105,7 +105,7 @@ pub enum KeysCommand {
     /// Add a new active signing key; the replaced key stays in the JWKS for keys.retired_publish_secs
     /// so tokens it signed can still be verified.
     Rotate {
-        /// Algorithm of the key to rotate: ES256 (default), PS256 or RS256.
+        /// Algorithm of the key to rotate: ES256 (default), PS256, RS256 or PS512 (Datentransfer SETs).
         #[arg(long, default_value = "ES256")]
         alg: SigningAlg,
     },
@@ -178,7 +178,12 @@ async fn run_command(command: Command, settings: Settings, registry: Registry) -
 }
 
 fn load_registry(settings: &Settings) -> Result<Registry, Problems> {
-    Registry::load(&settings.registry, &settings.server.public_url, settings.dev.simulators)
+    Registry::load_with_destinations(
+        &settings.registry,
+        Some(&settings.transfer),
+        &settings.server.public_url,
+        settings.dev.simulators,
+    )
 }
 
 fn invalid(problems: &Problems) -> ExitCode {

@@ -49,6 +49,61 @@ pub struct Settings {
     pub status: StatusSettings,
     #[serde(default)]
     pub traces: TraceSettings,
+    #[serde(default)]
+    pub transfer: TransferSettings,
+}
+
+/// Datentransfer (issue 15): the limits of what senders may store, as FIT-Connect sets them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransferSettings {
+    /// Holds `<destinationId>.toml`: the Fachverfahren pforte delivers submissions to, read and
+    /// checked with the registry (a missing folder means no destinations).
+    #[serde(default = "default_destinations_dir")]
+    pub destinations: PathBuf,
+    /// PEM certificates the `x5c` chains of destination keys must lead to; without it only the
+    /// self-signed certificates of development (`dev.simulators = true`) are accepted.
+    #[serde(default)]
+    pub trust_anchors: Option<PathBuf>,
+    /// Bytes of one encrypted attachment (its JWE as uploaded); more is refused with 413.
+    #[serde(default = "default_transfer_max_attachment_bytes")]
+    pub max_attachment_bytes: u64,
+    /// Attachments one submission may announce.
+    #[serde(default = "default_transfer_max_attachments")]
+    pub max_attachments: usize,
+    /// Bytes of the encrypted metadata and data together in the submit request.
+    #[serde(default = "default_transfer_max_submit_bytes")]
+    pub max_submit_bytes: u64,
+    /// How long one attachment upload or download may take; these requests are exempt from
+    /// `server.request_timeout_secs`, which is too short for large attachments.
+    #[serde(default = "default_transfer_stream_timeout_secs")]
+    pub stream_timeout_secs: u64,
+}
+
+impl Default for TransferSettings {
+    fn default() -> Self {
+        TransferSettings {
+            destinations: default_destinations_dir(),
+            trust_anchors: None,
+            max_attachment_bytes: default_transfer_max_attachment_bytes(),
+            max_attachments: default_transfer_max_attachments(),
+            max_submit_bytes: default_transfer_max_submit_bytes(),
+            stream_timeout_secs: default_transfer_stream_timeout_secs(),
+        }
+    }
+}
+
+fn default_transfer_max_attachment_bytes() -> u64 {
+    500 * 1024 * 1024
+}
+fn default_transfer_max_attachments() -> usize {
+    100
+}
+fn default_transfer_max_submit_bytes() -> u64 {
+    16 * 1024 * 1024
+}
+fn default_transfer_stream_timeout_secs() -> u64 {
+    3600
 }
 
 /// The dependency status (`health`, issue 11): how often the running service asks its upstream
@@ -441,6 +496,18 @@ impl Settings {
                 "must be at least finance.session_idle_secs and at most 31536000",
             );
         }
+        for (key, value) in [
+            ("transfer.max_attachment_bytes", self.transfer.max_attachment_bytes),
+            ("transfer.max_submit_bytes", self.transfer.max_submit_bytes),
+            ("transfer.stream_timeout_secs", self.transfer.stream_timeout_secs),
+        ] {
+            if value == 0 {
+                problems.push("settings", key, "must be greater than zero");
+            }
+        }
+        if !(1..=1000).contains(&self.transfer.max_attachments) {
+            problems.push("settings", "transfer.max_attachments", "must be between 1 and 1000");
+        }
         if self.finance.import_max_bytes == 0 {
             problems.push("settings", "finance.import_max_bytes", "must be greater than zero");
         }
@@ -576,6 +643,9 @@ fn default_clients_dir() -> PathBuf {
 }
 fn default_tenants_dir() -> PathBuf {
     PathBuf::from("config/tenants")
+}
+fn default_destinations_dir() -> PathBuf {
+    PathBuf::from("config/destinations")
 }
 fn default_retired_publish_secs() -> u64 {
     86_400

@@ -26,6 +26,20 @@ pub(crate) enum ErrorCode {
     Internal,
     /// A registry reload found problems; the registry in use stays (`POST /reload`).
     InvalidRegistry,
+    /// Datentransfer: the destination takes no submissions now, or not for this service (422).
+    TransferDestinationRefuses,
+    /// Datentransfer: a body that must be a compact JWE to the destination is not one (422).
+    TransferNotAJwe,
+    /// Datentransfer: the JWE's `kid` is no encryption key of the destination (422).
+    TransferUnknownKey,
+    /// Datentransfer: an upload for an attachment that was not announced (422).
+    TransferNotAnnounced,
+    /// Datentransfer: a submit before every announced attachment was uploaded (422).
+    TransferAttachmentsMissing,
+    /// Datentransfer: the submission's status does not allow this (409).
+    TransferInvalidTransition,
+    /// Datentransfer: a subscriber's SET that does not verify or says something else (422).
+    TransferInvalidEvent,
 }
 
 impl ErrorCode {
@@ -43,6 +57,13 @@ impl ErrorCode {
             ErrorCode::Timeout => "timeout",
             ErrorCode::Internal => "internal_error",
             ErrorCode::InvalidRegistry => "invalid_registry",
+            ErrorCode::TransferDestinationRefuses => "transfer_destination_refuses",
+            ErrorCode::TransferNotAJwe => "transfer_not_a_jwe",
+            ErrorCode::TransferUnknownKey => "transfer_unknown_key",
+            ErrorCode::TransferNotAnnounced => "transfer_attachment_not_announced",
+            ErrorCode::TransferAttachmentsMissing => "transfer_attachments_missing",
+            ErrorCode::TransferInvalidTransition => "transfer_invalid_transition",
+            ErrorCode::TransferInvalidEvent => "transfer_invalid_event",
         }
     }
 
@@ -59,7 +80,14 @@ impl ErrorCode {
             ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::Timeout => StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-            ErrorCode::InvalidRegistry => StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::InvalidRegistry
+            | ErrorCode::TransferDestinationRefuses
+            | ErrorCode::TransferNotAJwe
+            | ErrorCode::TransferUnknownKey
+            | ErrorCode::TransferNotAnnounced
+            | ErrorCode::TransferAttachmentsMissing
+            | ErrorCode::TransferInvalidEvent => StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::TransferInvalidTransition => StatusCode::CONFLICT,
         }
     }
 
@@ -77,6 +105,13 @@ impl ErrorCode {
             ErrorCode::Timeout => "The request took too long",
             ErrorCode::Internal => "Something went wrong on our side",
             ErrorCode::InvalidRegistry => "The registry files have problems; the registry in use stays",
+            ErrorCode::TransferDestinationRefuses => "The destination does not take this submission",
+            ErrorCode::TransferNotAJwe => "The content is not a JWE pforte accepts",
+            ErrorCode::TransferUnknownKey => "The JWE is not encrypted to a key of the destination",
+            ErrorCode::TransferNotAnnounced => "The attachment was not announced",
+            ErrorCode::TransferAttachmentsMissing => "Announced attachments are missing",
+            ErrorCode::TransferInvalidTransition => "The submission's status does not allow this",
+            ErrorCode::TransferInvalidEvent => "The event is not valid",
         }
     }
 

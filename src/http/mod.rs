@@ -22,6 +22,7 @@ pub use rate_limit::ClientBudgets;
 mod saml;
 pub use saml::saml_base;
 pub mod state;
+mod transfer;
 
 pub use finance_staff::staff_callback_base;
 
@@ -56,6 +57,7 @@ pub fn router(state: AppState, extra_routes: Router) -> Router {
         .merge(callbacks::router())
         .merge(openapi::router())
         .merge(saml::router())
+        .merge(transfer::router())
         .with_state(state.clone())
         .merge(extra_routes)
         .layer(RequestBodyLimitLayer::new(body_limit));
@@ -64,11 +66,28 @@ pub fn router(state: AppState, extra_routes: Router) -> Router {
     let upload_limit = usize::try_from(state.settings.finance.import_max_bytes)
         .unwrap_or(usize::MAX)
         .saturating_add(UPLOAD_FORM_OVERHEAD);
-    let uploads = finance_staff::upload_router().with_state(state).layer(RequestBodyLimitLayer::new(upload_limit));
+    let uploads =
+        finance_staff::upload_router().with_state(state.clone()).layer(RequestBodyLimitLayer::new(upload_limit));
+    // A Datentransfer submit carries the encrypted metadata and data, as large as the operator allows;
+    // the domain refuses more than `transfer.max_submit_bytes` with its reason.
+    let submit_limit = usize::try_from(state.settings.transfer.max_submit_bytes)
+        .unwrap_or(usize::MAX)
+        .saturating_add(UPLOAD_FORM_OVERHEAD);
+    let transfer_submits =
+        transfer::submit_router().with_state(state.clone()).layer(RequestBodyLimitLayer::new(submit_limit));
+    // Datentransfer attachments stream for as long as `transfer.stream_timeout_secs` allows; their
+    // size is bounded while they stream (`transfer.max_attachment_bytes`), so they pass neither the
+    // general body limit nor the request timeout.
+    let stream_timeout = Duration::from_secs(state.settings.transfer.stream_timeout_secs);
+    let transfer_streams = transfer::stream_router()
+        .with_state(state)
+        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, stream_timeout));
     let mut router = routes
         .merge(uploads)
+        .merge(transfer_submits)
         .fallback(not_found)
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, timeout))
+        .merge(transfer_streams)
         .layer(DefaultBodyLimit::disable())
         // Outside the limits and the timeout, so their bare responses get the standard body too.
         .layer(axum::middleware::map_response(middleware::standard_error_body))

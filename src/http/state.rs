@@ -57,6 +57,8 @@ pub struct Shared {
     pub client_budgets: super::ClientBudgets,
     /// The dependencies' state, checked by `app`'s watch and served on the operator's address.
     pub health: crate::health::Health,
+    /// Datentransfer: submissions to destinations' Fachverfahren (`transfer`).
+    pub transfer: crate::transfer::TransferService,
 }
 
 impl AppState {

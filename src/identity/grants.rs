@@ -17,8 +17,11 @@ use crate::store::logins::LoginRow;
 use crate::store::Database;
 use crate::telemetry::metrics;
 
-/// Scopes an online service may ask for with `client_credentials`.
-pub(crate) const API_SCOPES: &[&str] = &["payment"];
+/// Scopes an online service may ask for with `client_credentials`: the payment API, and Datentransfer
+/// (`transfer`, for senders and subscribers alike; the registry says which destinations each reaches).
+pub(crate) const API_SCOPES: &[&str] = &["payment", "transfer"];
+/// What a `client_credentials` request without a scope gets (as before Datentransfer existed).
+const DEFAULT_API_SCOPE: &str = "payment";
 
 #[derive(Debug, Serialize)]
 pub struct TokenResponse {
@@ -288,7 +291,7 @@ impl Grants {
                 "Scope `{unknown}` is not available with client_credentials."
             )));
         }
-        let scope = if requested.is_empty() { API_SCOPES.join(" ") } else { requested.join(" ") };
+        let scope = if requested.is_empty() { DEFAULT_API_SCOPE.to_owned() } else { requested.join(" ") };
         let access = self
             .tokens
             .access_token(client.id.as_str(), client.id.as_str(), &scope, None, TOKEN_LIFETIME_SECS)

@@ -136,6 +136,7 @@ fn verifier_for(row: &SigningKeyRow) -> Result<CachedVerifier, KeyError> {
         SigningAlg::Es256 => Box::new(josekit::jws::ES256.verifier_from_jwk(&jwk).map_err(crypto)?),
         SigningAlg::Ps256 => Box::new(josekit::jws::PS256.verifier_from_jwk(&jwk).map_err(crypto)?),
         SigningAlg::Rs256 => Box::new(josekit::jws::RS256.verifier_from_jwk(&jwk).map_err(crypto)?),
+        SigningAlg::Ps512 => Box::new(josekit::jws::PS512.verifier_from_jwk(&jwk).map_err(crypto)?),
     };
     Ok(CachedVerifier { kid: row.kid.clone(), alg, verifier })
 }
@@ -148,6 +149,7 @@ fn signer_for(row: &SigningKeyRow, alg: SigningAlg, master: &MasterKey) -> Resul
         SigningAlg::Es256 => Box::new(josekit::jws::ES256.signer_from_jwk(&private_jwk).map_err(crypto)?),
         SigningAlg::Ps256 => Box::new(josekit::jws::PS256.signer_from_jwk(&private_jwk).map_err(crypto)?),
         SigningAlg::Rs256 => Box::new(josekit::jws::RS256.signer_from_jwk(&private_jwk).map_err(crypto)?),
+        SigningAlg::Ps512 => Box::new(josekit::jws::PS512.signer_from_jwk(&private_jwk).map_err(crypto)?),
     };
     Ok(CachedSigner { kid: row.kid.clone(), alg, signer })
 }

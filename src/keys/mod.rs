@@ -20,6 +20,8 @@ use crate::store::{Database, StorageError};
 
 /// RSA modulus size: BSI TR-02102 asks for at least 3072 bits.
 const RSA_BITS: u32 = 3072;
+/// The PS512 key that signs Datentransfer event SETs: FIT-Connect asks for 4096 bits.
+const RSA_BITS_PS512: u32 = 4096;
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
@@ -59,16 +61,20 @@ pub enum SigningAlg {
     Es256,
     Ps256,
     Rs256,
+    /// Datentransfer's Security Event Tokens (FIT-Connect: RSASSA-PSS with SHA-512, 4096 bits). Made
+    /// on first use like the others, rotated by the same schedule, published in the same JWKS.
+    Ps512,
 }
 
 impl SigningAlg {
-    pub const ALL: [SigningAlg; 3] = [SigningAlg::Es256, SigningAlg::Ps256, SigningAlg::Rs256];
+    pub const ALL: [SigningAlg; 4] = [SigningAlg::Es256, SigningAlg::Ps256, SigningAlg::Rs256, SigningAlg::Ps512];
 
     pub fn as_str(self) -> &'static str {
         match self {
             SigningAlg::Es256 => "ES256",
             SigningAlg::Ps256 => "PS256",
             SigningAlg::Rs256 => "RS256",
+            SigningAlg::Ps512 => "PS512",
         }
     }
 }
@@ -86,7 +92,7 @@ impl FromStr for SigningAlg {
         SigningAlg::ALL
             .into_iter()
             .find(|alg| alg.as_str() == s)
-            .ok_or_else(|| format!("unsupported signing algorithm `{s}`: use ES256, PS256 or RS256"))
+            .ok_or_else(|| format!("unsupported signing algorithm `{s}`: use ES256, PS256, RS256 or PS512"))
     }
 }
 
@@ -361,6 +367,10 @@ fn generate(alg: SigningAlg, kid: &str) -> Result<(Jwk, Jwk), KeyError> {
         }
         SigningAlg::Ps256 | SigningAlg::Rs256 => {
             let pair = josekit::jws::RS256.generate_key_pair(RSA_BITS).map_err(crypto)?;
+            (pair.to_jwk_private_key(), pair.to_jwk_public_key())
+        }
+        SigningAlg::Ps512 => {
+            let pair = josekit::jws::RS256.generate_key_pair(RSA_BITS_PS512).map_err(crypto)?;
             (pair.to_jwk_private_key(), pair.to_jwk_public_key())
         }
     };

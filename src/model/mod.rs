@@ -9,6 +9,7 @@ mod period;
 mod reference;
 mod settlement;
 mod status;
+mod transfer;
 
 pub use import::ImportKind;
 pub use ledger::{Account, JournalKind};
@@ -16,3 +17,4 @@ pub use period::{berlin_time, local_date, local_time, start_of_day, Period, Peri
 pub use reference::{end_to_end_id, END_TO_END_ID_MAX};
 pub use settlement::{DecimalSeparator, SettlementKind};
 pub use status::{PaymentStatus, RefundStatus};
+pub use transfer::SubmissionStatus;

@@ -36,6 +36,7 @@ pub struct RegistryDiff {
     pub tenants: KindDiff,
     pub identity_providers: KindDiff,
     pub payment_providers: KindDiff,
+    pub destinations: KindDiff,
 }
 
 impl RegistryDiff {
@@ -45,6 +46,7 @@ impl RegistryDiff {
             tenants: kind_diff(old, new, EntityKind::Tenant),
             identity_providers: kind_diff(old, new, EntityKind::IdentityProvider),
             payment_providers: kind_diff(old, new, EntityKind::PaymentProvider),
+            destinations: kind_diff(old, new, EntityKind::Destination),
         }
     }
 
@@ -52,12 +54,13 @@ impl RegistryDiff {
         self.kinds().iter().all(|(_, diff)| diff.is_empty())
     }
 
-    fn kinds(&self) -> [(&'static str, &KindDiff); 4] {
+    fn kinds(&self) -> [(&'static str, &KindDiff); 5] {
         [
             ("clients", &self.clients),
             ("tenants", &self.tenants),
             ("identity providers", &self.identity_providers),
             ("payment providers", &self.payment_providers),
+            ("destinations", &self.destinations),
         ]
     }
 }

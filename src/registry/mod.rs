@@ -3,6 +3,7 @@
 //!
 //! - `<providers>/identity/<id>.toml`, `<providers>/payment/<id>.toml`
 //! - `<tenants>/<id>.toml`, `<clients>/<id>.toml`
+//! - `<transfer.destinations>/<destinationId>.toml` (Datentransfer destinations, `destination.rs`)
 //!
 //! All files are read at start and checked as a whole, references between them included; every problem
 //! names its file and key, and all of them are reported in one go. Secrets are resolved while loading, so
@@ -15,6 +16,8 @@
 
 mod check;
 mod client;
+mod destination;
+mod destination_keys;
 mod diff;
 mod files;
 mod identity;
@@ -38,6 +41,10 @@ use url::Url;
 
 pub use check::PUBLIC_URL_PLACEHOLDER;
 pub use client::{Client, ClientAuth, ClientKeys, GrantType, IdTokenAlg, Scope};
+pub use destination::{
+    Destination, DestinationCallback, DestinationService, DestinationStatus, SchemaMimeType, SubmissionSchema,
+};
+pub use destination_keys::{DestinationKey, KeyUse};
 pub use diff::{KindDiff, RegistryDiff};
 pub use identity::{
     IdentityProvider, IdentityProviderKind, OidcUpstream, UpstreamClientAuth, UpstreamProtocol, PFORTE_CLAIMS,
@@ -51,8 +58,9 @@ pub use tenant::{StaffAccess, Tenant, TenantFinance, TenantPayment, DEFAULT_RETE
 pub use types::{AccountType, ClientAuthMethod, EntityId, HttpUrl, Level, RedirectUri};
 
 use self::check::{FileCheck, Fingerprint, LoadContext};
+use self::destination_keys::TrustAnchors;
 use self::files::{EntityFile, IfMissing};
-use crate::config::{Problems, RegistrySettings};
+use crate::config::{Problems, RegistrySettings, TransferSettings};
 
 #[derive(Debug, Default)]
 pub struct Registry {
@@ -60,6 +68,7 @@ pub struct Registry {
     payment_providers: BTreeMap<EntityId, PaymentProvider>,
     tenants: BTreeMap<EntityId, Tenant>,
     clients: BTreeMap<EntityId, Client>,
+    destinations: BTreeMap<EntityId, Destination>,
     /// originatorId → client id.
     originators: BTreeMap<EntityId, EntityId>,
     /// What each entity was loaded from, for telling a reload what changed.
@@ -86,9 +95,19 @@ impl fmt::Display for RegistryCounts {
 }
 
 impl Registry {
-    /// Reads and checks every registry file. `dev_simulators` allows `plain:` secrets and the development
-    /// simulators; without it they are problems.
+    /// Reads and checks every registry file except destinations. `dev_simulators` allows `plain:` secrets
+    /// and the development simulators; without it they are problems.
     pub fn load(settings: &RegistrySettings, public_url: &Url, dev_simulators: bool) -> Result<Registry, Problems> {
+        Self::load_with_destinations(settings, None, public_url, dev_simulators)
+    }
+
+    /// Reads and checks every registry file, with the Datentransfer destinations of `transfer` when given.
+    pub fn load_with_destinations(
+        settings: &RegistrySettings,
+        transfer: Option<&TransferSettings>,
+        public_url: &Url,
+        dev_simulators: bool,
+    ) -> Result<Registry, Problems> {
         let context = LoadContext::new(public_url, dev_simulators);
         let mut problems = Problems::default();
         let mut fingerprints = BTreeMap::new();
@@ -162,13 +181,27 @@ impl Registry {
         }
         let originators =
             clients.iter().filter_map(|(_, c)| c.originator_id.clone().map(|o| (o, c.id.clone()))).collect();
-        let clients = clients.into_iter().map(|(_, c)| (c.id.clone(), c)).collect();
+        let clients: BTreeMap<_, _> = clients.into_iter().map(|(_, c)| (c.id.clone(), c)).collect();
+
+        let mut destinations = BTreeMap::new();
+        if let Some(transfer) = transfer {
+            let anchors = TrustAnchors::load(transfer.trust_anchors.as_deref(), &mut problems);
+            let mut load = Loader { context: &context, problems: &mut problems, fingerprints: &mut fingerprints };
+            let loaded = load.kind(&transfer.destinations, IfMissing::Empty, EntityKind::Destination, |file, check| {
+                destination::parse(file, check, &anchors)
+            });
+            for (source, destination) in loaded {
+                check_destination_references(&source, &destination, &tenants, &clients, settings, &mut problems);
+                destinations.insert(destination.id.clone(), destination);
+            }
+        }
 
         problems.into_result(Registry {
             identity_providers,
             payment_providers,
             tenants,
             clients,
+            destinations,
             originators,
             fingerprints,
         })
@@ -188,6 +221,14 @@ impl Registry {
 
     pub fn client(&self, id: &str) -> Option<&Client> {
         self.clients.get(id)
+    }
+
+    pub fn destination(&self, id: &str) -> Option<&Destination> {
+        self.destinations.get(id)
+    }
+
+    pub fn destinations(&self) -> impl Iterator<Item = &Destination> {
+        self.destinations.values()
     }
 
     pub fn client_by_originator(&self, originator_id: &str) -> Option<&Client> {
@@ -227,6 +268,7 @@ pub enum EntityKind {
     PaymentProvider,
     Tenant,
     Client,
+    Destination,
 }
 
 /// Reads one registry file's text as `load` reads a file of that kind (TOML, then every rule of the
@@ -256,8 +298,18 @@ pub fn parse_entity_text(kind: EntityKind, text: &str) -> usize {
         EntityKind::PaymentProvider => one(text, &context, &mut problems, payment::parse),
         EntityKind::Tenant => one(text, &context, &mut problems, tenant::parse),
         EntityKind::Client => one(text, &context, &mut problems, client::parse),
+        EntityKind::Destination => one(text, &context, &mut problems, parse_destination_without_anchors),
     }
     problems.0.len()
+}
+
+/// A destination file on its own, as the fuzz targets read it: no trust anchors, so only
+/// self-signed development keys pass.
+fn parse_destination_without_anchors(
+    file: EntityFile<destination::DestinationFile>,
+    check: &mut FileCheck<'_>,
+) -> Option<Destination> {
+    destination::parse(file, check, &TrustAnchors::default())
 }
 
 /// What one load reads every directory with.
@@ -275,7 +327,7 @@ impl Loader<'_> {
         dir: &Path,
         if_missing: IfMissing,
         kind: EntityKind,
-        parse: fn(EntityFile<F>, &mut FileCheck<'_>) -> Option<T>,
+        mut parse: impl FnMut(EntityFile<F>, &mut FileCheck<'_>) -> Option<T>,
     ) -> Vec<(String, T)> {
         let files = files::read_entity_files::<F>(dir, if_missing, self.problems);
         let mut entities = Vec::new();
@@ -326,6 +378,34 @@ fn check_client_references(
         if !tenants.contains_key(id) {
             problems.push(source, format!("tenants[{index}]"), not_registered("tenant", id, &settings.tenants));
         }
+    }
+}
+
+/// A destination's tenant and its subscriber must be registered; the subscriber fetches with an access
+/// token of its own, so it must be allowed `client_credentials`.
+fn check_destination_references(
+    source: &str,
+    destination: &Destination,
+    tenants: &BTreeMap<EntityId, Tenant>,
+    clients: &BTreeMap<EntityId, Client>,
+    settings: &RegistrySettings,
+    problems: &mut Problems,
+) {
+    if !tenants.contains_key(&destination.tenant) {
+        problems.push(source, "tenant", not_registered("tenant", &destination.tenant, &settings.tenants));
+    }
+    match clients.get(&destination.subscriber_client) {
+        None => problems.push(
+            source,
+            "subscriber_client",
+            not_registered("client", &destination.subscriber_client, &settings.clients),
+        ),
+        Some(client) if !client.grant_types.contains(&GrantType::ClientCredentials) => problems.push(
+            source,
+            "subscriber_client",
+            format!("client `{}` may not use client_credentials, which the subscriber API needs", client.id),
+        ),
+        Some(_) => {}
     }
 }
 

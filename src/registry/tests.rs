@@ -674,5 +674,6 @@ fn problem(reason: &str) -> Problems {
 }
 
 /// The registry's finance parts.
+mod destination;
 mod finance;
 mod reload;

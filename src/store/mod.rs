@@ -22,6 +22,8 @@ pub mod personal_data;
 pub mod refunds;
 pub mod refused_attempts;
 pub(crate) mod signing_keys;
+pub mod transfer;
+pub mod transfer_callbacks;
 
 pub use audit_log::AuditRow;
 pub use health::ProbeFailure;

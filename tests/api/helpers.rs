@@ -123,8 +123,13 @@ impl TestContext {
         let address = format!("http://127.0.0.1:{port}");
         let figment = adjust(self.figment().merge(("server.public_url", address.clone())));
         let settings = Settings::from_figment(figment).expect("valid test settings");
-        let registry = Registry::load(&settings.registry, &settings.server.public_url, settings.dev.simulators)
-            .expect("shipped registry");
+        let registry = Registry::load_with_destinations(
+            &settings.registry,
+            Some(&settings.transfer),
+            &settings.server.public_url,
+            settings.dev.simulators,
+        )
+        .expect("shipped registry");
         let app = Application::build_on(listener, settings, registry, clock).expect("application");
         let state = app.state();
         let simulators = app.simulators();

@@ -86,7 +86,7 @@ sync_test!(no_personal_data_tokens_or_secrets_reach_the_logs);
 /// Whether the text holds a compact JWT or JWE: `eyJ` (a base64url `{"` header) starting a token and
 /// followed by a `.`. Searching for `eyJ` alone also finds it inside random base64url tokens such as
 /// pay-link ids, about once in 6,400 of them, which made this test fail now and then.
-fn contains_compact_jose(text: &str) -> bool {
+pub fn contains_compact_jose(text: &str) -> bool {
     let base64url = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
     text.match_indices("eyJ").any(|(start, _)| {
         let starts_a_token = !text[..start].chars().next_back().is_some_and(base64url);

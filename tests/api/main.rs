@@ -86,6 +86,11 @@ mod status;
 mod status_read_amounts;
 mod tcp_proxy;
 mod traces;
+mod transfer;
+mod transfer_callbacks;
+mod transfer_interop;
+mod transfer_receive;
+mod transfer_support;
 mod upstream;
 
 use libtest_mimic::Arguments;
