@@ -81,6 +81,7 @@ mod routing;
 mod saml;
 mod saml_idp;
 mod saml_interop;
+mod saml_logout;
 mod simulators;
 mod status;
 mod status_read_amounts;

@@ -208,6 +208,13 @@ pub async fn pforte_serves_its_metadata_with_entity_id_acs_and_both_certificates
     assert!(xml.contains(&format!(r#"entityID="{}""#, sp_entity_id(&app))), "{xml}");
     assert!(xml.contains(&format!(r#"Location="{}""#, acs(&app))), "{xml}");
     assert!(
+        xml.contains(&format!(
+            r#"<md:SingleLogoutService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="{}"/>"#,
+            app.url(&format!("/saml/{PROVIDER}/slo"))
+        )),
+        "{xml}"
+    );
+    assert!(
         xml.contains(r#"<md:KeyDescriptor use="signing">"#) && xml.contains(r#"<md:KeyDescriptor use="encryption">"#)
     );
     assert!(xml.contains(&keys().sp.cert_base64()), "pforte's certificate is published");
@@ -518,7 +525,7 @@ pub async fn logging_out_after_a_saml_login_ends_pforte_s_part_and_returns_to_th
         .append_pair("post_logout_redirect_uri", &app.url("/demo"))
         .append_pair("state", "bye")
         .finish();
-    // The IdP offers no Single Logout (pforte sends none yet): the logout does not wait for it.
+    // The IdP's metadata offers no Single Logout: pforte's part ends, and the browser goes straight back.
     let done = flight.browser.get(&app.url(&format!("/logout?{query}"))).await;
     assert_eq!(done.status(), 303, "{}", done.text().await?);
     assert_eq!(location(&done), app.url("/demo?state=bye"));

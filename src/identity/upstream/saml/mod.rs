@@ -7,6 +7,7 @@
 //! `request_id` the AuthnRequest's ID that the Response must answer (InResponseTo).
 
 mod encrypted;
+mod logout;
 mod metadata;
 mod request;
 mod response;
@@ -18,6 +19,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use secrecy::ExposeSecret;
 use serde_json::{Map, Value};
 
+pub use self::logout::SamlSession;
 pub use self::response::MAX_RESPONSE_BASE64_BYTES;
 use super::{Freshness, PendingUpstream, UpstreamError, UpstreamIdentity, UpstreamRequest};
 use crate::clock::SharedClock;
@@ -32,6 +34,24 @@ pub struct SamlLogin {
     /// The assertion's ID: pforte refuses it a second time until `valid_until`.
     pub assertion_id: String,
     pub valid_until: DateTime<Utc>,
+    /// What a LogoutRequest for this login names, when the assertion carried a NameID.
+    pub session: Option<SamlSession>,
+}
+
+/// A LogoutRequest on its way: where the browser goes, and the ID the LogoutResponse must answer.
+#[derive(Debug)]
+pub struct LogoutStart {
+    pub url: url::Url,
+    pub request_id: String,
+}
+
+/// A LogoutResponse whose signature, Issuer and Destination passed; the caller matches
+/// `in_response_to` with the stored request.
+#[derive(Debug)]
+pub struct LogoutAnswer {
+    pub in_response_to: String,
+    /// The IdP ended its session (`Success`); otherwise it may still hold one.
+    pub success: bool,
 }
 
 /// Fetched IdP metadata, per provider id.
@@ -62,6 +82,11 @@ impl SamlRelyingParty {
         format!("{}/{}/acs", self.base, idp.id)
     }
 
+    /// The SingleLogoutService of `idp` (HTTP-Redirect): where its LogoutResponses come back.
+    pub fn slo_url(&self, idp: &IdentityProvider) -> String {
+        format!("{}/{}/slo", self.base, idp.id)
+    }
+
     /// Where pforte's metadata for `idp` is served.
     pub fn metadata_url(&self, idp: &IdentityProvider) -> String {
         format!("{}/{}/metadata", self.base, idp.id)
@@ -74,7 +99,7 @@ impl SamlRelyingParty {
     /// pforte's SP metadata for `idp`: entityID, ACS (HTTP-POST), signing and encryption certificates.
     pub fn sp_metadata(&self, idp: &IdentityProvider) -> Result<String, UpstreamError> {
         let saml = settings(idp)?;
-        metadata::sp_metadata(saml, &self.acs_url(idp))
+        metadata::sp_metadata(saml, &self.acs_url(idp), &self.slo_url(idp))
             .map_err(|e| UpstreamError::Misconfigured(format!("pforte's metadata cannot be written: {e}")))
     }
 
@@ -109,8 +134,8 @@ impl SamlRelyingParty {
         .to_xml()
         .map_err(UpstreamError::Misconfigured)?;
         let key = rsa_private_key(saml.signing_key.expose_secret()).map_err(UpstreamError::Misconfigured)?;
-        let authorization_url =
-            request::redirect_url(endpoint, &xml, &relay_state, &key).map_err(UpstreamError::Misconfigured)?;
+        let authorization_url = request::redirect_url(endpoint, "SAMLRequest", &xml, Some(&relay_state), &key)
+            .map_err(UpstreamError::Misconfigured)?;
         let pending = PendingUpstream {
             provider_id: idp.id.to_string(),
             state: relay_state,
@@ -180,7 +205,66 @@ impl SamlRelyingParty {
             auth_time,
             claims: map_attributes(idp, &assertion.attributes),
         };
-        Ok(SamlLogin { identity, assertion_id: assertion.id, valid_until: assertion.valid_until })
+        Ok(SamlLogin {
+            identity,
+            assertion_id: assertion.id,
+            valid_until: assertion.valid_until,
+            session: assertion.session,
+        })
+    }
+
+    /// The signed LogoutRequest for `session`, over the HTTP-Redirect binding, when the IdP's
+    /// metadata offers a SingleLogoutService for it; `None` when it offers none.
+    pub(super) async fn logout_request(
+        &self,
+        idp: &IdentityProvider,
+        session: &SamlSession,
+    ) -> Result<Option<LogoutStart>, UpstreamError> {
+        let saml = settings(idp)?;
+        let metadata = self.idp_metadata(idp, saml).await?;
+        let Some(endpoint) = metadata.slo_redirect.as_ref() else { return Ok(None) };
+        let request_id = format!("_{}", hex_id());
+        let xml = logout::LogoutRequest {
+            id: &request_id,
+            issue_instant: self.clock.now(),
+            destination: endpoint.as_str(),
+            issuer: &saml.entity_id,
+            session,
+        }
+        .to_xml()
+        .map_err(UpstreamError::Misconfigured)?;
+        let key = rsa_private_key(saml.signing_key.expose_secret()).map_err(UpstreamError::Misconfigured)?;
+        // No RelayState: the stored request (found by InResponseTo) says where the browser goes next.
+        let url =
+            request::redirect_url(endpoint, "SAMLRequest", &xml, None, &key).map_err(UpstreamError::Misconfigured)?;
+        Ok(Some(LogoutStart { url, request_id }))
+    }
+
+    /// Checks a LogoutResponse that came back to pforte's SingleLogoutService over the HTTP-Redirect
+    /// binding (`raw_query` as it arrived): the query signature against the IdP's pinned
+    /// certificates, Issuer, Destination. InResponseTo is the caller's to match.
+    pub(super) async fn logout_response(
+        &self,
+        idp: &IdentityProvider,
+        raw_query: &str,
+    ) -> Result<LogoutAnswer, UpstreamError> {
+        let saml = settings(idp)?;
+        let metadata = self.idp_metadata(idp, saml).await?;
+        let refused = |refusal: response::Refusal| match refusal {
+            response::Refusal::Status(code) | response::Refusal::Invalid(code) => UpstreamError::InvalidResponse(code),
+        };
+        let received = logout::receive(raw_query, "SAMLResponse", &metadata.signing_certificates).map_err(refused)?;
+        let read = logout::read_logout_response(&received.xml).map_err(refused)?;
+        let invalid = |why: &str| UpstreamError::InvalidResponse(why.to_owned());
+        if read.issuer.as_deref() != Some(metadata.entity_id.as_str()) {
+            return Err(invalid("the LogoutResponse names another Issuer than the IdP's entityID"));
+        }
+        if read.destination.as_deref() != Some(self.slo_url(idp).as_str()) {
+            return Err(invalid("the LogoutResponse is addressed to another Destination"));
+        }
+        let in_response_to =
+            read.in_response_to.ok_or_else(|| invalid("the LogoutResponse answers no request (InResponseTo)"))?;
+        Ok(LogoutAnswer { in_response_to, success: read.status == logout::STATUS_SUCCESS })
     }
 
     /// Fetches the IdP's metadata now (for the operator's status report): the number of signing
