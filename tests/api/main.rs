@@ -79,6 +79,7 @@ mod registration;
 mod reload;
 mod routing;
 mod saml;
+mod saml_company;
 mod saml_idp;
 mod saml_interop;
 mod saml_logout;

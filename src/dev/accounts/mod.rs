@@ -17,6 +17,7 @@ pub(crate) mod personas;
 mod provider;
 pub(crate) mod saml;
 mod saml_logout;
+mod saml_profiles;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
