@@ -44,6 +44,9 @@ pub struct SamlUpstream {
     /// The attribute `Name` whose value identifies the person at this IdP (BundID: bPK2). pforte's
     /// pairwise `sub` is derived from it; a login without it is refused.
     pub subject_attribute: String,
+    /// The attribute `Name` that states the level (BundID: `EID-CITIZEN-QAA-LEVEL`), read through
+    /// `[levels]` besides `AuthnContextClassRef`; where both name a level, the lower counts.
+    pub level_attribute: Option<String>,
     pub akdb: Option<AkdbExtension>,
 }
 
@@ -99,6 +102,7 @@ pub(crate) struct SamlFile {
     decryption_key: SecretRef,
     decryption_certificate: SecretRef,
     subject_attribute: String,
+    level_attribute: Option<String>,
     akdb: Option<AkdbFile>,
 }
 
@@ -158,6 +162,7 @@ pub(crate) fn parse(f: &SamlFile, dir: &Path, check: &mut FileCheck<'_>) -> Opti
         check,
     );
     let subject_attribute = check.non_empty("saml.subject_attribute", &f.subject_attribute);
+    let level_attribute = f.level_attribute.as_ref().map(|name| check.non_empty("saml.level_attribute", name));
     let akdb = match &f.akdb {
         Some(akdb) => Some(akdb_extension(akdb, &f.subject_attribute, check)?),
         None => None,
@@ -174,6 +179,7 @@ pub(crate) fn parse(f: &SamlFile, dir: &Path, check: &mut FileCheck<'_>) -> Opti
         decryption_key,
         decryption_certificate,
         subject_attribute: subject_attribute?,
+        level_attribute: level_attribute.map(|name| name.ok_or(())).transpose().ok()?,
         akdb,
     })
 }

@@ -82,6 +82,7 @@ mod saml;
 mod saml_company;
 mod saml_idp;
 mod saml_interop;
+mod saml_levels;
 mod saml_logout;
 mod simulators;
 mod status;

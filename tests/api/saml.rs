@@ -69,13 +69,20 @@ pub async fn spawn(ctx: &TestContext, metadata_extra: &str) -> TestApp {
 
 /// [`spawn`] with this IdP metadata document.
 pub async fn spawn_with_metadata(ctx: &TestContext, idp_metadata: &str) -> TestApp {
+    spawn_with_entry(ctx, idp_metadata, "").await
+}
+
+/// [`spawn_with_metadata`] with `saml_keys` (lines of `key = value`) added to the entry's `[saml]`.
+pub async fn spawn_with_entry(ctx: &TestContext, idp_metadata: &str, saml_keys: &str) -> TestApp {
     let root = ctx.dir.path();
     let providers = root.join("providers");
     copy_dir(&Path::new(MANIFEST_DIR).join("providers"), &providers).expect("copy providers");
     std::fs::write(root.join("sp.key"), keys().sp.key_pem()).expect("key");
     std::fs::write(root.join("sp.crt"), keys().sp.cert_pem()).expect("cert");
     let identity = providers.join("identity");
-    let entry = PROVIDER_FILE.replace("{dir}", &root.display().to_string());
+    let entry = PROVIDER_FILE
+        .replace("{dir}", &root.display().to_string())
+        .replace("[saml]\n", &format!("[saml]\n{saml_keys}\n"));
     std::fs::write(identity.join(format!("{PROVIDER}.toml")), entry).expect("provider");
     std::fs::write(identity.join("bundid-saml-metadata.xml"), idp_metadata).expect("metadata");
     let clients = root.join("clients");

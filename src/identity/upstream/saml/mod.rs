@@ -178,9 +178,7 @@ impl SamlRelyingParty {
             response::Refusal::Status(code) => UpstreamError::Denied { error: code, description: None },
             response::Refusal::Invalid(reason) => UpstreamError::InvalidResponse(reason),
         })?;
-        let level = idp
-            .level_of(&assertion.class_ref)
-            .ok_or_else(|| UpstreamError::UnknownLevel(assertion.class_ref.clone()))?;
+        let (level, acr) = level(idp, saml, &assertion)?;
         if level < pending.required_level {
             return Err(UpstreamError::LevelTooLow { required: pending.required_level, proven: level });
         }
@@ -200,7 +198,7 @@ impl SamlRelyingParty {
             provider_id: idp.id.to_string(),
             subject,
             level,
-            acr: assertion.class_ref.clone(),
+            acr,
             amr: Vec::new(),
             auth_time,
             claims: map_attributes(idp, &assertion.attributes),
@@ -332,6 +330,44 @@ impl SamlRelyingParty {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Fetched>> {
         self.fetched.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// The level the assertion proves, and the value it was read from: `AuthnContextClassRef`, and the
+/// provider's `level_attribute` where it has one (BundID's `EID-CITIZEN-QAA-LEVEL`). Both go through
+/// `[levels]`; where both name a level the lower counts, so neither can raise the other.
+fn level(
+    idp: &IdentityProvider,
+    saml: &SamlUpstream,
+    assertion: &response::CheckedAssertion,
+) -> Result<(Level, String), UpstreamError> {
+    let stated = match saml.level_attribute.as_ref().and_then(|name| assertion.attributes.get(name)) {
+        None => None,
+        Some(values) => match values.as_slice() {
+            [value] => {
+                let value = value.trim();
+                let level = idp.level_of(value).ok_or_else(|| UpstreamError::UnknownLevel(value.to_owned()))?;
+                Some((level, value.to_owned()))
+            }
+            _ => return Err(UpstreamError::InvalidResponse("the level attribute carries no single value".into())),
+        },
+    };
+    let class_ref = assertion.class_ref.as_deref().filter(|class_ref| !class_ref.is_empty());
+    let by_class_ref = match (class_ref, &stated) {
+        (Some(class_ref), None) => {
+            Some((idp.level_of(class_ref).ok_or_else(|| UpstreamError::UnknownLevel(class_ref.to_owned()))?, class_ref))
+        }
+        // With the level stated as an attribute, a class ref outside `[levels]` (e.g. `unspecified`) says nothing.
+        (Some(class_ref), Some(_)) => idp.level_of(class_ref).map(|level| (level, class_ref)),
+        (None, _) => None,
+    };
+    match (by_class_ref, stated) {
+        (Some((by_class, class_ref)), Some((by_attribute, value))) => {
+            Ok(if by_attribute < by_class { (by_attribute, value) } else { (by_class, class_ref.to_owned()) })
+        }
+        (Some((level, class_ref)), None) => Ok((level, class_ref.to_owned())),
+        (None, Some(stated)) => Ok(stated),
+        (None, None) => Err(UpstreamError::InvalidResponse("the AuthnStatement names no AuthnContextClassRef".into())),
     }
 }
 

@@ -57,7 +57,8 @@ pub(super) struct CheckedAssertion {
     pub id: String,
     /// Until when the assertion could be presented at all: its id is remembered that long.
     pub valid_until: DateTime<Utc>,
-    pub class_ref: String,
+    /// `AuthnContextClassRef`, when the AuthnStatement names one.
+    pub class_ref: Option<String>,
     pub authn_instant: Option<DateTime<Utc>>,
     /// Attribute `Name` → its values.
     pub attributes: BTreeMap<String, Vec<String>>,
@@ -244,8 +245,7 @@ fn check_assertion(
         .as_ref()
         .and_then(|context| context.value.as_ref())
         .and_then(|class_ref| class_ref.value.clone())
-        .map(|value| value.trim().to_owned())
-        .ok_or_else(|| invalid("the AuthnStatement names no AuthnContextClassRef"))?;
+        .map(|value| value.trim().to_owned());
     let mut attributes: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for attribute in assertion.attribute_statements.iter().flatten().flat_map(|s| s.attributes.iter()) {
         let Some(name) = attribute.name.clone() else { continue };
