@@ -1,8 +1,10 @@
 //! SAML Single Logout for RP-initiated logout (issue 12 item 7). A SAML login leaves what a
 //! LogoutRequest must name (NameID and SessionIndex) sealed under the master key, found by the hash
-//! of the login's `sid` and kept no longer than the level's session limit. Logout takes it once,
-//! sends the signed LogoutRequest and remembers its ID; the IdP's LogoutResponse must answer that
-//! ID, once, and then the browser goes where the service asked. Every failure here ends only the
+//! of the login's `sid` and kept no longer than the level's session limit. Logout reads it, sends
+//! the signed LogoutRequest and remembers its ID; the IdP's LogoutResponse must answer that ID, once,
+//! which deletes the record, and then the browser goes where the service asked. Reading without
+//! taking lets a logout that was shown but never confirmed (another site replaying an old ID token
+//! to the confirmation page) leave the person's Single Logout intact. Every failure here ends only the
 //! upstream part: pforte's own logout and any login never depend on it (SECURITY.md #39).
 
 use crate::clock::SharedClock;
@@ -77,12 +79,11 @@ impl SamlLogout<'_> {
 
     /// The IdP's logout URL with a signed LogoutRequest for the login `sid`, when the IdP offers
     /// Single Logout and pforte still holds that login's session; `return_to` comes back with the
-    /// answer. The session is taken: a second logout with the same ID token sends no request.
+    /// answer.
     pub async fn start(&self, idp: &IdentityProvider, sid: &str, return_to: &[u8]) -> Result<Option<url::Url>, String> {
         let sid_hash = fingerprint(sid);
         let now = self.clock.now_millis();
-        let Some(sealed) =
-            self.db.take_saml_session(&sid_hash, idp.id.as_str(), now).await.map_err(|e| e.to_string())?
+        let Some(sealed) = self.db.saml_session(&sid_hash, idp.id.as_str(), now).await.map_err(|e| e.to_string())?
         else {
             return Ok(None);
         };
@@ -94,7 +95,7 @@ impl SamlLogout<'_> {
         let id_hash = fingerprint(&start.request_id);
         let sealed = self.master.seal(&record(RETURN_RECORD, &id_hash), return_to).map_err(|e| e.to_string())?;
         self.db
-            .insert_saml_logout_request(&id_hash, idp.id.as_str(), &sealed, now + LOGOUT_REQUEST_LIFETIME_MS)
+            .insert_saml_logout_request(&id_hash, idp.id.as_str(), &sid_hash, &sealed, now + LOGOUT_REQUEST_LIFETIME_MS)
             .await
             .map_err(|e| e.to_string())?;
         Ok(Some(start.url))
@@ -117,15 +118,19 @@ impl SamlLogout<'_> {
         })?;
         let id_hash = fingerprint(&answer.in_response_to);
         let taken = self.db.take_saml_logout_request(&id_hash, provider_id, self.clock.now_millis()).await;
-        let sealed = match taken {
-            Ok(Some(sealed)) => sealed,
+        let pending = match taken {
+            Ok(Some(pending)) => pending,
             Ok(None) => return Err(LogoutRefusal::UnknownRequest),
             Err(e) => {
                 tracing::warn!(idp = provider_id, error = %e, "could not read a pending SAML LogoutRequest");
                 return Err(LogoutRefusal::Unavailable);
             }
         };
-        let return_to = self.master.open(&record(RETURN_RECORD, &id_hash), &sealed).map_err(|e| {
+        // Answered, whatever the status: this login's logout is done at pforte.
+        if let Err(e) = self.db.delete_saml_session(&pending.sid_hash).await {
+            tracing::warn!(idp = provider_id, error = %e, "could not delete a logged-out SAML session");
+        }
+        let return_to = self.master.open(&record(RETURN_RECORD, &id_hash), &pending.return_sealed).map_err(|e| {
             tracing::warn!(idp = provider_id, error = %e, "could not open a pending SAML LogoutRequest");
             LogoutRefusal::Unavailable
         })?;

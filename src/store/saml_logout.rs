@@ -1,8 +1,17 @@
 //! SAML Single Logout's records: the sealed NameID and SessionIndex of a SAML login, found by the
-//! hash of its `sid`, and the LogoutRequests sent and not yet answered. Both are taken once
-//! (`DELETE … RETURNING`), so a second taker finds nothing; the purge worker removes the expired.
+//! hash of its `sid`, and the LogoutRequests sent and not yet answered. A LogoutRequest is taken
+//! once (`DELETE … RETURNING`), so a second answer finds nothing, and its answer deletes the session
+//! record; the purge worker removes the expired.
+
+use sqlx::Row;
 
 use super::{Database, StorageResult};
+
+/// A LogoutRequest pforte sent, as its answer finds it.
+pub struct PendingLogout {
+    pub return_sealed: String,
+    pub sid_hash: String,
+}
 
 impl Database {
     /// Keeps what a LogoutRequest for the login `sid_hash` needs, until `expires_at` (ms).
@@ -23,22 +32,23 @@ impl Database {
         Ok(())
     }
 
-    /// Takes (deletes and returns) the sealed session of `sid_hash` at `provider_id`, if unexpired.
-    pub async fn take_saml_session(
-        &self,
-        sid_hash: &str,
-        provider_id: &str,
-        now: i64,
-    ) -> StorageResult<Option<String>> {
+    /// The sealed session of `sid_hash` at `provider_id`, if unexpired. It stays until the IdP answers
+    /// a LogoutRequest for it: a logout that is never confirmed or answered can be tried again.
+    pub async fn saml_session(&self, sid_hash: &str, provider_id: &str, now: i64) -> StorageResult<Option<String>> {
         let sealed: Option<String> = sqlx::query_scalar(
-            "DELETE FROM saml_sessions WHERE sid_hash = $1 AND provider_id = $2 AND expires_at > $3 RETURNING sealed",
+            "SELECT sealed FROM saml_sessions WHERE sid_hash = $1 AND provider_id = $2 AND expires_at > $3",
         )
         .bind(sid_hash)
         .bind(provider_id)
         .bind(now)
-        .fetch_optional(self.writer())
+        .fetch_optional(self.pool())
         .await?;
         Ok(sealed)
+    }
+
+    pub async fn delete_saml_session(&self, sid_hash: &str) -> StorageResult<()> {
+        sqlx::query("DELETE FROM saml_sessions WHERE sid_hash = $1").bind(sid_hash).execute(self.writer()).await?;
+        Ok(())
     }
 
     /// Remembers a LogoutRequest sent to `provider_id` until `expires_at` (ms).
@@ -46,15 +56,17 @@ impl Database {
         &self,
         request_id_hash: &str,
         provider_id: &str,
+        sid_hash: &str,
         return_sealed: &str,
         expires_at: i64,
     ) -> StorageResult<()> {
         sqlx::query(
-            "INSERT INTO saml_logout_requests (request_id_hash, provider_id, return_sealed, expires_at) \
-             VALUES ($1, $2, $3, $4)",
+            "INSERT INTO saml_logout_requests (request_id_hash, provider_id, sid_hash, return_sealed, expires_at) \
+             VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(request_id_hash)
         .bind(provider_id)
+        .bind(sid_hash)
         .bind(return_sealed)
         .bind(expires_at)
         .execute(self.writer())
@@ -69,16 +81,19 @@ impl Database {
         request_id_hash: &str,
         provider_id: &str,
         now: i64,
-    ) -> StorageResult<Option<String>> {
-        let sealed: Option<String> = sqlx::query_scalar(
+    ) -> StorageResult<Option<PendingLogout>> {
+        let row = sqlx::query(
             "DELETE FROM saml_logout_requests WHERE request_id_hash = $1 AND provider_id = $2 AND expires_at > $3 \
-             RETURNING return_sealed",
+             RETURNING return_sealed, sid_hash",
         )
         .bind(request_id_hash)
         .bind(provider_id)
         .bind(now)
         .fetch_optional(self.writer())
         .await?;
-        Ok(sealed)
+        row.map(|row| {
+            Ok(PendingLogout { return_sealed: row.try_get("return_sealed")?, sid_hash: row.try_get("sid_hash")? })
+        })
+        .transpose()
     }
 }

@@ -125,6 +125,30 @@ pub async fn logout_through_the_saml_simulator_ends_both_sessions_and_returns_to
 }
 backend_test!(logout_through_the_saml_simulator_ends_both_sessions_and_returns_to_the_service);
 
+pub async fn a_logout_page_never_confirmed_leaves_single_logout_intact(ctx: TestContext) -> TestResult {
+    let app = ctx.spawn_app().await;
+    let mut browser = Browser::new(&app);
+    let sim = ("bundid-saml-sim", "/dev/bundid-saml");
+    let tokens = simulator_login(&app, &mut browser, sim, "openid profile", ("erika", "STORK-QAA-Level-3")).await?;
+    let id_token = tokens["id_token"].as_str().unwrap_or_default();
+    // Another site replays the token for another client: pforte asks instead of going to the IdP.
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("id_token_hint", id_token)
+        .append_pair("client_id", "someone-else")
+        .finish();
+    let mut stranger = Browser::new(&app);
+    let page = stranger.get(&app.url(&format!("/logout?{query}"))).await;
+    assert_eq!(page.status(), 200, "a confirmation page");
+    // The person's own logout still reaches the IdP and completes.
+    let to_idp = browser.get(&logout_url(&app, id_token)).await;
+    assert!(location(&to_idp).starts_with(&app.url("/dev/bundid-saml/slo?SAMLRequest=")), "{}", location(&to_idp));
+    let back = browser.get(&location(&to_idp)).await;
+    let done = browser.get(&location(&back)).await;
+    assert_eq!(location(&done), app.url("/demo?state=bye"));
+    app.stop().await
+}
+backend_test!(a_logout_page_never_confirmed_leaves_single_logout_intact);
+
 /// A login at the test IdP (which offers Single Logout) and the logout's LogoutRequest, checked as
 /// the IdP checks it: pforte's signature over the query, then its ID.
 async fn logged_out_at_test_idp(ctx: &TestContext) -> anyhow::Result<(TestApp, Browser, String)> {
