@@ -101,7 +101,8 @@ fn invalid() -> LoginError {
 }
 
 /// The IdP's LogoutResponse (HTTP-Redirect binding): checked, matched with pforte's LogoutRequest,
-/// then on to the online service as after an OpenID Connect provider's logout. A non-success status
+/// then on to the online service as after an OpenID Connect provider's logout. A LogoutRequest the
+/// IdP started is checked and answered with pforte's signed LogoutResponse. A non-success status
 /// still ends the logout at the service; the page says the account provider may still hold a session.
 async fn single_logout(
     State(state): State<AppState>,
@@ -111,13 +112,12 @@ async fn single_logout(
 ) -> Response {
     let lang = Lang::pick(None, &headers);
     let query = query.unwrap_or_default();
-    if !query.split('&').any(|pair| pair.starts_with("SAMLResponse=")) {
-        // An IdP-initiated LogoutRequest is not taken: pforte holds no session of the person's.
-        let text = lang.text(
-            "Diese Adresse nimmt nur Antworten auf Abmeldungen entgegen, die pforte angefragt hat.",
-            "This address only takes answers to logouts that pforte asked for.",
-        );
-        return pages::error(lang, StatusCode::BAD_REQUEST, lang.text("Abmeldung", "Logout"), text, None);
+    if query.split('&').any(|pair| pair.starts_with("SAMLRequest=")) {
+        // The IdP started the logout: pforte holds no session of the person's; it answers, signed.
+        return match state.login.saml_logout().answer(&provider_id, &query).await {
+            Ok(url) => see_other(url.as_str()),
+            Err(refusal) => refused(lang, &provider_id, &refusal),
+        };
     }
     match state.login.saml_logout().finish(&provider_id, &query).await {
         Ok(done) => {
@@ -134,29 +134,37 @@ async fn single_logout(
             );
             pages::error(lang, StatusCode::OK, title, text, target)
         }
-        Err(refusal) => {
-            let (status, text) = match &refusal {
-                LogoutRefusal::UnknownProvider => (StatusCode::NOT_FOUND, lang.text(
-                    "Kein SAML-Nutzerkonto dieser Kennung.",
-                    "No SAML account provider of this id.",
-                )),
-                LogoutRefusal::Invalid(_) => (StatusCode::BAD_REQUEST, lang.text(
-                    "Die Antwort des Nutzerkontos auf die Abmeldung ist ungültig und wurde abgelehnt.",
-                    "The account provider's answer to the logout is invalid and was refused.",
-                )),
-                LogoutRefusal::UnknownRequest => (StatusCode::BAD_REQUEST, lang.text(
-                    "Zu dieser Antwort gibt es keine offene Abmeldung: Sie ist abgelaufen, schon beantwortet oder nicht von pforte angefragt.",
-                    "No logout is waiting for this answer: it has expired, was answered before, or pforte did not ask for it.",
-                )),
-                LogoutRefusal::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, lang.text(
-                    "Die Abmeldung kann gerade nicht geprüft werden.",
-                    "The logout cannot be checked right now.",
-                )),
-            };
-            if let LogoutRefusal::Invalid(reason) = &refusal {
-                tracing::info!(idp = provider_id.as_str(), reason = reason.as_str(), "refused a SAML LogoutResponse");
-            }
-            pages::error(lang, status, lang.text("Abmeldung nicht bestätigt", "Logout not confirmed"), text, None)
-        }
+        Err(refusal) => refused(lang, &provider_id, &refusal),
     }
+}
+
+/// The page for a logout message pforte does not take; it sends the browser nowhere.
+fn refused(lang: Lang, provider_id: &str, refusal: &LogoutRefusal) -> Response {
+    let (status, text) = match refusal {
+        LogoutRefusal::UnknownProvider => {
+            (StatusCode::NOT_FOUND, lang.text("Kein SAML-Nutzerkonto dieser Kennung.", "No SAML account provider of this id."))
+        }
+        LogoutRefusal::Invalid(_) => (
+            StatusCode::BAD_REQUEST,
+            lang.text(
+                "Die Nachricht des Nutzerkontos zur Abmeldung ist ungültig und wurde abgelehnt.",
+                "The account provider's logout message is invalid and was refused.",
+            ),
+        ),
+        LogoutRefusal::UnknownRequest => (
+            StatusCode::BAD_REQUEST,
+            lang.text(
+                "Zu dieser Antwort gibt es keine offene Abmeldung: Sie ist abgelaufen, schon beantwortet oder nicht von pforte angefragt.",
+                "No logout is waiting for this answer: it has expired, was answered before, or pforte did not ask for it.",
+            ),
+        ),
+        LogoutRefusal::Unavailable => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            lang.text("Die Abmeldung kann gerade nicht geprüft werden.", "The logout cannot be checked right now."),
+        ),
+    };
+    if let LogoutRefusal::Invalid(reason) = refusal {
+        tracing::info!(idp = provider_id, reason = reason.as_str(), "refused a SAML logout message");
+    }
+    pages::error(lang, status, lang.text("Abmeldung nicht bestätigt", "Logout not confirmed"), text, None)
 }

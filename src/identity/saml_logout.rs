@@ -138,6 +138,25 @@ impl SamlLogout<'_> {
     }
 }
 
+impl SamlLogout<'_> {
+    /// Answers a LogoutRequest the IdP `provider_id` started (`raw_query` as it arrived): where the
+    /// browser takes pforte's signed LogoutResponse.
+    pub async fn answer(&self, provider_id: &str, raw_query: &str) -> Result<url::Url, LogoutRefusal> {
+        let registry = self.registry.current();
+        let idp = registry
+            .identity_provider(provider_id)
+            .filter(|idp| idp.saml().is_some())
+            .ok_or(LogoutRefusal::UnknownProvider)?;
+        self.upstreams.saml_answer_logout_request(idp, raw_query).await.map_err(|e| match e {
+            super::upstream::UpstreamError::InvalidResponse(why) => LogoutRefusal::Invalid(why),
+            other => {
+                tracing::warn!(idp = provider_id, error = %other, "could not answer a SAML LogoutRequest");
+                LogoutRefusal::Unavailable
+            }
+        })
+    }
+}
+
 fn record(kind: &str, hash: &str) -> String {
     format!("{kind} {hash}")
 }

@@ -207,19 +207,27 @@ impl LogoutAnswer {
             self.issuer,
             self.status
         );
-        let mut encoder = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
-        encoder.write_all(xml.as_bytes()).expect("deflate");
-        let encoded = STANDARD.encode(encoder.finish().expect("deflate"));
-        let query = url::form_urlencoded::Serializer::new(String::new())
-            .append_pair("SAMLResponse", &encoded)
-            .append_pair("SigAlg", "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256")
-            .finish();
-        let mut signer = openssl::sign::Signer::new(MessageDigest::sha256(), self.key).expect("signer");
-        signer.update(query.as_bytes()).expect("sign");
-        let signature = STANDARD.encode(signer.sign_to_vec().expect("sign"));
-        let signature: String = url::form_urlencoded::byte_serialize(signature.as_bytes()).collect();
-        app.url(&format!("/saml/{PROVIDER}/slo?{query}&Signature={signature}"))
+        app.url(&format!("/saml/{PROVIDER}/slo?{}", signed_query("SAMLResponse", &xml, None, self.key)))
     }
+}
+
+/// The HTTP-Redirect binding's query: `parameter` deflated and base64, RelayState, SigAlg, and the
+/// signature over exactly that (SAML Bindings 3.4.4.1).
+fn signed_query(parameter: &str, xml: &str, relay_state: Option<&str>, key: &PKey<Private>) -> String {
+    let mut encoder = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(xml.as_bytes()).expect("deflate");
+    let encoded = STANDARD.encode(encoder.finish().expect("deflate"));
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    query.append_pair(parameter, &encoded);
+    if let Some(relay_state) = relay_state {
+        query.append_pair("RelayState", relay_state);
+    }
+    let query = query.append_pair("SigAlg", "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256").finish();
+    let mut signer = openssl::sign::Signer::new(MessageDigest::sha256(), key).expect("signer");
+    signer.update(query.as_bytes()).expect("sign");
+    let signature = STANDARD.encode(signer.sign_to_vec().expect("sign"));
+    let signature: String = url::form_urlencoded::byte_serialize(signature.as_bytes()).collect();
+    format!("{query}&Signature={signature}")
 }
 
 /// The forged LogoutResponse is refused with a page; the honest one still works afterwards, so the
@@ -296,6 +304,47 @@ pub async fn a_failed_logout_at_the_idp_still_ends_at_the_service_and_says_so(ct
     app.stop().await
 }
 backend_test!(a_failed_logout_at_the_idp_still_ends_at_the_service_and_says_so);
+
+/// A LogoutRequest the test IdP starts, to pforte's SingleLogoutService (the path and query).
+fn idp_logout_request(destination: &str, key: &PKey<Private>) -> String {
+    let xml = format!(
+        r#"<samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_idp-logout-1" Version="2.0" IssueInstant="{}" Destination="{destination}"><saml:Issuer>{IDP_ENTITY_ID}</saml:Issuer><saml:NameID Format="urn:oasis:names:tc:SAML:2.0:nameid-format:transient">transient-4711</saml:NameID><samlp:SessionIndex>_s1</samlp:SessionIndex></samlp:LogoutRequest>"#,
+        instant(Utc::now())
+    );
+    format!("/saml/{PROVIDER}/slo?{}", signed_query("SAMLRequest", &xml, Some("rs 1"), key))
+}
+
+pub async fn a_logout_request_the_idp_starts_is_answered_with_a_signed_logout_response(ctx: TestContext) -> TestResult {
+    let app = saml::spawn(&ctx, SLO_SERVICE).await;
+    let slo = app.url(&format!("/saml/{PROVIDER}/slo"));
+    let answer = app.get(&idp_logout_request(&slo, &keys().idp.key)).await;
+    assert_eq!(answer.status(), 303, "{}", answer.text().await?);
+    let target = location(&answer);
+    assert!(target.starts_with(&format!("{IDP_SLO}?SAMLResponse=")), "{target}");
+    let query = url::Url::parse(&target)?.query().unwrap_or_default().to_owned();
+    let (signed, signature) = query.rsplit_once("&Signature=").unwrap_or_default();
+    let signature = STANDARD.decode(
+        url::form_urlencoded::parse(format!("s={signature}").as_bytes()).next().unwrap_or_default().1.as_bytes(),
+    )?;
+    let sp_key = keys().sp.cert.public_key()?;
+    let mut verifier = openssl::sign::Verifier::new(MessageDigest::sha256(), &sp_key)?;
+    verifier.update(signed.as_bytes())?;
+    assert!(verifier.verify(&signature)?, "pforte signs its LogoutResponse");
+    let pairs = query_of(&target);
+    assert_eq!(pairs["RelayState"], "rs 1", "the RelayState goes back as it came");
+    let xml = inflate(&pairs["SAMLResponse"]);
+    assert!(xml.contains(r#"InResponseTo="_idp-logout-1""#), "{xml}");
+    assert!(xml.contains(&format!(r#"Destination="{IDP_SLO}""#)), "{xml}");
+    assert!(xml.contains(&format!("<saml:Issuer>{}</saml:Issuer>", saml::sp_entity_id(&app))), "{xml}");
+    assert!(xml.contains(SUCCESS), "{xml}");
+
+    let forged = app.get(&idp_logout_request(&slo, &keys().forger.key)).await;
+    assert_eq!(forged.status(), 400, "a LogoutRequest signed by another key is refused");
+    let elsewhere = app.get(&idp_logout_request("https://other-sp.example/slo", &keys().idp.key)).await;
+    assert_eq!(elsewhere.status(), 400, "a LogoutRequest for another Destination is refused");
+    app.stop().await
+}
+backend_test!(a_logout_request_the_idp_starts_is_answered_with_a_signed_logout_response);
 
 pub async fn an_unknown_provider_or_a_logout_request_at_the_slo_is_answered_with_a_page(
     ctx: TestContext,

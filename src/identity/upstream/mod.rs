@@ -498,6 +498,15 @@ impl Upstreams {
         self.bounded(self.saml.logout_response(idp, raw_query)).await
     }
 
+    /// The signed LogoutResponse to a LogoutRequest the IdP started, checked.
+    pub async fn saml_answer_logout_request(
+        &self,
+        idp: &IdentityProvider,
+        raw_query: &str,
+    ) -> Result<url::Url, UpstreamError> {
+        self.bounded(self.saml.answer_logout_request(idp, raw_query)).await
+    }
+
     /// [`Upstreams::bounded`] for work whose failure only means "nothing known".
     async fn bounded_option<T>(&self, work: impl Future<Output = Option<T>>) -> Option<T> {
         tokio::time::timeout(self.timeout, work).await.ok().flatten()

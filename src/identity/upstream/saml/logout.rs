@@ -103,6 +103,8 @@ fn text_element(writer: &mut Writer<Vec<u8>>, start: BytesStart<'_>, text: &str)
 #[derive(Debug)]
 pub(super) struct Received {
     pub xml: String,
+    /// The RelayState as the sender meant it (decoded), to be sent back with the answer.
+    pub relay_state: Option<String>,
 }
 
 fn invalid(reason: impl Into<String>) -> Refusal {
@@ -166,7 +168,7 @@ pub(super) fn receive(raw_query: &str, parameter: &str, certificates: &[Vec<u8>]
         .map_err(|_| invalid(format!("the {parameter} is not DEFLATE-compressed")))?;
     let xml = String::from_utf8(inflated).map_err(|_| invalid("the logout message is not UTF-8"))?;
     refuse_unsafe_xml(&xml, MAX_LOGOUT_XML_BYTES).map_err(|reason| invalid(format!("the logout message {reason}")))?;
-    Ok(Received { xml })
+    Ok(Received { xml, relay_state: raw.get("RelayState").map(|raw| decode_component(raw)) })
 }
 
 /// One query component, percent- and plus-decoded.
@@ -201,6 +203,98 @@ pub(super) fn read_logout_response(xml: &str) -> Result<ReadLogoutResponse, Refu
         issuer: response.issuer.and_then(|issuer| issuer.value),
         status: shape.status.first().cloned().unwrap_or_default(),
     })
+}
+
+/// What an IdP's LogoutRequest says that pforte checks.
+#[derive(Debug)]
+pub(super) struct ReadLogoutRequest {
+    pub id: String,
+    pub destination: Option<String>,
+    pub issuer: Option<String>,
+    pub not_on_or_after: Option<DateTime<Utc>>,
+}
+
+pub(super) fn read_logout_request(xml: &str) -> Result<ReadLogoutRequest, Refusal> {
+    let shape = Shape::read(xml)?;
+    if shape.root != "LogoutRequest" || shape.assertions != 0 {
+        return Err(invalid("the SAMLRequest is not a LogoutRequest"));
+    }
+    let mut reader = quick_xml::NsReader::from_str(xml);
+    let mut read = ReadLogoutRequest { id: String::new(), destination: None, issuer: None, not_on_or_after: None };
+    let (mut depth, mut in_issuer, mut version) = (0usize, false, None);
+    loop {
+        let (ns, event) = reader.read_resolved_event().map_err(|_| invalid("the LogoutRequest is not well-formed"))?;
+        let in_assertion_ns =
+            matches!(ns, quick_xml::name::ResolveResult::Bound(ns) if ns.as_ref() == NS_ASSERTION.as_bytes());
+        match event {
+            Event::Start(element) | Event::Empty(element) if depth == 0 => {
+                let attribute = |name: &str| {
+                    element.try_get_attribute(name).ok().flatten().and_then(|a| {
+                        a.normalized_value(quick_xml::XmlVersion::Implicit1_0).ok().map(|v| v.into_owned())
+                    })
+                };
+                read.id = attribute("ID").unwrap_or_default();
+                read.destination = attribute("Destination");
+                version = attribute("Version");
+                read.not_on_or_after = attribute("NotOnOrAfter")
+                    .map(|at| at.parse().map_err(|_| invalid("the LogoutRequest's NotOnOrAfter is no time")))
+                    .transpose()?;
+                depth += 1;
+            }
+            Event::Start(element) => {
+                in_issuer = depth == 1 && in_assertion_ns && element.local_name().as_ref() == b"Issuer";
+                depth += 1;
+            }
+            Event::Text(text) if in_issuer => {
+                let text = text.decode().map_err(|_| invalid("the LogoutRequest's Issuer is not text"))?;
+                read.issuer.get_or_insert_with(String::new).push_str(text.trim());
+            }
+            Event::GeneralRef(_) if in_issuer => return Err(invalid("the LogoutRequest's Issuer carries an entity")),
+            Event::End(_) => {
+                in_issuer = false;
+                depth = depth.saturating_sub(1);
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    if version.as_deref() != Some("2.0") || read.id.is_empty() {
+        return Err(invalid("the LogoutRequest is not version 2.0 with an ID"));
+    }
+    Ok(read)
+}
+
+/// The LogoutResponse pforte answers an IdP's LogoutRequest with.
+pub(super) fn logout_response_xml(
+    id: &str,
+    in_response_to: &str,
+    issue_instant: DateTime<Utc>,
+    destination: &str,
+    issuer: &str,
+) -> Result<String, String> {
+    let write = || -> Result<String, std::io::Error> {
+        let mut writer = Writer::new(Vec::new());
+        writer.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))?;
+        let instant = issue_instant.to_rfc3339_opts(SecondsFormat::Secs, true);
+        let mut root = BytesStart::new("samlp:LogoutResponse");
+        root.push_attribute(("xmlns:samlp", NS_PROTOCOL));
+        root.push_attribute(("xmlns:saml", NS_ASSERTION));
+        root.push_attribute(("ID", id));
+        root.push_attribute(("Version", "2.0"));
+        root.push_attribute(("IssueInstant", instant.as_str()));
+        root.push_attribute(("Destination", destination));
+        root.push_attribute(("InResponseTo", in_response_to));
+        writer.write_event(Event::Start(root))?;
+        text_element(&mut writer, BytesStart::new("saml:Issuer"), issuer)?;
+        writer.write_event(Event::Start(BytesStart::new("samlp:Status")))?;
+        let mut code = BytesStart::new("samlp:StatusCode");
+        code.push_attribute(("Value", STATUS_SUCCESS));
+        writer.write_event(Event::Empty(code))?;
+        writer.write_event(Event::End(BytesEnd::new("samlp:Status")))?;
+        writer.write_event(Event::End(BytesEnd::new("samlp:LogoutResponse")))?;
+        Ok(String::from_utf8_lossy(&writer.into_inner()).into_owned())
+    };
+    write().map_err(|e| format!("the LogoutResponse cannot be written: {e}"))
 }
 
 /// The Subject's NameID of the one assertion in `xml`, with the attributes samael does not read.
@@ -272,6 +366,19 @@ mod tests {
             &[]
         )
         .is_err());
+    }
+
+    #[test]
+    fn an_idp_logout_request_is_read_with_its_issuer_and_destination() {
+        let xml = r#"<samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_x" Version="2.0" Destination="https://sp/slo" NotOnOrAfter="2026-01-01T00:00:00Z"><saml:Issuer>https://idp</saml:Issuer><saml:NameID>n</saml:NameID></samlp:LogoutRequest>"#;
+        let read = read_logout_request(xml).expect("readable");
+        assert_eq!(
+            (read.id.as_str(), read.issuer.as_deref(), read.destination.as_deref()),
+            ("_x", Some("https://idp"), Some("https://sp/slo"))
+        );
+        assert!(read.not_on_or_after.is_some());
+        assert!(read_logout_request(&xml.replace(r#"Version="2.0""#, r#"Version="1.1""#)).is_err());
+        assert!(read_logout_request(&xml.replace("<saml:NameID>", "<!-- c --><saml:NameID>")).is_err(), "no comments");
     }
 
     #[test]

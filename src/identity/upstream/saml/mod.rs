@@ -211,6 +211,44 @@ impl SamlRelyingParty {
         })
     }
 
+    /// Answers a LogoutRequest the IdP started (HTTP-Redirect, `raw_query` as it arrived): checked
+    /// like a LogoutResponse (query signature, Issuer, Destination, not expired), answered with a
+    /// signed LogoutResponse with status Success at the IdP's SingleLogoutService. pforte holds no
+    /// session of the person's (every login is `ForceAuthn`), so there is nothing more to end here.
+    pub(super) async fn answer_logout_request(
+        &self,
+        idp: &IdentityProvider,
+        raw_query: &str,
+    ) -> Result<url::Url, UpstreamError> {
+        let saml = settings(idp)?;
+        let metadata = self.idp_metadata(idp, saml).await?;
+        let refused = |refusal: response::Refusal| match refusal {
+            response::Refusal::Status(why) | response::Refusal::Invalid(why) => UpstreamError::InvalidResponse(why),
+        };
+        let received = logout::receive(raw_query, "SAMLRequest", &metadata.signing_certificates).map_err(refused)?;
+        let read = logout::read_logout_request(&received.xml).map_err(refused)?;
+        let invalid = |why: &str| UpstreamError::InvalidResponse(why.to_owned());
+        if read.issuer.as_deref() != Some(metadata.entity_id.as_str()) {
+            return Err(invalid("the LogoutRequest names another Issuer than the IdP's entityID"));
+        }
+        if read.destination.as_deref() != Some(self.slo_url(idp).as_str()) {
+            return Err(invalid("the LogoutRequest is addressed to another Destination"));
+        }
+        let now = self.clock.now();
+        if read.not_on_or_after.is_some_and(|end| end + response::CLOCK_SKEW <= now) {
+            return Err(invalid("the LogoutRequest has expired (NotOnOrAfter)"));
+        }
+        let endpoint = metadata.slo_redirect.as_ref().ok_or_else(|| {
+            UpstreamError::Misconfigured("the IdP's metadata offers no HTTP-Redirect SingleLogoutService".into())
+        })?;
+        let xml =
+            logout::logout_response_xml(&format!("_{}", hex_id()), &read.id, now, endpoint.as_str(), &saml.entity_id)
+                .map_err(UpstreamError::Misconfigured)?;
+        let key = rsa_private_key(saml.signing_key.expose_secret()).map_err(UpstreamError::Misconfigured)?;
+        request::redirect_url(endpoint, "SAMLResponse", &xml, received.relay_state.as_deref(), &key)
+            .map_err(UpstreamError::Misconfigured)
+    }
+
     /// The signed LogoutRequest for `session`, over the HTTP-Redirect binding, when the IdP's
     /// metadata offers a SingleLogoutService for it; `None` when it offers none.
     pub(super) async fn logout_request(

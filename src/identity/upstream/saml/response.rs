@@ -24,7 +24,7 @@ use crate::registry::saml_metadata::{refuse_unsafe_xml, AES_CBC_METHODS};
 /// all attributes are some ten kilobytes; the limit stays below the body limit of every request.
 pub const MAX_RESPONSE_BASE64_BYTES: usize = 192 * 1024;
 /// How far the IdP's clock may be off pforte's.
-const CLOCK_SKEW: TimeDelta = TimeDelta::seconds(60);
+pub(super) const CLOCK_SKEW: TimeDelta = TimeDelta::seconds(60);
 
 const NS_PROTOCOL: &str = "urn:oasis:names:tc:SAML:2.0:protocol";
 const NS_ASSERTION: &str = "urn:oasis:names:tc:SAML:2.0:assertion";
