@@ -450,7 +450,11 @@ authn_methods = ["eID"]
             .replace("kind = \"saml\"", "kind = \"saml\"\nissuer = \"https://id.example\"")
             .replace("entity_id = \"{public_url}/saml/bundid\"", "entity_id = \"not a uri\"")
             .replace("authn_methods = [\"eID\"]", "authn_methods = [\"eID\", \"Fax\"]")
-            .replace("\"urn:oid:bpk2\" = \"required\"", "\"urn:oid:bpk2\" = \"optional\"");
+            .replace("\"urn:oid:bpk2\" = \"required\"", "\"urn:oid:bpk2\" = \"optional\"")
+            .replace(
+                "subject_attribute = \"urn:oid:bpk2\"",
+                "subject_attribute = \"urn:oid:bpk2\"\nlevel_attribute = \" \"",
+            );
         // pforte's certificate file holds another key's certificate.
         let found = problems(load(&entry, &metadata(&cert), &key, &other_cert));
         assert!(has(&found, "issuer", "not used with kind \"saml\""), "{found:?}");
@@ -458,6 +462,7 @@ authn_methods = ["eID"]
         assert!(has(&found, "saml.akdb.authn_methods[1]", "`Fax`"), "{found:?}");
         assert!(has(&found, "saml.akdb.requested_attributes", "as \"required\""), "{found:?}");
         assert!(has(&found, "saml.signing_certificate", "does not belong to the private key"), "{found:?}");
+        assert!(found.iter().any(|(key, _)| key == "saml.level_attribute"), "{found:?}");
     }
 
     #[test]

@@ -123,7 +123,7 @@ pub(super) fn receive(raw_query: &str, parameter: &str, certificates: &[Vec<u8>]
     for pair in raw_query.split('&').filter(|pair| !pair.is_empty()) {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
         if raw.insert(name, value).is_some() {
-            return Err(invalid(format!("the logout message's query names `{name}` twice")));
+            return Err(invalid("the logout message's query names a parameter twice"));
         }
     }
     let message = raw.get(parameter).ok_or_else(|| invalid(format!("the query carries no {parameter}")))?;
