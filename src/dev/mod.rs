@@ -6,7 +6,8 @@
 //!
 //! - `accounts`: two OpenID Providers, a citizen account (BundID-style) under `/dev/bundid` and a
 //!   company account (Mein Unternehmenskonto-style) under `/dev/unternehmenskonto`, with their personas,
-//!   and the citizen account as a SAML 2.0 identity provider under `/dev/bundid-saml`;
+//!   and the citizen and company accounts as SAML 2.0 identity providers under `/dev/bundid-saml` and
+//!   `/dev/unternehmenskonto-saml`;
 //! - `xbezahldienste`: XBezahldienste v1.0.0 payment providers under the base URL of each registry
 //!   entry of kind `simulator` (e.g. `/dev/pay`, `/dev/pay-b`), with their pay pages;
 //! - `pmpayment`: a pmPayment peer (legacy form protocol) under `/dev/pmpay`;
@@ -54,6 +55,7 @@ impl Context {
 pub struct Simulators {
     accounts: Arc<accounts::Accounts>,
     saml: Arc<accounts::saml::SamlIdp>,
+    company_saml: Arc<accounts::saml::SamlIdp>,
     pay: Arc<xbezahldienste::PayProviders>,
     pmpayment: Arc<pmpayment::PmPaySimulator>,
     demo: Arc<demo::Demo>,
@@ -72,7 +74,12 @@ impl Simulators {
         let context = Context { issuer: settings.issuer(), clock, http };
         Ok(Simulators {
             accounts: Arc::new(accounts::Accounts::new(registry, &context.issuer)?),
-            saml: Arc::new(accounts::saml::SamlIdp::new(registry, &context.issuer)?),
+            saml: Arc::new(accounts::saml::SamlIdp::new(&accounts::saml::BUNDID, registry, &context.issuer)?),
+            company_saml: Arc::new(accounts::saml::SamlIdp::new(
+                &accounts::saml::UNTERNEHMENSKONTO,
+                registry,
+                &context.issuer,
+            )?),
             pay: Arc::new(xbezahldienste::PayProviders::new(xbezahldienste::base_paths(registry, &context.issuer))),
             pmpayment: Arc::new(pmpayment::PmPaySimulator::default()),
             demo: Arc::new(demo::Demo::new(registry)),
@@ -85,6 +92,7 @@ impl Simulators {
         Router::new()
             .merge(accounts::router(self.accounts.clone(), self.context.clone()))
             .merge(accounts::saml::router(self.saml.clone(), self.context.clone()))
+            .merge(accounts::saml::router(self.company_saml.clone(), self.context.clone()))
             .merge(xbezahldienste::router(self.pay.clone(), self.context.clone()))
             .nest(pmpayment::BASE_PATH, pmpayment::router(self.pmpayment.clone(), self.context.clone()))
             .merge(demo::router(self.demo.clone(), self.context.clone()))

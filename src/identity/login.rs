@@ -11,8 +11,9 @@ use url::Url;
 use super::redirects::with_query;
 pub(crate) use super::redirects::{client_error, error_redirect};
 use super::request::AuthorizationRequest;
+use super::saml_logout::SamlLogout;
 use super::tokens::{minimise, Identity, TokenService};
-use super::upstream::saml::MAX_RESPONSE_BASE64_BYTES;
+use super::upstream::saml::{SamlSession, MAX_RESPONSE_BASE64_BYTES};
 use super::upstream::{CallbackParams, Freshness, PendingUpstream, UpstreamError, UpstreamIdentity, Upstreams};
 use crate::audit::{AuditEvent, AuditLog};
 use crate::clock::SharedClock;
@@ -97,6 +98,17 @@ impl LoginService {
         clock: SharedClock,
     ) -> Self {
         LoginService { db, registry, upstreams, tokens, master, audit, clock }
+    }
+
+    /// SAML Single Logout, on this service's store, keys and providers.
+    pub fn saml_logout(&self) -> SamlLogout<'_> {
+        SamlLogout {
+            db: &self.db,
+            registry: &self.registry,
+            upstreams: &self.upstreams,
+            master: &self.master,
+            clock: &self.clock,
+        }
     }
 
     /// Records a validated request and says whether the person must choose a provider first.
@@ -263,11 +275,11 @@ impl LoginService {
         };
 
         let identity = match answer {
-            Answer::Oidc(params) => self.upstreams.complete(provider, &pending, params).await,
+            Answer::Oidc(params) => self.upstreams.complete(provider, &pending, params).await.map(|i| (i, None)),
             Answer::Saml => self.complete_saml(&row, provider, &pending).await,
         };
-        let identity = match identity {
-            Ok(identity) => identity,
+        let (identity, saml_session) = match identity {
+            Ok(answer) => answer,
             Err(error) => return Err(self.upstream_failed(&request, provider, &error).await),
         };
         // `complete` refuses a lower level already; checked again here, where the code is issued.
@@ -288,6 +300,7 @@ impl LoginService {
             // As the provider said, or absent: never "now" as a stand-in (SECURITY.md #9).
             auth_time: identity.auth_time,
             amr: identity.amr,
+            sid: Some(random_token()),
             claims: minimise(&identity.claims, &request.scopes),
         };
         let plain = serde_json::to_vec(&identity).map_err(|e| self.internal(&e, None))?;
@@ -297,6 +310,10 @@ impl LoginService {
         let stored = self.db.set_login_code(&row.id, &sealed, &fingerprint(&code), code_expires_at).await;
         if !stored.map_err(|e| self.storage_failed(&e, Some(&request)))? {
             return Err(LoginError::Page { problem: Problem::UnknownLogin, back: None });
+        }
+        if let (Some(session), Some(sid)) = (saml_session, identity.sid.as_deref()) {
+            // Logout may fail later; the login never waits on it.
+            self.saml_logout().remember(provider_id, sid, identity.level, &session).await;
         }
         let details = json!({ "client": request.client_id, "idp": provider_id, "level": identity.level.as_str() });
         self.audit_quietly(AuditEvent::new("login.succeeded", &request.client_id, &row.id, details)).await;
@@ -317,7 +334,7 @@ impl LoginService {
         row: &LoginRow,
         provider: &IdentityProvider,
         pending: &PendingUpstream,
-    ) -> Result<UpstreamIdentity, UpstreamError> {
+    ) -> Result<(UpstreamIdentity, Option<SamlSession>), UpstreamError> {
         let outcome = self.check_saml(row, provider, pending).await;
         if outcome.is_err() {
             if let Err(e) = self.db.end_login_upstream(&row.id).await {
@@ -332,7 +349,7 @@ impl LoginService {
         row: &LoginRow,
         provider: &IdentityProvider,
         pending: &PendingUpstream,
-    ) -> Result<UpstreamIdentity, UpstreamError> {
+    ) -> Result<(UpstreamIdentity, Option<SamlSession>), UpstreamError> {
         let invalid = |why: &str| UpstreamError::InvalidResponse(why.to_owned());
         let sealed =
             row.upstream_answer_sealed.as_deref().ok_or_else(|| invalid("no SAML Response arrived for this login"))?;
@@ -346,7 +363,7 @@ impl LoginService {
         if !first_use.map_err(|e| UpstreamError::Unavailable(format!("pforte's database: {e}")))? {
             return Err(invalid("the assertion was used before"));
         }
-        Ok(login.identity)
+        Ok((login.identity, login.session))
     }
 
     async fn pending_login(

@@ -8,6 +8,7 @@ pub(crate) mod login;
 pub(crate) mod oauth;
 pub(crate) mod redirects;
 pub(crate) mod request;
+pub mod saml_logout;
 pub(crate) mod tokens;
 pub mod upstream;
 mod verified;

@@ -36,6 +36,10 @@ pub struct Identity {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_time: Option<i64>,
     pub amr: Vec<String>,
+    /// The login's session id: the ID token's `sid` (OpenID Connect Front-Channel/Back-Channel
+    /// Logout), by which RP-initiated logout finds what the account provider's logout needs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
     /// pforte claims, already reduced to what the client's scopes allow.
     pub claims: Map<String, Value>,
 }
@@ -174,6 +178,9 @@ impl TokenService {
         }
         if let Some(auth_time) = identity.auth_time {
             claims.insert("auth_time".into(), json!(auth_time));
+        }
+        if let Some(sid) = &identity.sid {
+            claims.insert("sid".into(), Value::String(sid.clone()));
         }
         let alg = match client.id_token_alg {
             IdTokenAlg::ES256 => SigningAlg::Es256,

@@ -44,6 +44,9 @@ pub struct SamlUpstream {
     /// The attribute `Name` whose value identifies the person at this IdP (BundID: bPK2). pforte's
     /// pairwise `sub` is derived from it; a login without it is refused.
     pub subject_attribute: String,
+    /// The attribute `Name` that states the level (BundID: `EID-CITIZEN-QAA-LEVEL`), read through
+    /// `[levels]` besides `AuthnContextClassRef`; where both name a level, the lower counts.
+    pub level_attribute: Option<String>,
     pub akdb: Option<AkdbExtension>,
 }
 
@@ -99,6 +102,7 @@ pub(crate) struct SamlFile {
     decryption_key: SecretRef,
     decryption_certificate: SecretRef,
     subject_attribute: String,
+    level_attribute: Option<String>,
     akdb: Option<AkdbFile>,
 }
 
@@ -158,6 +162,7 @@ pub(crate) fn parse(f: &SamlFile, dir: &Path, check: &mut FileCheck<'_>) -> Opti
         check,
     );
     let subject_attribute = check.non_empty("saml.subject_attribute", &f.subject_attribute);
+    let level_attribute = f.level_attribute.as_ref().map(|name| check.non_empty("saml.level_attribute", name));
     let akdb = match &f.akdb {
         Some(akdb) => Some(akdb_extension(akdb, &f.subject_attribute, check)?),
         None => None,
@@ -174,6 +179,7 @@ pub(crate) fn parse(f: &SamlFile, dir: &Path, check: &mut FileCheck<'_>) -> Opti
         decryption_key,
         decryption_certificate,
         subject_attribute: subject_attribute?,
+        level_attribute: level_attribute.map(|name| name.ok_or(())).transpose().ok()?,
         akdb,
     })
 }
@@ -444,7 +450,11 @@ authn_methods = ["eID"]
             .replace("kind = \"saml\"", "kind = \"saml\"\nissuer = \"https://id.example\"")
             .replace("entity_id = \"{public_url}/saml/bundid\"", "entity_id = \"not a uri\"")
             .replace("authn_methods = [\"eID\"]", "authn_methods = [\"eID\", \"Fax\"]")
-            .replace("\"urn:oid:bpk2\" = \"required\"", "\"urn:oid:bpk2\" = \"optional\"");
+            .replace("\"urn:oid:bpk2\" = \"required\"", "\"urn:oid:bpk2\" = \"optional\"")
+            .replace(
+                "subject_attribute = \"urn:oid:bpk2\"",
+                "subject_attribute = \"urn:oid:bpk2\"\nlevel_attribute = \" \"",
+            );
         // pforte's certificate file holds another key's certificate.
         let found = problems(load(&entry, &metadata(&cert), &key, &other_cert));
         assert!(has(&found, "issuer", "not used with kind \"saml\""), "{found:?}");
@@ -452,6 +462,7 @@ authn_methods = ["eID"]
         assert!(has(&found, "saml.akdb.authn_methods[1]", "`Fax`"), "{found:?}");
         assert!(has(&found, "saml.akdb.requested_attributes", "as \"required\""), "{found:?}");
         assert!(has(&found, "saml.signing_certificate", "does not belong to the private key"), "{found:?}");
+        assert!(found.iter().any(|(key, _)| key == "saml.level_attribute"), "{found:?}");
     }
 
     #[test]

@@ -148,7 +148,7 @@ mod loading {
         let registry = Registry::load(&settings, &public_url(), true)?;
         assert_eq!(
             registry.counts(),
-            RegistryCounts { identity_providers: 4, payment_providers: 2, tenants: 2, clients: 1 }
+            RegistryCounts { identity_providers: 5, payment_providers: 2, tenants: 2, clients: 1 }
         );
         let demo = registry.client_by_originator("demo-service").map(|c| c.id.as_str());
         assert_eq!(demo, Some("demo"));

@@ -60,6 +60,8 @@ pub struct Purged {
     pub refresh_families: u64,
     pub idempotency_keys: u64,
     pub saml_assertion_ids: u64,
+    pub saml_sessions: u64,
+    pub saml_logout_requests: u64,
 }
 
 impl Database {
@@ -364,6 +366,8 @@ impl Database {
             ("refresh_families", &mut purged.refresh_families),
             ("idempotency_keys", &mut purged.idempotency_keys),
             ("saml_assertion_ids", &mut purged.saml_assertion_ids),
+            ("saml_sessions", &mut purged.saml_sessions),
+            ("saml_logout_requests", &mut purged.saml_logout_requests),
         ] {
             let done = sqlx::query(&format!("DELETE FROM {table} WHERE expires_at <= $1"))
                 .bind(now)

@@ -21,6 +21,7 @@ pub mod payments;
 pub mod personal_data;
 pub mod refunds;
 pub mod refused_attempts;
+pub(crate) mod saml_logout;
 pub(crate) mod signing_keys;
 pub mod transfer;
 pub mod transfer_callbacks;

@@ -69,13 +69,20 @@ pub async fn spawn(ctx: &TestContext, metadata_extra: &str) -> TestApp {
 
 /// [`spawn`] with this IdP metadata document.
 pub async fn spawn_with_metadata(ctx: &TestContext, idp_metadata: &str) -> TestApp {
+    spawn_with_entry(ctx, idp_metadata, "").await
+}
+
+/// [`spawn_with_metadata`] with `saml_keys` (lines of `key = value`) added to the entry's `[saml]`.
+pub async fn spawn_with_entry(ctx: &TestContext, idp_metadata: &str, saml_keys: &str) -> TestApp {
     let root = ctx.dir.path();
     let providers = root.join("providers");
     copy_dir(&Path::new(MANIFEST_DIR).join("providers"), &providers).expect("copy providers");
     std::fs::write(root.join("sp.key"), keys().sp.key_pem()).expect("key");
     std::fs::write(root.join("sp.crt"), keys().sp.cert_pem()).expect("cert");
     let identity = providers.join("identity");
-    let entry = PROVIDER_FILE.replace("{dir}", &root.display().to_string());
+    let entry = PROVIDER_FILE
+        .replace("{dir}", &root.display().to_string())
+        .replace("[saml]\n", &format!("[saml]\n{saml_keys}\n"));
     std::fs::write(identity.join(format!("{PROVIDER}.toml")), entry).expect("provider");
     std::fs::write(identity.join("bundid-saml-metadata.xml"), idp_metadata).expect("metadata");
     let clients = root.join("clients");
@@ -207,6 +214,13 @@ pub async fn pforte_serves_its_metadata_with_entity_id_acs_and_both_certificates
     let xml = response.text().await?;
     assert!(xml.contains(&format!(r#"entityID="{}""#, sp_entity_id(&app))), "{xml}");
     assert!(xml.contains(&format!(r#"Location="{}""#, acs(&app))), "{xml}");
+    assert!(
+        xml.contains(&format!(
+            r#"<md:SingleLogoutService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="{}"/>"#,
+            app.url(&format!("/saml/{PROVIDER}/slo"))
+        )),
+        "{xml}"
+    );
     assert!(
         xml.contains(r#"<md:KeyDescriptor use="signing">"#) && xml.contains(r#"<md:KeyDescriptor use="encryption">"#)
     );
@@ -518,7 +532,7 @@ pub async fn logging_out_after_a_saml_login_ends_pforte_s_part_and_returns_to_th
         .append_pair("post_logout_redirect_uri", &app.url("/demo"))
         .append_pair("state", "bye")
         .finish();
-    // The IdP offers no Single Logout (pforte sends none yet): the logout does not wait for it.
+    // The IdP's metadata offers no Single Logout: pforte's part ends, and the browser goes straight back.
     let done = flight.browser.get(&app.url(&format!("/logout?{query}"))).await;
     assert_eq!(done.status(), 303, "{}", done.text().await?);
     assert_eq!(location(&done), app.url("/demo?state=bye"));

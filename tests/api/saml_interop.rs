@@ -1,7 +1,8 @@
 //! Interoperability with an independent SAML implementation (issue 12 item 6): samlify (Node.js) is
 //! the identity provider. It checks pforte's signed AuthnRequest against pforte's metadata, answers
 //! with a signed and encrypted Response that logs the person in through pforte into the demo service
-//! (which speaks only OpenID Connect), and produces the forged variants, which pforte refuses. Runs
+//! (which speaks only OpenID Connect), and produces the forged variants, which pforte refuses; Single
+//! Logout runs both ways between them (pforte's LogoutRequest, samlify's LogoutResponse). Runs
 //! when `tests/interop/samlify/node_modules` exists (`npm ci` there; CI does it).
 
 use serde_json::Value;
@@ -101,3 +102,32 @@ pub async fn responses_forged_with_samlify_are_refused(ctx: TestContext) -> Test
     app.stop().await
 }
 sqlite_test!(responses_forged_with_samlify_are_refused, only_if = samlify_installed);
+
+/// Single Logout with samlify as the IdP: samlify verifies pforte's signed LogoutRequest against
+/// pforte's metadata and reads the login's NameID from it; its signed LogoutResponse (encoded its own
+/// way) is taken at pforte's SingleLogoutService and the browser returns to the service.
+pub async fn samlify_accepts_pforte_s_logout_request_and_pforte_its_logout_response(ctx: TestContext) -> TestResult {
+    let app = spawn_with_samlify(&ctx).await?;
+    let answer = login(&app, ctx.dir.path(), "honest").await?;
+    let tokens = crate::saml::tokens_of(&app, &answer).await?;
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("id_token_hint", tokens["id_token"].as_str().unwrap_or_default())
+        .append_pair("post_logout_redirect_uri", &app.url("/demo"))
+        .append_pair("state", "bye")
+        .finish();
+    let mut browser = Browser::new(&app);
+    let to_idp = browser.get(&app.url(&format!("/logout?{query}"))).await;
+    assert_eq!(to_idp.status(), 303);
+    let (dir_text, url) = (ctx.dir.path().display().to_string(), location(&to_idp));
+    assert!(url.starts_with("https://samlify.test/slo?SAMLRequest="), "{url}");
+    let answer = tokio::task::spawn_blocking(move || node(&["logout", &dir_text, &url])).await??;
+    let answer: Value = serde_json::from_str(answer.trim())?;
+    assert_eq!(answer["nameID"], "transient-samlify", "samlify read the NameID of the login");
+    let slo = answer["url"].as_str().unwrap_or_default();
+    assert!(slo.starts_with(&app.url(&format!("/saml/{PROVIDER}/slo?SAMLResponse="))), "{slo}");
+    let done = browser.get(slo).await;
+    assert_eq!(done.status(), 303, "{}", done.text().await?);
+    assert_eq!(location(&done), app.url("/demo?state=bye"));
+    app.stop().await
+}
+sqlite_test!(samlify_accepts_pforte_s_logout_request_and_pforte_its_logout_response, only_if = samlify_installed);

@@ -49,7 +49,13 @@ pub async fn the_operator_address_reports_every_dependency(ctx: TestContext) -> 
     assert_eq!(report["outbox"]["undelivered"], 0);
     assert_eq!(
         states(&report, "identity_providers"),
-        up(&["bundid-saml-sim", "bundid-sim", "dienstkonto-sim", "unternehmenskonto-sim"]),
+        up(&[
+            "bundid-saml-sim",
+            "bundid-sim",
+            "dienstkonto-sim",
+            "unternehmenskonto-saml-sim",
+            "unternehmenskonto-sim"
+        ]),
         "{report:#}"
     );
     for idp in report["identity_providers"].as_array().into_iter().flatten() {

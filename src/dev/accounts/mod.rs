@@ -9,12 +9,15 @@
 //! start; codes and tokens vanish with the process.
 //!
 //! The handlers here adapt HTTP to the provider logic in `provider`; test data is in `personas`,
-//! the pages in `pages`. BundID as it really speaks, SAML 2.0, is `saml` under `/dev/bundid-saml`.
+//! the pages in `pages`. BundID as it really speaks, SAML 2.0, is `saml` under `/dev/bundid-saml`
+//! (with Single Logout in `saml_logout`), and so is a company account under `/dev/unternehmenskonto-saml`.
 
 mod pages;
 pub(crate) mod personas;
 mod provider;
 pub(crate) mod saml;
+mod saml_logout;
+mod saml_profiles;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

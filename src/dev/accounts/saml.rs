@@ -1,14 +1,19 @@
-//! A BundID-like SAML 2.0 identity provider under `/dev/bundid-saml`, written from the SAML
-//! specifications and BundID's interface description, so `/demo` can log in over SAML as over OpenID
-//! Connect: metadata with its signing certificate (`/metadata`), the HTTP-Redirect SingleSignOnService
+//! SAML 2.0 identity providers written from the SAML specifications and BundID's interface
+//! description, so `/demo` can log in over SAML as over OpenID Connect: a BundID-like one under
+//! `/dev/bundid-saml`, and a company account like Mein Unternehmenskonto under
+//! `/dev/unternehmenskonto-saml` (organisation attributes and the acting person, levels
+//! `substanziell`/`hoch`). Each serves metadata with its signing certificate (`/metadata`), the
+//! HTTP-Redirect SingleSignOnService
 //! (`/sso`: the AuthnRequest's query signature checked with the certificate of the registry entry that
 //! names this simulator), a page to pick a person and a login method, and an HTTP-POST Response:
 //! the assertion encrypted to the entry's encryption certificate (AES-128-GCM, RSA-OAEP), the
 //! Response signed (RSA-SHA256, through libxmlsec1). Only the attributes the request names in
 //! `akdb:RequestedAttributes` are delivered, and bPK2 is derived per service provider. Cancelling
-//! answers `RequestDenied`. Keys are made at start; requests vanish with the process.
+//! answers `RequestDenied`. A login opens a session (NameID and SessionIndex) that the
+//! SingleLogoutService (`/slo`, in `saml_logout.rs`) ends. Keys are made at start; requests and
+//! sessions vanish with the process.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::sync::Mutex;
 
@@ -28,29 +33,26 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::personas::{self, Persona};
-use super::SimKind;
 use crate::dev::{document, escape, html, Context};
 use crate::registry::{MetadataSource, Registry};
 
-pub(crate) const PATH: &str = "/dev/bundid-saml";
-const BPK2: &str = "urn:oid:1.3.6.1.4.1.25484.494450.3";
-
-/// pforte's claim names in the personas → BundID's attribute names (OIDs).
-const ATTRIBUTES: &[(&str, &str)] = &[
-    ("given_name", "urn:oid:2.5.4.42"),
-    ("family_name", "urn:oid:2.5.4.4"),
-    ("birthdate", "urn:oid:1.2.40.0.10.2.1.1.55"),
-    ("place_of_birth", "urn:oid:1.3.6.1.5.5.7.9.2"),
-    ("birth_name", "urn:oid:1.2.40.0.10.2.1.1.225566"),
-    ("nationality", "urn:oid:1.2.40.0.10.2.1.1.225577"),
-    ("email", "urn:oid:0.9.2342.19200300.100.1.3"),
-    ("title", "urn:oid:0.9.2342.19200300.100.1.40"),
-];
+pub(crate) use super::saml_profiles::{Profile, BUNDID, UNTERNEHMENSKONTO};
 
 /// The service provider this simulator serves: the registry entry whose metadata URL is this one's.
-struct Registered {
-    signing_certificate: X509,
+pub(super) struct Registered {
+    pub signing_certificate: X509,
     encryption_certificate: X509,
+    /// The service provider's entityID.
+    pub entity_id: String,
+    /// The service provider's SingleLogoutService (what its uploaded metadata would say).
+    pub slo_url: String,
+}
+
+/// A login the simulator still holds: what a LogoutRequest names to end it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(super) struct Session {
+    pub name_id: String,
+    pub session_index: Option<String>,
 }
 
 /// An AuthnRequest waiting for the person's decision.
@@ -63,41 +65,49 @@ struct Waiting {
 }
 
 pub(crate) struct SamlIdp {
-    key: PKey<Private>,
+    profile: &'static Profile,
+    pub(super) key: PKey<Private>,
     certificate: X509,
-    registered: Option<Registered>,
+    pub(super) registered: Option<Registered>,
     waiting: Mutex<HashMap<String, Waiting>>,
+    sessions: Mutex<HashSet<Session>>,
 }
 
 impl SamlIdp {
     /// Makes the simulator's key and finds the registry entry that names it (`issuer` is pforte's
     /// public URL).
-    pub(crate) fn new(registry: &Registry, issuer: &str) -> anyhow::Result<SamlIdp> {
-        let (key, certificate) = self_signed("bundid-saml-sim")?;
-        let own_metadata = format!("{issuer}{PATH}/metadata");
+    pub(crate) fn new(profile: &'static Profile, registry: &Registry, issuer: &str) -> anyhow::Result<SamlIdp> {
+        let (key, certificate) = self_signed(profile.path.trim_start_matches("/dev/"))?;
+        let own_metadata = format!("{issuer}{}/metadata", profile.path);
         let registered = registry
             .identity_providers()
-            .filter_map(|idp| idp.saml())
-            .find(|saml| matches!(&saml.metadata, MetadataSource::Url(url) if url.as_str() == own_metadata))
-            .map(|saml| -> anyhow::Result<Registered> {
+            .filter_map(|idp| idp.saml().map(|saml| (idp, saml)))
+            .find(|(_, saml)| matches!(&saml.metadata, MetadataSource::Url(url) if url.as_str() == own_metadata))
+            .map(|(idp, saml)| -> anyhow::Result<Registered> {
                 Ok(Registered {
                     signing_certificate: X509::from_pem(saml.signing_certificate.as_bytes())?,
                     encryption_certificate: X509::from_pem(saml.decryption_certificate.as_bytes())?,
+                    entity_id: saml.entity_id.clone(),
+                    slo_url: format!("{issuer}/saml/{}/slo", idp.id),
                 })
             })
             .transpose()?;
-        Ok(SamlIdp { key, certificate, registered, waiting: Mutex::default() })
+        Ok(SamlIdp { profile, key, certificate, registered, waiting: Mutex::default(), sessions: Mutex::default() })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Waiting>> {
         self.waiting.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+
+    pub(super) fn sessions(&self) -> std::sync::MutexGuard<'_, HashSet<Session>> {
+        self.sessions.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
 }
 
 #[derive(Clone)]
-struct SamlState {
-    idp: std::sync::Arc<SamlIdp>,
-    context: Context,
+pub(super) struct SamlState {
+    pub idp: std::sync::Arc<SamlIdp>,
+    pub context: Context,
 }
 
 pub(crate) fn router(idp: std::sync::Arc<SamlIdp>, context: Context) -> Router {
@@ -105,8 +115,9 @@ pub(crate) fn router(idp: std::sync::Arc<SamlIdp>, context: Context) -> Router {
         .route("/metadata", get(metadata))
         .route("/sso", get(sso))
         .route("/sso/decide", post(decide))
-        .with_state(SamlState { idp, context });
-    Router::new().nest(PATH, routes)
+        .route("/slo", get(super::saml_logout::single_logout))
+        .with_state(SamlState { idp: idp.clone(), context });
+    Router::new().nest(idp.profile.path, routes)
 }
 
 fn self_signed(name: &str) -> anyhow::Result<(PKey<Private>, X509)> {
@@ -125,8 +136,8 @@ fn self_signed(name: &str) -> anyhow::Result<(PKey<Private>, X509)> {
     Ok((key, builder.build()))
 }
 
-fn entity_id(state: &SamlState) -> String {
-    format!("{}{PATH}", state.context.issuer)
+pub(super) fn entity_id(state: &SamlState) -> String {
+    format!("{}{}", state.context.issuer, state.idp.profile.path)
 }
 
 async fn metadata(State(state): State<SamlState>) -> Response {
@@ -139,6 +150,7 @@ async fn metadata(State(state): State<SamlState>) -> Response {
 <md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" xmlns:ds="http://www.w3.org/2000/09/xmldsig#" entityID="{entity}">
   <md:IDPSSODescriptor WantAuthnRequestsSigned="true" protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">
     <md:KeyDescriptor use="signing"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>{certificate}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>
+    <md:SingleLogoutService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="{entity}/slo"/>
     <md:SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="{entity}/sso"/>
   </md:IDPSSODescriptor>
 </md:EntityDescriptor>
@@ -148,19 +160,20 @@ async fn metadata(State(state): State<SamlState>) -> Response {
     ([(header::CONTENT_TYPE, "application/samlmetadata+xml")], xml).into_response()
 }
 
-fn error_page(message: &str) -> Response {
-    let body = format!("<h1>BundID (SAML-Simulator)</h1><p>{}</p>", escape(message));
-    html(StatusCode::BAD_REQUEST, document("BundID (SAML-Simulator)", &body))
+pub(super) fn error_page(state: &SamlState, message: &str) -> Response {
+    let title = state.idp.profile.title;
+    let body = format!("<h1>{title}</h1><p>{}</p>", escape(message));
+    html(StatusCode::BAD_REQUEST, document(title, &body))
 }
 
 /// The HTTP-Redirect binding: the signature over the query as sent, then the inflated request.
 async fn sso(State(state): State<SamlState>, RawQuery(query): RawQuery) -> Response {
     let Some(registered) = &state.idp.registered else {
-        return error_page("Kein Registereintrag nennt diesen Simulator (metadata_url).");
+        return error_page(&state, "Kein Registereintrag nennt diesen Simulator (metadata_url).");
     };
     let query = query.unwrap_or_default();
     let Some((signed, signature)) = query.rsplit_once("&Signature=") else {
-        return error_page("Die Anfrage ist nicht signiert.");
+        return error_page(&state, "Die Anfrage ist nicht signiert.");
     };
     let params: HashMap<String, String> = url::form_urlencoded::parse(query.as_bytes()).into_owned().collect();
     let signature_field = format!("s={signature}");
@@ -173,7 +186,7 @@ async fn sso(State(state): State<SamlState>, RawQuery(query): RawQuery) -> Respo
     let rsa_sha256 =
         params.get("SigAlg").map(String::as_str) == Some("http://www.w3.org/2001/04/xmldsig-more#rsa-sha256");
     if !verified || !rsa_sha256 {
-        return error_page("Die Signatur der Anfrage ist ungültig.");
+        return error_page(&state, "Die Signatur der Anfrage ist ungültig.");
     }
     let Some(xml) = params.get("SAMLRequest").and_then(|r| STANDARD.decode(r).ok()).and_then(|deflated| {
         let mut xml = String::new();
@@ -183,10 +196,13 @@ async fn sso(State(state): State<SamlState>, RawQuery(query): RawQuery) -> Respo
             .ok()
             .map(|_| xml)
     }) else {
-        return error_page("Die Anfrage ist unlesbar.");
+        return error_page(&state, "Die Anfrage ist unlesbar.");
     };
     let Some(request) = read_request(&xml) else {
-        return error_page("Die Anfrage ist keine AuthnRequest mit ID, Issuer und AssertionConsumerServiceURL.");
+        return error_page(
+            &state,
+            "Die Anfrage ist keine AuthnRequest mit ID, Issuer und AssertionConsumerServiceURL.",
+        );
     };
     let ticket = crate::crypto::random_token();
     let waiting = Waiting {
@@ -197,7 +213,7 @@ async fn sso(State(state): State<SamlState>, RawQuery(query): RawQuery) -> Respo
         requested: request.requested,
     };
     state.idp.lock().insert(ticket.clone(), waiting);
-    html(StatusCode::OK, login_page(&ticket, request.class_ref.as_deref()))
+    html(StatusCode::OK, login_page(state.idp.profile, &ticket, request.class_ref.as_deref()))
 }
 
 struct ReadRequest {
@@ -245,8 +261,8 @@ fn read_request(xml: &str) -> Option<ReadRequest> {
     Some(ReadRequest { id: id?, issuer: issuer?, acs_url: acs_url?, class_ref, requested })
 }
 
-fn login_page(ticket: &str, class_ref: Option<&str>) -> String {
-    let people: String = personas::personas(SimKind::BundId)
+fn login_page(profile: &Profile, ticket: &str, class_ref: Option<&str>) -> String {
+    let people: String = personas::personas(profile.kind)
         .iter()
         .enumerate()
         .map(|(i, p)| {
@@ -259,7 +275,7 @@ fn login_page(ticket: &str, class_ref: Option<&str>) -> String {
             )
         })
         .collect();
-    let methods: String = personas::levels(SimKind::BundId)
+    let methods: String = personas::levels(profile.kind)
         .iter()
         .map(|l| {
             let checked = if Some(l.acr) == class_ref { " checked" } else { "" };
@@ -272,17 +288,19 @@ fn login_page(ticket: &str, class_ref: Option<&str>) -> String {
         .collect();
     let asked = class_ref.map(|c| format!("<p>Mindestens verlangt: {}</p>", escape(c))).unwrap_or_default();
     let body = format!(
-        r#"<h1>BundID (SAML-Simulator)</h1>{asked}
-<form method="post" action="{PATH}/sso/decide">
+        r#"<h1>{title}</h1>{asked}
+<form method="post" action="{path}/sso/decide">
 <input type="hidden" name="ticket" value="{ticket}">
 <fieldset><legend>Person</legend>{people}</fieldset>
 <fieldset><legend>Anmeldeverfahren</legend>{methods}</fieldset>
 <button type="submit" name="action" value="login">Anmelden</button>
 <button type="submit" name="action" value="cancel">Abbrechen</button>
 </form>"#,
-        ticket = escape(ticket)
+        ticket = escape(ticket),
+        title = profile.title,
+        path = profile.path,
     );
-    document("BundID (SAML-Simulator)", &body)
+    document(profile.title, &body)
 }
 
 /// The person decided: a page whose button posts the Response to pforte's ACS (HTTP-POST binding;
@@ -291,29 +309,33 @@ async fn decide(State(state): State<SamlState>, RawForm(body): RawForm) -> Respo
     let form: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
     let waiting = form.get("ticket").and_then(|ticket| state.idp.lock().remove(ticket));
     let (Some(waiting), Some(registered)) = (waiting, &state.idp.registered) else {
-        return error_page("Diese Anmeldung ist unbekannt oder schon beendet.");
+        return error_page(&state, "Diese Anmeldung ist unbekannt oder schon beendet.");
     };
     let now = state.context.clock.now();
     let answer = if form.get("action").map(String::as_str) == Some("login") {
-        let persona = form.get("persona").and_then(|key| personas::persona(SimKind::BundId, key));
-        let level = form.get("level").and_then(|acr| personas::level(SimKind::BundId, acr));
+        let kind = state.idp.profile.kind;
+        let persona = form.get("persona").and_then(|key| personas::persona(kind, key));
+        let level = form.get("level").and_then(|acr| personas::level(kind, acr));
         match (persona, level) {
             (Some(persona), Some(level)) => {
-                let assertion = assertion(&state, &waiting, persona, level.acr, now);
+                let id = hex::encode(rand_bytes::<16>());
+                let session = Session { name_id: format!("_t{id}"), session_index: Some(format!("_s{id}")) };
+                let assertion = assertion(&state, &waiting, persona, level.acr, &session, &id, now);
+                state.idp.sessions().insert(session);
                 encrypt(&assertion, &registered.encryption_certificate)
                     .map(|encrypted| response(&state, &waiting, &encrypted, None, now))
             }
-            _ => return error_page("Bitte Person und Anmeldeverfahren wählen."),
+            _ => return error_page(&state, "Bitte Person und Anmeldeverfahren wählen."),
         }
     } else {
         Ok(response(&state, &waiting, "", Some("RequestDenied"), now))
     };
     let signed = answer.map_err(|e| e.to_string()).and_then(|xml| sign(&xml, &state.idp.key));
     let Ok(signed) = signed else {
-        return error_page("Die Antwort konnte nicht erzeugt werden.");
+        return error_page(&state, "Die Antwort konnte nicht erzeugt werden.");
     };
     let body = format!(
-        r#"<h1>BundID (SAML-Simulator)</h1><p>Weiter zum Dienst.</p>
+        r#"<h1>{title}</h1><p>Weiter zum Dienst.</p>
 <form method="post" action="{acs}">
 <input type="hidden" name="SAMLResponse" value="{response}">
 <input type="hidden" name="RelayState" value="{relay}">
@@ -322,23 +344,37 @@ async fn decide(State(state): State<SamlState>, RawForm(body): RawForm) -> Respo
         acs = escape(&waiting.acs_url),
         response = STANDARD.encode(signed),
         relay = escape(&waiting.relay_state),
+        title = state.idp.profile.title,
     );
-    html(StatusCode::OK, document("BundID (SAML-Simulator)", &body))
+    html(StatusCode::OK, document(state.idp.profile.title, &body))
 }
 
-fn instant(at: DateTime<Utc>) -> String {
+pub(super) fn instant(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-/// The persona's requested attributes, and bPK2: one identifier per person and service provider.
-fn assertion(state: &SamlState, waiting: &Waiting, persona: &Persona, class_ref: &str, now: DateTime<Utc>) -> String {
+/// The persona's requested attributes, and the stable identifier (bPK2 at BundID): one per person
+/// and service provider. The NameID and SessionIndex are the session's, which logout ends.
+fn assertion(
+    state: &SamlState,
+    waiting: &Waiting,
+    persona: &Persona,
+    class_ref: &str,
+    session: &Session,
+    id: &str,
+    now: DateTime<Utc>,
+) -> String {
+    let profile = state.idp.profile;
     let claims = persona.claims();
-    let bpk2 = hex::encode(Sha256::digest(format!("{}|{}", persona.sub, waiting.sp_entity_id)));
-    let mut values: Vec<(&str, String)> = vec![(BPK2, bpk2)];
-    for (claim, oid) in ATTRIBUTES {
+    let subject = hex::encode(Sha256::digest(format!("{}|{}", persona.sub, waiting.sp_entity_id)));
+    let mut values: Vec<(&str, String)> = vec![(profile.subject_attribute, subject)];
+    for (claim, name) in profile.attributes {
         if let Some(Value::String(value)) = claims.get(*claim) {
-            values.push((oid, value.clone()));
+            values.push((name, value.clone()));
         }
+    }
+    if let Some(level_attribute) = profile.level_attribute {
+        values.push((level_attribute, class_ref.to_owned()));
     }
     let attributes: String = values
         .iter()
@@ -352,13 +388,14 @@ fn assertion(state: &SamlState, waiting: &Waiting, persona: &Persona, class_ref:
         .collect();
     let end = instant(now + TimeDelta::minutes(5));
     format!(
-        r#"<saml:Assertion xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_a{id}" Version="2.0" IssueInstant="{now}"><saml:Issuer>{issuer}</saml:Issuer><saml:Subject><saml:NameID Format="urn:oasis:names:tc:SAML:2.0:nameid-format:transient">_t{id}</saml:NameID><saml:SubjectConfirmation Method="urn:oasis:names:tc:SAML:2.0:cm:bearer"><saml:SubjectConfirmationData InResponseTo="{irt}" NotOnOrAfter="{end}" Recipient="{acs}"/></saml:SubjectConfirmation></saml:Subject><saml:Conditions NotBefore="{now}" NotOnOrAfter="{end}"><saml:AudienceRestriction><saml:Audience>{audience}</saml:Audience></saml:AudienceRestriction></saml:Conditions><saml:AuthnStatement AuthnInstant="{now}"><saml:AuthnContext><saml:AuthnContextClassRef>{class_ref}</saml:AuthnContextClassRef></saml:AuthnContext></saml:AuthnStatement><saml:AttributeStatement>{attributes}</saml:AttributeStatement></saml:Assertion>"#,
-        id = hex::encode(rand_bytes::<16>()),
+        r#"<saml:Assertion xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_a{id}" Version="2.0" IssueInstant="{now}"><saml:Issuer>{issuer}</saml:Issuer><saml:Subject><saml:NameID Format="urn:oasis:names:tc:SAML:2.0:nameid-format:transient" NameQualifier="{issuer}" SPNameQualifier="{audience}">{name_id}</saml:NameID><saml:SubjectConfirmation Method="urn:oasis:names:tc:SAML:2.0:cm:bearer"><saml:SubjectConfirmationData InResponseTo="{irt}" NotOnOrAfter="{end}" Recipient="{acs}"/></saml:SubjectConfirmation></saml:Subject><saml:Conditions NotBefore="{now}" NotOnOrAfter="{end}"><saml:AudienceRestriction><saml:Audience>{audience}</saml:Audience></saml:AudienceRestriction></saml:Conditions><saml:AuthnStatement AuthnInstant="{now}" SessionIndex="{session_index}"><saml:AuthnContext><saml:AuthnContextClassRef>{class_ref}</saml:AuthnContextClassRef></saml:AuthnContext></saml:AuthnStatement><saml:AttributeStatement>{attributes}</saml:AttributeStatement></saml:Assertion>"#,
         now = instant(now),
         issuer = escape(&entity_id(state)),
         irt = escape(&waiting.request_id),
         acs = escape(&waiting.acs_url),
         audience = escape(&waiting.sp_entity_id),
+        name_id = escape(&session.name_id),
+        session_index = escape(session.session_index.as_deref().unwrap_or_default()),
     )
 }
 
@@ -379,7 +416,7 @@ fn response(state: &SamlState, waiting: &Waiting, inner: &str, denied: Option<&s
     )
 }
 
-fn rand_bytes<const N: usize>() -> [u8; N] {
+pub(super) fn rand_bytes<const N: usize>() -> [u8; N] {
     use rand::RngCore;
     let mut bytes = [0u8; N];
     rand::rngs::OsRng.fill_bytes(&mut bytes);

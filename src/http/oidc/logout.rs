@@ -38,15 +38,31 @@ pub(super) fn router() -> Router<AppState> {
 /// What pforte needs when the provider sends the browser back: where to, in which language. Sealed
 /// under the master key and carried in the upstream `state`, so no server-side record is needed.
 #[derive(Serialize, Deserialize)]
-struct ReturnTo {
+pub(crate) struct ReturnTo {
     target: Option<String>,
     lang: String,
+}
+
+impl ReturnTo {
+    pub(crate) fn lang(&self) -> Lang {
+        if self.lang == "en" {
+            Lang::En
+        } else {
+            Lang::De
+        }
+    }
+
+    pub(crate) fn target(&self) -> Option<&str> {
+        self.target.as_deref()
+    }
 }
 
 /// The client and provider an ID token hint names, and when it expires (seconds).
 struct Hint {
     client_id: String,
     idp: Option<String>,
+    /// The login's session id, by which a SAML login's Single Logout is found.
+    sid: Option<String>,
     expires_at: Option<i64>,
 }
 
@@ -210,8 +226,20 @@ async fn upstream_logout(
     lang: Lang,
 ) -> Option<(String, String)> {
     let registry = state.registry.current();
-    let idp = registry.identity_provider(hint?.idp.as_deref()?)?;
+    let hint = hint?;
+    let idp = registry.identity_provider(hint.idp.as_deref()?)?;
     let back = ReturnTo { target: target.clone(), lang: lang_code(lang).to_owned() };
+    if idp.saml().is_some() {
+        // SAML Single Logout: the LogoutResponse comes back to `/saml/<id>/slo`, which finishes.
+        let sid = hint.sid.as_deref()?;
+        return match state.login.saml_logout().start(idp, sid, &serde_json::to_vec(&back).ok()?).await {
+            Ok(url) => url.map(|url| (String::from(url), idp.display_name.clone())),
+            Err(e) => {
+                tracing::warn!(idp = idp.id.as_str(), error = %e, "could not start the provider's Single Logout");
+                None
+            }
+        };
+    }
     let sealed = state.keys.master().seal(LOGOUT_RECORD, &serde_json::to_vec(&back).ok()?).ok()?;
     let done = format!("{}/logout/done", state.settings.issuer());
     match state.upstreams.end_session_url(idp, &done, &sealed).await {
@@ -237,7 +265,7 @@ async fn logout_done(State(state): State<AppState>, headers: HeaderMap, RawQuery
     }
 }
 
-fn finish(lang: Lang, target: Option<&str>) -> Response {
+pub(crate) fn finish(lang: Lang, target: Option<&str>) -> Response {
     if let Some(target) = target {
         return see_other(target);
     }
@@ -265,6 +293,7 @@ async fn read_hint(state: &AppState, id_token: &str) -> Option<Hint> {
     Some(Hint {
         client_id,
         idp: payload.claim("idp").and_then(Value::as_str).map(str::to_owned),
+        sid: payload.claim("sid").and_then(Value::as_str).map(str::to_owned),
         expires_at: payload.claim("exp").and_then(Value::as_i64),
     })
 }

@@ -3,7 +3,7 @@
 
 mod authorize;
 mod discovery;
-mod logout;
+pub(crate) mod logout;
 pub(crate) mod pages;
 mod token;
 mod userinfo;

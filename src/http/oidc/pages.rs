@@ -36,7 +36,7 @@ impl Lang {
         }
     }
 
-    fn text(self, de: &'static str, en: &'static str) -> &'static str {
+    pub(crate) fn text(self, de: &'static str, en: &'static str) -> &'static str {
         match self {
             Lang::De => de,
             Lang::En => en,

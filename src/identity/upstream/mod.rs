@@ -323,7 +323,7 @@ impl Upstreams {
         state: &str,
     ) -> Result<Option<url::Url>, UpstreamError> {
         let Some(oidc) = idp.oidc() else {
-            // SAML Single Logout is not offered yet; pforte's own part of the logout is done anyway.
+            // SAML Single Logout needs the login's NameID and SessionIndex: `identity::saml_logout`.
             return Ok(None);
         };
         self.bounded(async {
@@ -478,6 +478,33 @@ impl Upstreams {
         posted: &str,
     ) -> Result<saml::SamlLogin, UpstreamError> {
         self.bounded(self.saml.complete(idp, pending, posted)).await
+    }
+
+    /// The signed LogoutRequest for a SAML login, if the IdP offers Single Logout.
+    pub async fn saml_logout_request(
+        &self,
+        idp: &IdentityProvider,
+        session: &saml::SamlSession,
+    ) -> Result<Option<saml::LogoutStart>, UpstreamError> {
+        self.bounded(self.saml.logout_request(idp, session)).await
+    }
+
+    /// A LogoutResponse at pforte's SingleLogoutService, checked but for InResponseTo.
+    pub async fn saml_logout_response(
+        &self,
+        idp: &IdentityProvider,
+        raw_query: &str,
+    ) -> Result<saml::LogoutAnswer, UpstreamError> {
+        self.bounded(self.saml.logout_response(idp, raw_query)).await
+    }
+
+    /// The signed LogoutResponse to a LogoutRequest the IdP started, checked.
+    pub async fn saml_answer_logout_request(
+        &self,
+        idp: &IdentityProvider,
+        raw_query: &str,
+    ) -> Result<url::Url, UpstreamError> {
+        self.bounded(self.saml.answer_logout_request(idp, raw_query)).await
     }
 
     /// [`Upstreams::bounded`] for work whose failure only means "nothing known".

@@ -6,6 +6,10 @@
 //                                         checks its signature against DIR/sp.xml, pforte's metadata)
 //                                         and prints {"response", "relayState", "request"} as JSON:
 //                                         an honest Response, or the forged VARIANT.
+//   node idp.mjs logout DIR URL           reads pforte's HTTP-Redirect LogoutRequest at URL (signature
+//                                         checked against DIR/sp.xml) and prints {"url", "nameID",
+//                                         "sessionIndex"}: url is samlify's signed LogoutResponse to
+//                                         pforte's SingleLogoutService.
 //
 // The honest Response is what BundID sends: the assertion signed, encrypted to pforte's certificate
 // (AES-128-GCM, RSA-OAEP), the Response signed. Forged variants are made by the same library (other
@@ -26,12 +30,16 @@ function identityProvider(keyFile, certFile, encrypt = true) {
     privateKey: readFileSync(`${dir}/${keyFile}`, 'utf8'),
     signingCert: readFileSync(`${dir}/${certFile}`, 'utf8'),
     wantAuthnRequestsSigned: true,
+    wantLogoutRequestSigned: true,
     requestSignatureAlgorithm: 'http://www.w3.org/2001/04/xmldsig-more#rsa-sha256',
     isAssertionEncrypted: encrypt,
     dataEncryptionAlgorithm: 'http://www.w3.org/2009/xmlenc11#aes128-gcm',
     keyEncryptionAlgorithm: 'http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p',
     singleSignOnService: [
       { Binding: 'urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect', Location: 'https://samlify.test/sso' },
+    ],
+    singleLogoutService: [
+      { Binding: 'urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect', Location: 'https://samlify.test/slo' },
     ],
   });
 }
@@ -124,11 +132,31 @@ async function respond() {
   console.log(JSON.stringify({ response, relayState: query.RelayState, request: { id: extract.id, issuer: request.extract.issuer } }));
 }
 
+/// Single Logout: samlify checks pforte's signed LogoutRequest and answers with its signed LogoutResponse.
+async function logout() {
+  const sp = samlify.ServiceProvider({
+    metadata: readFileSync(`${dir}/sp.xml`, 'utf8'),
+    wantMessageSigned: true,
+    wantLogoutResponseSigned: true,
+  });
+  const parsed = new URL(url);
+  const raw = parsed.search.slice(1);
+  const octetString = raw.slice(0, raw.indexOf('&Signature='));
+  const query = Object.fromEntries(parsed.searchParams);
+  const idp = identityProvider('idp.key', 'idp.crt');
+  const request = await idp.parseLogoutRequest(sp, 'redirect', { query, octetString });
+  const { context } = idp.createLogoutResponse(sp, request, 'redirect', query.RelayState ?? '');
+  const extract = request.extract;
+  console.log(JSON.stringify({ url: context, nameID: extract.nameID, sessionIndex: extract.sessionIndex }));
+}
+
 if (command === 'metadata') {
   process.stdout.write(identityProvider('idp.key', 'idp.crt').getMetadata());
 } else if (command === 'respond') {
   await respond();
+} else if (command === 'logout') {
+  await logout();
 } else {
-  console.error('usage: node idp.mjs metadata DIR | respond DIR URL [VARIANT]');
+  console.error('usage: node idp.mjs metadata DIR | respond DIR URL [VARIANT] | logout DIR URL');
   process.exit(2);
 }

@@ -1,12 +1,12 @@
 //! pforte's own SAML metadata for one provider (SAML 2.0 Metadata, section 2.4.4): what an operator
 //! uploads to BundID's self-service portal. It names pforte's entityID, the AssertionConsumerService
-//! (HTTP-POST), the certificate AuthnRequests are signed with, and the one assertions are encrypted
+//! (HTTP-POST), the SingleLogoutService (HTTP-Redirect), the certificate AuthnRequests are signed with, and the one assertions are encrypted
 //! to, with the encryption methods pforte accepts.
 
 use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
 use quick_xml::Writer;
 
-use crate::registry::saml_metadata::BINDING_POST;
+use crate::registry::saml_metadata::{BINDING_POST, BINDING_REDIRECT};
 use crate::registry::SamlUpstream;
 
 const NS_METADATA: &str = "urn:oasis:names:tc:SAML:2.0:metadata";
@@ -15,7 +15,7 @@ const NS_DSIG: &str = "http://www.w3.org/2000/09/xmldsig#";
 const ENCRYPTION_METHODS: &[&str] =
     &["http://www.w3.org/2009/xmlenc11#aes128-gcm", "http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p"];
 
-pub(super) fn sp_metadata(saml: &SamlUpstream, acs_url: &str) -> Result<String, String> {
+pub(super) fn sp_metadata(saml: &SamlUpstream, acs_url: &str, slo_url: &str) -> Result<String, String> {
     let failed = |e: std::io::Error| e.to_string();
     let mut writer = Writer::new_with_indent(Vec::new(), b' ', 2);
     writer.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None))).map_err(failed)?;
@@ -31,6 +31,11 @@ pub(super) fn sp_metadata(saml: &SamlUpstream, acs_url: &str) -> Result<String, 
     writer.write_event(Event::Start(sp)).map_err(failed)?;
     key_descriptor(&mut writer, "signing", &saml.signing_certificate, &[])?;
     key_descriptor(&mut writer, "encryption", &saml.decryption_certificate, ENCRYPTION_METHODS)?;
+    // Schema order: SingleLogoutService before AssertionConsumerService (SAML 2.0 Metadata, 2.4.2).
+    let mut slo = BytesStart::new("md:SingleLogoutService");
+    slo.push_attribute(("Binding", BINDING_REDIRECT));
+    slo.push_attribute(("Location", slo_url));
+    writer.write_event(Event::Empty(slo)).map_err(failed)?;
     let mut acs = BytesStart::new("md:AssertionConsumerService");
     acs.push_attribute(("Binding", BINDING_POST));
     acs.push_attribute(("Location", acs_url));

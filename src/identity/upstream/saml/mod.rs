@@ -7,6 +7,7 @@
 //! `request_id` the AuthnRequest's ID that the Response must answer (InResponseTo).
 
 mod encrypted;
+mod logout;
 mod metadata;
 mod request;
 mod response;
@@ -18,6 +19,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use secrecy::ExposeSecret;
 use serde_json::{Map, Value};
 
+pub use self::logout::SamlSession;
 pub use self::response::MAX_RESPONSE_BASE64_BYTES;
 use super::{Freshness, PendingUpstream, UpstreamError, UpstreamIdentity, UpstreamRequest};
 use crate::clock::SharedClock;
@@ -32,6 +34,24 @@ pub struct SamlLogin {
     /// The assertion's ID: pforte refuses it a second time until `valid_until`.
     pub assertion_id: String,
     pub valid_until: DateTime<Utc>,
+    /// What a LogoutRequest for this login names, when the assertion carried a NameID.
+    pub session: Option<SamlSession>,
+}
+
+/// A LogoutRequest on its way: where the browser goes, and the ID the LogoutResponse must answer.
+#[derive(Debug)]
+pub struct LogoutStart {
+    pub url: url::Url,
+    pub request_id: String,
+}
+
+/// A LogoutResponse whose signature, Issuer and Destination passed; the caller matches
+/// `in_response_to` with the stored request.
+#[derive(Debug)]
+pub struct LogoutAnswer {
+    pub in_response_to: String,
+    /// The IdP ended its session (`Success`); otherwise it may still hold one.
+    pub success: bool,
 }
 
 /// Fetched IdP metadata, per provider id.
@@ -62,6 +82,11 @@ impl SamlRelyingParty {
         format!("{}/{}/acs", self.base, idp.id)
     }
 
+    /// The SingleLogoutService of `idp` (HTTP-Redirect): where its LogoutResponses come back.
+    pub fn slo_url(&self, idp: &IdentityProvider) -> String {
+        format!("{}/{}/slo", self.base, idp.id)
+    }
+
     /// Where pforte's metadata for `idp` is served.
     pub fn metadata_url(&self, idp: &IdentityProvider) -> String {
         format!("{}/{}/metadata", self.base, idp.id)
@@ -74,7 +99,7 @@ impl SamlRelyingParty {
     /// pforte's SP metadata for `idp`: entityID, ACS (HTTP-POST), signing and encryption certificates.
     pub fn sp_metadata(&self, idp: &IdentityProvider) -> Result<String, UpstreamError> {
         let saml = settings(idp)?;
-        metadata::sp_metadata(saml, &self.acs_url(idp))
+        metadata::sp_metadata(saml, &self.acs_url(idp), &self.slo_url(idp))
             .map_err(|e| UpstreamError::Misconfigured(format!("pforte's metadata cannot be written: {e}")))
     }
 
@@ -109,8 +134,8 @@ impl SamlRelyingParty {
         .to_xml()
         .map_err(UpstreamError::Misconfigured)?;
         let key = rsa_private_key(saml.signing_key.expose_secret()).map_err(UpstreamError::Misconfigured)?;
-        let authorization_url =
-            request::redirect_url(endpoint, &xml, &relay_state, &key).map_err(UpstreamError::Misconfigured)?;
+        let authorization_url = request::redirect_url(endpoint, "SAMLRequest", &xml, Some(&relay_state), &key)
+            .map_err(UpstreamError::Misconfigured)?;
         let pending = PendingUpstream {
             provider_id: idp.id.to_string(),
             state: relay_state,
@@ -153,9 +178,7 @@ impl SamlRelyingParty {
             response::Refusal::Status(code) => UpstreamError::Denied { error: code, description: None },
             response::Refusal::Invalid(reason) => UpstreamError::InvalidResponse(reason),
         })?;
-        let level = idp
-            .level_of(&assertion.class_ref)
-            .ok_or_else(|| UpstreamError::UnknownLevel(assertion.class_ref.clone()))?;
+        let (level, acr) = level(idp, saml, &assertion)?;
         if level < pending.required_level {
             return Err(UpstreamError::LevelTooLow { required: pending.required_level, proven: level });
         }
@@ -175,12 +198,109 @@ impl SamlRelyingParty {
             provider_id: idp.id.to_string(),
             subject,
             level,
-            acr: assertion.class_ref.clone(),
+            acr,
             amr: Vec::new(),
             auth_time,
             claims: map_attributes(idp, &assertion.attributes),
         };
-        Ok(SamlLogin { identity, assertion_id: assertion.id, valid_until: assertion.valid_until })
+        Ok(SamlLogin {
+            identity,
+            assertion_id: assertion.id,
+            valid_until: assertion.valid_until,
+            session: assertion.session,
+        })
+    }
+
+    /// Answers a LogoutRequest the IdP started (HTTP-Redirect, `raw_query` as it arrived): checked
+    /// like a LogoutResponse (query signature, Issuer, Destination, not expired), answered with a
+    /// signed LogoutResponse with status Success at the IdP's SingleLogoutService. pforte holds no
+    /// session of the person's (every login is `ForceAuthn`), so there is nothing more to end here.
+    pub(super) async fn answer_logout_request(
+        &self,
+        idp: &IdentityProvider,
+        raw_query: &str,
+    ) -> Result<url::Url, UpstreamError> {
+        let saml = settings(idp)?;
+        let metadata = self.idp_metadata(idp, saml).await?;
+        let refused = |refusal: response::Refusal| match refusal {
+            response::Refusal::Status(why) | response::Refusal::Invalid(why) => UpstreamError::InvalidResponse(why),
+        };
+        let received = logout::receive(raw_query, "SAMLRequest", &metadata.signing_certificates).map_err(refused)?;
+        let read = logout::read_logout_request(&received.xml).map_err(refused)?;
+        let invalid = |why: &str| UpstreamError::InvalidResponse(why.to_owned());
+        if read.issuer.as_deref() != Some(metadata.entity_id.as_str()) {
+            return Err(invalid("the LogoutRequest names another Issuer than the IdP's entityID"));
+        }
+        if read.destination.as_deref() != Some(self.slo_url(idp).as_str()) {
+            return Err(invalid("the LogoutRequest is addressed to another Destination"));
+        }
+        let now = self.clock.now();
+        if read.not_on_or_after.is_some_and(|end| end + response::CLOCK_SKEW <= now) {
+            return Err(invalid("the LogoutRequest has expired (NotOnOrAfter)"));
+        }
+        let endpoint = metadata.slo_redirect.as_ref().ok_or_else(|| {
+            UpstreamError::Misconfigured("the IdP's metadata offers no HTTP-Redirect SingleLogoutService".into())
+        })?;
+        let xml =
+            logout::logout_response_xml(&format!("_{}", hex_id()), &read.id, now, endpoint.as_str(), &saml.entity_id)
+                .map_err(UpstreamError::Misconfigured)?;
+        let key = rsa_private_key(saml.signing_key.expose_secret()).map_err(UpstreamError::Misconfigured)?;
+        request::redirect_url(endpoint, "SAMLResponse", &xml, received.relay_state.as_deref(), &key)
+            .map_err(UpstreamError::Misconfigured)
+    }
+
+    /// The signed LogoutRequest for `session`, over the HTTP-Redirect binding, when the IdP's
+    /// metadata offers a SingleLogoutService for it; `None` when it offers none.
+    pub(super) async fn logout_request(
+        &self,
+        idp: &IdentityProvider,
+        session: &SamlSession,
+    ) -> Result<Option<LogoutStart>, UpstreamError> {
+        let saml = settings(idp)?;
+        let metadata = self.idp_metadata(idp, saml).await?;
+        let Some(endpoint) = metadata.slo_redirect.as_ref() else { return Ok(None) };
+        let request_id = format!("_{}", hex_id());
+        let xml = logout::LogoutRequest {
+            id: &request_id,
+            issue_instant: self.clock.now(),
+            destination: endpoint.as_str(),
+            issuer: &saml.entity_id,
+            session,
+        }
+        .to_xml()
+        .map_err(UpstreamError::Misconfigured)?;
+        let key = rsa_private_key(saml.signing_key.expose_secret()).map_err(UpstreamError::Misconfigured)?;
+        // No RelayState: the stored request (found by InResponseTo) says where the browser goes next.
+        let url =
+            request::redirect_url(endpoint, "SAMLRequest", &xml, None, &key).map_err(UpstreamError::Misconfigured)?;
+        Ok(Some(LogoutStart { url, request_id }))
+    }
+
+    /// Checks a LogoutResponse that came back to pforte's SingleLogoutService over the HTTP-Redirect
+    /// binding (`raw_query` as it arrived): the query signature against the IdP's pinned
+    /// certificates, Issuer, Destination. InResponseTo is the caller's to match.
+    pub(super) async fn logout_response(
+        &self,
+        idp: &IdentityProvider,
+        raw_query: &str,
+    ) -> Result<LogoutAnswer, UpstreamError> {
+        let saml = settings(idp)?;
+        let metadata = self.idp_metadata(idp, saml).await?;
+        let refused = |refusal: response::Refusal| match refusal {
+            response::Refusal::Status(code) | response::Refusal::Invalid(code) => UpstreamError::InvalidResponse(code),
+        };
+        let received = logout::receive(raw_query, "SAMLResponse", &metadata.signing_certificates).map_err(refused)?;
+        let read = logout::read_logout_response(&received.xml).map_err(refused)?;
+        let invalid = |why: &str| UpstreamError::InvalidResponse(why.to_owned());
+        if read.issuer.as_deref() != Some(metadata.entity_id.as_str()) {
+            return Err(invalid("the LogoutResponse names another Issuer than the IdP's entityID"));
+        }
+        if read.destination.as_deref() != Some(self.slo_url(idp).as_str()) {
+            return Err(invalid("the LogoutResponse is addressed to another Destination"));
+        }
+        let in_response_to =
+            read.in_response_to.ok_or_else(|| invalid("the LogoutResponse answers no request (InResponseTo)"))?;
+        Ok(LogoutAnswer { in_response_to, success: read.status == logout::STATUS_SUCCESS })
     }
 
     /// Fetches the IdP's metadata now (for the operator's status report): the number of signing
@@ -248,6 +368,44 @@ impl SamlRelyingParty {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Fetched>> {
         self.fetched.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// The level the assertion proves, and the value it was read from: `AuthnContextClassRef`, and the
+/// provider's `level_attribute` where it has one (BundID's `EID-CITIZEN-QAA-LEVEL`). Both go through
+/// `[levels]`; where both name a level the lower counts, so neither can raise the other.
+fn level(
+    idp: &IdentityProvider,
+    saml: &SamlUpstream,
+    assertion: &response::CheckedAssertion,
+) -> Result<(Level, String), UpstreamError> {
+    let stated = match saml.level_attribute.as_ref().and_then(|name| assertion.attributes.get(name)) {
+        None => None,
+        Some(values) => match values.as_slice() {
+            [value] => {
+                let value = value.trim();
+                let level = idp.level_of(value).ok_or_else(|| UpstreamError::UnknownLevel(value.to_owned()))?;
+                Some((level, value.to_owned()))
+            }
+            _ => return Err(UpstreamError::InvalidResponse("the level attribute carries no single value".into())),
+        },
+    };
+    let class_ref = assertion.class_ref.as_deref().filter(|class_ref| !class_ref.is_empty());
+    let by_class_ref = match (class_ref, &stated) {
+        (Some(class_ref), None) => {
+            Some((idp.level_of(class_ref).ok_or_else(|| UpstreamError::UnknownLevel(class_ref.to_owned()))?, class_ref))
+        }
+        // With the level stated as an attribute, a class ref outside `[levels]` (e.g. `unspecified`) says nothing.
+        (Some(class_ref), Some(_)) => idp.level_of(class_ref).map(|level| (level, class_ref)),
+        (None, _) => None,
+    };
+    match (by_class_ref, stated) {
+        (Some((by_class, class_ref)), Some((by_attribute, value))) => {
+            Ok(if by_attribute < by_class { (by_attribute, value) } else { (by_class, class_ref.to_owned()) })
+        }
+        (Some((level, class_ref)), None) => Ok((level, class_ref.to_owned())),
+        (None, Some(stated)) => Ok(stated),
+        (None, None) => Err(UpstreamError::InvalidResponse("the AuthnStatement names no AuthnContextClassRef".into())),
     }
 }
 

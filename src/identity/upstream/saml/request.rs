@@ -123,21 +123,20 @@ fn text_element(writer: &mut Writer<Vec<u8>>, name: &str, text: &str) -> Result<
     Ok(())
 }
 
-/// The HTTP-Redirect binding: `SAMLRequest` (DEFLATE, base64), `RelayState`, `SigAlg` and the
+/// The HTTP-Redirect binding: `parameter` (`SAMLRequest` or `SAMLResponse`: DEFLATE, base64),
+/// `RelayState` if any, `SigAlg` and the
 /// `Signature` over exactly that query string, made by samael with pforte's signing key.
 pub(super) fn redirect_url(
     endpoint: &Url,
+    parameter: &str,
     xml: &str,
-    relay_state: &str,
+    relay_state: Option<&str>,
     key: &openssl::pkey::PKey<openssl::pkey::Private>,
 ) -> Result<Url, String> {
     // The signature covers the whole query; parameters of the endpoint's own would be signed too and
     // the IdP would then check a string it did not expect.
     if endpoint.query().is_some() {
-        return Err(
-            "the IdP's SingleSignOnService location carries a query, which the HTTP-Redirect binding cannot sign"
-                .into(),
-        );
+        return Err("the IdP's endpoint location carries a query, which the HTTP-Redirect binding cannot sign".into());
     }
     let mut deflated = Vec::new();
     {
@@ -147,7 +146,10 @@ pub(super) fn redirect_url(
     }
     let encoded = base64::engine::general_purpose::STANDARD.encode(&deflated);
     let mut url = endpoint.clone();
-    url.query_pairs_mut().append_pair("SAMLRequest", &encoded).append_pair("RelayState", relay_state);
+    url.query_pairs_mut().append_pair(parameter, &encoded);
+    if let Some(relay_state) = relay_state {
+        url.query_pairs_mut().append_pair("RelayState", relay_state);
+    }
     samael::crypto::sign_url(url, key).map_err(|e| format!("cannot sign the request: {e}"))
 }
 

@@ -16,6 +16,7 @@ use samael::crypto::{AllowedSignatureAlgorithm, CertificateDer, Crypto, CryptoPr
 use samael::schema::{Assertion, Response};
 
 use super::encrypted::{self, EncryptedParts};
+use super::logout::{name_id_qualifiers, SamlSession};
 use crate::registry::saml_metadata::IdpMetadata;
 use crate::registry::saml_metadata::{refuse_unsafe_xml, AES_CBC_METHODS};
 
@@ -23,7 +24,7 @@ use crate::registry::saml_metadata::{refuse_unsafe_xml, AES_CBC_METHODS};
 /// all attributes are some ten kilobytes; the limit stays below the body limit of every request.
 pub const MAX_RESPONSE_BASE64_BYTES: usize = 192 * 1024;
 /// How far the IdP's clock may be off pforte's.
-const CLOCK_SKEW: TimeDelta = TimeDelta::seconds(60);
+pub(super) const CLOCK_SKEW: TimeDelta = TimeDelta::seconds(60);
 
 const NS_PROTOCOL: &str = "urn:oasis:names:tc:SAML:2.0:protocol";
 const NS_ASSERTION: &str = "urn:oasis:names:tc:SAML:2.0:assertion";
@@ -56,10 +57,13 @@ pub(super) struct CheckedAssertion {
     pub id: String,
     /// Until when the assertion could be presented at all: its id is remembered that long.
     pub valid_until: DateTime<Utc>,
-    pub class_ref: String,
+    /// `AuthnContextClassRef`, when the AuthnStatement names one.
+    pub class_ref: Option<String>,
     pub authn_instant: Option<DateTime<Utc>>,
     /// Attribute `Name` → its values.
     pub attributes: BTreeMap<String, Vec<String>>,
+    /// The NameID and SessionIndex a LogoutRequest for this login names; `None` without a NameID.
+    pub session: Option<SamlSession>,
 }
 
 /// Why a Response was not taken. The text names the check, never a value from the Response.
@@ -120,14 +124,14 @@ pub(super) fn check(
     .map_err(|_| invalid("the SAML Response carries no valid signature of the IdP over the assertion"))?;
 
     // From here on only the signed content is read.
-    let assertion = match Shape::read(&signed)?.root.as_str() {
+    let (assertion, source) = match Shape::read(&signed)?.root.as_str() {
         "Response" => {
             let (envelope, encrypted) = encrypted::split(&signed)?;
             let response: Response =
                 envelope.parse().map_err(|_| invalid("the signed SAML Response cannot be read"))?;
             check_envelope(&response, metadata, expected)?;
             match (response.assertion, encrypted) {
-                (Some(assertion), None) => assertion,
+                (Some(assertion), None) => (assertion, signed),
                 (None, Some(encrypted)) => decrypt(&encrypted, metadata, decryption_key)?,
                 _ => return Err(invalid("the signed SAML Response carries no single assertion")),
             }
@@ -141,11 +145,11 @@ pub(super) fn check(
             }
             let envelope: Response = envelope.parse().map_err(|_| invalid("the SAML Response cannot be read"))?;
             check_envelope(&envelope, metadata, expected)?;
-            signed.parse().map_err(|_| invalid("the signed assertion cannot be read"))?
+            (signed.parse().map_err(|_| invalid("the signed assertion cannot be read"))?, signed)
         }
         _ => return Err(invalid("the signature covers neither the Response nor the assertion")),
     };
-    check_assertion(assertion, metadata, expected)
+    check_assertion(assertion, &source, metadata, expected)
 }
 
 /// The Response element: answers pforte's request, at pforte's ACS, from this IdP.
@@ -169,7 +173,7 @@ fn decrypt(
     encrypted: &EncryptedParts,
     metadata: &IdpMetadata,
     key: &openssl::pkey::PKey<openssl::pkey::Private>,
-) -> Result<Assertion, Refusal> {
+) -> Result<(Assertion, String), Refusal> {
     if encrypted.key_cipher.is_empty() || encrypted.data_cipher.is_empty() {
         return Err(invalid("the encrypted assertion has no key or no content"));
     }
@@ -190,11 +194,13 @@ fn decrypt(
     if Shape::read(&xml)?.root != "Assertion" {
         return Err(invalid("the encrypted content is not an assertion"));
     }
-    xml.parse().map_err(|_| invalid("the decrypted assertion cannot be read"))
+    let assertion = xml.parse().map_err(|_| invalid("the decrypted assertion cannot be read"))?;
+    Ok((assertion, xml))
 }
 
 fn check_assertion(
     assertion: Assertion,
+    source: &str,
     metadata: &IdpMetadata,
     expected: &Expected<'_>,
 ) -> Result<CheckedAssertion, Refusal> {
@@ -239,15 +245,25 @@ fn check_assertion(
         .as_ref()
         .and_then(|context| context.value.as_ref())
         .and_then(|class_ref| class_ref.value.clone())
-        .map(|value| value.trim().to_owned())
-        .ok_or_else(|| invalid("the AuthnStatement names no AuthnContextClassRef"))?;
+        .map(|value| value.trim().to_owned());
     let mut attributes: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for attribute in assertion.attribute_statements.iter().flatten().flat_map(|s| s.attributes.iter()) {
         let Some(name) = attribute.name.clone() else { continue };
         let values = attribute.values.iter().filter_map(|value| value.value.clone());
         attributes.entry(name).or_default().extend(values);
     }
+    let session = subject.name_id.as_ref().map(|name_id| {
+        let (name_qualifier, sp_name_qualifier) = name_id_qualifiers(source);
+        SamlSession {
+            name_id: name_id.value.clone(),
+            format: name_id.format.clone(),
+            name_qualifier,
+            sp_name_qualifier,
+            session_index: statement.session_index.clone(),
+        }
+    });
     Ok(CheckedAssertion {
+        session,
         id: assertion.id,
         valid_until: not_on_or_after + CLOCK_SKEW,
         class_ref,
@@ -258,14 +274,14 @@ fn check_assertion(
 
 /// What pforte reads of a document before trusting any of it: the root element, how many assertions
 /// (plain or encrypted) there are anywhere, the status codes in order, and no comments.
-struct Shape {
-    root: String,
-    assertions: usize,
-    status: Vec<String>,
+pub(super) struct Shape {
+    pub root: String,
+    pub assertions: usize,
+    pub status: Vec<String>,
 }
 
 impl Shape {
-    fn read(xml: &str) -> Result<Shape, Refusal> {
+    pub(super) fn read(xml: &str) -> Result<Shape, Refusal> {
         let mut reader = quick_xml::NsReader::from_str(xml);
         let mut shape = Shape { root: String::new(), assertions: 0, status: Vec::new() };
         loop {
