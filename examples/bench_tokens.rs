@@ -88,6 +88,15 @@ async fn main() -> anyhow::Result<()> {
         "pforte token benchmark: backend {backend}, {requests} requests, concurrency {concurrency}, {} cores",
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
     );
+    // PFORTE_BENCH_SERVE_SECS=N: only serve for N seconds, for a load generator and a profiler from
+    // outside (docs/benchmarks.md, "where a token's time goes").
+    if let Some(secs) = std::env::var("PFORTE_BENCH_SERVE_SECS").ok().and_then(|s| s.parse::<u64>().ok()) {
+        println!("serving at {address} for {secs} s");
+        tokio::time::sleep(Duration::from_secs(secs)).await;
+        token.cancel();
+        server.await??;
+        return Ok(());
+    }
     // Warm-up: connections, key cache, discovery.
     run(&client, &address, 200, concurrency, |c, a, _| client_credentials(c, a)).await;
     let report = run(&client, &address, requests, concurrency, |c, a, _| client_credentials(c, a)).await;

@@ -21,6 +21,9 @@ pub(super) struct ProviderHttp {
     auth: Auth,
     timeout: Duration,
     token: Mutex<Option<(String, Instant)>>,
+    /// Held while a token is fetched, so calls that find no valid token at once (a burst at start,
+    /// the status check beside the first create) wait for one fetch instead of each asking.
+    fetching: tokio::sync::Mutex<()>,
 }
 
 enum Auth {
@@ -61,7 +64,13 @@ impl ProviderHttp {
                 (Auth::None, client)
             }
         };
-        Ok(ProviderHttp { client, auth, timeout: provider.timeout, token: Mutex::new(None) })
+        Ok(ProviderHttp {
+            client,
+            auth,
+            timeout: provider.timeout,
+            token: Mutex::new(None),
+            fetching: tokio::sync::Mutex::new(()),
+        })
     }
 
     pub(super) fn get(&self, url: url::Url) -> reqwest::RequestBuilder {
@@ -84,12 +93,22 @@ impl ProviderHttp {
         })
     }
 
-    /// A cached client-credentials token, fetched again shortly before it expires.
+    /// The cached client-credentials token while it is still good.
+    fn cached_token(&self) -> Option<String> {
+        let (token, until) = self.token.lock().ok().and_then(|t| t.clone())?;
+        (Instant::now() < until).then_some(token)
+    }
+
+    /// A cached client-credentials token, fetched again shortly before it expires; one fetch at a
+    /// time per provider instance.
     async fn access_token(&self) -> Result<String, ProviderError> {
-        if let Some((token, until)) = self.token.lock().ok().and_then(|t| t.clone()) {
-            if Instant::now() < until {
-                return Ok(token);
-            }
+        if let Some(token) = self.cached_token() {
+            return Ok(token);
+        }
+        let _fetching = self.fetching.lock().await;
+        // Another call may have fetched one while this one waited.
+        if let Some(token) = self.cached_token() {
+            return Ok(token);
         }
         let Auth::OAuth2 { token_url, client_id, client_secret, scope } = &self.auth else {
             return Err(ProviderError::Misconfigured("no OAuth2 settings".to_owned()));
