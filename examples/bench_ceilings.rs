@@ -30,6 +30,10 @@ mod setup;
 #[path = "support/wrk.rs"]
 mod wrk;
 
+/// The allocator the pforte binary uses (src/main.rs), so the benchmark measures what runs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::str::FromStr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

@@ -14,6 +14,10 @@
 #[path = "support/report.rs"]
 mod report;
 
+/// The allocator the pforte binary uses (src/main.rs), so the benchmark measures what runs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use report::Report;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
