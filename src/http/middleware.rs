@@ -60,6 +60,10 @@ pub(crate) async fn request_context(request: Request, next: Next) -> Response {
 /// Only the trace context is read; without a trace exporter this changes nothing.
 fn continue_trace(span: &tracing::Span, headers: &axum::http::HeaderMap) {
     use opentelemetry::propagation::TextMapPropagator;
+    if !headers.contains_key("traceparent") {
+        // Nothing to continue; most requests carry none, and extracting costs allocations.
+        return;
+    }
     use tracing_opentelemetry::OpenTelemetrySpanExt;
     let parent = opentelemetry_sdk::propagation::TraceContextPropagator::new().extract(&TraceHeaders(headers));
     // Fails only when traces are off (no layer to take the parent): nothing to continue then.
