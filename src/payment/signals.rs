@@ -20,6 +20,7 @@ use crate::clock::SharedClock;
 use crate::registry::SharedRegistry;
 use crate::store::callbacks;
 use crate::store::payment_create::{AnswerRow, CreatedPayment};
+use crate::store::payment_status::{self, StatusMove};
 use crate::store::payments::{self, PaymentEventRow, PaymentRow, ProviderFacts};
 use crate::store::{Database, StorageError};
 use crate::telemetry::metrics;
@@ -247,13 +248,28 @@ impl PaymentSignals {
             || (current == Status::Canceled && payments::canceled_by_client(tx, transaction_id).await?);
         let outcome = match decide(current, closed_by_pforte, signal, source) {
             Decision::Move(to) => {
-                let timed_out = source == Source::Timeout;
-                if !payments::compare_and_set_status(tx, transaction_id, current, to, detail, timed_out, now).await? {
+                let details = json!({ "from": current.as_str(), "to": to.as_str(), "source": source.as_str() });
+                let audit = self.audit.pending(AuditEvent::new(
+                    "payment.status_changed",
+                    source.as_str(),
+                    transaction_id,
+                    details,
+                ));
+                let change = StatusMove {
+                    transaction_id,
+                    from: current,
+                    to,
+                    detail,
+                    timed_out: source == Source::Timeout,
+                    event: &event(to),
+                    audit: &audit,
+                };
+                // The status, its event and its audit event in one statement on PostgreSQL.
+                if !payment_status::move_status(tx, self.db.backend(), now, &change).await? {
                     // Another writer moved it between our read and this update (PostgreSQL).
                     let current = payments::get(tx, transaction_id).await?.map(|r| r.status);
                     return Ok(Outcome::Unchanged { current: current.unwrap_or(Status::Initial) }.into());
                 }
-                payments::insert_event(tx, transaction_id, &event(to)).await?;
                 if to == Status::Payed {
                     self.book_paid(tx, &row, PaidHow::InTime, now).await?;
                 }
@@ -274,10 +290,6 @@ impl PaymentSignals {
                     });
                     Notifier::enqueue_for_payment(tx, client, &row, &payload, now).await?;
                 }
-                let details = json!({ "from": current.as_str(), "to": to.as_str(), "source": source.as_str() });
-                self.audit
-                    .append_in(tx, AuditEvent::new("payment.status_changed", source.as_str(), transaction_id, details))
-                    .await?;
                 Outcome::Moved { from: current, to }
             }
             Decision::PaidAfterTimeout => {

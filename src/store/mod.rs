@@ -17,6 +17,7 @@ pub(crate) mod logins;
 pub(crate) mod notification_log;
 pub(crate) mod outbox;
 pub mod payment_create;
+pub mod payment_status;
 pub mod payments;
 pub mod personal_data;
 pub mod refunds;

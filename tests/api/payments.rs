@@ -14,7 +14,7 @@ use pforte::payment::{Status, StoredAnswer};
 use pforte::store::payments::PaymentRow;
 use secrecy::SecretString;
 
-use crate::audit::{audit_verify, Verified};
+use crate::audit::{audit_verify, chained_events, Verified};
 use crate::helpers::{TestApp, TestContext, TestResult};
 
 pub fn new_payment(app: &TestApp, request_id: &str) -> PaymentRow {
@@ -83,6 +83,14 @@ pub async fn racing_paid_and_canceled_signals_end_in_exactly_one_final_status(ct
     } else {
         assert_eq!((flagged, events.len()), (0, 2), "created, then one change: {events:?}");
     }
+    // The losers wrote no audit event either (on PostgreSQL the status, its event and its audit
+    // event are one statement, store::payment_status).
+    let changes = chained_events(&app)
+        .await?
+        .into_iter()
+        .filter(|e| e.event == "payment.status_changed" && e.subject == payment.transaction_id)
+        .count();
+    assert_eq!(changes, 1, "one audit event for the one move");
     assert!(matches!(audit_verify(&ctx).await?, Verified::Intact { .. }));
     app.stop().await
 }
