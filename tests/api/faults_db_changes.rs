@@ -77,6 +77,9 @@ pub async fn a_database_cut_during_cancels_and_refunds_answers_only_success_or_5
     })
     .await?;
     assert_only_success_or_unavailable("cancels and refunds", &answers, restored)?;
+    // The retries come from a client that has been at it for minutes: its access token (300 s) may
+    // have run out on a slow machine, so it gets a new one, as any client would.
+    let token = bearer(&app).await?;
 
     // Retry what met the outage: a cancel ends canceled (a conflict naming CANCELED when the first
     // went through unanswered); a refund under its key is answered with the refund.
