@@ -18,6 +18,15 @@ use crate::keys::any_pool;
 use crate::payment_api::{bearer, body};
 use crate::payment_surface::{id_of, paid_payment, payment_path, TENANT};
 
+/// How long a client waits after a 503 before its next request.
+const BACKOFF_AFTER_503: Duration = Duration::from_millis(100);
+
+/// A refund refused because the payment has nothing left to refund: on a fast machine the clients'
+/// 0.01 refunds use up the 12.00 of their payment, and a refund retried after that is refused so.
+fn nothing_left(answer: &Answer) -> bool {
+    answer.status == 400 && answer.body.contains("CALCULATION_ERROR")
+}
+
 async fn send(request: reqwest::RequestBuilder, label: String) -> Answer {
     Answer::from(label, request.timeout(Duration::from_secs(40)).send().await).await
 }
@@ -72,7 +81,16 @@ pub async fn a_database_cut_during_cancels_and_refunds_answers_only_success_or_5
         let (app, token, paid) = (app.clone(), token.clone(), paid.clone());
         move |client, n| {
             let (app, token, paid) = (app.clone(), token.clone(), paid.clone());
-            async move { Some(work(app, token, paid, client, n).await) }
+            async move {
+                let answer = work(app, token, paid, client, n).await;
+                if answer.status == 503 {
+                    // A client told to come back later waits a moment, as the Retry-After asks
+                    // (shortened). Hammering without pause made tens of thousands of 503s, and
+                    // retrying each of them below outlived the test's time and the token.
+                    tokio::time::sleep(BACKOFF_AFTER_503).await;
+                }
+                Some(answer)
+            }
         }
     })
     .await?;
@@ -100,13 +118,23 @@ pub async fn a_database_cut_during_cancels_and_refunds_answers_only_success_or_5
                 let answer = if answer.status == 503 {
                     eventually(Duration::from_secs(20), "a retried refund is answered", || async {
                         let again = send(refund(&app, &token, id, key), answer.label.clone()).await;
-                        anyhow::ensure!(matches!(again.status, 201 | 409 | 503), "{} {}", again.status, again.body);
-                        Ok((again.status == 201).then_some(again))
+                        anyhow::ensure!(
+                            matches!(again.status, 201 | 409 | 503) || nothing_left(&again),
+                            "{} {}",
+                            again.status,
+                            again.body
+                        );
+                        Ok((again.status == 201 || nothing_left(&again)).then_some(again))
                     })
                     .await?
                 } else {
                     answer.clone()
                 };
+                if nothing_left(&answer) {
+                    // Retried after others used up the payment: this key's refund was never stored
+                    // (a stored one would have been replayed), which the comparison below checks.
+                    continue;
+                }
                 let body: Value = serde_json::from_str(&answer.body)?;
                 refunds.insert((*key).to_owned(), body["refundId"].as_str().unwrap_or_default().to_owned());
             }
