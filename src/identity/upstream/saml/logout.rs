@@ -8,17 +8,16 @@ use std::collections::BTreeMap;
 use std::io::Read;
 
 use base64::Engine;
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use openssl::hash::MessageDigest;
-use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
+use quick_xml::events::{BytesEnd, BytesStart, Event};
 use quick_xml::Writer;
 use serde::{Deserialize, Serialize};
 
+use super::request::{element_with_text, protocol_message, NS_ASSERTION};
 use super::response::{Refusal, Shape};
 use crate::registry::saml_metadata::refuse_unsafe_xml;
 
-const NS_PROTOCOL: &str = "urn:oasis:names:tc:SAML:2.0:protocol";
-const NS_ASSERTION: &str = "urn:oasis:names:tc:SAML:2.0:assertion";
 pub(super) const STATUS_SUCCESS: &str = "urn:oasis:names:tc:SAML:2.0:status:Success";
 /// A logout message inflated beyond this is refused: a LogoutResponse is well under a kilobyte, and
 /// the cap stops a DEFLATE bomb.
@@ -59,17 +58,9 @@ impl LogoutRequest<'_> {
 
     fn write(&self) -> Result<String, std::io::Error> {
         let mut writer = Writer::new(Vec::new());
-        writer.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))?;
-        let instant = self.issue_instant.to_rfc3339_opts(SecondsFormat::Secs, true);
-        let mut root = BytesStart::new("samlp:LogoutRequest");
-        root.push_attribute(("xmlns:samlp", NS_PROTOCOL));
-        root.push_attribute(("xmlns:saml", NS_ASSERTION));
-        root.push_attribute(("ID", self.id));
-        root.push_attribute(("Version", "2.0"));
-        root.push_attribute(("IssueInstant", instant.as_str()));
-        root.push_attribute(("Destination", self.destination));
+        let root = protocol_message(&mut writer, "samlp:LogoutRequest", self.id, self.issue_instant, self.destination)?;
         writer.write_event(Event::Start(root))?;
-        text_element(&mut writer, BytesStart::new("saml:Issuer"), self.issuer)?;
+        element_with_text(&mut writer, BytesStart::new("saml:Issuer"), self.issuer)?;
         // The NameID exactly as the assertion carried it (SAML 2.0 Core, section 3.7.1).
         let session = self.session;
         let mut name_id = BytesStart::new("saml:NameID");
@@ -82,21 +73,13 @@ impl LogoutRequest<'_> {
                 name_id.push_attribute((name, value.as_str()));
             }
         }
-        text_element(&mut writer, name_id, &session.name_id)?;
+        element_with_text(&mut writer, name_id, &session.name_id)?;
         if let Some(index) = &session.session_index {
-            text_element(&mut writer, BytesStart::new("samlp:SessionIndex"), index)?;
+            element_with_text(&mut writer, BytesStart::new("samlp:SessionIndex"), index)?;
         }
         writer.write_event(Event::End(BytesEnd::new("samlp:LogoutRequest")))?;
         Ok(String::from_utf8_lossy(&writer.into_inner()).into_owned())
     }
-}
-
-fn text_element(writer: &mut Writer<Vec<u8>>, start: BytesStart<'_>, text: &str) -> Result<(), std::io::Error> {
-    let end = BytesEnd::new(String::from_utf8_lossy(start.name().as_ref()).into_owned());
-    writer.write_event(Event::Start(start))?;
-    writer.write_event(Event::Text(BytesText::new(text)))?;
-    writer.write_event(Event::End(end))?;
-    Ok(())
 }
 
 /// A redirect-binding message whose query signature verified, inflated.
@@ -274,18 +257,10 @@ pub(super) fn logout_response_xml(
 ) -> Result<String, String> {
     let write = || -> Result<String, std::io::Error> {
         let mut writer = Writer::new(Vec::new());
-        writer.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))?;
-        let instant = issue_instant.to_rfc3339_opts(SecondsFormat::Secs, true);
-        let mut root = BytesStart::new("samlp:LogoutResponse");
-        root.push_attribute(("xmlns:samlp", NS_PROTOCOL));
-        root.push_attribute(("xmlns:saml", NS_ASSERTION));
-        root.push_attribute(("ID", id));
-        root.push_attribute(("Version", "2.0"));
-        root.push_attribute(("IssueInstant", instant.as_str()));
-        root.push_attribute(("Destination", destination));
+        let mut root = protocol_message(&mut writer, "samlp:LogoutResponse", id, issue_instant, destination)?;
         root.push_attribute(("InResponseTo", in_response_to));
         writer.write_event(Event::Start(root))?;
-        text_element(&mut writer, BytesStart::new("saml:Issuer"), issuer)?;
+        element_with_text(&mut writer, BytesStart::new("saml:Issuer"), issuer)?;
         writer.write_event(Event::Start(BytesStart::new("samlp:Status")))?;
         let mut code = BytesStart::new("samlp:StatusCode");
         code.push_attribute(("Value", STATUS_SUCCESS));

@@ -15,7 +15,7 @@ use crate::registry::saml_metadata::BINDING_POST;
 use crate::registry::AkdbExtension;
 
 const NS_PROTOCOL: &str = "urn:oasis:names:tc:SAML:2.0:protocol";
-const NS_ASSERTION: &str = "urn:oasis:names:tc:SAML:2.0:assertion";
+pub(super) const NS_ASSERTION: &str = "urn:oasis:names:tc:SAML:2.0:assertion";
 const NS_AKDB: &str = "https://www.akdb.de/request/2018/09";
 const NS_CLASSIC_UI: &str = "https://www.akdb.de/request/2018/09/classic-ui/v1";
 
@@ -41,15 +41,8 @@ impl AuthnRequest<'_> {
 
     fn write(&self) -> Result<String, std::io::Error> {
         let mut writer = Writer::new(Vec::new());
-        writer.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))?;
-        let instant = self.issue_instant.to_rfc3339_opts(SecondsFormat::Secs, true);
-        let mut root = BytesStart::new("samlp:AuthnRequest");
-        root.push_attribute(("xmlns:samlp", NS_PROTOCOL));
-        root.push_attribute(("xmlns:saml", NS_ASSERTION));
-        root.push_attribute(("ID", self.id));
-        root.push_attribute(("Version", "2.0"));
-        root.push_attribute(("IssueInstant", instant.as_str()));
-        root.push_attribute(("Destination", self.destination));
+        let mut root =
+            protocol_message(&mut writer, "samlp:AuthnRequest", self.id, self.issue_instant, self.destination)?;
         root.push_attribute(("ForceAuthn", "true"));
         root.push_attribute(("ProtocolBinding", BINDING_POST));
         root.push_attribute(("AssertionConsumerServiceURL", self.acs_url));
@@ -117,10 +110,42 @@ fn write_akdb(writer: &mut Writer<Vec<u8>>, akdb: &AkdbExtension) -> Result<(), 
 }
 
 fn text_element(writer: &mut Writer<Vec<u8>>, name: &str, text: &str) -> Result<(), std::io::Error> {
-    writer.write_event(Event::Start(BytesStart::new(name)))?;
+    element_with_text(writer, BytesStart::new(name), text)
+}
+
+/// `start` (with its attributes), `text`, and the matching end tag.
+pub(super) fn element_with_text(
+    writer: &mut Writer<Vec<u8>>,
+    start: BytesStart<'_>,
+    text: &str,
+) -> Result<(), std::io::Error> {
+    let end = BytesEnd::new(String::from_utf8_lossy(start.name().as_ref()).into_owned());
+    writer.write_event(Event::Start(start))?;
     writer.write_event(Event::Text(BytesText::new(text)))?;
-    writer.write_event(Event::End(BytesEnd::new(name)))?;
+    writer.write_event(Event::End(end))?;
     Ok(())
+}
+
+/// Writes the XML declaration and returns the root element every SAML protocol message pforte sends
+/// starts with (namespaces, `ID`, `Version`, `IssueInstant`, `Destination`), for the caller to add
+/// its own attributes to and write.
+pub(super) fn protocol_message<'a>(
+    writer: &mut Writer<Vec<u8>>,
+    name: &'a str,
+    id: &str,
+    issue_instant: DateTime<Utc>,
+    destination: &str,
+) -> Result<BytesStart<'a>, std::io::Error> {
+    writer.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))?;
+    let instant = issue_instant.to_rfc3339_opts(SecondsFormat::Secs, true);
+    let mut root = BytesStart::new(name);
+    root.push_attribute(("xmlns:samlp", NS_PROTOCOL));
+    root.push_attribute(("xmlns:saml", NS_ASSERTION));
+    root.push_attribute(("ID", id));
+    root.push_attribute(("Version", "2.0"));
+    root.push_attribute(("IssueInstant", instant.as_str()));
+    root.push_attribute(("Destination", destination));
+    Ok(root)
 }
 
 /// The HTTP-Redirect binding: `parameter` (`SAMLRequest` or `SAMLResponse`: DEFLATE, base64),
