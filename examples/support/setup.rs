@@ -134,6 +134,7 @@ impl Instance {
             .merge(("registry.providers", registry_dir.join("providers")))
             .merge(("registry.clients", registry_dir.join("clients")))
             .merge(("registry.tenants", registry_dir.join("tenants")))
+            .merge(("transfer.destinations", registry_dir.join("destinations")))
             .merge(("database.url", database_url))
             .merge(("database.max_connections", 16))
             .merge(("keys.master_key", format!("plain:{master_key}")))

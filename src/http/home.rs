@@ -32,6 +32,11 @@ const ENDPOINTS: &[(&str, &str)] = &[
     ("/logout", "RP-initiated logout"),
     ("/openapi/payment-api.yaml", "payment API (XBezahldienste and extensions): OpenAPI 3.1 document"),
     ("/openapi/payment-api.json", "the same OpenAPI document as JSON"),
+    (
+        "/openapi/transfer-api.yaml",
+        "Datentransfer API (FIT-Connect Submission API v1 and extensions): OpenAPI 3.1 document",
+    ),
+    ("/openapi/transfer-api.json", "the same OpenAPI document as JSON"),
 ];
 
 /// Shown only while the development simulators run.

@@ -92,6 +92,8 @@ mod traces;
 mod transfer;
 mod transfer_callbacks;
 mod transfer_interop;
+mod transfer_metadata;
+mod transfer_openapi;
 mod transfer_receive;
 mod transfer_support;
 mod upstream;

@@ -268,15 +268,22 @@ pub fn decision(key: &PKey<Private>, event: &str, (destination, submission, case
 /// Checks one of pforte's SETs against pforte's published JWKS (PS512, the `kid` of the header) and
 /// returns its claims.
 pub async fn verify_pforte_set(app: &TestApp, token: &str) -> anyhow::Result<Value> {
+    verify_pforte_jws(&app.client, &app.address, token, "secevent+jwt").await
+}
+
+/// Checks a JWS pforte signed with its PS512 key (a SET, or its login and payment evidence) against
+/// the JWKS pforte at `base` publishes, as a Fachverfahren would: header `typ` and `alg`, the key
+/// found by `kid`, RSA of at least 4096 bits, RSASSA-PSS with SHA-512. Returns the claims.
+pub async fn verify_pforte_jws(http: &reqwest::Client, base: &str, token: &str, typ: &str) -> anyhow::Result<Value> {
     let parts: Vec<&str> = token.split('.').collect();
-    anyhow::ensure!(parts.len() == 3, "a SET is a JWS in compact form");
+    anyhow::ensure!(parts.len() == 3, "a JWS in compact form");
     let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0])?)?;
-    anyhow::ensure!(header["typ"] == "secevent+jwt" && header["alg"] == "PS512", "header {header}");
-    let jwks: Value = app.get("/.well-known/jwks.json").await.json().await?;
+    anyhow::ensure!(header["typ"] == typ && header["alg"] == "PS512", "header {header}");
+    let jwks: Value = http.get(format!("{base}/.well-known/jwks.json")).send().await?.json().await?;
     let jwk = jwks["keys"]
         .as_array()
         .and_then(|keys| keys.iter().find(|k| k["kid"] == header["kid"]))
-        .ok_or_else(|| anyhow::anyhow!("the SET's kid is not in pforte's JWKS"))?;
+        .ok_or_else(|| anyhow::anyhow!("the JWS's kid is not in pforte's JWKS"))?;
     anyhow::ensure!(jwk["alg"] == "PS512", "the published key is {jwk}");
     let n = BigNum::from_slice(&URL_SAFE_NO_PAD.decode(jwk["n"].as_str().unwrap_or_default())?)?;
     let e = BigNum::from_slice(&URL_SAFE_NO_PAD.decode(jwk["e"].as_str().unwrap_or_default())?)?;
@@ -287,7 +294,7 @@ pub async fn verify_pforte_set(app: &TestApp, token: &str) -> anyhow::Result<Val
     verifier.set_rsa_pss_saltlen(RsaPssSaltlen::DIGEST_LENGTH)?;
     verifier.set_rsa_mgf1_md(MessageDigest::sha512())?;
     verifier.update(format!("{}.{}", parts[0], parts[1]).as_bytes())?;
-    anyhow::ensure!(verifier.verify(&URL_SAFE_NO_PAD.decode(parts[2])?)?, "pforte's SET does not verify");
+    anyhow::ensure!(verifier.verify(&URL_SAFE_NO_PAD.decode(parts[2])?)?, "pforte's JWS does not verify");
     Ok(serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1])?)?)
 }
 
