@@ -93,6 +93,7 @@ mod transfer;
 mod transfer_callbacks;
 mod transfer_interop;
 mod transfer_receive;
+mod transfer_retention;
 mod transfer_support;
 mod upstream;
 
