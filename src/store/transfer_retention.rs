@@ -125,7 +125,8 @@ impl Database {
     /// Deletes the chunks of up to `limit` uploads started at `started_before` or earlier that no
     /// attachment names (they never completed). Returns how many uploads.
     pub async fn purge_orphan_transfer_uploads(&self, started_before: i64, limit: i64) -> StorageResult<u64> {
-        let unnamed = "NOT EXISTS (SELECT 1 FROM transfer_attachments a WHERE a.upload_id = transfer_uploads.upload_id)";
+        let unnamed =
+            "NOT EXISTS (SELECT 1 FROM transfer_attachments a WHERE a.upload_id = transfer_uploads.upload_id)";
         let candidates: Vec<String> = sqlx::query_scalar(&format!(
             "SELECT upload_id FROM transfer_uploads WHERE started_at <= $1 AND {unnamed} ORDER BY started_at LIMIT $2"
         ))
@@ -144,7 +145,10 @@ impl Database {
             .execute(&mut *tx)
             .await?;
             if claimed.rows_affected() == 1 {
-                sqlx::query("DELETE FROM transfer_chunks WHERE upload_id = $1").bind(&upload_id).execute(&mut *tx).await?;
+                sqlx::query("DELETE FROM transfer_chunks WHERE upload_id = $1")
+                    .bind(&upload_id)
+                    .execute(&mut *tx)
+                    .await?;
                 purged += 1;
             }
             tx.commit().await?;

@@ -156,7 +156,8 @@ impl RetentionWorker {
                 }]});
                 let event = self.pforte_event(submission, now, EVENT_REJECT, payload).await?;
                 let registry = self.registry.current();
-                rejected += u64::from(self.transfer.decide(&registry, submission, SubmissionStatus::Rejected, &event).await?);
+                rejected +=
+                    u64::from(self.transfer.decide(&registry, submission, SubmissionStatus::Rejected, &event).await?);
             }
             if (due.len() as i64) < BATCH {
                 return Ok(rejected);
@@ -171,7 +172,8 @@ impl RetentionWorker {
             let due = self.transfer.db.transfer_content_due(decided_before, BATCH).await?;
             for submission in &due {
                 let event = self.pforte_event(submission, now, EVENT_DELETE, json!({})).await?;
-                deleted += u64::from(self.transfer.db.delete_transfer_content(&submission.submission_id, &event).await?);
+                deleted +=
+                    u64::from(self.transfer.db.delete_transfer_content(&submission.submission_id, &event).await?);
             }
             if (due.len() as i64) < BATCH {
                 return Ok(deleted);

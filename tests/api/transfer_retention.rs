@@ -209,7 +209,8 @@ pub async fn two_workers_racing_reject_each_submission_once(ctx: TestContext) ->
     assert_eq!(a.rejected + b.rejected, 3, "{a:?} {b:?}");
     assert_eq!(a.reminded + b.reminded, 3, "only the latest reminder day, once: {a:?} {b:?}");
     for (submission, case, _) in &cases {
-        let rejects = "SELECT COUNT(*) FROM transfer_events WHERE submission_id = $1 AND event_type = 'reject-submission'";
+        let rejects =
+            "SELECT COUNT(*) FROM transfer_events WHERE submission_id = $1 AND event_type = 'reject-submission'";
         assert_eq!(count(&pool, rejects, submission).await?, 1);
         let notes = "SELECT COUNT(*) FROM notification_outbox WHERE transaction_id = $1 AND payload LIKE '%rejected%'";
         assert_eq!(count(&pool, notes, submission).await?, 1);
