@@ -69,7 +69,7 @@ mod tests {
     #[test]
     fn each_bad_value_names_its_key() {
         let key = |k: &str| vec![format!("transfer.{k}")];
-        assert_eq!(problems_of(|s| s.reject_after_days = 0), key("reject_after_days"));
+        assert_eq!(problems_of(|s| s.reject_after_days = 400), key("reject_after_days"));
         assert_eq!(problems_of(|s| s.reminder_days = vec![9, 3]), key("reminder_days"));
         assert_eq!(problems_of(|s| s.reminder_days = vec![3, 3]), key("reminder_days"));
         assert_eq!(problems_of(|s| s.reminder_days = vec![0]), key("reminder_days"));
