@@ -156,6 +156,9 @@ impl Application {
         if state.settings.workers.personal_data {
             workers.push(tokio::spawn(retain_personal_data(state.clone(), shutdown.clone())));
         }
+        if state.settings.workers.transfer_retention {
+            workers.push(tokio::spawn(retain_transfers(state.clone(), shutdown.clone())));
+        }
         workers.push(tokio::spawn(watch_dependencies(state.clone(), shutdown.clone())));
         if let Some(admin_listener) = admin_listener {
             workers.push(tokio::spawn(serve_admin(admin_listener, state.clone(), shutdown.clone())));
@@ -554,6 +557,16 @@ async fn deliver_transfer_callbacks(state: AppState, shutdown: CancellationToken
         state.guarded_http.clone(),
         state.clock.clone(),
     );
+    worker.run(shutdown).await;
+}
+
+/// Datentransfer's deadlines and retention (see `transfer::RetentionWorker`).
+async fn retain_transfers(state: AppState, shutdown: CancellationToken) {
+    tokio::select! {
+        () = state.readiness.wait() => {}
+        () = shutdown.cancelled() => return,
+    }
+    let worker = crate::transfer::RetentionWorker::new(state.transfer.clone(), state.registry.clone());
     worker.run(shutdown).await;
 }
 

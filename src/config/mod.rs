@@ -5,6 +5,7 @@
 mod problem;
 mod rate_limit;
 mod traces;
+mod transfer_retention;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -78,6 +79,29 @@ pub struct TransferSettings {
     /// `server.request_timeout_secs`, which is too short for large attachments.
     #[serde(default = "default_transfer_stream_timeout_secs")]
     pub stream_timeout_secs: u64,
+    /// Deadlines and retention (`transfer::retention`), as FIT-Connect sets them: days after submit
+    /// on which a submission still waiting is announced to the Fachverfahren again.
+    #[serde(default = "default_transfer_reminder_days")]
+    pub reminder_days: Vec<u32>,
+    /// Days after submit after which pforte rejects a submission the subscriber has not decided.
+    #[serde(default = "default_transfer_reject_after_days")]
+    pub reject_after_days: u32,
+    /// Days after the decision (accept or reject) after which the encrypted content is deleted.
+    #[serde(default = "default_transfer_delete_content_after_days")]
+    pub delete_content_after_days: u32,
+    /// Days after the announcement after which a submission never submitted is deleted.
+    #[serde(default = "default_transfer_delete_incomplete_after_days")]
+    pub delete_incomplete_after_days: u32,
+    /// Days after the decision after which the event log and the submission's row are deleted.
+    #[serde(default = "default_transfer_event_log_days")]
+    pub event_log_days: u32,
+    /// Seconds after its start after which the chunks of an upload that never completed are deleted;
+    /// longer than `stream_timeout_secs`, so no upload still streaming loses its chunks.
+    #[serde(default = "default_transfer_orphan_upload_grace_secs")]
+    pub orphan_upload_grace_secs: u64,
+    /// Seconds between two rounds of the retention worker.
+    #[serde(default = "default_transfer_retention_interval_secs")]
+    pub retention_interval_secs: u64,
 }
 
 impl Default for TransferSettings {
@@ -89,6 +113,13 @@ impl Default for TransferSettings {
             max_attachments: default_transfer_max_attachments(),
             max_submit_bytes: default_transfer_max_submit_bytes(),
             stream_timeout_secs: default_transfer_stream_timeout_secs(),
+            reminder_days: default_transfer_reminder_days(),
+            reject_after_days: default_transfer_reject_after_days(),
+            delete_content_after_days: default_transfer_delete_content_after_days(),
+            delete_incomplete_after_days: default_transfer_delete_incomplete_after_days(),
+            event_log_days: default_transfer_event_log_days(),
+            orphan_upload_grace_secs: default_transfer_orphan_upload_grace_secs(),
+            retention_interval_secs: default_transfer_retention_interval_secs(),
         }
     }
 }
@@ -104,6 +135,27 @@ fn default_transfer_max_submit_bytes() -> u64 {
 }
 fn default_transfer_stream_timeout_secs() -> u64 {
     3600
+}
+fn default_transfer_reminder_days() -> Vec<u32> {
+    vec![3, 9]
+}
+fn default_transfer_reject_after_days() -> u32 {
+    14
+}
+fn default_transfer_delete_content_after_days() -> u32 {
+    7
+}
+fn default_transfer_delete_incomplete_after_days() -> u32 {
+    1
+}
+fn default_transfer_event_log_days() -> u32 {
+    730
+}
+fn default_transfer_orphan_upload_grace_secs() -> u64 {
+    24 * 3600
+}
+fn default_transfer_retention_interval_secs() -> u64 {
+    300
 }
 
 /// The dependency status (`health`, issue 11): how often the running service asks its upstream
@@ -238,11 +290,14 @@ pub struct WorkerSettings {
     /// tenant's retention period.
     #[serde(default = "default_true")]
     pub personal_data: bool,
+    /// Datentransfer deadlines and retention: reminders, automatic reject, deletion (`transfer.*_days`).
+    #[serde(default = "default_true")]
+    pub transfer_retention: bool,
 }
 
 impl Default for WorkerSettings {
     fn default() -> Self {
-        WorkerSettings { notifications: true, payment_status: true, personal_data: true }
+        WorkerSettings { notifications: true, payment_status: true, personal_data: true, transfer_retention: true }
     }
 }
 
@@ -508,6 +563,7 @@ impl Settings {
         if !(1..=1000).contains(&self.transfer.max_attachments) {
             problems.push("settings", "transfer.max_attachments", "must be between 1 and 1000");
         }
+        self.transfer.check_retention(&mut problems);
         if self.finance.import_max_bytes == 0 {
             problems.push("settings", "finance.import_max_bytes", "must be greater than zero");
         }

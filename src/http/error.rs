@@ -40,6 +40,8 @@ pub(crate) enum ErrorCode {
     TransferInvalidTransition,
     /// Datentransfer: a subscriber's SET that does not verify or says something else (422).
     TransferInvalidEvent,
+    /// Datentransfer: the submission's content was deleted after its retention period (410).
+    TransferContentDeleted,
 }
 
 impl ErrorCode {
@@ -64,6 +66,7 @@ impl ErrorCode {
             ErrorCode::TransferAttachmentsMissing => "transfer_attachments_missing",
             ErrorCode::TransferInvalidTransition => "transfer_invalid_transition",
             ErrorCode::TransferInvalidEvent => "transfer_invalid_event",
+            ErrorCode::TransferContentDeleted => "transfer_content_deleted",
         }
     }
 
@@ -88,6 +91,7 @@ impl ErrorCode {
             | ErrorCode::TransferAttachmentsMissing
             | ErrorCode::TransferInvalidEvent => StatusCode::UNPROCESSABLE_ENTITY,
             ErrorCode::TransferInvalidTransition => StatusCode::CONFLICT,
+            ErrorCode::TransferContentDeleted => StatusCode::GONE,
         }
     }
 
@@ -112,6 +116,7 @@ impl ErrorCode {
             ErrorCode::TransferAttachmentsMissing => "Announced attachments are missing",
             ErrorCode::TransferInvalidTransition => "The submission's status does not allow this",
             ErrorCode::TransferInvalidEvent => "The event is not valid",
+            ErrorCode::TransferContentDeleted => "The submission's content was deleted after its retention period",
         }
     }
 

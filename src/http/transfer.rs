@@ -61,6 +61,7 @@ fn problem(error: TransferError) -> ApiError {
         TransferError::AttachmentsMissing(_) => (ErrorCode::TransferAttachmentsMissing, error.to_string()),
         TransferError::TooLarge(_) => (ErrorCode::PayloadTooLarge, error.to_string()),
         TransferError::InvalidTransition(_) => (ErrorCode::TransferInvalidTransition, error.to_string()),
+        TransferError::ContentDeleted(_) => (ErrorCode::TransferContentDeleted, error.to_string()),
         TransferError::InvalidEvent(_) => (ErrorCode::TransferInvalidEvent, error.to_string()),
         TransferError::BodyBroken(_) => (ErrorCode::BadRequest, "The request body broke off.".to_owned()),
         TransferError::Storage(e) => return ApiError::storage(e),

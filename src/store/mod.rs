@@ -26,6 +26,7 @@ pub(crate) mod saml_logout;
 pub(crate) mod signing_keys;
 pub mod transfer;
 pub mod transfer_callbacks;
+pub mod transfer_retention;
 
 pub use audit_log::AuditRow;
 pub use health::ProbeFailure;

@@ -56,10 +56,11 @@ pub struct EventRow {
     pub created_at: i64,
 }
 
-const SUBMISSION_COLUMNS: &str = "submission_id, case_id, destination_id, tenant_id, sender_client, service_name, \
+pub(super) const SUBMISSION_COLUMNS: &str =
+    "submission_id, case_id, destination_id, tenant_id, sender_client, service_name, \
      service_identifier, status, encrypted_metadata, encrypted_data, created_at, submitted_at";
 
-fn submission_from_row(row: &AnyRow) -> StorageResult<SubmissionRow> {
+pub(super) fn submission_from_row(row: &AnyRow) -> StorageResult<SubmissionRow> {
     let status: String = row.try_get("status")?;
     Ok(SubmissionRow {
         submission_id: row.try_get("submission_id")?,
@@ -166,9 +167,11 @@ impl Database {
         Ok(())
     }
 
-    /// Removes the chunks of an upload that was refused or replaced.
+    /// Removes the chunks of an upload that was refused or replaced, and its record
+    /// (`transfer_uploads`, see `start_transfer_upload`).
     pub async fn delete_transfer_upload(&self, upload_id: &str) -> StorageResult<()> {
         sqlx::query("DELETE FROM transfer_chunks WHERE upload_id = $1").bind(upload_id).execute(self.writer()).await?;
+        sqlx::query("DELETE FROM transfer_uploads WHERE upload_id = $1").bind(upload_id).execute(self.writer()).await?;
         Ok(())
     }
 
@@ -204,7 +207,7 @@ impl Database {
             tx.rollback().await?;
             return Ok(false);
         };
-        sqlx::query(
+        let updated = sqlx::query(
             "UPDATE transfer_attachments SET upload_id = $3, size_bytes = $4, auth_tag = $5, uploaded_at = $6 \
              WHERE submission_id = $1 AND attachment_id = $2",
         )
@@ -216,6 +219,16 @@ impl Database {
         .bind(now)
         .execute(&mut *tx)
         .await?;
+        // The retention worker may have deleted the submission meanwhile (it was announced too long).
+        if updated.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        // Complete: no longer an upload in progress the retention worker would age out.
+        sqlx::query("DELETE FROM transfer_uploads WHERE upload_id = $1")
+            .bind(&attachment.upload_id)
+            .execute(&mut *tx)
+            .await?;
         if let Some(previous) = previous {
             sqlx::query("DELETE FROM transfer_chunks WHERE upload_id = $1").bind(previous).execute(&mut *tx).await?;
         }
@@ -337,7 +350,7 @@ impl Database {
 
 /// Appends an event as the next of its case. A SET whose `jti` is already in the log (a replay) fails
 /// as a unique violation.
-async fn insert_event(conn: &mut sqlx::AnyConnection, event: &EventRow) -> Result<(), StorageError> {
+pub(super) async fn insert_event(conn: &mut sqlx::AnyConnection, event: &EventRow) -> Result<(), StorageError> {
     sqlx::query(
         "INSERT INTO transfer_events (event_id, case_id, seq, submission_id, event_type, token, created_at) \
          VALUES ($1, $2, (SELECT COALESCE(MAX(seq), 0) + 1 FROM transfer_events WHERE case_id = $2), $3, $4, $5, $6)",

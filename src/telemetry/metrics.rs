@@ -38,6 +38,7 @@ const NOTIFICATION_ATTEMPTS: &str = "pforte_notification_attempts_total";
 const AUDIT_CHAIN_DURATION: &str = "pforte_audit_chain_batch_duration_seconds";
 const AUDIT_CHAINED: &str = "pforte_audit_events_chained_total";
 const REGISTRY_RELOADS: &str = "pforte_registry_reloads_total";
+const TRANSFER_RETENTION: &str = "pforte_transfer_retention_total";
 
 /// Where a label value is not known or matched nothing, e.g. a request no route matched.
 pub const UNMATCHED: &str = "unmatched";
@@ -87,6 +88,7 @@ fn describe() {
     describe_histogram!(AUDIT_CHAIN_DURATION, Unit::Seconds, "Time to chain one batch of audit events.");
     describe_counter!(AUDIT_CHAINED, "Audit events moved into the hash chain.");
     describe_counter!(REGISTRY_RELOADS, "Registry reloads: applied, or refused with the old registry kept.");
+    describe_counter!(TRANSFER_RETENTION, "Datentransfer deadlines and retention carried out, by action.");
 }
 
 /// A registry reload (SIGHUP, `pforte reload`, `POST /reload`): `applied`, or refused because the
@@ -266,6 +268,15 @@ pub fn refund(provider: &str, outcome: &'static str) {
 /// One notification delivery attempt: `delivered`, `retry` or `gave_up`.
 pub fn notification_attempt(outcome: &'static str) {
     counter!(NOTIFICATION_ATTEMPTS, "outcome" => outcome).increment(1);
+}
+
+/// `count` Datentransfer submissions (or uploads) the retention worker handled with `action`
+/// (`reminded`, `rejected`, `content_deleted`, `incomplete_deleted`, `event_log_deleted`,
+/// `orphan_upload_deleted`).
+pub fn transfer_retention(action: &'static str, count: u64) {
+    if count > 0 {
+        counter!(TRANSFER_RETENTION, "action" => action).increment(count);
+    }
 }
 
 /// One batch of `events` audit events chained in `took`.

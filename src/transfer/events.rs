@@ -18,6 +18,7 @@ pub const EVENT_CREATE: &str = "create-submission";
 pub const EVENT_SUBMIT: &str = "submit-submission";
 pub const EVENT_ACCEPT: &str = "accept-submission";
 pub const EVENT_REJECT: &str = "reject-submission";
+pub const EVENT_DELETE: &str = "delete-submission";
 const SET_TYPE: &str = "secevent+jwt";
 /// A subscriber's SET dated further ahead than this is refused (clocks differ a little).
 const MAX_FUTURE_SECS: i64 = 60;

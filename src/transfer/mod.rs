@@ -11,14 +11,16 @@ mod callbacks;
 mod events;
 mod jwe;
 mod receive;
+mod retention;
 mod send;
 
 use std::sync::Arc;
 
 pub use callbacks::{callback_signature, CallbackWorker, CALLBACK_AUTHENTICATION, CALLBACK_TIMESTAMP};
-pub use events::{EVENT_ACCEPT, EVENT_CREATE, EVENT_REJECT, EVENT_SUBMIT, EVENT_URI_BASE};
+pub use events::{EVENT_ACCEPT, EVENT_CREATE, EVENT_DELETE, EVENT_REJECT, EVENT_SUBMIT, EVENT_URI_BASE};
 pub use jwe::{check_compact, JweFacts, JweProblem, JweScanner};
 pub use receive::{AttachmentDownload, SubmissionList};
+pub use retention::{RetentionRound, RetentionWorker, NOT_FETCHED_IN_TIME};
 pub use send::{Announce, Announced, EventLog, ServiceType, Submit};
 
 use crate::clock::SharedClock;
@@ -58,6 +60,9 @@ pub enum TransferError {
     /// The submission is not in a status that allows this.
     #[error("{0}")]
     InvalidTransition(String),
+    /// The submission's content was deleted after its retention period (`retention`).
+    #[error("{0}")]
+    ContentDeleted(String),
     /// A subscriber's SET that is not signed by the destination's key or says something else.
     #[error("{0}")]
     InvalidEvent(String),

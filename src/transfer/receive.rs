@@ -55,6 +55,7 @@ impl TransferService {
         submission_id: &str,
     ) -> Result<(SubmissionRow, Vec<String>), TransferError> {
         let (submission, _) = self.subscriber_submission(registry, client, submission_id).await?;
+        content_kept(&submission)?;
         let attachments = self.db.transfer_attachments(&submission.submission_id).await?;
         Ok((submission, attachments.into_iter().map(|a| a.attachment_id).collect()))
     }
@@ -68,6 +69,7 @@ impl TransferService {
     ) -> Result<AttachmentDownload<impl Stream<Item = Result<Vec<u8>, StorageError>> + Send + 'static>, TransferError>
     {
         let (submission, _) = self.subscriber_submission(registry, client, submission_id).await?;
+        content_kept(&submission)?;
         let attachments = self.db.transfer_attachments(&submission.submission_id).await?;
         let attachment = attachments
             .into_iter()
@@ -116,12 +118,6 @@ impl TransferService {
                 submission.status.as_str()
             )));
         }
-        let messages = StatusMessages {
-            callback: None,
-            notification: registry
-                .client(&submission.sender_client)
-                .and_then(|sender| callbacks::sender_notification(sender, &submission, to, self.clock.now(), now)),
-        };
         let event = EventRow {
             event_id: jti,
             case_id: case_id.clone(),
@@ -130,11 +126,7 @@ impl TransferService {
             token: token.to_owned(),
             created_at: now,
         };
-        match self
-            .db
-            .change_transfer_status(&submission.submission_id, SubmissionStatus::Submitted, to, None, &event, &messages)
-            .await
-        {
+        match self.decide(registry, &submission, to, &event).await {
             Ok(true) => Ok(()),
             Ok(false) => Err(TransferError::InvalidTransition("the submission was decided meanwhile".into())),
             Err(e) if e.is_unique_violation() => {
@@ -142,6 +134,28 @@ impl TransferService {
             }
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Records a decision about a submission still submitted with its event, and tells the sending
+    /// online service (`transfer.status_changed`); `false` when it was decided meanwhile. The
+    /// subscriber's SET and pforte's automatic reject (`retention`) both take this path.
+    pub(super) async fn decide(
+        &self,
+        registry: &Registry,
+        submission: &SubmissionRow,
+        to: SubmissionStatus,
+        event: &EventRow,
+    ) -> Result<bool, StorageError> {
+        let now = event.created_at;
+        let messages = StatusMessages {
+            callback: None,
+            notification: registry
+                .client(&submission.sender_client)
+                .and_then(|sender| callbacks::sender_notification(sender, submission, to, self.clock.now(), now)),
+        };
+        self.db
+            .change_transfer_status(&submission.submission_id, SubmissionStatus::Submitted, to, None, event, &messages)
+            .await
     }
 
     async fn subscriber_submission<'r>(
@@ -175,4 +189,15 @@ fn subscribed<'r>(
         return Err(TransferError::Forbidden("this client is not the destination's subscriber".into()));
     }
     Ok(destination)
+}
+
+/// A submission past `announced` always has its encrypted metadata, until the retention worker
+/// deleted its content (`retention`): then fetching it is `ContentDeleted` (410), not 404.
+fn content_kept(submission: &SubmissionRow) -> Result<(), TransferError> {
+    if submission.encrypted_metadata.is_none() {
+        return Err(TransferError::ContentDeleted(
+            "the submission's content was deleted after its retention period; its event log remains".into(),
+        ));
+    }
+    Ok(())
 }

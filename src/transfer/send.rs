@@ -180,6 +180,7 @@ impl TransferService {
             return Err(too_large());
         }
         let upload_id = uuid::Uuid::new_v4().to_string();
+        self.db.start_transfer_upload(&upload_id, submission_id, self.clock.now_millis()).await?;
         let stored = self.store_chunks(&upload_id, body, max).await;
         let outcome = match stored {
             Ok((size, scanner)) => match scanner.finish(|kid| destination.accepts_encryption_kid(kid)) {

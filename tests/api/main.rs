@@ -95,6 +95,7 @@ mod transfer_interop;
 mod transfer_metadata;
 mod transfer_openapi;
 mod transfer_receive;
+mod transfer_retention;
 mod transfer_support;
 mod upstream;
 
