@@ -78,7 +78,11 @@ pub(super) fn problem(error: TransferError) -> ApiError {
 
 /// The calling client, from a Bearer access token with scope `transfer`. Credentials that could not
 /// be checked (the database is away) are 503, not 401.
-pub(super) async fn caller<'r>(state: &AppState, registry: &'r Registry, headers: &HeaderMap) -> Result<&'r Client, ApiError> {
+pub(super) async fn caller<'r>(
+    state: &AppState,
+    registry: &'r Registry,
+    headers: &HeaderMap,
+) -> Result<&'r Client, ApiError> {
     let unauthorized =
         || ApiError::new(ErrorCode::Unauthorized, "A Bearer access token with scope transfer is required.");
     let value = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).ok_or_else(unauthorized)?;

@@ -50,8 +50,11 @@ async fn authentication(State(state): State<AppState>, headers: HeaderMap, body:
         auth_time: checked.auth_time,
         issued_at: checked.issued_at,
     };
-    let token =
-        state.transfer.authentication_evidence(&registry, client, login, &request.submission_id).await.map_err(problem)?;
+    let token = state
+        .transfer
+        .authentication_evidence(&registry, client, login, &request.submission_id)
+        .await
+        .map_err(problem)?;
     let body = json!({ "type": REPORT_TYPE, "version": REPORT_VERSION, "content": token });
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }

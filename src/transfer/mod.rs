@@ -18,8 +18,8 @@ mod send;
 use std::sync::Arc;
 
 pub use callbacks::{callback_signature, CallbackWorker, CALLBACK_AUTHENTICATION, CALLBACK_TIMESTAMP};
-pub use evidence::{parse_body, AuthenticationRequest, LoginFacts, PaymentEvidence, PaymentRequest};
 pub use events::{EVENT_ACCEPT, EVENT_CREATE, EVENT_REJECT, EVENT_SUBMIT, EVENT_URI_BASE};
+pub use evidence::{parse_body, AuthenticationRequest, LoginFacts, PaymentEvidence, PaymentRequest};
 pub use jwe::{check_compact, JweFacts, JweProblem, JweScanner};
 pub use receive::{AttachmentDownload, SubmissionList};
 pub use send::{Announce, Announced, EventLog, ServiceType, Submit};

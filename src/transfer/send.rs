@@ -9,8 +9,8 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::callbacks;
-use super::evidence::payment_used;
 use super::events::{self, EVENT_CREATE, EVENT_SUBMIT};
+use super::evidence::payment_used;
 use super::jwe::{check_compact, JweScanner};
 use super::{parse_uuid, TransferError, TransferService, CHUNK_BYTES, MAX_PAGE};
 use crate::model::SubmissionStatus;

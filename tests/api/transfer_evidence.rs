@@ -25,10 +25,8 @@ const PAYMENT: &str = "/v1/evidence/payment";
 
 /// A second online service of the same authority, with its own originator for payments.
 fn second_service() -> String {
-    client_file("second-service", &format!("\"{AUTHORITY}\"")).replace(
-        "tenants = [",
-        "originator_id = \"second-service\"\ntenants = [",
-    )
+    client_file("second-service", &format!("\"{AUTHORITY}\""))
+        .replace("tenants = [", "originator_id = \"second-service\"\ntenants = [")
 }
 
 async fn start_fees(ctx: &TestContext, clock: SharedClock) -> anyhow::Result<TestApp> {
@@ -86,7 +84,12 @@ async fn payment_token(app: &TestApp, client: &str) -> anyhow::Result<String> {
 
 async fn open(app: &TestApp, token: &str, originator: &str, request_id: &str) -> anyhow::Result<String> {
     let path = format!("/paymenttransaction/{originator}/{AUTHORITY}");
-    let created = post(app, token, &path, &payment_body(app, request_id).to_string(), None).await?;
+    let mut body = payment_body(app, request_id);
+    if originator != "demo-service" {
+        // Back to the service's own registered origin (client_file's redirect URI).
+        body["redirectUrl"] = json!(format!("https://{originator}.example.org/cb"));
+    }
+    let created = post(app, token, &path, &body.to_string(), None).await?;
     anyhow::ensure!(created.status() == 201, "create: {}", created.text().await?);
     let created: Value = created.json().await?;
     Ok(created["paymentInformation"]["transactionId"].as_str().unwrap_or_default().to_owned())
@@ -140,7 +143,8 @@ pub async fn login_and_payment_evidence_verify_with_pforte_jwks_and_the_finance_
     assert_eq!(answer.status(), 201);
     let report: Value = answer.json().await?;
     assert_eq!((report["type"].as_str(), report["version"].as_str()), (Some("identificationReport"), Some("1.0.0")));
-    let login = verify_pforte_jws(&app, report["content"].as_str().unwrap_or_default(), "identification-report+jwt").await?;
+    let login =
+        verify_pforte_jws(&app, report["content"].as_str().unwrap_or_default(), "identification-report+jwt").await?;
     assert_eq!(login["iss"], app.address);
     assert_eq!(login["sub"], id_claims["sub"], "the pairwise pseudonym the service has");
     assert_eq!(login["acr"], "http://eidas.europa.eu/LoA/substantial");
@@ -157,7 +161,8 @@ pub async fn login_and_payment_evidence_verify_with_pforte_jwks_and_the_finance_
     assert_eq!((info["paymentMethod"].as_str(), info["status"].as_str()), (Some("OTHER"), Some("BOOKED")));
     assert_eq!(info["transactionId"], payment.as_str());
     assert!(info["transactionTimestamp"].as_str().is_some_and(|t| chrono::DateTime::parse_from_rfc3339(t).is_ok()));
-    let paid = verify_pforte_jws(&app, info["pforteEvidence"].as_str().unwrap_or_default(), "payment-evidence+jwt").await?;
+    let paid =
+        verify_pforte_jws(&app, info["pforteEvidence"].as_str().unwrap_or_default(), "payment-evidence+jwt").await?;
     assert_eq!((paid["amount"].as_str(), paid["currency"].as_str()), (Some("12.00"), Some("EUR")));
     assert_eq!((paid["status"].as_str(), paid["tenant"].as_str()), (Some("PAYED"), Some(AUTHORITY)));
     assert_eq!((paid["transaction_id"].as_str(), paid["client_id"].as_str()), (Some(&*payment), Some("demo")));
@@ -264,7 +269,8 @@ pub async fn a_fee_is_refused_unless_paid_by_the_client_for_the_authority_and_un
     // The payment evidence refuses the same, for a submission that needs no fee.
     let (free, _) = announced_paying(&app, &sender, OTHER_DESTINATION, None).await?;
     for refused_payment in [&other_tenant, &other_client, &unpaid] {
-        let answer = ask(&app, &sender, PAYMENT, json!({ "transactionId": refused_payment, "submissionId": free })).await;
+        let answer =
+            ask(&app, &sender, PAYMENT, json!({ "transactionId": refused_payment, "submissionId": free })).await;
         assert_eq!(refused(answer, 422).await?, "transfer_payment_not_paid");
     }
     // The other client may not have evidence about the demo service's submission.
