@@ -102,6 +102,14 @@ pub struct TransferSettings {
     /// Seconds between two rounds of the retention worker.
     #[serde(default = "default_transfer_retention_interval_secs")]
     pub retention_interval_secs: u64,
+    /// Login evidence (`POST /v1/evidence/authentication`) is refused for a login older than this:
+    /// the ID token's `auth_time`, or its `iat` when the account provider sent no `auth_time`.
+    #[serde(default = "default_transfer_evidence_max_login_age_secs")]
+    pub evidence_max_login_age_secs: u64,
+}
+
+fn default_transfer_evidence_max_login_age_secs() -> u64 {
+    86_400
 }
 
 impl Default for TransferSettings {
@@ -120,6 +128,7 @@ impl Default for TransferSettings {
             event_log_days: default_transfer_event_log_days(),
             orphan_upload_grace_secs: default_transfer_orphan_upload_grace_secs(),
             retention_interval_secs: default_transfer_retention_interval_secs(),
+            evidence_max_login_age_secs: default_transfer_evidence_max_login_age_secs(),
         }
     }
 }
@@ -555,6 +564,7 @@ impl Settings {
             ("transfer.max_attachment_bytes", self.transfer.max_attachment_bytes),
             ("transfer.max_submit_bytes", self.transfer.max_submit_bytes),
             ("transfer.stream_timeout_secs", self.transfer.stream_timeout_secs),
+            ("transfer.evidence_max_login_age_secs", self.transfer.evidence_max_login_age_secs),
         ] {
             if value == 0 {
                 problems.push("settings", key, "must be greater than zero");

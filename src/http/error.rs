@@ -42,6 +42,14 @@ pub(crate) enum ErrorCode {
     TransferInvalidEvent,
     /// Datentransfer: the submission's content was deleted after its retention period (410).
     TransferContentDeleted,
+    /// The destination's service requires a fee and the announce named no payment.
+    TransferPaymentMissing,
+    /// The payment is not PAYED (or refunded), or not the caller's for the destination's authority.
+    TransferPaymentNotPaid,
+    /// The payment already serves another submission.
+    TransferPaymentUsed,
+    /// The ID token offered for login evidence is not one pforte issued to the caller, or too old.
+    TransferInvalidIdToken,
 }
 
 impl ErrorCode {
@@ -67,6 +75,10 @@ impl ErrorCode {
             ErrorCode::TransferInvalidTransition => "transfer_invalid_transition",
             ErrorCode::TransferInvalidEvent => "transfer_invalid_event",
             ErrorCode::TransferContentDeleted => "transfer_content_deleted",
+            ErrorCode::TransferPaymentMissing => "transfer_payment_missing",
+            ErrorCode::TransferPaymentNotPaid => "transfer_payment_not_paid",
+            ErrorCode::TransferPaymentUsed => "transfer_payment_used",
+            ErrorCode::TransferInvalidIdToken => "transfer_invalid_id_token",
         }
     }
 
@@ -89,7 +101,11 @@ impl ErrorCode {
             | ErrorCode::TransferUnknownKey
             | ErrorCode::TransferNotAnnounced
             | ErrorCode::TransferAttachmentsMissing
-            | ErrorCode::TransferInvalidEvent => StatusCode::UNPROCESSABLE_ENTITY,
+            | ErrorCode::TransferInvalidEvent
+            | ErrorCode::TransferPaymentMissing
+            | ErrorCode::TransferPaymentNotPaid
+            | ErrorCode::TransferPaymentUsed
+            | ErrorCode::TransferInvalidIdToken => StatusCode::UNPROCESSABLE_ENTITY,
             ErrorCode::TransferInvalidTransition => StatusCode::CONFLICT,
             ErrorCode::TransferContentDeleted => StatusCode::GONE,
         }
@@ -117,6 +133,10 @@ impl ErrorCode {
             ErrorCode::TransferInvalidTransition => "The submission's status does not allow this",
             ErrorCode::TransferInvalidEvent => "The event is not valid",
             ErrorCode::TransferContentDeleted => "The submission's content was deleted after its retention period",
+            ErrorCode::TransferPaymentMissing => "The service requires a paid fee",
+            ErrorCode::TransferPaymentNotPaid => "The payment is not paid for this authority",
+            ErrorCode::TransferPaymentUsed => "The payment already serves another submission",
+            ErrorCode::TransferInvalidIdToken => "The ID token is not valid for evidence",
         }
     }
 
