@@ -22,9 +22,14 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 
 /// 32 random bytes, base64url: codes, states, ids.
 pub fn random_token() -> String {
+    random_token_of::<32>()
+}
+
+/// `N` bytes from the operating system's generator, in base64url without padding.
+pub fn random_token_of<const N: usize>() -> String {
     use base64::Engine;
     use rand::RngCore;
-    let mut bytes = [0u8; 32];
+    let mut bytes = [0u8; N];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }

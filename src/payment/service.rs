@@ -183,7 +183,11 @@ impl PaymentService {
         };
         let adapter =
             self.providers.adapter(provider.id.as_str()).map_err(|e| PaymentError::unavailable(e.to_string()))?;
-        let transaction_id = crate::crypto::random_token();
+        // 27 random bytes: 36 base64url characters (216 bits), because FIT-Connect's metadata 1.0.0
+        // takes a `paymentInformation.transactionId` of at most 36 characters, and the id is what
+        // the online service puts there (`transfer::evidence`). Still far beyond guessing: the id
+        // is in the citizen's pay URL.
+        let transaction_id = crate::crypto::random_token_of::<27>();
         // The provider returns the citizen to pforte, which reads the status before sending them on.
         let mut to_provider = effective;
         to_provider.redirect_url = self.routes.provider_return_url(&transaction_id);

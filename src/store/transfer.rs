@@ -58,7 +58,8 @@ pub struct EventRow {
     pub created_at: i64,
 }
 
-pub(super) const SUBMISSION_COLUMNS: &str = "submission_id, case_id, destination_id, tenant_id, sender_client, service_name, \
+pub(super) const SUBMISSION_COLUMNS: &str =
+    "submission_id, case_id, destination_id, tenant_id, sender_client, service_name, \
      service_identifier, status, encrypted_metadata, encrypted_data, created_at, submitted_at, payment_transaction_id";
 
 pub(super) fn submission_from_row(row: &AnyRow) -> StorageResult<SubmissionRow> {

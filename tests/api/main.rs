@@ -91,6 +91,7 @@ mod tcp_proxy;
 mod traces;
 mod transfer;
 mod transfer_callbacks;
+mod transfer_end_to_end;
 mod transfer_evidence;
 mod transfer_interop;
 mod transfer_metadata;

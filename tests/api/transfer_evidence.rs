@@ -29,7 +29,7 @@ fn second_service() -> String {
         .replace("tenants = [", "originator_id = \"second-service\"\ntenants = [")
 }
 
-async fn start_fees(ctx: &TestContext, clock: SharedClock) -> anyhow::Result<TestApp> {
+pub async fn start_fees(ctx: &TestContext, clock: SharedClock) -> anyhow::Result<TestApp> {
     let clients = ctx.clients_with(&[
         ("fachverfahren", client_file("fachverfahren", "")),
         ("fachverfahren-2", client_file("fachverfahren-2", "")),
@@ -53,7 +53,7 @@ async fn start_fees(ctx: &TestContext, clock: SharedClock) -> anyhow::Result<Tes
 
 /// A real login of the persona `erika` through the account simulator: the demo service's ID token
 /// and its claims (name, birth date and address released, so the test can look for them).
-async fn login(app: &TestApp) -> anyhow::Result<(String, Value)> {
+pub async fn login(app: &TestApp) -> anyhow::Result<(String, Value)> {
     let mut browser = Browser::new(app);
     let params = citizen_request(app, "openid profile birth address", "http://eidas.europa.eu/LoA/substantial");
     let answer = browser.login(&params, "bundid-sim", "erika", "STORK-QAA-Level-3").await;
@@ -64,7 +64,7 @@ async fn login(app: &TestApp) -> anyhow::Result<(String, Value)> {
 }
 
 /// A payment of 12.00 by `originator` for `endpoint`, paid through the pay simulator: its id.
-async fn paid(app: &TestApp, token: &str, originator: &str, request_id: &str) -> anyhow::Result<String> {
+pub async fn paid(app: &TestApp, token: &str, originator: &str, request_id: &str) -> anyhow::Result<String> {
     let id = open(app, token, originator, request_id).await?;
     let pay_page = location(&app.client.get(app.url(&format!("/pay/{id}"))).send().await?);
     app.client.post(&pay_page).form(&[("method", "CREDITCARD"), ("action", "pay")]).send().await?;
@@ -107,7 +107,7 @@ async fn announce_paying(app: &TestApp, token: &str, destination: &str, payment:
 }
 
 /// Announces and returns (submissionId, caseId).
-async fn announced_paying(
+pub async fn announced_paying(
     app: &TestApp,
     token: &str,
     destination: &str,
@@ -143,8 +143,13 @@ pub async fn login_and_payment_evidence_verify_with_pforte_jwks_and_the_finance_
     assert_eq!(answer.status(), 201);
     let report: Value = answer.json().await?;
     assert_eq!((report["type"].as_str(), report["version"].as_str()), (Some("identificationReport"), Some("1.0.0")));
-    let login =
-        verify_pforte_jws(&app.client, &app.address, report["content"].as_str().unwrap_or_default(), "identification-report+jwt").await?;
+    let login = verify_pforte_jws(
+        &app.client,
+        &app.address,
+        report["content"].as_str().unwrap_or_default(),
+        "identification-report+jwt",
+    )
+    .await?;
     assert_eq!(login["iss"], app.address);
     assert_eq!(login["sub"], id_claims["sub"], "the pairwise pseudonym the service has");
     assert_eq!(login["acr"], "http://eidas.europa.eu/LoA/substantial");
@@ -161,8 +166,13 @@ pub async fn login_and_payment_evidence_verify_with_pforte_jwks_and_the_finance_
     assert_eq!((info["paymentMethod"].as_str(), info["status"].as_str()), (Some("OTHER"), Some("BOOKED")));
     assert_eq!(info["transactionId"], payment.as_str());
     assert!(info["transactionTimestamp"].as_str().is_some_and(|t| chrono::DateTime::parse_from_rfc3339(t).is_ok()));
-    let paid =
-        verify_pforte_jws(&app.client, &app.address, info["pforteEvidence"].as_str().unwrap_or_default(), "payment-evidence+jwt").await?;
+    let paid = verify_pforte_jws(
+        &app.client,
+        &app.address,
+        info["pforteEvidence"].as_str().unwrap_or_default(),
+        "payment-evidence+jwt",
+    )
+    .await?;
     assert_eq!((paid["amount"].as_str(), paid["currency"].as_str()), (Some("12.00"), Some("EUR")));
     assert_eq!((paid["status"].as_str(), paid["tenant"].as_str()), (Some("PAYED"), Some(AUTHORITY)));
     assert_eq!((paid["transaction_id"].as_str(), paid["client_id"].as_str()), (Some(&*payment), Some("demo")));

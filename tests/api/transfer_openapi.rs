@@ -33,10 +33,12 @@ const SERVED: &[(&str, &str, bool)] = &[
     ("post", EVENTS, true),
     ("get", DESTINATION_PATH, false),
     ("get", KEY, false),
+    ("post", AUTHENTICATION, true),
+    ("post", PAYMENT, true),
 ];
 
 /// Documented operations whose routes are being built; each moves to `SERVED` when it lands.
-const DOCUMENTED_AHEAD: &[(&str, &str, bool)] = &[("post", AUTHENTICATION, true), ("post", PAYMENT, true)];
+const DOCUMENTED_AHEAD: &[(&str, &str, bool)] = &[];
 
 const METHODS: [&str; 8] = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
 
@@ -275,3 +277,40 @@ pub async fn the_transfer_document_is_well_formed_and_its_checker_can_fail() -> 
     Ok(())
 }
 plain_test!(the_transfer_document_is_well_formed_and_its_checker_can_fail);
+
+/// pforte's extensions: both statements and their refusals, against the document.
+pub async fn login_and_payment_evidence_match_the_document(ctx: TestContext) -> TestResult {
+    use crate::transfer_evidence::{announced_paying, login, paid, start_fees};
+    let app = start_fees(&ctx, std::sync::Arc::new(pforte::clock::SystemClock)).await?;
+    let document = served_document(&app).await?;
+    let sender = token(&app, "demo", "transfer").await?;
+    let payments = token(&app, "demo", "payment").await?;
+    let (id_token, _) = login(&app).await?;
+    let transaction = paid(&app, &payments, "demo-service", "OA-EVIDENCE-1").await?;
+    let (submission, _) = announced_paying(&app, &sender, DESTINATION, Some(&transaction)).await?;
+    let ask = |path: &'static str, body: Value| {
+        let request = app.client.post(app.url(path)).bearer_auth(&sender).json(&body);
+        async move { request.send().await.expect("evidence") }
+    };
+
+    let report = ask(AUTHENTICATION, json!({ "idToken": id_token, "submissionId": submission })).await;
+    assert_eq!(report.status(), 201);
+    check(&document, "post", AUTHENTICATION, report).await?;
+    let payment = ask(PAYMENT, json!({ "transactionId": transaction, "submissionId": submission })).await;
+    assert_eq!(payment.status(), 201);
+    let payment = check(&document, "post", PAYMENT, payment).await?;
+    if let Some(schema) = crate::transfer_metadata::official_schema()? {
+        let metadata =
+            json!({ "contentStructure": { "attachments": [] }, "paymentInformation": payment["paymentInformation"] });
+        crate::transfer_metadata::assert_valid(&schema, &metadata)?;
+    }
+
+    let forged = ask(AUTHENTICATION, json!({ "idToken": "a.b.c", "submissionId": submission })).await;
+    assert_eq!(check(&document, "post", AUTHENTICATION, forged).await?["code"], "transfer_invalid_id_token");
+    let unknown = ask(PAYMENT, json!({ "transactionId": "unknown", "submissionId": submission })).await;
+    assert_eq!(check(&document, "post", PAYMENT, unknown).await?["code"], "transfer_payment_not_paid");
+    let missing = announce(&app, &sender, DESTINATION, 0).await?;
+    assert_eq!(check(&document, "post", SUBMISSIONS, missing).await?["code"], "transfer_payment_missing");
+    app.stop().await
+}
+backend_test!(login_and_payment_evidence_match_the_document);
