@@ -78,6 +78,14 @@ pub struct TransferSettings {
     /// `server.request_timeout_secs`, which is too short for large attachments.
     #[serde(default = "default_transfer_stream_timeout_secs")]
     pub stream_timeout_secs: u64,
+    /// Login evidence (`POST /v1/evidence/authentication`) is refused for a login older than this:
+    /// the ID token's `auth_time`, or its `iat` when the account provider sent no `auth_time`.
+    #[serde(default = "default_transfer_evidence_max_login_age_secs")]
+    pub evidence_max_login_age_secs: u64,
+}
+
+fn default_transfer_evidence_max_login_age_secs() -> u64 {
+    86_400
 }
 
 impl Default for TransferSettings {
@@ -89,6 +97,7 @@ impl Default for TransferSettings {
             max_attachments: default_transfer_max_attachments(),
             max_submit_bytes: default_transfer_max_submit_bytes(),
             stream_timeout_secs: default_transfer_stream_timeout_secs(),
+            evidence_max_login_age_secs: default_transfer_evidence_max_login_age_secs(),
         }
     }
 }
@@ -500,6 +509,7 @@ impl Settings {
             ("transfer.max_attachment_bytes", self.transfer.max_attachment_bytes),
             ("transfer.max_submit_bytes", self.transfer.max_submit_bytes),
             ("transfer.stream_timeout_secs", self.transfer.stream_timeout_secs),
+            ("transfer.evidence_max_login_age_secs", self.transfer.evidence_max_login_age_secs),
         ] {
             if value == 0 {
                 problems.push("settings", key, "must be greater than zero");

@@ -39,6 +39,7 @@ pub(crate) async fn gather(db: &Database, tenant: &str, period: Period) -> Stora
                 provider_reference: p.provider_reference,
                 transaction_reference: p.transaction_reference,
                 status: p.status,
+                submission_id: p.submission_id,
             })
         })
         .collect::<StorageResult<Vec<_>>>()?;

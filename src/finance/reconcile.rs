@@ -189,6 +189,7 @@ fn payment_evidence(payment: &PfortePayment) -> PforteEvidence {
         amount: payment.amount,
         status: payment.status.as_str().to_owned(),
         at: payment.paid.then(|| local_time(payment.paid_at)),
+        submission_id: payment.submission_id.clone(),
     }
 }
 
@@ -402,6 +403,7 @@ fn refund_findings(input: &ReconcileInput, used_lines: &mut HashSet<usize>) -> V
                     amount: refund.amount,
                     status: refund.status.as_str().to_owned(),
                     at: Some(local_time(refund.created_at)),
+                    submission_id: None,
                 }),
                 settlement: line.map(settlement_evidence).into_iter().collect(),
                 payout: None,

@@ -25,6 +25,8 @@ pub(crate) struct PfortePayment {
     pub paid: bool,
     pub paid_after_timeout: bool,
     pub paid_at: DateTime<Utc>,
+    /// The Datentransfer submission this payment paid the fee of, when it is bound to one.
+    pub submission_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

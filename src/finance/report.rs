@@ -132,6 +132,9 @@ pub(crate) struct PforteEvidence {
     /// When it was paid (or the refund recorded), local time in Germany.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub at: Option<String>,
+    /// The Datentransfer submission the payment paid the fee of (`submission_id`), when bound.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub submission_id: Option<String>,
 }
 
 /// One settlement row and the import it came from.
@@ -257,7 +260,8 @@ impl Finding {
         let Some(p) = &self.pforte else { return String::new() };
         let refund = p.refund_id.as_ref().map(|r| format!(" refund {r}")).unwrap_or_default();
         let at = p.at.as_ref().map(|at| format!(" at {at}")).unwrap_or_default();
-        format!("{}{refund}: {} EUR, {}{at}", p.transaction_id, p.amount, p.status)
+        let submission = p.submission_id.as_ref().map(|s| format!(", submission {s}")).unwrap_or_default();
+        format!("{}{refund}: {} EUR, {}{at}{submission}", p.transaction_id, p.amount, p.status)
     }
 
     pub(crate) fn settlement_text(&self) -> String {

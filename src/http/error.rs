@@ -40,6 +40,14 @@ pub(crate) enum ErrorCode {
     TransferInvalidTransition,
     /// Datentransfer: a subscriber's SET that does not verify or says something else (422).
     TransferInvalidEvent,
+    /// The destination's service requires a fee and the announce named no payment.
+    TransferPaymentMissing,
+    /// The payment is not PAYED (or refunded), or not the caller's for the destination's authority.
+    TransferPaymentNotPaid,
+    /// The payment already serves another submission.
+    TransferPaymentUsed,
+    /// The ID token offered for login evidence is not one pforte issued to the caller, or too old.
+    TransferInvalidIdToken,
 }
 
 impl ErrorCode {
@@ -64,6 +72,10 @@ impl ErrorCode {
             ErrorCode::TransferAttachmentsMissing => "transfer_attachments_missing",
             ErrorCode::TransferInvalidTransition => "transfer_invalid_transition",
             ErrorCode::TransferInvalidEvent => "transfer_invalid_event",
+            ErrorCode::TransferPaymentMissing => "transfer_payment_missing",
+            ErrorCode::TransferPaymentNotPaid => "transfer_payment_not_paid",
+            ErrorCode::TransferPaymentUsed => "transfer_payment_used",
+            ErrorCode::TransferInvalidIdToken => "transfer_invalid_id_token",
         }
     }
 
@@ -86,7 +98,11 @@ impl ErrorCode {
             | ErrorCode::TransferUnknownKey
             | ErrorCode::TransferNotAnnounced
             | ErrorCode::TransferAttachmentsMissing
-            | ErrorCode::TransferInvalidEvent => StatusCode::UNPROCESSABLE_ENTITY,
+            | ErrorCode::TransferInvalidEvent
+            | ErrorCode::TransferPaymentMissing
+            | ErrorCode::TransferPaymentNotPaid
+            | ErrorCode::TransferPaymentUsed
+            | ErrorCode::TransferInvalidIdToken => StatusCode::UNPROCESSABLE_ENTITY,
             ErrorCode::TransferInvalidTransition => StatusCode::CONFLICT,
         }
     }
@@ -112,6 +128,10 @@ impl ErrorCode {
             ErrorCode::TransferAttachmentsMissing => "Announced attachments are missing",
             ErrorCode::TransferInvalidTransition => "The submission's status does not allow this",
             ErrorCode::TransferInvalidEvent => "The event is not valid",
+            ErrorCode::TransferPaymentMissing => "The service requires a paid fee",
+            ErrorCode::TransferPaymentNotPaid => "The payment is not paid for this authority",
+            ErrorCode::TransferPaymentUsed => "The payment already serves another submission",
+            ErrorCode::TransferInvalidIdToken => "The ID token is not valid for evidence",
         }
     }
 

@@ -23,6 +23,7 @@ mod saml;
 pub use saml::saml_base;
 pub mod state;
 mod transfer;
+mod transfer_evidence;
 
 pub use finance_staff::staff_callback_base;
 
@@ -58,6 +59,7 @@ pub fn router(state: AppState, extra_routes: Router) -> Router {
         .merge(openapi::router())
         .merge(saml::router())
         .merge(transfer::router())
+        .merge(transfer_evidence::router())
         .with_state(state.clone())
         .merge(extra_routes)
         .layer(RequestBodyLimitLayer::new(body_limit));

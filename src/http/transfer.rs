@@ -49,7 +49,7 @@ pub(crate) fn stream_router() -> Router<AppState> {
 }
 
 /// The status and stable code of each refusal; server-side failures keep their cause in the log.
-fn problem(error: TransferError) -> ApiError {
+pub(super) fn problem(error: TransferError) -> ApiError {
     let (code, detail) = match &error {
         TransferError::Invalid(_) => (ErrorCode::BadRequest, error.to_string()),
         TransferError::NotFound(_) => (ErrorCode::NotFound, error.to_string()),
@@ -62,6 +62,10 @@ fn problem(error: TransferError) -> ApiError {
         TransferError::TooLarge(_) => (ErrorCode::PayloadTooLarge, error.to_string()),
         TransferError::InvalidTransition(_) => (ErrorCode::TransferInvalidTransition, error.to_string()),
         TransferError::InvalidEvent(_) => (ErrorCode::TransferInvalidEvent, error.to_string()),
+        TransferError::PaymentMissing => (ErrorCode::TransferPaymentMissing, error.to_string()),
+        TransferError::PaymentNotPaid(_) => (ErrorCode::TransferPaymentNotPaid, error.to_string()),
+        TransferError::PaymentUsed(_) => (ErrorCode::TransferPaymentUsed, error.to_string()),
+        TransferError::InvalidIdToken(_) => (ErrorCode::TransferInvalidIdToken, error.to_string()),
         TransferError::BodyBroken(_) => (ErrorCode::BadRequest, "The request body broke off.".to_owned()),
         TransferError::Storage(e) => return ApiError::storage(e),
         TransferError::Keys(e) if e.is_unreachable() => {
@@ -74,7 +78,11 @@ fn problem(error: TransferError) -> ApiError {
 
 /// The calling client, from a Bearer access token with scope `transfer`. Credentials that could not
 /// be checked (the database is away) are 503, not 401.
-async fn caller<'r>(state: &AppState, registry: &'r Registry, headers: &HeaderMap) -> Result<&'r Client, ApiError> {
+pub(super) async fn caller<'r>(
+    state: &AppState,
+    registry: &'r Registry,
+    headers: &HeaderMap,
+) -> Result<&'r Client, ApiError> {
     let unauthorized =
         || ApiError::new(ErrorCode::Unauthorized, "A Bearer access token with scope transfer is required.");
     let value = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).ok_or_else(unauthorized)?;
@@ -92,7 +100,7 @@ async fn caller<'r>(state: &AppState, registry: &'r Registry, headers: &HeaderMa
     registry.client(&checked.client_id).ok_or_else(unauthorized)
 }
 
-fn require_content_type(headers: &HeaderMap, expected: &str) -> Result<(), ApiError> {
+pub(super) fn require_content_type(headers: &HeaderMap, expected: &str) -> Result<(), ApiError> {
     let given = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
     let essence = given.split(';').next().unwrap_or_default().trim();
     if essence.eq_ignore_ascii_case(expected) {

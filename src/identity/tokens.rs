@@ -19,6 +19,7 @@ use crate::registry::{Client, IdTokenAlg, Level};
 use crate::store::{Database, StorageError};
 
 pub(crate) const ACCESS_TOKEN_TYPE: &str = "at+jwt";
+const ID_TOKEN_TYPE: &str = "JWT";
 /// Lifetime of access tokens and ID tokens, in seconds; a login's session may be shorter still.
 pub(crate) const TOKEN_LIFETIME_SECS: i64 = 300;
 
@@ -90,6 +91,20 @@ pub struct IssuedToken {
     /// Seconds since the epoch.
     pub expires_at: i64,
     pub expires_in: i64,
+}
+
+/// What a checked ID token pforte issued says about the login (`TokenService::verify_id_token`).
+#[derive(Debug, Clone)]
+pub struct IssuedIdToken {
+    pub sub: String,
+    /// The level as the ID token writes it (an eIDAS URI).
+    pub acr: String,
+    /// The upstream account provider's id.
+    pub idp: String,
+    /// When the person logged in at the provider, if it said.
+    pub auth_time: Option<i64>,
+    /// When pforte issued the ID token (seconds).
+    pub issued_at: i64,
 }
 
 /// What a valid access token says.
@@ -187,7 +202,7 @@ impl TokenService {
             IdTokenAlg::PS256 => SigningAlg::Ps256,
             IdTokenAlg::RS256 => SigningAlg::Rs256,
         };
-        self.sign(alg, "JWT", claims).await
+        self.sign(alg, ID_TOKEN_TYPE, claims).await
     }
 
     pub async fn access_token(
@@ -236,7 +251,7 @@ impl TokenService {
                 seen
             }
             None => {
-                let verified = Arc::new(self.verify_signature(token).await?);
+                let verified = Arc::new(self.verify_signature(token, ACCESS_TOKEN_TYPE).await?);
                 self.verified.insert(token, verified.clone(), self.clock.now().timestamp());
                 verified
             }
@@ -271,13 +286,41 @@ impl TokenService {
         })
     }
 
-    /// The signature check of an access token not seen before: type, a published pforte key, the
+    /// Checks an ID token pforte issued (login evidence, Datentransfer): signed by a key pforte still
+    /// publishes, `iss` pforte, `aud` naming `client_id`. Its `exp` is deliberately not checked: an ID
+    /// token lives five minutes, and the evidence asks how old the login is instead.
+    pub async fn verify_id_token(&self, token: &str, client_id: &str) -> Result<IssuedIdToken, TokenError> {
+        let invalid = |reason: &str| TokenError::Invalid(reason.to_owned());
+        let checked = self.verify_signature(token, ID_TOKEN_TYPE).await?;
+        let payload = &checked.payload;
+        let text = |name: &str| payload.claim(name).and_then(Value::as_str).map(str::to_owned);
+        if text("iss").as_deref() != Some(self.issuer.as_str()) {
+            return Err(invalid("issued by someone else"));
+        }
+        let for_client = match payload.claim("aud") {
+            Some(Value::String(aud)) => aud == client_id,
+            Some(Value::Array(auds)) => auds.iter().any(|aud| aud.as_str() == Some(client_id)),
+            _ => false,
+        };
+        if !for_client {
+            return Err(invalid("issued to another client"));
+        }
+        Ok(IssuedIdToken {
+            sub: text("sub").ok_or_else(|| invalid("no subject"))?,
+            acr: text("acr").ok_or_else(|| invalid("no acr"))?,
+            idp: text("idp").ok_or_else(|| invalid("no idp"))?,
+            auth_time: payload.claim("auth_time").and_then(Value::as_i64),
+            issued_at: payload.claim("iat").and_then(Value::as_i64).ok_or_else(|| invalid("no iat"))?,
+        })
+    }
+
+    /// The signature check of a token not seen before: type `typ`, a published pforte key, the
     /// signature, and an expiry to keep it by.
-    async fn verify_signature(&self, token: &str) -> Result<Verified, TokenError> {
+    async fn verify_signature(&self, token: &str, typ: &str) -> Result<Verified, TokenError> {
         let invalid = |reason: &str| TokenError::Invalid(reason.to_owned());
         let header = jwt::decode_header(token).map_err(|_| invalid("not a JWT"))?;
-        if header.claim("typ").and_then(Value::as_str) != Some(ACCESS_TOKEN_TYPE) {
-            return Err(invalid("not an access token"));
+        if header.claim("typ").and_then(Value::as_str) != Some(typ) {
+            return Err(invalid("not a token of this type"));
         }
         let kid = header.claim("kid").and_then(Value::as_str).ok_or_else(|| invalid("no key id"))?;
         let verifier = self.keys.verifier(kid).await?.ok_or_else(|| invalid("unknown signing key"))?;

@@ -60,6 +60,11 @@ impl Destination {
     pub fn offers_service(&self, identifier: &str) -> bool {
         self.services.iter().any(|service| service.identifier == identifier)
     }
+
+    /// Whether submissions for the service must name a paid payment (`fee_required`).
+    pub fn requires_fee(&self, identifier: &str) -> bool {
+        self.services.iter().any(|service| service.identifier == identifier && service.fee_required)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -85,6 +90,9 @@ pub struct DestinationService {
     /// `DE` and up to 12 digits of the regional key.
     pub regions: Vec<String>,
     pub submission_schemas: Vec<SubmissionSchema>,
+    /// Submissions for this service must name a payment PAYED for this authority (the announce's
+    /// `paymentTransactionId`, pforte's extension); checked at announce and again at submit.
+    pub fee_required: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -143,6 +151,8 @@ struct ServiceFile {
     #[serde(default)]
     regions: Vec<String>,
     submission_schemas: Vec<SchemaFile>,
+    #[serde(default)]
+    fee_required: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -261,6 +271,7 @@ fn services(check: &mut FileCheck<'_>, files: &[ServiceFile]) -> Option<Vec<Dest
             identifier: file.identifier.clone(),
             regions: file.regions.clone(),
             submission_schemas: schemas,
+            fee_required: file.fee_required,
         });
     }
     valid.then_some(services)

@@ -75,6 +75,8 @@ pub struct PaymentForReconcile {
     pub paid_after_timeout_at: Option<i64>,
     /// When it was paid, in milliseconds.
     pub paid_at: i64,
+    /// The Datentransfer submission the payment paid for, when it is bound to one.
+    pub submission_id: Option<String>,
 }
 
 /// A refund as reconciliation sees it (from `payment_refunds`, joined with its payment).
@@ -315,7 +317,9 @@ impl Database {
     ) -> StorageResult<Vec<PaymentForReconcile>> {
         let rows = sqlx::query(
             "SELECT transaction_id, provider_id, provider_reference, transaction_reference, gros_amount, status, \
-               timed_out_at, paid_after_timeout_at, COALESCE(paid_at, updated_at) AS paid_at \
+               timed_out_at, paid_after_timeout_at, COALESCE(paid_at, updated_at) AS paid_at, \
+               (SELECT t.submission_id FROM transfer_submissions t \
+                WHERE t.payment_transaction_id = p.transaction_id) AS submission_id \
              FROM payments p WHERE endpoint_id = $1 AND ( \
                ((status = 'PAYED' OR paid_after_timeout_at IS NOT NULL) \
                  AND COALESCE(paid_at, updated_at) BETWEEN $2 AND $3) \
@@ -346,6 +350,7 @@ impl Database {
                     timed_out_at: row.try_get("timed_out_at")?,
                     paid_after_timeout_at: row.try_get("paid_after_timeout_at")?,
                     paid_at: row.try_get("paid_at")?,
+                    submission_id: row.try_get("submission_id")?,
                 })
             })
             .collect()

@@ -26,6 +26,8 @@ pub struct SubmissionRow {
     pub encrypted_data: Option<String>,
     pub created_at: i64,
     pub submitted_at: Option<i64>,
+    /// The payment this submission is bound to (announce extension or payment evidence).
+    pub payment_transaction_id: Option<String>,
 }
 
 /// One announced attachment; `upload_id` is `None` until an upload completed.
@@ -57,7 +59,7 @@ pub struct EventRow {
 }
 
 const SUBMISSION_COLUMNS: &str = "submission_id, case_id, destination_id, tenant_id, sender_client, service_name, \
-     service_identifier, status, encrypted_metadata, encrypted_data, created_at, submitted_at";
+     service_identifier, status, encrypted_metadata, encrypted_data, created_at, submitted_at, payment_transaction_id";
 
 fn submission_from_row(row: &AnyRow) -> StorageResult<SubmissionRow> {
     let status: String = row.try_get("status")?;
@@ -74,11 +76,14 @@ fn submission_from_row(row: &AnyRow) -> StorageResult<SubmissionRow> {
         encrypted_data: row.try_get("encrypted_data")?,
         created_at: row.try_get("created_at")?,
         submitted_at: row.try_get("submitted_at")?,
+        payment_transaction_id: row.try_get("payment_transaction_id")?,
     })
 }
 
 impl Database {
-    /// Records an announced submission, its announced attachments and its first event together.
+    /// Records an announced submission, its announced attachments and its first event together. A
+    /// payment already bound to another submission fails the insert as a unique violation, so of two
+    /// racing announces with one payment only one commits.
     pub async fn insert_transfer_submission(
         &self,
         row: &SubmissionRow,
@@ -88,7 +93,7 @@ impl Database {
         let mut tx = self.begin_write().await?;
         sqlx::query(&format!(
             "INSERT INTO transfer_submissions ({SUBMISSION_COLUMNS}) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, NULL, $9, NULL)"
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, NULL, $9, NULL, $10)"
         ))
         .bind(&row.submission_id)
         .bind(&row.case_id)
@@ -99,6 +104,7 @@ impl Database {
         .bind(&row.service_identifier)
         .bind(row.status.as_str())
         .bind(row.created_at)
+        .bind(&row.payment_transaction_id)
         .execute(&mut *tx)
         .await?;
         for attachment_id in attachment_ids {
@@ -131,6 +137,29 @@ impl Database {
         .fetch_optional(self.pool())
         .await?;
         row.as_ref().map(submission_from_row).transpose()
+    }
+
+    /// Binds a payment to a submission still announced and bound to none; `false` when it is not
+    /// (submitted meanwhile, or bound already). A payment bound elsewhere fails as a unique violation.
+    pub async fn bind_transfer_payment(&self, submission_id: &str, transaction_id: &str) -> StorageResult<bool> {
+        let bound = sqlx::query(
+            "UPDATE transfer_submissions SET payment_transaction_id = $2 \
+             WHERE submission_id = $1 AND status = $3 AND payment_transaction_id IS NULL",
+        )
+        .bind(submission_id)
+        .bind(transaction_id)
+        .bind(SubmissionStatus::Announced.as_str())
+        .execute(self.writer())
+        .await?;
+        Ok(bound.rows_affected() == 1)
+    }
+
+    /// The submission a payment is bound to, if any (for the finance office and the checks).
+    pub async fn transfer_submission_of_payment(&self, transaction_id: &str) -> StorageResult<Option<String>> {
+        Ok(sqlx::query_scalar("SELECT submission_id FROM transfer_submissions WHERE payment_transaction_id = $1")
+            .bind(transaction_id)
+            .fetch_optional(self.pool())
+            .await?)
     }
 
     /// The announced attachments of a submission, by id.

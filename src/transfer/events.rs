@@ -42,13 +42,7 @@ pub(super) async fn pforte_event(
         "txn": format!("case:{case_id}"),
         "events": events,
     });
-    let signer = keys.signer(SigningAlg::Ps512).await?;
-    let mut header = JwsHeader::new();
-    header.set_token_type(SET_TYPE);
-    header.set_key_id(&signer.kid);
-    let crypto = |e: josekit::JoseError| KeyError::Crypto(e.to_string());
-    let payload = JwtPayload::from_map(claims.as_object().cloned().unwrap_or_default()).map_err(crypto)?;
-    let token = jwt::encode_with_signer(&payload, &header, signer.signer.as_ref()).map_err(crypto)?;
+    let token = sign_ps512(keys, SET_TYPE, claims).await?;
     Ok(EventRow {
         event_id: jti,
         case_id: case_id.to_owned(),
@@ -57,6 +51,18 @@ pub(super) async fn pforte_event(
         token,
         created_at: now_millis,
     })
+}
+
+/// A JWS in compact form over `claims`, header `typ`, `alg` PS512 and the `kid` of pforte's current
+/// PS512 key (published in its JWKS): the event log's SETs and the login and payment evidence.
+pub(super) async fn sign_ps512(keys: &KeyService, typ: &str, claims: Value) -> Result<String, KeyError> {
+    let signer = keys.signer(SigningAlg::Ps512).await?;
+    let mut header = JwsHeader::new();
+    header.set_token_type(typ);
+    header.set_key_id(&signer.kid);
+    let crypto = |e: josekit::JoseError| KeyError::Crypto(e.to_string());
+    let payload = JwtPayload::from_map(claims.as_object().cloned().unwrap_or_default()).map_err(crypto)?;
+    jwt::encode_with_signer(&payload, &header, signer.signer.as_ref()).map_err(crypto)
 }
 
 /// What a subscriber decided, from its verified SET.

@@ -5,10 +5,12 @@
 //! its tenants' destinations (`send.rs`) and a subscriber only its own destination (`receive.rs`),
 //! and announces new submissions to the Fachverfahren by signed callback (`callbacks.rs`).
 //! The destinations themselves are registry files (`registry::Destination`). No HTTP here.
-//! SECURITY.md #39 says what this module holds to.
+//! Login and payment evidence for the encrypted metadata are signed here too (`evidence.rs`).
+//! SECURITY.md #39 and #41 say what this module holds to.
 
 mod callbacks;
 mod events;
+mod evidence;
 mod jwe;
 mod receive;
 mod send;
@@ -17,6 +19,7 @@ use std::sync::Arc;
 
 pub use callbacks::{callback_signature, CallbackWorker, CALLBACK_AUTHENTICATION, CALLBACK_TIMESTAMP};
 pub use events::{EVENT_ACCEPT, EVENT_CREATE, EVENT_REJECT, EVENT_SUBMIT, EVENT_URI_BASE};
+pub use evidence::{parse_body, AuthenticationRequest, LoginFacts, PaymentEvidence, PaymentRequest};
 pub use jwe::{check_compact, JweFacts, JweProblem, JweScanner};
 pub use receive::{AttachmentDownload, SubmissionList};
 pub use send::{Announce, Announced, EventLog, ServiceType, Submit};
@@ -64,6 +67,16 @@ pub enum TransferError {
     /// The request body could not be read to its end.
     #[error("the request body broke off: {0}")]
     BodyBroken(String),
+    /// The destination's service requires a fee and no payment was named.
+    #[error("this service requires a paid fee: name the payment as paymentTransactionId")]
+    PaymentMissing,
+    #[error("{0}")]
+    PaymentNotPaid(String),
+    #[error("{0}")]
+    PaymentUsed(String),
+    /// The ID token is not one pforte issued to the caller, or the login is too old.
+    #[error("{0}")]
+    InvalidIdToken(String),
     #[error(transparent)]
     Storage(#[from] StorageError),
     #[error(transparent)]

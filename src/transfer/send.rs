@@ -10,6 +10,7 @@ use serde_json::{json, Map, Value};
 
 use super::callbacks;
 use super::events::{self, EVENT_CREATE, EVENT_SUBMIT};
+use super::evidence::payment_used;
 use super::jwe::{check_compact, JweScanner};
 use super::{parse_uuid, TransferError, TransferService, CHUNK_BYTES, MAX_PAGE};
 use crate::model::SubmissionStatus;
@@ -25,6 +26,8 @@ struct AnnounceBody {
     announced_attachments: Vec<String>,
     service_type: ServiceType,
     case_id: Option<String>,
+    /// pforte's extension: the payment of the fee this submission is for.
+    payment_transaction_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -41,6 +44,7 @@ pub struct Announce {
     attachments: Vec<String>,
     service: ServiceType,
     case_id: Option<String>,
+    payment: Option<String>,
 }
 
 impl Announce {
@@ -61,7 +65,8 @@ impl Announce {
             return Err(TransferError::Invalid("serviceType.name must not be empty".into()));
         }
         let case_id = body.case_id.as_deref().map(|id| parse_uuid("caseId", id)).transpose()?;
-        Ok(Announce { destination_id, attachments, service: body.service_type, case_id })
+        let payment = body.payment_transaction_id;
+        Ok(Announce { destination_id, attachments, service: body.service_type, case_id, payment })
     }
 }
 
@@ -120,6 +125,18 @@ impl TransferService {
                 self.limits.max_attachments
             )));
         }
+        // A payment named is checked even where no fee is required: it is bound to this submission.
+        let fee_required = destination.requires_fee(&request.service.identifier);
+        let payment = match request.payment {
+            None if fee_required => return Err(TransferError::PaymentMissing),
+            None => None,
+            Some(id) => Some(self.paid_payment(client, destination, &id).await?.transaction_id),
+        };
+        if let Some(id) = &payment {
+            if self.db.transfer_submission_of_payment(id).await?.is_some() {
+                return Err(payment_used());
+            }
+        }
         let case_id = match request.case_id {
             // Follow-up submissions in a case are not built yet: a given caseId must be new.
             Some(case_id) if self.db.transfer_submission_of_case(&case_id).await?.is_some() => {
@@ -144,10 +161,16 @@ impl TransferService {
             encrypted_data: None,
             created_at: now,
             submitted_at: None,
+            payment_transaction_id: payment,
         };
         let ids = (row.submission_id.as_str(), row.case_id.as_str());
         let event = events::pforte_event(&self.keys, &self.issuer, now, ids, EVENT_CREATE, json!({})).await?;
-        self.db.insert_transfer_submission(&row, &request.attachments, &event).await?;
+        match self.db.insert_transfer_submission(&row, &request.attachments, &event).await {
+            Ok(()) => {}
+            // Another announce with this payment committed first (the unique index decides).
+            Err(e) if e.is_unique_violation() && row.payment_transaction_id.is_some() => return Err(payment_used()),
+            Err(e) => return Err(e.into()),
+        }
         Ok(Announced { destination_id: row.destination_id, submission_id: row.submission_id, case_id: row.case_id })
     }
 
@@ -270,6 +293,16 @@ impl TransferService {
             let max = self.limits.max_submit_bytes;
             return Err(TransferError::TooLarge(format!("metadata and data may have at most {max} bytes together")));
         }
+        // The payment again: a refund since the announce means the fee is no longer paid.
+        match &submission.payment_transaction_id {
+            Some(id) => {
+                self.paid_payment(client, destination, id).await?;
+            }
+            None if destination.requires_fee(&submission.service_identifier) => {
+                return Err(TransferError::PaymentMissing)
+            }
+            None => {}
+        }
         let kid_ok = |kid: &str| destination.accepts_encryption_kid(kid);
         let metadata = check_compact(&request.encrypted_metadata, kid_ok)?;
         let data = request.encrypted_data.as_deref().map(|data| check_compact(data, kid_ok)).transpose()?;
@@ -349,7 +382,7 @@ impl TransferService {
     }
 
     /// A submission this client announced, with its destination.
-    async fn sender_submission<'r>(
+    pub(super) async fn sender_submission<'r>(
         &self,
         registry: &'r Registry,
         client: &Client,

@@ -92,6 +92,7 @@ mod tcp_proxy;
 mod traces;
 mod transfer;
 mod transfer_callbacks;
+mod transfer_evidence;
 mod transfer_interop;
 mod transfer_receive;
 mod transfer_support;

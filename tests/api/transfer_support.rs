@@ -268,10 +268,16 @@ pub fn decision(key: &PKey<Private>, event: &str, (destination, submission, case
 /// Checks one of pforte's SETs against pforte's published JWKS (PS512, the `kid` of the header) and
 /// returns its claims.
 pub async fn verify_pforte_set(app: &TestApp, token: &str) -> anyhow::Result<Value> {
+    verify_pforte_jws(app, token, "secevent+jwt").await
+}
+
+/// Checks a JWS pforte signed with its PS512 key, header `typ` = `typ`, against its published JWKS,
+/// and returns its claims (the SETs, and the login and payment evidence).
+pub async fn verify_pforte_jws(app: &TestApp, token: &str, typ: &str) -> anyhow::Result<Value> {
     let parts: Vec<&str> = token.split('.').collect();
-    anyhow::ensure!(parts.len() == 3, "a SET is a JWS in compact form");
+    anyhow::ensure!(parts.len() == 3, "a JWS in compact form");
     let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0])?)?;
-    anyhow::ensure!(header["typ"] == "secevent+jwt" && header["alg"] == "PS512", "header {header}");
+    anyhow::ensure!(header["typ"] == typ && header["alg"] == "PS512", "header {header}");
     let jwks: Value = app.get("/.well-known/jwks.json").await.json().await?;
     let jwk = jwks["keys"]
         .as_array()

@@ -28,6 +28,7 @@ fn payment(id: &str, reference: &str, amount: &str, paid_day: u32) -> PfortePaym
         paid: true,
         paid_after_timeout: false,
         paid_at: Utc.with_ymd_and_hms(2026, 11, paid_day, 10, 0, 0).single().unwrap_or_default(),
+        submission_id: None,
     }
 }
 

@@ -261,3 +261,18 @@ fn the_file_name_must_be_a_lower_case_uuid() {
     let problems = tree.destination_problems(true, None);
     assert_problem!(problems, "Fachverfahren-A.toml", "", "UUID");
 }
+
+#[test]
+fn fee_required_is_read_per_service_and_must_be_a_boolean() {
+    let service = "urn:de:fim:leika:leistung:99123456760610";
+    let free = Tree::with_destination(&destination_file(&self_signed_keys(), ""));
+    assert!(!free.load_destinations(true, None).unwrap().destination(ID).unwrap().requires_fee(service));
+    let with_fee = destination_file(&self_signed_keys(), "").replace("regions = [", "fee_required = true\nregions = [");
+    let tree = Tree::with_destination(&with_fee);
+    let registry = tree.load_destinations(true, None).unwrap();
+    assert!(registry.destination(ID).unwrap().requires_fee(service));
+    assert!(!registry.destination(ID).unwrap().requires_fee("urn:de:fim:leika:leistung:1"));
+    let wrong = destination_file(&self_signed_keys(), "").replace("regions = [", "fee_required = \"yes\"\nregions = [");
+    let problems = Tree::with_destination(&wrong).destination_problems(true, None);
+    assert!(format!("{problems:?}").contains("fee_required"), "{problems:?}");
+}
