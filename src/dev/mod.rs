@@ -12,7 +12,9 @@
 //!   entry of kind `simulator` (e.g. `/dev/pay`, `/dev/pay-b`), with their pay pages;
 //! - `pmpayment`: a pmPayment peer (legacy form protocol) under `/dev/pmpay`;
 //! - `demo`: the demo online service under `/demo`, a relying party of pforte and a client of its
-//!   payment API, over real HTTP.
+//!   payment and Datentransfer APIs, over real HTTP;
+//! - `fachverfahren`: the demo authorities' Fachverfahren under `/dev/fachverfahren`, subscriber of
+//!   the development destinations (`config/destinations`), with its own keys.
 //!
 //! From pforte they take only the configuration, the registry entries that name them, random tokens
 //! (`crypto`) and the clock. They keep their own state (in memory; everything is forgotten with the
@@ -20,6 +22,7 @@
 
 mod accounts;
 mod demo;
+mod fachverfahren;
 pub mod pmpayment;
 pub mod xbezahldienste;
 
@@ -59,6 +62,7 @@ pub struct Simulators {
     pay: Arc<xbezahldienste::PayProviders>,
     pmpayment: Arc<pmpayment::PmPaySimulator>,
     demo: Arc<demo::Demo>,
+    fachverfahren: Arc<fachverfahren::Fachverfahren>,
     context: Context,
 }
 
@@ -83,6 +87,7 @@ impl Simulators {
             pay: Arc::new(xbezahldienste::PayProviders::new(xbezahldienste::base_paths(registry, &context.issuer))),
             pmpayment: Arc::new(pmpayment::PmPaySimulator::default()),
             demo: Arc::new(demo::Demo::new(registry)),
+            fachverfahren: Arc::new(fachverfahren::Fachverfahren::new(registry)?),
             context,
         })
     }
@@ -96,6 +101,7 @@ impl Simulators {
             .merge(xbezahldienste::router(self.pay.clone(), self.context.clone()))
             .nest(pmpayment::BASE_PATH, pmpayment::router(self.pmpayment.clone(), self.context.clone()))
             .merge(demo::router(self.demo.clone(), self.context.clone()))
+            .merge(fachverfahren::router(self.fachverfahren.clone(), self.context.clone()))
     }
 
     /// The pmPayment peer, for tests that play its network failing (deciding without the notify).

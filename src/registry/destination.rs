@@ -205,7 +205,11 @@ pub(crate) fn parse(
                     None
                 }
             });
-            Some(Some(DestinationCallback { url: url?, secret: secret? }))
+            // Not `url?`: an early return here would skip the key checks below and their problems.
+            match (url, secret) {
+                (Some(url), Some(secret)) => Some(Some(DestinationCallback { url, secret })),
+                _ => None,
+            }
         }
         None => Some(None),
     };

@@ -148,7 +148,7 @@ mod loading {
         let registry = Registry::load(&settings, &public_url(), true)?;
         assert_eq!(
             registry.counts(),
-            RegistryCounts { identity_providers: 5, payment_providers: 2, tenants: 2, clients: 1 }
+            RegistryCounts { identity_providers: 5, payment_providers: 2, tenants: 2, clients: 2 }
         );
         let demo = registry.client_by_originator("demo-service").map(|c| c.id.as_str());
         assert_eq!(demo, Some("demo"));
@@ -157,6 +157,33 @@ mod loading {
         let hannover = registry.tenant("03241001").map(|t| t.payment.provider.as_str());
         assert_eq!(hannover, Some("sim-pay-b"));
         Ok(())
+    }
+
+    /// The shipped destinations are the Fachverfahren simulator's: self-signed keys and a `plain:`
+    /// callback secret, taken with the simulators on and refused as a production registry.
+    #[test]
+    fn shipped_development_destinations_load_only_with_simulators_on() {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let settings = RegistrySettings {
+            providers: root.join("providers"),
+            clients: root.join("config/clients"),
+            tenants: root.join("config/tenants"),
+        };
+        let transfer = crate::config::TransferSettings {
+            destinations: root.join("config/destinations"),
+            ..crate::config::TransferSettings::default()
+        };
+        let registry = Registry::load_with_destinations(&settings, Some(&transfer), &public_url(), true)
+            .unwrap_or_else(|problems| panic!("{problems}"));
+        let tenants: Vec<&str> = registry.destinations().map(|d| d.tenant.as_str()).collect();
+        assert_eq!(tenants.len(), 2);
+        assert!(tenants.contains(&"03241001") && tenants.contains(&"09162000"), "{tenants:?}");
+        assert!(registry.destinations().all(|d| d.subscriber_client.as_str() == "fachverfahren-sim"
+            && d.requires_fee("urn:de:fim:leika:leistung:99050012104000")));
+        let refused = Registry::load_with_destinations(&settings, Some(&transfer), &public_url(), false)
+            .err()
+            .unwrap_or_else(|| panic!("a production registry must refuse the development destinations"));
+        assert!(refused.to_string().contains("self-signed"), "{refused}");
     }
 
     #[test]

@@ -12,16 +12,16 @@ use crate::helpers::{TestApp, TestContext, TestResult};
 /// The demo client's development secret (config/clients/demo.toml).
 const DEMO_HOOK_SECRET: &str = "whsec_XhU7Wkr3ASIjW+6x/kAbDvWY3+otvWFk7lCaaepiuJs=";
 
-fn browser() -> anyhow::Result<reqwest::Client> {
+pub fn browser() -> anyhow::Result<reqwest::Client> {
     Ok(reqwest::Client::builder().cookie_store(true).build()?)
 }
 
-fn attribute_after(html: &str, marker: &str) -> Option<String> {
+pub fn attribute_after(html: &str, marker: &str) -> Option<String> {
     Some(html.split(marker).nth(1)?.split('"').next()?.replace("&amp;", "&"))
 }
 
 /// Logs Erika in at the demo service through pforte and the BundID simulator; returns the result page.
-async fn log_in(app: &TestApp, browser: &reqwest::Client) -> anyhow::Result<String> {
+pub async fn log_in(app: &TestApp, browser: &reqwest::Client) -> anyhow::Result<String> {
     let choice = browser.get(app.url("/demo/login?level=substantial&scope=profile")).send().await?;
     assert_eq!(choice.status(), 200, "pforte's choice page");
     let action = attribute_after(&choice.text().await?, "action=\"").expect("choice form");

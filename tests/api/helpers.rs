@@ -85,6 +85,7 @@ pub fn shipped_registry_figment(figment: Figment) -> Figment {
         .merge(("registry.providers", format!("{MANIFEST_DIR}/providers")))
         .merge(("registry.clients", format!("{MANIFEST_DIR}/config/clients")))
         .merge(("registry.tenants", format!("{MANIFEST_DIR}/config/tenants")))
+        .merge(("transfer.destinations", format!("{MANIFEST_DIR}/config/destinations")))
 }
 
 /// A running pforte with its own database.
@@ -156,6 +157,7 @@ impl TestContext {
                         .merge(("registry.providers", root.join("providers")))
                         .merge(("registry.clients", root.join("clients")))
                         .merge(("registry.tenants", root.join("tenants")))
+                        .merge(("transfer.destinations", root.join("destinations")))
                         .merge(("keys.master_key", format!("file:{}", key_file.display())))
                 },
                 Arc::new(SystemClock),
@@ -218,6 +220,7 @@ impl TestContext {
             ("PFORTE__REGISTRY__PROVIDERS".into(), format!("{MANIFEST_DIR}/providers")),
             ("PFORTE__REGISTRY__CLIENTS".into(), format!("{MANIFEST_DIR}/config/clients")),
             ("PFORTE__REGISTRY__TENANTS".into(), format!("{MANIFEST_DIR}/config/tenants")),
+            ("PFORTE__TRANSFER__DESTINATIONS".into(), format!("{MANIFEST_DIR}/config/destinations")),
             ("PFORTE__SERVER__LISTEN".into(), "127.0.0.1:0".into()),
             ("PFORTE__LOG__FORMAT".into(), "json".into()),
         ]

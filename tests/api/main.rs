@@ -31,6 +31,7 @@ mod code_replay;
 mod crash;
 mod demo;
 mod demo_pay;
+mod fachverfahren_sim;
 mod faults_db;
 mod faults_db_changes;
 mod faults_db_health;

@@ -13,7 +13,7 @@ use openssl::asn1::Asn1Time;
 use openssl::bn::BigNum;
 use openssl::encrypt::{Decrypter, Encrypter};
 use openssl::hash::MessageDigest;
-use openssl::pkey::{PKey, Private, Public};
+use openssl::pkey::{HasPublic, PKey, Private, Public};
 use openssl::rsa::{Padding, Rsa};
 use openssl::sign::{RsaPssSaltlen, Signer, Verifier};
 use openssl::symm::{decrypt_aead, encrypt_aead, Cipher};
@@ -191,7 +191,7 @@ pub async fn token(app: &TestApp, client: &str, scope: &str) -> anyhow::Result<S
 }
 
 /// A compact JWE of `plaintext` to `key` (RFC 7516 §5.1 with RSA-OAEP-256 and A256GCM), and its tag.
-pub fn encrypt(key: &PKey<Private>, kid: &str, cty: &str, plaintext: &[u8]) -> (String, String) {
+pub fn encrypt<T: HasPublic>(key: &PKey<T>, kid: &str, cty: &str, plaintext: &[u8]) -> (String, String) {
     let header = json!({ "alg": "RSA-OAEP-256", "enc": "A256GCM", "kid": kid, "cty": cty }).to_string();
     let protected = URL_SAFE_NO_PAD.encode(header);
     let mut cek = [0u8; 32];

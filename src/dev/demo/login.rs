@@ -79,7 +79,7 @@ async fn callback(State(state): State<DemoState>, headers: HeaderMap, RawQuery(q
         Ok(done) => {
             let mut response = html(StatusCode::OK, pages::logged_in(&done, &pay::pay_form(&state)));
             // The pay step is for logged-in visitors only.
-            if let Some(session) = state.demo.payments.start_session(state.context.now()) {
+            if let Some(session) = state.demo.payments.start_session(state.context.now(), done.id_token.clone()) {
                 let cookie = format!("{}={session}; Path=/; Secure; HttpOnly; SameSite=Lax", pay::SESSION_COOKIE);
                 if let Ok(cookie) = HeaderValue::from_str(&cookie) {
                     response.headers_mut().append(header::SET_COOKIE, cookie);
@@ -223,6 +223,8 @@ pub(super) struct LoggedIn {
     pub claims: BTreeMap<String, Value>,
     /// pforte's logout, with the ID token as `id_token_hint`.
     pub logout_url: String,
+    /// The ID token itself: the application step exchanges it for pforte's login evidence.
+    pub id_token: SecretString,
 }
 
 /// The demo service as pforte's client, configured from pforte's discovery document.
@@ -325,6 +327,7 @@ impl<'a> RelyingParty<'a> {
             account_type: text("account_type"),
             sub: claims.subject().as_str().to_owned(),
             logout_url: logout_url(&self.issuer, &id_token.to_string()),
+            id_token: SecretString::from(id_token.to_string()),
             claims: received,
         })
     }

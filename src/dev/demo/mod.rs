@@ -3,9 +3,14 @@
 //! Connect Core 1.0 with PKCE S256 and RFC 9207, through the `openidconnect` crate), `pay` its pay
 //! step, a client of pforte's payment API (XBezahldienste v1.0.0 with an Idempotency-Key, see the
 //! shared reference `xbezahldienste.md`), which also receives pforte's notifications and checks their
-//! Standard Webhooks signature (`webhook`). It knows its own registry entry (`config/clients/demo.toml`),
-//! nothing of pforte's code.
+//! Standard Webhooks signature (`webhook`). Once paid, `antrag` sends the application end-to-end
+//! encrypted to the authority's Fachverfahren through pforte's Datentransfer API, with pforte's login
+//! and payment evidence inside, and shows the case's event log. It knows its own registry entry
+//! (`config/clients/demo.toml`) and which destinations receive its service, nothing of pforte's code.
 
+mod antrag;
+mod antrag_api;
+mod antrag_pages;
 mod login;
 mod login_pages;
 mod pay;
@@ -13,6 +18,7 @@ mod pay_api;
 mod pay_pages;
 mod webhook;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Router;
@@ -32,6 +38,8 @@ struct DemoClient {
     notification_secret: Option<SecretString>,
     /// Its authorities, with their names and their payment providers' names.
     authorities: Vec<pay_pages::Authority>,
+    /// The destination receiving its application per authority (tenant id), where there is one.
+    destinations: HashMap<String, String>,
 }
 
 impl DemoClient {
@@ -54,7 +62,14 @@ impl DemoClient {
                     .unwrap_or_default(),
             })
             .collect();
+        // A real service learns this from FIT-Connect's routing; the demo reads the registry it runs with.
+        let destinations = registry
+            .destinations()
+            .filter(|d| d.offers_service(antrag::SERVICE) && client.tenants.contains(&d.tenant))
+            .map(|d| (d.tenant.as_str().to_owned(), d.id.as_str().to_owned()))
+            .collect();
         Some(DemoClient {
+            destinations,
             secret,
             originator_id: client.originator_id.as_ref().map(|id| id.as_str().to_owned()),
             notification_secret: client.notification_secret.clone(),
@@ -68,6 +83,7 @@ pub(crate) struct Demo {
     client: Option<DemoClient>,
     logins: login::PendingLogins,
     payments: pay::DemoPayments,
+    applications: antrag::Applications,
 }
 
 impl Demo {
@@ -76,6 +92,7 @@ impl Demo {
             client: DemoClient::from_registry(registry),
             logins: login::PendingLogins::default(),
             payments: pay::DemoPayments::default(),
+            applications: antrag::Applications::default(),
         }
     }
 }
@@ -89,7 +106,11 @@ struct DemoState {
 
 /// `/demo`, its login and its pay step.
 pub(crate) fn router(demo: Arc<Demo>, context: Context) -> Router {
-    Router::new().merge(login::routes()).merge(pay::routes()).with_state(DemoState { demo, context })
+    Router::new()
+        .merge(login::routes())
+        .merge(pay::routes())
+        .merge(antrag::routes())
+        .with_state(DemoState { demo, context })
 }
 
 /// A page of the demo service: its banner, a German heading with an English subtitle, then `body`

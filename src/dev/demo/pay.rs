@@ -18,6 +18,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use secrecy::SecretString;
 use serde_json::{json, Value};
 
 use super::pay_api::{unusable, Pforte};
@@ -45,11 +46,13 @@ pub(super) fn routes() -> Router<DemoState> {
 /// A payment the demo started: what it sent (so a repeat sends the same body with the same key) and
 /// what pforte answered.
 #[derive(Clone)]
-struct Order {
+pub(super) struct Order {
     key: String,
-    authority: String,
+    /// The login session that made it: only it may send the application the payment is for.
+    pub session: String,
+    pub authority: String,
     body: Value,
-    transaction_id: Option<String>,
+    pub transaction_id: Option<String>,
 }
 
 /// A notification whose signature was valid.
@@ -62,10 +65,16 @@ pub(super) struct Received {
     pub status: String,
 }
 
+/// A completed login: when it ends, and the ID token pforte issued (for the login evidence).
+struct Session {
+    expires: i64,
+    id_token: SecretString,
+}
+
 /// The demo service's memory: sessions, orders and the last notifications.
 #[derive(Default)]
 pub(super) struct DemoPayments {
-    sessions: Mutex<HashMap<String, i64>>,
+    sessions: Mutex<HashMap<String, Session>>,
     orders: Mutex<HashMap<String, Order>>,
     notifications: Mutex<VecDeque<Received>>,
 }
@@ -77,19 +86,24 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl DemoPayments {
     /// A session for a completed login; `None` when there are too many.
-    pub(super) fn start_session(&self, now: i64) -> Option<String> {
+    pub(super) fn start_session(&self, now: i64, id_token: SecretString) -> Option<String> {
         let mut sessions = lock(&self.sessions);
-        sessions.retain(|_, expires| *expires > now);
+        sessions.retain(|_, session| session.expires > now);
         if sessions.len() >= MAX_ENTRIES {
             return None;
         }
         let id = random_token();
-        sessions.insert(id.clone(), now + SESSION_SECS);
+        sessions.insert(id.clone(), Session { expires: now + SESSION_SECS, id_token });
         Some(id)
     }
 
     fn logged_in(&self, id: &str, now: i64) -> bool {
-        lock(&self.sessions).get(id).is_some_and(|expires| *expires > now)
+        self.id_token(id, now).is_some()
+    }
+
+    /// The ID token of a session still running.
+    pub(super) fn id_token(&self, id: &str, now: i64) -> Option<SecretString> {
+        lock(&self.sessions).get(id).filter(|session| session.expires > now).map(|session| session.id_token.clone())
     }
 
     /// The order for this Idempotency-Key: the one already made, or a new one that `new` makes for
@@ -108,7 +122,7 @@ impl DemoPayments {
         Some((id, order))
     }
 
-    fn order(&self, id: &str) -> Option<Order> {
+    pub(super) fn order(&self, id: &str) -> Option<Order> {
         lock(&self.orders).get(id).cloned()
     }
 
@@ -148,9 +162,10 @@ fn authorities(state: &DemoState) -> &[pages::Authority] {
 async fn pay(State(state): State<DemoState>, headers: HeaderMap, body: Bytes) -> Response {
     let memory = &state.demo.payments;
     let now = state.context.clock.now().timestamp();
-    if !super::login::cookie_named(&headers, SESSION_COOKIE).is_some_and(|id| memory.logged_in(&id, now)) {
+    let Some(session) = super::login::cookie_named(&headers, SESSION_COOKIE).filter(|id| memory.logged_in(id, now))
+    else {
         return page(StatusCode::FORBIDDEN, pages::failure("Bitte melden Sie sich zuerst beim Demo-Dienst an.", None));
-    }
+    };
     let form: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
     let authority = form.get("authority").filter(|id| authorities(&state).iter().any(|a| &&a.id == id));
     let key = form.get("key").filter(|key| (20..=64).contains(&key.len()) && key.bytes().all(is_token_byte));
@@ -160,6 +175,7 @@ async fn pay(State(state): State<DemoState>, headers: HeaderMap, body: Bytes) ->
     let issuer = &state.context.issuer;
     let Some((order_id, order)) = memory.order_for(key, |order_id| Order {
         key: key.clone(),
+        session: session.clone(),
         authority: authority.clone(),
         body: payment_request(&format!("{issuer}/demo/pay/return?order={order_id}"), state.context.clock.now()),
         transaction_id: None,
@@ -211,12 +227,14 @@ async fn back(State(state): State<DemoState>, RawQuery(query): RawQuery) -> Resp
         Err(failure) => return failure.into_response(),
     };
     let status = transaction["paymentInformation"]["status"].as_str().unwrap_or_default().to_owned();
+    let next_step = if status == "PAYED" { super::antrag::form(&state, &order_id, &order) } else { String::new() };
     let view = pages::PaymentView {
         transaction_id: &transaction_id,
         authority: authorities(&state).iter().find(|a| a.id == order.authority).map_or("", |a| a.name.as_str()),
         status: &status,
         status_detail: transaction["paymentInformation"]["statusDetail"].as_str(),
         reload: &format!("/demo/pay/return?order={order_id}"),
+        next_step: &next_step,
     };
     page(StatusCode::OK, pages::payment(&view, &memory.notifications_about(&transaction_id)))
 }
@@ -306,6 +324,7 @@ mod tests {
         let memory = DemoPayments::default();
         let new = |authority: &str| Order {
             key: "k".into(),
+            session: "s".into(),
             authority: authority.into(),
             body: json!({"n": 1}),
             transaction_id: None,
@@ -314,7 +333,7 @@ mod tests {
         let (again, order) = memory.order_for("k", |_| new("03241001")).unwrap();
         assert_eq!((first, order.authority.as_str()), (again, "09162000"));
 
-        let session = memory.start_session(1000).unwrap();
+        let session = memory.start_session(1000, SecretString::from("id-token")).unwrap();
         assert!(memory.logged_in(&session, 1000 + SESSION_SECS - 1));
         assert!(!memory.logged_in(&session, 1000 + SESSION_SECS));
         assert!(!memory.logged_in("forged", 1000));

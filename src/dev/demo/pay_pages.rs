@@ -52,6 +52,8 @@ pub(super) struct PaymentView<'a> {
     pub status_detail: Option<&'a str>,
     /// This page again, to see notifications that arrive later.
     pub reload: &'a str,
+    /// The next step once paid (HTML built by the application step), or empty.
+    pub next_step: &'a str,
 }
 
 /// The payment as pforte's GET reports it, and the notifications the service received about it.
@@ -91,6 +93,7 @@ pub(super) fn payment(view: &PaymentView, notifications: &[Received]) -> String 
 <tr><th scope="row">Transaktion <small>(<code>transactionId</code>)</small></th><td><code>{transaction}</code></td></tr>
 </tbody>
 </table>
+{next_step}
 <h2>Benachrichtigungen von pforte <small>(notifications received at <code>/demo/notifications</code>)</small></h2>
 {received}
 <p><a href="{reload}">Aktualisieren <small>(reload)</small></a> <a href="/demo">Zurück zum Demo-Dienst</a></p>"#,
@@ -100,6 +103,7 @@ pub(super) fn payment(view: &PaymentView, notifications: &[Received]) -> String 
         authority = escape(view.authority),
         transaction = escape(view.transaction_id),
         reload = escape(view.reload),
+        next_step = view.next_step,
     );
     document("Gebühr bezahlen", "Payment", &body)
 }
@@ -166,6 +170,7 @@ mod tests {
             status: "PAYED",
             status_detail: Some("<b>"),
             reload: "/demo/pay/return?order=a&b",
+            next_step: "",
         };
         let notification = Received {
             id: "msg_<1>".into(),

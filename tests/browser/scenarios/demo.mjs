@@ -1,6 +1,7 @@
 // The demo online service on the embedded default registry: a login with each simulated account,
-// the fee paid at both payment simulators, a level of assurance too low and its way back, and the
-// demo opened under another host name than the public URL's.
+// the fee paid at both payment simulators, the application sent to the Fachverfahren simulator and
+// accepted there, a level of assurance too low and its way back, and the demo opened under another
+// host name than the public URL's.
 import { expect, keyboard } from '../lib/checks.mjs';
 
 /** The simulated accounts: provider id, account simulator path, persona keys. */
@@ -63,6 +64,41 @@ async function pay(session, base, authority, { byKeyboard = false } = {}) {
   return simulator;
 }
 
+/** From the paid payment's page: sends the application, accepts it in the Fachverfahren simulator,
+ * and reads `accept-submission` in the demo's event log. */
+async function sendApplication(session, base) {
+  let status;
+  let submission;
+  await session.step('application sent', async (page) => {
+    await page.click('form[action="/demo/antrag"] button[type="submit"]');
+    await page.waitForURL(on(base, '/demo/antrag/status'));
+    status = page.url();
+    const text = await page.textContent('main');
+    expect(text.includes('submit-submission'), `the event log shows submit-submission: ${text}`);
+    submission = (await page.locator('tr:has(th:has-text("submissionId")) td code').textContent()).trim();
+  });
+  await session.step('the Fachverfahren simulator received and checked it', async (page) => {
+    // pforte calls the simulator back within a second or two; the page is read again until then.
+    for (let attempt = 0; attempt < 50; attempt += 1) {
+      await page.goto(`${base}/dev/fachverfahren`);
+      if ((await page.textContent('main')).includes(submission)) break;
+      await page.waitForTimeout(200);
+    }
+    const entry = page.locator(`section:has-text("${submission}")`);
+    const text = await entry.textContent();
+    expect(!text.includes('nicht bestanden'), `every check passed: ${text}`);
+    expect(text.includes('12.00 EUR'), `the verified payment: ${text}`);
+    await entry.locator('button[value="accept"]').click();
+    await page.waitForURL(on(base, '/dev/fachverfahren'));
+    expect((await page.textContent('main')).includes('angenommen'), 'the decision was sent');
+  });
+  await session.step('the demo reads accept-submission', async (page) => {
+    await page.goto(status);
+    const text = await page.textContent('main');
+    expect(text.includes('accept-submission'), `the event log shows accept-submission: ${text}`);
+  });
+}
+
 export async function demoScenarios(suite, base) {
   let first = true;
   for (const [provider, simulator, personas] of ACCOUNTS) {
@@ -86,6 +122,8 @@ export async function demoScenarios(suite, base) {
     const session = await suite.session(`demo pays ${authority}`);
     await login(session, base, { provider: 'bundid-sim', simulator: 'bundid', persona: 'erika' });
     simulators.add(await pay(session, base, authority));
+    // Hannover's Fachverfahren receives the application (any authority with a destination would).
+    if (authority === '03241001') await sendApplication(session, base);
     await session.close();
   }
   expect(simulators.size === 2, `the two authorities pay at two simulators: ${[...simulators]}`);
