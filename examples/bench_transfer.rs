@@ -80,7 +80,7 @@ async fn main() -> anyhow::Result<()> {
     let stub = setup::start_stub().await?;
     let registry = setup::registry_routed_to(dir.path(), &stub)?;
     let (encryption_kid, _) = write_destination(&registry)?;
-    let pforte = Instance::start(&database.url, &registry, &"m".repeat(43)).await?;
+    let pforte = Instance::start(&database.url, &registry, &pforte::keys::MasterKey::generate().encode()).await?;
     let client = reqwest::Client::builder().pool_max_idle_per_host(64).build()?;
     println!(
         "pforte Datentransfer benchmark: backend {}, {} cores, {} submissions at concurrency {}, {} KiB each; {} uploads of {} MiB at {}",
@@ -407,9 +407,11 @@ async fn begin(pool: &sqlx::AnyPool, sqlite: bool) -> sqlx::Transaction<'static,
 
 /// PS512 signatures (RSA-4096) per second on one thread, over a SET-sized signing input.
 fn raw_ps512(duration: Duration) -> anyhow::Result<f64> {
-    let key = openssl::rsa::Rsa::generate(4096)?;
-    let pem = key.private_key_to_pem()?;
-    let signer = josekit::jws::PS512.signer_from_pem(&pem)?;
+    // As pforte makes its PS512 key (keys::generate): an RSA pair used through a JWK.
+    let pair = josekit::jws::RS256.generate_key_pair(4096)?;
+    let mut jwk = pair.to_jwk_private_key();
+    jwk.set_algorithm("PS512");
+    let signer = josekit::jws::PS512.signer_from_jwk(&jwk)?;
     let input = vec![b'a'; 900];
     let started = Instant::now();
     let mut count = 0u64;

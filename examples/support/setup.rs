@@ -146,8 +146,13 @@ impl Instance {
             unlimited.iter().fold(figment, |f, group| f.merge((format!("rate_limit.{group}.requests"), 100_000_000)));
         let settings = Settings::from_figment(figment).map_err(|p| anyhow::anyhow!("{p}"))?;
         let _telemetry = pforte::telemetry::init(&settings.log, &settings.traces);
-        let registry = Registry::load(&settings.registry, &settings.server.public_url, true)
-            .map_err(|p| anyhow::anyhow!("{p}"))?;
+        let registry = Registry::load_with_destinations(
+            &settings.registry,
+            Some(&settings.transfer),
+            &settings.server.public_url,
+            true,
+        )
+        .map_err(|p| anyhow::anyhow!("{p}"))?;
         let app = Application::build_on(listener, settings, registry, Arc::new(SystemClock))?;
         let state = app.state();
         let shutdown = app.shutdown_token();
