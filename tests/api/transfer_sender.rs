@@ -271,3 +271,34 @@ pub async fn a_follow_up_in_another_senders_case_or_to_another_destination_is_re
     app.stop().await
 }
 backend_test!(a_follow_up_in_another_senders_case_or_to_another_destination_is_refused);
+
+pub async fn the_retention_workers_reject_and_deletion_reach_the_senders_callback(ctx: TestContext) -> TestResult {
+    const DAY: i64 = 24 * 3600;
+    let (url, received) = sender_receiver(0).await?;
+    let clock = ManualClock::at_millis(chrono::Utc::now().timestamp_millis());
+    let app = start_with(&ctx, |f| f, None, Arc::new(clock.clone())).await?;
+    let sender = token(&app, "demo", "transfer").await?;
+    let callback = json!({ "callback": { "url": url, "secret": SENDER_SECRET } });
+    let (submission, case) = announce_and_submit(&app, &sender, callback).await?;
+    calls(&received, 1).await?;
+    let worker = pforte::transfer::RetentionWorker::new(app.state.transfer.clone(), app.state.registry.clone());
+
+    // Undecided for 14 days: pforte rejects, and the sender is told.
+    clock.advance_secs(14 * DAY + 60);
+    assert_eq!(worker.run_once().await?.rejected, 1);
+    let told = calls(&received, 2).await?;
+    assert!(told[1].signed);
+    assert_eq!(told[1].body, new_events(&submission, &case));
+    // 7 days after the decision the content goes, with a delete-submission event: told again.
+    clock.advance_secs(7 * DAY + 60);
+    assert_eq!(worker.run_once().await?.content_deleted, 1);
+    let told = calls(&received, 3).await?;
+    assert!(told[2].signed);
+    assert_eq!(told[2].body, new_events(&submission, &case));
+    // Three weeks later the first token has long expired.
+    let log = event_log(&app, &token(&app, "demo", "transfer").await?, &case).await?;
+    assert_eq!(claims(log.last().map(String::as_str).unwrap_or_default())["sub"], format!("submission:{submission}"));
+    assert_eq!(log.len(), 4, "create, submit, reject, delete");
+    app.stop().await
+}
+backend_test!(the_retention_workers_reject_and_deletion_reach_the_senders_callback);
