@@ -354,7 +354,8 @@ fn build_state(settings: Settings, registry: Registry, clock: SharedClock) -> an
         clock.clone(),
         settings.transfer.clone(),
         &issuer,
-    );
+    )
+    .with_callback_reach(crate::http_client::Reach::for_development(settings.dev.simulators));
     Ok(AppState::new(Shared {
         settings,
         registry,
@@ -556,6 +557,7 @@ async fn deliver_transfer_callbacks(state: AppState, shutdown: CancellationToken
         state.registry.clone(),
         state.guarded_http.clone(),
         state.clock.clone(),
+        state.keys.master(),
     );
     worker.run(shutdown).await;
 }

@@ -28,6 +28,10 @@ pub struct SubmissionRow {
     pub submitted_at: Option<i64>,
     /// The payment this submission is bound to (announce extension or payment evidence).
     pub payment_transaction_id: Option<String>,
+    /// The sender's own callback (`new-events`): its URL, and its secret sealed under the master key
+    /// (`transfer::sender_callback`); never the plain secret.
+    pub sender_callback_url: Option<String>,
+    pub sender_callback_secret: Option<String>,
 }
 
 /// One announced attachment; `upload_id` is `None` until an upload completed.
@@ -44,6 +48,8 @@ pub struct AttachmentRow {
 #[derive(Debug, Clone, Default)]
 pub struct StatusMessages {
     pub callback: Option<CallbackRow>,
+    /// The sender's own callback (`new-events`), when its announcement gave one.
+    pub sender_callback: Option<CallbackRow>,
     pub notification: Option<OutboxRow>,
 }
 
@@ -60,7 +66,8 @@ pub struct EventRow {
 
 pub(super) const SUBMISSION_COLUMNS: &str =
     "submission_id, case_id, destination_id, tenant_id, sender_client, service_name, \
-     service_identifier, status, encrypted_metadata, encrypted_data, created_at, submitted_at, payment_transaction_id";
+     service_identifier, status, encrypted_metadata, encrypted_data, created_at, submitted_at, payment_transaction_id, \
+     sender_callback_url, sender_callback_secret";
 
 pub(super) fn submission_from_row(row: &AnyRow) -> StorageResult<SubmissionRow> {
     let status: String = row.try_get("status")?;
@@ -78,6 +85,8 @@ pub(super) fn submission_from_row(row: &AnyRow) -> StorageResult<SubmissionRow> 
         created_at: row.try_get("created_at")?,
         submitted_at: row.try_get("submitted_at")?,
         payment_transaction_id: row.try_get("payment_transaction_id")?,
+        sender_callback_url: row.try_get("sender_callback_url")?,
+        sender_callback_secret: row.try_get("sender_callback_secret")?,
     })
 }
 
@@ -94,7 +103,7 @@ impl Database {
         let mut tx = self.begin_write().await?;
         sqlx::query(&format!(
             "INSERT INTO transfer_submissions ({SUBMISSION_COLUMNS}) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, NULL, $9, NULL, $10)"
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, NULL, $9, NULL, $10, $11, $12)"
         ))
         .bind(&row.submission_id)
         .bind(&row.case_id)
@@ -106,6 +115,8 @@ impl Database {
         .bind(row.status.as_str())
         .bind(row.created_at)
         .bind(&row.payment_transaction_id)
+        .bind(&row.sender_callback_url)
+        .bind(&row.sender_callback_secret)
         .execute(&mut *tx)
         .await?;
         for attachment_id in attachment_ids {
@@ -129,7 +140,8 @@ impl Database {
         row.as_ref().map(submission_from_row).transpose()
     }
 
-    /// The submission of a case (FIT-Connect: one submission opens a case).
+    /// The first submission of a case (FIT-Connect: one submission opens a case; follow-up
+    /// submissions have the same sender and destination, so the first answers for the case).
     pub async fn transfer_submission_of_case(&self, case_id: &str) -> StorageResult<Option<SubmissionRow>> {
         let row = sqlx::query(&format!(
             "SELECT {SUBMISSION_COLUMNS} FROM transfer_submissions WHERE case_id = $1 ORDER BY created_at LIMIT 1"
@@ -308,7 +320,7 @@ impl Database {
             return Ok(false);
         }
         insert_event(&mut tx, event).await?;
-        if let Some(callback) = &messages.callback {
+        for callback in [&messages.callback, &messages.sender_callback].into_iter().flatten() {
             super::transfer_callbacks::enqueue(&mut tx, callback).await?;
         }
         if let Some(notification) = &messages.notification {
@@ -380,6 +392,16 @@ impl Database {
 /// Appends an event as the next of its case. A SET whose `jti` is already in the log (a replay) fails
 /// as a unique violation.
 pub(super) async fn insert_event(conn: &mut sqlx::AnyConnection, event: &EventRow) -> Result<(), StorageError> {
+    // A case may hold several submissions (follow-ups) whose events are written concurrently. Locking
+    // one row of the case (its first submission's, by id) until commit makes them take turns on
+    // PostgreSQL, so two never read the same MAX(seq); SQLite has one writer anyway.
+    sqlx::query(
+        "UPDATE transfer_submissions SET case_id = case_id WHERE submission_id = \
+         (SELECT MIN(submission_id) FROM transfer_submissions WHERE case_id = $1)",
+    )
+    .bind(&event.case_id)
+    .execute(&mut *conn)
+    .await?;
     sqlx::query(
         "INSERT INTO transfer_events (event_id, case_id, seq, submission_id, event_type, token, created_at) \
          VALUES ($1, $2, (SELECT COALESCE(MAX(seq), 0) + 1 FROM transfer_events WHERE case_id = $2), $3, $4, $5, $6)",

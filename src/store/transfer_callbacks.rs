@@ -1,4 +1,4 @@
-//! Rows of `transfer_callbacks`: the callbacks to destinations' Fachverfahren. Written in the
+//! Rows of `transfer_callbacks`: the callbacks to destinations' Fachverfahren and to senders. Written in the
 //! transaction of the change they announce, claimed by a worker with a lease in one statement,
 //! delivered outside any transaction, then marked.
 
@@ -14,6 +14,9 @@ pub struct CallbackRow {
     pub payload: String,
     pub created_at: i64,
     pub attempts: i64,
+    /// Set for a message to this submission's sender (its own callback); `None` for one to the
+    /// destination's Fachverfahren.
+    pub submission_id: Option<String>,
 }
 
 /// What became of one delivery attempt.
@@ -27,13 +30,14 @@ pub enum CallbackOutcome {
 /// Writes a callback message inside the caller's transaction, due at once.
 pub(crate) async fn enqueue(conn: &mut sqlx::AnyConnection, row: &CallbackRow) -> StorageResult<()> {
     sqlx::query(
-        "INSERT INTO transfer_callbacks (id, destination_id, payload, created_at, next_attempt_at, attempts) \
-         VALUES ($1, $2, $3, $4, $4, 0)",
+        "INSERT INTO transfer_callbacks (id, destination_id, payload, created_at, next_attempt_at, attempts, \
+         submission_id) VALUES ($1, $2, $3, $4, $4, 0, $5)",
     )
     .bind(&row.id)
     .bind(&row.destination_id)
     .bind(&row.payload)
     .bind(row.created_at)
+    .bind(&row.submission_id)
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -54,7 +58,7 @@ impl Database {
         let rows = sqlx::query(&format!(
             "UPDATE transfer_callbacks SET lease_until = $2 \
              WHERE id IN (SELECT id FROM transfer_callbacks WHERE {open} ORDER BY next_attempt_at LIMIT $3) AND {open} \
-             RETURNING id, destination_id, payload, created_at, attempts"
+             RETURNING id, destination_id, payload, created_at, attempts, submission_id"
         ))
         .bind(now)
         .bind(lease_until)
@@ -69,6 +73,7 @@ impl Database {
                     payload: row.try_get("payload")?,
                     created_at: row.try_get("created_at")?,
                     attempts: row.try_get("attempts")?,
+                    submission_id: row.try_get("submission_id")?,
                 })
             })
             .collect()

@@ -79,7 +79,12 @@ impl Database {
     /// Deletes a decided submission's encrypted metadata, data and attachment chunks, and appends its
     /// `delete-submission` event; the row, the attachments' ids, sizes and tags, and the event log
     /// stay. `false` when another worker did it first.
-    pub async fn delete_transfer_content(&self, submission_id: &str, event: &EventRow) -> StorageResult<bool> {
+    pub async fn delete_transfer_content(
+        &self,
+        submission_id: &str,
+        event: &EventRow,
+        sender_callback: Option<&CallbackRow>,
+    ) -> StorageResult<bool> {
         let mut tx = self.begin_write().await?;
         let changed = sqlx::query(&format!(
             "UPDATE transfer_submissions SET encrypted_metadata = NULL, encrypted_data = NULL, content_deleted_at = $2 \
@@ -105,6 +110,9 @@ impl Database {
             .execute(&mut *tx)
             .await?;
         insert_event(&mut tx, event).await?;
+        if let Some(callback) = sender_callback {
+            super::transfer_callbacks::enqueue(&mut tx, callback).await?;
+        }
         tx.commit().await?;
         Ok(true)
     }

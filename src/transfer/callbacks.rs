@@ -3,17 +3,22 @@
 //! `Callback-Authentication`, Unix seconds in `Callback-Timestamp`) under the destination's callback
 //! secret. Written in the submit's transaction, delivered by [`CallbackWorker`] outside any transaction
 //! with retries; best effort, since the subscriber's polling stays the source of truth. The sending
-//! online service hears of status changes through its existing notifications (`sender_notification`).
+//! online service hears of status changes through its existing notifications (`sender_notification`)
+//! and, when its announcement named one, its own FIT-Connect callback (`new-events`,
+//! `sender_callback`), delivered here the same way under its sealed secret.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use sha2::Sha512;
 use tokio_util::sync::CancellationToken;
 
+use super::sender_callback;
 use crate::clock::SharedClock;
+use crate::crypto::MasterKey;
 use crate::http_client::GuardedClient;
 use crate::model::SubmissionStatus;
 use crate::registry::{Client, SharedRegistry};
@@ -49,6 +54,7 @@ pub(super) fn new_submission(submission: &SubmissionRow, now: i64) -> CallbackRo
         payload: payload.to_string(),
         created_at: now,
         attempts: 0,
+        submission_id: None,
     }
 }
 
@@ -107,11 +113,19 @@ pub struct CallbackWorker {
     registry: SharedRegistry,
     http: GuardedClient,
     clock: SharedClock,
+    /// Opens senders' sealed callback secrets.
+    master: Arc<MasterKey>,
 }
 
 impl CallbackWorker {
-    pub fn new(db: Database, registry: SharedRegistry, http: GuardedClient, clock: SharedClock) -> Self {
-        CallbackWorker { db, registry, http, clock }
+    pub fn new(
+        db: Database,
+        registry: SharedRegistry,
+        http: GuardedClient,
+        clock: SharedClock,
+        master: Arc<MasterKey>,
+    ) -> Self {
+        CallbackWorker { db, registry, http, clock, master }
     }
 
     pub async fn run(self, shutdown: CancellationToken) {
@@ -140,15 +154,37 @@ impl CallbackWorker {
         Ok(claimed.len())
     }
 
+    /// Where a message goes and the secret it is signed with: the sender's own callback of the
+    /// submission it names, else the destination's.
+    async fn recipient(&self, message: &CallbackRow) -> Result<(String, SecretString), CallbackOutcome> {
+        let give_up = |reason: String| CallbackOutcome::GiveUp(reason);
+        let Some(submission_id) = &message.submission_id else {
+            let registry = self.registry.current();
+            let callback = registry.destination(&message.destination_id).and_then(|d| d.callback.as_ref());
+            let callback = callback.ok_or_else(|| give_up("the destination has no callback any more".into()))?;
+            return Ok((callback.url.as_str().to_owned(), callback.secret.clone()));
+        };
+        // The database away is not the message's fault: it is tried again.
+        let retry =
+            |e: StorageError| CallbackOutcome::RetryAt(self.clock.now_millis() + FIRST_RETRY_MILLIS, e.to_string());
+        let submission = self.db.transfer_submission(submission_id).await.map_err(retry)?;
+        match submission.and_then(|s| s.sender_callback_url.zip(s.sender_callback_secret)) {
+            Some((url, sealed)) => {
+                Ok((url, sender_callback::open(&self.master, submission_id, &sealed).map_err(give_up)?))
+            }
+            None => Err(give_up("the submission and its callback are gone".into())),
+        }
+    }
+
     async fn attempt(&self, message: &CallbackRow) -> CallbackOutcome {
-        let registry = self.registry.current();
-        let Some(callback) = registry.destination(&message.destination_id).and_then(|d| d.callback.as_ref()) else {
-            return CallbackOutcome::GiveUp("the destination has no callback any more".into());
+        let (url, secret) = match self.recipient(message).await {
+            Ok(recipient) => recipient,
+            Err(outcome) => return outcome,
         };
         let now = self.clock.now_millis();
         let timestamp = now / 1000;
-        let signature = callback_signature(callback.secret.expose_secret(), timestamp, &message.payload);
-        let request = match self.http.post(callback.url.as_str()) {
+        let signature = callback_signature(secret.expose_secret(), timestamp, &message.payload);
+        let request = match self.http.post(&url) {
             Ok(request) => request,
             Err(refused) => return CallbackOutcome::GiveUp(refused.to_string()),
         };
@@ -164,7 +200,8 @@ impl CallbackWorker {
             Ok(response) => format!("answered {}", response.status().as_u16()),
             Err(e) => format!("not reached: {}", e.without_url()),
         };
-        tracing::info!(destination = %message.destination_id, %error, "Datentransfer callback not delivered");
+        let to = if message.submission_id.is_some() { "sender" } else { "destination" };
+        tracing::info!(destination = %message.destination_id, to, %error, "Datentransfer callback not delivered");
         if now - message.created_at >= GIVE_UP_AFTER_MILLIS {
             return CallbackOutcome::GiveUp(error);
         }

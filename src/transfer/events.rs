@@ -66,6 +66,17 @@ pub(super) async fn sign_ps512(keys: &KeyService, typ: &str, claims: Value) -> R
     jwt::encode_with_signer(&payload, &header, signer.signer.as_ref()).map_err(crypto)
 }
 
+/// The submission id a SET's `sub` names (`submission:<id>`), read WITHOUT verifying the token: only
+/// to pick which submission of a case to verify it against.
+pub(super) fn claimed_submission(token: &str) -> Option<String> {
+    use base64::Engine;
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).ok()?;
+    let claims: Value = serde_json::from_slice(&bytes).ok()?;
+    let id = claims.get("sub")?.as_str()?.strip_prefix("submission:")?;
+    super::parse_uuid("sub", id).ok()
+}
+
 /// What a subscriber decided, from its verified SET.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Decision {

@@ -5,8 +5,9 @@
 //! its tenants' destinations (`send.rs`) and a subscriber only its own destination (`receive.rs`),
 //! and announces new submissions to the Fachverfahren by signed callback (`callbacks.rs`).
 //! The destinations themselves are registry files (`registry::Destination`). No HTTP here.
-//! Login and payment evidence for the encrypted metadata are signed here too (`evidence.rs`).
-//! SECURITY.md #39 and #41 say what this module holds to.
+//! Login and payment evidence for the encrypted metadata are signed here too (`evidence.rs`); a
+//! sender may name its own callback for new events of its submission (`sender_callback.rs`).
+//! SECURITY.md #39, #41, #42 and #43 say what this module holds to.
 
 mod callbacks;
 mod events;
@@ -15,6 +16,7 @@ mod jwe;
 mod receive;
 mod retention;
 mod send;
+mod sender_callback;
 
 use std::sync::Arc;
 
@@ -28,6 +30,7 @@ pub use send::{Announce, Announced, EventLog, ServiceType, Submit};
 
 use crate::clock::SharedClock;
 use crate::config::TransferSettings;
+use crate::http_client::Reach;
 use crate::keys::{KeyError, KeyService};
 use crate::store::{Database, StorageError};
 
@@ -106,11 +109,21 @@ pub struct TransferService {
     limits: Arc<TransferSettings>,
     /// pforte's public URL: the `iss` of its SETs.
     issuer: String,
+    /// Where a sender's own callback URL may point (`sender_callback`).
+    callback_reach: Reach,
 }
 
 impl TransferService {
     pub fn new(db: Database, keys: KeyService, clock: SharedClock, limits: TransferSettings, issuer: &str) -> Self {
-        TransferService { db, keys, clock, limits: Arc::new(limits), issuer: issuer.trim_end_matches('/').to_owned() }
+        let issuer = issuer.trim_end_matches('/').to_owned();
+        TransferService { db, keys, clock, limits: Arc::new(limits), issuer, callback_reach: Reach::Public }
+    }
+
+    /// Lets senders' callback URLs point to loopback too (`dev.simulators`), as pforte's other
+    /// outbound calls may.
+    pub fn with_callback_reach(mut self, reach: Reach) -> Self {
+        self.callback_reach = reach;
+        self
     }
 
     pub fn limits(&self) -> &TransferSettings {

@@ -3,8 +3,8 @@
 
 use futures_util::stream::{self, Stream};
 
-use super::callbacks;
 use super::events::{self, Decision};
+use super::{callbacks, sender_callback};
 use super::{parse_uuid, TransferError, TransferService, MAX_PAGE};
 use crate::model::SubmissionStatus;
 use crate::registry::{Client, Destination, Registry};
@@ -99,11 +99,19 @@ impl TransferService {
         token: &str,
     ) -> Result<(), TransferError> {
         let case_id = parse_uuid("caseId", case_id)?;
-        let submission = self
+        let first = self
             .db
             .transfer_submission_of_case(&case_id)
             .await?
             .ok_or_else(|| TransferError::NotFound("no case with this id".into()))?;
+        subscribed(registry, client, &first.destination_id)?;
+        // A case may hold follow-up submissions: the SET's `sub` says which one it decides. It is
+        // read unverified only to pick the submission; the verification below checks it again.
+        let named = match events::claimed_submission(token) {
+            Some(id) if id != first.submission_id => self.db.transfer_submission(&id).await?,
+            _ => None,
+        };
+        let submission = named.filter(|s| s.case_id == case_id).unwrap_or(first);
         let destination = subscribed(registry, client, &submission.destination_id)?;
         let now = self.clock.now_millis();
         let ids = (submission.submission_id.as_str(), case_id.as_str());
@@ -149,6 +157,7 @@ impl TransferService {
         let now = event.created_at;
         let messages = StatusMessages {
             callback: None,
+            sender_callback: sender_callback::new_events(submission, now),
             notification: registry
                 .client(&submission.sender_client)
                 .and_then(|sender| callbacks::sender_notification(sender, submission, to, self.clock.now(), now)),

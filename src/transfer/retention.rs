@@ -21,7 +21,7 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use super::events::{self, EVENT_DELETE, EVENT_REJECT};
-use super::{callbacks, TransferError, TransferService};
+use super::{callbacks, sender_callback, TransferError, TransferService};
 use crate::model::SubmissionStatus;
 use crate::registry::SharedRegistry;
 use crate::store::transfer::SubmissionRow;
@@ -172,8 +172,11 @@ impl RetentionWorker {
             let due = self.transfer.db.transfer_content_due(decided_before, BATCH).await?;
             for submission in &due {
                 let event = self.pforte_event(submission, now, EVENT_DELETE, json!({})).await?;
-                deleted +=
-                    u64::from(self.transfer.db.delete_transfer_content(&submission.submission_id, &event).await?);
+                let sender_callback = sender_callback::new_events(submission, now);
+                let db = &self.transfer.db;
+                deleted += u64::from(
+                    db.delete_transfer_content(&submission.submission_id, &event, sender_callback.as_ref()).await?,
+                );
             }
             if (due.len() as i64) < BATCH {
                 return Ok(deleted);

@@ -12,6 +12,7 @@ use super::callbacks;
 use super::events::{self, EVENT_CREATE, EVENT_SUBMIT};
 use super::evidence::payment_used;
 use super::jwe::{check_compact, JweScanner};
+use super::sender_callback::{self, CallbackBody};
 use super::{parse_uuid, TransferError, TransferService, CHUNK_BYTES, MAX_PAGE};
 use crate::model::SubmissionStatus;
 use crate::registry::{Client, Destination, DestinationStatus, Registry};
@@ -28,6 +29,8 @@ struct AnnounceBody {
     case_id: Option<String>,
     /// pforte's extension: the payment of the fee this submission is for.
     payment_transaction_id: Option<String>,
+    /// The sender's own callback for new events (`sender_callback`).
+    callback: Option<CallbackBody>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -45,6 +48,7 @@ pub struct Announce {
     service: ServiceType,
     case_id: Option<String>,
     payment: Option<String>,
+    callback: Option<CallbackBody>,
 }
 
 impl Announce {
@@ -66,7 +70,8 @@ impl Announce {
         }
         let case_id = body.case_id.as_deref().map(|id| parse_uuid("caseId", id)).transpose()?;
         let payment = body.payment_transaction_id;
-        Ok(Announce { destination_id, attachments, service: body.service_type, case_id, payment })
+        let callback = body.callback;
+        Ok(Announce { destination_id, attachments, service: body.service_type, case_id, payment, callback })
     }
 }
 
@@ -109,6 +114,7 @@ impl TransferService {
         client: &Client,
         request: Announce,
     ) -> Result<Announced, TransferError> {
+        let callback = request.callback.map(|callback| callback.check(self.callback_reach)).transpose()?;
         let destination = self.destination_for_sender(registry, client, &request.destination_id)?;
         if destination.status != DestinationStatus::Active {
             return Err(TransferError::DestinationRefuses("the destination takes no submissions now".into()));
@@ -138,18 +144,17 @@ impl TransferService {
             }
         }
         let case_id = match request.case_id {
-            // Follow-up submissions in a case are not built yet: a given caseId must be new.
-            Some(case_id) if self.db.transfer_submission_of_case(&case_id).await?.is_some() => {
-                return Err(TransferError::DestinationRefuses(
-                    "follow-up submissions in an existing case are not supported; leave caseId out".into(),
-                ))
-            }
-            Some(case_id) => case_id,
+            Some(case_id) => self.follow_up_case(client, destination, case_id).await?,
             None => uuid::Uuid::new_v4().to_string(),
         };
         let now = self.clock.now_millis();
+        let submission_id = uuid::Uuid::new_v4().to_string();
+        let sealed_secret = callback
+            .as_ref()
+            .map(|callback| sender_callback::seal(&self.keys.master(), &submission_id, &callback.secret))
+            .transpose()?;
         let row = SubmissionRow {
-            submission_id: uuid::Uuid::new_v4().to_string(),
+            submission_id,
             case_id,
             destination_id: destination.id.as_str().to_owned(),
             tenant_id: destination.tenant.as_str().to_owned(),
@@ -162,6 +167,8 @@ impl TransferService {
             created_at: now,
             submitted_at: None,
             payment_transaction_id: payment,
+            sender_callback_url: callback.map(|callback| callback.url.as_str().to_owned()),
+            sender_callback_secret: sealed_secret,
         };
         let ids = (row.submission_id.as_str(), row.case_id.as_str());
         let event = events::pforte_event(&self.keys, &self.issuer, now, ids, EVENT_CREATE, json!({})).await?;
@@ -329,6 +336,7 @@ impl TransferService {
         let (from, to) = (SubmissionStatus::Announced, SubmissionStatus::Submitted);
         let messages = StatusMessages {
             callback: destination.callback.as_ref().map(|_| callbacks::new_submission(&submission, now)),
+            sender_callback: sender_callback::new_events(&submission, now),
             notification: callbacks::sender_notification(client, &submission, to, self.clock.now(), now),
         };
         if !self.db.change_transfer_status(submission_id, from, to, content, &event, &messages).await? {
@@ -364,6 +372,29 @@ impl TransferService {
         }
         let (total, rows) = self.db.transfer_events(&case_id, offset, limit).await?;
         Ok(EventLog { total, offset, tokens: rows.into_iter().map(|row: EventRow| row.token).collect() })
+    }
+
+    /// The case a follow-up submission joins: one this client opened, at this destination. A case of
+    /// another client and one that does not exist get the same 403, so a sender learns nothing about
+    /// other senders' cases; a new case always gets an id pforte chose.
+    async fn follow_up_case(
+        &self,
+        client: &Client,
+        destination: &Destination,
+        case_id: String,
+    ) -> Result<String, TransferError> {
+        let first = self.db.transfer_submission_of_case(&case_id).await?;
+        let Some(first) = first.filter(|first| first.sender_client == client.id.as_str()) else {
+            return Err(TransferError::Forbidden(
+                "caseId is no case of this client; leave it out to open a new case".into(),
+            ));
+        };
+        if first.destination_id != destination.id.as_str() {
+            return Err(TransferError::DestinationRefuses(
+                "a follow-up submission must go to the case's destination".into(),
+            ));
+        }
+        Ok(case_id)
     }
 
     /// A destination the client may send to: registered, and of one of the client's tenants.

@@ -99,6 +99,7 @@ mod transfer_metadata;
 mod transfer_openapi;
 mod transfer_receive;
 mod transfer_retention;
+mod transfer_sender;
 mod transfer_support;
 mod upstream;
 

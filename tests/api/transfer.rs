@@ -135,7 +135,7 @@ backend_test!(an_application_travels_encrypted_from_sender_to_subscriber_and_bac
 
 /// Whether `marker` and `sample` occur anywhere in the test's database: the SQLite files byte for byte,
 /// or every row of every PostgreSQL table as text (byte columns as hex, so both forms are searched).
-async fn search_database(ctx: &TestContext, marker: &str, sample: &str) -> anyhow::Result<(bool, bool)> {
+pub(crate) async fn search_database(ctx: &TestContext, marker: &str, sample: &str) -> anyhow::Result<(bool, bool)> {
     use crate::helpers::TestBackend;
     let mut haystack = Vec::new();
     match &ctx.backend {
