@@ -154,6 +154,20 @@ fn location(response: &reqwest::Response) -> String {
 
 // --- The document itself -----------------------------------------------------------------------
 
+/// Every (method, path template) the document describes.
+pub fn documented_operations(document: &Value) -> BTreeSet<(String, String)> {
+    let paths = document["paths"].as_object().into_iter().flatten();
+    paths
+        .flat_map(|(path, item)| {
+            METHODS
+                .iter()
+                .filter(|m| item.get(**m).is_some())
+                .map(|m| (m.to_string(), path.clone()))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
 /// Checks what every operation of an OpenAPI document must have (an operationId, described
 /// responses whose schemas compile, its path parameters declared); returns how many there are.
 pub fn operations_are_well_formed(document: &Value) -> anyhow::Result<usize> {
@@ -279,18 +293,7 @@ pub async fn the_served_document_is_the_shipped_one_and_documents_every_served_r
     assert_eq!(yaml.headers()["content-type"], "application/yaml");
     assert_eq!(serde_yaml_ng::from_str::<Value>(&yaml.text().await?)?, document);
 
-    let documented: BTreeSet<(String, String)> = document["paths"]
-        .as_object()
-        .into_iter()
-        .flatten()
-        .flat_map(|(path, item)| {
-            METHODS
-                .iter()
-                .filter(|m| item.get(**m).is_some())
-                .map(|m| (m.to_string(), path.clone()))
-                .collect::<Vec<_>>()
-        })
-        .collect();
+    let documented = documented_operations(&document);
     let listed: BTreeSet<(String, String)> =
         SERVED.iter().chain(DOCUMENTED_AHEAD).map(|(m, p)| (m.to_string(), p.to_string())).collect();
     assert_eq!(documented, listed, "the document covers exactly the served and the announced routes");

@@ -2,57 +2,13 @@
 //! HMAC-SHA512 over `"{timestamp}.{body}"` under its callback secret (checked here with OpenSSL), and
 //! a callback that failed is tried again later.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use axum::http::{HeaderMap, StatusCode};
 use pforte::clock::ManualClock;
 use serde_json::{json, Value};
 
 use crate::helpers::{eventually, TestContext, TestResult};
 use crate::transfer_support::*;
-
-/// One callback as the Fachverfahren received it, with whether its signature verified.
-#[derive(Debug, Clone)]
-struct Received {
-    timestamp: i64,
-    body: Value,
-    signed: bool,
-}
-
-/// A Fachverfahren's callback endpoint on a loopback port: answers 503 to the first `fail_first`
-/// calls, 200 after, and records each.
-async fn receiver(fail_first: usize) -> anyhow::Result<(String, Arc<Mutex<Vec<Received>>>)> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://127.0.0.1:{}/callbacks", listener.local_addr()?.port());
-    let received: Arc<Mutex<Vec<Received>>> = Arc::default();
-    let log = received.clone();
-    let handler = move |headers: HeaderMap, body: axum::body::Bytes| {
-        let log = log.clone();
-        async move {
-            let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
-            let timestamp: i64 = header("callback-timestamp").parse().unwrap_or_default();
-            let key = openssl::pkey::PKey::hmac(CALLBACK_SECRET.as_bytes()).expect("hmac key");
-            let mut signer = openssl::sign::Signer::new(openssl::hash::MessageDigest::sha512(), &key).expect("signer");
-            signer.update(format!("{timestamp}.").as_bytes()).expect("update");
-            signer.update(&body).expect("update");
-            let expected = hex::encode(signer.sign_to_vec().expect("sign"));
-            // Constant time, as receivers must compare.
-            let given = header("callback-authentication");
-            let signed = given.len() == expected.len() && openssl::memcmp::eq(expected.as_bytes(), given.as_bytes());
-            let body = serde_json::from_slice(&body).unwrap_or_default();
-            let mut log = log.lock().expect("log");
-            log.push(Received { timestamp, body, signed });
-            if log.len() <= fail_first {
-                StatusCode::SERVICE_UNAVAILABLE
-            } else {
-                StatusCode::OK
-            }
-        }
-    };
-    let router = axum::Router::new().route("/callbacks", axum::routing::post(handler));
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    Ok((url, received))
-}
 
 async fn submit_one(app: &crate::helpers::TestApp) -> anyhow::Result<(String, String)> {
     let sender = token(app, "demo", "transfer").await?;
@@ -64,7 +20,7 @@ async fn submit_one(app: &crate::helpers::TestApp) -> anyhow::Result<(String, St
 }
 
 pub async fn the_fachverfahren_is_called_back_with_a_signed_new_submissions_message(ctx: TestContext) -> TestResult {
-    let (url, received) = receiver(0).await?;
+    let (url, received) = callback_receiver("/callbacks", CALLBACK_SECRET, 0).await?;
     let clock = ManualClock::at_millis(chrono::Utc::now().timestamp_millis());
     let app = start_with(&ctx, |f| f, Some(&url), Arc::new(clock.clone())).await?;
     let (submission, case) = submit_one(&app).await?;
@@ -88,7 +44,7 @@ pub async fn the_fachverfahren_is_called_back_with_a_signed_new_submissions_mess
 backend_test!(the_fachverfahren_is_called_back_with_a_signed_new_submissions_message);
 
 pub async fn a_failed_callback_is_tried_again_later(ctx: TestContext) -> TestResult {
-    let (url, received) = receiver(1).await?;
+    let (url, received) = callback_receiver("/callbacks", CALLBACK_SECRET, 1).await?;
     let clock = ManualClock::at_millis(chrono::Utc::now().timestamp_millis());
     let app = start_with(&ctx, |f| f, Some(&url), Arc::new(clock.clone())).await?;
     submit_one(&app).await?;

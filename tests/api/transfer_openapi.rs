@@ -40,8 +40,6 @@ const SERVED: &[(&str, &str, bool)] = &[
 /// Documented operations whose routes are being built; each moves to `SERVED` when it lands.
 const DOCUMENTED_AHEAD: &[(&str, &str, bool)] = &[];
 
-const METHODS: [&str; 8] = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
-
 fn shipped_document() -> anyhow::Result<Value> {
     let text = std::fs::read_to_string(format!("{MANIFEST_DIR}/openapi/transfer-api.yaml"))?;
     Ok(serde_yaml_ng::from_str(&text)?)
@@ -93,18 +91,7 @@ pub async fn the_transfer_document_is_served_and_covers_exactly_the_routes(ctx: 
     let yaml = app.get("/openapi/transfer-api.yaml").await;
     assert_eq!(yaml.headers()["content-type"], "application/yaml");
 
-    let documented: BTreeSet<(String, String)> = document["paths"]
-        .as_object()
-        .into_iter()
-        .flatten()
-        .flat_map(|(path, item)| {
-            METHODS
-                .iter()
-                .filter(|m| item.get(**m).is_some())
-                .map(|m| (m.to_string(), path.clone()))
-                .collect::<Vec<_>>()
-        })
-        .collect();
+    let documented = crate::openapi::documented_operations(&document);
     let listed: BTreeSet<(String, String)> =
         SERVED.iter().chain(DOCUMENTED_AHEAD).map(|(m, p, _)| (m.to_string(), p.to_string())).collect();
     assert_eq!(documented, listed, "the document covers exactly the served and the announced routes");

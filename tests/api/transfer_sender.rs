@@ -3,9 +3,8 @@
 //! secret, checked here with OpenSSL, and retried), the secret kept sealed, and follow-up submissions
 //! in an existing case.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use axum::http::{HeaderMap, StatusCode};
 use pforte::clock::ManualClock;
 use serde_json::{json, Value};
 
@@ -16,52 +15,10 @@ const SENDER_SECRET: &str = "the-online-services-own-callback-secret-0123456789"
 const NEW_EVENTS: &str = "https://schema.fitko.de/fit-connect/submission-api/callbacks/new-events";
 const WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// One `new-events` message as the sender received it, with whether its signature verified.
-#[derive(Debug, Clone)]
-struct Received {
-    timestamp: i64,
-    body: Value,
-    signed: bool,
-}
-
-type Log = Arc<Mutex<Vec<Received>>>;
-
-/// The online service's callback endpoint on a loopback port: answers 503 to the first `fail_first`
-/// calls, 204 after, and records each.
-async fn sender_receiver(fail_first: usize) -> anyhow::Result<(String, Log)> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://127.0.0.1:{}/fit-connect/events", listener.local_addr()?.port());
-    let received: Log = Arc::default();
-    let log = received.clone();
-    let handler = move |headers: HeaderMap, body: axum::body::Bytes| {
-        let log = log.clone();
-        async move {
-            let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
-            let timestamp: i64 = header("callback-timestamp").parse().unwrap_or_default();
-            let key = openssl::pkey::PKey::hmac(SENDER_SECRET.as_bytes()).expect("hmac key");
-            let mut signer = openssl::sign::Signer::new(openssl::hash::MessageDigest::sha512(), &key).expect("signer");
-            signer.update(format!("{timestamp}.").as_bytes()).expect("update");
-            signer.update(&body).expect("update");
-            let expected = hex::encode(signer.sign_to_vec().expect("sign"));
-            let given = header("callback-authentication");
-            let signed = given.len() == expected.len() && openssl::memcmp::eq(expected.as_bytes(), given.as_bytes());
-            let body = serde_json::from_slice(&body).unwrap_or_default();
-            let mut log = log.lock().expect("log");
-            log.push(Received { timestamp, body, signed });
-            if log.len() <= fail_first {
-                StatusCode::SERVICE_UNAVAILABLE
-            } else {
-                StatusCode::NO_CONTENT
-            }
-        }
-    };
-    let router = axum::Router::new().route("/fit-connect/events", axum::routing::post(handler));
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    Ok((url, received))
-}
+type Log = CallbackLog;
 
 /// Waits until `log` holds at least `n` messages and returns them.
-async fn calls(log: &Log, n: usize) -> anyhow::Result<Vec<Received>> {
+async fn calls(log: &Log, n: usize) -> anyhow::Result<Vec<ReceivedCallback>> {
     eventually(WAIT, &format!("{n} sender callback(s)"), || {
         let log = log.clone();
         async move { Ok(Some(log.lock().expect("log").clone()).filter(|calls| calls.len() >= n)) }
@@ -107,7 +64,7 @@ fn new_events(submission: &str, case: &str) -> Value {
 pub async fn a_sender_with_a_callback_is_told_of_new_events_after_submit_and_after_the_accept(
     ctx: TestContext,
 ) -> TestResult {
-    let (url, received) = sender_receiver(0).await?;
+    let (url, received) = callback_receiver("/fit-connect/events", SENDER_SECRET, 0).await?;
     let clock = ManualClock::at_millis(chrono::Utc::now().timestamp_millis());
     let app = start_with(&ctx, |f| f, None, Arc::new(clock.clone())).await?;
     let sender = token(&app, "demo", "transfer").await?;
@@ -172,7 +129,7 @@ pub async fn an_announcement_with_a_bad_callback_is_refused_with_a_clear_problem
 backend_test!(an_announcement_with_a_bad_callback_is_refused_with_a_clear_problem);
 
 pub async fn a_senders_failing_callback_is_tried_again_later(ctx: TestContext) -> TestResult {
-    let (url, received) = sender_receiver(1).await?;
+    let (url, received) = callback_receiver("/fit-connect/events", SENDER_SECRET, 1).await?;
     let clock = ManualClock::at_millis(chrono::Utc::now().timestamp_millis());
     let app = start_with(&ctx, |f| f, None, Arc::new(clock.clone())).await?;
     let sender = token(&app, "demo", "transfer").await?;
@@ -274,7 +231,7 @@ backend_test!(a_follow_up_in_another_senders_case_or_to_another_destination_is_r
 
 pub async fn the_retention_workers_reject_and_deletion_reach_the_senders_callback(ctx: TestContext) -> TestResult {
     const DAY: i64 = 24 * 3600;
-    let (url, received) = sender_receiver(0).await?;
+    let (url, received) = callback_receiver("/fit-connect/events", SENDER_SECRET, 0).await?;
     let clock = ManualClock::at_millis(chrono::Utc::now().timestamp_millis());
     let app = start_with(&ctx, |f| f, None, Arc::new(clock.clone())).await?;
     let sender = token(&app, "demo", "transfer").await?;

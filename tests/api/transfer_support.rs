@@ -396,3 +396,54 @@ pub async fn event_log(app: &TestApp, token: &str, case: &str) -> anyhow::Result
     anyhow::ensure!(body["count"] == body["eventLog"].as_array().map_or(0, Vec::len), "count: {body}");
     Ok(body["eventLog"].as_array().into_iter().flatten().filter_map(|t| t.as_str().map(str::to_owned)).collect())
 }
+
+/// One callback as a receiver got it (a Fachverfahren's `new-submissions`, a sender's `new-events`),
+/// with whether its signature verified.
+#[derive(Debug, Clone)]
+pub struct ReceivedCallback {
+    pub timestamp: i64,
+    pub body: Value,
+    pub signed: bool,
+}
+
+pub type CallbackLog = std::sync::Arc<std::sync::Mutex<Vec<ReceivedCallback>>>;
+
+/// A callback endpoint at `path` on a loopback port that checks `Callback-Authentication` (hex
+/// HMAC-SHA512 over `"{timestamp}.{body}"` under `secret`, with OpenSSL, compared in constant time as
+/// receivers must), answers 503 to the first `fail_first` calls and 204 after, and records each.
+pub async fn callback_receiver(
+    path: &'static str,
+    secret: &'static str,
+    fail_first: usize,
+) -> anyhow::Result<(String, CallbackLog)> {
+    use axum::http::{HeaderMap, StatusCode};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://127.0.0.1:{}{path}", listener.local_addr()?.port());
+    let received: CallbackLog = Arc::default();
+    let log = received.clone();
+    let handler = move |headers: HeaderMap, body: axum::body::Bytes| {
+        let log = log.clone();
+        async move {
+            let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+            let timestamp: i64 = header("callback-timestamp").parse().unwrap_or_default();
+            let key = PKey::hmac(secret.as_bytes()).expect("hmac key");
+            let mut signer = Signer::new(MessageDigest::sha512(), &key).expect("signer");
+            signer.update(format!("{timestamp}.").as_bytes()).expect("update");
+            signer.update(&body).expect("update");
+            let expected = hex::encode(signer.sign_to_vec().expect("sign"));
+            let given = header("callback-authentication");
+            let signed = given.len() == expected.len() && openssl::memcmp::eq(expected.as_bytes(), given.as_bytes());
+            let body = serde_json::from_slice(&body).unwrap_or_default();
+            let mut log = log.lock().expect("log");
+            log.push(ReceivedCallback { timestamp, body, signed });
+            if log.len() <= fail_first {
+                StatusCode::SERVICE_UNAVAILABLE
+            } else {
+                StatusCode::NO_CONTENT
+            }
+        }
+    };
+    let router = axum::Router::new().route(path, axum::routing::post(handler));
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    Ok((url, received))
+}

@@ -8,10 +8,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use josekit::jwe::{self, JweHeader};
 use josekit::jwk::Jwk;
-use secrecy::ExposeSecret;
 use serde_json::{json, Map, Value};
 
-use super::{antrag_pages as pages, html, DemoState, CLIENT_ID};
+use super::{antrag_pages as pages, html, DemoState};
 
 /// Why the application could not be sent. Texts hold no token and no plaintext.
 pub(super) enum Failure {
@@ -48,26 +47,8 @@ pub(super) struct Transfer<'a> {
 
 impl<'a> Transfer<'a> {
     pub(super) async fn connect(state: &'a DemoState) -> Result<Transfer<'a>, Failure> {
-        let client = state.demo.client.as_ref().ok_or(Failure::Pforte("no demo client".into()))?;
-        let secret =
-            client.secret.as_ref().ok_or(Failure::Pforte("the demo client must use client_secret_basic".into()))?;
-        let issuer = state.context.issuer.as_str();
-        let response = state
-            .context
-            .http
-            .post(format!("{issuer}/token"))
-            .basic_auth(CLIENT_ID, Some(secret.expose_secret()))
-            .form(&[("grant_type", "client_credentials"), ("scope", "transfer")])
-            .send()
-            .await
-            .map_err(|_| Failure::Pforte("the token request failed".into()))?;
-        if !response.status().is_success() {
-            return Err(Failure::Pforte(format!("the token endpoint answered {}", response.status())));
-        }
-        let tokens: Value =
-            response.json().await.map_err(|_| Failure::Pforte("the token answer is not JSON".into()))?;
-        let token = tokens["access_token"].as_str().ok_or(Failure::Pforte("no access_token".into()))?.to_owned();
-        Ok(Transfer { http: &state.context.http, issuer, token })
+        let token = super::pay_api::demo_token(state, "transfer").await.map_err(Failure::Pforte)?;
+        Ok(Transfer { http: &state.context.http, issuer: state.context.issuer.as_str(), token })
     }
 
     fn url(&self, path: &str) -> String {

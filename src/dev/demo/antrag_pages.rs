@@ -93,15 +93,7 @@ pub(super) fn status(view: &StatusView, events: &[Event]) -> String {
 }
 
 pub(super) fn failure(message: &str, problem: Option<(&str, &str)>) -> String {
-    let problem = problem
-        .map(|(code, detail)| format!("<br><code>{}</code> {}", escape(code), escape(detail)))
-        .unwrap_or_default();
-    let body = format!(
-        r#"<div class="error" role="alert"><p>{}{problem}</p></div>
-<p><a href="/demo">Zurück zum Demo-Dienst</a></p>"#,
-        escape(message)
-    );
-    document("Antrag nicht gesendet", "Application not sent", &body)
+    super::failure_page(("Antrag nicht gesendet", "Application not sent"), message, problem)
 }
 
 #[cfg(test)]

@@ -124,3 +124,16 @@ fn document(heading: &str, subtitle: &str, body: &str) -> String {
     );
     crate::dev::document(&format!("{heading} – Demo-Onlinedienst"), &body)
 }
+
+/// A demo step that failed: the message and, when pforte refused, its problem code and detail.
+fn failure_page(title: (&str, &str), message: &str, problem: Option<(&str, &str)>) -> String {
+    let problem = problem
+        .map(|(code, detail)| format!("<br><code>{}</code> {}", super::escape(code), super::escape(detail)))
+        .unwrap_or_default();
+    let body = format!(
+        r#"<div class="error" role="alert"><p>{}{problem}</p></div>
+<p><a href="/demo">Zurück zum Demo-Dienst</a></p>"#,
+        super::escape(message)
+    );
+    document(title.0, title.1, &body)
+}

@@ -42,6 +42,27 @@ impl IntoResponse for Failure {
     }
 }
 
+/// An access token for `scope` from pforte's token endpoint, with the demo client's own registered
+/// credentials (`client_credentials`); the error says what went wrong, for the demo's page.
+pub(super) async fn demo_token(state: &DemoState, scope: &str) -> Result<String, String> {
+    let client = state.demo.client.as_ref().ok_or("no demo client")?;
+    let secret = client.secret.as_ref().ok_or("the demo client must use client_secret_basic")?;
+    let response = state
+        .context
+        .http
+        .post(format!("{}/token", state.context.issuer))
+        .basic_auth(CLIENT_ID, Some(secret.expose_secret()))
+        .form(&[("grant_type", "client_credentials"), ("scope", scope)])
+        .send()
+        .await
+        .map_err(|_| "the token request failed".to_owned())?;
+    if !response.status().is_success() {
+        return Err(format!("the token endpoint answered {}", response.status()));
+    }
+    let tokens: Value = response.json().await.map_err(|_| "the token answer is not JSON".to_owned())?;
+    Ok(tokens["access_token"].as_str().ok_or("no access_token")?.to_owned())
+}
+
 /// pforte's payment API as the demo service calls it.
 pub(super) struct Pforte<'a> {
     http: &'a reqwest::Client,
@@ -54,27 +75,10 @@ impl<'a> Pforte<'a> {
     /// Fetches an access token with the demo client's own registered credentials.
     pub(super) async fn connect(state: &'a DemoState) -> Result<Pforte<'a>, Failure> {
         let client = state.demo.client.as_ref().ok_or(Failure::Pforte("no demo client".into()))?;
-        let Some(secret) = &client.secret else {
-            return Err(Failure::Pforte("the demo client must use client_secret_basic".into()));
-        };
         let originator =
             client.originator_id.as_ref().ok_or(Failure::Pforte("the demo client has no originator_id".into()))?;
+        let token = demo_token(state, "payment").await.map_err(Failure::Pforte)?;
         let issuer = &state.context.issuer;
-        let response = state
-            .context
-            .http
-            .post(format!("{issuer}/token"))
-            .basic_auth(CLIENT_ID, Some(secret.expose_secret()))
-            .form(&[("grant_type", "client_credentials"), ("scope", "payment")])
-            .send()
-            .await
-            .map_err(|_| Failure::Pforte("the token request failed".into()))?;
-        if !response.status().is_success() {
-            return Err(Failure::Pforte(format!("the token endpoint answered {}", response.status())));
-        }
-        let tokens: Value =
-            response.json().await.map_err(|_| Failure::Pforte("the token answer is not JSON".into()))?;
-        let token = tokens["access_token"].as_str().ok_or(Failure::Pforte("no access_token".into()))?.to_owned();
         Ok(Pforte { http: &state.context.http, base: format!("{issuer}/paymenttransaction/{originator}"), token })
     }
 

@@ -109,15 +109,7 @@ pub(super) fn payment(view: &PaymentView, notifications: &[Received]) -> String 
 }
 
 pub(super) fn failure(message: &str, problem: Option<(&str, &str)>) -> String {
-    let problem = problem
-        .map(|(code, detail)| format!("<br><code>{}</code> {}", escape(code), escape(detail)))
-        .unwrap_or_default();
-    let body = format!(
-        r#"<div class="error" role="alert"><p>{}{problem}</p></div>
-<p><a href="/demo">Zurück zum Demo-Dienst</a></p>"#,
-        escape(message)
-    );
-    document("Zahlung nicht möglich", "Payment failed", &body)
+    super::failure_page(("Zahlung nicht möglich", "Payment failed"), message, problem)
 }
 
 fn headline(status: &str) -> &'static str {
